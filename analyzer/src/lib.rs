@@ -1,0 +1,2 @@
+//! `dicomtap-analyzer`: capture input (pcap/pcapng, link layers, TCP reassembly), sessions
+//! built from wire events, device statements, conformance rules and reports. No sockets.

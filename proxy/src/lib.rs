@@ -1,0 +1,2 @@
+//! `dicomtap-proxy`: the live tokio proxy, the recorder (pcapng + JSON-lines event log)
+//! and the Prometheus metrics endpoint.

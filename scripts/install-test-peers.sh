@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the real third-party peers the end-to-end tests talk to, idempotently, on a
+# fresh Debian machine: DCMTK, tshark, Orthanc from Debian's packages, and pynetdicom +
+# pydicom into a project-local virtual environment (.venv).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+need_apt=()
+command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
+command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
+command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# Orthanc's package starts a system service on port 4242/8042; the tests start their own.
+if command -v service >/dev/null 2>&1; then service orthanc stop >/dev/null 2>&1 || true; fi
+pkill -x Orthanc 2>/dev/null || true
+
+venv="$here/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import pynetdicom, pydicom' >/dev/null 2>&1; then
+  "$venv/bin/pip" install -q --disable-pip-version-check 'pydicom>=2.4,<4' 'pynetdicom>=2.1,<4'
+fi
+echo "test peers ready: $(storescu --version 2>&1 | head -n1 | tr -s ' '); $(tshark --version | head -n1); Orthanc $(Orthanc --version 2>&1 | head -n1); $("$venv/bin/python" -c 'import pydicom, pynetdicom; print("pydicom", pydicom.__version__, "pynetdicom", pynetdicom.__version__)')"
