@@ -1,1 +1,45 @@
-fn main() {}
+//! The `dicomtap` command line: clap subcommands, each handed to its module in `cmd/`.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// DICOM protocol proxy, traffic recorder and conformance analyzer.
+#[derive(Parser)]
+#[command(name = "dicomtap", version, about, long_about = None)]
+struct Cli {
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `dicomtap_proxy=debug`.
+    #[arg(long, global = true, env = "DICOMTAP_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the embedded default: a storage SCP, the proxy in front of it, a small study sent through it.
+    Demo(cmd::demo::Args),
+    /// Decode a raw one-direction DICOM byte stream and print its events.
+    Pdu(cmd::pdu::Args),
+    /// Run the transparent proxy: forward, record, export metrics.
+    Proxy(cmd::proxy::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    cmd::init_logging(&cli.log);
+    let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Pdu(args) => cmd::pdu::run(args),
+        Command::Proxy(args) => cmd::proxy::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("dicomtap: {err:#}");
+            ExitCode::from(cmd::EXIT_USAGE)
+        }
+    }
+}

@@ -100,6 +100,11 @@ pub enum FindingCode {
     CaptureGap,
     /// Bytes skipped to find the next PDU boundary.
     Garbage,
+    /// The connection closed while the association was still established (no A-RELEASE,
+    /// no A-ABORT): PS3.8 treats this as a provider abort.
+    ClosedWithoutRelease,
+    /// A command or data set that never got its last fragment.
+    IncompleteMessage,
 }
 
 impl FindingCode {
@@ -135,6 +140,8 @@ impl FindingCode {
             FindingCode::TruncatedPdu => "truncated_pdu",
             FindingCode::CaptureGap => "capture_gap",
             FindingCode::Garbage => "garbage",
+            FindingCode::ClosedWithoutRelease => "closed_without_release",
+            FindingCode::IncompleteMessage => "incomplete_message",
         }
     }
 }

@@ -1,0 +1,185 @@
+//! One-line human descriptions of engine events, shared by `dicomtap pdu`, the analyzer's
+//! detail view and `dicomtap demo`.
+
+use dicomtap_wire::event::{Event, EventKind};
+use dicomtap_wire::uid;
+
+/// A UID with its registry keyword, e.g. "1.2.840.10008.1.1 (Verification)".
+pub fn uid_label(u: &str) -> String {
+    match uid::keyword(u) {
+        Some(k) => format!("{k}"),
+        None => format!("{u} (not in the registry)"),
+    }
+}
+
+/// The keyword of a UID, or the UID itself.
+pub fn uid_short(u: &str) -> String {
+    uid::keyword(u).map_or_else(|| u.to_string(), str::to_string)
+}
+
+/// Formats a microsecond UNIX timestamp as UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn timestamp(ts_us: u64) -> String {
+    let secs = ts_us / 1_000_000;
+    let micros = ts_us % 1_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Lines describing one event: the first is the headline, the rest (indented) are details.
+pub fn describe(event: &Event) -> Vec<String> {
+    let mut lines = Vec::new();
+    let head = |s: String| format!("@{:<8} {:<9} {s}", event.offset, event.from.to_string());
+    match &event.kind {
+        EventKind::AssociateRq(rq) => {
+            lines.push(head(format!("A-ASSOCIATE-RQ {} -> {} ({} contexts)", rq.calling_ae, rq.called_ae, rq.contexts.len())));
+            if let Some(ctx) = &rq.application_context {
+                lines.push(format!("    application context {ctx}"));
+            }
+            for pc in &rq.contexts {
+                let ts: Vec<String> = pc.transfer_syntaxes.iter().map(|t| uid_short(t)).collect();
+                lines.push(format!("    pc {:>3} {}  [{}]", pc.id, uid_label(&pc.abstract_syntax), ts.join(", ")));
+            }
+            user_info_lines(&rq.user_info, &mut lines);
+        }
+        EventKind::AssociateAc(ac) => {
+            let accepted = ac.results.iter().filter(|r| r.accepted()).count();
+            lines.push(head(format!("A-ASSOCIATE-AC {} -> {} ({accepted} of {} contexts accepted)", ac.calling_ae, ac.called_ae, ac.results.len())));
+            for r in &ac.results {
+                let ts = r.transfer_syntax.as_deref().map(uid_short).unwrap_or_default();
+                lines.push(format!("    pc {:>3} {} {ts}", r.id, r.result_name));
+            }
+            user_info_lines(&ac.user_info, &mut lines);
+        }
+        EventKind::AssociateRj(rj) => lines.push(head(format!("A-ASSOCIATE-RJ {}", rj.description))),
+        EventKind::ReleaseRq => lines.push(head("A-RELEASE-RQ".into())),
+        EventKind::ReleaseRp => lines.push(head("A-RELEASE-RP".into())),
+        EventKind::Abort(a) => lines.push(head(format!("A-ABORT {}", a.description))),
+        EventKind::PData(p) => {
+            let pdvs: Vec<String> = p
+                .pdvs
+                .iter()
+                .map(|v| format!("pc {} {}{} {}B", v.pc_id, if v.command { "cmd" } else { "data" }, if v.last { " last" } else { "" }, v.length))
+                .collect();
+            lines.push(head(format!("P-DATA-TF {} bytes: {}", p.pdu_length, pdvs.join("; "))));
+        }
+        EventKind::Command(c) => {
+            let cmd = &c.command;
+            let mut s = format!("{} pc {}", cmd.command, c.pc_id);
+            if let Some(id) = cmd.message_id {
+                s.push_str(&format!(" id {id}"));
+            }
+            if let Some(id) = cmd.responded_to {
+                s.push_str(&format!(" re {id}"));
+            }
+            if let Some(sop) = cmd.sop_class() {
+                s.push_str(&format!(" {}", uid_short(sop)));
+            }
+            if let Some(st) = &cmd.status {
+                s.push_str(&format!(" status {st}"));
+            }
+            if let Some(l) = c.latency_us {
+                s.push_str(&format!(" after {:.3} ms", l as f64 / 1000.0));
+            }
+            lines.push(head(s));
+            if let Some(inst) = cmd.sop_instance() {
+                lines.push(format!("    instance {inst}"));
+            }
+            if let Some(dest) = &cmd.move_destination {
+                lines.push(format!("    move destination {dest}"));
+            }
+            if let Some(sub) = &cmd.sub_operations {
+                let n = |v: Option<u16>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+                lines.push(format!("    sub-operations remaining {} completed {} failed {} warning {}", n(sub.remaining), n(sub.completed), n(sub.failed), n(sub.warning)));
+            }
+            if let Some(e) = &cmd.error_comment {
+                lines.push(format!("    error comment {e:?}"));
+            }
+            if !cmd.offending_elements.is_empty() {
+                lines.push(format!("    offending elements {}", cmd.offending_elements.join(" ")));
+            }
+        }
+        EventKind::DatasetPeek(p) => {
+            let peek = &p.peek;
+            let mut s = format!("data set pc {}", p.pc_id);
+            if let Some(sop) = &peek.sop_class_uid {
+                s.push_str(&format!(" {}", uid_short(sop)));
+            }
+            if let Some(m) = &peek.modality {
+                s.push_str(&format!(" modality {m}"));
+            }
+            if !peek.specific_character_set.is_empty() {
+                s.push_str(&format!(" charset {}", peek.specific_character_set.join("\\")));
+            }
+            lines.push(head(s));
+            if let Some(i) = &peek.sop_instance_uid {
+                lines.push(format!("    instance {i}"));
+            }
+            for pc in &peek.private_creators {
+                lines.push(format!("    private creator ({:04X},00{:02X}) {:?}", pc.group, pc.block, pc.creator));
+            }
+        }
+        EventKind::DatasetEnd(d) => lines.push(head(format!("data set end pc {} {} bytes", d.pc_id, d.length))),
+        EventKind::DataFragment(f) => lines.push(head(format!("data fragment pc {} {} bytes", f.pc_id, f.bytes.len()))),
+        EventKind::UnknownPdu { pdu_type, length } => lines.push(head(format!("unknown PDU type 0x{pdu_type:02X}, {length} bytes"))),
+        EventKind::Gap { missing } => lines.push(head(format!("gap: {missing} bytes missing"))),
+        EventKind::Resync { skipped } => lines.push(head(format!("resynchronised after skipping {skipped} bytes"))),
+        EventKind::StreamEnd { how } => lines.push(head(format!("stream end ({how:?})"))),
+        EventKind::Finding(f) => lines.push(head(format!("{} [{}] {}", f.severity, f.code.id(), f.message))),
+    }
+    lines
+}
+
+fn user_info_lines(ui: &dicomtap_wire::assoc::UserInformation, lines: &mut Vec<String>) {
+    if let Some(m) = ui.max_length {
+        lines.push(format!("    max length {m}{}", if m == 0 { " (unlimited)" } else { "" }));
+    }
+    if let Some(u) = &ui.implementation_class_uid {
+        lines.push(format!("    implementation class {u}"));
+    }
+    if let Some(v) = &ui.implementation_version_name {
+        lines.push(format!("    implementation version {v:?}"));
+    }
+    if let Some((i, p)) = ui.async_window {
+        lines.push(format!("    async window invoked {i} performed {p}"));
+    }
+    for r in &ui.role_selections {
+        lines.push(format!("    role selection {} scu {} scp {}", uid_short(&r.sop_class), r.scu as u8, r.scp as u8));
+    }
+    for e in &ui.extended_negotiation {
+        lines.push(format!("    extended negotiation {} {}", uid_short(&e.sop_class), e.info));
+    }
+    for e in &ui.common_extended_negotiation {
+        lines.push(format!("    common extended negotiation {} service class {}", uid_short(&e.sop_class), uid_short(&e.service_class)));
+    }
+    if let Some(id) = &ui.user_identity {
+        lines.push(format!("    user identity {}{}", id.identity_type_name, id.username.as_deref().map(|u| format!(" {u:?}")).unwrap_or_default()));
+    }
+    if let Some(l) = ui.user_identity_response_length {
+        lines.push(format!("    user identity response {l} bytes"));
+    }
+    for u in &ui.unknown {
+        lines.push(format!("    unknown sub-item 0x{:02X} {} bytes", u.item_type, u.length));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_utc() {
+        assert_eq!(super::timestamp(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(super::timestamp(1_795_741_200_123_456), "2026-11-26T23:00:00.123456Z");
+        assert_eq!(super::timestamp(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+}
