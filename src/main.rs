@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Analyze captures: one line per association, details, JSON.
+    Analyze(cmd::analyze::Args),
     /// Run the embedded default: a storage SCP, the proxy in front of it, a small study sent through it.
     Demo(cmd::demo::Args),
     /// Decode a raw one-direction DICOM byte stream and print its events.
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cmd::init_logging(&cli.log);
     let result = match cli.command {
+        Command::Analyze(args) => cmd::analyze::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Pdu(args) => cmd::pdu::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),

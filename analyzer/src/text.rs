@@ -4,10 +4,10 @@
 use dicomtap_wire::event::{Event, EventKind};
 use dicomtap_wire::uid;
 
-/// A UID with its registry keyword, e.g. "1.2.840.10008.1.1 (Verification)".
+/// A UID's registry keyword, or the UID marked as not in the registry.
 pub fn uid_label(u: &str) -> String {
     match uid::keyword(u) {
-        Some(k) => format!("{k}"),
+        Some(k) => k.to_string(),
         None => format!("{u} (not in the registry)"),
     }
 }
@@ -34,7 +34,12 @@ pub fn timestamp(ts_us: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Lines describing one event: the first is the headline, the rest (indented) are details.
@@ -43,26 +48,47 @@ pub fn describe(event: &Event) -> Vec<String> {
     let head = |s: String| format!("@{:<8} {:<9} {s}", event.offset, event.from.to_string());
     match &event.kind {
         EventKind::AssociateRq(rq) => {
-            lines.push(head(format!("A-ASSOCIATE-RQ {} -> {} ({} contexts)", rq.calling_ae, rq.called_ae, rq.contexts.len())));
+            lines.push(head(format!(
+                "A-ASSOCIATE-RQ {} -> {} ({} contexts)",
+                rq.calling_ae,
+                rq.called_ae,
+                rq.contexts.len()
+            )));
             if let Some(ctx) = &rq.application_context {
                 lines.push(format!("    application context {ctx}"));
             }
             for pc in &rq.contexts {
                 let ts: Vec<String> = pc.transfer_syntaxes.iter().map(|t| uid_short(t)).collect();
-                lines.push(format!("    pc {:>3} {}  [{}]", pc.id, uid_label(&pc.abstract_syntax), ts.join(", ")));
+                lines.push(format!(
+                    "    pc {:>3} {}  [{}]",
+                    pc.id,
+                    uid_label(&pc.abstract_syntax),
+                    ts.join(", ")
+                ));
             }
             user_info_lines(&rq.user_info, &mut lines);
         }
         EventKind::AssociateAc(ac) => {
             let accepted = ac.results.iter().filter(|r| r.accepted()).count();
-            lines.push(head(format!("A-ASSOCIATE-AC {} -> {} ({accepted} of {} contexts accepted)", ac.calling_ae, ac.called_ae, ac.results.len())));
+            lines.push(head(format!(
+                "A-ASSOCIATE-AC {} -> {} ({accepted} of {} contexts accepted)",
+                ac.calling_ae,
+                ac.called_ae,
+                ac.results.len()
+            )));
             for r in &ac.results {
-                let ts = r.transfer_syntax.as_deref().map(uid_short).unwrap_or_default();
+                let ts = r
+                    .transfer_syntax
+                    .as_deref()
+                    .map(uid_short)
+                    .unwrap_or_default();
                 lines.push(format!("    pc {:>3} {} {ts}", r.id, r.result_name));
             }
             user_info_lines(&ac.user_info, &mut lines);
         }
-        EventKind::AssociateRj(rj) => lines.push(head(format!("A-ASSOCIATE-RJ {}", rj.description))),
+        EventKind::AssociateRj(rj) => {
+            lines.push(head(format!("A-ASSOCIATE-RJ {}", rj.description)))
+        }
         EventKind::ReleaseRq => lines.push(head("A-RELEASE-RQ".into())),
         EventKind::ReleaseRp => lines.push(head("A-RELEASE-RP".into())),
         EventKind::Abort(a) => lines.push(head(format!("A-ABORT {}", a.description))),
@@ -70,9 +96,21 @@ pub fn describe(event: &Event) -> Vec<String> {
             let pdvs: Vec<String> = p
                 .pdvs
                 .iter()
-                .map(|v| format!("pc {} {}{} {}B", v.pc_id, if v.command { "cmd" } else { "data" }, if v.last { " last" } else { "" }, v.length))
+                .map(|v| {
+                    format!(
+                        "pc {} {}{} {}B",
+                        v.pc_id,
+                        if v.command { "cmd" } else { "data" },
+                        if v.last { " last" } else { "" },
+                        v.length
+                    )
+                })
                 .collect();
-            lines.push(head(format!("P-DATA-TF {} bytes: {}", p.pdu_length, pdvs.join("; "))));
+            lines.push(head(format!(
+                "P-DATA-TF {} bytes: {}",
+                p.pdu_length,
+                pdvs.join("; ")
+            )));
         }
         EventKind::Command(c) => {
             let cmd = &c.command;
@@ -101,13 +139,22 @@ pub fn describe(event: &Event) -> Vec<String> {
             }
             if let Some(sub) = &cmd.sub_operations {
                 let n = |v: Option<u16>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-                lines.push(format!("    sub-operations remaining {} completed {} failed {} warning {}", n(sub.remaining), n(sub.completed), n(sub.failed), n(sub.warning)));
+                lines.push(format!(
+                    "    sub-operations remaining {} completed {} failed {} warning {}",
+                    n(sub.remaining),
+                    n(sub.completed),
+                    n(sub.failed),
+                    n(sub.warning)
+                ));
             }
             if let Some(e) = &cmd.error_comment {
                 lines.push(format!("    error comment {e:?}"));
             }
             if !cmd.offending_elements.is_empty() {
-                lines.push(format!("    offending elements {}", cmd.offending_elements.join(" ")));
+                lines.push(format!(
+                    "    offending elements {}",
+                    cmd.offending_elements.join(" ")
+                ));
             }
         }
         EventKind::DatasetPeek(p) => {
@@ -120,30 +167,55 @@ pub fn describe(event: &Event) -> Vec<String> {
                 s.push_str(&format!(" modality {m}"));
             }
             if !peek.specific_character_set.is_empty() {
-                s.push_str(&format!(" charset {}", peek.specific_character_set.join("\\")));
+                s.push_str(&format!(
+                    " charset {}",
+                    peek.specific_character_set.join("\\")
+                ));
             }
             lines.push(head(s));
             if let Some(i) = &peek.sop_instance_uid {
                 lines.push(format!("    instance {i}"));
             }
             for pc in &peek.private_creators {
-                lines.push(format!("    private creator ({:04X},00{:02X}) {:?}", pc.group, pc.block, pc.creator));
+                lines.push(format!(
+                    "    private creator ({:04X},00{:02X}) {:?}",
+                    pc.group, pc.block, pc.creator
+                ));
             }
         }
-        EventKind::DatasetEnd(d) => lines.push(head(format!("data set end pc {} {} bytes", d.pc_id, d.length))),
-        EventKind::DataFragment(f) => lines.push(head(format!("data fragment pc {} {} bytes", f.pc_id, f.bytes.len()))),
-        EventKind::UnknownPdu { pdu_type, length } => lines.push(head(format!("unknown PDU type 0x{pdu_type:02X}, {length} bytes"))),
+        EventKind::DatasetEnd(d) => lines.push(head(format!(
+            "data set end pc {} {} bytes",
+            d.pc_id, d.length
+        ))),
+        EventKind::DataFragment(f) => lines.push(head(format!(
+            "data fragment pc {} {} bytes",
+            f.pc_id,
+            f.bytes.len()
+        ))),
+        EventKind::UnknownPdu { pdu_type, length } => lines.push(head(format!(
+            "unknown PDU type 0x{pdu_type:02X}, {length} bytes"
+        ))),
         EventKind::Gap { missing } => lines.push(head(format!("gap: {missing} bytes missing"))),
-        EventKind::Resync { skipped } => lines.push(head(format!("resynchronised after skipping {skipped} bytes"))),
+        EventKind::Resync { skipped } => lines.push(head(format!(
+            "resynchronised after skipping {skipped} bytes"
+        ))),
         EventKind::StreamEnd { how } => lines.push(head(format!("stream end ({how:?})"))),
-        EventKind::Finding(f) => lines.push(head(format!("{} [{}] {}", f.severity, f.code.id(), f.message))),
+        EventKind::Finding(f) => lines.push(head(format!(
+            "{} [{}] {}",
+            f.severity,
+            f.code.id(),
+            f.message
+        ))),
     }
     lines
 }
 
 fn user_info_lines(ui: &dicomtap_wire::assoc::UserInformation, lines: &mut Vec<String>) {
     if let Some(m) = ui.max_length {
-        lines.push(format!("    max length {m}{}", if m == 0 { " (unlimited)" } else { "" }));
+        lines.push(format!(
+            "    max length {m}{}",
+            if m == 0 { " (unlimited)" } else { "" }
+        ));
     }
     if let Some(u) = &ui.implementation_class_uid {
         lines.push(format!("    implementation class {u}"));
@@ -155,23 +227,139 @@ fn user_info_lines(ui: &dicomtap_wire::assoc::UserInformation, lines: &mut Vec<S
         lines.push(format!("    async window invoked {i} performed {p}"));
     }
     for r in &ui.role_selections {
-        lines.push(format!("    role selection {} scu {} scp {}", uid_short(&r.sop_class), r.scu as u8, r.scp as u8));
+        lines.push(format!(
+            "    role selection {} scu {} scp {}",
+            uid_short(&r.sop_class),
+            r.scu as u8,
+            r.scp as u8
+        ));
     }
     for e in &ui.extended_negotiation {
-        lines.push(format!("    extended negotiation {} {}", uid_short(&e.sop_class), e.info));
+        lines.push(format!(
+            "    extended negotiation {} {}",
+            uid_short(&e.sop_class),
+            e.info
+        ));
     }
     for e in &ui.common_extended_negotiation {
-        lines.push(format!("    common extended negotiation {} service class {}", uid_short(&e.sop_class), uid_short(&e.service_class)));
+        lines.push(format!(
+            "    common extended negotiation {} service class {}",
+            uid_short(&e.sop_class),
+            uid_short(&e.service_class)
+        ));
     }
     if let Some(id) = &ui.user_identity {
-        lines.push(format!("    user identity {}{}", id.identity_type_name, id.username.as_deref().map(|u| format!(" {u:?}")).unwrap_or_default()));
+        lines.push(format!(
+            "    user identity {}{}",
+            id.identity_type_name,
+            id.username
+                .as_deref()
+                .map(|u| format!(" {u:?}"))
+                .unwrap_or_default()
+        ));
     }
     if let Some(l) = ui.user_identity_response_length {
         lines.push(format!("    user identity response {l} bytes"));
     }
     for u in &ui.unknown {
-        lines.push(format!("    unknown sub-item 0x{:02X} {} bytes", u.item_type, u.length));
+        lines.push(format!(
+            "    unknown sub-item 0x{:02X} {} bytes",
+            u.item_type, u.length
+        ));
     }
+}
+
+/// Human size: 1234567 -> "1.2 MB".
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The one-line summary of an association.
+pub fn session_line(s: &crate::session::Session) -> String {
+    use crate::session::{Ending, Outcome};
+    let addr =
+        |a: Option<std::net::SocketAddr>| a.map_or_else(|| "?".to_string(), |a| a.to_string());
+    let ae = |a: &Option<String>| a.clone().unwrap_or_else(|| "?".to_string());
+    let outcome = match &s.outcome {
+        Outcome::Accepted => format!(
+            "accepted {}/{} ctx",
+            s.accepted_contexts(),
+            s.contexts.len()
+        ),
+        Outcome::Rejected { description, .. } => format!("REJECTED ({description})"),
+        Outcome::NoAnswer => format!("no answer seen to {} proposed ctx", s.contexts.len()),
+        Outcome::NegotiationNotSeen => "negotiation not captured".to_string(),
+    };
+    let dimse: Vec<String> = s
+        .dimse
+        .iter()
+        .map(|(svc, c)| {
+            let mut parts = Vec::new();
+            for (n, label) in [
+                (c.success, "ok"),
+                (c.warning, "warn"),
+                (c.failure, "fail"),
+                (c.cancel, "cancel"),
+                (c.unanswered, "unanswered"),
+            ] {
+                if n > 0 {
+                    parts.push(format!("{n} {label}"));
+                }
+            }
+            format!("{svc} x{} ({})", c.requests, parts.join(", "))
+        })
+        .collect();
+    let ending = match &s.ending {
+        Ending::Released => "released".to_string(),
+        Ending::Aborted { by, description } => format!("aborted by {by} ({description})"),
+        Ending::Closed { by } => format!("closed by {by} without release"),
+        Ending::Reset { by } => format!("reset by {by}"),
+        Ending::Rejected => "rejected".to_string(),
+        Ending::Open => "open at end of capture".to_string(),
+    };
+    let findings = {
+        let errors = s
+            .findings
+            .iter()
+            .filter(|f| f.finding.severity == dicomtap_wire::Severity::Error)
+            .count();
+        let warnings = s
+            .findings
+            .iter()
+            .filter(|f| f.finding.severity == dicomtap_wire::Severity::Warning)
+            .count();
+        match (errors, warnings) {
+            (0, 0) => String::new(),
+            (e, w) => format!(" [{e} errors, {w} warnings]"),
+        }
+    };
+    format!(
+        "#{:<4} {} {} -> {} {} -> {} {}{}{} | {} {:.3} s, {}{}",
+        s.id,
+        timestamp(s.first_ts_us),
+        addr(s.client),
+        addr(s.server),
+        ae(&s.requestor.ae_title),
+        ae(&s.acceptor.ae_title),
+        outcome,
+        if dimse.is_empty() { "" } else { " | " },
+        dimse.join(", "),
+        bytes(s.requestor.bytes + s.acceptor.bytes),
+        s.duration_us() as f64 / 1e6,
+        ending,
+        findings
+    )
 }
 
 #[cfg(test)]
@@ -179,7 +367,13 @@ mod tests {
     #[test]
     fn timestamps_are_utc() {
         assert_eq!(super::timestamp(0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(super::timestamp(1_795_741_200_123_456), "2026-11-26T23:00:00.123456Z");
-        assert_eq!(super::timestamp(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            super::timestamp(1_795_741_200_123_456),
+            "2026-11-26T23:00:00.123456Z"
+        );
+        assert_eq!(
+            super::timestamp(951_782_400_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 }

@@ -1,2 +1,11 @@
-//! `dicomtap-proxy`: the live tokio proxy, the recorder (pcapng + JSON-lines event log)
-//! and the Prometheus metrics endpoint.
+//! `dicomtap-proxy`: the live tokio proxy, the recorder (pcapng + JSON-lines event log),
+//! the Prometheus metrics endpoint, and the embedded DICOM peers used by `dicomtap demo`.
+//! The DICOM understanding itself lives in `dicomtap-wire`; nothing here decodes PDUs
+//! beyond what routing and fault answers need.
+
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod peers;
+pub mod recorder;
+pub mod server;

@@ -1,6 +1,7 @@
 //! One module per subcommand. Exit codes: 0 clean, 1 findings at or above the chosen
 //! severity, 2 usage or input error.
 
+pub mod analyze;
 pub mod demo;
 pub mod pdu;
 pub mod proxy;
@@ -19,4 +20,11 @@ pub fn init_logging(filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Creates (or truncates) a file readable and writable by its owner only: recordings,
+/// event logs and exports hold patient data.
+pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
 }

@@ -43,16 +43,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let name = args.file.display().to_string();
     let mut raw = Vec::new();
     if name == "-" {
-        std::io::stdin().read_to_end(&mut raw).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .context("reading standard input")?;
     } else {
         raw = std::fs::read(&args.file).with_context(|| format!("{name}: cannot read"))?;
     }
-    let bytes = if args.hex { parse_hex(&raw).map_err(|e| anyhow::anyhow!("{name}: {e}"))? } else { raw };
+    let bytes = if args.hex {
+        parse_hex(&raw).map_err(|e| anyhow::anyhow!("{name}: {e}"))?
+    } else {
+        raw
+    };
     let from = match args.from {
         From::Requestor => Side::Requestor,
         From::Acceptor => Side::Acceptor,
     };
-    let config = EngineConfig { max_association_pdu: args.max_association_pdu, ..EngineConfig::default() };
+    let config = EngineConfig {
+        max_association_pdu: args.max_association_pdu,
+        ..EngineConfig::default()
+    };
     let mut conv = Conversation::new(config);
     if args.resync {
         conv.resynchronize(from);
@@ -98,7 +107,10 @@ fn parse_hex(text: &[u8]) -> anyhow::Result<Vec<u8>> {
             continue;
         }
         let Some(v) = (c as char).to_digit(16) else {
-            bail!("byte offset {i}: {:?} is not a hexadecimal digit", c as char);
+            bail!(
+                "byte offset {i}: {:?} is not a hexadecimal digit",
+                c as char
+            );
         };
         match high.take() {
             None => high = Some(v as u8),
@@ -107,7 +119,10 @@ fn parse_hex(text: &[u8]) -> anyhow::Result<Vec<u8>> {
         i += 1;
     }
     if high.is_some() {
-        bail!("byte offset {}: odd number of hexadecimal digits", text.len());
+        bail!(
+            "byte offset {}: odd number of hexadecimal digits",
+            text.len()
+        );
     }
     Ok(out)
 }
@@ -116,8 +131,14 @@ fn parse_hex(text: &[u8]) -> anyhow::Result<Vec<u8>> {
 mod tests {
     #[test]
     fn hex_parsing() {
-        assert_eq!(super::parse_hex(b"0x01 02:0a\nFF").ok(), Some(vec![1, 2, 10, 255]));
-        let err = super::parse_hex(b"01 0g").err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            super::parse_hex(b"0x01 02:0a\nFF").ok(),
+            Some(vec![1, 2, 10, 255])
+        );
+        let err = super::parse_hex(b"01 0g")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("byte offset 4"), "{err}");
         assert!(super::parse_hex(b"012").is_err());
     }

@@ -1,10 +1,216 @@
-//! `dicomtap proxy`.
+//! `dicomtap proxy`: the live transparent proxy. Flags override the configuration file.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use dicomtap_proxy::config::{
+    ListenerConfig, PayloadMode, ProxyConfig, RecordingConfig, Route, parse_duration,
+    parse_optional_addr,
+};
+use dicomtap_proxy::server::RunningProxy;
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(
+    about = "Run the transparent proxy: forward byte-exact, record, export metrics",
+    long_about = "Listens for DICOM associations and forwards every byte unchanged to the \
+upstream (or, with --route, to the upstream chosen by the called AE title), while decoding \
+a copy: events go to the JSON-lines log, metrics to /metrics, the traffic to pcapng.\n\n\
+Stops on SIGTERM or Ctrl-C: stops accepting, lets open associations finish for up to \
+--drain, then flushes the recording.\n\nExample:\n  dicomtap proxy --listen 0.0.0.0:11112 \
+--upstream pacs.example:104 --record /var/lib/dicomtap --payload headers"
+)]
+pub struct Args {
+    /// TOML configuration file (see docs/proxy.md); flags below override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (replaces the listeners of the file), e.g. 0.0.0.0:11112.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Default upstream, host:port.
+    #[arg(long, value_name = "HOST:PORT")]
+    upstream: Option<String>,
+    /// Route a called AE title to its own upstream, AE=HOST:PORT (repeatable).
+    #[arg(long, value_name = "AE=HOST:PORT")]
+    route: Vec<String>,
+    /// Interception mode: forward each connection to its original destination
+    /// (firewall REDIRECT; see docs/interception.md).
+    #[arg(long)]
+    transparent: bool,
+    /// Record into this directory (pcapng + JSON-lines event log).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// What the capture keeps: full, headers (no pixel data) or none (event log only).
+    #[arg(long, value_name = "MODE")]
+    payload: Option<PayloadMode>,
+    /// Record both legs (client-proxy and proxy-upstream) separately.
+    #[arg(long)]
+    both_legs: bool,
+    /// Slow forwarding down rather than drop recording data when the disk lags.
+    #[arg(long)]
+    backpressure: bool,
+    /// Rotate the recording at this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    rotate_bytes: Option<u64>,
+    /// Rotate the recording after this long, e.g. 1h.
+    #[arg(long, value_name = "DURATION")]
+    rotate_every: Option<String>,
+    /// Keep at most this many recording file pairs (0: all).
+    #[arg(long, value_name = "N")]
+    keep_files: Option<usize>,
+    /// Metrics endpoint address, or "off" (default 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR|off")]
+    metrics: Option<String>,
+    /// Cap on concurrent associations.
+    #[arg(long, value_name = "N")]
+    max_associations: Option<usize>,
+    /// Upstream connect timeout, e.g. 10s.
+    #[arg(long, value_name = "DURATION")]
+    connect_timeout: Option<String>,
+    /// Close associations idle this long, e.g. 10m (0: never).
+    #[arg(long, value_name = "DURATION")]
+    idle_timeout: Option<String>,
+    /// How long open associations may finish at shutdown.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    drain: String,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
+    let mut config = match &args.config {
+        Some(path) => ProxyConfig::from_toml_file(path)?,
+        None => ProxyConfig::default(),
+    };
+    let mut routes = Vec::new();
+    for r in &args.route {
+        let Some((ae, up)) = r.split_once('=') else {
+            bail!("--route {r:?}: expected AE=HOST:PORT");
+        };
+        routes.push(Route {
+            called_ae: ae.trim().to_string(),
+            upstream: up.trim().to_string(),
+        });
+    }
+    if let Some(listen) = args.listen {
+        config.listeners = vec![ListenerConfig {
+            name: None,
+            listen,
+            upstream: args.upstream.clone(),
+            routes,
+            transparent: args.transparent,
+        }];
+    } else {
+        if args.upstream.is_some() || !routes.is_empty() || args.transparent {
+            let [only] = config.listeners.as_mut_slice() else {
+                bail!("--upstream/--route/--transparent without --listen need exactly one listener in the file");
+            };
+            if let Some(u) = &args.upstream {
+                only.upstream = Some(u.clone());
+            }
+            if !routes.is_empty() {
+                only.routes = routes;
+            }
+            only.transparent |= args.transparent;
+        }
+    }
+    if let Some(dir) = &args.record {
+        let rc = config
+            .recording
+            .get_or_insert_with(|| RecordingConfig::new(dir.clone()));
+        rc.dir = dir.clone();
+    }
+    if let Some(rc) = config.recording.as_mut() {
+        if let Some(p) = args.payload {
+            rc.payload = p;
+        }
+        rc.both_legs |= args.both_legs;
+        rc.backpressure |= args.backpressure;
+        if let Some(b) = args.rotate_bytes {
+            rc.rotate_bytes = b;
+        }
+        if let Some(d) = &args.rotate_every {
+            rc.rotate_seconds = parse_duration(d).map_err(anyhow::Error::msg)?.as_secs();
+        }
+        if let Some(k) = args.keep_files {
+            rc.keep_files = k;
+        }
+    } else if args.payload.is_some() || args.both_legs || args.rotate_bytes.is_some() {
+        bail!("--payload/--both-legs/--rotate-bytes need --record DIR");
+    }
+    if let Some(m) = &args.metrics {
+        config.metrics_listen = parse_optional_addr(m).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(n) = args.max_associations {
+        config.limits.max_associations = n;
+    }
+    if let Some(d) = &args.connect_timeout {
+        config.limits.connect_timeout = parse_duration(d).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(d) = &args.idle_timeout {
+        let d = parse_duration(d).map_err(anyhow::Error::msg)?;
+        config.limits.idle_timeout = (!d.is_zero()).then_some(d);
+    }
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = build_config(&args)?;
+    let drain: Duration = parse_duration(&args.drain).map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(config, drain))
+}
+
+async fn serve(config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitCode> {
+    let upstreams: Vec<String> = config
+        .listeners
+        .iter()
+        .map(|l| {
+            if l.transparent {
+                "original destination".to_string()
+            } else {
+                l.upstream.clone().unwrap_or_default()
+            }
+        })
+        .collect();
+    let proxy = RunningProxy::start(config).await?;
+    for (addr, up) in proxy.listen_addrs().iter().zip(&upstreams) {
+        println!("dicomtap proxy: listening on {addr} -> {up}");
+    }
+    if let Some(m) = proxy.metrics_addr() {
+        println!("dicomtap proxy: metrics on http://{m}/metrics");
+    }
+    for f in proxy.recording_files() {
+        println!("dicomtap proxy: recording to {}", f.display());
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        r = tokio::signal::ctrl_c() => {
+            r.context("waiting for Ctrl-C")?;
+            tracing::info!("interrupt: shutting down");
+        }
+    }
+    println!(
+        "dicomtap proxy: shutting down, draining for up to {}s",
+        drain.as_secs_f64()
+    );
+    let summary = proxy.shutdown(drain).await?;
+    println!(
+        "dicomtap proxy: {} associations, {} bytes from requestors, {} from acceptors, {} cut at drain, {} recorder drops",
+        summary.associations,
+        summary.bytes_from_requestors,
+        summary.bytes_from_acceptors,
+        summary.cut_at_drain,
+        summary.recorder_dropped
+    );
+    for f in &summary.recording_files {
+        println!("dicomtap proxy: recorded {}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -176,7 +176,11 @@ const FIXED_LEN: usize = 68;
 
 /// Decodes the body (after the 6-byte header) of an A-ASSOCIATE-RQ starting at stream
 /// offset `base`.
-pub fn decode_request(body: &[u8], base: u64, notes: &mut Notes) -> Result<AssociateRequest, String> {
+pub fn decode_request(
+    body: &[u8],
+    base: u64,
+    notes: &mut Notes,
+) -> Result<AssociateRequest, String> {
     let mut d = Decoder { base, notes };
     let fixed = d.fixed(body, "A-ASSOCIATE-RQ")?;
     let mut rq = AssociateRequest {
@@ -190,7 +194,10 @@ pub fn decode_request(body: &[u8], base: u64, notes: &mut Notes) -> Result<Assoc
     };
     for item in d.items(body, FIXED_LEN, base, "A-ASSOCIATE-RQ") {
         match item.item_type {
-            0x10 => rq.application_context = Some(d.uid(item.value, item.offset + 4, "application context")),
+            0x10 => {
+                rq.application_context =
+                    Some(d.uid(item.value, item.offset + 4, "application context"))
+            }
             0x20 => {
                 if let Some(pc) = d.proposed_context(item.value, item.offset) {
                     rq.contexts.push(pc);
@@ -202,7 +209,12 @@ pub fn decode_request(body: &[u8], base: u64, notes: &mut Notes) -> Result<Assoc
     }
     d.check_contexts(rq.contexts.iter().map(|c| c.id), base);
     if rq.application_context.is_none() {
-        d.note(base, FindingCode::LengthMismatch, Severity::Warning, "A-ASSOCIATE-RQ has no application context item");
+        d.note(
+            base,
+            FindingCode::LengthMismatch,
+            Severity::Warning,
+            "A-ASSOCIATE-RQ has no application context item",
+        );
     }
     Ok(rq)
 }
@@ -222,7 +234,10 @@ pub fn decode_accept(body: &[u8], base: u64, notes: &mut Notes) -> Result<Associ
     };
     for item in d.items(body, FIXED_LEN, base, "A-ASSOCIATE-AC") {
         match item.item_type {
-            0x10 => ac.application_context = Some(d.uid(item.value, item.offset + 4, "application context")),
+            0x10 => {
+                ac.application_context =
+                    Some(d.uid(item.value, item.offset + 4, "application context"))
+            }
             0x21 => {
                 if let Some(r) = d.context_result(item.value, item.offset) {
                     ac.results.push(r);
@@ -243,10 +258,19 @@ pub fn decode_reject(body: &[u8], base: u64, notes: &mut Notes) -> Result<Associ
     if !known {
         notes.push((
             base,
-            Finding::new(FindingCode::UnknownReasonCode, Severity::Warning, format!("A-ASSOCIATE-RJ with codes outside PS3.8 Table 9-21: {description}")),
+            Finding::new(
+                FindingCode::UnknownReasonCode,
+                Severity::Warning,
+                format!("A-ASSOCIATE-RJ with codes outside PS3.8 Table 9-21: {description}"),
+            ),
         ));
     }
-    Ok(AssociateReject { result, source, reason, description })
+    Ok(AssociateReject {
+        result,
+        source,
+        reason,
+        description,
+    })
 }
 
 /// Decodes the body of an A-ABORT.
@@ -256,10 +280,18 @@ pub fn decode_abort(body: &[u8], base: u64, notes: &mut Notes) -> Result<Abort, 
     if !known {
         notes.push((
             base,
-            Finding::new(FindingCode::UnknownReasonCode, Severity::Warning, format!("A-ABORT with codes outside PS3.8 Table 9-26: {description}")),
+            Finding::new(
+                FindingCode::UnknownReasonCode,
+                Severity::Warning,
+                format!("A-ABORT with codes outside PS3.8 Table 9-26: {description}"),
+            ),
         ));
     }
-    Ok(Abort { source, reason, description })
+    Ok(Abort {
+        source,
+        reason,
+        description,
+    })
 }
 
 fn four(body: &[u8], what: &str) -> Result<[u8; 4], String> {
@@ -293,22 +325,42 @@ impl Decoder<'_> {
 
     fn fixed(&mut self, body: &[u8], what: &str) -> Result<Fixed, String> {
         if body.len() < FIXED_LEN {
-            return Err(format!("{what} body is {} bytes, shorter than its {FIXED_LEN}-byte fixed part", body.len()));
+            return Err(format!(
+                "{what} body is {} bytes, shorter than its {FIXED_LEN}-byte fixed part",
+                body.len()
+            ));
         }
         let protocol_version = u16::from_be_bytes([body[0], body[1]]);
         if protocol_version & 1 == 0 {
-            self.note(self.base, FindingCode::ReservedField, Severity::Warning, format!("{what} protocol version 0x{protocol_version:04X} lacks bit 0 (version 1)"));
+            self.note(
+                self.base,
+                FindingCode::ReservedField,
+                Severity::Warning,
+                format!("{what} protocol version 0x{protocol_version:04X} lacks bit 0 (version 1)"),
+            );
         }
         let called_ae = self.ae(&body[4..20], self.base + 4, what, "called");
         let calling_ae = self.ae(&body[20..36], self.base + 20, what, "calling");
-        Ok(Fixed { protocol_version, called_ae, calling_ae })
+        Ok(Fixed {
+            protocol_version,
+            called_ae,
+            calling_ae,
+        })
     }
 
     fn ae(&mut self, raw: &[u8], offset: u64, what: &str, which: &str) -> String {
         if raw.contains(&0) {
-            self.note(offset, FindingCode::ReservedField, Severity::Info, format!("{what} {which} AE title is padded with NUL instead of spaces"));
+            self.note(
+                offset,
+                FindingCode::ReservedField,
+                Severity::Info,
+                format!("{what} {which} AE title is padded with NUL instead of spaces"),
+            );
         }
-        let s: String = raw.iter().map(|&b| if b == 0 { ' ' } else { b as char }).collect();
+        let s: String = raw
+            .iter()
+            .map(|&b| if b == 0 { ' ' } else { b as char })
+            .collect();
         s.trim().to_string()
     }
 
@@ -319,24 +371,58 @@ impl Decoder<'_> {
         let mut pos = start;
         while pos < body.len() {
             let Some(h) = body.get(pos..pos + 4) else {
-                self.note(base + pos as u64, FindingCode::LengthMismatch, Severity::Warning, format!("{what}: {} trailing bytes too short for an item header", body.len() - pos));
+                self.note(
+                    base + pos as u64,
+                    FindingCode::LengthMismatch,
+                    Severity::Warning,
+                    format!(
+                        "{what}: {} trailing bytes too short for an item header",
+                        body.len() - pos
+                    ),
+                );
                 break;
             };
             let len = u16::from_be_bytes([h[2], h[3]]) as usize;
             let end = pos + 4 + len;
             let Some(value) = body.get(pos + 4..end) else {
-                self.note(base + pos as u64, FindingCode::LengthMismatch, Severity::Error, format!("{what}: item 0x{:02X} declares {len} bytes, only {} remain", h[0], body.len() - pos - 4));
+                self.note(
+                    base + pos as u64,
+                    FindingCode::LengthMismatch,
+                    Severity::Error,
+                    format!(
+                        "{what}: item 0x{:02X} declares {len} bytes, only {} remain",
+                        h[0],
+                        body.len() - pos - 4
+                    ),
+                );
                 break;
             };
-            out.push(Item { item_type: h[0], offset: base + pos as u64, value });
+            out.push(Item {
+                item_type: h[0],
+                offset: base + pos as u64,
+                value,
+            });
             pos = end;
         }
         out
     }
 
     fn unknown(&mut self, item: &Item<'_>, what: &str) -> UnknownItem {
-        self.note(item.offset, FindingCode::UnknownItem, Severity::Warning, format!("{what}: unknown item type 0x{:02X} ({} bytes) kept and skipped", item.item_type, item.value.len()));
-        UnknownItem { item_type: item.item_type, length: item.value.len() as u16, offset: item.offset }
+        self.note(
+            item.offset,
+            FindingCode::UnknownItem,
+            Severity::Warning,
+            format!(
+                "{what}: unknown item type 0x{:02X} ({} bytes) kept and skipped",
+                item.item_type,
+                item.value.len()
+            ),
+        );
+        UnknownItem {
+            item_type: item.item_type,
+            length: item.value.len() as u16,
+            offset: item.offset,
+        }
     }
 
     fn uid(&mut self, raw: &[u8], offset: u64, what: &str) -> String {
@@ -344,24 +430,55 @@ impl Decoder<'_> {
         if w.padded {
             let nul = raw.last() == Some(&0);
             if !(nul && raw.len() % 2 == 0 && raw.len() >= 2 && raw[raw.len() - 2] != 0) {
-                self.note(offset, FindingCode::UidPadding, Severity::Info, format!("{what} UID {:?} has trailing padding (trimmed)", w.uid));
+                self.note(
+                    offset,
+                    FindingCode::UidPadding,
+                    Severity::Info,
+                    format!("{what} UID {:?} has trailing padding (trimmed)", w.uid),
+                );
             } else {
-                self.note(offset, FindingCode::UidPadding, Severity::Info, format!("{what} UID {:?} has a trailing NUL (trimmed; PS3.8 UIDs are not padded)", w.uid));
+                self.note(
+                    offset,
+                    FindingCode::UidPadding,
+                    Severity::Info,
+                    format!(
+                        "{what} UID {:?} has a trailing NUL (trimmed; PS3.8 UIDs are not padded)",
+                        w.uid
+                    ),
+                );
             }
         }
         if !w.valid {
-            self.note(offset, FindingCode::InvalidUid, Severity::Warning, format!("{what} UID {:?} is not a valid UID", w.uid));
+            self.note(
+                offset,
+                FindingCode::InvalidUid,
+                Severity::Warning,
+                format!("{what} UID {:?} is not a valid UID", w.uid),
+            );
         }
         w.uid
     }
 
-    fn sub_uid(&mut self, value: &[u8], pos: usize, offset: u64, what: &str) -> Option<(String, usize)> {
-        let len = value.get(pos..pos + 2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
+    fn sub_uid(
+        &mut self,
+        value: &[u8],
+        pos: usize,
+        offset: u64,
+        what: &str,
+    ) -> Option<(String, usize)> {
+        let len = value
+            .get(pos..pos + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)?;
         let raw = value.get(pos + 2..pos + 2 + len);
         match raw {
             Some(raw) => Some((self.uid(raw, offset + pos as u64, what), pos + 2 + len)),
             None => {
-                self.note(offset, FindingCode::LengthMismatch, Severity::Error, format!("{what} UID length {len} overruns its sub-item"));
+                self.note(
+                    offset,
+                    FindingCode::LengthMismatch,
+                    Severity::Error,
+                    format!("{what} UID length {len} overruns its sub-item"),
+                );
                 None
             }
         }
@@ -369,21 +486,40 @@ impl Decoder<'_> {
 
     fn proposed_context(&mut self, value: &[u8], offset: u64) -> Option<ProposedContext> {
         let Some(&id) = value.first() else {
-            self.note(offset, FindingCode::LengthMismatch, Severity::Error, "presentation context item shorter than 4 bytes");
+            self.note(
+                offset,
+                FindingCode::LengthMismatch,
+                Severity::Error,
+                "presentation context item shorter than 4 bytes",
+            );
             return None;
         };
         if value.len() < 4 {
-            self.note(offset, FindingCode::LengthMismatch, Severity::Error, "presentation context item shorter than 4 bytes");
+            self.note(
+                offset,
+                FindingCode::LengthMismatch,
+                Severity::Error,
+                "presentation context item shorter than 4 bytes",
+            );
             return None;
         }
-        let mut pc = ProposedContext { id, abstract_syntax: String::new(), transfer_syntaxes: Vec::new() };
+        let mut pc = ProposedContext {
+            id,
+            abstract_syntax: String::new(),
+            transfer_syntaxes: Vec::new(),
+        };
         let mut abstract_seen = false;
         for sub in self.items(value, 4, offset + 4, "presentation context") {
             let sub_offset = sub.offset;
             match sub.item_type {
                 0x30 => {
                     if abstract_seen {
-                        self.note(sub_offset, FindingCode::LengthMismatch, Severity::Warning, format!("presentation context {id} has more than one abstract syntax"));
+                        self.note(
+                            sub_offset,
+                            FindingCode::LengthMismatch,
+                            Severity::Warning,
+                            format!("presentation context {id} has more than one abstract syntax"),
+                        );
                     }
                     abstract_seen = true;
                     pc.abstract_syntax = self.uid(sub.value, sub_offset + 4, "abstract syntax");
@@ -393,36 +529,79 @@ impl Decoder<'_> {
                     pc.transfer_syntaxes.push(ts);
                 }
                 _ => {
-                    self.note(sub_offset, FindingCode::UnknownItem, Severity::Warning, format!("presentation context {id}: unknown sub-item 0x{:02X} skipped", sub.item_type));
+                    self.note(
+                        sub_offset,
+                        FindingCode::UnknownItem,
+                        Severity::Warning,
+                        format!(
+                            "presentation context {id}: unknown sub-item 0x{:02X} skipped",
+                            sub.item_type
+                        ),
+                    );
                 }
             }
         }
         if !abstract_seen {
-            self.note(offset, FindingCode::LengthMismatch, Severity::Error, format!("presentation context {id} has no abstract syntax"));
+            self.note(
+                offset,
+                FindingCode::LengthMismatch,
+                Severity::Error,
+                format!("presentation context {id} has no abstract syntax"),
+            );
         }
         if pc.transfer_syntaxes.is_empty() {
-            self.note(offset, FindingCode::MissingTransferSyntax, Severity::Error, format!("presentation context {id} proposes no transfer syntax"));
+            self.note(
+                offset,
+                FindingCode::MissingTransferSyntax,
+                Severity::Error,
+                format!("presentation context {id} proposes no transfer syntax"),
+            );
         }
         Some(pc)
     }
 
     fn context_result(&mut self, value: &[u8], offset: u64) -> Option<ContextResult> {
         if value.len() < 4 {
-            self.note(offset, FindingCode::LengthMismatch, Severity::Error, "presentation context result item shorter than 4 bytes");
+            self.note(
+                offset,
+                FindingCode::LengthMismatch,
+                Severity::Error,
+                "presentation context result item shorter than 4 bytes",
+            );
             return None;
         }
         let id = value[0];
         let result = value[2];
         if result > 4 {
-            self.note(offset, FindingCode::UnknownReasonCode, Severity::Warning, format!("presentation context {id}: result {result} is outside PS3.8 Table 9-18"));
+            self.note(
+                offset,
+                FindingCode::UnknownReasonCode,
+                Severity::Warning,
+                format!("presentation context {id}: result {result} is outside PS3.8 Table 9-18"),
+            );
         }
-        let mut r = ContextResult { id, result, result_name: context_result_name(result), transfer_syntax: None };
+        let mut r = ContextResult {
+            id,
+            result,
+            result_name: context_result_name(result),
+            transfer_syntax: None,
+        };
         for sub in self.items(value, 4, offset + 4, "presentation context result") {
             let sub_offset = sub.offset;
             match sub.item_type {
-                0x40 => r.transfer_syntax = Some(self.uid(sub.value, sub_offset + 4, "transfer syntax")),
+                0x40 => {
+                    r.transfer_syntax = Some(self.uid(sub.value, sub_offset + 4, "transfer syntax"))
+                }
                 _ => {
-                    self.note(sub_offset, FindingCode::UnknownItem, Severity::Warning, format!("presentation context result {id}: unknown sub-item 0x{:02X} skipped", sub.item_type));
+                    self.note(
+                        sub_offset,
+                        FindingCode::UnknownItem,
+                        Severity::Warning,
+                        format!(
+                            "presentation context result {id}: unknown sub-item 0x{:02X} skipped",
+                            sub.item_type
+                        ),
+                    );
                 }
             }
         }
@@ -446,49 +625,109 @@ impl Decoder<'_> {
             match sub.item_type {
                 0x51 => match <[u8; 4]>::try_from(v) {
                     Ok(b) => ui.max_length = Some(u32::from_be_bytes(b)),
-                    Err(_) => self.note(so, FindingCode::LengthMismatch, Severity::Error, format!("maximum length sub-item is {} bytes, 4 expected", v.len())),
+                    Err(_) => self.note(
+                        so,
+                        FindingCode::LengthMismatch,
+                        Severity::Error,
+                        format!("maximum length sub-item is {} bytes, 4 expected", v.len()),
+                    ),
                 },
-                0x52 => ui.implementation_class_uid = Some(self.uid(v, so + 4, "implementation class")),
+                0x52 => {
+                    ui.implementation_class_uid = Some(self.uid(v, so + 4, "implementation class"))
+                }
                 0x53 => match <[u8; 4]>::try_from(v) {
-                    Ok(b) => ui.async_window = Some((u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]]))),
-                    Err(_) => self.note(so, FindingCode::LengthMismatch, Severity::Error, format!("asynchronous operations window sub-item is {} bytes, 4 expected", v.len())),
+                    Ok(b) => {
+                        ui.async_window = Some((
+                            u16::from_be_bytes([b[0], b[1]]),
+                            u16::from_be_bytes([b[2], b[3]]),
+                        ))
+                    }
+                    Err(_) => self.note(
+                        so,
+                        FindingCode::LengthMismatch,
+                        Severity::Error,
+                        format!(
+                            "asynchronous operations window sub-item is {} bytes, 4 expected",
+                            v.len()
+                        ),
+                    ),
                 },
                 0x54 => {
-                    if let Some((sop_class, p)) = self.sub_uid(v, 0, so + 4, "role selection SOP class") {
+                    if let Some((sop_class, p)) =
+                        self.sub_uid(v, 0, so + 4, "role selection SOP class")
+                    {
                         match v.get(p..p + 2) {
                             Some(r) => {
                                 if r[0] > 1 || r[1] > 1 {
                                     self.note(so, FindingCode::ReservedField, Severity::Warning, format!("role selection for {sop_class}: SCU/SCP role values {} and {} (0 or 1 expected)", r[0], r[1]));
                                 }
-                                ui.role_selections.push(RoleSelection { sop_class, scu: r[0] != 0, scp: r[1] != 0 });
+                                ui.role_selections.push(RoleSelection {
+                                    sop_class,
+                                    scu: r[0] != 0,
+                                    scp: r[1] != 0,
+                                });
                             }
-                            None => self.note(so, FindingCode::LengthMismatch, Severity::Error, "role selection sub-item lacks its SCU/SCP role bytes"),
+                            None => self.note(
+                                so,
+                                FindingCode::LengthMismatch,
+                                Severity::Error,
+                                "role selection sub-item lacks its SCU/SCP role bytes",
+                            ),
                         }
                     }
                 }
                 0x55 => {
-                    let name = String::from_utf8_lossy(v).trim_end_matches(['\0', ' ']).to_string();
+                    let name = String::from_utf8_lossy(v)
+                        .trim_end_matches(['\0', ' '])
+                        .to_string();
                     if v.len() > 16 {
-                        self.note(so, FindingCode::LengthMismatch, Severity::Warning, format!("implementation version name is {} bytes, at most 16 allowed", v.len()));
+                        self.note(
+                            so,
+                            FindingCode::LengthMismatch,
+                            Severity::Warning,
+                            format!(
+                                "implementation version name is {} bytes, at most 16 allowed",
+                                v.len()
+                            ),
+                        );
                     }
                     ui.implementation_version_name = Some(name);
                 }
                 0x56 => {
-                    if let Some((sop_class, p)) = self.sub_uid(v, 0, so + 4, "extended negotiation SOP class") {
-                        let info: String = v.get(p..).unwrap_or_default().iter().map(|b| format!("{b:02x}")).collect();
-                        ui.extended_negotiation.push(ExtendedNegotiation { sop_class, info });
+                    if let Some((sop_class, p)) =
+                        self.sub_uid(v, 0, so + 4, "extended negotiation SOP class")
+                    {
+                        let info: String = v
+                            .get(p..)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect();
+                        ui.extended_negotiation
+                            .push(ExtendedNegotiation { sop_class, info });
                     }
                 }
                 0x57 => {
-                    if let Some((sop_class, p)) = self.sub_uid(v, 0, so + 4, "common extended negotiation SOP class") {
-                        if let Some((service_class, p)) = self.sub_uid(v, p, so + 4, "service class") {
+                    if let Some((sop_class, p)) =
+                        self.sub_uid(v, 0, so + 4, "common extended negotiation SOP class")
+                    {
+                        if let Some((service_class, p)) =
+                            self.sub_uid(v, p, so + 4, "service class")
+                        {
                             let mut related = Vec::new();
                             if let Some(l) = v.get(p..p + 2) {
                                 let total = u16::from_be_bytes([l[0], l[1]]) as usize;
-                                let list = v.get(p + 2..p + 2 + total).unwrap_or_else(|| v.get(p + 2..).unwrap_or_default());
+                                let list = v
+                                    .get(p + 2..p + 2 + total)
+                                    .unwrap_or_else(|| v.get(p + 2..).unwrap_or_default());
                                 let mut q = 0;
                                 while q < list.len() {
-                                    match self.sub_uid(list, q, so + 4 + (p + 2) as u64, "related general SOP class") {
+                                    match self.sub_uid(
+                                        list,
+                                        q,
+                                        so + 4 + (p + 2) as u64,
+                                        "related general SOP class",
+                                    ) {
                                         Some((u, next)) => {
                                             related.push(u);
                                             q = next;
@@ -497,13 +736,23 @@ impl Decoder<'_> {
                                     }
                                 }
                             }
-                            ui.common_extended_negotiation.push(CommonExtendedNegotiation { sop_class, service_class, related_general_sop_classes: related });
+                            ui.common_extended_negotiation
+                                .push(CommonExtendedNegotiation {
+                                    sop_class,
+                                    service_class,
+                                    related_general_sop_classes: related,
+                                });
                         }
                     }
                 }
                 0x58 if request => {
                     if v.len() < 4 {
-                        self.note(so, FindingCode::LengthMismatch, Severity::Error, "user identity sub-item shorter than 4 bytes");
+                        self.note(
+                            so,
+                            FindingCode::LengthMismatch,
+                            Severity::Error,
+                            "user identity sub-item shorter than 4 bytes",
+                        );
                         continue;
                     }
                     let identity_type = v[0];
@@ -530,26 +779,53 @@ impl Decoder<'_> {
                     });
                 }
                 0x59 if !request => {
-                    ui.user_identity_response_length = Some(v.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])).unwrap_or(0));
+                    ui.user_identity_response_length = Some(
+                        v.get(..2)
+                            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                            .unwrap_or(0),
+                    );
                 }
                 t => {
-                    let dir = if request { "A-ASSOCIATE-RQ" } else { "A-ASSOCIATE-AC" };
+                    let dir = if request {
+                        "A-ASSOCIATE-RQ"
+                    } else {
+                        "A-ASSOCIATE-AC"
+                    };
                     let known = matches!(t, 0x58 | 0x59);
                     let msg = if known {
-                        format!("{dir}: user identity sub-item 0x{t:02X} in the wrong PDU, kept and skipped")
+                        format!(
+                            "{dir}: user identity sub-item 0x{t:02X} in the wrong PDU, kept and skipped"
+                        )
                     } else {
-                        format!("{dir}: unknown user information sub-item 0x{t:02X} ({} bytes) kept and skipped", v.len())
+                        format!(
+                            "{dir}: unknown user information sub-item 0x{t:02X} ({} bytes) kept and skipped",
+                            v.len()
+                        )
                     };
                     self.note(so, FindingCode::UnknownItem, Severity::Warning, msg);
-                    ui.unknown.push(UnknownItem { item_type: t, length: v.len() as u16, offset: so });
+                    ui.unknown.push(UnknownItem {
+                        item_type: t,
+                        length: v.len() as u16,
+                        offset: so,
+                    });
                 }
             }
         }
         if ui.max_length.is_none() {
-            self.note(offset, FindingCode::LengthMismatch, Severity::Warning, "user information has no maximum length sub-item (mandatory)");
+            self.note(
+                offset,
+                FindingCode::LengthMismatch,
+                Severity::Warning,
+                "user information has no maximum length sub-item (mandatory)",
+            );
         }
         if ui.implementation_class_uid.is_none() {
-            self.note(offset, FindingCode::LengthMismatch, Severity::Warning, "user information has no implementation class UID (mandatory)");
+            self.note(
+                offset,
+                FindingCode::LengthMismatch,
+                Severity::Warning,
+                "user information has no implementation class UID (mandatory)",
+            );
         }
         ui
     }
@@ -560,15 +836,30 @@ impl Decoder<'_> {
         for id in ids {
             count += 1;
             if id % 2 == 0 {
-                self.note(offset, FindingCode::BadContextId, Severity::Error, format!("presentation context ID {id} is even (odd 1-255 required)"));
+                self.note(
+                    offset,
+                    FindingCode::BadContextId,
+                    Severity::Error,
+                    format!("presentation context ID {id} is even (odd 1-255 required)"),
+                );
             }
             if seen[id as usize] {
-                self.note(offset, FindingCode::DuplicateContextId, Severity::Error, format!("presentation context ID {id} appears more than once"));
+                self.note(
+                    offset,
+                    FindingCode::DuplicateContextId,
+                    Severity::Error,
+                    format!("presentation context ID {id} appears more than once"),
+                );
             }
             seen[id as usize] = true;
         }
         if count > 128 {
-            self.note(offset, FindingCode::TooManyContexts, Severity::Error, format!("{count} presentation contexts, at most 128 allowed"));
+            self.note(
+                offset,
+                FindingCode::TooManyContexts,
+                Severity::Error,
+                format!("{count} presentation contexts, at most 128 allowed"),
+            );
         }
     }
 }

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::assoc::{self, Notes, ProposedContext};
 use crate::dimse;
 use crate::event::{
-    CommandEvent, DataFragment, DatasetEndEvent, DatasetPeekEvent, Event, EventKind, PDataSummary, PdvInfo, Side,
+    CommandEvent, DataFragment, DatasetEndEvent, DatasetPeekEvent, Event, EventKind, PDataSummary,
+    PdvInfo, Side,
 };
 use crate::finding::{Finding, FindingCode, Severity};
 use crate::pdata::{PdvParser, PdvPiece};
@@ -87,16 +88,39 @@ pub struct AcceptedContext {
 
 #[derive(Debug)]
 enum DirState {
-    Header { buf: [u8; HEADER_LEN], have: usize },
-    Buffer { header: PduHeader, start: u64, buf: Vec<u8> },
-    Skip { header: PduHeader, start: u64, left: u64 },
-    PData { start: u64, length: u32, parser: PdvParser, pdvs: Vec<PdvInfo> },
-    Resync { window: Vec<u8>, skipped: u64, start: u64 },
+    Header {
+        buf: [u8; HEADER_LEN],
+        have: usize,
+    },
+    Buffer {
+        header: PduHeader,
+        start: u64,
+        buf: Vec<u8>,
+    },
+    Skip {
+        header: PduHeader,
+        start: u64,
+        left: u64,
+    },
+    PData {
+        start: u64,
+        length: u32,
+        parser: PdvParser,
+        pdvs: Vec<PdvInfo>,
+    },
+    Resync {
+        window: Vec<u8>,
+        skipped: u64,
+        start: u64,
+    },
 }
 
 impl DirState {
     fn fresh() -> Self {
-        DirState::Header { buf: [0; HEADER_LEN], have: 0 }
+        DirState::Header {
+            buf: [0; HEADER_LEN],
+            have: 0,
+        }
     }
 
     fn is_boundary(&self) -> bool {
@@ -160,7 +184,12 @@ const MAX_OUTSTANDING: usize = 4096;
 
 impl Conversation {
     pub fn new(config: EngineConfig) -> Self {
-        let dir = || Direction { offset: 0, state: DirState::fresh(), ended: false, trusted: true };
+        let dir = || Direction {
+            offset: 0,
+            state: DirState::fresh(),
+            ended: false,
+            trusted: true,
+        };
         Conversation {
             config,
             events: VecDeque::new(),
@@ -190,7 +219,11 @@ impl Conversation {
     pub fn resynchronize(&mut self, from: Side) {
         let d = &mut self.dirs[from.index()];
         if !matches!(d.state, DirState::Resync { .. }) {
-            d.state = DirState::Resync { window: Vec::with_capacity(RESYNC_WINDOW), skipped: 0, start: d.offset };
+            d.state = DirState::Resync {
+                window: Vec::with_capacity(RESYNC_WINDOW),
+                skipped: 0,
+                start: d.offset,
+            };
         }
     }
 
@@ -204,14 +237,34 @@ impl Conversation {
         let i = from.index();
         let offset = self.dirs[i].offset;
         self.emit(from, ts_us, offset, EventKind::Gap { missing });
-        self.finding(from, ts_us, offset, FindingCode::CaptureGap, Severity::Warning, format!("{missing} bytes missing from the capture"));
+        self.finding(
+            from,
+            ts_us,
+            offset,
+            FindingCode::CaptureGap,
+            Severity::Warning,
+            format!("{missing} bytes missing from the capture"),
+        );
         let state = std::mem::replace(&mut self.dirs[i].state, DirState::fresh());
         match state {
-            DirState::Skip { header, start, left } if missing < left => {
-                self.dirs[i].state = DirState::Skip { header, start, left: left - missing };
+            DirState::Skip {
+                header,
+                start,
+                left,
+            } if missing < left => {
+                self.dirs[i].state = DirState::Skip {
+                    header,
+                    start,
+                    left: left - missing,
+                };
                 self.dirs[i].offset += missing;
             }
-            DirState::PData { start, length, mut parser, pdvs } if missing <= u64::from(parser.data_left()) && parser.in_data() => {
+            DirState::PData {
+                start,
+                length,
+                mut parser,
+                pdvs,
+            } if missing <= u64::from(parser.data_left()) && parser.in_data() => {
                 let pc = parser.current_pc();
                 let command = parser.current_is_command();
                 let is_last = parser.current_is_last();
@@ -234,7 +287,12 @@ impl Conversation {
                 if parser.remaining() == 0 {
                     self.finish_pdata(from, ts_us, start, length, &parser, pdvs);
                 } else {
-                    self.dirs[i].state = DirState::PData { start, length, parser, pdvs };
+                    self.dirs[i].state = DirState::PData {
+                        start,
+                        length,
+                        parser,
+                        pdvs,
+                    };
                 }
             }
             other => {
@@ -243,7 +301,11 @@ impl Conversation {
                 }
                 self.dirs[i].offset += missing;
                 let start = self.dirs[i].offset;
-                self.dirs[i].state = DirState::Resync { window: Vec::with_capacity(RESYNC_WINDOW), skipped: 0, start };
+                self.dirs[i].state = DirState::Resync {
+                    window: Vec::with_capacity(RESYNC_WINDOW),
+                    skipped: 0,
+                    start,
+                };
             }
         }
     }
@@ -259,26 +321,90 @@ impl Conversation {
         let state = std::mem::replace(&mut self.dirs[i].state, DirState::fresh());
         match &state {
             DirState::Header { have: 0, .. } => {}
-            DirState::Resync { window, skipped, start } => {
+            DirState::Resync {
+                window,
+                skipped,
+                start,
+            } => {
                 let skipped = skipped + window.len() as u64;
                 if skipped > 0 {
-                    self.finding(from, ts_us, *start, FindingCode::Garbage, Severity::Warning, format!("{skipped} bytes at the end of the stream did not form a PDU"));
+                    self.finding(
+                        from,
+                        ts_us,
+                        *start,
+                        FindingCode::Garbage,
+                        Severity::Warning,
+                        format!("{skipped} bytes at the end of the stream did not form a PDU"),
+                    );
                 }
             }
             other => {
                 let (start, what) = match other {
-                    DirState::Header { have, .. } => (offset - *have as u64, "PDU header".to_string()),
-                    DirState::Buffer { header, start, buf } => (*start, format!("{} ({} of {} bytes)", header.pdu_type.name(), buf.len(), header.length)),
-                    DirState::Skip { header, start, left } => (*start, format!("{} ({left} of {} bytes missing)", header.pdu_type.name(), header.length)),
-                    DirState::PData { start, length, parser, .. } => (*start, format!("P-DATA-TF ({} of {length} bytes missing)", parser.remaining())),
+                    DirState::Header { have, .. } => {
+                        (offset - *have as u64, "PDU header".to_string())
+                    }
+                    DirState::Buffer { header, start, buf } => (
+                        *start,
+                        format!(
+                            "{} ({} of {} bytes)",
+                            header.pdu_type.name(),
+                            buf.len(),
+                            header.length
+                        ),
+                    ),
+                    DirState::Skip {
+                        header,
+                        start,
+                        left,
+                    } => (
+                        *start,
+                        format!(
+                            "{} ({left} of {} bytes missing)",
+                            header.pdu_type.name(),
+                            header.length
+                        ),
+                    ),
+                    DirState::PData {
+                        start,
+                        length,
+                        parser,
+                        ..
+                    } => (
+                        *start,
+                        format!(
+                            "P-DATA-TF ({} of {length} bytes missing)",
+                            parser.remaining()
+                        ),
+                    ),
                     DirState::Resync { .. } => (offset, String::new()),
                 };
-                self.finding(from, ts_us, start, FindingCode::TruncatedPdu, Severity::Error, format!("stream ended ({how:?}) inside {what}"));
+                self.finding(
+                    from,
+                    ts_us,
+                    start,
+                    FindingCode::TruncatedPdu,
+                    Severity::Error,
+                    format!("stream ended ({how:?}) inside {what}"),
+                );
             }
         }
         self.abandon_messages(from, ts_us, offset, "end of stream");
         if matches!(self.phase, Phase::Established | Phase::Releasing) && self.start_seen {
-            self.finding(from, ts_us, offset, FindingCode::ClosedWithoutRelease, Severity::Warning, format!("the {from} closed the connection ({how:?}) while the association was {}", if self.phase == Phase::Releasing { "releasing" } else { "established" }));
+            self.finding(
+                from,
+                ts_us,
+                offset,
+                FindingCode::ClosedWithoutRelease,
+                Severity::Warning,
+                format!(
+                    "the {from} closed the connection ({how:?}) while the association was {}",
+                    if self.phase == Phase::Releasing {
+                        "releasing"
+                    } else {
+                        "established"
+                    }
+                ),
+            );
             self.phase = Phase::Aborted;
         }
         self.emit(from, ts_us, offset, EventKind::StreamEnd { how });
@@ -320,11 +446,29 @@ impl Conversation {
     }
 
     fn emit(&mut self, from: Side, ts_us: u64, offset: u64, kind: EventKind) {
-        self.events.push_back(Event { ts_us, from, offset, kind });
+        self.events.push_back(Event {
+            ts_us,
+            from,
+            offset,
+            kind,
+        });
     }
 
-    fn finding(&mut self, from: Side, ts_us: u64, offset: u64, code: FindingCode, severity: Severity, msg: impl Into<String>) {
-        self.emit(from, ts_us, offset, EventKind::Finding(Finding::new(code, severity, msg)));
+    fn finding(
+        &mut self,
+        from: Side,
+        ts_us: u64,
+        offset: u64,
+        code: FindingCode,
+        severity: Severity,
+        msg: impl Into<String>,
+    ) {
+        self.emit(
+            from,
+            ts_us,
+            offset,
+            EventKind::Finding(Finding::new(code, severity, msg)),
+        );
     }
 
     fn notes(&mut self, from: Side, ts_us: u64, notes: Notes) {
@@ -351,7 +495,11 @@ impl Conversation {
                     (take, self.begin_pdu(from, ts, header, start))
                 }
             }
-            DirState::Buffer { header, start, mut buf } => {
+            DirState::Buffer {
+                header,
+                start,
+                mut buf,
+            } => {
                 let take = (header.length as usize - buf.len()).min(input.len());
                 buf.extend_from_slice(&input[..take]);
                 if buf.len() == header.length as usize {
@@ -362,17 +510,41 @@ impl Conversation {
                     (take, DirState::Buffer { header, start, buf })
                 }
             }
-            DirState::Skip { header, start, left } => {
+            DirState::Skip {
+                header,
+                start,
+                left,
+            } => {
                 let take = left.min(input.len() as u64) as usize;
                 let left = left - take as u64;
-                if left == 0 { (take, DirState::fresh()) } else { (take, DirState::Skip { header, start, left }) }
+                if left == 0 {
+                    (take, DirState::fresh())
+                } else {
+                    (
+                        take,
+                        DirState::Skip {
+                            header,
+                            start,
+                            left,
+                        },
+                    )
+                }
             }
-            DirState::PData { start, length, mut parser, mut pdvs } => {
+            DirState::PData {
+                start,
+                length,
+                mut parser,
+                mut pdvs,
+            } => {
                 let (n, piece) = parser.step(input, offset);
                 if matches!(piece, Some(PdvPiece::BadLength { .. })) && !self.dirs[i].trusted {
                     // A false boundary found by resynchronisation: keep scanning after it.
                     self.dirs[i].offset += n as u64;
-                    self.dirs[i].state = DirState::Resync { window: Vec::with_capacity(RESYNC_WINDOW), skipped: self.dirs[i].offset - start, start };
+                    self.dirs[i].state = DirState::Resync {
+                        window: Vec::with_capacity(RESYNC_WINDOW),
+                        skipped: self.dirs[i].offset - start,
+                        start,
+                    };
                     return n;
                 }
                 if let Some(piece) = piece {
@@ -384,17 +556,43 @@ impl Conversation {
                     self.finish_pdata(from, ts, start, length, &parser, pdvs);
                     return n;
                 }
-                (n, DirState::PData { start, length, parser, pdvs })
+                (
+                    n,
+                    DirState::PData {
+                        start,
+                        length,
+                        parser,
+                        pdvs,
+                    },
+                )
             }
-            DirState::Resync { mut window, mut skipped, start } => {
+            DirState::Resync {
+                mut window,
+                mut skipped,
+                start,
+            } => {
                 let take = (RESYNC_WINDOW - window.len()).min(input.len());
                 window.extend_from_slice(&input[..take]);
                 if window.len() < RESYNC_WINDOW {
-                    (take, DirState::Resync { window, skipped, start })
+                    (
+                        take,
+                        DirState::Resync {
+                            window,
+                            skipped,
+                            start,
+                        },
+                    )
                 } else if pdu::plausible_boundary(&window) {
                     if skipped > 0 {
                         self.emit(from, ts, start, EventKind::Resync { skipped });
-                        self.finding(from, ts, start, FindingCode::Garbage, Severity::Warning, format!("skipped {skipped} bytes to find the next PDU boundary"));
+                        self.finding(
+                            from,
+                            ts,
+                            start,
+                            FindingCode::Garbage,
+                            Severity::Warning,
+                            format!("skipped {skipped} bytes to find the next PDU boundary"),
+                        );
                     }
                     // Replay the window through normal decoding from its first byte.
                     self.dirs[i].offset = offset + take as u64 - window.len() as u64;
@@ -405,7 +603,14 @@ impl Conversation {
                 } else {
                     window.remove(0);
                     skipped += 1;
-                    (take, DirState::Resync { window, skipped, start })
+                    (
+                        take,
+                        DirState::Resync {
+                            window,
+                            skipped,
+                            start,
+                        },
+                    )
                 }
             }
         };
@@ -417,48 +622,128 @@ impl Conversation {
 
     fn begin_pdu(&mut self, from: Side, ts: u64, header: PduHeader, start: u64) -> DirState {
         if header.reserved != 0 {
-            self.finding(from, ts, start + 1, FindingCode::ReservedField, Severity::Info, format!("{} reserved byte is 0x{:02X}, not 0", header.pdu_type.name(), header.reserved));
+            self.finding(
+                from,
+                ts,
+                start + 1,
+                FindingCode::ReservedField,
+                Severity::Info,
+                format!(
+                    "{} reserved byte is 0x{:02X}, not 0",
+                    header.pdu_type.name(),
+                    header.reserved
+                ),
+            );
         }
         if self.phase == Phase::Aborted && self.start_seen {
-            self.finding(from, ts, start, FindingCode::UnexpectedPdu, Severity::Error, format!("{} after A-ABORT", header.pdu_type.name()));
+            self.finding(
+                from,
+                ts,
+                start,
+                FindingCode::UnexpectedPdu,
+                Severity::Error,
+                format!("{} after A-ABORT", header.pdu_type.name()),
+            );
         }
         match header.pdu_type {
             PduType::PData => {
                 self.check_pdata_allowed(from, ts, start, header.length);
                 if header.length == 0 {
-                    self.finding(from, ts, start, FindingCode::PdvLength, Severity::Error, "P-DATA-TF with length 0 (no PDV item)");
+                    self.finding(
+                        from,
+                        ts,
+                        start,
+                        FindingCode::PdvLength,
+                        Severity::Error,
+                        "P-DATA-TF with length 0 (no PDV item)",
+                    );
                     if self.config.emit_pdata {
-                        self.emit(from, ts, start, EventKind::PData(PDataSummary { pdu_length: 0, pdvs: Vec::new() }));
+                        self.emit(
+                            from,
+                            ts,
+                            start,
+                            EventKind::PData(PDataSummary {
+                                pdu_length: 0,
+                                pdvs: Vec::new(),
+                            }),
+                        );
                     }
                     return DirState::fresh();
                 }
-                DirState::PData { start, length: header.length, parser: PdvParser::new(header.length), pdvs: Vec::new() }
+                DirState::PData {
+                    start,
+                    length: header.length,
+                    parser: PdvParser::new(header.length),
+                    pdvs: Vec::new(),
+                }
             }
             PduType::Unknown(_) if !self.dirs[from.index()].trusted => {
                 // A false boundary found by resynchronisation: keep scanning.
-                DirState::Resync { window: Vec::with_capacity(RESYNC_WINDOW), skipped: HEADER_LEN as u64, start }
+                DirState::Resync {
+                    window: Vec::with_capacity(RESYNC_WINDOW),
+                    skipped: HEADER_LEN as u64,
+                    start,
+                }
             }
             PduType::Unknown(t) => {
-                self.emit(from, ts, start, EventKind::UnknownPdu { pdu_type: t, length: header.length });
-                self.finding(from, ts, start, FindingCode::UnknownPduType, Severity::Error, format!("unknown PDU type 0x{t:02X} declaring {} bytes", header.length));
+                self.emit(
+                    from,
+                    ts,
+                    start,
+                    EventKind::UnknownPdu {
+                        pdu_type: t,
+                        length: header.length,
+                    },
+                );
+                self.finding(
+                    from,
+                    ts,
+                    start,
+                    FindingCode::UnknownPduType,
+                    Severity::Error,
+                    format!(
+                        "unknown PDU type 0x{t:02X} declaring {} bytes",
+                        header.length
+                    ),
+                );
                 if header.length <= self.config.max_association_pdu {
-                    if header.length == 0 { DirState::fresh() } else { DirState::Skip { header, start, left: u64::from(header.length) } }
+                    if header.length == 0 {
+                        DirState::fresh()
+                    } else {
+                        DirState::Skip {
+                            header,
+                            start,
+                            left: u64::from(header.length),
+                        }
+                    }
                 } else {
                     // An absurd length on an unknown type is more likely garbage than a PDU.
-                    DirState::Resync { window: Vec::with_capacity(RESYNC_WINDOW), skipped: HEADER_LEN as u64, start }
+                    DirState::Resync {
+                        window: Vec::with_capacity(RESYNC_WINDOW),
+                        skipped: HEADER_LEN as u64,
+                        start,
+                    }
                 }
             }
             _ => {
                 if header.length > self.config.max_association_pdu {
                     self.finding(from, ts, start, FindingCode::PduTooLarge, Severity::Error, format!("{} declares {} bytes, more than the {} buffered for association PDUs; skipped undecoded", header.pdu_type.name(), header.length, self.config.max_association_pdu));
-                    return DirState::Skip { header, start, left: u64::from(header.length) };
+                    return DirState::Skip {
+                        header,
+                        start,
+                        left: u64::from(header.length),
+                    };
                 }
                 if header.length == 0 {
                     self.finish_pdu(from, ts, header, start, &[]);
                     return DirState::fresh();
                 }
                 // Grows with the bytes that actually arrive, never from the declared length.
-                DirState::Buffer { header, start, buf: Vec::with_capacity((header.length as usize).min(64 * 1024)) }
+                DirState::Buffer {
+                    header,
+                    start,
+                    buf: Vec::with_capacity((header.length as usize).min(64 * 1024)),
+                }
             }
         }
     }
@@ -472,9 +757,30 @@ impl Conversation {
                     self.finding(from, ts, start, FindingCode::NegotiationNotSeen, Severity::Info, "P-DATA without the association negotiation (capture started late): contexts, transfer syntaxes and max lengths unknown; command sets are still decoded (always Implicit VR Little Endian)");
                 }
             }
-            Phase::Requested => self.finding(from, ts, start, FindingCode::UnexpectedPdu, Severity::Error, "P-DATA-TF before the association was accepted"),
-            Phase::Rejected => self.finding(from, ts, start, FindingCode::UnexpectedPdu, Severity::Error, "P-DATA-TF after A-ASSOCIATE-RJ"),
-            Phase::Released => self.finding(from, ts, start, FindingCode::UnexpectedPdu, Severity::Error, "P-DATA-TF after the association was released"),
+            Phase::Requested => self.finding(
+                from,
+                ts,
+                start,
+                FindingCode::UnexpectedPdu,
+                Severity::Error,
+                "P-DATA-TF before the association was accepted",
+            ),
+            Phase::Rejected => self.finding(
+                from,
+                ts,
+                start,
+                FindingCode::UnexpectedPdu,
+                Severity::Error,
+                "P-DATA-TF after A-ASSOCIATE-RJ",
+            ),
+            Phase::Released => self.finding(
+                from,
+                ts,
+                start,
+                FindingCode::UnexpectedPdu,
+                Severity::Error,
+                "P-DATA-TF after the association was released",
+            ),
             Phase::Aborted => {}
         }
         if let Some(max) = self.max_length[from.peer().index()]
@@ -489,8 +795,19 @@ impl Conversation {
         let base = start + HEADER_LEN as u64;
         let mut notes = Notes::new();
         let what = header.pdu_type.name();
-        if matches!(header.pdu_type, PduType::AssociateRj | PduType::ReleaseRq | PduType::ReleaseRp | PduType::Abort) && header.length != 4 {
-            notes.push((start, Finding::new(FindingCode::LengthMismatch, Severity::Warning, format!("{what} length is {}, 4 expected", header.length))));
+        if matches!(
+            header.pdu_type,
+            PduType::AssociateRj | PduType::ReleaseRq | PduType::ReleaseRp | PduType::Abort
+        ) && header.length != 4
+        {
+            notes.push((
+                start,
+                Finding::new(
+                    FindingCode::LengthMismatch,
+                    Severity::Warning,
+                    format!("{what} length is {}, 4 expected", header.length),
+                ),
+            ));
         }
         let expected_from = match header.pdu_type {
             PduType::AssociateRq => Some(Side::Requestor),
@@ -500,7 +817,14 @@ impl Conversation {
         if let Some(side) = expected_from
             && side != from
         {
-            notes.push((start, Finding::new(FindingCode::UnexpectedPdu, Severity::Error, format!("{what} sent by the {from}"))));
+            notes.push((
+                start,
+                Finding::new(
+                    FindingCode::UnexpectedPdu,
+                    Severity::Error,
+                    format!("{what} sent by the {from}"),
+                ),
+            ));
         }
         let kind = match header.pdu_type {
             PduType::AssociateRq => assoc::decode_request(body, base, &mut notes).map(|rq| {
@@ -574,37 +898,91 @@ impl Conversation {
             Err(msg) => {
                 self.notes(from, ts, notes);
                 if !msg.is_empty() {
-                    self.finding(from, ts, start, FindingCode::LengthMismatch, Severity::Error, format!("{what} not decoded: {msg}"));
+                    self.finding(
+                        from,
+                        ts,
+                        start,
+                        FindingCode::LengthMismatch,
+                        Severity::Error,
+                        format!("{what} not decoded: {msg}"),
+                    );
                 }
             }
         }
     }
 
-    fn on_pdv(&mut self, from: Side, ts: u64, piece: PdvPiece<'_>, offset: u64, pdvs: &mut Vec<PdvInfo>) {
+    fn on_pdv(
+        &mut self,
+        from: Side,
+        ts: u64,
+        piece: PdvPiece<'_>,
+        offset: u64,
+        pdvs: &mut Vec<PdvInfo>,
+    ) {
         match piece {
-            PdvPiece::BadLength { offset, declared, remaining } => {
+            PdvPiece::BadLength {
+                offset,
+                declared,
+                remaining,
+            } => {
                 self.finding(from, ts, offset, FindingCode::PdvLength, Severity::Error, format!("PDV item declares {declared} bytes but its P-DATA-TF holds {remaining} more; rest of the PDU skipped"));
             }
-            PdvPiece::Header { offset, pc_id, control, length } => {
+            PdvPiece::Header {
+                offset,
+                pc_id,
+                control,
+                length,
+            } => {
                 let command = control & 1 != 0;
                 let last = control & 2 != 0;
-                pdvs.push(PdvInfo { pc_id, length: length - 2, command, last });
+                pdvs.push(PdvInfo {
+                    pc_id,
+                    length: length - 2,
+                    command,
+                    last,
+                });
                 if control > 3 {
-                    self.finding(from, ts, offset + 5, FindingCode::PdvControl, Severity::Warning, format!("PDV message control header 0x{control:02X} has reserved bits set"));
+                    self.finding(
+                        from,
+                        ts,
+                        offset + 5,
+                        FindingCode::PdvControl,
+                        Severity::Warning,
+                        format!("PDV message control header 0x{control:02X} has reserved bits set"),
+                    );
                 }
                 self.check_context(from, ts, offset, pc_id);
                 self.begin_fragment(from, ts, offset, pc_id, command);
                 if length == 2 {
-                    self.finding(from, ts, offset, FindingCode::PdvLength, Severity::Warning, format!("empty PDV on presentation context {pc_id}"));
+                    self.finding(
+                        from,
+                        ts,
+                        offset,
+                        FindingCode::PdvLength,
+                        Severity::Warning,
+                        format!("empty PDV on presentation context {pc_id}"),
+                    );
                     self.finish_fragment(from, ts, offset, pc_id, command, last);
                 }
             }
-            PdvPiece::Fragment { pc_id, control, bytes, last_of_item } => {
+            PdvPiece::Fragment {
+                pc_id,
+                control,
+                bytes,
+                last_of_item,
+            } => {
                 let command = control & 1 != 0;
                 let last = control & 2 != 0;
                 self.fragment_bytes(from, ts, offset, pc_id, command, bytes);
                 if last_of_item {
-                    self.finish_fragment(from, ts, offset + bytes.len() as u64, pc_id, command, last);
+                    self.finish_fragment(
+                        from,
+                        ts,
+                        offset + bytes.len() as u64,
+                        pc_id,
+                        command,
+                        last,
+                    );
                 }
             }
         }
@@ -615,9 +993,18 @@ impl Conversation {
             return;
         }
         let problem = if pc_id % 2 == 0 {
-            Some((FindingCode::BadContextId, format!("PDV on presentation context {pc_id}, an even ID")))
-        } else if self.start_seen && matches!(self.phase, Phase::Established | Phase::Releasing) && !self.accepted.contains_key(&pc_id) {
-            Some((FindingCode::UnacceptedContext, format!("PDV on presentation context {pc_id}, which was not accepted")))
+            Some((
+                FindingCode::BadContextId,
+                format!("PDV on presentation context {pc_id}, an even ID"),
+            ))
+        } else if self.start_seen
+            && matches!(self.phase, Phase::Established | Phase::Releasing)
+            && !self.accepted.contains_key(&pc_id)
+        {
+            Some((
+                FindingCode::UnacceptedContext,
+                format!("PDV on presentation context {pc_id}, which was not accepted"),
+            ))
         } else {
             None
         };
@@ -634,24 +1021,51 @@ impl Conversation {
         let mut problem = None;
         if command {
             if let Some(data) = asm.data.take() {
-                problem = Some(format!("command fragment on context {pc_id} before the data set of message {:?} ended ({} bytes seen)", data.message_id, data.total));
+                problem = Some(format!(
+                    "command fragment on context {pc_id} before the data set of message {:?} ended ({} bytes seen)",
+                    data.message_id, data.total
+                ));
             }
             if asm.command_start.is_none() {
                 asm.command_start = Some(offset);
             }
         } else if asm.data.is_none() {
             if !asm.expecting_data && start_seen {
-                problem = Some(format!("data fragment on context {pc_id} without a command announcing a data set"));
+                problem = Some(format!(
+                    "data fragment on context {pc_id} without a command announcing a data set"
+                ));
             }
             asm.expecting_data = false;
-            asm.data = Some(DataState { message_id: asm.message_id, start: offset, total: 0, peek_buf: Vec::new(), peeked: false, gap: false });
+            asm.data = Some(DataState {
+                message_id: asm.message_id,
+                start: offset,
+                total: 0,
+                peek_buf: Vec::new(),
+                peeked: false,
+                gap: false,
+            });
         }
         if let Some(msg) = problem {
-            self.finding(from, ts, offset, FindingCode::PdvControl, Severity::Error, msg);
+            self.finding(
+                from,
+                ts,
+                offset,
+                FindingCode::PdvControl,
+                Severity::Error,
+                msg,
+            );
         }
     }
 
-    fn fragment_bytes(&mut self, from: Side, ts: u64, offset: u64, pc_id: u8, command: bool, bytes: &[u8]) {
+    fn fragment_bytes(
+        &mut self,
+        from: Side,
+        ts: u64,
+        offset: u64,
+        pc_id: u8,
+        command: bool,
+        bytes: &[u8],
+    ) {
         let cap_cmd = self.config.max_command_bytes;
         let cap_peek = self.config.peek_bytes;
         let asm = self.assemblies.entry((from, pc_id)).or_default();
@@ -659,14 +1073,25 @@ impl Conversation {
             if asm.command.len() + bytes.len() > cap_cmd {
                 if !asm.command_overflow {
                     asm.command_overflow = true;
-                    self.finding(from, ts, offset, FindingCode::CommandTooLarge, Severity::Error, format!("command set on context {pc_id} exceeds {cap_cmd} bytes; not decoded"));
+                    self.finding(
+                        from,
+                        ts,
+                        offset,
+                        FindingCode::CommandTooLarge,
+                        Severity::Error,
+                        format!(
+                            "command set on context {pc_id} exceeds {cap_cmd} bytes; not decoded"
+                        ),
+                    );
                 }
             } else {
                 asm.command.extend_from_slice(bytes);
             }
             return;
         }
-        let Some(data) = asm.data.as_mut() else { return };
+        let Some(data) = asm.data.as_mut() else {
+            return;
+        };
         data.total += bytes.len() as u64;
         if !data.peeked && data.peek_buf.len() < cap_peek {
             let take = (cap_peek - data.peek_buf.len()).min(bytes.len());
@@ -674,14 +1099,31 @@ impl Conversation {
         }
         let full = !data.peeked && data.peek_buf.len() >= cap_peek;
         if self.config.emit_data {
-            self.emit(from, ts, offset, EventKind::DataFragment(DataFragment { pc_id, bytes: bytes.to_vec(), last: false }));
+            self.emit(
+                from,
+                ts,
+                offset,
+                EventKind::DataFragment(DataFragment {
+                    pc_id,
+                    bytes: bytes.to_vec(),
+                    last: false,
+                }),
+            );
         }
         if full {
             self.run_peek(from, ts, pc_id, false);
         }
     }
 
-    fn finish_fragment(&mut self, from: Side, ts: u64, offset: u64, pc_id: u8, command: bool, last: bool) {
+    fn finish_fragment(
+        &mut self,
+        from: Side,
+        ts: u64,
+        offset: u64,
+        pc_id: u8,
+        command: bool,
+        last: bool,
+    ) {
         if !last {
             return;
         }
@@ -689,23 +1131,60 @@ impl Conversation {
             self.finish_command(from, ts, pc_id);
             return;
         }
-        let needs_peek = self.assemblies.get(&(from, pc_id)).and_then(|a| a.data.as_ref()).is_some_and(|d| !d.peeked);
+        let needs_peek = self
+            .assemblies
+            .get(&(from, pc_id))
+            .and_then(|a| a.data.as_ref())
+            .is_some_and(|d| !d.peeked);
         if needs_peek {
             self.run_peek(from, ts, pc_id, true);
         }
-        let Some(data) = self.assemblies.get_mut(&(from, pc_id)).and_then(|a| a.data.take()) else { return };
+        let Some(data) = self
+            .assemblies
+            .get_mut(&(from, pc_id))
+            .and_then(|a| a.data.take())
+        else {
+            return;
+        };
         if self.config.emit_data {
-            self.emit(from, ts, offset, EventKind::DataFragment(DataFragment { pc_id, bytes: Vec::new(), last: true }));
+            self.emit(
+                from,
+                ts,
+                offset,
+                EventKind::DataFragment(DataFragment {
+                    pc_id,
+                    bytes: Vec::new(),
+                    last: true,
+                }),
+            );
         }
         if data.gap {
             self.finding(from, ts, data.start, FindingCode::IncompleteMessage, Severity::Warning, format!("data set of message {:?} on context {pc_id} has bytes missing from the capture", data.message_id));
         }
-        self.emit(from, ts, data.start, EventKind::DatasetEnd(DatasetEndEvent { pc_id, message_id: data.message_id, length: data.total }));
+        self.emit(
+            from,
+            ts,
+            data.start,
+            EventKind::DatasetEnd(DatasetEndEvent {
+                pc_id,
+                message_id: data.message_id,
+                length: data.total,
+            }),
+        );
     }
 
     fn run_peek(&mut self, from: Side, ts: u64, pc_id: u8, complete: bool) {
-        let accepted = self.accepted.get(&pc_id).map(|c| (c.encoding, c.transfer_syntax.clone()));
-        let Some(data) = self.assemblies.get_mut(&(from, pc_id)).and_then(|a| a.data.as_mut()) else { return };
+        let accepted = self
+            .accepted
+            .get(&pc_id)
+            .map(|c| (c.encoding, c.transfer_syntax.clone()));
+        let Some(data) = self
+            .assemblies
+            .get_mut(&(from, pc_id))
+            .and_then(|a| a.data.as_mut())
+        else {
+            return;
+        };
         data.peeked = true;
         let buf = std::mem::take(&mut data.peek_buf);
         let (start, message_id, gap) = (data.start, data.message_id, data.gap);
@@ -719,16 +1198,45 @@ impl Conversation {
         }
         let peek = peek::peek_dataset(&buf, encoding, complete);
         if let Some(err) = &peek.error {
-            self.finding(from, ts, start, FindingCode::MalformedDataset, Severity::Warning, format!("data set of message {message_id:?} on context {pc_id}: {err}"));
+            self.finding(
+                from,
+                ts,
+                start,
+                FindingCode::MalformedDataset,
+                Severity::Warning,
+                format!("data set of message {message_id:?} on context {pc_id}: {err}"),
+            );
         }
         for bad in &peek.invalid_text {
-            self.finding(from, ts, start, FindingCode::InvalidText, Severity::Warning, format!("{} ({}) is not valid in Specific Character Set {:?}: {} at byte {}", bad.tag, bad.vr, peek.specific_character_set, bad.reason, bad.byte_offset));
+            self.finding(
+                from,
+                ts,
+                start,
+                FindingCode::InvalidText,
+                Severity::Warning,
+                format!(
+                    "{} ({}) is not valid in Specific Character Set {:?}: {} at byte {}",
+                    bad.tag, bad.vr, peek.specific_character_set, bad.reason, bad.byte_offset
+                ),
+            );
         }
-        self.emit(from, ts, start, EventKind::DatasetPeek(DatasetPeekEvent { pc_id, transfer_syntax, message_id, peek }));
+        self.emit(
+            from,
+            ts,
+            start,
+            EventKind::DatasetPeek(DatasetPeekEvent {
+                pc_id,
+                transfer_syntax,
+                message_id,
+                peek,
+            }),
+        );
     }
 
     fn finish_command(&mut self, from: Side, ts: u64, pc_id: u8) {
-        let Some(asm) = self.assemblies.get_mut(&(from, pc_id)) else { return };
+        let Some(asm) = self.assemblies.get_mut(&(from, pc_id)) else {
+            return;
+        };
         let bytes = std::mem::take(&mut asm.command);
         let start = asm.command_start.take().unwrap_or(0);
         let overflow = std::mem::take(&mut asm.command_overflow);
@@ -741,16 +1249,36 @@ impl Conversation {
                 asm.expecting_data = command.has_dataset;
                 asm.message_id = command.message_id.or(command.responded_to);
                 let latency_us = self.pair(from, ts, start, &command);
-                let abstract_syntax = self.accepted.get(&pc_id).and_then(|c| c.abstract_syntax.clone());
+                let abstract_syntax = self
+                    .accepted
+                    .get(&pc_id)
+                    .and_then(|c| c.abstract_syntax.clone());
                 let notes: Vec<Finding> = command.notes.iter().map(|n| n.to_finding()).collect();
-                self.emit(from, ts, start, EventKind::Command(CommandEvent { pc_id, abstract_syntax, command, latency_us }));
+                self.emit(
+                    from,
+                    ts,
+                    start,
+                    EventKind::Command(CommandEvent {
+                        pc_id,
+                        abstract_syntax,
+                        command,
+                        latency_us,
+                    }),
+                );
                 for f in notes {
                     self.emit(from, ts, start, EventKind::Finding(f));
                 }
             }
             Err(e) => {
                 asm.expecting_data = false;
-                self.finding(from, ts, start, FindingCode::MalformedCommand, Severity::Error, format!("command set on context {pc_id} not decoded: {e}"));
+                self.finding(
+                    from,
+                    ts,
+                    start,
+                    FindingCode::MalformedCommand,
+                    Severity::Error,
+                    format!("command set on context {pc_id} not decoded: {e}"),
+                );
             }
         }
     }
@@ -765,8 +1293,19 @@ impl Conversation {
             if self.outstanding.len() >= MAX_OUTSTANDING {
                 return None;
             }
-            if self.outstanding.insert((from, id), (ts, command.command_field)).is_some() {
-                self.finding(from, ts, start, FindingCode::DuplicateMessageId, Severity::Warning, format!("message ID {id} reused while a request with it is outstanding"));
+            if self
+                .outstanding
+                .insert((from, id), (ts, command.command_field))
+                .is_some()
+            {
+                self.finding(
+                    from,
+                    ts,
+                    start,
+                    FindingCode::DuplicateMessageId,
+                    Severity::Warning,
+                    format!("message ID {id} reused while a request with it is outstanding"),
+                );
             }
             return None;
         }
@@ -774,29 +1313,86 @@ impl Conversation {
         let key = (from.peer(), id);
         let Some(&(req_ts, field)) = self.outstanding.get(&key) else {
             if self.start_seen {
-                self.finding(from, ts, start, FindingCode::UnmatchedResponse, Severity::Warning, format!("{} answers message ID {id}, which has no outstanding request", command.command));
+                self.finding(
+                    from,
+                    ts,
+                    start,
+                    FindingCode::UnmatchedResponse,
+                    Severity::Warning,
+                    format!(
+                        "{} answers message ID {id}, which has no outstanding request",
+                        command.command
+                    ),
+                );
             }
             return None;
         };
         if field | 0x8000 != command.command_field {
-            self.finding(from, ts, start, FindingCode::UnmatchedResponse, Severity::Warning, format!("{} answers message ID {id}, a {}", command.command, dimse::command_name(field)));
+            self.finding(
+                from,
+                ts,
+                start,
+                FindingCode::UnmatchedResponse,
+                Severity::Warning,
+                format!(
+                    "{} answers message ID {id}, a {}",
+                    command.command,
+                    dimse::command_name(field)
+                ),
+            );
         }
-        let pending = command.status.as_ref().is_some_and(|s| s.class == StatusClass::Pending);
+        let pending = command
+            .status
+            .as_ref()
+            .is_some_and(|s| s.class == StatusClass::Pending);
         if !pending {
             self.outstanding.remove(&key);
         }
         Some(ts.saturating_sub(req_ts))
     }
 
-    fn finish_pdata(&mut self, from: Side, ts: u64, start: u64, length: u32, parser: &PdvParser, pdvs: Vec<PdvInfo>) {
+    fn finish_pdata(
+        &mut self,
+        from: Side,
+        ts: u64,
+        start: u64,
+        length: u32,
+        parser: &PdvParser,
+        pdvs: Vec<PdvInfo>,
+    ) {
         if parser.partial_header() > 0 {
-            self.finding(from, ts, start, FindingCode::PdvLength, Severity::Error, format!("P-DATA-TF ends {} bytes into a PDV item header", parser.partial_header()));
+            self.finding(
+                from,
+                ts,
+                start,
+                FindingCode::PdvLength,
+                Severity::Error,
+                format!(
+                    "P-DATA-TF ends {} bytes into a PDV item header",
+                    parser.partial_header()
+                ),
+            );
         }
         if pdvs.is_empty() {
-            self.finding(from, ts, start, FindingCode::PdvLength, Severity::Error, "P-DATA-TF without a PDV item");
+            self.finding(
+                from,
+                ts,
+                start,
+                FindingCode::PdvLength,
+                Severity::Error,
+                "P-DATA-TF without a PDV item",
+            );
         }
         if self.config.emit_pdata {
-            self.emit(from, ts, start, EventKind::PData(PDataSummary { pdu_length: length, pdvs }));
+            self.emit(
+                from,
+                ts,
+                start,
+                EventKind::PData(PDataSummary {
+                    pdu_length: length,
+                    pdvs,
+                }),
+            );
         }
     }
 
@@ -812,12 +1408,22 @@ impl Conversation {
             }
             asm.command.clear();
             if let Some(d) = asm.data.take() {
-                lost.push(format!("data set of message {:?} on context {pc} ({} bytes seen)", d.message_id, d.total));
+                lost.push(format!(
+                    "data set of message {:?} on context {pc} ({} bytes seen)",
+                    d.message_id, d.total
+                ));
             }
         }
         lost.sort();
         for what in lost {
-            self.finding(from, ts, offset, FindingCode::IncompleteMessage, Severity::Warning, format!("{what} never completed ({why})"));
+            self.finding(
+                from,
+                ts,
+                offset,
+                FindingCode::IncompleteMessage,
+                Severity::Warning,
+                format!("{what} never completed ({why})"),
+            );
         }
     }
 }

@@ -81,14 +81,23 @@ pub enum EventKind {
     #[serde(skip)]
     DataFragment(DataFragment),
     /// A PDU whose type is not one of the seven of PS3.8; its bytes were skipped.
-    UnknownPdu { pdu_type: u8, length: u32 },
+    UnknownPdu {
+        pdu_type: u8,
+        length: u32,
+    },
     /// Bytes of this direction were never seen (capture loss); decoding resumes at the next
     /// PDU boundary found.
-    Gap { missing: u64 },
+    Gap {
+        missing: u64,
+    },
     /// After a gap or garbage, decoding found a PDU boundary again after skipping bytes.
-    Resync { skipped: u64 },
+    Resync {
+        skipped: u64,
+    },
     /// The TCP stream of this direction ended.
-    StreamEnd { how: crate::engine::StreamEnd },
+    StreamEnd {
+        how: crate::engine::StreamEnd,
+    },
     /// An oddity or violation; decoding goes on.
     Finding(Finding),
 }

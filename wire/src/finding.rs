@@ -32,7 +32,9 @@ impl std::str::FromStr for Severity {
             "info" => Ok(Severity::Info),
             "warning" | "warn" => Ok(Severity::Warning),
             "error" => Ok(Severity::Error),
-            other => Err(format!("unknown severity {other:?} (expected info, warning or error)")),
+            other => Err(format!(
+                "unknown severity {other:?} (expected info, warning or error)"
+            )),
         }
     }
 }

@@ -8,11 +8,25 @@ pub const PDV_HEADER_LEN: usize = 6;
 #[derive(Debug, PartialEq, Eq)]
 pub enum PdvPiece<'a> {
     /// A PDV item header was completed; `offset` is its position in the stream.
-    Header { offset: u64, pc_id: u8, control: u8, length: u32 },
+    Header {
+        offset: u64,
+        pc_id: u8,
+        control: u8,
+        length: u32,
+    },
     /// Fragment bytes of the current PDV.
-    Fragment { pc_id: u8, control: u8, bytes: &'a [u8], last_of_item: bool },
+    Fragment {
+        pc_id: u8,
+        control: u8,
+        bytes: &'a [u8],
+        last_of_item: bool,
+    },
     /// An item length that does not fit in what remains of the PDU (or is below 2).
-    BadLength { offset: u64, declared: u32, remaining: u32 },
+    BadLength {
+        offset: u64,
+        declared: u32,
+        remaining: u32,
+    },
 }
 
 /// Incremental parser of the body of one P-DATA-TF PDU.
@@ -25,8 +39,15 @@ pub struct PdvParser {
 
 #[derive(Debug)]
 enum PdvState {
-    Header { buf: [u8; PDV_HEADER_LEN], have: usize },
-    Body { pc_id: u8, control: u8, left: u32 },
+    Header {
+        buf: [u8; PDV_HEADER_LEN],
+        have: usize,
+    },
+    Body {
+        pc_id: u8,
+        control: u8,
+        left: u32,
+    },
     /// After a bad item length: the rest of the PDU is skipped.
     Skip,
 }
@@ -35,7 +56,10 @@ impl PdvParser {
     pub fn new(body_len: u32) -> Self {
         PdvParser {
             remaining: body_len,
-            state: PdvState::Header { buf: [0; PDV_HEADER_LEN], have: 0 },
+            state: PdvState::Header {
+                buf: [0; PDV_HEADER_LEN],
+                have: 0,
+            },
         }
     }
 
@@ -87,12 +111,17 @@ impl PdvParser {
     /// Skips `n` bytes of the current fragment (bytes lost from a capture); returns whether
     /// that ended the item. `n` is clamped to what the fragment holds.
     pub fn skip_data(&mut self, n: u32) -> bool {
-        let PdvState::Body { left, .. } = &mut self.state else { return false };
+        let PdvState::Body { left, .. } = &mut self.state else {
+            return false;
+        };
         let n = n.min(*left).min(self.remaining);
         *left -= n;
         self.remaining -= n;
         if *left == 0 {
-            self.state = PdvState::Header { buf: [0; PDV_HEADER_LEN], have: 0 };
+            self.state = PdvState::Header {
+                buf: [0; PDV_HEADER_LEN],
+                have: 0,
+            };
             true
         } else {
             false
@@ -120,24 +149,55 @@ impl PdvParser {
                 let header_offset = offset + take as u64 - PDV_HEADER_LEN as u64;
                 // The item length covers the context ID and control bytes already read.
                 if length < 2 || length - 2 > self.remaining {
-                    let piece = PdvPiece::BadLength { offset: header_offset, declared: length, remaining: self.remaining + 2 };
+                    let piece = PdvPiece::BadLength {
+                        offset: header_offset,
+                        declared: length,
+                        remaining: self.remaining + 2,
+                    };
                     self.state = PdvState::Skip;
                     return (take, Some(piece));
                 }
-                self.state = PdvState::Body { pc_id, control, left: length - 2 };
+                self.state = PdvState::Body {
+                    pc_id,
+                    control,
+                    left: length - 2,
+                };
                 if length == 2 {
                     // An empty fragment still completes the item.
-                    self.state = PdvState::Header { buf: [0; PDV_HEADER_LEN], have: 0 };
+                    self.state = PdvState::Header {
+                        buf: [0; PDV_HEADER_LEN],
+                        have: 0,
+                    };
                 }
-                (take, Some(PdvPiece::Header { offset: header_offset, pc_id, control, length }))
+                (
+                    take,
+                    Some(PdvPiece::Header {
+                        offset: header_offset,
+                        pc_id,
+                        control,
+                        length,
+                    }),
+                )
             }
-            PdvState::Body { pc_id, control, left } => {
+            PdvState::Body {
+                pc_id,
+                control,
+                left,
+            } => {
                 let take = (*left as usize).min(avail);
                 *left -= take as u32;
                 self.remaining -= take as u32;
-                let piece = PdvPiece::Fragment { pc_id: *pc_id, control: *control, bytes: &input[..take], last_of_item: *left == 0 };
+                let piece = PdvPiece::Fragment {
+                    pc_id: *pc_id,
+                    control: *control,
+                    bytes: &input[..take],
+                    last_of_item: *left == 0,
+                };
                 if *left == 0 {
-                    self.state = PdvState::Header { buf: [0; PDV_HEADER_LEN], have: 0 };
+                    self.state = PdvState::Header {
+                        buf: [0; PDV_HEADER_LEN],
+                        have: 0,
+                    };
                 }
                 (take, Some(piece))
             }
@@ -183,7 +243,10 @@ mod tests {
         assert!(whole[1].contains("last_of_item: true"));
         let joined_whole: Vec<_> = whole.iter().filter(|s| s.starts_with("Header")).collect();
         let bytewise = collect(&body, 1);
-        let joined_bytes: Vec<_> = bytewise.iter().filter(|s| s.starts_with("Header")).collect();
+        let joined_bytes: Vec<_> = bytewise
+            .iter()
+            .filter(|s| s.starts_with("Header"))
+            .collect();
         assert_eq!(joined_whole, joined_bytes);
     }
 

@@ -90,13 +90,18 @@ pub fn plausible_boundary(w: &[u8]) -> bool {
         // Ten-byte PDUs: check their fields, and that another PDU header follows.
         0x03 => {
             len == 4
-                && w.get(6..10).is_none_or(|v| v[0] == 0 && (1..=2).contains(&v[1]) && (1..=3).contains(&v[2]) && v[3] <= 7)
+                && w.get(6..10).is_none_or(|v| {
+                    v[0] == 0 && (1..=2).contains(&v[1]) && (1..=3).contains(&v[2]) && v[3] <= 7
+                })
                 && next_header_plausible(w)
         }
-        0x05 | 0x06 => len == 4 && w.get(6..10).is_none_or(|v| v == [0, 0, 0, 0]) && next_header_plausible(w),
+        0x05 | 0x06 => {
+            len == 4 && w.get(6..10).is_none_or(|v| v == [0, 0, 0, 0]) && next_header_plausible(w)
+        }
         0x07 => {
             len == 4
-                && w.get(6..10).is_none_or(|v| v[0] == 0 && v[1] == 0 && (v[2] == 0 || v[2] == 2) && v[3] <= 6)
+                && w.get(6..10)
+                    .is_none_or(|v| v[0] == 0 && v[1] == 0 && (v[2] == 0 || v[2] == 2) && v[3] <= 6)
                 && next_header_plausible(w)
         }
         0x04 => {
@@ -115,7 +120,8 @@ pub fn plausible_boundary(w: &[u8]) -> bool {
 
 /// After a ten-byte PDU at the start of `w`, the next PDU's type and reserved byte.
 fn next_header_plausible(w: &[u8]) -> bool {
-    w.get(10..12).is_none_or(|n| (1..=7).contains(&n[0]) && n[1] == 0)
+    w.get(10..12)
+        .is_none_or(|n| (1..=7).contains(&n[0]) && n[1] == 0)
 }
 
 /// Words for an A-ASSOCIATE-RJ (PS3.8 Table 9-21).
@@ -127,15 +133,27 @@ pub fn reject_description(result: u8, source: u8, reason: u8) -> (String, bool) 
     };
     let (source_s, reason_s) = match (source, reason) {
         (1, 1) => ("service-user", Some("no-reason-given")),
-        (1, 2) => ("service-user", Some("application-context-name-not-supported")),
+        (1, 2) => (
+            "service-user",
+            Some("application-context-name-not-supported"),
+        ),
         (1, 3) => ("service-user", Some("calling-AE-title-not-recognized")),
         (1, 7) => ("service-user", Some("called-AE-title-not-recognized")),
         (1, _) => ("service-user", None),
         (2, 1) => ("service-provider-acse", Some("no-reason-given")),
-        (2, 2) => ("service-provider-acse", Some("protocol-version-not-supported")),
+        (2, 2) => (
+            "service-provider-acse",
+            Some("protocol-version-not-supported"),
+        ),
         (2, _) => ("service-provider-acse", None),
-        (3, 1) => ("service-provider-presentation", Some("temporary-congestion")),
-        (3, 2) => ("service-provider-presentation", Some("local-limit-exceeded")),
+        (3, 1) => (
+            "service-provider-presentation",
+            Some("temporary-congestion"),
+        ),
+        (3, 2) => (
+            "service-provider-presentation",
+            Some("local-limit-exceeded"),
+        ),
         (3, _) => ("service-provider-presentation", None),
         _ => ("source-unknown", None),
     };
@@ -182,17 +200,27 @@ mod tests {
         assert!(!plausible_boundary(&even_pc));
         let release = [5, 0, 0, 0, 0, 4, 0, 0, 0, 0, 6, 0];
         assert!(plausible_boundary(&release));
-        assert!(!plausible_boundary(&[0x08, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0]));
-        assert!(!plausible_boundary(&[0x01, 0, 0xFF, 0, 0, 4, 0, 1, 0, 0, 0, 0]));
+        assert!(!plausible_boundary(&[
+            0x08, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0
+        ]));
+        assert!(!plausible_boundary(&[
+            0x01, 0, 0xFF, 0, 0, 4, 0, 1, 0, 0, 0, 0
+        ]));
     }
 
     #[test]
     fn reject_words() {
         let (d, known) = reject_description(1, 1, 3);
-        assert_eq!(d, "rejected-permanent, service-user: calling-AE-title-not-recognized");
+        assert_eq!(
+            d,
+            "rejected-permanent, service-user: calling-AE-title-not-recognized"
+        );
         assert!(known);
         let (d, known) = reject_description(2, 3, 9);
-        assert_eq!(d, "rejected-transient, service-provider-presentation: reason-9");
+        assert_eq!(
+            d,
+            "rejected-transient, service-provider-presentation: reason-9"
+        );
         assert!(!known);
     }
 }

@@ -1,10 +1,12 @@
 //! Engine tests on bytes: PDUs built with dicom-ul's writer (an independent encoder), fed
 //! whole, byte by byte and in random chunks.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use dicom_ul::pdu::{
-    AbortRQServiceProviderReason, AbortRQSource, AssociationAC, AssociationRQ, PDataValue, PDataValueType, Pdu,
-    PresentationContextProposed, PresentationContextResult, PresentationContextResultReason, RequestorRoles,
-    UserVariableItem, write_pdu,
+    AbortRQServiceProviderReason, AbortRQSource, AssociationAC, AssociationRQ, PDataValue,
+    PDataValueType, Pdu, PresentationContextProposed, PresentationContextResult,
+    PresentationContextResultReason, RequestorRoles, UserVariableItem, write_pdu,
 };
 use dicomtap_wire::dimse::{Command, encode_command, field};
 use dicomtap_wire::engine::Phase;
@@ -29,14 +31,28 @@ fn rq() -> Vec<u8> {
         called_ae_title: "PACS".into(),
         application_context_name: "1.2.840.10008.3.1.1.1".into(),
         presentation_contexts: vec![
-            PresentationContextProposed { id: 1, abstract_syntax: VERIFICATION.into(), transfer_syntaxes: vec![IMPLICIT.into()] },
-            PresentationContextProposed { id: 3, abstract_syntax: CT.into(), transfer_syntaxes: vec![EXPLICIT.into(), IMPLICIT.into()] },
+            PresentationContextProposed {
+                id: 1,
+                abstract_syntax: VERIFICATION.into(),
+                transfer_syntaxes: vec![IMPLICIT.into()],
+            },
+            PresentationContextProposed {
+                id: 3,
+                abstract_syntax: CT.into(),
+                transfer_syntaxes: vec![EXPLICIT.into(), IMPLICIT.into()],
+            },
         ],
         user_variables: vec![
             UserVariableItem::MaxLength(16384),
             UserVariableItem::ImplementationClassUID("1.2.3.4".into()),
             UserVariableItem::ImplementationVersionName("TEST_1".into()),
-            UserVariableItem::ScuScpRoleSelectionSubItem(CT.into(), RequestorRoles { scu: true, scp: false }),
+            UserVariableItem::ScuScpRoleSelectionSubItem(
+                CT.into(),
+                RequestorRoles {
+                    scu: true,
+                    scp: false,
+                },
+            ),
         ],
     }))
 }
@@ -48,15 +64,33 @@ fn ac(max: u32) -> Vec<u8> {
         called_ae_title: "PACS".into(),
         application_context_name: "1.2.840.10008.3.1.1.1".into(),
         presentation_contexts: vec![
-            PresentationContextResult { id: 1, reason: PresentationContextResultReason::Acceptance, transfer_syntax: IMPLICIT.into() },
-            PresentationContextResult { id: 3, reason: PresentationContextResultReason::Acceptance, transfer_syntax: EXPLICIT.into() },
+            PresentationContextResult {
+                id: 1,
+                reason: PresentationContextResultReason::Acceptance,
+                transfer_syntax: IMPLICIT.into(),
+            },
+            PresentationContextResult {
+                id: 3,
+                reason: PresentationContextResultReason::Acceptance,
+                transfer_syntax: EXPLICIT.into(),
+            },
         ],
-        user_variables: vec![UserVariableItem::MaxLength(max), UserVariableItem::ImplementationClassUID("1.2.3.5".into())],
+        user_variables: vec![
+            UserVariableItem::MaxLength(max),
+            UserVariableItem::ImplementationClassUID("1.2.3.5".into()),
+        ],
     }))
 }
 
 fn pdata(pc: u8, kind: PDataValueType, last: bool, data: Vec<u8>) -> Vec<u8> {
-    pdu(&Pdu::PData { data: vec![PDataValue { presentation_context_id: pc, value_type: kind, is_last: last, data }] })
+    pdu(&Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: pc,
+            value_type: kind,
+            is_last: last,
+            data,
+        }],
+    })
 }
 
 fn store_rq(id: u16) -> Vec<u8> {
@@ -95,7 +129,13 @@ fn dataset(id: u16, pixels: usize) -> Vec<u8> {
     let mut out = Vec::new();
     el(&mut out, 0x0008, 0x0005, b"CS", b"ISO_IR 192");
     el(&mut out, 0x0008, 0x0016, b"UI", CT.as_bytes());
-    el(&mut out, 0x0008, 0x0018, b"UI", format!("1.2.3.4.{id}").as_bytes());
+    el(
+        &mut out,
+        0x0008,
+        0x0018,
+        b"UI",
+        format!("1.2.3.4.{id}").as_bytes(),
+    );
     el(&mut out, 0x0008, 0x0060, b"CS", b"CT");
     el(&mut out, 0x0010, 0x0010, b"PN", "Müller^Jürgen".as_bytes());
     out.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0]);
@@ -110,20 +150,35 @@ fn association() -> Vec<(Side, Vec<u8>)> {
     let mut echo = Command::new(field::C_ECHO_RQ);
     echo.message_id = Some(1);
     echo.affected_sop_class = Some(VERIFICATION.into());
-    s.push((Side::Requestor, pdata(1, PDataValueType::Command, true, encode_command(&echo))));
+    s.push((
+        Side::Requestor,
+        pdata(1, PDataValueType::Command, true, encode_command(&echo)),
+    ));
     let mut echo_rsp = Command::new(field::C_ECHO_RSP);
     echo_rsp.responded_to = Some(1);
     echo_rsp.affected_sop_class = Some(VERIFICATION.into());
     echo_rsp.status = Some(dicomtap_wire::status::classify(0, field::C_ECHO_RSP));
-    s.push((Side::Acceptor, pdata(1, PDataValueType::Command, true, encode_command(&echo_rsp))));
+    s.push((
+        Side::Acceptor,
+        pdata(1, PDataValueType::Command, true, encode_command(&echo_rsp)),
+    ));
     for id in 2..4u16 {
-        s.push((Side::Requestor, pdata(3, PDataValueType::Command, true, store_rq(id))));
+        s.push((
+            Side::Requestor,
+            pdata(3, PDataValueType::Command, true, store_rq(id)),
+        ));
         let ds = dataset(id, 40000);
         let chunks: Vec<&[u8]> = ds.chunks(16000).collect();
         for (i, c) in chunks.iter().enumerate() {
-            s.push((Side::Requestor, pdata(3, PDataValueType::Data, i + 1 == chunks.len(), c.to_vec())));
+            s.push((
+                Side::Requestor,
+                pdata(3, PDataValueType::Data, i + 1 == chunks.len(), c.to_vec()),
+            ));
         }
-        s.push((Side::Acceptor, pdata(3, PDataValueType::Command, true, store_rsp(id, 0))));
+        s.push((
+            Side::Acceptor,
+            pdata(3, PDataValueType::Command, true, store_rsp(id, 0)),
+        ));
     }
     s.push((Side::Requestor, pdu(&Pdu::ReleaseRQ)));
     s.push((Side::Acceptor, pdu(&Pdu::ReleaseRP)));
@@ -160,7 +215,10 @@ fn kinds(events: &[Event]) -> Vec<String> {
         .map(|e| match &e.kind {
             EventKind::Command(c) => c.command.command.to_string(),
             EventKind::Finding(f) => format!("finding:{}", f.code.id()),
-            other => serde_json::to_value(other).ok().and_then(|v| v.get("event").and_then(|s| s.as_str()).map(str::to_string)).unwrap_or_default(),
+            other => serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.get("event").and_then(|s| s.as_str()).map(str::to_string))
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -169,7 +227,10 @@ fn kinds(events: &[Event]) -> Vec<String> {
 fn a_whole_association_decodes_cleanly() {
     let events = run(&association(), &|_| usize::MAX);
     let k = kinds(&events);
-    let findings: Vec<_> = events.iter().filter(|e| matches!(e.kind, EventKind::Finding(_))).collect();
+    let findings: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Finding(_)))
+        .collect();
     assert!(findings.is_empty(), "unexpected findings: {findings:#?}");
     assert_eq!(k.iter().filter(|s| *s == "C-STORE-RQ").count(), 2);
     assert_eq!(k.iter().filter(|s| *s == "C-STORE-RSP").count(), 2);
@@ -181,10 +242,16 @@ fn a_whole_association_decodes_cleanly() {
         _ => None,
     });
     let rq = rq.expect("A-ASSOCIATE-RQ decoded");
-    assert_eq!((rq.calling_ae.as_str(), rq.called_ae.as_str()), ("MODALITY", "PACS"));
+    assert_eq!(
+        (rq.calling_ae.as_str(), rq.called_ae.as_str()),
+        ("MODALITY", "PACS")
+    );
     assert_eq!(rq.contexts.len(), 2);
     assert_eq!(rq.user_info.max_length, Some(16384));
-    assert_eq!(rq.user_info.implementation_version_name.as_deref(), Some("TEST_1"));
+    assert_eq!(
+        rq.user_info.implementation_version_name.as_deref(),
+        Some("TEST_1")
+    );
     assert_eq!(rq.user_info.role_selections.len(), 1);
     let ends: Vec<u64> = events
         .iter()
@@ -294,14 +361,26 @@ fn huge_association_pdu_is_skipped_and_reported() {
         ev.push(e);
     }
     let f = findings(&ev);
-    assert!(f.contains(&FindingCode::PduTooLarge) && f.contains(&FindingCode::TruncatedPdu), "{f:?}");
+    assert!(
+        f.contains(&FindingCode::PduTooLarge) && f.contains(&FindingCode::TruncatedPdu),
+        "{f:?}"
+    );
 }
 
 #[test]
 fn data_after_abort_and_unknown_type_are_findings() {
-    let abort = pdu(&Pdu::AbortRQ { source: AbortRQSource::ServiceProvider(AbortRQServiceProviderReason::UnexpectedPdu) });
-    let mut s = vec![(Side::Requestor, rq()), (Side::Acceptor, ac(0)), (Side::Acceptor, abort)];
-    s.push((Side::Requestor, pdata(3, PDataValueType::Command, true, store_rq(9))));
+    let abort = pdu(&Pdu::AbortRQ {
+        source: AbortRQSource::ServiceProvider(AbortRQServiceProviderReason::UnexpectedPdu),
+    });
+    let mut s = vec![
+        (Side::Requestor, rq()),
+        (Side::Acceptor, ac(0)),
+        (Side::Acceptor, abort),
+    ];
+    s.push((
+        Side::Requestor,
+        pdata(3, PDataValueType::Command, true, store_rq(9)),
+    ));
     s.push((Side::Requestor, vec![0x09, 0, 0, 0, 0, 2, 0xAA, 0xBB]));
     let events = run(&s, &|_| usize::MAX);
     let f = findings(&events);
@@ -380,7 +459,10 @@ fn late_start_still_decodes_commands() {
     }
     let k = kinds(&events);
     assert_eq!(k.iter().filter(|s| *s == "C-STORE-RQ").count(), 2, "{k:?}");
-    assert!(findings(&events).contains(&FindingCode::NegotiationNotSeen), "{k:?}");
+    assert!(
+        findings(&events).contains(&FindingCode::NegotiationNotSeen),
+        "{k:?}"
+    );
     let peeks = events.iter().filter(|e| matches!(&e.kind, EventKind::DatasetPeek(p) if p.peek.sop_class_uid.as_deref() == Some(CT))).count();
     assert_eq!(peeks, 2);
 }

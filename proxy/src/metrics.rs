@@ -1,0 +1,538 @@
+//! Prometheus metrics of the proxy (own registry) and the tiny HTTP/1.1 responder that
+//! serves `/metrics` and `/healthz`.
+//!
+//! Labels are bounded: SOP classes and transfer syntaxes as registry keywords (else
+//! `private` or `unknown`), AE titles capped to a configured number of distinct values
+//! (then `other`), never anything from a data set.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dicomtap_wire::event::EventKind;
+use dicomtap_wire::{Event, Side};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Every metric of the proxy, registered in its own [`Registry`].
+pub struct Metrics {
+    registry: Registry,
+    pub associations_total: IntCounterVec,
+    pub associations_active: IntGauge,
+    pub dimse_messages_total: IntCounterVec,
+    pub dimse_response_seconds: HistogramVec,
+    pub pdu_bytes: HistogramVec,
+    pub bytes_total: IntCounterVec,
+    pub presentation_contexts_total: IntCounterVec,
+    pub upstream_errors_total: IntCounterVec,
+    pub recorder_dropped_total: IntCounter,
+    pub analysis_dropped_bytes_total: IntCounter,
+    pub protocol_findings_total: IntCounterVec,
+    pub aborts_total: IntCounterVec,
+    ae_titles: AeCap,
+}
+
+/// Why the metrics could not be set up or served.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("registering metrics: {0}")]
+    Prometheus(#[from] prometheus::Error),
+}
+
+impl Metrics {
+    /// Creates and registers every metric. `ae_title_cap` bounds the AE title labels.
+    pub fn new(ae_title_cap: usize) -> Result<Metrics, MetricsError> {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+        };
+        let associations_total = counter_vec(
+            "dicomtap_associations_total",
+            "Associations by outcome (accepted, rejected, proxy_rejected_upstream, proxy_rejected_limit, no_response) and AE titles.",
+            &["result", "calling_ae", "called_ae"],
+        )?;
+        let associations_active =
+            IntGauge::new("dicomtap_associations_active", "Associations open now.")?;
+        let dimse_messages_total = counter_vec(
+            "dicomtap_dimse_messages_total",
+            "DIMSE messages (requests and responses) by command, SOP class keyword and status class (none for requests).",
+            &["command", "sop_class", "status_class"],
+        )?;
+        let dimse_response_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "dicomtap_dimse_response_seconds",
+                "Time from a DIMSE request to its response, by response command.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0,
+            ]),
+            &["command"],
+        )?;
+        let pdu_bytes = HistogramVec::new(
+            HistogramOpts::new(
+                "dicomtap_pdu_bytes",
+                "PDU sizes (header included) by PDU type.",
+            )
+            .buckets(prometheus::exponential_buckets(64.0, 4.0, 10)?),
+            &["type"],
+        )?;
+        let bytes_total = counter_vec(
+            "dicomtap_bytes_total",
+            "Bytes forwarded, by direction (to_upstream, to_client).",
+            &["direction"],
+        )?;
+        let presentation_contexts_total = counter_vec(
+            "dicomtap_presentation_contexts_total",
+            "Presentation context results by abstract syntax keyword, accepted transfer syntax keyword and result.",
+            &["sop_class", "transfer_syntax", "result"],
+        )?;
+        let upstream_errors_total = counter_vec(
+            "dicomtap_upstream_errors_total",
+            "Upstream failures: refused, unreachable, timeout, resolve, reset, other.",
+            &["kind"],
+        )?;
+        let recorder_dropped_total = IntCounter::new(
+            "dicomtap_recorder_dropped_total",
+            "Chunks and events the recorder dropped because its queue was full.",
+        )?;
+        let analysis_dropped_bytes_total = IntCounter::new(
+            "dicomtap_analysis_dropped_bytes_total",
+            "Bytes forwarded but not analysed because the analysis queue was full (reported to the engine as gaps).",
+        )?;
+        let protocol_findings_total = counter_vec(
+            "dicomtap_protocol_findings_total",
+            "Protocol findings of the wire engine by code and severity.",
+            &["code", "severity"],
+        )?;
+        let aborts_total = counter_vec(
+            "dicomtap_aborts_total",
+            "A-ABORTs by source: service_user, service_provider, proxy (sent by the proxy itself), unknown.",
+            &["source"],
+        )?;
+        registry.register(Box::new(associations_total.clone()))?;
+        registry.register(Box::new(associations_active.clone()))?;
+        registry.register(Box::new(dimse_messages_total.clone()))?;
+        registry.register(Box::new(dimse_response_seconds.clone()))?;
+        registry.register(Box::new(pdu_bytes.clone()))?;
+        registry.register(Box::new(bytes_total.clone()))?;
+        registry.register(Box::new(presentation_contexts_total.clone()))?;
+        registry.register(Box::new(upstream_errors_total.clone()))?;
+        registry.register(Box::new(recorder_dropped_total.clone()))?;
+        registry.register(Box::new(analysis_dropped_bytes_total.clone()))?;
+        registry.register(Box::new(protocol_findings_total.clone()))?;
+        registry.register(Box::new(aborts_total.clone()))?;
+        Ok(Metrics {
+            registry,
+            associations_total,
+            associations_active,
+            dimse_messages_total,
+            dimse_response_seconds,
+            pdu_bytes,
+            bytes_total,
+            presentation_contexts_total,
+            upstream_errors_total,
+            recorder_dropped_total,
+            analysis_dropped_bytes_total,
+            protocol_findings_total,
+            aborts_total,
+            ae_titles: AeCap::new(ae_title_cap),
+        })
+    }
+
+    /// The registry, for embedding into another exporter.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::warn!("encoding metrics: {e}");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// An AE title as a bounded label value.
+    pub fn ae_label(&self, ae: &str) -> String {
+        self.ae_titles.label(ae)
+    }
+
+    /// Counts one PDU header seen on the wire.
+    pub fn observe_pdu(&self, pdu_type: u8, total_len: u64) {
+        self.pdu_bytes
+            .with_label_values(&[pdu_type_name(pdu_type)])
+            .observe(total_len as f64);
+    }
+}
+
+/// AE titles as label values: the first `cap` distinct ones, then `other`.
+struct AeCap {
+    cap: usize,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl AeCap {
+    fn new(cap: usize) -> Self {
+        AeCap {
+            cap,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn label(&self, ae: &str) -> String {
+        let clean: String = ae
+            .trim()
+            .chars()
+            .take(16)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '-' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if clean.is_empty() {
+            return "empty".into();
+        }
+        let Ok(mut seen) = self.seen.lock() else {
+            return "other".into();
+        };
+        if seen.contains(&clean) {
+            return clean;
+        }
+        if seen.len() < self.cap {
+            seen.insert(clean.clone());
+            return clean;
+        }
+        "other".into()
+    }
+}
+
+/// Label of a PDU type.
+pub fn pdu_type_name(t: u8) -> &'static str {
+    match t {
+        0x01 => "associate_rq",
+        0x02 => "associate_ac",
+        0x03 => "associate_rj",
+        0x04 => "p_data_tf",
+        0x05 => "release_rq",
+        0x06 => "release_rp",
+        0x07 => "abort",
+        _ => "unknown",
+    }
+}
+
+/// A UID as a bounded label: its registry keyword, else `private` (outside the DICOM
+/// root) or `unknown`.
+pub fn uid_label(uid: Option<&str>) -> String {
+    match uid {
+        None => "unknown".into(),
+        Some(uid) => match dicomtap_wire::uid::keyword(uid) {
+            Some(k) => k.to_string(),
+            None if uid.starts_with("1.2.840.10008.") => "unknown".into(),
+            None if uid.is_empty() => "unknown".into(),
+            None => "private".into(),
+        },
+    }
+}
+
+/// Per-association metric bookkeeping: AE labels, proposed contexts, the outcome.
+pub struct AssociationObserver {
+    metrics: Arc<Metrics>,
+    calling: String,
+    called: String,
+    proposed: HashMap<u8, String>,
+    counted: bool,
+}
+
+impl AssociationObserver {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        AssociationObserver {
+            metrics,
+            calling: "unknown".into(),
+            called: "unknown".into(),
+            proposed: HashMap::new(),
+            counted: false,
+        }
+    }
+
+    /// Counts the association's outcome once.
+    pub fn outcome(&mut self, result: &str) {
+        if self.counted {
+            return;
+        }
+        self.counted = true;
+        self.metrics
+            .associations_total
+            .with_label_values(&[result, &self.calling, &self.called])
+            .inc();
+    }
+
+    /// Updates the metrics for one engine event.
+    pub fn observe(&mut self, ev: &Event) {
+        let m = &self.metrics;
+        match &ev.kind {
+            EventKind::AssociateRq(rq) => {
+                self.calling = m.ae_label(&rq.calling_ae);
+                self.called = m.ae_label(&rq.called_ae);
+                self.proposed = rq
+                    .contexts
+                    .iter()
+                    .map(|c| (c.id, c.abstract_syntax.clone()))
+                    .collect();
+            }
+            EventKind::AssociateAc(ac) => {
+                for r in &ac.results {
+                    let sop = uid_label(self.proposed.get(&r.id).map(String::as_str));
+                    let ts = if r.accepted() {
+                        uid_label(r.transfer_syntax.as_deref())
+                    } else {
+                        "none".into()
+                    };
+                    m.presentation_contexts_total
+                        .with_label_values(&[&sop, &ts, r.result_name])
+                        .inc();
+                }
+                self.outcome("accepted");
+            }
+            EventKind::AssociateRj(_) => self.outcome("rejected"),
+            EventKind::Abort(a) => {
+                let source = match a.source {
+                    0 => "service_user",
+                    2 => "service_provider",
+                    _ => "unknown",
+                };
+                m.aborts_total.with_label_values(&[source]).inc();
+            }
+            EventKind::Command(c) => {
+                let cmd = &c.command;
+                let sop = uid_label(
+                    cmd.affected_sop_class
+                        .as_deref()
+                        .or(cmd.requested_sop_class.as_deref())
+                        .or(c.abstract_syntax.as_deref()),
+                );
+                let status = match &cmd.status {
+                    Some(s) => status_class_name(s.class),
+                    None => "none",
+                };
+                m.dimse_messages_total
+                    .with_label_values(&[cmd.command, &sop, status])
+                    .inc();
+                if let Some(lat) = c.latency_us
+                    && !cmd.is_request()
+                {
+                    m.dimse_response_seconds
+                        .with_label_values(&[cmd.command])
+                        .observe(lat as f64 / 1e6);
+                }
+            }
+            EventKind::Finding(f) => {
+                m.protocol_findings_total
+                    .with_label_values(&[f.code.id(), &f.severity.to_string()])
+                    .inc();
+            }
+            _ => {}
+        }
+        let _ = Side::Requestor;
+    }
+}
+
+fn status_class_name(c: dicomtap_wire::status::StatusClass) -> &'static str {
+    use dicomtap_wire::status::StatusClass::*;
+    match c {
+        Success => "success",
+        Warning => "warning",
+        Failure => "failure",
+        Cancel => "cancel",
+        Pending => "pending",
+    }
+}
+
+/// Serves `GET /metrics` and `GET /healthz` on `listener` until `stop` turns true.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let metrics = metrics.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = respond(stream, &metrics).await {
+                            tracing::debug!("metrics client: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("metrics accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 8192];
+    let mut len = 0;
+    let read_head = async {
+        loop {
+            if len == buf.len() {
+                return Ok::<bool, std::io::Error>(false);
+            }
+            let n = stream.read(&mut buf[len..]).await?;
+            if n == 0 {
+                return Ok(false);
+            }
+            len += n;
+            if buf[..len].windows(4).any(|w| w == b"\r\n\r\n")
+                || buf[..len].windows(2).any(|w| w == b"\n\n")
+            {
+                return Ok(true);
+            }
+        }
+    };
+    let complete = tokio::time::timeout(Duration::from_secs(5), read_head)
+        .await
+        .unwrap_or(Ok(false))?;
+    let head = String::from_utf8_lossy(&buf[..len]);
+    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, ctype, body) = if !complete {
+        ("400 Bad Request", "text/plain", "bad request\n".to_string())
+    } else if method != "GET" && method != "HEAD" {
+        (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET\n".to_string(),
+        )
+    } else {
+        match path {
+            "/metrics" => (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics.render(),
+            ),
+            "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
+            _ => (
+                "404 Not Found",
+                "text/plain",
+                "not found; try /metrics\n".to_string(),
+            ),
+        }
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if method != "HEAD" {
+        response.extend_from_slice(body.as_bytes());
+    }
+    stream.write_all(&response).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A strict reading of the text exposition format: every sample belongs to a declared
+    /// family, label values are quoted, values are numbers.
+    pub(crate) fn parse_exposition(text: &str) -> Result<usize, String> {
+        let mut types: HashMap<String, String> = HashMap::new();
+        let mut samples = 0;
+        for (i, line) in text.lines().enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut it = rest.split_whitespace();
+                let (name, ty) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+                if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&ty) {
+                    return Err(format!("line {}: bad type {ty}", i + 1));
+                }
+                types.insert(name.to_string(), ty.to_string());
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let (name_labels, value) = line
+                .rsplit_once(' ')
+                .ok_or_else(|| format!("line {}: no value", i + 1))?;
+            value
+                .parse::<f64>()
+                .map_err(|_| format!("line {}: bad value {value}", i + 1))?;
+            let name = name_labels.split('{').next().unwrap_or("");
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            {
+                return Err(format!("line {}: bad name {name}", i + 1));
+            }
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+                })
+                .unwrap_or(name);
+            if !types.contains_key(family) {
+                return Err(format!("line {}: {name} has no TYPE", i + 1));
+            }
+            if let Some(labels) = name_labels.strip_prefix(name) {
+                if !(labels.is_empty() || labels.starts_with('{') && labels.ends_with('}')) {
+                    return Err(format!("line {}: bad labels {labels}", i + 1));
+                }
+            }
+            samples += 1;
+        }
+        Ok(samples)
+    }
+
+    #[test]
+    fn exposition_parses_back() -> Result<(), String> {
+        let m = Metrics::new(2).map_err(|e| e.to_string())?;
+        m.bytes_total.with_label_values(&["to_upstream"]).inc_by(10);
+        m.observe_pdu(4, 16390);
+        m.dimse_response_seconds
+            .with_label_values(&["C-ECHO-RSP"])
+            .observe(0.002);
+        m.associations_total
+            .with_label_values(&["accepted", "A", "B"])
+            .inc();
+        let text = m.render();
+        let n = parse_exposition(&text)?;
+        assert!(n > 20, "{text}");
+        assert!(text.contains("dicomtap_pdu_bytes_bucket{type=\"p_data_tf\""));
+        Ok(())
+    }
+
+    #[test]
+    fn ae_titles_are_capped() -> Result<(), String> {
+        let m = Metrics::new(2).map_err(|e| e.to_string())?;
+        assert_eq!(m.ae_label("ONE "), "ONE");
+        assert_eq!(m.ae_label("TWO"), "TWO");
+        assert_eq!(m.ae_label("THREE"), "other");
+        assert_eq!(m.ae_label("ONE"), "ONE");
+        assert_eq!(m.ae_label("A\"B"), "other");
+        Ok(())
+    }
+
+    #[test]
+    fn uid_labels() {
+        assert_eq!(uid_label(Some("1.3.6.1.4.1.9590.100.1")), "private");
+        assert_eq!(uid_label(None), "unknown");
+    }
+}

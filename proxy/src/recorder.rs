@@ -1,0 +1,889 @@
+//! The recorder: pcapng with synthesized Ethernet/IP/TCP frames (consistent sequence
+//! numbers, so Wireshark/tshark reassemble and decode them as DICOM) and a JSON-lines event
+//! log beside it.
+//!
+//! Forwarding hands chunks over through a bounded queue ([`RecorderHandle`]); a dedicated
+//! thread writes them. Each block is built whole in memory and buffers are written out as
+//! whole blocks (every `flush_interval_ms`, or when 1 MiB is pending), so after a `kill -9`
+//! the file ends at a block boundary. Files rotate by size and age, the oldest pairs beyond
+//! `keep_files` are deleted, and every file is created with mode 0600.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dicomtap_wire::{Side, StreamEnd};
+use tokio::sync::mpsc;
+
+use crate::config::{PayloadMode, RecordingConfig};
+use crate::metrics::Metrics;
+use crate::server::ProxyEvent;
+use crate::server::framing::{Framer, Span};
+
+/// Why recording failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("recorder thread ended unexpectedly")]
+    Thread,
+}
+
+/// Largest TCP payload per synthesized frame (IPv4 total length must stay below 65535).
+pub const MAX_SEGMENT: usize = 65_000;
+/// Buffered bytes that trigger a write before the flush interval.
+const FLUSH_AT: usize = 1 << 20;
+
+/// A message to the recorder thread.
+#[derive(Debug)]
+pub enum RecordMsg {
+    /// A new association: its endpoints as the tap shows them.
+    Open {
+        assoc: u64,
+        ts_us: u64,
+        client: SocketAddr,
+        /// The upstream (or, when none was reached, the listener the client called).
+        upstream: SocketAddr,
+        /// The proxy's listening address (client leg, `both_legs` only).
+        proxy_listen: SocketAddr,
+        /// The proxy's local address towards the upstream (`both_legs` only).
+        proxy_local: Option<SocketAddr>,
+    },
+    /// Bytes sent by `from`. `skipped_before` bytes of that direction were dropped from
+    /// the queue just before these: the capture shows them as a hole.
+    Data {
+        assoc: u64,
+        ts_us: u64,
+        from: Side,
+        bytes: Bytes,
+        skipped_before: u64,
+    },
+    /// `from`'s stream ended.
+    End {
+        assoc: u64,
+        ts_us: u64,
+        from: Side,
+        how: StreamEnd,
+    },
+    /// One event log line.
+    Event(Box<ProxyEvent>),
+    /// Write out what is buffered.
+    Flush,
+    /// Flush, close the files, end the thread.
+    Close,
+}
+
+/// What the recorder wrote.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderStats {
+    pub packets: u64,
+    pub events: u64,
+    pub files: Vec<PathBuf>,
+}
+
+/// The sending side, cloned into every association.
+#[derive(Clone)]
+pub struct RecorderHandle {
+    tx: mpsc::Sender<RecordMsg>,
+    backpressure: bool,
+    metrics: Arc<Metrics>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl RecorderHandle {
+    /// Queues `msg`: waits for room when backpressure is configured, else drops it (and
+    /// counts) when the queue is full. Returns whether it was queued.
+    pub async fn send(&self, msg: RecordMsg) -> bool {
+        if self.backpressure {
+            return self.tx.send(msg).await.is_ok();
+        }
+        self.try_send(msg)
+    }
+
+    /// Queues `msg` if there is room; counts a drop otherwise.
+    pub fn try_send(&self, msg: RecordMsg) -> bool {
+        match self.tx.try_send(msg) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.recorder_dropped_total.inc();
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues `msg`, waiting for room (for events and connection bookkeeping, which are
+    /// never on the forwarding path).
+    pub async fn send_wait(&self, msg: RecordMsg) -> bool {
+        self.tx.send(msg).await.is_ok()
+    }
+
+    /// Chunks and events dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The running recorder: its thread, its flush ticker and the names of its current files.
+pub struct Recorder {
+    handle: RecorderHandle,
+    files: Arc<Mutex<Vec<PathBuf>>>,
+    thread: Option<std::thread::JoinHandle<Result<RecorderStats, RecorderError>>>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    /// Creates the directory and the first file pair, starts the writer thread. Must be
+    /// called inside a tokio runtime.
+    pub fn start(
+        config: RecordingConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Recorder, RecorderError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.dir)
+            .map_err(|source| RecorderError::Io {
+                path: config.dir.clone(),
+                source,
+            })?;
+        let files = Arc::new(Mutex::new(Vec::new()));
+        let mut writer = Writer::new(config.clone(), files.clone())?;
+        let (tx, mut rx) = mpsc::channel(config.queue_chunks.max(1));
+        let thread = std::thread::Builder::new()
+            .name("dicomtap-recorder".into())
+            .spawn(move || {
+                while let Some(msg) = rx.blocking_recv() {
+                    if matches!(msg, RecordMsg::Close) {
+                        break;
+                    }
+                    if let Err(e) = writer.handle(msg) {
+                        tracing::error!("recorder: {e}");
+                    }
+                }
+                writer.finish()
+            })
+            .map_err(|source| RecorderError::Io {
+                path: config.dir.clone(),
+                source,
+            })?;
+        let tick_tx = tx.clone();
+        let interval = Duration::from_millis(config.flush_interval_ms.max(10));
+        let ticker = tokio::spawn(async move {
+            let mut t = tokio::time::interval(interval);
+            loop {
+                t.tick().await;
+                match tick_tx.try_send(RecordMsg::Flush) {
+                    Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+                }
+            }
+        });
+        Ok(Recorder {
+            handle: RecorderHandle {
+                tx,
+                backpressure: config.backpressure,
+                metrics,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            files,
+            thread: Some(thread),
+            ticker,
+        })
+    }
+
+    pub fn handle(&self) -> RecorderHandle {
+        self.handle.clone()
+    }
+
+    /// The capture and event log being written now.
+    pub fn current_files(&self) -> Vec<PathBuf> {
+        self.files.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Flushes and closes the files; waits for the writer thread.
+    pub async fn close(mut self) -> Result<RecorderStats, RecorderError> {
+        self.ticker.abort();
+        let _ = self.handle.tx.send(RecordMsg::Close).await;
+        let Some(thread) = self.thread.take() else {
+            return Err(RecorderError::Thread);
+        };
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(r)) => r,
+            _ => Err(RecorderError::Thread),
+        }
+    }
+}
+
+/// One TCP conversation as synthesized in the capture.
+#[derive(Debug, Clone)]
+struct Leg {
+    /// [requestor side, acceptor side] addresses.
+    addr: [SocketAddr; 2],
+    /// Next sequence number each side sends.
+    seq: [u32; 2],
+}
+
+struct Conv {
+    legs: Vec<Leg>,
+    framers: [Framer; 2],
+    ended: [bool; 2],
+    comment: String,
+}
+
+struct OpenFile {
+    path: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    written: u64,
+}
+
+impl OpenFile {
+    fn create(path: PathBuf) -> Result<OpenFile, RecorderError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| RecorderError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(OpenFile {
+            path,
+            file,
+            buf: Vec::with_capacity(FLUSH_AT + MAX_SEGMENT + 256),
+            written: 0,
+        })
+    }
+
+    fn flush(&mut self) -> Result<(), RecorderError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        // Whole blocks only: one write_all of complete blocks.
+        self.file
+            .write_all(&self.buf)
+            .map_err(|source| RecorderError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+}
+
+struct Writer {
+    config: RecordingConfig,
+    pcap: Option<OpenFile>,
+    log: OpenFile,
+    opened_at: Instant,
+    seq_no: u64,
+    convs: HashMap<u64, Conv>,
+    files: Arc<Mutex<Vec<PathBuf>>>,
+    stats: RecorderStats,
+    all_files: Vec<PathBuf>,
+    frame: Vec<u8>,
+}
+
+impl Writer {
+    fn new(
+        config: RecordingConfig,
+        files: Arc<Mutex<Vec<PathBuf>>>,
+    ) -> Result<Writer, RecorderError> {
+        let (pcap, log) = open_pair(&config, 0)?;
+        let mut w = Writer {
+            config,
+            pcap,
+            log,
+            opened_at: Instant::now(),
+            seq_no: 0,
+            convs: HashMap::new(),
+            files,
+            stats: RecorderStats::default(),
+            all_files: Vec::new(),
+            frame: Vec::with_capacity(MAX_SEGMENT + 128),
+        };
+        w.publish_files();
+        w.enforce_retention();
+        Ok(w)
+    }
+
+    fn publish_files(&mut self) {
+        let mut current = Vec::new();
+        if let Some(p) = &self.pcap {
+            current.push(p.path.clone());
+        }
+        current.push(self.log.path.clone());
+        for f in &current {
+            if !self.all_files.contains(f) {
+                self.all_files.push(f.clone());
+            }
+        }
+        if let Ok(mut files) = self.files.lock() {
+            *files = current;
+        }
+    }
+
+    fn handle(&mut self, msg: RecordMsg) -> Result<(), RecorderError> {
+        self.maybe_rotate()?;
+        match msg {
+            RecordMsg::Open {
+                assoc,
+                ts_us,
+                client,
+                upstream,
+                proxy_listen,
+                proxy_local,
+            } => {
+                let mut legs = Vec::new();
+                if self.config.both_legs {
+                    legs.push(new_leg(assoc, 0, client, proxy_listen));
+                    if let Some(local) = proxy_local {
+                        legs.push(new_leg(assoc, 1, local, upstream));
+                    }
+                } else {
+                    legs.push(new_leg(assoc, 0, client, upstream));
+                }
+                let keep = match self.config.payload {
+                    PayloadMode::Headers => Some(self.config.headers_keep_bytes as u64),
+                    _ => None,
+                };
+                let conv = Conv {
+                    legs,
+                    framers: [Framer::new(keep), Framer::new(keep)],
+                    ended: [false; 2],
+                    comment: format!("dicomtap assoc={assoc}"),
+                };
+                for leg in &conv.legs {
+                    self.handshake(ts_us, leg, &conv.comment)?;
+                }
+                self.convs.insert(assoc, conv);
+            }
+            RecordMsg::Data {
+                assoc,
+                ts_us,
+                from,
+                bytes,
+                skipped_before,
+            } => self.data(assoc, ts_us, from, &bytes, skipped_before)?,
+            RecordMsg::End {
+                assoc,
+                ts_us,
+                from,
+                how,
+            } => {
+                let Some(mut conv) = self.convs.remove(&assoc) else {
+                    return Ok(());
+                };
+                let i = from.index();
+                if !conv.ended[i] {
+                    conv.ended[i] = true;
+                    let flags = match how {
+                        StreamEnd::Close => FIN | ACK,
+                        StreamEnd::Reset => RST | ACK,
+                    };
+                    for leg in conv.legs.iter_mut() {
+                        let seq = leg.seq[i];
+                        let ack = leg.seq[1 - i];
+                        self.packet(
+                            ts_us,
+                            leg.addr[i],
+                            leg.addr[1 - i],
+                            seq,
+                            ack,
+                            flags,
+                            &[],
+                            &conv.comment,
+                        )?;
+                        leg.seq[i] = seq.wrapping_add(1);
+                    }
+                }
+                if !(conv.ended[0] && conv.ended[1]) && how == StreamEnd::Close {
+                    self.convs.insert(assoc, conv);
+                }
+            }
+            RecordMsg::Event(ev) => {
+                match serde_json::to_vec(&ev) {
+                    Ok(mut line) => {
+                        line.push(b'\n');
+                        self.log.buf.extend_from_slice(&line);
+                        self.stats.events += 1;
+                    }
+                    Err(e) => tracing::warn!("event log: {e}"),
+                }
+                if self.log.buf.len() >= FLUSH_AT {
+                    self.log.flush()?;
+                }
+            }
+            RecordMsg::Flush => self.flush()?,
+            RecordMsg::Close => {}
+        }
+        Ok(())
+    }
+
+    fn data(
+        &mut self,
+        assoc: u64,
+        ts_us: u64,
+        from: Side,
+        bytes: &[u8],
+        skipped: u64,
+    ) -> Result<(), RecorderError> {
+        let Some(mut conv) = self.convs.remove(&assoc) else {
+            return Ok(());
+        };
+        let i = from.index();
+        let mut spans = Vec::new();
+        let mut pdus = Vec::new();
+        if skipped > 0 {
+            // Whatever was dropped is lost to the framing too: keep everything from here.
+            conv.framers[i] = Framer::new(None);
+            for leg in conv.legs.iter_mut() {
+                leg.seq[i] = leg.seq[i].wrapping_add(skipped as u32);
+            }
+        }
+        if self.config.payload == PayloadMode::Headers {
+            conv.framers[i].scan(bytes, &mut pdus, &mut spans);
+        } else {
+            spans.push(Span {
+                len: bytes.len(),
+                keep: true,
+            });
+        }
+        let mut off = 0usize;
+        for span in spans {
+            let part = bytes.get(off..off + span.len).unwrap_or(&[]);
+            off += span.len;
+            for li in 0..conv.legs.len() {
+                if span.keep {
+                    for seg in part.chunks(MAX_SEGMENT) {
+                        let leg = &conv.legs[li];
+                        let (seq, ack) = (leg.seq[i], leg.seq[1 - i]);
+                        let (src, dst) = (leg.addr[i], leg.addr[1 - i]);
+                        self.packet(ts_us, src, dst, seq, ack, PSH | ACK, seg, &conv.comment)?;
+                        conv.legs[li].seq[i] = seq.wrapping_add(seg.len() as u32);
+                    }
+                } else {
+                    conv.legs[li].seq[i] = conv.legs[li].seq[i].wrapping_add(span.len as u32);
+                }
+            }
+        }
+        self.convs.insert(assoc, conv);
+        Ok(())
+    }
+
+    fn handshake(&mut self, ts_us: u64, leg: &Leg, comment: &str) -> Result<(), RecorderError> {
+        let (c, s) = (leg.addr[0], leg.addr[1]);
+        let (cs, ss) = (leg.seq[0].wrapping_sub(1), leg.seq[1].wrapping_sub(1));
+        self.packet(ts_us, c, s, cs, 0, SYN, &[], comment)?;
+        self.packet(ts_us, s, c, ss, leg.seq[0], SYN | ACK, &[], comment)?;
+        self.packet(ts_us, c, s, leg.seq[0], leg.seq[1], ACK, &[], comment)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn packet(
+        &mut self,
+        ts_us: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &[u8],
+        comment: &str,
+    ) -> Result<(), RecorderError> {
+        let Some(pcap) = self.pcap.as_mut() else {
+            return Ok(());
+        };
+        self.frame.clear();
+        build_frame(&mut self.frame, src, dst, seq, ack, flags, payload);
+        write_epb(&mut pcap.buf, ts_us, &self.frame, comment);
+        self.stats.packets += 1;
+        if pcap.buf.len() >= FLUSH_AT {
+            pcap.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), RecorderError> {
+        if let Some(p) = self.pcap.as_mut() {
+            p.flush()?;
+        }
+        self.log.flush()
+    }
+
+    fn maybe_rotate(&mut self) -> Result<(), RecorderError> {
+        let size = self.pcap.as_ref().map(|p| p.size()).unwrap_or(0) + self.log.size();
+        let too_big = size >= self.config.rotate_bytes;
+        let too_old = self.config.rotate_seconds > 0
+            && self.opened_at.elapsed() >= Duration::from_secs(self.config.rotate_seconds);
+        if !(too_big || too_old) {
+            return Ok(());
+        }
+        self.flush()?;
+        self.seq_no += 1;
+        let (pcap, log) = open_pair(&self.config, self.seq_no)?;
+        self.pcap = pcap;
+        self.log = log;
+        self.opened_at = Instant::now();
+        // Every open conversation starts again with a handshake continuing its sequence
+        // numbers, so each file stands on its own for TCP reassembly.
+        let ts = now_us();
+        let convs: Vec<(Vec<Leg>, String)> = self
+            .convs
+            .values()
+            .map(|c| (c.legs.clone(), c.comment.clone()))
+            .collect();
+        for (legs, comment) in convs {
+            for leg in &legs {
+                self.handshake(ts, leg, &comment)?;
+            }
+        }
+        self.publish_files();
+        self.enforce_retention();
+        Ok(())
+    }
+
+    fn enforce_retention(&mut self) {
+        if self.config.keep_files == 0 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.config.dir) else {
+            return;
+        };
+        let mut stems: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| {
+                n.starts_with("dicomtap-") && (n.ends_with(".pcapng") || n.ends_with(".jsonl"))
+            })
+            .filter_map(|n| n.rsplit_once('.').map(|(s, _)| s.to_string()))
+            .collect();
+        stems.sort();
+        stems.dedup();
+        if stems.len() <= self.config.keep_files {
+            return;
+        }
+        let excess = stems.len() - self.config.keep_files;
+        for stem in &stems[..excess] {
+            for ext in ["pcapng", "jsonl"] {
+                let p = self.config.dir.join(format!("{stem}.{ext}"));
+                if p.exists() {
+                    if let Err(e) = std::fs::remove_file(&p) {
+                        tracing::warn!("retention: removing {}: {e}", p.display());
+                    } else {
+                        tracing::info!("retention: removed {}", p.display());
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<RecorderStats, RecorderError> {
+        // Conversations still open are left without FIN: they did not end.
+        self.flush()?;
+        if let Some(p) = &self.pcap {
+            let _ = p.file.sync_all();
+        }
+        let _ = self.log.file.sync_all();
+        let mut stats = self.stats.clone();
+        stats.files = self.all_files.clone();
+        Ok(stats)
+    }
+}
+
+fn open_pair(
+    config: &RecordingConfig,
+    seq: u64,
+) -> Result<(Option<OpenFile>, OpenFile), RecorderError> {
+    let stem = format!(
+        "dicomtap-{}-{:06}-{seq:04}",
+        utc_stamp(now_us() / 1_000_000),
+        std::process::id() % 1_000_000
+    );
+    let pcap = if config.payload == PayloadMode::None {
+        None
+    } else {
+        let mut f = OpenFile::create(config.dir.join(format!("{stem}.pcapng")))?;
+        write_shb_idb(&mut f.buf);
+        f.flush()?;
+        Some(f)
+    };
+    let log = OpenFile::create(config.dir.join(format!("{stem}.jsonl")))?;
+    Ok((pcap, log))
+}
+
+fn new_leg(assoc: u64, leg: u64, a: SocketAddr, b: SocketAddr) -> Leg {
+    // Deterministic, distinct initial sequence numbers (+1: the SYN consumes one).
+    let base = (assoc.wrapping_mul(0x9E37_79B9) ^ (leg << 28)) as u32;
+    Leg {
+        addr: [a, b],
+        seq: [base.wrapping_add(1), base.wrapping_add(0x4000_0001)],
+    }
+}
+
+/// Microseconds since the UNIX epoch.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// `YYYYMMDDTHHMMSSZ` of a UNIX time.
+fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
+
+fn mac_of(addr: &SocketAddr) -> [u8; 6] {
+    // Locally administered, derived from the IP so each host keeps one MAC.
+    let b = match addr.ip() {
+        IpAddr::V4(v4) => v4.octets(),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    [0x02, 0x00, b[0], b[1], b[2], b[3]]
+}
+
+/// Ethernet + IPv4/IPv6 + TCP (20-byte header) + payload.
+fn build_frame(
+    out: &mut Vec<u8>,
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) {
+    let (sip, dip) = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (IpAddr::V4(a), IpAddr::V4(b)),
+        (a, b) => (IpAddr::V6(to_v6(a)), IpAddr::V6(to_v6(b))),
+    };
+    out.extend_from_slice(&mac_of(&dst));
+    out.extend_from_slice(&mac_of(&src));
+    let mut tcp = Vec::with_capacity(20 + payload.len());
+    tcp.extend_from_slice(&src.port().to_be_bytes());
+    tcp.extend_from_slice(&dst.port().to_be_bytes());
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&(if flags & ACK != 0 { ack } else { 0 }).to_be_bytes());
+    tcp.push(5 << 4);
+    tcp.push(flags);
+    tcp.extend_from_slice(&65535u16.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    tcp.extend_from_slice(payload);
+    let tcp_len = tcp.len();
+    let mut sum: u32 = 0;
+    match (sip, dip) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            out.extend_from_slice(&0x0800u16.to_be_bytes());
+            let total = (20 + tcp_len) as u16;
+            let mut ip = [0u8; 20];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            ip[6] = 0x40; // don't fragment
+            ip[8] = 64;
+            ip[9] = 6;
+            ip[12..16].copy_from_slice(&s.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            let c = checksum(0, &ip);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
+            out.extend_from_slice(&ip);
+            sum = add_words(sum, &s.octets());
+            sum = add_words(sum, &d.octets());
+            sum += 6 + tcp_len as u32;
+        }
+        (s, d) => {
+            let (s, d) = (to_v6(s), to_v6(d));
+            out.extend_from_slice(&0x86DDu16.to_be_bytes());
+            let mut ip = [0u8; 40];
+            ip[0] = 0x60;
+            ip[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+            ip[6] = 6;
+            ip[7] = 64;
+            ip[8..24].copy_from_slice(&s.octets());
+            ip[24..40].copy_from_slice(&d.octets());
+            out.extend_from_slice(&ip);
+            sum = add_words(sum, &s.octets());
+            sum = add_words(sum, &d.octets());
+            sum += 6 + tcp_len as u32;
+        }
+    }
+    let c = checksum(sum, &tcp);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    out.extend_from_slice(&tcp);
+}
+
+fn to_v6(ip: IpAddr) -> std::net::Ipv6Addr {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
+}
+
+fn add_words(mut sum: u32, data: &[u8]) -> u32 {
+    let mut it = data.chunks_exact(2);
+    for w in &mut it {
+        sum = sum.wrapping_add(u16::from_be_bytes([w[0], w[1]]) as u32);
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    if let [last] = it.remainder() {
+        sum = sum.wrapping_add((*last as u32) << 8);
+    }
+    sum
+}
+
+fn checksum(initial: u32, data: &[u8]) -> u16 {
+    let mut sum = add_words(initial, data);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn pad4(out: &mut Vec<u8>) {
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+}
+
+/// Section Header Block + one Ethernet Interface Description Block (microsecond stamps).
+fn write_shb_idb(out: &mut Vec<u8>) {
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&0x0A0D_0D0Au32.to_le_bytes());
+    shb.extend_from_slice(&0u32.to_le_bytes()); // length, patched
+    shb.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&(-1i64).to_le_bytes()); // section length unknown
+    push_option(&mut shb, 4, b"dicomtap (synthesized TCP)"); // shb_userappl
+    shb.extend_from_slice(&[0, 0, 0, 0]);
+    finish_block(&mut shb);
+    out.extend_from_slice(&shb);
+
+    let mut idb = Vec::new();
+    idb.extend_from_slice(&1u32.to_le_bytes());
+    idb.extend_from_slice(&0u32.to_le_bytes());
+    idb.extend_from_slice(&1u16.to_le_bytes()); // LINKTYPE_ETHERNET
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&0u32.to_le_bytes()); // snaplen: unlimited
+    push_option(&mut idb, 2, b"dicomtap"); // if_name
+    idb.extend_from_slice(&[0, 0, 0, 0]);
+    finish_block(&mut idb);
+    out.extend_from_slice(&idb);
+}
+
+fn push_option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
+    let len = value.len().min(u16::MAX as usize - 4);
+    out.extend_from_slice(&code.to_le_bytes());
+    out.extend_from_slice(&(len as u16).to_le_bytes());
+    out.extend_from_slice(&value[..len]);
+    pad4(out);
+}
+
+fn finish_block(block: &mut Vec<u8>) {
+    let total = (block.len() + 4) as u32;
+    block[4..8].copy_from_slice(&total.to_le_bytes());
+    block.extend_from_slice(&total.to_le_bytes());
+}
+
+/// Enhanced Packet Block with an `opt_comment`.
+fn write_epb(out: &mut Vec<u8>, ts_us: u64, frame: &[u8], comment: &str) {
+    let start = out.len();
+    out.extend_from_slice(&6u32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes()); // interface 0
+    out.extend_from_slice(&((ts_us >> 32) as u32).to_le_bytes());
+    out.extend_from_slice(&(ts_us as u32).to_le_bytes());
+    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    out.extend_from_slice(frame);
+    pad4(out);
+    push_option(out, 1, comment.as_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    let total = (out.len() - start + 4) as u32;
+    out[start + 4..start + 8].copy_from_slice(&total.to_le_bytes());
+    out.extend_from_slice(&total.to_le_bytes());
+}
+
+/// Whether `path` looks like one of the recorder's files.
+pub fn is_recording_file(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        n.starts_with("dicomtap-") && (n.ends_with(".pcapng") || n.ends_with(".jsonl"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(1_700_000_000), "20231114T221320Z");
+    }
+
+    #[test]
+    fn ipv4_checksum_verifies() {
+        let mut f = Vec::new();
+        let a: SocketAddr = "10.0.0.1:1234".parse().unwrap_or_else(|_| unreachable!());
+        let b: SocketAddr = "10.0.0.2:104".parse().unwrap_or_else(|_| unreachable!());
+        build_frame(&mut f, a, b, 1, 2, ACK | PSH, b"hello");
+        let ip = &f[14..34];
+        assert_eq!(checksum(0, ip), 0);
+        assert_eq!(f.len(), 14 + 20 + 20 + 5);
+    }
+
+    #[test]
+    fn epb_is_aligned() {
+        let mut out = Vec::new();
+        write_epb(&mut out, 1, &[1, 2, 3], "assoc=1");
+        assert_eq!(out.len() % 4, 0);
+        let total = u32::from_le_bytes([out[4], out[5], out[6], out[7]]) as usize;
+        assert_eq!(total, out.len());
+    }
+}

@@ -1,0 +1,1109 @@
+//! The live proxy: listeners, one task per association, byte-exact forwarding in both
+//! directions, fault answers (A-ASSOCIATE-RJ, A-ABORT), and the copies handed to the
+//! analysis engine, the metrics and the recorder.
+//!
+//! Forwarding never waits on understanding: each direction reads into its buffer, writes
+//! the bytes on unchanged, then hands a copy to the association's analysis task through a
+//! bounded queue (when it is full the engine is told of a gap) and to the recorder (drop and
+//! count, or backpressure, as configured).
+
+pub mod framing;
+mod origdst;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dicomtap_wire::{Conversation, EngineConfig, Side, StreamEnd};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::config::{Limits, ListenerConfig, ProxyConfig};
+use crate::metrics::{AssociationObserver, Metrics};
+use crate::recorder::{RecordMsg, Recorder, RecorderHandle, now_us};
+use framing::Framer;
+
+/// Something the proxy saw or did, for one association.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyEvent {
+    /// Association (connection) id, unique within one proxy run.
+    #[serde(rename = "assoc")]
+    pub association: u64,
+    pub client: SocketAddr,
+    /// The upstream, once chosen.
+    pub upstream: Option<SocketAddr>,
+    #[serde(flatten)]
+    pub kind: ProxyEventKind,
+}
+
+impl ProxyEvent {
+    /// The engine's event, when this is one.
+    pub fn wire(&self) -> Option<&dicomtap_wire::Event> {
+        match &self.kind {
+            ProxyEventKind::Wire(e) => Some(e),
+            ProxyEventKind::Proxy(_) => None,
+        }
+    }
+
+    /// When it happened, microseconds since the UNIX epoch.
+    pub fn ts_us(&self) -> u64 {
+        match &self.kind {
+            ProxyEventKind::Wire(e) => e.ts_us,
+            ProxyEventKind::Proxy(n) => n.ts_us,
+        }
+    }
+}
+
+/// An engine event, or one about the connection itself.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
+pub enum ProxyEventKind {
+    Wire(dicomtap_wire::Event),
+    Proxy(ProxyNotice),
+}
+
+/// What the proxy itself did or met: connections, upstream failures, the answers it sent.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyNotice {
+    pub ts_us: u64,
+    #[serde(flatten)]
+    pub what: Notice,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Notice {
+    /// A client connected to `listen`.
+    Accepted { listen: SocketAddr },
+    /// The upstream connection is up.
+    UpstreamConnected { local: SocketAddr },
+    /// The upstream could not be reached; `kind` is refused, unreachable, timeout,
+    /// resolve or other.
+    UpstreamError { kind: String, message: String },
+    /// The proxy answered the client with an A-ASSOCIATE-RJ itself.
+    ProxyReject {
+        result: u8,
+        source: u8,
+        reason: u8,
+        why: String,
+    },
+    /// The proxy sent an A-ABORT to `to` (requestor or acceptor).
+    ProxyAbort {
+        to: dicomtap_wire::Side,
+        why: String,
+    },
+    /// The association ended.
+    Closed {
+        bytes_from_requestor: u64,
+        bytes_from_acceptor: u64,
+        duration_us: u64,
+        how: String,
+    },
+}
+
+/// Why the proxy could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("recording: {0}")]
+    Recorder(#[from] crate::recorder::RecorderError),
+    #[error("metrics: {0}")]
+    Metrics(String),
+}
+
+/// What a proxy run did, returned by [`RunningProxy::shutdown`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProxySummary {
+    pub associations: u64,
+    pub bytes_from_requestors: u64,
+    pub bytes_from_acceptors: u64,
+    /// Associations still open when the drain timeout ran out (they were closed).
+    pub cut_at_drain: usize,
+    pub recorder_dropped: u64,
+    pub recording_files: Vec<PathBuf>,
+}
+
+/// State shared by the listeners and every association.
+struct Shared {
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    events: broadcast::Sender<ProxyEvent>,
+    recorder: Option<RecorderHandle>,
+    engine: EngineConfig,
+    next_id: AtomicU64,
+    active: AtomicUsize,
+    /// Connections being turned away (limit rejects): bounded too.
+    rejecting: AtomicUsize,
+    analyses: AtomicUsize,
+    associations: AtomicU64,
+    bytes: [AtomicU64; 2],
+    tasks: Mutex<HashMap<u64, AbortHandle>>,
+}
+
+/// A started proxy: its sockets are bound and it serves until [`RunningProxy::shutdown`].
+pub struct RunningProxy {
+    listen_addrs: Vec<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    accept_tasks: Vec<JoinHandle<()>>,
+    metrics_task: Option<JoinHandle<()>>,
+    recorder: Option<Recorder>,
+}
+
+impl RunningProxy {
+    /// Binds every listener (and the metrics endpoint), starts the recorder, and serves.
+    pub async fn start(config: ProxyConfig) -> Result<RunningProxy, ProxyError> {
+        config.validate().map_err(ProxyError::Config)?;
+        let metrics = Arc::new(
+            Metrics::new(config.metrics.ae_title_cap)
+                .map_err(|e| ProxyError::Metrics(e.to_string()))?,
+        );
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let sock = TcpListener::bind(l.listen)
+                .await
+                .map_err(|source| ProxyError::Bind {
+                    addr: l.listen,
+                    source,
+                })?;
+            let addr = sock.local_addr().map_err(|source| ProxyError::Bind {
+                addr: l.listen,
+                source,
+            })?;
+            listeners.push((sock, addr, Arc::new(l.clone())));
+        }
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ProxyError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+        let recorder = match &config.recording {
+            Some(rc) => Some(Recorder::start(rc.clone(), metrics.clone())?),
+            None => None,
+        };
+        let (events, _) = broadcast::channel(4096);
+        let engine = EngineConfig {
+            max_association_pdu: config.limits.max_associate_rq_bytes.max(64 * 1024),
+            ..EngineConfig::default()
+        };
+        let shared = Arc::new(Shared {
+            limits: config.limits.clone(),
+            metrics: metrics.clone(),
+            events,
+            recorder: recorder.as_ref().map(|r| r.handle()),
+            engine,
+            next_id: AtomicU64::new(1),
+            active: AtomicUsize::new(0),
+            rejecting: AtomicUsize::new(0),
+            analyses: AtomicUsize::new(0),
+            associations: AtomicU64::new(0),
+            bytes: [AtomicU64::new(0), AtomicU64::new(0)],
+            tasks: Mutex::new(HashMap::new()),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let mut listen_addrs = Vec::new();
+        let mut accept_tasks = Vec::new();
+        for (sock, addr, lc) in listeners {
+            tracing::info!(
+                "listening on {addr} -> {}",
+                lc.upstream.as_deref().unwrap_or("original destination")
+            );
+            listen_addrs.push(addr);
+            accept_tasks.push(tokio::spawn(accept_loop(
+                sock,
+                addr,
+                lc,
+                shared.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        let metrics_task = metrics_listener.map(|l| {
+            tracing::info!(
+                "metrics on http://{}/metrics",
+                metrics_addr.map(|a| a.to_string()).unwrap_or_default()
+            );
+            tokio::spawn(crate::metrics::serve(l, metrics.clone(), stop_rx.clone()))
+        });
+        Ok(RunningProxy {
+            listen_addrs,
+            metrics_addr,
+            shared,
+            stop,
+            accept_tasks,
+            metrics_task,
+            recorder,
+        })
+    }
+
+    /// The bound listener addresses, in configuration order (real ports when 0 was asked).
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.listen_addrs
+    }
+
+    /// The bound metrics address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The metrics, e.g. to render them without HTTP.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// Associations open now.
+    pub fn active_associations(&self) -> usize {
+        self.shared.active.load(Ordering::Relaxed)
+    }
+
+    /// The files being written now: the pcapng capture (unless payload mode is none) and
+    /// the event log.
+    pub fn recording_files(&self) -> Vec<PathBuf> {
+        self.recorder
+            .as_ref()
+            .map(|r| r.current_files())
+            .unwrap_or_default()
+    }
+
+    /// Every event of every association from now on. A slow receiver loses events
+    /// (`RecvError::Lagged`), never slows the proxy.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<ProxyEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Stops accepting, lets open associations finish for up to `drain`, closes the rest,
+    /// flushes and closes the recording.
+    pub async fn shutdown(self, drain: Duration) -> Result<ProxySummary, ProxyError> {
+        let _ = self.stop.send(true);
+        for t in self.accept_tasks {
+            let _ = t.await;
+        }
+        let deadline = Instant::now() + drain;
+        while self.shared.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let cut = self.shared.active.load(Ordering::Acquire);
+        if cut > 0 {
+            tracing::warn!("drain timeout: closing {cut} open association(s)");
+            let handles: Vec<AbortHandle> = self
+                .shared
+                .tasks
+                .lock()
+                .map(|t| t.values().cloned().collect())
+                .unwrap_or_default();
+            for h in handles {
+                h.abort();
+            }
+        }
+        // Analyses finish their queues and hand their last events to the recorder.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while (self.shared.analyses.load(Ordering::Acquire) > 0
+            || self.shared.active.load(Ordering::Acquire) > 0)
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Some(t) = self.metrics_task {
+            let _ = t.await;
+        }
+        let mut summary = ProxySummary {
+            associations: self.shared.associations.load(Ordering::Relaxed),
+            bytes_from_requestors: self.shared.bytes[0].load(Ordering::Relaxed),
+            bytes_from_acceptors: self.shared.bytes[1].load(Ordering::Relaxed),
+            cut_at_drain: cut,
+            recorder_dropped: self
+                .shared
+                .recorder
+                .as_ref()
+                .map(|r| r.dropped())
+                .unwrap_or(0),
+            recording_files: Vec::new(),
+        };
+        if let Some(rec) = self.recorder {
+            let stats = rec.close().await?;
+            summary.recording_files = stats.files;
+        }
+        Ok(summary)
+    }
+}
+
+async fn accept_loop(
+    sock: TcpListener,
+    local: SocketAddr,
+    lc: Arc<ListenerConfig>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => break,
+            a = sock.accept() => a,
+        };
+        let (client, client_addr) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept on {local}: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let max = shared.limits.max_associations;
+        let admitted = shared
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            if shared.rejecting.load(Ordering::Acquire) >= max.saturating_add(64) {
+                tracing::warn!("association {id} from {client_addr}: over the limit, dropped");
+                continue;
+            }
+            shared.rejecting.fetch_add(1, Ordering::AcqRel);
+            let shared2 = shared.clone();
+            tokio::spawn(async move {
+                let assoc = Association::new(id, client_addr, local, shared2.clone());
+                assoc.notice(Notice::Accepted { listen: local });
+                reject(client, Vec::new(), assoc, RejectWhy::Limit, None).await;
+                shared2.rejecting.fetch_sub(1, Ordering::AcqRel);
+            });
+            continue;
+        }
+        shared.metrics.associations_active.inc();
+        shared.associations.fetch_add(1, Ordering::Relaxed);
+        let shared2 = shared.clone();
+        let lc = lc.clone();
+        let handle = tokio::spawn(async move {
+            let _guard = ActiveGuard {
+                id,
+                shared: shared2.clone(),
+            };
+            run_association(id, client, client_addr, local, lc, shared2).await;
+        });
+        if let Ok(mut tasks) = shared.tasks.lock()
+            && !handle.is_finished()
+        {
+            tasks.insert(id, handle.abort_handle());
+        }
+    }
+}
+
+/// Keeps the active count and the task table right however the task ends.
+struct ActiveGuard {
+    id: u64,
+    shared: Arc<Shared>,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.shared.active.fetch_sub(1, Ordering::AcqRel);
+        self.shared.metrics.associations_active.dec();
+        if let Ok(mut t) = self.shared.tasks.lock() {
+            t.remove(&self.id);
+        }
+    }
+}
+
+struct AnalysisGuard(Arc<Shared>);
+
+impl Drop for AnalysisGuard {
+    fn drop(&mut self) {
+        self.0.analyses.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+enum AnalysisMsg {
+    Data {
+        from: Side,
+        ts_us: u64,
+        bytes: Bytes,
+        gap_before: u64,
+    },
+    End {
+        from: Side,
+        ts_us: u64,
+        how: StreamEnd,
+    },
+    Notice(ProxyNotice),
+    Upstream(SocketAddr),
+    Outcome(&'static str),
+}
+
+/// One association's copies: to its analysis task, to the recorder, to the counters.
+struct Association {
+    id: u64,
+    client: SocketAddr,
+    listen: SocketAddr,
+    shared: Arc<Shared>,
+    analysis: mpsc::Sender<AnalysisMsg>,
+    analysis_gap: [AtomicU64; 2],
+    rec_skip: [AtomicU64; 2],
+    bytes: [AtomicU64; 2],
+    started: Instant,
+    /// Milliseconds since `started` of the last byte either way.
+    last_activity_ms: AtomicU64,
+    recording: AtomicBool,
+}
+
+impl Association {
+    fn new(id: u64, client: SocketAddr, listen: SocketAddr, shared: Arc<Shared>) -> Association {
+        let (tx, rx) = mpsc::channel(shared.limits.analysis_queue_chunks.max(1));
+        shared.analyses.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(analyse(id, client, shared.clone(), rx));
+        Association {
+            id,
+            client,
+            listen,
+            shared,
+            analysis: tx,
+            analysis_gap: [AtomicU64::new(0), AtomicU64::new(0)],
+            rec_skip: [AtomicU64::new(0), AtomicU64::new(0)],
+            bytes: [AtomicU64::new(0), AtomicU64::new(0)],
+            started: Instant::now(),
+            last_activity_ms: AtomicU64::new(0),
+            recording: AtomicBool::new(false),
+        }
+    }
+
+    fn notice(&self, what: Notice) {
+        let n = ProxyNotice {
+            ts_us: now_us(),
+            what,
+        };
+        // Notices are rare; wait-free try, then a spawned send so none is lost.
+        if let Err(mpsc::error::TrySendError::Full(msg)) =
+            self.analysis.try_send(AnalysisMsg::Notice(n))
+        {
+            let tx = self.analysis.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(msg).await;
+            });
+        }
+    }
+
+    fn control(&self, msg: AnalysisMsg) {
+        if let Err(mpsc::error::TrySendError::Full(msg)) = self.analysis.try_send(msg) {
+            let tx = self.analysis.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(msg).await;
+            });
+        }
+    }
+
+    /// Starts the recorded conversation.
+    async fn open_recording(&self, upstream: SocketAddr, proxy_local: Option<SocketAddr>) {
+        if let Some(rec) = &self.shared.recorder {
+            let ok = rec
+                .send_wait(RecordMsg::Open {
+                    assoc: self.id,
+                    ts_us: now_us(),
+                    client: self.client,
+                    upstream,
+                    proxy_listen: self.listen,
+                    proxy_local,
+                })
+                .await;
+            self.recording.store(ok, Ordering::Release);
+        }
+    }
+
+    /// Bytes sent by `from`, already forwarded: count, analyse, record.
+    async fn tap(&self, from: Side, ts_us: u64, data: &[u8]) {
+        let i = from.index();
+        let n = data.len() as u64;
+        self.bytes[i].fetch_add(n, Ordering::Relaxed);
+        self.shared.bytes[i].fetch_add(n, Ordering::Relaxed);
+        self.shared
+            .metrics
+            .bytes_total
+            .with_label_values(&[direction(from)])
+            .inc_by(n);
+        self.last_activity_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let bytes = Bytes::copy_from_slice(data);
+        let gap_before = self.analysis_gap[i].swap(0, Ordering::AcqRel);
+        let msg = AnalysisMsg::Data {
+            from,
+            ts_us,
+            bytes: bytes.clone(),
+            gap_before,
+        };
+        if self.analysis.try_send(msg).is_err() {
+            self.analysis_gap[i].fetch_add(gap_before + n, Ordering::AcqRel);
+            self.shared.metrics.analysis_dropped_bytes_total.inc_by(n);
+        }
+        if self.recording.load(Ordering::Acquire)
+            && let Some(rec) = &self.shared.recorder
+        {
+            let skipped_before = self.rec_skip[i].swap(0, Ordering::AcqRel);
+            let msg = RecordMsg::Data {
+                assoc: self.id,
+                ts_us,
+                from,
+                bytes,
+                skipped_before,
+            };
+            if !rec.send(msg).await {
+                self.rec_skip[i].fetch_add(skipped_before + n, Ordering::AcqRel);
+            }
+        }
+    }
+
+    async fn end(&self, from: Side, how: StreamEnd) {
+        let ts_us = now_us();
+        self.control(AnalysisMsg::End { from, ts_us, how });
+        if self.recording.load(Ordering::Acquire)
+            && let Some(rec) = &self.shared.recorder
+        {
+            rec.send_wait(RecordMsg::End {
+                assoc: self.id,
+                ts_us,
+                from,
+                how,
+            })
+            .await;
+        }
+    }
+
+    fn closed(&self, how: &str) {
+        self.notice(Notice::Closed {
+            bytes_from_requestor: self.bytes[0].load(Ordering::Relaxed),
+            bytes_from_acceptor: self.bytes[1].load(Ordering::Relaxed),
+            duration_us: self.started.elapsed().as_micros() as u64,
+            how: how.to_string(),
+        });
+        tracing::info!(
+            assoc = self.id,
+            client = %self.client,
+            "association closed ({how}): {} bytes from requestor, {} from acceptor",
+            self.bytes[0].load(Ordering::Relaxed),
+            self.bytes[1].load(Ordering::Relaxed)
+        );
+    }
+}
+
+fn direction(from: Side) -> &'static str {
+    match from {
+        Side::Requestor => "to_upstream",
+        Side::Acceptor => "to_client",
+    }
+}
+
+/// The analysis side of one association: the wire engine, metrics, event fan-out.
+async fn analyse(
+    id: u64,
+    client: SocketAddr,
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<AnalysisMsg>,
+) {
+    let _guard = AnalysisGuard(shared.clone());
+    let mut conv = Conversation::new(shared.engine.clone());
+    let mut observer = AssociationObserver::new(shared.metrics.clone());
+    let mut framers = [Framer::new(None), Framer::new(None)];
+    let mut pdus = Vec::new();
+    let mut spans = Vec::new();
+    let mut upstream = None;
+    let emit = |kind: ProxyEventKind, upstream: Option<SocketAddr>| {
+        let ev = ProxyEvent {
+            association: id,
+            client,
+            upstream,
+            kind,
+        };
+        let _ = shared.events.send(ev.clone());
+        ev
+    };
+    while let Some(msg) = rx.recv().await {
+        let mut out = Vec::new();
+        match msg {
+            AnalysisMsg::Data {
+                from,
+                ts_us,
+                bytes,
+                gap_before,
+            } => {
+                let i = from.index();
+                if gap_before > 0 {
+                    conv.gap(from, ts_us, gap_before);
+                    framers[i] = Framer::new(None);
+                }
+                pdus.clear();
+                spans.clear();
+                framers[i].scan(&bytes, &mut pdus, &mut spans);
+                for &(t, len) in &pdus {
+                    shared.metrics.observe_pdu(t, len);
+                }
+                conv.feed(from, ts_us, &bytes);
+            }
+            AnalysisMsg::End { from, ts_us, how } => conv.end(from, ts_us, how),
+            AnalysisMsg::Notice(n) => {
+                match &n.what {
+                    Notice::UpstreamError { kind, .. } => {
+                        shared
+                            .metrics
+                            .upstream_errors_total
+                            .with_label_values(&[kind.as_str()])
+                            .inc();
+                    }
+                    Notice::ProxyAbort { .. } => {
+                        shared
+                            .metrics
+                            .aborts_total
+                            .with_label_values(&["proxy"])
+                            .inc();
+                    }
+                    _ => {}
+                }
+                out.push(emit(ProxyEventKind::Proxy(n), upstream));
+            }
+            AnalysisMsg::Upstream(u) => upstream = Some(u),
+            AnalysisMsg::Outcome(o) => observer.outcome(o),
+        }
+        while let Some(ev) = conv.poll() {
+            observer.observe(&ev);
+            out.push(emit(ProxyEventKind::Wire(ev), upstream));
+        }
+        if let Some(rec) = &shared.recorder {
+            for ev in out {
+                rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
+            }
+        }
+    }
+    observer.outcome("no_response");
+}
+
+/// How reading the first PDU went.
+enum FirstPdu {
+    /// A complete A-ASSOCIATE-RQ (its called AE title).
+    Rq(String),
+    /// Something else, too large, or incomplete when the client closed: forward as is.
+    Other,
+    /// The client closed or failed before sending anything.
+    Nothing,
+    Timeout,
+}
+
+/// Reads from `client` into `buf` until the first PDU is complete (or is not an RQ, or
+/// exceeds the cap).
+async fn read_first_pdu(client: &mut TcpStream, buf: &mut Vec<u8>, limits: &Limits) -> FirstPdu {
+    let cap = limits.max_associate_rq_bytes as u64;
+    let fut = async {
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            if buf.len() >= 6 {
+                if buf[0] != 0x01 {
+                    return FirstPdu::Other;
+                }
+                let len = u32::from_be_bytes([buf[2], buf[3], buf[4], buf[5]]) as u64;
+                if len + 6 > cap {
+                    return FirstPdu::Other;
+                }
+                if buf.len() as u64 >= len + 6 {
+                    let pdu = &buf[..(len + 6) as usize];
+                    return match framing::called_ae(pdu) {
+                        Some(ae) => FirstPdu::Rq(ae),
+                        None => FirstPdu::Other,
+                    };
+                }
+            }
+            match client.read(&mut chunk).await {
+                Ok(0) | Err(_) => {
+                    return if buf.is_empty() {
+                        FirstPdu::Nothing
+                    } else {
+                        FirstPdu::Other
+                    };
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(limits.associate_rq_timeout, fut)
+        .await
+        .unwrap_or(FirstPdu::Timeout)
+}
+
+enum RejectWhy {
+    Limit,
+    Upstream,
+}
+
+/// Answers the client with an A-ASSOCIATE-RJ (after its RQ, read here if not yet) and
+/// closes.
+async fn reject(
+    mut client: TcpStream,
+    mut pre: Vec<u8>,
+    assoc: Association,
+    why: RejectWhy,
+    intended: Option<SocketAddr>,
+) {
+    let limits = assoc.shared.limits.clone();
+    let (reason, why_text, outcome) = match why {
+        RejectWhy::Limit => (
+            2,
+            "concurrent association limit reached",
+            "proxy_rejected_limit",
+        ),
+        RejectWhy::Upstream => (1, "upstream unavailable", "proxy_rejected_upstream"),
+    };
+    assoc
+        .open_recording(intended.unwrap_or(assoc.listen), None)
+        .await;
+    let first = if pre.len() >= 6 {
+        FirstPdu::Other
+    } else {
+        read_first_pdu(&mut client, &mut pre, &limits).await
+    };
+    if !pre.is_empty() {
+        assoc.tap(Side::Requestor, now_us(), &pre).await;
+    }
+    if matches!(first, FirstPdu::Nothing | FirstPdu::Timeout) && pre.is_empty() {
+        assoc.control(AnalysisMsg::Outcome(outcome));
+        assoc.end(Side::Requestor, StreamEnd::Close).await;
+        assoc.closed("client sent nothing");
+        return;
+    }
+    let rj = framing::associate_rj(2, 3, reason);
+    assoc.notice(Notice::ProxyReject {
+        result: 2,
+        source: 3,
+        reason,
+        why: why_text.into(),
+    });
+    assoc.control(AnalysisMsg::Outcome(outcome));
+    let ok = tokio::time::timeout(Duration::from_secs(5), async {
+        client.write_all(&rj).await?;
+        client.shutdown().await
+    })
+    .await;
+    if matches!(ok, Ok(Ok(()))) {
+        assoc.tap(Side::Acceptor, now_us(), &rj).await;
+    }
+    // Give the client a moment to read the answer and close first.
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assoc.end(Side::Acceptor, StreamEnd::Close).await;
+    assoc.end(Side::Requestor, StreamEnd::Close).await;
+    assoc.closed(why_text);
+}
+
+fn classify_connect_error(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "refused",
+        HostUnreachable | NetworkUnreachable | AddrNotAvailable => "unreachable",
+        TimedOut => "timeout",
+        _ if e.to_string().contains("lookup") || e.to_string().contains("resolve") => "resolve",
+        _ => "other",
+    }
+}
+
+async fn run_association(
+    id: u64,
+    mut client: TcpStream,
+    client_addr: SocketAddr,
+    listen: SocketAddr,
+    lc: Arc<ListenerConfig>,
+    shared: Arc<Shared>,
+) {
+    let limits = shared.limits.clone();
+    let assoc = Association::new(id, client_addr, listen, shared.clone());
+    assoc.notice(Notice::Accepted { listen });
+    tracing::info!(assoc = id, client = %client_addr, "association accepted on {listen}");
+    let _ = client.set_nodelay(true);
+    let mut pre = Vec::new();
+
+    // Where to?
+    let target: Result<String, (String, String)> = if lc.transparent {
+        match origdst::original_dst(&client, listen.is_ipv6()) {
+            Ok(dst) if dst == listen || client.local_addr().ok() == Some(dst) => Err((
+                "other".into(),
+                format!("connection to {dst} was not redirected (no original destination)"),
+            )),
+            Ok(dst) => Ok(dst.to_string()),
+            Err(e) => Err(("other".into(), format!("SO_ORIGINAL_DST: {e}"))),
+        }
+    } else if !lc.routes.is_empty() {
+        match read_first_pdu(&mut client, &mut pre, &limits).await {
+            FirstPdu::Rq(called) => {
+                let route = lc.routes.iter().find(|r| r.called_ae == called);
+                tracing::debug!(
+                    assoc = id,
+                    "called AE {called:?} -> {:?}",
+                    route.map(|r| &r.upstream)
+                );
+                match (route, &lc.upstream) {
+                    (Some(r), _) => Ok(r.upstream.clone()),
+                    (None, Some(u)) => Ok(u.clone()),
+                    (None, None) => Err((
+                        "no_route".into(),
+                        format!("no route for called AE {called:?}"),
+                    )),
+                }
+            }
+            FirstPdu::Nothing | FirstPdu::Timeout if pre.is_empty() => {
+                assoc.end(Side::Requestor, StreamEnd::Close).await;
+                assoc.closed("client sent nothing");
+                return;
+            }
+            _ => lc
+                .upstream
+                .clone()
+                .ok_or_else(|| ("no_route".into(), "no default upstream".into())),
+        }
+    } else {
+        lc.upstream
+            .clone()
+            .ok_or_else(|| ("no_route".into(), "no upstream".into()))
+    };
+
+    let connected = match target {
+        Ok(t) => match tokio::time::timeout(limits.connect_timeout, TcpStream::connect(t.as_str()))
+            .await
+        {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err((classify_connect_error(&e).to_string(), format!("{t}: {e}"))),
+            Err(_) => Err((
+                "timeout".to_string(),
+                format!("{t}: no connection within {:?}", limits.connect_timeout),
+            )),
+        },
+        Err(e) => Err(e),
+    };
+    let upstream = match connected {
+        Ok(s) => s,
+        Err((kind, message)) => {
+            tracing::warn!(assoc = id, client = %client_addr, "upstream {kind}: {message}");
+            assoc.notice(Notice::UpstreamError { kind, message });
+            reject(client, pre, assoc, RejectWhy::Upstream, None).await;
+            return;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let upstream_addr = upstream.peer_addr().ok();
+    let local = upstream.local_addr().ok();
+    if let Some(u) = upstream_addr {
+        assoc.control(AnalysisMsg::Upstream(u));
+        if let Some(local) = local {
+            assoc.notice(Notice::UpstreamConnected { local });
+        }
+        assoc.open_recording(u, local).await;
+    }
+    forward(&assoc, client, upstream, pre).await;
+}
+
+/// How one direction ended.
+#[derive(Debug)]
+enum PumpEnd {
+    /// The sender closed its side; the FIN was passed on.
+    Fin,
+    /// Reading from the sender failed (reset).
+    ReadFailed,
+    /// Writing to the receiver failed (it is gone).
+    WriteFailed,
+}
+
+async fn pump(
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    from: Side,
+    assoc: &Association,
+    framer: &mut Framer,
+    buf_size: usize,
+) -> PumpEnd {
+    let mut buf = vec![0u8; buf_size];
+    let mut pdus = Vec::new();
+    let mut spans = Vec::new();
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) => {
+                let _ = wr.shutdown().await;
+                assoc.end(from, StreamEnd::Close).await;
+                return PumpEnd::Fin;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(assoc = assoc.id, "read from {from}: {e}");
+                assoc.end(from, StreamEnd::Reset).await;
+                return PumpEnd::ReadFailed;
+            }
+        };
+        let ts = now_us();
+        if let Err(e) = wr.write_all(&buf[..n]).await {
+            tracing::debug!(assoc = assoc.id, "write to {}: {e}", from.peer());
+            return PumpEnd::WriteFailed;
+        }
+        pdus.clear();
+        spans.clear();
+        framer.scan(&buf[..n], &mut pdus, &mut spans);
+        assoc.tap(from, ts, &buf[..n]).await;
+    }
+}
+
+async fn idle_watch(assoc: &Association, idle: Option<Duration>) {
+    let Some(idle) = idle else {
+        return std::future::pending().await;
+    };
+    loop {
+        let last = Duration::from_millis(assoc.last_activity_ms.load(Ordering::Relaxed));
+        let since = assoc.started.elapsed().saturating_sub(last);
+        if since >= idle {
+            return;
+        }
+        tokio::time::sleep(idle - since + Duration::from_millis(5)).await;
+    }
+}
+
+/// Forwards both directions until both are closed, or one fails (then the other side
+/// gets an A-ABORT where a PDU boundary allows, and is closed).
+async fn forward(assoc: &Association, client: TcpStream, upstream: TcpStream, pre: Vec<u8>) {
+    let limits = &assoc.shared.limits;
+    let (mut cr, mut cw) = client.into_split();
+    let (mut ur, mut uw) = upstream.into_split();
+    let mut framers = [Framer::new(None), Framer::new(None)];
+    let mut ended = [false, false];
+    if !pre.is_empty() {
+        let ts = now_us();
+        if uw.write_all(&pre).await.is_err() {
+            assoc.notice(Notice::UpstreamError {
+                kind: "reset".into(),
+                message: "upstream closed before the A-ASSOCIATE-RQ was forwarded".into(),
+            });
+        }
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        framers[0].scan(&pre, &mut p, &mut s);
+        assoc.tap(Side::Requestor, ts, &pre).await;
+    }
+    enum Stop {
+        Done,
+        Failed(Side, PumpEnd),
+        Idle,
+    }
+    let stop = {
+        let [f0, f1] = &mut framers;
+        let bs = limits.read_buffer_bytes;
+        let c2u = pump(&mut cr, &mut uw, Side::Requestor, assoc, f0, bs);
+        let u2c = pump(&mut ur, &mut cw, Side::Acceptor, assoc, f1, bs);
+        let idle = idle_watch(assoc, limits.idle_timeout);
+        tokio::pin!(c2u, u2c, idle);
+        loop {
+            if ended[0] && ended[1] {
+                break Stop::Done;
+            }
+            tokio::select! {
+                r = &mut c2u, if !ended[0] => {
+                    ended[0] = true;
+                    if !matches!(r, PumpEnd::Fin) { break Stop::Failed(Side::Requestor, r); }
+                }
+                r = &mut u2c, if !ended[1] => {
+                    ended[1] = true;
+                    if !matches!(r, PumpEnd::Fin) { break Stop::Failed(Side::Acceptor, r); }
+                }
+                _ = &mut idle => break Stop::Idle,
+            }
+        }
+    };
+    let abort = framing::abort(2, 0);
+    match stop {
+        Stop::Done => assoc.closed("closed"),
+        Stop::Failed(side, how) => {
+            // Who is gone: the sender whose read failed, or the receiver we could not write to.
+            let gone = match how {
+                PumpEnd::ReadFailed => side,
+                _ => side.peer(),
+            };
+            let survivor = gone.peer();
+            let (kind, text) = match gone {
+                Side::Acceptor => ("reset", "upstream reset the connection"),
+                Side::Requestor => ("client_reset", "client reset the connection"),
+            };
+            if gone == Side::Acceptor {
+                assoc.notice(Notice::UpstreamError {
+                    kind: kind.into(),
+                    message: text.into(),
+                });
+            }
+            // The survivor receives what `gone` sent: that direction's framer.
+            let boundary = framers[gone.index()].at_boundary();
+            let writer = match survivor {
+                Side::Requestor => &mut cw,
+                Side::Acceptor => &mut uw,
+            };
+            let can_write = matches!(how, PumpEnd::ReadFailed) || !ended[gone.index()];
+            if boundary
+                && can_write
+                && tokio::time::timeout(Duration::from_secs(2), writer.write_all(&abort))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            {
+                assoc.notice(Notice::ProxyAbort {
+                    to: survivor,
+                    why: text.into(),
+                });
+                assoc.tap(gone, now_us(), &abort).await;
+            }
+            let _ = writer.shutdown().await;
+            if !ended[gone.index()] && !matches!(how, PumpEnd::ReadFailed) {
+                assoc.end(gone, StreamEnd::Reset).await;
+            }
+            if !ended[survivor.index()] {
+                assoc.end(survivor, StreamEnd::Close).await;
+            }
+            assoc.closed(text);
+        }
+        Stop::Idle => {
+            for (side, writer) in [(Side::Requestor, &mut uw), (Side::Acceptor, &mut cw)] {
+                // `side`'s bytes go through `writer`; abort the receiver if between PDUs.
+                if !ended[side.index()] && framers[side.index()].at_boundary() {
+                    let ok = tokio::time::timeout(Duration::from_secs(2), writer.write_all(&abort))
+                        .await
+                        .is_ok_and(|r| r.is_ok());
+                    if ok {
+                        assoc.notice(Notice::ProxyAbort {
+                            to: side.peer(),
+                            why: "idle timeout".into(),
+                        });
+                        assoc.tap(side, now_us(), &abort).await;
+                    }
+                }
+                let _ = writer.shutdown().await;
+            }
+            for side in [Side::Requestor, Side::Acceptor] {
+                if !ended[side.index()] {
+                    assoc.end(side, StreamEnd::Close).await;
+                }
+            }
+            assoc.closed("idle timeout");
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! `dicomtap analyze`: captures (pcap, pcapng, or a live stream on standard input) to
+//! association timelines: one line per association, a detail view, JSON lines.
+
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use dicomtap_analyzer::analysis::{Analysis, AnalysisSink};
+use dicomtap_analyzer::capture::{CaptureConfig, CaptureReader, CaptureStats, ConnectionInfo, DEFAULT_SERVER_PORTS};
+use dicomtap_analyzer::session::Session;
+use dicomtap_analyzer::text;
+use dicomtap_wire::{EngineConfig, Event, Severity};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// pcap or pcapng files; `-` reads a capture stream from standard input
+    /// (`tcpdump -U -w - port 104 | dicomtap analyze -`).
+    #[arg(required = true)]
+    captures: Vec<PathBuf>,
+    /// Print JSON lines: one `session` object per association as it ends, then a `summary`.
+    #[arg(long)]
+    json: bool,
+    /// Show one association in detail: negotiation item by item, every DIMSE exchange, findings.
+    #[arg(long, value_name = "ID")]
+    detail: Option<u64>,
+    /// Write every engine event as a JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// A DICOM server port, to tell client from server when the handshake was not captured
+    /// (repeatable; 104, 11112, 4242, 2761, 2762 are always known).
+    #[arg(long = "port", value_name = "PORT")]
+    ports: Vec<u16>,
+    /// Only associations with this address on either side.
+    #[arg(long, value_name = "ADDR")]
+    host: Option<IpAddr>,
+    /// Only associations with this calling or called AE title.
+    #[arg(long, value_name = "TITLE")]
+    ae: Option<String>,
+    /// Only associations that started at or after this time (RFC 3339 UTC, e.g.
+    /// 2026-11-27T08:00:00Z, or UNIX seconds).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    since: Option<u64>,
+    /// Only associations that started before this time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    until: Option<u64>,
+    /// Exit with status 1 when a finding at or above this severity is seen.
+    #[arg(long, value_name = "SEVERITY")]
+    fail_on: Option<Severity>,
+}
+
+struct Filter {
+    host: Option<IpAddr>,
+    ae: Option<String>,
+    since: Option<u64>,
+    until: Option<u64>,
+}
+
+impl Filter {
+    fn matches(&self, s: &Session) -> bool {
+        if let Some(h) = self.host
+            && s.client.map(|a| a.ip()) != Some(h)
+            && s.server.map(|a| a.ip()) != Some(h)
+        {
+            return false;
+        }
+        if let Some(ae) = &self.ae
+            && s.requestor.ae_title.as_deref() != Some(ae.as_str())
+            && s.acceptor.ae_title.as_deref() != Some(ae.as_str())
+        {
+            return false;
+        }
+        self.since.is_none_or(|t| s.first_ts_us >= t) && self.until.is_none_or(|t| s.first_ts_us < t)
+    }
+}
+
+struct Output {
+    json: bool,
+    detail: Option<u64>,
+    detail_events: Vec<Event>,
+    detail_session: Option<Session>,
+    events: Option<BufWriter<std::fs::File>>,
+    out: BufWriter<std::io::Stdout>,
+    filter: Filter,
+    worst: Option<Severity>,
+    sessions: u64,
+    error: Option<std::io::Error>,
+}
+
+/// Events kept for `--detail`; beyond this the view says how many were left out.
+const MAX_DETAIL_EVENTS: usize = 200_000;
+
+impl Output {
+    fn write(&mut self, f: impl FnOnce(&mut BufWriter<std::io::Stdout>) -> std::io::Result<()>) {
+        if self.error.is_none()
+            && let Err(e) = f(&mut self.out)
+        {
+            self.error = Some(e);
+        }
+    }
+}
+
+impl AnalysisSink for Output {
+    fn event(&mut self, conn: &ConnectionInfo, event: &Event) {
+        if let Some(w) = self.events.as_mut() {
+            let line = serde_json::json!({ "association": conn.id.0, "client": conn.client, "server": conn.server, "event": event });
+            let r = serde_json::to_writer(&mut *w, &line).map_err(std::io::Error::other).and_then(|()| writeln!(w));
+            if let Err(e) = r {
+                self.error.get_or_insert(e);
+            }
+        }
+        if self.detail == Some(conn.id.0) && self.detail_events.len() < MAX_DETAIL_EVENTS {
+            self.detail_events.push(event.clone());
+        }
+    }
+
+    fn session(&mut self, conn: &ConnectionInfo, session: Session) {
+        if !self.filter.matches(&session) {
+            return;
+        }
+        self.sessions += 1;
+        self.worst = self.worst.max(session.worst());
+        if self.json {
+            let line = serde_json::json!({ "type": "session", "requestor_known_by": conn.requestor_known_by, "session": &session });
+            self.write(|o| {
+                serde_json::to_writer(&mut *o, &line)?;
+                writeln!(o)
+            });
+        } else if self.detail.is_none() {
+            let line = text::session_line(&session);
+            self.write(|o| writeln!(o, "{line}"));
+        }
+        if self.detail == Some(conn.id.0) {
+            self.detail_session = Some(session);
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let events = match &args.events {
+        Some(p) => Some(BufWriter::new(crate::cmd::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?)),
+        None => None,
+    };
+    let output = Output {
+        json: args.json,
+        detail: args.detail,
+        detail_events: Vec::new(),
+        detail_session: None,
+        events,
+        out: BufWriter::new(std::io::stdout()),
+        filter: Filter { host: args.host, ae: args.ae.clone(), since: args.since, until: args.until },
+        worst: None,
+        sessions: 0,
+        error: None,
+    };
+    let mut ports: Vec<u16> = DEFAULT_SERVER_PORTS.to_vec();
+    ports.extend(&args.ports);
+    let capture_config = CaptureConfig { server_ports: ports, ..CaptureConfig::default() };
+    let mut analysis = Analysis::new(EngineConfig::default(), output);
+    let mut totals = Vec::new();
+    let mut failed = None;
+    for path in &args.captures {
+        let name = path.display().to_string();
+        let result = if name == "-" {
+            CaptureReader::new("standard input", std::io::stdin().lock())
+                .map(|r| r.with_config(capture_config.clone()))
+                .and_then(|mut r| r.process(&mut analysis))
+        } else {
+            CaptureReader::open(path)
+                .map(|r| r.with_config(capture_config.clone()))
+                .and_then(|mut r| r.process(&mut analysis))
+        };
+        analysis.next_capture();
+        match result {
+            Ok(stats) => totals.push((name, stats)),
+            Err(e) => {
+                eprintln!("dicomtap: {e}");
+                failed = Some(e);
+            }
+        }
+    }
+    let mut out = analysis.into_sink();
+    if let Some(id) = args.detail {
+        print_detail(&mut out, id)?;
+    }
+    if out.json {
+        let summary = serde_json::json!({ "type": "summary", "associations": out.sessions, "captures": totals.iter().map(|(n, s)| serde_json::json!({"file": n, "stats": s})).collect::<Vec<_>>() });
+        out.write(|o| {
+            serde_json::to_writer(&mut *o, &summary)?;
+            writeln!(o)
+        });
+    } else if args.detail.is_none() {
+        for (name, stats) in &totals {
+            let line = stats_line(name, stats);
+            out.write(|o| writeln!(o, "{line}"));
+        }
+    }
+    out.write(|o| o.flush());
+    if let Some(w) = out.events.as_mut() {
+        w.flush().context("writing the event log")?;
+    }
+    if let Some(e) = out.error.take() {
+        return Err(e.into());
+    }
+    if failed.is_some() {
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
+    match (args.fail_on, out.worst) {
+        (Some(t), Some(w)) if w >= t => Ok(ExitCode::from(super::EXIT_FINDINGS)),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn stats_line(name: &str, s: &CaptureStats) -> String {
+    let mut extra = Vec::new();
+    for (n, what) in [
+        (s.retransmissions, "retransmissions"),
+        (s.out_of_order, "out-of-order segments"),
+        (s.gaps, "gaps"),
+        (s.non_tcp_skipped, "non-TCP packets skipped"),
+        (s.truncated, "truncated record"),
+    ] {
+        if n > 0 {
+            extra.push(format!("{n} {what}"));
+        }
+    }
+    format!(
+        "{name}: {} packets, {} TCP connections{}{}",
+        s.packets,
+        s.connections,
+        if extra.is_empty() { "" } else { ", " },
+        extra.join(", ")
+    )
+}
+
+fn print_detail(out: &mut Output, id: u64) -> anyhow::Result<()> {
+    let Some(session) = out.detail_session.take() else {
+        anyhow::bail!("no association #{id} in the capture (or it did not pass the filters)");
+    };
+    let mut lines = vec![text::session_line(&session), String::new(), "events:".to_string()];
+    for e in &out.detail_events {
+        for l in text::describe(e) {
+            lines.push(format!("  {} {l}", text::timestamp(e.ts_us)));
+        }
+    }
+    if out.detail_events.len() >= MAX_DETAIL_EVENTS {
+        lines.push(format!("  ... only the first {MAX_DETAIL_EVENTS} events are shown"));
+    }
+    lines.push(String::new());
+    lines.push("DIMSE exchanges:".to_string());
+    for x in &session.exchanges {
+        lines.push(format!(
+            "  {} {:<9} {:<14} id {:<5} {:<40} status {:<6} {}",
+            text::timestamp(x.ts_us),
+            x.by.to_string(),
+            x.command,
+            x.message_id.map_or_else(|| "-".into(), |v| v.to_string()),
+            x.sop_class.as_deref().map(text::uid_short).unwrap_or_default(),
+            x.status.as_deref().unwrap_or("none"),
+            x.latency_us.map_or_else(|| "unanswered".to_string(), |l| format!("{:.3} ms", l as f64 / 1000.0))
+        ));
+    }
+    for l in lines {
+        out.write(|o| writeln!(o, "{l}"));
+    }
+    Ok(())
+}
+
+/// RFC 3339 UTC (`2026-11-27T08:00:00Z`, fractional seconds allowed) or UNIX seconds, to
+/// microseconds since the epoch.
+fn parse_time(s: &str) -> Result<u64, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e6) as u64);
+    }
+    let err = || format!("{s:?} is not RFC 3339 UTC (2026-11-27T08:00:00Z) or UNIX seconds");
+    let s2 = s.strip_suffix('Z').ok_or_else(err)?;
+    let (date, time) = s2.split_once('T').ok_or_else(err)?;
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().map_err(|_| err())).collect::<Result<_, _>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|p| p.parse().map_err(|_| err())).collect::<Result<_, _>>()?;
+    let [y, m, day] = d[..] else { return Err(err()) };
+    let [hh, mm, ss] = t[..] else { return Err(err()) };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let micros: u64 = format!("{:0<6}", &frac[..frac.len().min(6)]).parse().map_err(|_| err())?;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs).map(|s| s * 1_000_000 + micros).map_err(|_| err())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times() {
+        assert_eq!(super::parse_time("2026-11-26T23:00:00.123456Z"), Ok(1_795_741_200_123_456));
+        assert_eq!(super::parse_time("10"), Ok(10_000_000));
+        assert!(super::parse_time("yesterday").is_err());
+    }
+}
