@@ -1207,6 +1207,11 @@ impl Conversation {
                 format!("data set of message {message_id:?} on context {pc_id}: {err}"),
             );
         }
+        if let Some(found) = peek.encoding_found
+            && transfer_syntax.is_some()
+        {
+            self.finding(from, ts, start, FindingCode::EncodingMismatch, Severity::Error, format!("data set of message {message_id:?} on context {pc_id} is encoded as {found:?}, not as its transfer syntax {} says", transfer_syntax.as_deref().unwrap_or_default()));
+        }
         for bad in &peek.invalid_text {
             self.finding(
                 from,
@@ -1247,7 +1252,7 @@ impl Conversation {
         match dimse::decode_command(&bytes) {
             Ok(command) => {
                 asm.expecting_data = command.has_dataset;
-                asm.message_id = command.message_id.or(command.responded_to);
+                asm.message_id = command.pairing_id();
                 let latency_us = self.pair(from, ts, start, &command);
                 let abstract_syntax = self
                     .accepted

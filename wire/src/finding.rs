@@ -107,6 +107,8 @@ pub enum FindingCode {
     ClosedWithoutRelease,
     /// A command or data set that never got its last fragment.
     IncompleteMessage,
+    /// A data set not encoded the way its context's transfer syntax says.
+    EncodingMismatch,
 }
 
 impl FindingCode {
@@ -144,6 +146,7 @@ impl FindingCode {
             FindingCode::Garbage => "garbage",
             FindingCode::ClosedWithoutRelease => "closed_without_release",
             FindingCode::IncompleteMessage => "incomplete_message",
+            FindingCode::EncodingMismatch => "encoding_mismatch",
         }
     }
 }
