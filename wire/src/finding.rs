@@ -112,6 +112,42 @@ pub enum FindingCode {
 }
 
 impl FindingCode {
+    /// Every code, in declaration order (for docs and metrics pre-registration).
+    pub const ALL: [FindingCode; 32] = [
+        FindingCode::UnknownPduType,
+        FindingCode::LengthMismatch,
+        FindingCode::PduTooLarge,
+        FindingCode::PduExceedsMaxLength,
+        FindingCode::ReservedField,
+        FindingCode::UnknownItem,
+        FindingCode::UidPadding,
+        FindingCode::InvalidUid,
+        FindingCode::BadContextId,
+        FindingCode::DuplicateContextId,
+        FindingCode::TooManyContexts,
+        FindingCode::MissingTransferSyntax,
+        FindingCode::TransferSyntaxNotProposed,
+        FindingCode::UnproposedContext,
+        FindingCode::UnknownReasonCode,
+        FindingCode::UnexpectedPdu,
+        FindingCode::UnacceptedContext,
+        FindingCode::PdvLength,
+        FindingCode::PdvControl,
+        FindingCode::MalformedCommand,
+        FindingCode::CommandTooLarge,
+        FindingCode::UnmatchedResponse,
+        FindingCode::DuplicateMessageId,
+        FindingCode::MalformedDataset,
+        FindingCode::InvalidText,
+        FindingCode::NegotiationNotSeen,
+        FindingCode::TruncatedPdu,
+        FindingCode::CaptureGap,
+        FindingCode::Garbage,
+        FindingCode::ClosedWithoutRelease,
+        FindingCode::IncompleteMessage,
+        FindingCode::EncodingMismatch,
+    ];
+
     /// The stable id, as in JSON and metrics labels.
     pub fn id(self) -> &'static str {
         match self {
