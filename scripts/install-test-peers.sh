@@ -11,6 +11,9 @@ command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true

@@ -23,10 +23,14 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Run the embedded default: a storage SCP, the proxy in front of it, a small study sent through it.
     Demo(cmd::demo::Args),
+    /// Write every C-STORE object in captures as a Part-10 file; report incomplete ones.
+    Export(cmd::export::Args),
     /// Decode a raw one-direction DICOM byte stream and print its events.
     Pdu(cmd::pdu::Args),
     /// Run the transparent proxy: forward, record, export metrics.
     Proxy(cmd::proxy::Args),
+    /// List the conformance rules `analyze --statements` checks: id, severity, why it matters.
+    Rules(cmd::rules::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,8 +39,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Export(args) => cmd::export::run(args),
         Command::Pdu(args) => cmd::pdu::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Rules(args) => cmd::rules::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,3 +4,7 @@ pub mod analysis;
 pub mod capture;
 pub mod session;
 pub mod text;
+pub mod statement;
+pub mod export;
+pub mod report;
+pub mod conformance;

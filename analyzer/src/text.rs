@@ -368,7 +368,7 @@ mod tests {
     fn timestamps_are_utc() {
         assert_eq!(super::timestamp(0), "1970-01-01T00:00:00.000000Z");
         assert_eq!(
-            super::timestamp(1_795_741_200_123_456),
+            super::timestamp(1_795_734_000_123_456),
             "2026-11-26T23:00:00.123456Z"
         );
         assert_eq!(

@@ -106,6 +106,9 @@ pub struct DemoReport {
     pub store: Option<StoreOutcome>,
     /// Each object sent, checked against what the SCP received.
     pub objects: Vec<ObjectCheck>,
+    /// Objects the SCP received in total (the demo's, plus any sent by other tools under
+    /// `--keep-running`).
+    pub scp_received_objects: usize,
     /// A few lines of `/metrics`, as fetched over HTTP.
     pub metric_lines: Vec<String>,
     /// Events the report missed because it read them too slowly.
@@ -139,6 +142,8 @@ pub struct AssociationReport {
     pub accepted_contexts: Vec<ContextReport>,
     pub rejected_contexts: Vec<ContextReport>,
     pub exchanges: Vec<ExchangeReport>,
+    /// What the proxy's bounded peek found at the start of each data set.
+    pub datasets: Vec<DatasetReport>,
     /// "released", "aborted: ...", "rejected: ...", or how the TCP connection ended.
     pub ended: String,
     pub duration_us: Option<u64>,
@@ -171,12 +176,27 @@ pub struct ExchangeReport {
     pub latency_us: Option<u64>,
 }
 
+/// The proxy's peek at one data set: identity and the character-set check.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetReport {
+    pub message_id: Option<u16>,
+    pub sop_class: Option<String>,
+    pub modality: Option<String>,
+    /// Values of Specific Character Set (0008,0005).
+    pub specific_character_set: Vec<String>,
+    /// Text values not valid in the declared character set (the demo's should be none).
+    pub invalid_text_values: usize,
+    /// Declared sets the engine could not check.
+    pub unchecked_character_sets: Vec<String>,
+}
+
 /// One object sent, end to end.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectCheck {
     pub sop_class: String,
     pub sop_instance_uid: String,
     pub transfer_syntax: String,
+    pub transfer_syntax_name: Option<String>,
     pub bytes: u64,
     /// Status the SCU got back, four hex digits.
     pub status: Option<String>,
@@ -461,6 +481,11 @@ impl DemoSession {
             (build_associations(&c.events), c.lost)
         };
         let objects = self.check_objects();
+        let scp_received_objects = self
+            .scp
+            .as_ref()
+            .map(|scp| scp.received().len())
+            .unwrap_or(0);
         let recording_files: Vec<RecordingFile> = files.iter().map(|p| describe_file(p)).collect();
         let echo_ok = self.echo.as_ref().is_some_and(|e| e.status == 0);
         let objects_ok = !objects.is_empty()
@@ -488,6 +513,7 @@ impl DemoSession {
             echo: self.echo.clone(),
             store: self.store.clone(),
             objects,
+            scp_received_objects,
             metric_lines,
             events_lost,
             proxy_summary: summary,
@@ -517,6 +543,8 @@ impl DemoSession {
                     sop_class: sop_class_keyword(&obj.sop_class_uid),
                     sop_instance_uid: obj.sop_instance_uid.clone(),
                     transfer_syntax: obj.transfer_syntax.clone(),
+                    transfer_syntax_name: transfer_syntax_name(&obj.transfer_syntax)
+                        .map(str::to_string),
                     bytes: obj.dataset.len() as u64,
                     status: result.and_then(|r| r.status).map(|s| format!("{s:04X}")),
                     error: result.and_then(|r| r.error.clone()),
@@ -594,7 +622,7 @@ async fn fetch_metrics(addr: SocketAddr) -> Result<String, DemoError> {
         .split_once("\r\n\r\n")
         .ok_or_else(|| fail("no HTTP header end".into()))?;
     let status = head.lines().next().unwrap_or_default();
-    if !status.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+    if status.split_whitespace().nth(1) != Some("200") {
         return Err(fail(format!("answered {status:?}")));
     }
     Ok(body.to_string())
@@ -623,6 +651,7 @@ fn build_associations(events: &[ProxyEvent]) -> Vec<AssociationReport> {
         /// Requests not answered yet, by (message ID).
         open: Vec<ExchangeReport>,
         released: bool,
+        aborted: Option<String>,
     }
     let mut by_id: BTreeMap<u64, Work> = BTreeMap::new();
     for ev in events {
@@ -634,6 +663,7 @@ fn build_associations(events: &[ProxyEvent]) -> Vec<AssociationReport> {
             proposed: BTreeMap::new(),
             open: Vec::new(),
             released: false,
+            aborted: None,
         });
         w.report.client = Some(ev.client);
         if ev.upstream.is_some() {
@@ -641,7 +671,9 @@ fn build_associations(events: &[ProxyEvent]) -> Vec<AssociationReport> {
         }
         match &ev.kind {
             ProxyEventKind::Proxy(n) => match &n.what {
-                Notice::Closed { duration_us, how, .. } => {
+                Notice::Closed {
+                    duration_us, how, ..
+                } => {
                     w.report.duration_us = Some(*duration_us);
                     if w.report.ended.is_empty() {
                         w.report.ended = how.clone();
@@ -694,9 +726,7 @@ fn build_associations(events: &[ProxyEvent]) -> Vec<AssociationReport> {
                 }
                 EventKind::ReleaseRp => w.released = true,
                 EventKind::Abort(a) => {
-                    if w.report.ended.is_empty() || w.report.ended == "released" {
-                        w.report.ended = format!("aborted: {}", a.description);
-                    }
+                    w.aborted = Some(format!("aborted: {}", a.description));
                 }
                 EventKind::Command(c) => {
                     let cmd = &c.command;
@@ -717,10 +747,9 @@ fn build_associations(events: &[ProxyEvent]) -> Vec<AssociationReport> {
                             latency_us: None,
                         });
                     } else {
-                        let pos = w
-                            .open
-                            .iter()
-                            .position(|x| x.message_id.is_some() && x.message_id == cmd.responded_to);
+                        let pos = w.open.iter().position(|x| {
+                            x.message_id.is_some() && x.message_id == cmd.responded_to
+                        });
                         let mut x = match pos {
                             Some(i) => w.open.remove(i),
                             None => ExchangeReport {
@@ -741,6 +770,16 @@ fn build_associations(events: &[ProxyEvent]) -> Vec<AssociationReport> {
                         w.report.exchanges.push(x);
                     }
                 }
+                EventKind::DatasetPeek(p) => {
+                    w.report.datasets.push(DatasetReport {
+                        message_id: p.message_id,
+                        sop_class: p.peek.sop_class_uid.as_deref().map(sop_class_keyword),
+                        modality: p.peek.modality.clone(),
+                        specific_character_set: p.peek.specific_character_set.clone(),
+                        invalid_text_values: p.peek.invalid_text.len(),
+                        unchecked_character_sets: p.peek.unchecked_character_sets.clone(),
+                    });
+                }
                 EventKind::Finding(f) => {
                     w.report
                         .notes
@@ -755,7 +794,10 @@ fn build_associations(events: &[ProxyEvent]) -> Vec<AssociationReport> {
         .map(|mut w| {
             // Requests never answered are still exchanges worth listing.
             w.report.exchanges.append(&mut w.open);
-            if w.released && !w.report.ended.starts_with("aborted") {
+            // An abort outranks a release; either outranks how TCP ended.
+            if let Some(a) = w.aborted {
+                w.report.ended = a;
+            } else if w.released {
                 w.report.ended = "released".into();
             }
             w.report

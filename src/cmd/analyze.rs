@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use dicomtap_analyzer::analysis::{Analysis, AnalysisSink};
 use dicomtap_analyzer::capture::{CaptureConfig, CaptureReader, CaptureStats, ConnectionInfo, DEFAULT_SERVER_PORTS};
+use dicomtap_analyzer::conformance::{Checked, Checker, ConformanceFinding, FindingReport, FindingSink};
+use dicomtap_analyzer::report::Report;
 use dicomtap_analyzer::session::Session;
 use dicomtap_analyzer::text;
 use dicomtap_wire::{EngineConfig, Event, Severity};
@@ -48,6 +50,18 @@ pub struct Args {
     /// Exit with status 1 when a finding at or above this severity is seen.
     #[arg(long, value_name = "SEVERITY")]
     fail_on: Option<Severity>,
+    /// Check the traffic against the device statements (*.toml) in this directory:
+    /// findings per device and rule in the text output, `conformance_finding` lines with
+    /// --json, counted by --fail-on. `dicomtap rules` lists the rules.
+    #[arg(long, value_name = "DIR")]
+    statements: Option<PathBuf>,
+    /// Write the conformance findings as JUnit XML (one test case per device and rule,
+    /// failed when the rule has a finding at or above --fail-on, default warning).
+    #[arg(long, value_name = "FILE", requires = "statements")]
+    junit: Option<PathBuf>,
+    /// Write a self-contained HTML report (timeline, devices, latency, findings) to this file.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 struct Filter {
@@ -86,6 +100,8 @@ struct Output {
     worst: Option<Severity>,
     sessions: u64,
     error: Option<std::io::Error>,
+    conformance: FindingReport,
+    report: Option<Report>,
 }
 
 /// Events kept for `--detail`; beyond this the view says how many were left out.
@@ -97,6 +113,23 @@ impl Output {
             && let Err(e) = f(&mut self.out)
         {
             self.error = Some(e);
+        }
+    }
+}
+
+impl FindingSink for Output {
+    fn finding(&mut self, finding: &ConformanceFinding) {
+        self.conformance.add(finding);
+        self.worst = self.worst.max(Some(finding.severity));
+        if self.json {
+            let mut line = serde_json::json!({ "type": "conformance_finding" });
+            if let (Some(obj), Ok(serde_json::Value::Object(f))) = (line.as_object_mut(), serde_json::to_value(finding)) {
+                obj.extend(f);
+            }
+            self.write(|o| {
+                serde_json::to_writer(&mut *o, &line)?;
+                writeln!(o)
+            });
         }
     }
 }
@@ -121,6 +154,9 @@ impl AnalysisSink for Output {
         }
         self.sessions += 1;
         self.worst = self.worst.max(session.worst());
+        if let Some(r) = self.report.as_mut() {
+            r.add(&session);
+        }
         if self.json {
             let line = serde_json::json!({ "type": "session", "requestor_known_by": conn.requestor_known_by, "session": &session });
             self.write(|o| {
@@ -153,15 +189,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         worst: None,
         sessions: 0,
         error: None,
+        conformance: FindingReport::default(),
+        report: args.html.as_ref().map(|_| {
+            let mut r = Report::new("dicomtap analysis");
+            r.sources = args.captures.iter().map(|p| p.display().to_string()).collect();
+            r
+        }),
     };
     let mut ports: Vec<u16> = DEFAULT_SERVER_PORTS.to_vec();
     ports.extend(&args.ports);
     let capture_config = CaptureConfig { server_ports: ports, ..CaptureConfig::default() };
-    let mut analysis = Analysis::new(EngineConfig::default(), output);
+    let statements = match &args.statements {
+        Some(dir) => Some(dicomtap_analyzer::statement::load_dir(dir).with_context(|| format!("loading statements from {}", dir.display()))?),
+        None => None,
+    };
+    let engine = match &statements {
+        Some(_) => Checker::engine_config(EngineConfig::default()),
+        None => EngineConfig::default(),
+    };
+    let mut analysis = Analysis::new(engine, Checked::new(Checker::new(statements.clone().unwrap_or_default()), output));
     let mut totals = Vec::new();
     let mut failed = None;
     for path in &args.captures {
         let name = path.display().to_string();
+        analysis.sink_mut().checker.set_source(name.clone());
         let result = if name == "-" {
             CaptureReader::new("standard input", std::io::stdin().lock())
                 .map(|r| r.with_config(capture_config.clone()))
@@ -180,7 +231,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let mut out = analysis.into_sink();
+    let mut checked = analysis.into_sink();
+    checked.finish();
+    let (checker, mut out) = checked.into_parts();
     if let Some(id) = args.detail {
         print_detail(&mut out, id)?;
     }
@@ -196,7 +249,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out.write(|o| writeln!(o, "{line}"));
         }
     }
+    if statements.is_some() && !out.json && args.detail.is_none() {
+        let text = format!("\n{}", out.conformance.text(3));
+        out.write(|o| o.write_all(text.as_bytes()));
+    }
+    if let Some(path) = &args.junit {
+        let devices: Vec<String> = checker.statements().iter().map(|s| s.device.name.clone()).collect();
+        let xml = dicomtap_analyzer::conformance::junit::junit_xml(&out.conformance, &devices, &checker.devices_seen(), args.fail_on.unwrap_or(Severity::Warning));
+        std::fs::write(path, xml).with_context(|| format!("{}: cannot write", path.display()))?;
+    }
     out.write(|o| o.flush());
+    if let (Some(path), Some(report)) = (&args.html, &out.report) {
+        let html = dicomtap_analyzer::report::html::render(report);
+        let mut f = crate::cmd::create_private(path).with_context(|| format!("{}: cannot create", path.display()))?;
+        f.write_all(html.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
+    }
     if let Some(w) = out.events.as_mut() {
         w.flush().context("writing the event log")?;
     }
@@ -298,7 +365,7 @@ fn parse_time(s: &str) -> Result<u64, String> {
 mod tests {
     #[test]
     fn times() {
-        assert_eq!(super::parse_time("2026-11-26T23:00:00.123456Z"), Ok(1_795_741_200_123_456));
+        assert_eq!(super::parse_time("2026-11-26T23:00:00.123456Z"), Ok(1_795_734_000_123_456));
         assert_eq!(super::parse_time("10"), Ok(10_000_000));
         assert!(super::parse_time("yesterday").is_err());
     }

@@ -3,8 +3,10 @@
 
 pub mod analyze;
 pub mod demo;
+pub mod export;
 pub mod pdu;
 pub mod proxy;
+pub mod rules;
 
 /// Findings at or above the chosen severity.
 #[allow(dead_code)]

@@ -103,7 +103,9 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
     } else {
         if args.upstream.is_some() || !routes.is_empty() || args.transparent {
             let [only] = config.listeners.as_mut_slice() else {
-                bail!("--upstream/--route/--transparent without --listen need exactly one listener in the file");
+                bail!(
+                    "--upstream/--route/--transparent without --listen need exactly one listener in the file"
+                );
             };
             if let Some(u) = &args.upstream {
                 only.upstream = Some(u.clone());

@@ -66,6 +66,8 @@ impl CommandSet {
             affected_sop_instance: Some(sop_instance.to_string()),
             priority: Some(0),
             has_dataset: true,
+            // Any value but 0x0101 means "data set present"; both sides then write ours.
+            data_set_type: Some(DATASET_PRESENT),
             ..Default::default()
         }
     }
@@ -179,6 +181,36 @@ mod tests {
         assert_eq!(back_rsp.responded_to, Some(7));
         assert_eq!(back_rsp.status, Some(0));
         assert!(!back_rsp.has_dataset);
+        Ok(())
+    }
+
+    /// The peers' codec (dicom-object) and the observer's (dicomtap-wire) are written
+    /// independently; they must agree byte for byte, or one of them is wrong.
+    #[test]
+    fn agrees_with_the_wire_codec() -> Result<(), PeerError> {
+        let rq = CommandSet::store_rq(3, "1.2.840.10008.5.1.4.1.1.7", "2.25.12345");
+        let ours = rq.encode()?;
+        let theirs = dicomtap_wire::dimse::encode_command(&dicomtap_wire::dimse::Command {
+            command_field: C_STORE_RQ,
+            message_id: Some(3),
+            affected_sop_class: Some("1.2.840.10008.5.1.4.1.1.7".into()),
+            affected_sop_instance: Some("2.25.12345".into()),
+            priority: Some(0),
+            has_dataset: true,
+            // Any value but 0x0101 means "data set present"; both sides then write ours.
+            data_set_type: Some(DATASET_PRESENT),
+            ..Default::default()
+        });
+        assert_eq!(ours, theirs);
+
+        let rsp = rq.response(STATUS_SUCCESS).encode()?;
+        let decoded = dicomtap_wire::dimse::decode_command(&rsp)
+            .map_err(|e| PeerError::Dimse(e.to_string()))?;
+        assert_eq!(decoded.command_field, C_STORE_RSP);
+        assert_eq!(decoded.responded_to, Some(3));
+        assert!(!decoded.has_dataset);
+        assert_eq!(decoded.affected_sop_instance.as_deref(), Some("2.25.12345"));
+        assert_eq!(decoded.status.map(|s| s.code), Some("0000".to_string()));
         Ok(())
     }
 

@@ -222,7 +222,8 @@ impl StorageScp {
         lock(&self.shared.received).clone()
     }
 
-    /// The associations that have ended so far.
+    /// The associations that have ended so far (a released one is listed before its
+    /// A-RELEASE-RP is sent).
     pub fn associations(&self) -> Vec<ScpAssociation> {
         lock(&self.shared.associations).clone()
     }
@@ -344,6 +345,9 @@ fn serve(stream: TcpStream, ctx: &AssocContext) {
         Ok(p) => p,
         Err(_) => return,
     };
+    // DIMSE is request/response over small PDUs: without TCP_NODELAY, Nagle and delayed
+    // ACKs add ~40 ms to every response.
+    let _ = stream.set_nodelay(true);
     let mut assoc = match ctx.options.establish(stream) {
         Ok(a) => a,
         Err(e) => {
@@ -407,8 +411,13 @@ fn serve(stream: TcpStream, ctx: &AssocContext) {
                 }
             }
             Pdu::ReleaseRQ => {
+                // Listed before the A-RELEASE-RP goes out, so a requestor that has seen
+                // its release completed also sees the association in the list.
+                record.ended = "released".into();
+                debug!(%peer, "SCP association released");
+                lock(&ctx.shared.associations).push(record);
                 let _ = assoc.send(&Pdu::ReleaseRP);
-                break "released".to_string();
+                return;
             }
             Pdu::AbortRQ { .. } => break "aborted by peer".to_string(),
             other => {

@@ -1,0 +1,137 @@
+"""pynetdicom/pydicom peers for the conformance tests (tests/conformance_peers.rs).
+
+  archive PORT STORE_STATUS_HEX REPORT_PORT   storage + storage commitment SCP "ARCHIVE":
+      answers every C-STORE with STORE_STATUS; on N-ACTION Request Storage Commitment it
+      answers Success, then after a second opens a new association to 127.0.0.1:REPORT_PORT
+      (called AE "MODALITY") and reports every instance in the Failed SOP Sequence.
+      REPORT_PORT 0: no reports.
+  modality ARCHIVE_PORT LISTEN_PORT FILE      "MODALITY": listens for the report on
+      LISTEN_PORT, sends FILE with C-STORE and requests its commitment, waits (bounded)
+      for the N-EVENT-REPORT.
+  store PORT CALLED CALLING FILE              one C-STORE of FILE, nothing else.
+  rewrite IN OUT CHARSET                      writes IN with (0008,0005) = CHARSET, the
+      text bytes untouched.
+"""
+import sys
+import threading
+import time
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import AE, StoragePresentationContexts, build_role, evt
+from pynetdicom.sop_class import StorageCommitmentPushModel
+
+INSTANCE = "1.2.840.10008.1.20.1.1"
+
+
+def archive(port, status, report_port):
+    ae = AE(ae_title="ARCHIVE")
+    for cx in StoragePresentationContexts:
+        ae.add_supported_context(cx.abstract_syntax)
+    ae.add_supported_context(StorageCommitmentPushModel)
+
+    def report(txn, refs):
+        time.sleep(1.0)
+        ds = Dataset()
+        ds.TransactionUID = txn
+        failed = []
+        for cls, inst in refs:
+            item = Dataset()
+            item.ReferencedSOPClassUID = cls
+            item.ReferencedSOPInstanceUID = inst
+            item.FailureReason = 0x0110
+            failed.append(item)
+        ds.FailedSOPSequence = failed
+        out = AE(ae_title="ARCHIVE")
+        out.add_requested_context(StorageCommitmentPushModel)
+        role = build_role(StorageCommitmentPushModel, scp_role=True)
+        assoc = out.associate("127.0.0.1", report_port, ae_title="MODALITY", ext_neg=[role])
+        if assoc.is_established:
+            rsp, _ = assoc.send_n_event_report(ds, 2, StorageCommitmentPushModel, INSTANCE)
+            print("report answered", rsp.Status if rsp else None, flush=True)
+            assoc.release()
+        else:
+            print("report association failed", flush=True)
+
+    def on_store(event):
+        return status
+
+    def on_action(event):
+        req = event.action_information
+        refs = [(i.ReferencedSOPClassUID, i.ReferencedSOPInstanceUID) for i in req.ReferencedSOPSequence]
+        if report_port:
+            threading.Thread(target=report, args=(req.TransactionUID, refs), daemon=True).start()
+        return 0x0000, None
+
+    print("listening", flush=True)
+    ae.start_server(("127.0.0.1", port), block=True,
+                    evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_N_ACTION, on_action)])
+
+
+def modality(archive_port, listen_port, path):
+    ds = dcmread(path)
+    got = threading.Event()
+
+    def on_report(event):
+        got.set()
+        return 0x0000, None
+
+    ae = AE(ae_title="MODALITY")
+    ae.add_supported_context(StorageCommitmentPushModel, scu_role=False, scp_role=True)
+    server = ae.start_server(("127.0.0.1", listen_port), block=False,
+                             evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    ae.add_requested_context(StorageCommitmentPushModel)
+    assoc = ae.associate("127.0.0.1", archive_port, ae_title="ARCHIVE")
+    if not assoc.is_established:
+        print("association failed", flush=True)
+        sys.exit(1)
+    rsp = assoc.send_c_store(ds)
+    print("stored", rsp.Status if rsp else None, flush=True)
+    action = Dataset()
+    action.TransactionUID = generate_uid()
+    item = Dataset()
+    item.ReferencedSOPClassUID = ds.SOPClassUID
+    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+    action.ReferencedSOPSequence = [item]
+    rsp, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel, INSTANCE)
+    print("commitment requested", rsp.Status if rsp else None, flush=True)
+    assoc.release()
+    ok = got.wait(15)
+    server.shutdown()
+    print("report received" if ok else "no report", flush=True)
+    sys.exit(0 if ok else 1)
+
+
+def store(port, called, calling, path):
+    ds = dcmread(path)
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    if not assoc.is_established:
+        sys.exit(1)
+    rsp = assoc.send_c_store(ds)
+    print("stored", rsp.Status if rsp else None, flush=True)
+    assoc.release()
+
+
+def rewrite(src, dst, charset):
+    ds = dcmread(src)
+    # Only the declaration changes; the raw bytes of the text values stay as they were.
+    ds.SpecificCharacterSet = charset
+    ds.save_as(dst)
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "archive":
+        archive(int(args[0]), int(args[1], 16), int(args[2]))
+    elif mode == "modality":
+        modality(int(args[0]), int(args[1]), args[2])
+    elif mode == "store":
+        store(int(args[0]), args[1], args[2], args[3])
+    elif mode == "rewrite":
+        rewrite(args[0], args[1], args[2])
+    else:
+        sys.exit(f"unknown mode {mode}")

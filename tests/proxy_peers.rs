@@ -1,0 +1,400 @@
+//! `dicomtap proxy` (the built binary) between real DICOM peers: DCMTK echoscu/storescu
+//! to storescp, tshark on the recording. Skips (with a message) when the peers are not
+//! installed; scripts/install-test-peers.sh installs them.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+type R = Result<(), Box<dyn std::error::Error>>;
+
+/// Kills and reaps its process by PID when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn peers_available(tools: &[&str]) -> bool {
+    let missing: Vec<&&str> = tools.iter().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    eprintln!("SKIPPED: {missing:?} not installed (run scripts/install-test-peers.sh)");
+    false
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_port(port: u16) -> std::io::Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(std::io::Error::other(format!(
+        "nothing listening on {port}"
+    )))
+}
+
+fn storescp(dir: &Path) -> Result<(Guard, u16), Box<dyn std::error::Error>> {
+    let port = free_port()?;
+    let child = Command::new("storescp")
+        .arg("+xa") // accept every transfer syntax DCMTK knows
+        .arg("-od")
+        .arg(dir)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let g = Guard(child);
+    wait_port(port)?;
+    Ok((g, port))
+}
+
+struct Proxy {
+    guard: Guard,
+    port: u16,
+    metrics: Option<u16>,
+    files: Vec<PathBuf>,
+}
+
+/// Starts `dicomtap proxy --listen 127.0.0.1:0 ARGS` and reads its address lines.
+fn proxy(args: &[&str]) -> Result<Proxy, Box<dyn std::error::Error>> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dicomtap"))
+        .arg("proxy")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let guard = Guard(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut port, mut metrics, mut files) = (None, None, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) else {
+            if port.is_some() {
+                break;
+            }
+            continue;
+        };
+        let addr_port = |s: &str| -> Option<u16> {
+            s.split_whitespace()
+                .next()?
+                .trim_start_matches("http://")
+                .split('/')
+                .next()?
+                .parse::<SocketAddr>()
+                .ok()
+                .map(|a| a.port())
+        };
+        if let Some(rest) = line.strip_prefix("dicomtap proxy: listening on ") {
+            port = addr_port(rest);
+        } else if let Some(rest) = line.strip_prefix("dicomtap proxy: metrics on ") {
+            metrics = addr_port(rest);
+        } else if let Some(rest) = line.strip_prefix("dicomtap proxy: recording to ") {
+            files.push(PathBuf::from(rest));
+        }
+    }
+    Ok(Proxy {
+        guard,
+        port: port.ok_or("the proxy printed no listening address")?,
+        metrics,
+        files,
+    })
+}
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv/lib/python3.11/site-packages/pydicom/data/test_files")
+        .join(name)
+}
+
+fn samples() -> Vec<PathBuf> {
+    [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "rtplan.dcm",
+        "SC_rgb.dcm",
+        "emri_small.dcm",
+    ]
+    .iter()
+    .map(|n| sample(n))
+    .filter(|p| p.exists())
+    .collect()
+}
+
+fn storescu(port: u16, files: &[PathBuf]) -> std::io::Result<std::process::Output> {
+    Command::new("storescu")
+        .args(["-aet", "STORESCU", "-aec", "ANY-SCP", "+sd"])
+        .arg("-R") // propose each file's own transfer syntax (JPEG 2000 included)
+        .arg("127.0.0.1")
+        .arg(port.to_string())
+        .args(files)
+        .output()
+}
+
+fn dir_contents(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        out.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path())?,
+        );
+    }
+    Ok(out)
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)?;
+    Ok(body)
+}
+
+fn sigterm(g: &mut Guard) -> std::io::Result<()> {
+    Command::new("kill")
+        .args(["-TERM", &g.0.id().to_string()])
+        .status()?;
+    for _ in 0..100 {
+        if g.0.try_wait()?.is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(std::io::Error::other("proxy did not exit after SIGTERM"))
+}
+
+#[test]
+fn storescu_through_proxy_delivers_identical_files_and_a_decodable_recording() -> R {
+    if !peers_available(&["storescp", "storescu", "echoscu", "tshark"]) {
+        return Ok(());
+    }
+    let files = samples();
+    assert!(!files.is_empty(), "pydicom sample files missing");
+    let tmp = tempfile::tempdir()?;
+    let (direct_dir, proxied_dir, rec_dir) = (
+        tmp.path().join("direct"),
+        tmp.path().join("proxied"),
+        tmp.path().join("rec"),
+    );
+    std::fs::create_dir_all(&direct_dir)?;
+    std::fs::create_dir_all(&proxied_dir)?;
+
+    // Without the proxy.
+    let (_scp1, port1) = storescp(&direct_dir)?;
+    let out = storescu(port1, &files)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Through the proxy.
+    let (_scp2, port2) = storescp(&proxied_dir)?;
+    let upstream = format!("127.0.0.1:{port2}");
+    let mut p = proxy(&[
+        "--upstream",
+        &upstream,
+        "--record",
+        rec_dir.to_str().ok_or("path")?,
+        "--metrics",
+        "127.0.0.1:0",
+    ])?;
+    let echo = Command::new("echoscu")
+        .args(["127.0.0.1", &p.port.to_string()])
+        .output()?;
+    assert!(
+        echo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&echo.stderr)
+    );
+    let out = storescu(p.port, &files)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let direct = dir_contents(&direct_dir)?;
+    let proxied = dir_contents(&proxied_dir)?;
+    assert_eq!(direct.len(), files.len());
+    assert_eq!(
+        direct.keys().collect::<Vec<_>>(),
+        proxied.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &direct {
+        assert!(
+            proxied.get(name) == Some(bytes),
+            "{name} differs through the proxy"
+        );
+    }
+
+    // Metrics parse back and count what happened.
+    let metrics = http_get(p.metrics.ok_or("no metrics port")?, "/metrics")?;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("dicomtap_associations_total{called_ae=\"ANY-SCP\",calling_ae=\"STORESCU\",result=\"accepted\"} 1"),
+        "{metrics}"
+    );
+    let health = http_get(p.metrics.ok_or("no metrics port")?, "/healthz")?;
+    assert!(health.ends_with("ok\n"), "{health}");
+
+    sigterm(&mut p.guard)?;
+    let pcap = p
+        .files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "pcapng"))
+        .ok_or("no pcapng")?;
+    let log = p
+        .files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "jsonl"))
+        .ok_or("no jsonl")?;
+
+    // The event log's counts.
+    let mut log_counts: BTreeMap<String, usize> = BTreeMap::new();
+    for line in std::fs::read_to_string(log)?.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let ev = v["event"].as_str().unwrap_or("").to_string();
+        if ev == "command" {
+            let c = v["command"].as_str().unwrap_or("").to_string();
+            *log_counts.entry(c).or_default() += 1;
+        }
+        *log_counts.entry(ev).or_default() += 1;
+    }
+    assert_eq!(log_counts.get("associate_rq"), Some(&2), "{log_counts:?}");
+    assert_eq!(
+        log_counts.get("C-STORE-RQ"),
+        Some(&files.len()),
+        "{log_counts:?}"
+    );
+
+    // tshark's reading of the capture.
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args([
+            "-d",
+            &format!("tcp.port=={port2},dicom"),
+            "-Y",
+            "dicom",
+            "-T",
+            "fields",
+        ])
+        .args(["-e", "dicom.pdu.type"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rq = text.lines().filter(|l| l.starts_with("0x01")).count();
+    assert_eq!(Some(&rq), log_counts.get("associate_rq"), "{text}");
+    let summary = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-d", &format!("tcp.port=={port2},dicom"), "-Y", "dicom"])
+        .output()?;
+    let summary = String::from_utf8_lossy(&summary.stdout);
+    let count = |needle: &str| summary.matches(needle).count();
+    for cmd in ["C-ECHO-RQ", "C-ECHO-RSP", "C-STORE-RQ", "C-STORE-RSP"] {
+        assert_eq!(
+            Some(&count(cmd)),
+            log_counts.get(cmd),
+            "tshark and the event log disagree on {cmd}:\n{summary}"
+        );
+    }
+    assert_eq!(count("A-RELEASE request"), 2, "{summary}");
+    Ok(())
+}
+
+#[test]
+fn echoscu_sees_an_association_reject_when_nothing_listens_upstream() -> R {
+    if !peers_available(&["echoscu"]) {
+        return Ok(());
+    }
+    let dead = free_port()?;
+    let upstream = format!("127.0.0.1:{dead}");
+    let p = proxy(&["--upstream", &upstream, "--metrics", "off"])?;
+    let out = Command::new("echoscu")
+        .args(["-v", "127.0.0.1", &p.port.to_string()])
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    assert!(text.contains("Association Rejected"), "{text}");
+    assert!(text.contains("Transient"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_4gb_pdu_does_not_stop_a_concurrent_echo() -> R {
+    if !peers_available(&["storescp", "echoscu"]) {
+        return Ok(());
+    }
+    use std::io::Write;
+    let tmp = tempfile::tempdir()?;
+    let (_scp, port) = storescp(tmp.path())?;
+    let upstream = format!("127.0.0.1:{port}");
+    let p = proxy(&["--upstream", &upstream, "--metrics", "off"])?;
+    let mut raw = TcpStream::connect(("127.0.0.1", p.port))?;
+    raw.write_all(&[0x04, 0, 0xff, 0xff, 0xff, 0xff])?;
+    raw.write_all(&vec![0u8; 1 << 20])?;
+    let out = Command::new("echoscu")
+        .args(["127.0.0.1", &p.port.to_string()])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Memory stays bounded whatever the header says.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.guard.0.id()))?;
+    let rss_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(rss_kb < 200_000, "proxy RSS {rss_kb} kB");
+    Ok(())
+}
