@@ -25,6 +25,8 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Write every C-STORE object in captures as a Part-10 file; report incomplete ones.
     Export(cmd::export::Args),
+    /// Passive monitoring: read a capture stream continuously and serve Prometheus metrics.
+    Monitor(cmd::monitor::Args),
     /// Decode a raw one-direction DICOM byte stream and print its events.
     Pdu(cmd::pdu::Args),
     /// Run the transparent proxy: forward, record, export metrics.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Monitor(args) => cmd::monitor::run(args),
         Command::Pdu(args) => cmd::pdu::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Rules(args) => cmd::rules::run(args),

@@ -48,18 +48,16 @@ impl Scene {
     }
 
     fn storescu(&self, port: u16, calling: &str, extra: &[&str], files: &[PathBuf]) {
-        let mut args: Vec<String> = vec!["-R".into(), "-aet".into(), calling.into(), "-aec".into()];
-        args.push(if port == 0 { "X".into() } else { "STORESCP".into() });
+        let mut args: Vec<String> = vec!["-R".into(), "-aet".into(), calling.into(), "-aec".into(), "STORESCP".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(["127.0.0.1".to_string(), port.to_string()]);
         args.extend(files.iter().map(|f| f.display().to_string()));
         run_ok("storescu", command("storescu", &args), self.path(), Duration::from_secs(30));
     }
 
-    fn python(&self, py: &Path, name: &str, args: &[String]) -> std::process::Command {
+    fn python(&self, py: &Path, args: &[String]) -> std::process::Command {
         let mut all = vec![self.path().join("peers.py").display().to_string()];
         all.extend(args.iter().cloned());
-        let _ = name;
         command(py.to_str().unwrap(), &all)
     }
 
@@ -249,7 +247,7 @@ fn text_in_a_wrong_character_set_is_reported_for_the_sender() {
     let src = data.charset_files.join("chrFren.dcm");
     run_ok(
         "rewrite",
-        scene.python(&py, "rewrite", &["rewrite".into(), src.display().to_string(), wrong.display().to_string(), "ISO_IR 192".into()]),
+        scene.python(&py, &["rewrite".into(), src.display().to_string(), wrong.display().to_string(), "ISO_IR 192".into()]),
         scene.path(),
         Duration::from_secs(30),
     );
@@ -290,7 +288,7 @@ fn implementation_version_changes_between_associations() {
     scene.storescu(port, "MODALITY", &[], std::slice::from_ref(&file));
     run_ok(
         "pynetdicom-store",
-        scene.python(&py, "store", &["store".into(), port.to_string(), "STORESCP".into(), "MODALITY".into(), file.display().to_string()]),
+        scene.python(&py, &["store".into(), port.to_string(), "STORESCP".into(), "MODALITY".into(), file.display().to_string()]),
         scene.path(),
         Duration::from_secs(30),
     );
@@ -340,14 +338,14 @@ fn success_then_commitment_failure_is_a_silent_success() {
     let cap = Capture::start("silent", &[port, report_port], scene.path());
     let mut archive = Proc::spawn(
         "archive",
-        scene.python(&py, "archive", &["archive".into(), port.to_string(), "0000".into(), report_port.to_string()]),
+        scene.python(&py, &["archive".into(), port.to_string(), "0000".into(), report_port.to_string()]),
         scene.path(),
     );
     assert!(wait_for_port(port, Duration::from_secs(20), Some(&mut archive)), "{}", archive.output());
     let file = data.test_files.join("CT_small.dcm");
     let out = run(
         "modality",
-        scene.python(&py, "modality", &["modality".into(), port.to_string(), report_port.to_string(), file.display().to_string()]),
+        scene.python(&py, &["modality".into(), port.to_string(), report_port.to_string(), file.display().to_string()]),
         scene.path(),
         Duration::from_secs(40),
     );
@@ -379,7 +377,7 @@ fn a_status_the_statement_does_not_list_is_reported() {
     let cap = Capture::start("status", &[port], scene.path());
     let mut archive = Proc::spawn(
         "archive",
-        scene.python(&py, "archive", &["archive".into(), port.to_string(), "A700".into(), "0".into()]),
+        scene.python(&py, &["archive".into(), port.to_string(), "A700".into(), "0".into()]),
         scene.path(),
     );
     assert!(wait_for_port(port, Duration::from_secs(20), Some(&mut archive)), "{}", archive.output());

@@ -201,8 +201,8 @@ pub struct ExportRecord {
     /// False when the negotiation was not captured and the transfer syntax was guessed
     /// from the data set (Implicit or Explicit VR Little Endian only).
     pub transfer_syntax_negotiated: bool,
-    /// Data set bytes seen (for an incomplete object: including the bytes known to be
-    /// missing inside fragments, as far as the capture tells).
+    /// Data set bytes seen in the capture (for an incomplete object, the bytes known to
+    /// be missing are not counted).
     pub bytes: u64,
     #[serde(flatten)]
     pub outcome: ExportOutcome,
@@ -817,5 +817,261 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
     match std::fs::DirBuilder::new().mode(0o700).create(path) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::net::SocketAddr;
+
+    use dicomtap_wire::dimse::{Command, encode_command};
+    use dicomtap_wire::status::classify;
+    use dicomtap_wire::{Conversation, EngineConfig};
+
+    use super::*;
+    use crate::capture::{ConnId, RequestorBy};
+
+    const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+
+    fn pdata(pc: u8, control: u8, body: &[u8]) -> Vec<u8> {
+        let item = 2 + body.len() as u32;
+        let mut v = vec![0x04, 0];
+        v.extend_from_slice(&(item + 4).to_be_bytes());
+        v.extend_from_slice(&item.to_be_bytes());
+        v.push(pc);
+        v.push(control);
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn store_rq(id: u16, instance: &str) -> Vec<u8> {
+        let mut c = Command::new(C_STORE_RQ);
+        c.message_id = Some(id);
+        c.affected_sop_class = Some(CT.into());
+        c.affected_sop_instance = Some(instance.into());
+        c.priority = Some(0);
+        c.has_dataset = true;
+        encode_command(&c)
+    }
+
+    fn store_rsp(id: u16, code: u16) -> Vec<u8> {
+        let mut c = Command::new(C_STORE_RSP);
+        c.responded_to = Some(id);
+        c.affected_sop_class = Some(CT.into());
+        c.status = Some(classify(code, C_STORE_RSP));
+        encode_command(&c)
+    }
+
+    /// An explicit VR LE data set: (0008,0016) UI and (0008,0018) UI, then an OB blob.
+    fn dataset(instance: &str, blob: usize) -> Vec<u8> {
+        let mut d = Vec::new();
+        let mut el = |e: u16, vr: &[u8; 2], v: &[u8]| {
+            d.extend_from_slice(&0x0008u16.to_le_bytes());
+            d.extend_from_slice(&e.to_le_bytes());
+            d.extend_from_slice(vr);
+            d.extend_from_slice(&(v.len() as u16).to_le_bytes());
+            d.extend_from_slice(v);
+        };
+        el(0x0016, b"UI", &padded(CT, 0));
+        el(0x0018, b"UI", &padded(instance, 0));
+        d.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0]);
+        d.extend_from_slice(&(blob as u32).to_le_bytes());
+        d.extend((0..blob).map(|i| (i % 251) as u8));
+        d
+    }
+
+    struct Run {
+        conv: Conversation,
+        exporter: Exporter<Box<dyn FnMut(&ExportRecord)>>,
+        records: std::rc::Rc<std::cell::RefCell<Vec<ExportRecord>>>,
+        info: ConnectionInfo,
+        _dir: tempfile::TempDir,
+        dir: PathBuf,
+    }
+
+    impl Run {
+        fn new() -> Run {
+            let dir = tempfile::tempdir().unwrap();
+            let records = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let r2 = records.clone();
+            let report: Box<dyn FnMut(&ExportRecord)> =
+                Box::new(move |r: &ExportRecord| r2.borrow_mut().push(r.clone()));
+            Run {
+                conv: Conversation::new(EngineConfig {
+                    emit_data: true,
+                    ..EngineConfig::default()
+                }),
+                exporter: Exporter::new(dir.path(), report),
+                records,
+                info: ConnectionInfo {
+                    id: ConnId(7),
+                    client: SocketAddr::from(([10, 0, 0, 1], 40000)),
+                    server: SocketAddr::from(([10, 0, 0, 2], 104)),
+                    first_ts_us: 0,
+                    requestor_known_by: RequestorBy::SynSeen,
+                },
+                dir: dir.path().to_path_buf(),
+                _dir: dir,
+            }
+        }
+
+        fn feed(&mut self, from: Side, bytes: &[u8]) {
+            self.conv.feed(from, 1, bytes);
+            self.drain();
+        }
+
+        fn drain(&mut self) {
+            while let Some(e) = self.conv.poll() {
+                self.exporter.event(&self.info, &e);
+            }
+        }
+
+        fn close(&mut self) -> Vec<ExportRecord> {
+            self.conv.end(Side::Requestor, 2, dicomtap_wire::StreamEnd::Close);
+            self.conv.end(Side::Acceptor, 2, dicomtap_wire::StreamEnd::Close);
+            self.drain();
+            self.exporter.finish();
+            self.records.borrow().clone()
+        }
+
+        /// Sends one object in two data PDUs.
+        fn send(&mut self, id: u16, instance: &str, ds: &[u8]) {
+            self.feed(Side::Requestor, &pdata(1, 0x03, &store_rq(id, instance)));
+            let half = ds.len() / 2;
+            self.feed(Side::Requestor, &pdata(1, 0x00, &ds[..half]));
+            self.feed(Side::Requestor, &pdata(1, 0x02, &ds[half..]));
+        }
+    }
+
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.path().is_dir() {
+                v.extend(files(&e.path()));
+            } else {
+                v.push(e.path());
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn meta_is_well_formed() {
+        let m = file_meta(CT, "1.2.3", EXPLICIT_LE, Some("SCU"));
+        assert!(m[..128].iter().all(|&b| b == 0));
+        assert_eq!(&m[128..132], b"DICM");
+        assert_eq!(&m[132..138], &[2, 0, 0, 0, b'U', b'L']);
+        let gl = u32::from_le_bytes(m[140..144].try_into().unwrap()) as usize;
+        assert_eq!(gl, m.len() - 144);
+        // (0002,0001) OB 00\01
+        assert_eq!(&m[144..158], &[2, 0, 1, 0, b'O', b'B', 0, 0, 2, 0, 0, 0, 0, 1]);
+        // odd-length UID NUL-padded, AE space-padded
+        assert!(m.windows(6).any(|w| w == b"1.2.3\0"));
+        assert!(m.windows(4).any(|w| w == b"SCU "));
+        assert!(implementation_version_name().len() <= 16);
+        assert_eq!(sanitize("1.2/../x"), "1.2_..__");
+        assert_eq!(sanitize(".."), "_..");
+        assert_eq!(sanitize(""), "_");
+    }
+
+    #[test]
+    fn whole_object_is_exported_byte_identical() {
+        let mut run = Run::new();
+        let ds = dataset("1.2.3.4", 5000);
+        run.send(1, "1.2.3.4", &ds);
+        run.feed(Side::Acceptor, &pdata(1, 0x03, &store_rsp(1, 0xA700)));
+        let recs = run.close();
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        let ExportOutcome::Exported { path } = &r.outcome else {
+            panic!("{r:?}")
+        };
+        assert_eq!(path, &run.dir.join("7").join("1.2.3.4.dcm"));
+        let bytes = std::fs::read(path).unwrap();
+        let meta = file_meta(CT, "1.2.3.4", EXPLICIT_LE, None);
+        assert_eq!(&bytes[..meta.len()], &meta[..]);
+        assert_eq!(&bytes[meta.len()..], &ds[..]);
+        // Negotiation not seen: the transfer syntax was guessed, and says so.
+        assert!(!r.transfer_syntax_negotiated);
+        assert_eq!(r.transfer_syntax, EXPLICIT_LE);
+        assert_eq!(r.response.as_ref().unwrap().code, "A700");
+        assert!(r.refused);
+        assert_eq!(files(&run.dir).len(), 1);
+    }
+
+    #[test]
+    fn gap_between_data_pdus_makes_the_object_incomplete() {
+        let mut run = Run::new();
+        let ds = dataset("1.2.3.5", 6000);
+        run.feed(Side::Requestor, &pdata(1, 0x03, &store_rq(1, "1.2.3.5")));
+        run.feed(Side::Requestor, &pdata(1, 0x00, &ds[..2000]));
+        // A whole P-DATA PDU of the data set was not captured: the gap falls on a PDU
+        // boundary, the engine resynchronises on the next PDU.
+        let lost = pdata(1, 0x00, &ds[2000..4000]);
+        run.conv.gap(Side::Requestor, 1, lost.len() as u64);
+        run.drain();
+        // (The engine does not mark the data set as incomplete for a gap on a PDU
+        // boundary; the exporter goes by the Gap event itself.)
+        run.feed(Side::Requestor, &pdata(1, 0x02, &ds[4000..]));
+        run.send(2, "1.2.3.6", &dataset("1.2.3.6", 100));
+        let recs = run.close();
+        assert_eq!(recs.len(), 2, "{recs:?}");
+        assert!(
+            matches!(&recs[0].outcome, ExportOutcome::Incomplete { reason } if reason.contains("missing")),
+            "{:?}",
+            recs[0]
+        );
+        assert!(matches!(recs[1].outcome, ExportOutcome::Exported { .. }));
+        assert_eq!(files(&run.dir).len(), 1);
+    }
+
+    #[test]
+    fn gap_inside_a_fragment_makes_the_object_incomplete() {
+        let mut run = Run::new();
+        let ds = dataset("1.2.3.7", 6000);
+        run.feed(Side::Requestor, &pdata(1, 0x03, &store_rq(1, "1.2.3.7")));
+        let pdu = pdata(1, 0x02, &ds);
+        run.feed(Side::Requestor, &pdu[..1000]);
+        run.conv.gap(Side::Requestor, 1, 1000);
+        run.drain();
+        run.feed(Side::Requestor, &pdu[2000..]);
+        let recs = run.close();
+        assert_eq!(recs.len(), 1);
+        assert!(matches!(recs[0].outcome, ExportOutcome::Incomplete { .. }));
+        assert_eq!(recs[0].bytes, ds.len() as u64 - 1000);
+        assert!(files(&run.dir).is_empty(), "{:?}", files(&run.dir));
+    }
+
+    #[test]
+    fn abort_and_stream_end_make_objects_incomplete() {
+        let mut run = Run::new();
+        let ds = dataset("1.2.3.8", 3000);
+        run.feed(Side::Requestor, &pdata(1, 0x03, &store_rq(1, "1.2.3.8")));
+        run.feed(Side::Requestor, &pdata(1, 0x00, &ds[..1000]));
+        run.feed(Side::Acceptor, &[0x07, 0, 0, 0, 0, 4, 0, 0, 2, 0]);
+        run.feed(Side::Requestor, &pdata(3, 0x03, &store_rq(2, "1.2.3.9")));
+        run.feed(Side::Requestor, &pdata(3, 0x00, &ds[..1000]));
+        let recs = run.close();
+        assert_eq!(recs.len(), 2, "{recs:?}");
+        assert!(
+            matches!(&recs[0].outcome, ExportOutcome::Incomplete { reason } if reason.contains("A-ABORT"))
+        );
+        assert!(matches!(&recs[1].outcome, ExportOutcome::Incomplete { .. }));
+        assert!(files(&run.dir).is_empty(), "{:?}", files(&run.dir));
+    }
+
+    #[test]
+    fn non_store_data_sets_are_not_exported() {
+        let mut run = Run::new();
+        let mut c = Command::new(0x0020);
+        c.message_id = Some(1);
+        c.affected_sop_class = Some("1.2.840.10008.5.1.4.1.2.2.1".into());
+        c.has_dataset = true;
+        run.feed(Side::Requestor, &pdata(1, 0x03, &encode_command(&c)));
+        run.feed(Side::Requestor, &pdata(1, 0x02, &dataset("1.2.3.10", 10)));
+        assert!(run.close().is_empty());
+        assert!(files(&run.dir).is_empty());
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod demo;
+pub mod monitor;
 pub mod export;
 pub mod pdu;
 pub mod proxy;

@@ -7,6 +7,7 @@
 pub mod diff;
 pub mod error;
 pub mod import;
+pub mod infer;
 pub mod load;
 pub mod write;
 pub mod model;

@@ -1,9 +1,9 @@
 //! The few DIMSE command sets the embedded peers exchange (C-ECHO, C-STORE), encoded and
 //! decoded with dicom-object in Implicit VR Little Endian as PS3.7 6.3.1 requires.
 //!
-//! This is the peers' own small codec, not the observer's: the proxy and the analyzer
-//! decode commands with `dicomtap_wire::dimse`, which is lenient and bounds-checked for
-//! arbitrary traffic. The peers only need to talk correctly to well-behaved nodes.
+//! This is the peers' own small codec, deliberately not `dicomtap_wire::dimse`: the demo
+//! and the tests check the observer's decoder against traffic it did not produce itself.
+//! A test below holds the two encoders to the same bytes.
 
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
@@ -66,8 +66,6 @@ impl CommandSet {
             affected_sop_instance: Some(sop_instance.to_string()),
             priority: Some(0),
             has_dataset: true,
-            // Any value but 0x0101 means "data set present"; both sides then write ours.
-            data_set_type: Some(DATASET_PRESENT),
             ..Default::default()
         }
     }

@@ -5,7 +5,7 @@
 //! proxy between, without installing anything. dicom-ul 0.10's association API is
 //! blocking unless its `async` feature is on, so the peers run on their own std threads
 //! (the SCP) or are meant to be called from `spawn_blocking` (the SCU); they never block
-//! a tokio worker. They bind and connect on loopback only.
+//! a tokio worker. The SCP binds loopback only.
 
 pub mod dimse;
 pub mod scp;

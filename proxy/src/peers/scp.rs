@@ -44,8 +44,8 @@ pub struct ScpConfig {
     pub port: u16,
     /// Storage SOP classes to accept (Verification is always accepted).
     pub sop_classes: Vec<String>,
-    /// Transfer syntaxes to accept, in the SCP's order of preference is not used: the
-    /// first one the requestor proposes that is in this list wins.
+    /// Transfer syntaxes to accept. The requestor's order decides: the first one it
+    /// proposes that is in this list wins (dicom-ul's negotiation).
     pub transfer_syntaxes: Vec<String>,
     pub storage: ScpStorage,
     /// Maximum PDU length the SCP announces and accepts.

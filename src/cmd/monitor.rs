@@ -1,0 +1,157 @@
+//! `dicomtap monitor`: passive monitoring. Reads a capture stream continuously (standard
+//! input from `tcpdump -U -w -`, or a growing capture file) and serves the same
+//! Prometheus metrics as the proxy, so a SPAN port gets the same dashboards.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use dicomtap_analyzer::analysis::{Analysis, AnalysisSink};
+use dicomtap_analyzer::capture::{CaptureConfig, CaptureReader, ConnId, ConnectionInfo, DEFAULT_SERVER_PORTS};
+use dicomtap_analyzer::session::{Outcome, Session};
+use dicomtap_proxy::metrics::{AssociationObserver, Metrics};
+use dicomtap_wire::{EngineConfig, Event, EventKind};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Capture to read: `-` for standard input (`tcpdump -U -w - port 104 | dicomtap monitor -`),
+    /// or a pcap/pcapng file that another program is still writing (followed like `tail -f`).
+    input: PathBuf,
+    /// Where to serve /metrics and /healthz.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    metrics: SocketAddr,
+    /// Stop at the end of the file instead of waiting for more (for a finished capture).
+    #[arg(long)]
+    no_follow: bool,
+    /// A DICOM server port, to tell client from server when the handshake was not seen (repeatable).
+    #[arg(long = "port", value_name = "PORT")]
+    ports: Vec<u16>,
+    /// Exit when the input ends instead of serving the final figures until interrupted.
+    #[arg(long)]
+    exit_when_done: bool,
+    /// Distinct AE titles used as metric labels before further ones count as `other`.
+    #[arg(long, default_value_t = 50)]
+    ae_title_cap: usize,
+}
+
+/// Feeds every engine event to the per-association metric observer.
+struct MetricsSink {
+    metrics: Arc<Metrics>,
+    observers: HashMap<ConnId, AssociationObserver>,
+}
+
+impl AnalysisSink for MetricsSink {
+    fn event(&mut self, conn: &ConnectionInfo, event: &Event) {
+        let obs = self.observers.entry(conn.id).or_insert_with(|| {
+            self.metrics.associations_active.inc();
+            AssociationObserver::new(self.metrics.clone())
+        });
+        obs.observe(event);
+        if let EventKind::PData(p) = &event.kind {
+            self.metrics.observe_pdu(4, u64::from(p.pdu_length) + 6);
+        }
+    }
+
+    fn session(&mut self, conn: &ConnectionInfo, session: Session) {
+        let mut obs = match self.observers.remove(&conn.id) {
+            Some(o) => {
+                self.metrics.associations_active.dec();
+                o
+            }
+            None => AssociationObserver::new(self.metrics.clone()),
+        };
+        if let Outcome::NoAnswer = session.outcome {
+            obs.outcome("no_response");
+        }
+        for (side, label) in [(&session.requestor, "to_upstream"), (&session.acceptor, "to_client")] {
+            self.metrics.bytes_total.with_label_values(&[label]).inc_by(side.bytes);
+        }
+    }
+}
+
+/// A reader that waits for more bytes at the end of a file still being written.
+struct Follow {
+    file: std::fs::File,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for Follow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 || self.stop.load(Ordering::Relaxed) {
+                return Ok(n);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let metrics = Arc::new(Metrics::new(args.ae_title_cap).context("setting up metrics")?);
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(args.metrics))
+        .with_context(|| format!("{}: cannot listen for metrics", args.metrics))?;
+    let bound = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = rt.spawn(dicomtap_proxy::metrics::serve(listener, metrics.clone(), stop_rx));
+    println!("metrics: http://{bound}/metrics");
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    let mut ports: Vec<u16> = DEFAULT_SERVER_PORTS.to_vec();
+    ports.extend(&args.ports);
+    let config = CaptureConfig { server_ports: ports, ..CaptureConfig::default() };
+    let sink = MetricsSink { metrics: metrics.clone(), observers: HashMap::new() };
+    let mut analysis = Analysis::new(EngineConfig { emit_pdata: true, ..EngineConfig::default() }, sink);
+    let name = args.input.display().to_string();
+    let result = if name == "-" {
+        CaptureReader::new("standard input", std::io::stdin().lock())
+            .map(|r| r.with_config(config))
+            .and_then(|mut r| r.process(&mut analysis))
+    } else {
+        let file = std::fs::File::open(&args.input).with_context(|| format!("{name}: cannot open"))?;
+        if args.no_follow {
+            CaptureReader::new(name.clone(), file).map(|r| r.with_config(config)).and_then(|mut r| r.process(&mut analysis))
+        } else {
+            let follow = Follow { file, stop: stop.clone() };
+            CaptureReader::new(name.clone(), follow).map(|r| r.with_config(config)).and_then(|mut r| r.process(&mut analysis))
+        }
+    };
+    let code = match result {
+        Ok(stats) => {
+            eprintln!("{name}: {} packets, {} TCP connections", stats.packets, stats.connections);
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.is_truncation() => {
+            eprintln!("dicomtap: {e}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dicomtap: {e}");
+            ExitCode::from(super::EXIT_USAGE)
+        }
+    };
+    if !args.exit_when_done {
+        // Keep serving the final figures until interrupted, so a scrape can read them.
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let _ = stop_tx.send(true);
+    let _ = rt.block_on(server);
+    Ok(code)
+}
