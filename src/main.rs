@@ -33,6 +33,8 @@ enum Command {
     Proxy(cmd::proxy::Args),
     /// List the conformance rules `analyze --statements` checks: id, severity, why it matters.
     Rules(cmd::rules::Args),
+    /// Device statements: check, import from dcm4che, diff (compatibility matrix), infer from traffic.
+    Statement(cmd::statement::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Pdu(args) => cmd::pdu::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Rules(args) => cmd::rules::run(args),
+        Command::Statement(args) => cmd::statement::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ pub mod export;
 pub mod pdu;
 pub mod proxy;
 pub mod rules;
+pub mod statement;
 
 /// Findings at or above the chosen severity.
 #[allow(dead_code)]

@@ -64,9 +64,9 @@ fn timeline(r: &Report, h: &mut String) {
         return;
     };
     let span = (t1 - t0).max(1) as f64;
-    let (width, label_w, row_h) = (1000.0, 260.0, 16.0);
+    let (width, label_w, row_h) = (990.0, 260.0, 16.0);
     let height = rows.len() as f64 * row_h + 30.0;
-    let _ = write!(h, "<svg width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"association timeline\">", width + label_w);
+    let _ = write!(h, "<svg width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"association timeline\">", width + label_w + 10.0);
     let _ = write!(h, "<text x=\"{label_w}\" y=\"12\">{}</text><text x=\"{}\" y=\"12\" text-anchor=\"end\">{}</text>", text::timestamp(t0), width + label_w, text::timestamp(t1));
     for (i, row) in rows.iter().enumerate() {
         let y = 20.0 + i as f64 * row_h;
@@ -74,7 +74,7 @@ fn timeline(r: &Report, h: &mut String) {
         let w = ((row.end_us.saturating_sub(row.start_us)) as f64 / span * width).max(2.0);
         let color = if row.errors > 0 || row.outcome == "rejected" || row.failures > 0 {
             "#d32f2f"
-        } else if row.warnings > 0 || row.ending.starts_with("aborted") {
+        } else if row.warnings > 0 || row.ending.starts_with("aborted") || row.outcome != "accepted" {
             "#f9a825"
         } else {
             "#43a047"
