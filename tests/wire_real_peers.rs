@@ -33,8 +33,8 @@ use dicomtap_wire::assoc::{AssociateAccept, AssociateRequest};
 use dicomtap_wire::dimse::Command as Dimse;
 use dicomtap_wire::{Conversation, EngineConfig, Event, EventKind, Severity, Side, StreamEnd};
 use support::{
-    Capture, Proc, by_stream, command, free_port, hex_encode, require, require_python, run,
-    run_ok, tcp_segments, temp_dir, tshark, tshark_fields, wait_for_port,
+    Capture, Proc, by_stream, command, free_port, hex_encode, require, require_python, run, run_ok,
+    tcp_segments, temp_dir, tshark, tshark_fields, wait_for_port,
 };
 
 /// Longest any single peer invocation may take.
@@ -190,7 +190,7 @@ impl Connection {
     }
 
     /// DIMSE commands `side` sent: name and status.
-    fn commands(&self, side: Side) -> Vec<(String, Option<u16>)> {
+    fn commands(&self, side: Side) -> Commands {
         self.dimse(side)
             .map(|c| (c.command.to_string(), c.status.as_ref().map(|s| s.value)))
             .collect()
@@ -254,6 +254,9 @@ impl Connection {
 // ---------------------------------------------------------------------------------------
 // Their side: tshark's DICOM dissector
 
+/// DIMSE commands as (name, status), in order.
+type Commands = Vec<(String, Option<u16>)>;
+
 /// What tshark's DICOM dissector saw, keyed by (TCP stream, source port).
 #[derive(Debug, Default)]
 struct Dissection {
@@ -267,7 +270,7 @@ struct Dissection {
     accepted_syntaxes: BTreeMap<u64, Vec<String>>,
     max_length: BTreeMap<(u64, u16), Vec<u32>>,
     implementation: BTreeMap<(u64, u16), (String, String)>,
-    commands: BTreeMap<(u64, u16), Vec<(String, Option<u16>)>>,
+    commands: BTreeMap<(u64, u16), Commands>,
 }
 
 fn num(s: &str) -> u64 {
@@ -454,7 +457,10 @@ fn analyse(scenario: &str, pcap: &Path, server_ports: &[u16], dir: &Path) -> Vec
     let mut notes = Vec::new();
     for c in &conns {
         let s = c.stream;
-        let ctx = format!("{scenario}, TCP stream {s} ({} -> {})", c.requestor_port, c.acceptor_port);
+        let ctx = format!(
+            "{scenario}, TCP stream {s} ({} -> {})",
+            c.requestor_port, c.acceptor_port
+        );
         for side in [Side::Requestor, Side::Acceptor] {
             let key = (s, c.port(side));
             assert_eq!(
@@ -486,11 +492,19 @@ fn analyse(scenario: &str, pcap: &Path, server_ports: &[u16], dir: &Path) -> Vec
                 "{ctx}: (called, calling) AE titles"
             );
             let ids: Vec<u8> = rq.contexts.iter().map(|p| p.id).collect();
-            assert_eq!(Some(&ids), theirs.proposed_ids.get(&s), "{ctx}: proposed IDs");
+            assert_eq!(
+                Some(&ids),
+                theirs.proposed_ids.get(&s),
+                "{ctx}: proposed IDs"
+            );
             let ui = &rq.user_info;
             assert_eq!(
                 ui.max_length.into_iter().collect::<Vec<_>>(),
-                theirs.max_length.get(&(s, c.requestor_port)).cloned().unwrap_or_default(),
+                theirs
+                    .max_length
+                    .get(&(s, c.requestor_port))
+                    .cloned()
+                    .unwrap_or_default(),
                 "{ctx}: requestor's Max Length"
             );
             assert_eq!(
@@ -504,7 +518,11 @@ fn analyse(scenario: &str, pcap: &Path, server_ports: &[u16], dir: &Path) -> Vec
         }
         if let Some(ac) = c.accept() {
             let results: Vec<(u8, u8)> = ac.results.iter().map(|r| (r.id, r.result)).collect();
-            assert_eq!(Some(&results), theirs.results.get(&s), "{ctx}: context results");
+            assert_eq!(
+                Some(&results),
+                theirs.results.get(&s),
+                "{ctx}: context results"
+            );
             let syntaxes: Vec<String> = ac
                 .results
                 .iter()
@@ -518,7 +536,11 @@ fn analyse(scenario: &str, pcap: &Path, server_ports: &[u16], dir: &Path) -> Vec
             let ui = &ac.user_info;
             assert_eq!(
                 ui.max_length.into_iter().collect::<Vec<_>>(),
-                theirs.max_length.get(&(s, c.acceptor_port)).cloned().unwrap_or_default(),
+                theirs
+                    .max_length
+                    .get(&(s, c.acceptor_port))
+                    .cloned()
+                    .unwrap_or_default(),
                 "{ctx}: acceptor's Max Length"
             );
             assert_eq!(
@@ -563,7 +585,11 @@ fn store_peeks(scenario: &str, conns: &[Connection]) -> Vec<(String, String, Vec
         for e in &c.events {
             match &e.kind {
                 EventKind::Command(cmd) if cmd.command.command == "C-STORE-RQ" => {
-                    let uid = cmd.command.affected_sop_instance.clone().unwrap_or_default();
+                    let uid = cmd
+                        .command
+                        .affected_sop_instance
+                        .clone()
+                        .unwrap_or_default();
                     last_store.insert((e.from, cmd.pc_id), uid);
                 }
                 EventKind::DatasetPeek(p) => {
@@ -720,12 +746,14 @@ fn write_seeds(scenario: &str, c: &Connection) {
                 }
                 data.extend_from_slice(&f.bytes);
                 if f.last {
-                    data.truncate(LIMIT);
-                    if data.len() < LIMIT {
-                        n += 1;
-                        let file = root.join("peek").join(format!("{name}-{n}"));
-                        std::fs::write(file, &data).expect("writing a seed");
+                    if data.len() > LIMIT {
+                        // A prefix: no longer the complete data set.
+                        data.truncate(LIMIT);
+                        data[0] &= 0x7F;
                     }
+                    n += 1;
+                    let file = root.join("peek").join(format!("{name}-{n}"));
+                    std::fs::write(file, &data).expect("writing a seed");
                     data.clear();
                 }
             }
@@ -737,15 +765,15 @@ fn write_seeds(scenario: &str, c: &Connection) {
 // ---------------------------------------------------------------------------------------
 // Scenarios
 
-/// storescp listening on a fresh port with its log in `dir`.
-fn start_storescp(dir: &Path, extra: &[&str]) -> (Proc, u16) {
+/// storescp listening on a fresh port with its log in `dir/name.stderr`.
+fn start_storescp(name: &str, dir: &Path, extra: &[&str]) -> (Proc, u16) {
     let port = free_port();
-    let out = dir.join("received");
+    let out = dir.join(format!("{name}-received"));
     std::fs::create_dir_all(&out).expect("creating storescp's output directory");
     let mut args: Vec<String> = vec!["-v".into(), "-aet".into(), "STORESCP".into()];
     args.extend(extra.iter().map(|s| s.to_string()));
     args.extend(["-od".into(), out.display().to_string(), port.to_string()]);
-    let mut scp = Proc::spawn("storescp", command("storescp", &args), dir);
+    let mut scp = Proc::spawn(name, command("storescp", &args), dir);
     assert!(
         wait_for_port(port, START_TIMEOUT, Some(&mut scp)),
         "storescp did not listen on {port}\n{}",
@@ -756,18 +784,29 @@ fn start_storescp(dir: &Path, extra: &[&str]) -> (Proc, u16) {
 
 #[test]
 fn echoscu_to_storescp_and_the_pdu_command() {
-    if !require("echoscu_to_storescp", &["echoscu", "storescp", "dumpcap", "tshark"]) {
+    if !require(
+        "echoscu_to_storescp",
+        &["echoscu", "storescp", "dumpcap", "tshark"],
+    ) {
         return;
     }
     let dir = temp_dir("echo");
     let dir = dir.path();
-    let (mut scp, port) = start_storescp(dir, &[]);
+    let (mut scp, port) = start_storescp("storescp", dir, &[]);
     let cap = Capture::start("echo", &[port], dir);
     let echo = run_ok(
         "echoscu",
         command(
             "echoscu",
-            &["-v", "-aet", "ECHOSCU", "-aec", "STORESCP", "127.0.0.1", &port.to_string()],
+            &[
+                "-v",
+                "-aet",
+                "ECHOSCU",
+                "-aec",
+                "STORESCP",
+                "127.0.0.1",
+                &port.to_string(),
+            ],
         ),
         dir,
         PEER_TIMEOUT,
@@ -779,15 +818,32 @@ fn echoscu_to_storescp_and_the_pdu_command() {
     assert_eq!(conns.len(), 1);
     let c = &conns[0];
     let rq = c.request().expect("an A-ASSOCIATE-RQ");
-    assert_eq!((rq.calling_ae.as_str(), rq.called_ae.as_str()), ("ECHOSCU", "STORESCP"));
+    assert_eq!(
+        (rq.calling_ae.as_str(), rq.called_ae.as_str()),
+        ("ECHOSCU", "STORESCP")
+    );
     assert_eq!(c.pdu_types(Side::Requestor), [1, 4, 5]);
     assert_eq!(c.pdu_types(Side::Acceptor), [2, 4, 6]);
-    assert_eq!(c.commands(Side::Requestor), [("C-ECHO-RQ".to_string(), None)]);
-    assert_eq!(c.commands(Side::Acceptor), [("C-ECHO-RSP".to_string(), Some(0))]);
+    assert_eq!(
+        c.commands(Side::Requestor),
+        [("C-ECHO-RQ".to_string(), None)]
+    );
+    assert_eq!(
+        c.commands(Side::Acceptor),
+        [("C-ECHO-RSP".to_string(), Some(0))]
+    );
     let rsp = c.dimse(Side::Acceptor).next().expect("a response");
     assert_eq!(rsp.responded_to, Some(1));
-    assert_eq!(lines_with(&echo.stderr, "Received Echo Response (Success)"), 1);
-    assert_eq!(lines_with(&scp.stderr(), "Received Echo Request"), 1, "{}", scp.output());
+    assert_eq!(
+        lines_with(&echo.stderr, "Received Echo Response (Success)"),
+        1
+    );
+    assert_eq!(
+        lines_with(&scp.stderr(), "Received Echo Request"),
+        1,
+        "{}",
+        scp.output()
+    );
     // Latency of the response is measured from the capture's timestamps.
     let latency = c
         .events
@@ -799,7 +855,9 @@ fn echoscu_to_storescp_and_the_pdu_command() {
         .expect("the C-ECHO-RSP carries a latency");
     assert!(latency < 10_000_000, "latency {latency} us");
     assert!(
-        c.events.iter().any(|e| matches!(e.kind, EventKind::StreamEnd { .. })),
+        c.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::StreamEnd { .. })),
         "the FINs are seen as stream ends"
     );
 
@@ -854,7 +912,11 @@ fn echoscu_to_storescp_and_the_pdu_command() {
         // And as text.
         args.retain(|a| a != "--json");
         let text = run_ok("dicomtap-pdu-text", command(exe, &args), dir, PEER_TIMEOUT);
-        let name = if side == Side::Requestor { "C-ECHO-RQ" } else { "C-ECHO-RSP" };
+        let name = if side == Side::Requestor {
+            "C-ECHO-RQ"
+        } else {
+            "C-ECHO-RSP"
+        };
         assert!(text.stdout.contains(name), "{}", text.text());
     }
 }
@@ -908,7 +970,10 @@ fn pdu_command_input_errors() {
 
 #[test]
 fn storescu_to_storescp_with_every_kind_of_transfer_syntax() {
-    if !require("storescu_to_storescp", &["storescu", "storescp", "dcmdump", "dumpcap", "tshark"]) {
+    if !require(
+        "storescu_to_storescp",
+        &["storescu", "storescp", "dcmdump", "dumpcap", "tshark"],
+    ) {
         return;
     }
     let Some((_, data)) = require_python("storescu_to_storescp") else {
@@ -931,23 +996,30 @@ fn storescu_to_storescp_with_every_kind_of_transfer_syntax() {
             ],
         ),
         ("-xi", vec![t("CT_small.dcm"), ch("chrGerm.dcm")]),
-        ("-xb", vec![t("MR_small.dcm")]),
+        ("-xb", vec![t("MR_small_bigendian.dcm"), t("CT_small.dcm")]),
         ("-xd", vec![t("CT_small.dcm"), t("image_dfl.dcm")]),
         ("-xe", vec![t("MR_small_implicit.dcm")]),
         ("-xs", vec![t("SC_rgb_jpeg_gdcm.dcm")]),
         ("-xy", vec![t("SC_rgb_jpeg_dcmtk.dcm")]),
         ("-xx", vec![t("JPEG-lossy.dcm")]),
         ("-xw", vec![t("JPEG2000.dcm")]),
-        ("-xv", vec![t("MR_small_jp2klossless.dcm"), t("examples_jpeg2k.dcm")]),
+        (
+            "-xv",
+            vec![t("MR_small_jp2klossless.dcm"), t("examples_jpeg2k.dcm")],
+        ),
         ("-xr", vec![t("MR_small_RLE.dcm")]),
         ("-xt", vec![t("MR_small_jpeg_ls_lossless.dcm")]),
     ];
     let dir = temp_dir("store");
     let dir = dir.path();
-    let (mut scp, port) = start_storescp(dir, &["+xa"]);
-    let cap = Capture::start("store", &[port], dir);
+    // One storescp accepts every syntax it supports (preferring explicit little endian),
+    // the other prefers explicit big endian: it takes the -xb run.
+    let (mut scp, port) = start_storescp("storescp-all", dir, &["+xa"]);
+    let (mut scp_be, port_be) = start_storescp("storescp-big", dir, &["+xb"]);
+    let cap = Capture::start("store", &[port, port_be], dir);
     let mut sent = 0;
     for (i, (opt, files)) in runs.iter().enumerate() {
+        let port = if *opt == "-xb" { port_be } else { port };
         let mut args: Vec<String> = vec![
             "-v".into(),
             opt.to_string(),
@@ -959,7 +1031,12 @@ fn storescu_to_storescp_with_every_kind_of_transfer_syntax() {
             port.to_string(),
         ];
         args.extend(files.iter().map(|f| f.display().to_string()));
-        let out = run_ok(&format!("storescu-{i}"), command("storescu", &args), dir, PEER_TIMEOUT);
+        let out = run_ok(
+            &format!("storescu-{i}"),
+            command("storescu", &args),
+            dir,
+            PEER_TIMEOUT,
+        );
         assert_eq!(
             lines_with(&out.stderr, "Received Store Response (Success)"),
             files.len(),
@@ -970,12 +1047,20 @@ fn storescu_to_storescp_with_every_kind_of_transfer_syntax() {
     }
     let pcap = cap.finish();
     scp.stop("TERM", Duration::from_secs(5));
+    scp_be.stop("TERM", Duration::from_secs(5));
 
-    let conns = analyse("store", &pcap, &[port], dir);
+    let conns = analyse("store", &pcap, &[port, port_be], dir);
     assert_eq!(conns.len(), runs.len(), "one association per storescu run");
     assert_eq!(total(&conns, Side::Requestor, "C-STORE-RQ", None), sent);
     assert_eq!(total(&conns, Side::Acceptor, "C-STORE-RSP", Some(0)), sent);
-    assert_eq!(lines_with(&scp.stderr(), "Received Store Request"), sent, "{}", scp.output());
+    assert_eq!(
+        lines_with(&scp.stderr(), "Received Store Request")
+            + lines_with(&scp_be.stderr(), "Received Store Request"),
+        sent,
+        "{}\n{}",
+        scp.output(),
+        scp_be.output()
+    );
 
     // The peeks name the very instances dcmdump reads from the files, with their
     // character sets, under every negotiated transfer syntax.
@@ -985,11 +1070,16 @@ fn storescu_to_storescp_with_every_kind_of_transfer_syntax() {
         .iter()
         .flat_map(|(_, files)| files.iter().map(|f| file_identity(f, dir)))
         .collect();
-    let mut got: Vec<(String, Vec<String>)> =
-        peeks.iter().map(|(u, _, cs)| (u.clone(), cs.clone())).collect();
+    let mut got: Vec<(String, Vec<String>)> = peeks
+        .iter()
+        .map(|(u, _, cs)| (u.clone(), cs.clone()))
+        .collect();
     expected.sort();
     got.sort();
-    assert_eq!(got, expected, "SOP instances and character sets, ours vs dcmdump's");
+    assert_eq!(
+        got, expected,
+        "SOP instances and character sets, ours vs dcmdump's"
+    );
     let syntaxes: BTreeSet<&str> = peeks.iter().map(|(_, ts, _)| ts.as_str()).collect();
     for ts in [
         "1.2.840.10008.1.2",      // implicit LE
@@ -1004,7 +1094,10 @@ fn storescu_to_storescp_with_every_kind_of_transfer_syntax() {
         "1.2.840.10008.1.2.5",    // RLE
         "1.2.840.10008.1.2.4.80", // JPEG-LS lossless
     ] {
-        assert!(syntaxes.contains(ts), "a data set was sent in {ts}: {syntaxes:?}");
+        assert!(
+            syntaxes.contains(ts),
+            "a data set was sent in {ts}: {syntaxes:?}"
+        );
     }
 }
 
@@ -1026,7 +1119,9 @@ fn write_dcmqrscp_config(dir: &Path, port: u16, move_port: u16) -> PathBuf {
 
 #[test]
 fn find_move_get_against_dcmqrscp() {
-    let tools = ["dcmqrscp", "storescu", "findscu", "movescu", "getscu", "dcmdump", "dumpcap", "tshark"];
+    let tools = [
+        "dcmqrscp", "storescu", "findscu", "movescu", "getscu", "dcmdump", "dumpcap", "tshark",
+    ];
     if !require("find_move_get_against_dcmqrscp", &tools) {
         return;
     }
@@ -1055,7 +1150,10 @@ fn find_move_get_against_dcmqrscp() {
     let study = {
         let out = run_ok(
             "dcmdump-study",
-            command("dcmdump", &["+P".as_ref(), "0020,000d".as_ref(), files[0].as_os_str()]),
+            command(
+                "dcmdump",
+                &["+P".as_ref(), "0020,000d".as_ref(), files[0].as_os_str()],
+            ),
             dir,
             PEER_TIMEOUT,
         );
@@ -1068,11 +1166,29 @@ fn find_move_get_against_dcmqrscp() {
     let mut store_args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
     store_args.extend(["127.0.0.1".to_string(), p.clone()]);
     store_args.extend(files.iter().map(|f| f.display().to_string()));
-    run_ok("storescu", command("storescu", &store_args), dir, PEER_TIMEOUT);
-    let keys = ["-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID", "-k", "PatientName", "-k", "StudyDate"];
+    run_ok(
+        "storescu",
+        command("storescu", &store_args),
+        dir,
+        PEER_TIMEOUT,
+    );
+    let keys = [
+        "-S",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        "StudyInstanceUID",
+        "-k",
+        "PatientName",
+        "-k",
+        "StudyDate",
+    ];
     let find = run_ok(
         "findscu",
-        command("findscu", &[&common[..], &keys[..], &["127.0.0.1", &p]].concat()),
+        command(
+            "findscu",
+            &[&common[..], &keys[..], &["127.0.0.1", &p]].concat(),
+        ),
         dir,
         PEER_TIMEOUT,
     );
@@ -1088,7 +1204,13 @@ fn find_move_get_against_dcmqrscp() {
         "movescu",
         command(
             "movescu",
-            &[&common[..], &["-aem", "MOVESCU", "--port", &mp, "-od", &md], &retrieve[..], &["127.0.0.1", &p]].concat(),
+            &[
+                &common[..],
+                &["-aem", "MOVESCU", "--port", &mp, "-od", &md],
+                &retrieve[..],
+                &["127.0.0.1", &p],
+            ]
+            .concat(),
         ),
         dir,
         PEER_TIMEOUT,
@@ -1096,7 +1218,16 @@ fn find_move_get_against_dcmqrscp() {
     let gd = got.display().to_string();
     let get = run_ok(
         "getscu",
-        command("getscu", &[&common[..], &["-od", &gd], &retrieve[..], &["127.0.0.1", &p]].concat()),
+        command(
+            "getscu",
+            &[
+                &common[..],
+                &["-od", &gd],
+                &retrieve[..],
+                &["127.0.0.1", &p],
+            ]
+            .concat(),
+        ),
         dir,
         PEER_TIMEOUT,
     );
@@ -1105,9 +1236,22 @@ fn find_move_get_against_dcmqrscp() {
 
     let conns = analyse("qr", &pcap, &[port, move_port], dir);
     // storescu, findscu, movescu (+ dcmqrscp's store sub-association to it), getscu.
-    assert_eq!(conns.len(), 5, "associations: {:?}", conns.iter().map(|c| c.stream).collect::<Vec<_>>());
-    assert_eq!(total(&conns, Side::Requestor, "C-STORE-RQ", None), 3, "2 stores + 1 moved");
-    assert_eq!(total(&conns, Side::Acceptor, "C-STORE-RQ", None), 1, "1 C-GET sub-operation");
+    assert_eq!(
+        conns.len(),
+        5,
+        "associations: {:?}",
+        conns.iter().map(|c| c.stream).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        total(&conns, Side::Requestor, "C-STORE-RQ", None),
+        3,
+        "2 stores + 1 moved"
+    );
+    assert_eq!(
+        total(&conns, Side::Acceptor, "C-STORE-RQ", None),
+        1,
+        "1 C-GET sub-operation"
+    );
     assert_eq!(total(&conns, Side::Requestor, "C-STORE-RSP", Some(0)), 1);
     assert_eq!(
         total(&conns, Side::Acceptor, "C-FIND-RSP", Some(0xFF00)),
@@ -1116,8 +1260,18 @@ fn find_move_get_against_dcmqrscp() {
         find.text()
     );
     assert_eq!(total(&conns, Side::Acceptor, "C-FIND-RSP", Some(0)), 1);
-    assert_eq!(lines_with(&mv.stderr, "Received Final Move Response (Success)"), 1, "{}", mv.text());
-    assert_eq!(total(&conns, Side::Acceptor, "C-GET-RSP", Some(0)), 1, "{}", get.text());
+    assert_eq!(
+        lines_with(&mv.stderr, "Received Final Move Response (Success)"),
+        1,
+        "{}",
+        mv.text()
+    );
+    assert_eq!(
+        total(&conns, Side::Acceptor, "C-GET-RSP", Some(0)),
+        1,
+        "{}",
+        get.text()
+    );
 
     // The move: destination and sub-operation counters; the sub-association is opened by
     // dcmqrscp towards movescu's port.
@@ -1139,7 +1293,10 @@ fn find_move_get_against_dcmqrscp() {
         .iter()
         .find(|c| c.acceptor_port == move_port)
         .expect("the C-MOVE sub-association");
-    assert_eq!(sub_assoc.request().map(|r| r.called_ae.as_str()), Some("MOVESCU"));
+    assert_eq!(
+        sub_assoc.request().map(|r| r.called_ae.as_str()),
+        Some("MOVESCU")
+    );
     // The C-GET: role selection proposed by getscu, stored instance is CT_small.
     let get_conn = conns
         .iter()
@@ -1152,7 +1309,11 @@ fn find_move_get_against_dcmqrscp() {
         rq.user_info.role_selections
     );
     let stored: Vec<String> = store_peeks("qr", &conns).into_iter().map(|p| p.0).collect();
-    assert_eq!(stored.iter().filter(|u| **u == ct_uid).count(), 3, "CT stored, moved, got");
+    assert_eq!(
+        stored.iter().filter(|u| **u == ct_uid).count(),
+        3,
+        "CT stored, moved, got"
+    );
 }
 
 const PY_SCP: &str = r#"
@@ -1239,12 +1400,20 @@ fn pynetdicom_scu_to_pynetdicom_scp() {
     assert_eq!(conns.len(), 1);
     let c = &conns[0];
     assert_eq!(lines_with(&scu.stdout, "ECHO 0x0000"), 1, "{}", scu.text());
-    assert_eq!(lines_with(&scu.stdout, "STORE 0x0000"), files.len(), "{}", scu.text());
+    assert_eq!(
+        lines_with(&scu.stdout, "STORE 0x0000"),
+        files.len(),
+        "{}",
+        scu.text()
+    );
     assert_eq!(c.count(Side::Requestor, "C-ECHO-RQ", None), 1);
     assert_eq!(c.count(Side::Acceptor, "C-ECHO-RSP", Some(0)), 1);
     assert_eq!(c.count(Side::Acceptor, "C-STORE-RSP", Some(0)), files.len());
     let rq = c.request().expect("an A-ASSOCIATE-RQ");
-    assert_eq!((rq.calling_ae.as_str(), rq.called_ae.as_str()), ("PYSCU", "PYSCP"));
+    assert_eq!(
+        (rq.calling_ae.as_str(), rq.called_ae.as_str()),
+        ("PYSCU", "PYSCP")
+    );
     assert!(
         rq.user_info
             .implementation_class_uid
@@ -1254,7 +1423,10 @@ fn pynetdicom_scu_to_pynetdicom_scp() {
         rq.user_info.implementation_class_uid
     );
     let scp_log = scp.stdout();
-    let mut stored: Vec<String> = store_peeks("pynetdicom", &conns).into_iter().map(|p| p.0).collect();
+    let mut stored: Vec<String> = store_peeks("pynetdicom", &conns)
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
     let mut logged: Vec<String> = scp_log
         .lines()
         .filter_map(|l| l.strip_prefix("STORED ").map(|u| u.trim().to_string()))
@@ -1264,12 +1436,19 @@ fn pynetdicom_scu_to_pynetdicom_scp() {
     logged.sort();
     files_uids.sort();
     assert_eq!(stored, files_uids, "peeked instances vs the files");
-    assert_eq!(logged, files_uids, "the SCP's log vs the files\n{}", scp.output());
+    assert_eq!(
+        logged,
+        files_uids,
+        "the SCP's log vs the files\n{}",
+        scp.output()
+    );
 }
 
 #[test]
 fn storescu_and_findscu_to_orthanc() {
-    let tools = ["Orthanc", "storescu", "findscu", "echoscu", "dcmdump", "dumpcap", "tshark"];
+    let tools = [
+        "Orthanc", "storescu", "findscu", "echoscu", "dcmdump", "dumpcap", "tshark",
+    ];
     if !require("orthanc", &tools) {
         return;
     }
@@ -1340,15 +1519,33 @@ fn storescu_and_findscu_to_orthanc() {
     let mut store_args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
     store_args.extend(["127.0.0.1".to_string(), p.clone()]);
     store_args.extend(files.iter().map(|f| f.display().to_string()));
-    let store = run_ok("storescu", command("storescu", &store_args), dir, PEER_TIMEOUT);
-    assert_eq!(lines_with(&store.stderr, "Received Store Response (Success)"), files.len());
+    let store = run_ok(
+        "storescu",
+        command("storescu", &store_args),
+        dir,
+        PEER_TIMEOUT,
+    );
+    assert_eq!(
+        lines_with(&store.stderr, "Received Store Response (Success)"),
+        files.len()
+    );
     let keys = [
-        "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID", "-k", "PatientName",
-        "-k", "SpecificCharacterSet=ISO_IR 192",
+        "-S",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        "StudyInstanceUID",
+        "-k",
+        "PatientName",
+        "-k",
+        "SpecificCharacterSet=ISO_IR 192",
     ];
     let find = run_ok(
         "findscu",
-        command("findscu", &[&common[..], &keys[..], &["127.0.0.1", &p]].concat()),
+        command(
+            "findscu",
+            &[&common[..], &keys[..], &["127.0.0.1", &p]].concat(),
+        ),
         dir,
         PEER_TIMEOUT,
     );
@@ -1358,7 +1555,10 @@ fn storescu_and_findscu_to_orthanc() {
     let conns = analyse("orthanc", &pcap, &[port], dir);
     assert_eq!(conns.len(), 3, "echo, store, find");
     assert_eq!(total(&conns, Side::Acceptor, "C-ECHO-RSP", Some(0)), 1);
-    assert_eq!(total(&conns, Side::Acceptor, "C-STORE-RSP", Some(0)), files.len());
+    assert_eq!(
+        total(&conns, Side::Acceptor, "C-STORE-RSP", Some(0)),
+        files.len()
+    );
     let pending = total(&conns, Side::Acceptor, "C-FIND-RSP", Some(0xFF00))
         + total(&conns, Side::Acceptor, "C-FIND-RSP", Some(0xFF01));
     assert_eq!(
@@ -1370,7 +1570,10 @@ fn storescu_and_findscu_to_orthanc() {
     assert!(pending >= 2, "Orthanc holds at least the CT and MR studies");
     let ac = conns[0].accept().expect("Orthanc accepts");
     assert!(ac.user_info.implementation_class_uid.is_some());
-    let mut stored: Vec<String> = store_peeks("orthanc", &conns).into_iter().map(|p| p.0).collect();
+    let mut stored: Vec<String> = store_peeks("orthanc", &conns)
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
     let mut uids: Vec<String> = files.iter().map(|f| file_identity(f, dir).0).collect();
     stored.sort();
     uids.sort();
@@ -1392,35 +1595,67 @@ fn public_captures_decode() {
     let dir = temp_dir("public");
     let dir = dir.path();
     let implicit = "1.2.840.10008.1.2";
-    let four: BTreeSet<&str> = [implicit, "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"]
-        .into_iter()
-        .collect();
+    let four: BTreeSet<&str> = [
+        implicit,
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.2",
+        "1.2.840.10008.1.2.1.99",
+    ]
+    .into_iter()
+    .collect();
     let decode = |name: &str| -> Vec<Connection> {
         let pcap = public.join(name);
         let conns = analyse(name, &pcap, &[104], dir);
         for c in &conns {
             assert_eq!(c.acceptor_port, 104, "{name}");
-            assert!(c.sent(Side::Acceptor).next().is_none(), "{name}: one way only");
+            assert!(
+                c.sent(Side::Acceptor).next().is_none(),
+                "{name}: one way only"
+            );
             let rq = c.request().expect("an A-ASSOCIATE-RQ");
             let ui = &rq.user_info;
-            assert_eq!(ui.implementation_class_uid.as_deref(), Some("1.2.826.0.1.3680043.9.7133.1.1"));
-            assert_eq!(ui.implementation_version_name.as_deref(), Some("GODICOM_1_1"));
-            assert_eq!(rq.application_context.as_deref(), Some("1.2.840.10008.3.1.1.1"));
+            assert_eq!(
+                ui.implementation_class_uid.as_deref(),
+                Some("1.2.826.0.1.3680043.9.7133.1.1")
+            );
+            assert_eq!(
+                ui.implementation_version_name.as_deref(),
+                Some("GODICOM_1_1")
+            );
+            assert_eq!(
+                rq.application_context.as_deref(),
+                Some("1.2.840.10008.3.1.1.1")
+            );
         }
         conns
     };
     for (name, calling, called) in [
-        ("tapirx-dicom_arq_1_find_testclient.pcap", "testclient", "testserver"),
-        ("tapirx-dicom_arq_3_find_bogus_local.pcap", "bogus_local", "bogus_remote"),
+        (
+            "tapirx-dicom_arq_1_find_testclient.pcap",
+            "testclient",
+            "testserver",
+        ),
+        (
+            "tapirx-dicom_arq_3_find_bogus_local.pcap",
+            "bogus_local",
+            "bogus_remote",
+        ),
     ] {
         let conns = decode(name);
         assert_eq!(conns.len(), 1, "{name}");
         let rq = conns[0].request().expect("an A-ASSOCIATE-RQ");
-        assert_eq!((rq.calling_ae.as_str(), rq.called_ae.as_str()), (calling, called));
+        assert_eq!(
+            (rq.calling_ae.as_str(), rq.called_ae.as_str()),
+            (calling, called)
+        );
         assert_eq!(rq.contexts.len(), 4, "{name}: 4 query contexts");
         for ctx in &rq.contexts {
             let ts: BTreeSet<&str> = ctx.transfer_syntaxes.iter().map(String::as_str).collect();
-            assert_eq!(ts, four, "{name}: context {} proposes the 4 syntaxes", ctx.id);
+            assert_eq!(
+                ts, four,
+                "{name}: context {} proposes the 4 syntaxes",
+                ctx.id
+            );
         }
         assert_eq!(rq.user_info.max_length, Some(4_194_304));
         assert_eq!(conns[0].bytes(Side::Requestor).len(), 677 + 6, "{name}");
@@ -1431,9 +1666,14 @@ fn public_captures_decode() {
     ] {
         let conns = decode(name);
         assert_eq!(conns.len(), 1, "{name}");
-        let rq = conns[0].request().expect("an A-ASSOCIATE-RQ split over two segments");
+        let rq = conns[0]
+            .request()
+            .expect("an A-ASSOCIATE-RQ split over two segments");
         assert_eq!(rq.contexts.len(), 123, "{name}");
-        assert!(rq.user_info.role_selections.is_empty(), "{name}: no role selection");
+        assert!(
+            rq.user_info.role_selections.is_empty(),
+            "{name}: no role selection"
+        );
         assert_eq!(conns[0].bytes(Side::Requestor).len(), 16332 + 177, "{name}");
     }
     let conns = decode("ndpi-dicom.pcap");
@@ -1442,6 +1682,14 @@ fn public_captures_decode() {
         .iter()
         .map(|c| c.request().map_or(0, |r| r.contexts.len()))
         .collect();
-    assert_eq!(contexts.iter().filter(|n| **n == 4).count(), 2, "{contexts:?}");
-    assert_eq!(contexts.iter().filter(|n| **n == 123).count(), 2, "{contexts:?}");
+    assert_eq!(
+        contexts.iter().filter(|n| **n == 4).count(),
+        2,
+        "{contexts:?}"
+    );
+    assert_eq!(
+        contexts.iter().filter(|n| **n == 123).count(),
+        2,
+        "{contexts:?}"
+    );
 }

@@ -194,8 +194,16 @@ pub struct ExportRecord {
     pub sender_ae: Option<String>,
     pub message_id: Option<u16>,
     pub pc_id: u8,
+    /// Affected SOP Class UID of the C-STORE-RQ, written as (0002,0002).
     pub sop_class: Option<String>,
+    /// Affected SOP Instance UID of the C-STORE-RQ, written as (0002,0003) and used to
+    /// name the file.
     pub sop_instance: Option<String>,
+    /// (0008,0016) and (0008,0018) as found in the data set itself, when the engine's
+    /// peek could read them. A sender whose command and data set disagree is worth
+    /// knowing about; the file meta follows the command.
+    pub dataset_sop_class: Option<String>,
+    pub dataset_sop_instance: Option<String>,
     /// The transfer syntax of the data set: the one accepted for its presentation context.
     pub transfer_syntax: String,
     /// False when the negotiation was not captured and the transfer syntax was guessed
@@ -249,6 +257,8 @@ struct Writing {
     /// A write failed; the object is reported as failed at its end.
     error: Option<String>,
     negotiated: bool,
+    /// SOP class and instance UIDs read from the data set by the engine's peek.
+    peeked: Option<(Option<String>, Option<String>)>,
 }
 
 enum InFlight {
@@ -362,6 +372,8 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
             pc_id: w.pc_id,
             sop_class: w.rq.sop_class.clone(),
             sop_instance: w.rq.sop_instance.clone(),
+            dataset_sop_class: w.peeked.as_ref().and_then(|p| p.0.clone()),
+            dataset_sop_instance: w.peeked.as_ref().and_then(|p| p.1.clone()),
             transfer_syntax: w
                 .transfer_syntax
                 .clone()
@@ -505,6 +517,7 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
                                     bytes: 0,
                                     lost: None,
                                     error: Some(err.to_string()),
+                                    peeked: None,
                                 };
                                 InFlight::Writing(Box::new(w))
                             }
@@ -531,6 +544,11 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
                         }
                         Some(InFlight::Ignored) | None => {}
                     }
+                }
+            }
+            EventKind::DatasetPeek(p) => {
+                if let Some(InFlight::Writing(w)) = conn.in_flight.get_mut(&(from, p.pc_id)) {
+                    w.peeked = Some((p.peek.sop_class_uid.clone(), p.peek.sop_instance_uid.clone()));
                 }
             }
             EventKind::Gap { missing } => {
@@ -633,6 +651,7 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
             lost,
             error: None,
             negotiated,
+            peeked: None,
         };
         if w.lost.is_some() {
             drop(w.file.take());

@@ -11,8 +11,8 @@ use dicomtap_analyzer::conformance::{Checker, CheckerConfig, ConformanceFinding}
 use dicomtap_analyzer::session::SessionBuilder;
 use dicomtap_analyzer::statement;
 use dicomtap_wire::assoc::{
-    Abort, AssociateAccept, AssociateReject, AssociateRequest, ContextResult, ExtendedNegotiation, ProposedContext,
-    RoleSelection, UserIdentityRequest, UserInformation,
+    Abort, AssociateAccept, AssociateReject, AssociateRequest, ContextResult, ExtendedNegotiation,
+    ProposedContext, RoleSelection, UserIdentityRequest, UserInformation,
 };
 use dicomtap_wire::dimse::{Command, field};
 use dicomtap_wire::event::{CommandEvent, DataFragment, DatasetPeekEvent, PDataSummary};
@@ -96,7 +96,10 @@ impl H {
         let st = statements
             .iter()
             .enumerate()
-            .map(|(i, t)| statement::parse(t, Path::new(&format!("s{i}.toml"))).unwrap_or_else(|e| panic!("{e}")))
+            .map(|(i, t)| {
+                statement::parse(t, Path::new(&format!("s{i}.toml")))
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
             .collect();
         H::with(Checker::new(st))
     }
@@ -121,7 +124,12 @@ impl H {
     }
 
     fn ev(&mut self, from: Side, kind: EventKind) -> &mut Self {
-        let e = Event { ts_us: self.ts, from, offset: 0, kind };
+        let e = Event {
+            ts_us: self.ts,
+            from,
+            offset: 0,
+            kind,
+        };
         self.checker.observe(&self.conn, &e);
         self.findings.extend(self.checker.drain());
         self
@@ -140,7 +148,13 @@ impl H {
         self
     }
 
-    fn rq(&mut self, calling: &str, called: &str, contexts: &[(u8, &str, &[&str])], ui: UserInformation) -> &mut Self {
+    fn rq(
+        &mut self,
+        calling: &str,
+        called: &str,
+        contexts: &[(u8, &str, &[&str])],
+        ui: UserInformation,
+    ) -> &mut Self {
         let rq = AssociateRequest {
             protocol_version: 1,
             called_ae: called.into(),
@@ -182,28 +196,60 @@ impl H {
     }
 
     fn rj(&mut self, source: u8, reason: u8) -> &mut Self {
-        let rj = AssociateReject { result: 1, source, reason, description: format!("source {source} reason {reason}") };
+        let rj = AssociateReject {
+            result: 1,
+            source,
+            reason,
+            description: format!("source {source} reason {reason}"),
+        };
         self.ev(Side::Acceptor, EventKind::AssociateRj(rj))
     }
 
     fn command(&mut self, from: Side, pc_id: u8, cmd: Command) -> &mut Self {
-        let ce = CommandEvent { pc_id, abstract_syntax: None, command: cmd, latency_us: None };
+        let ce = CommandEvent {
+            pc_id,
+            abstract_syntax: None,
+            command: cmd,
+            latency_us: None,
+        };
         self.ev(from, EventKind::Command(ce))
     }
 
     fn data(&mut self, from: Side, pc_id: u8, bytes: Vec<u8>) -> &mut Self {
-        self.ev(from, EventKind::DataFragment(DataFragment { pc_id, bytes, last: false }));
-        self.ev(from, EventKind::DataFragment(DataFragment { pc_id, bytes: Vec::new(), last: true }))
+        self.ev(
+            from,
+            EventKind::DataFragment(DataFragment {
+                pc_id,
+                bytes,
+                last: false,
+            }),
+        );
+        self.ev(
+            from,
+            EventKind::DataFragment(DataFragment {
+                pc_id,
+                bytes: Vec::new(),
+                last: true,
+            }),
+        )
     }
 
     /// A conforming CT9000 -> PACS association up to the A-ASSOCIATE-AC.
     fn good_assoc(&mut self) -> &mut Self {
-        self.rq("CT9000", "PACS", &[(1, CT, &[J2K, EXPLICIT]), (3, COMMIT, &[IMPLICIT])], ui_modality())
-            .ac(&[(1, 0, Some(J2K)), (3, 0, Some(IMPLICIT))], ui_pacs())
+        self.rq(
+            "CT9000",
+            "PACS",
+            &[(1, CT, &[J2K, EXPLICIT]), (3, COMMIT, &[IMPLICIT])],
+            ui_modality(),
+        )
+        .ac(&[(1, 0, Some(J2K)), (3, 0, Some(IMPLICIT))], ui_pacs())
     }
 
     fn rules(&self) -> Vec<(String, String)> {
-        self.findings.iter().map(|f| (f.rule.as_str().to_string(), f.device.clone())).collect()
+        self.findings
+            .iter()
+            .map(|f| (f.rule.as_str().to_string(), f.device.clone()))
+            .collect()
     }
 
     fn has(&self, rule: &str, device: &str) -> &ConformanceFinding {
@@ -214,7 +260,11 @@ impl H {
     }
 
     fn none(&self) {
-        assert!(self.findings.is_empty(), "unexpected findings: {:#?}", self.findings);
+        assert!(
+            self.findings.is_empty(),
+            "unexpected findings: {:#?}",
+            self.findings
+        );
     }
 }
 
@@ -233,13 +283,19 @@ fn ui_modality() -> UserInformation {
         max_length: Some(16384),
         implementation_class_uid: Some("1.2.3.4.5.6".into()),
         implementation_version_name: Some("CT9000_52".into()),
-        extended_negotiation: vec![ExtendedNegotiation { sop_class: CT.into(), info: "020000000000".into() }],
+        extended_negotiation: vec![ExtendedNegotiation {
+            sop_class: CT.into(),
+            info: "020000000000".into(),
+        }],
         ..UserInformation::default()
     }
 }
 
 fn ui_pacs() -> UserInformation {
-    UserInformation { max_length: Some(32768), ..UserInformation::default() }
+    UserInformation {
+        max_length: Some(32768),
+        ..UserInformation::default()
+    }
 }
 
 fn store_rq(id: u16, inst: &str) -> Command {
@@ -314,10 +370,23 @@ fn commit_ds(txn: &str, ok: &[&str], failed: &[&str]) -> Vec<u8> {
     let mut v = Vec::new();
     el(&mut v, 0x0008, 0x1195, &ui(txn));
     if !failed.is_empty() {
-        el(&mut v, 0x0008, 0x1198, &seq(&failed.iter().map(|i| ref_item(i, Some(0x0110))).collect::<Vec<_>>()));
+        el(
+            &mut v,
+            0x0008,
+            0x1198,
+            &seq(&failed
+                .iter()
+                .map(|i| ref_item(i, Some(0x0110)))
+                .collect::<Vec<_>>()),
+        );
     }
     if !ok.is_empty() {
-        el(&mut v, 0x0008, 0x1199, &seq(&ok.iter().map(|i| ref_item(i, None)).collect::<Vec<_>>()));
+        el(
+            &mut v,
+            0x0008,
+            0x1199,
+            &seq(&ok.iter().map(|i| ref_item(i, None)).collect::<Vec<_>>()),
+        );
     }
     v
 }
@@ -348,26 +417,60 @@ fn n_event_report(id: u16, event_type: u16) -> Command {
 fn a_conforming_association_raises_nothing() {
     let mut h = H::new(&[MODALITY, PACS]);
     h.good_assoc()
-        .ev(Side::Requestor, EventKind::PData(PDataSummary { pdu_length: 16384, pdvs: Vec::new() }))
+        .ev(
+            Side::Requestor,
+            EventKind::PData(PDataSummary {
+                pdu_length: 16384,
+                pdvs: Vec::new(),
+            }),
+        )
         .command(Side::Requestor, 1, store_rq(1, "1.2.3.4.1"))
-        .ev(Side::Requestor, EventKind::DatasetPeek(peek(&["ISO_IR 100"])))
+        .ev(
+            Side::Requestor,
+            EventKind::DatasetPeek(peek(&["ISO_IR 100"])),
+        )
         .at(0.5)
-        .command(Side::Acceptor, 1, rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")))
+        .command(
+            Side::Acceptor,
+            1,
+            rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")),
+        )
         .command(Side::Requestor, 3, n_action(2))
-        .data(Side::Requestor, 3, commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]))
-        .command(Side::Acceptor, 3, rsp(field::N_ACTION_RSP, 2, 0, COMMIT, None))
+        .data(
+            Side::Requestor,
+            3,
+            commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]),
+        )
+        .command(
+            Side::Acceptor,
+            3,
+            rsp(field::N_ACTION_RSP, 2, 0, COMMIT, None),
+        )
         .at(2.0)
         .command(Side::Acceptor, 3, n_event_report(1, 1))
-        .data(Side::Acceptor, 3, commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]))
+        .data(
+            Side::Acceptor,
+            3,
+            commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]),
+        )
         .ev(Side::Requestor, EventKind::ReleaseRq)
         .ev(Side::Acceptor, EventKind::ReleaseRp)
         .at(2.5)
-        .ev(Side::Requestor, EventKind::StreamEnd { how: StreamEnd::Close })
+        .ev(
+            Side::Requestor,
+            EventKind::StreamEnd {
+                how: StreamEnd::Close,
+            },
+        )
         .end()
         .at(1000.0)
         .finish();
     h.none();
-    assert_eq!(h.checker.pending(), (0, 0), "committed instances and transactions are forgotten");
+    assert_eq!(
+        h.checker.pending(),
+        (0, 0),
+        "committed instances and transactions are forgotten"
+    );
     let mut seen = h.checker.devices_seen();
     seen.sort();
     assert_eq!(seen, ["CT_DEVICE", "PACS_DEVICE"]);
@@ -380,8 +483,15 @@ fn negotiation_rules() {
     ui.max_length = Some(8192);
     ui.implementation_version_name = Some("CT9000_60".into());
     ui.async_window = Some((4, 4));
-    ui.role_selections = vec![RoleSelection { sop_class: CT.into(), scu: true, scp: true }];
-    ui.extended_negotiation = vec![ExtendedNegotiation { sop_class: CT.into(), info: "030000000000".into() }];
+    ui.role_selections = vec![RoleSelection {
+        sop_class: CT.into(),
+        scu: true,
+        scp: true,
+    }];
+    ui.extended_negotiation = vec![ExtendedNegotiation {
+        sop_class: CT.into(),
+        info: "030000000000".into(),
+    }];
     ui.user_identity = Some(UserIdentityRequest {
         identity_type: 5,
         identity_type_name: "jwt",
@@ -393,7 +503,15 @@ fn negotiation_rules() {
     h.rq(
         "CT9000",
         "PACS",
-        &[(1, CT, &[J2K, "1.2.840.10008.1.2.5", "1.3.46.670589.33.1.4.1"]), (3, MR, &[EXPLICIT]), (5, COMMIT, &[IMPLICIT])],
+        &[
+            (
+                1,
+                CT,
+                &[J2K, "1.2.840.10008.1.2.5", "1.3.46.670589.33.1.4.1"],
+            ),
+            (3, MR, &[EXPLICIT]),
+            (5, COMMIT, &[IMPLICIT]),
+        ],
         ui,
     );
     let device = "CT_DEVICE";
@@ -418,10 +536,26 @@ fn negotiation_rules() {
         .map(|f| f.observed.as_str())
         .collect();
     assert_eq!(not_claimed.len(), 2, "{not_claimed:?}");
-    assert!(not_claimed.iter().any(|o| o.contains("CTImageStorage as SCP")));
-    assert!(not_claimed.iter().any(|o| o.contains("MRImageStorage as SCU")));
-    assert!(h.has("extended-negotiation-differs", device).observed.contains("level_of_support 3 (claimed 2)"));
-    assert!(!h.rules().iter().any(|(_, d)| d == "PACS_DEVICE"), "{:?}", h.rules());
+    assert!(
+        not_claimed
+            .iter()
+            .any(|o| o.contains("CTImageStorage as SCP"))
+    );
+    assert!(
+        not_claimed
+            .iter()
+            .any(|o| o.contains("MRImageStorage as SCU"))
+    );
+    assert!(
+        h.has("extended-negotiation-differs", device)
+            .observed
+            .contains("level_of_support 3 (claimed 2)")
+    );
+    assert!(
+        !h.rules().iter().any(|(_, d)| d == "PACS_DEVICE"),
+        "{:?}",
+        h.rules()
+    );
 }
 
 #[test]
@@ -432,29 +566,72 @@ fn acceptor_rules() {
     h.rq(
         "CT9000",
         "PACS",
-        &[(1, CT, &[J2K, EXPLICIT]), (3, CT, &[IMPLICIT]), (5, MR, &[EXPLICIT])],
-        UserInformation { max_length: Some(16384), implementation_class_uid: Some("1.2.3.4.5.6".into()), implementation_version_name: Some("CT9000_52".into()), ..UserInformation::default() },
+        &[
+            (1, CT, &[J2K, EXPLICIT]),
+            (3, CT, &[IMPLICIT]),
+            (5, MR, &[EXPLICIT]),
+        ],
+        UserInformation {
+            max_length: Some(16384),
+            implementation_class_uid: Some("1.2.3.4.5.6".into()),
+            implementation_version_name: Some("CT9000_52".into()),
+            ..UserInformation::default()
+        },
     );
     let mut ui = ui_pacs();
     ui.max_length = Some(0);
     ui.user_identity_response_length = Some(4);
-    h.ac(&[(1, 0, Some(EXPLICIT)), (3, 3, None), (5, 0, Some(EXPLICIT))], ui);
+    h.ac(
+        &[(1, 0, Some(EXPLICIT)), (3, 3, None), (5, 0, Some(EXPLICIT))],
+        ui,
+    );
     let d = "PACS_DEVICE";
-    assert!(h.has("acceptor-preference-ignored", d).observed.contains("chose ExplicitVRLittleEndian for CTImageStorage although JPEG2000Lossless was proposed"));
-    assert!(h.has("sop-class-claimed-but-refused", d).observed.contains("refused context 3"));
-    assert!(h.has("sop-class-not-claimed", d).observed.contains("MRImageStorage as SCP"));
-    assert_eq!(h.has("max-pdu-advertised-differs", d).observed, "advertised Max Length 0");
+    assert!(h.has("acceptor-preference-ignored", d).observed.contains(
+        "chose ExplicitVRLittleEndian for CTImageStorage although JPEG2000Lossless was proposed"
+    ));
+    assert!(
+        h.has("sop-class-claimed-but-refused", d)
+            .observed
+            .contains("refused context 3")
+    );
+    assert!(
+        h.has("sop-class-not-claimed", d)
+            .observed
+            .contains("MRImageStorage as SCP")
+    );
+    assert_eq!(
+        h.has("max-pdu-advertised-differs", d).observed,
+        "advertised Max Length 0"
+    );
     h.has("user-identity-differs", d);
     // A P-DATA larger than the PACS advertised (0 = unlimited: none) and than CT9000 claims.
-    h.ev(Side::Requestor, EventKind::PData(PDataSummary { pdu_length: 20000, pdvs: Vec::new() }));
+    h.ev(
+        Side::Requestor,
+        EventKind::PData(PDataSummary {
+            pdu_length: 20000,
+            pdvs: Vec::new(),
+        }),
+    );
     h.has("pdu-exceeds-claimed-max-send", "CT_DEVICE");
     assert!(!h.rules().iter().any(|(r, _)| r == "pdu-exceeds-peer-max"));
     // The PACS sends a PDU above the CT's 16384.
-    h.ev(Side::Acceptor, EventKind::PData(PDataSummary { pdu_length: 16390, pdvs: Vec::new() }));
+    h.ev(
+        Side::Acceptor,
+        EventKind::PData(PDataSummary {
+            pdu_length: 16390,
+            pdvs: Vec::new(),
+        }),
+    );
     assert!(h.has("pdu-exceeds-peer-max", d).observed.contains("16390"));
     // Reported once per association.
     let n = h.findings.len();
-    h.ev(Side::Acceptor, EventKind::PData(PDataSummary { pdu_length: 16390, pdvs: Vec::new() }));
+    h.ev(
+        Side::Acceptor,
+        EventKind::PData(PDataSummary {
+            pdu_length: 16390,
+            pdvs: Vec::new(),
+        }),
+    );
     assert_eq!(h.findings.len(), n);
 }
 
@@ -472,22 +649,45 @@ tls = { required = true }
     let mut h = H::new(&[MODALITY, PACS, stranger]);
     // WS1 is not in the PACS allow-list, requires TLS, and the PACS is called on port 11112.
     h.on(0, "10.0.0.7:5000", "10.0.0.9:11112")
-        .rq("WS1", "PACS", &[(1, CT, &[EXPLICIT])], UserInformation::default())
+        .rq(
+            "WS1",
+            "PACS",
+            &[(1, CT, &[EXPLICIT])],
+            UserInformation::default(),
+        )
         .ac(&[(1, 0, Some(EXPLICIT))], ui_pacs());
-    assert!(h.has("calling-ae-not-allowed-accepted", "PACS_DEVICE").observed.contains("WS1"));
+    assert!(
+        h.has("calling-ae-not-allowed-accepted", "PACS_DEVICE")
+            .observed
+            .contains("WS1")
+    );
     h.has("tls-claimed-plaintext-seen", "SECURE_WS");
-    assert!(h.has("ae-address-not-claimed", "PACS_DEVICE").observed.contains("port 11112"));
+    assert!(
+        h.has("ae-address-not-claimed", "PACS_DEVICE")
+            .observed
+            .contains("port 11112")
+    );
     // CT9000 from another host, rejected although allowed.
     h.findings.clear();
     h.on(1, "10.0.0.66:5000", "10.0.0.9:104")
         .rq("CT9000", "PACS", &[(1, CT, &[EXPLICIT])], ui_modality())
         .rj(1, 3);
-    assert!(h.has("ae-address-not-claimed", "CT_DEVICE").observed.contains("10.0.0.66"));
+    assert!(
+        h.has("ae-address-not-claimed", "CT_DEVICE")
+            .observed
+            .contains("10.0.0.66")
+    );
     h.has("association-rejected-for-allowed-ae", "PACS_DEVICE");
     // The PACS rejects its own title.
     h.findings.clear();
-    h.on(2, "10.0.0.5:5001", "10.0.0.9:104").rq("CT9000", "PACS", &[(1, CT, &[EXPLICIT])], ui_modality()).rj(1, 7);
-    assert!(h.has("association-rejected-for-allowed-ae", "PACS_DEVICE").observed.contains("called AE"));
+    h.on(2, "10.0.0.5:5001", "10.0.0.9:104")
+        .rq("CT9000", "PACS", &[(1, CT, &[EXPLICIT])], ui_modality())
+        .rj(1, 7);
+    assert!(
+        h.has("association-rejected-for-allowed-ae", "PACS_DEVICE")
+            .observed
+            .contains("called AE")
+    );
     // An acceptor-only statement initiating.
     let acceptor_only = r#"
 schema = "dicomtap-statement/1"
@@ -498,39 +698,80 @@ title = "ARCH"
 acceptor = true
 "#;
     let mut h = H::new(&[acceptor_only]);
-    h.rq("ARCH", "SOMEONE", &[(1, CT, &[EXPLICIT])], UserInformation::default());
+    h.rq(
+        "ARCH",
+        "SOMEONE",
+        &[(1, CT, &[EXPLICIT])],
+        UserInformation::default(),
+    );
     h.has("association-role-not-claimed", "ARCHIVE_ONLY");
 }
 
 #[test]
 fn data_rules() {
     let mut h = H::new(&[MODALITY, PACS]);
-    h.good_assoc().command(Side::Requestor, 1, store_rq(1, "1.2.3.4.1"));
+    h.good_assoc()
+        .command(Side::Requestor, 1, store_rq(1, "1.2.3.4.1"));
     let mut p = peek(&["", "ISO 2022 IR 87"]);
-    p.peek.invalid_text = vec![InvalidText { tag: "(0010,0010)".into(), vr: "PN".into(), byte_offset: 3, reason: "byte 0xE9 is not valid".into() }];
+    p.peek.invalid_text = vec![InvalidText {
+        tag: "(0010,0010)".into(),
+        vr: "PN".into(),
+        byte_offset: 3,
+        reason: "byte 0xE9 is not valid".into(),
+    }];
     p.peek.private_creators = vec![
-        PrivateCreator { group: 0x0009, block: 0x10, creator: "ACME CT 1.0".into(), in_sequence: false },
-        PrivateCreator { group: 0x0019, block: 0x10, creator: "OTHER".into(), in_sequence: false },
+        PrivateCreator {
+            group: 0x0009,
+            block: 0x10,
+            creator: "ACME CT 1.0".into(),
+            in_sequence: false,
+        },
+        PrivateCreator {
+            group: 0x0019,
+            block: 0x10,
+            creator: "OTHER".into(),
+            in_sequence: false,
+        },
     ];
     p.peek.encoding_found = Some(Encoding::ImplicitVrLittleEndian);
     h.ev(Side::Requestor, EventKind::DatasetPeek(p));
     let d = "CT_DEVICE";
-    assert!(h.has("character-set-not-claimed", d).observed.contains("ISO 2022 IR 87"));
+    assert!(
+        h.has("character-set-not-claimed", d)
+            .observed
+            .contains("ISO 2022 IR 87")
+    );
     let t = h.has("text-invalid-in-character-set", d);
-    assert!(t.observed.contains("(0010,0010) PN at byte 3"), "{}", t.observed);
+    assert!(
+        t.observed.contains("(0010,0010) PN at byte 3"),
+        "{}",
+        t.observed
+    );
     assert_eq!(t.evidence.sop_instance.as_deref(), Some("1.2.3.4.1"));
     let pc = h.has("private-creator-undocumented", d);
-    assert!(pc.observed.contains("\"OTHER\" (0019,10xx)") && !pc.observed.contains("ACME"), "{}", pc.observed);
+    assert!(
+        pc.observed.contains("\"OTHER\" (0019,10xx)") && !pc.observed.contains("ACME"),
+        "{}",
+        pc.observed
+    );
     h.has("dataset-encoding-differs", d);
     // A status outside the PACS list, with its message ID.
-    h.command(Side::Acceptor, 1, rsp(field::C_STORE_RSP, 1, 0xC000, CT, Some("1.2.3.4.1")));
+    h.command(
+        Side::Acceptor,
+        1,
+        rsp(field::C_STORE_RSP, 1, 0xC000, CT, Some("1.2.3.4.1")),
+    );
     let s = h.has("status-not-claimed", "PACS_DEVICE");
     assert_eq!(s.evidence.message_id, Some(1));
     assert!(s.observed.starts_with("returned C000"), "{}", s.observed);
     // A listed one is fine.
     let n = h.findings.len();
     h.command(Side::Requestor, 1, store_rq(2, "1.2.3.4.2"))
-        .command(Side::Acceptor, 1, rsp(field::C_STORE_RSP, 2, 0xA700, CT, Some("1.2.3.4.2")));
+        .command(
+            Side::Acceptor,
+            1,
+            rsp(field::C_STORE_RSP, 2, 0xA700, CT, Some("1.2.3.4.2")),
+        );
     assert_eq!(h.findings.len(), n);
 }
 
@@ -539,30 +780,80 @@ fn silent_success_on_the_same_association_and_report_association_claim() {
     let mut h = H::new(&[MODALITY, PACS]);
     h.good_assoc()
         .command(Side::Requestor, 1, store_rq(1, "1.2.3.4.1"))
-        .command(Side::Acceptor, 1, rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")))
+        .command(
+            Side::Acceptor,
+            1,
+            rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")),
+        )
         .command(Side::Requestor, 1, store_rq(2, "1.2.3.4.2"))
-        .command(Side::Acceptor, 1, rsp(field::C_STORE_RSP, 2, 0xA700, CT, Some("1.2.3.4.2")))
+        .command(
+            Side::Acceptor,
+            1,
+            rsp(field::C_STORE_RSP, 2, 0xA700, CT, Some("1.2.3.4.2")),
+        )
         .command(Side::Requestor, 3, n_action(3))
-        .data(Side::Requestor, 3, commit_ds("1.2.3.99", &["1.2.3.4.1", "1.2.3.4.2"], &[]))
+        .data(
+            Side::Requestor,
+            3,
+            commit_ds("1.2.3.99", &["1.2.3.4.1", "1.2.3.4.2"], &[]),
+        )
         .at(5.0)
         .command(Side::Acceptor, 3, n_event_report(1, 2))
-        .data(Side::Acceptor, 3, commit_ds("1.2.3.99", &[], &["1.2.3.4.1", "1.2.3.4.2"]));
-    let silent: Vec<_> = h.findings.iter().filter(|f| f.rule.as_str() == "silent-success").collect();
-    assert_eq!(silent.len(), 1, "only the instance answered Success: {silent:#?}");
+        .data(
+            Side::Acceptor,
+            3,
+            commit_ds("1.2.3.99", &[], &["1.2.3.4.1", "1.2.3.4.2"]),
+        );
+    let silent: Vec<_> = h
+        .findings
+        .iter()
+        .filter(|f| f.rule.as_str() == "silent-success")
+        .collect();
+    assert_eq!(
+        silent.len(),
+        1,
+        "only the instance answered Success: {silent:#?}"
+    );
     assert_eq!(silent[0].device, "PACS_DEVICE");
-    assert!(silent[0].observed.contains("1.2.3.4.1") && silent[0].observed.contains("on the same association"));
+    assert!(
+        silent[0].observed.contains("1.2.3.4.1")
+            && silent[0].observed.contains("on the same association")
+    );
     assert_eq!(silent[0].evidence.related.len(), 2);
     // Same association is claimed: no report-association finding. A report for another
     // transaction on a new association is.
-    assert!(!h.rules().iter().any(|(r, _)| r == "storage-commitment-report-association"));
-    h.command(Side::Requestor, 3, n_action(4)).data(Side::Requestor, 3, commit_ds("1.2.3.100", &["1.2.3.4.3"], &[])).end();
+    assert!(
+        !h.rules()
+            .iter()
+            .any(|(r, _)| r == "storage-commitment-report-association")
+    );
+    h.command(Side::Requestor, 3, n_action(4))
+        .data(
+            Side::Requestor,
+            3,
+            commit_ds("1.2.3.100", &["1.2.3.4.3"], &[]),
+        )
+        .end();
     h.on(1, "10.0.0.9:6000", "10.0.0.5:104")
         .at(10.0)
-        .rq("PACS", "CT9000", &[(1, COMMIT, &[IMPLICIT])], UserInformation::default())
+        .rq(
+            "PACS",
+            "CT9000",
+            &[(1, COMMIT, &[IMPLICIT])],
+            UserInformation::default(),
+        )
         .ac(&[(1, 0, Some(IMPLICIT))], UserInformation::default())
         .command(Side::Requestor, 1, n_event_report(1, 1))
-        .data(Side::Requestor, 1, commit_ds("1.2.3.100", &["1.2.3.4.3"], &[]));
-    assert!(h.has("storage-commitment-report-association", "PACS_DEVICE").observed.contains("new association"));
+        .data(
+            Side::Requestor,
+            1,
+            commit_ds("1.2.3.100", &["1.2.3.4.3"], &[]),
+        );
+    assert!(
+        h.has("storage-commitment-report-association", "PACS_DEVICE")
+            .observed
+            .contains("new association")
+    );
 }
 
 #[test]
@@ -570,17 +861,37 @@ fn commitment_never_reported_within_the_claimed_wait_is_overdue() {
     let mut h = H::new(&[MODALITY, PACS]);
     h.good_assoc()
         .command(Side::Requestor, 1, store_rq(1, "1.2.3.4.1"))
-        .command(Side::Acceptor, 1, rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")))
+        .command(
+            Side::Acceptor,
+            1,
+            rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")),
+        )
         .command(Side::Requestor, 3, n_action(2))
-        .data(Side::Requestor, 3, commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]))
+        .data(
+            Side::Requestor,
+            3,
+            commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]),
+        )
         .end();
     // 30 s later (within the claimed 60 s), nothing yet.
-    h.on(1, "10.0.0.5:40001", "10.0.0.9:104").at(30.0).good_assoc();
-    assert!(!h.rules().iter().any(|(r, _)| r == "storage-commitment-overdue"), "{:?}", h.rules());
+    h.on(1, "10.0.0.5:40001", "10.0.0.9:104")
+        .at(30.0)
+        .good_assoc();
+    assert!(
+        !h.rules()
+            .iter()
+            .any(|(r, _)| r == "storage-commitment-overdue"),
+        "{:?}",
+        h.rules()
+    );
     // 61 s later, any traffic moves the clock past the deadline.
     h.at(61.5).ev(Side::Requestor, EventKind::ReleaseRq);
     let f = h.has("storage-commitment-overdue", "PACS_DEVICE");
-    assert!(f.observed.contains("1.2.3.99") && f.observed.contains("within 60 s"), "{}", f.observed);
+    assert!(
+        f.observed.contains("1.2.3.99") && f.observed.contains("within 60 s"),
+        "{}",
+        f.observed
+    );
     assert_eq!(f.evidence.association, 0);
     assert_eq!(h.checker.pending().0, 0);
 }
@@ -591,12 +902,20 @@ fn cross_association_memory_is_bounded() {
         statement::parse(MODALITY, Path::new("m.toml")).unwrap(),
         statement::parse(PACS, Path::new("p.toml")).unwrap(),
     ];
-    let cfg = CheckerConfig { max_stores: 10, store_memory_s: 100.0, ..CheckerConfig::default() };
+    let cfg = CheckerConfig {
+        max_stores: 10,
+        store_memory_s: 100.0,
+        ..CheckerConfig::default()
+    };
     let mut h = H::with(Checker::with_config(st, cfg));
     h.good_assoc();
     for i in 0..50u16 {
         let inst = format!("1.2.3.4.{i}");
-        h.command(Side::Requestor, 1, store_rq(i, &inst)).command(Side::Acceptor, 1, rsp(field::C_STORE_RSP, i, 0, CT, Some(&inst)));
+        h.command(Side::Requestor, 1, store_rq(i, &inst)).command(
+            Side::Acceptor,
+            1,
+            rsp(field::C_STORE_RSP, i, 0, CT, Some(&inst)),
+        );
     }
     assert!(h.checker.pending().1 <= 11, "{:?}", h.checker.pending());
     h.at(200.0).ev(Side::Requestor, EventKind::ReleaseRq);
@@ -607,9 +926,19 @@ fn cross_association_memory_is_bounded() {
 fn timeouts_and_association_limits() {
     let mut h = H::new(&[MODALITY, PACS]);
     // The CT aborts 3 s after the last PDU on an idle association (claims idle = 10).
-    h.good_assoc().at(3.0).ev(Side::Requestor, EventKind::Abort(Abort { source: 0, reason: 0, description: String::new() }));
+    h.good_assoc().at(3.0).ev(
+        Side::Requestor,
+        EventKind::Abort(Abort {
+            source: 0,
+            reason: 0,
+            description: String::new(),
+        }),
+    );
     let f = h.has("timeout-shorter-than-claimed", "CT_DEVICE");
-    assert!(f.claim.contains("timeouts_s.idle = 10") && f.observed.contains("3.0 s"), "{f:?}");
+    assert!(
+        f.claim.contains("timeouts_s.idle = 10") && f.observed.contains("3.0 s"),
+        "{f:?}"
+    );
     h.end();
     // The CT waits 200 s for a C-STORE response before closing (claims dimse = 60).
     h.findings.clear();
@@ -618,7 +947,12 @@ fn timeouts_and_association_limits() {
         .good_assoc()
         .command(Side::Requestor, 1, store_rq(1, "1.2.3.4.9"))
         .at(210.0)
-        .ev(Side::Requestor, EventKind::StreamEnd { how: StreamEnd::Close });
+        .ev(
+            Side::Requestor,
+            EventKind::StreamEnd {
+                how: StreamEnd::Close,
+            },
+        );
     let f = h.has("timeout-longer-than-claimed", "CT_DEVICE");
     assert!(f.claim.contains("dimse = 60"), "{f:?}");
     // Quick closes are not timeouts; provider aborts for protocol errors neither.
@@ -628,18 +962,37 @@ fn timeouts_and_association_limits() {
         .at(300.0)
         .good_assoc()
         .at(300.2)
-        .ev(Side::Requestor, EventKind::Abort(Abort { source: 0, reason: 0, description: String::new() }));
+        .ev(
+            Side::Requestor,
+            EventKind::Abort(Abort {
+                source: 0,
+                reason: 0,
+                description: String::new(),
+            }),
+        );
     h.none();
     h.end();
     // Two simultaneous associations from the CT (claims initiator = 1).
-    h.on(3, "10.0.0.5:40004", "10.0.0.9:104").at(400.0).good_assoc();
+    h.on(3, "10.0.0.5:40004", "10.0.0.9:104")
+        .at(400.0)
+        .good_assoc();
     h.on(4, "10.0.0.5:40005", "10.0.0.9:104").good_assoc();
-    assert!(h.has("max-associations-exceeded", "CT_DEVICE").observed.contains("2 simultaneous"));
+    assert!(
+        h.has("max-associations-exceeded", "CT_DEVICE")
+            .observed
+            .contains("2 simultaneous")
+    );
     h.end();
     h.on(3, "10.0.0.5:40004", "10.0.0.9:104").end();
     // The PACS (acceptor limit 2) rejects with local-limit-exceeded while nothing is open.
-    h.on(5, "10.0.0.5:40006", "10.0.0.9:104").rq("CT9000", "PACS", &[(1, CT, &[J2K])], ui_modality()).rj(3, 2);
-    assert!(h.has("local-limit-below-claim", "PACS_DEVICE").observed.contains("while 0 association"));
+    h.on(5, "10.0.0.5:40006", "10.0.0.9:104")
+        .rq("CT9000", "PACS", &[(1, CT, &[J2K])], ui_modality())
+        .rj(3, 2);
+    assert!(
+        h.has("local-limit-below-claim", "PACS_DEVICE")
+            .observed
+            .contains("while 0 association")
+    );
 }
 
 #[test]
@@ -655,9 +1008,18 @@ fn implementation_class_uid_against_the_claim() {
 #[test]
 fn unknown_aes_are_not_checked() {
     let mut h = H::new(&[MODALITY, PACS]);
-    h.rq("NOBODY", "NOWHERE", &[(1, MR, &["1.9.9.9"])], UserInformation::default())
-        .ac(&[(1, 0, Some("1.9.9.9"))], UserInformation::default())
-        .command(Side::Acceptor, 1, rsp(field::C_STORE_RSP, 1, 0xC000, MR, None))
-        .finish();
+    h.rq(
+        "NOBODY",
+        "NOWHERE",
+        &[(1, MR, &["1.9.9.9"])],
+        UserInformation::default(),
+    )
+    .ac(&[(1, 0, Some("1.9.9.9"))], UserInformation::default())
+    .command(
+        Side::Acceptor,
+        1,
+        rsp(field::C_STORE_RSP, 1, 0xC000, MR, None),
+    )
+    .finish();
     h.none();
 }

@@ -2,7 +2,8 @@
 //!
 //! Checked besides "no panic": what decodes re-encodes with `encode_command` into a
 //! command set that decodes to the same command (modulo the group length, the data set
-//! type value and the notes, which the encoder normalises).
+//! type value, the notes and empty sub-operation counters, which the encoder
+//! normalises).
 #![no_main]
 
 use dicomtap_wire::dimse::{decode_command, encode_command};
@@ -20,6 +21,11 @@ fuzz_target!(|data: &[u8]| {
         c.group_length = None;
         c.data_set_type = None;
         c.notes.clear();
+        // An empty counter element, e.g. (0000,1021) with length 0, decodes as counters
+        // that are all absent; the encoder writes nothing for them.
+        if c.sub_operations == Some(Default::default()) {
+            c.sub_operations = None;
+        }
     }
     assert_eq!(a, b, "decode(encode(decode(x))) differs from decode(x)");
 });

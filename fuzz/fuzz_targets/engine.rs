@@ -56,7 +56,11 @@ fuzz_target!(|data: &[u8]| {
     let mut ts = 1_700_000_000_000_000u64;
     while let Some((&op, tail)) = rest.split_first() {
         rest = tail;
-        let side = if op & 0x80 == 0 { Side::Requestor } else { Side::Acceptor };
+        let side = if op & 0x80 == 0 {
+            Side::Requestor
+        } else {
+            Side::Acceptor
+        };
         let i = side.index();
         let kind = op & 0x7F;
         ts += u64::from(kind);
@@ -90,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
             }
             115..=119 => conv.resynchronize(side),
             120..=123 => {
-                let how = if kind % 2 == 0 { StreamEnd::Close } else { StreamEnd::Reset };
+                let how = if kind % 2 == 0 {
+                    StreamEnd::Close
+                } else {
+                    StreamEnd::Reset
+                };
                 conv.end(side, ts, how);
                 ended[i] = true;
             }

@@ -7,5 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod metrics;
 pub mod peers;
+pub mod probe;
 pub mod recorder;
+pub mod replay;
 pub mod server;

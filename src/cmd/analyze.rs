@@ -52,7 +52,8 @@ pub struct Args {
     fail_on: Option<Severity>,
     /// Check the traffic against the device statements (*.toml) in this directory:
     /// findings per device and rule in the text output, `conformance_finding` lines with
-    /// --json, counted by --fail-on. `dicomtap rules` lists the rules.
+    /// --json, counted by --fail-on. `dicomtap rules` lists the rules. The session filters
+    /// (--host, --ae, --since, --until) do not apply to conformance findings.
     #[arg(long, value_name = "DIR")]
     statements: Option<PathBuf>,
     /// Write the conformance findings as JUnit XML (one test case per device and rule,
@@ -238,7 +239,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_detail(&mut out, id)?;
     }
     if out.json {
-        let summary = serde_json::json!({ "type": "summary", "associations": out.sessions, "captures": totals.iter().map(|(n, s)| serde_json::json!({"file": n, "stats": s})).collect::<Vec<_>>() });
+        let mut summary = serde_json::json!({ "type": "summary", "associations": out.sessions, "captures": totals.iter().map(|(n, s)| serde_json::json!({"file": n, "stats": s})).collect::<Vec<_>>() });
+        if statements.is_some() {
+            summary["conformance_findings"] = serde_json::json!(out.conformance.total());
+            summary["devices"] = serde_json::json!(checker.devices_seen());
+        }
         out.write(|o| {
             serde_json::to_writer(&mut *o, &summary)?;
             writeln!(o)
@@ -256,7 +261,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.junit {
         let devices: Vec<String> = checker.statements().iter().map(|s| s.device.name.clone()).collect();
         let xml = dicomtap_analyzer::conformance::junit::junit_xml(&out.conformance, &devices, &checker.devices_seen(), args.fail_on.unwrap_or(Severity::Warning));
-        std::fs::write(path, xml).with_context(|| format!("{}: cannot write", path.display()))?;
+        let mut f = crate::cmd::create_private(path).with_context(|| format!("{}: cannot create", path.display()))?;
+        f.write_all(xml.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
     }
     out.write(|o| o.flush());
     if let (Some(path), Some(report)) = (&args.html, &out.report) {

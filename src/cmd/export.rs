@@ -81,8 +81,14 @@ fn object_line(rec: &ExportRecord) -> String {
         Some(r) => format!("response {} ({})", r.code, r.class),
         None => "no response seen".to_string(),
     };
+    let mut odd = String::new();
+    if let (Some(a), Some(b)) = (&rec.sop_instance, &rec.dataset_sop_instance)
+        && a != b
+    {
+        odd = format!("; the data set's own SOP Instance UID is {b}");
+    }
     format!(
-        "#{:<4} {what} {} {} {ts} {} from {} ({}) msg {} {tail}; {response}",
+        "#{:<4} {what} {} {} {ts} {} from {} ({}) msg {} {tail}; {response}{odd}",
         rec.association,
         rec.sop_instance.as_deref().unwrap_or("(no SOP instance UID)"),
         rec.sop_class.as_deref().map(text::uid_short).unwrap_or_else(|| "(no SOP class)".into()),

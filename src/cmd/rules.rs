@@ -49,11 +49,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if i > 0 {
                 writeln!(out)?;
             }
-            writeln!(out, "{:<38} {:<7} {}", r.id_str(), r.severity.to_string(), r.summary)?;
+            writeln!(
+                out,
+                "{:<38} {:<7} {}",
+                r.id_str(),
+                r.severity.to_string(),
+                r.summary
+            )?;
             writeln!(out, "{:<38} {:<7} statement key: {}", "", "", r.claim)?;
             writeln!(out, "{:<38} {:<7} why it matters: {}", "", "", r.why)?;
             if args.rule.is_some() {
-                writeln!(out, "\nhow it is detected: {}\n\nwhat to do: {}", r.detection, r.remedy)?;
+                writeln!(
+                    out,
+                    "\nhow it is detected: {}\n\nwhat to do: {}",
+                    r.detection, r.remedy
+                )?;
             }
         }
     }

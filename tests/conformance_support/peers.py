@@ -117,10 +117,22 @@ def store(port, called, calling, path):
 
 
 def rewrite(src, dst, charset):
+    # Only the declaration changes; the bytes of the text values stay as they were.
+    # (pydicom's save_as would re-encode every text value into the new character set, so
+    # the element is patched in place: same length, Explicit VR Little Endian.)
     ds = dcmread(src)
-    # Only the declaration changes; the raw bytes of the text values stay as they were.
-    ds.SpecificCharacterSet = charset
-    ds.save_as(dst)
+    old = ds.SpecificCharacterSet
+    assert len(old) == len(charset), (old, charset)
+    with open(src, "rb") as f:
+        data = f.read()
+    element = b"\x08\x00\x05\x00CS" + len(old).to_bytes(2, "little")
+    assert data.count(element + old.encode()) == 1, "one (0008,0005) expected"
+    data = data.replace(element + old.encode(), element + charset.encode())
+    with open(dst, "wb") as f:
+        f.write(data)
+    check = dcmread(dst)
+    assert check.SpecificCharacterSet == charset
+    print("raw name", check.get_item(0x00100010).value, flush=True)
 
 
 if __name__ == "__main__":

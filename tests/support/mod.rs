@@ -193,10 +193,10 @@ impl Proc {
     pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Proc {
         let stdout = log_dir.join(format!("{name}.stdout"));
         let stderr = log_dir.join(format!("{name}.stderr"));
-        let out = File::create(&stdout)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", stdout.display()));
-        let err = File::create(&stderr)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", stderr.display()));
+        let out =
+            File::create(&stdout).unwrap_or_else(|e| panic!("creating {}: {e}", stdout.display()));
+        let err =
+            File::create(&stderr).unwrap_or_else(|e| panic!("creating {}: {e}", stderr.display()));
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd
             .spawn()
@@ -317,7 +317,10 @@ pub fn run(name: &str, cmd: Command, log_dir: &Path, timeout: Duration) -> RunOu
     let mut proc = Proc::spawn(name, cmd, log_dir);
     let Some(status) = proc.wait_timeout(timeout) else {
         proc.stop("KILL", Duration::from_secs(2));
-        panic!("{name} did not finish within {timeout:?}\n{}", proc.output());
+        panic!(
+            "{name} did not finish within {timeout:?}\n{}",
+            proc.output()
+        );
     };
     RunOutput {
         status,
@@ -533,7 +536,10 @@ pub fn epoch_to_us(s: &str) -> u64 {
     let secs: u64 = secs.parse().unwrap_or(0);
     let mut micros = 0u64;
     for i in 0..6 {
-        let d = frac.as_bytes().get(i).map_or(0, |b| u64::from(b.wrapping_sub(b'0')));
+        let d = frac
+            .as_bytes()
+            .get(i)
+            .map_or(0, |b| u64::from(b.wrapping_sub(b'0')));
         micros = micros * 10 + d.min(9);
     }
     secs * 1_000_000 + micros

@@ -336,7 +336,10 @@ fn label(st: Option<&Statement>, uid: &str) -> String {
     if let Some(k) = dicomtap_wire::uid::keyword(uid) {
         return k.to_string();
     }
-    if let Some(name) = st.and_then(|s| s.private_uids.get(uid)).and_then(|p| p.name.as_deref()) {
+    if let Some(name) = st
+        .and_then(|s| s.private_uids.get(uid))
+        .and_then(|p| p.name.as_deref())
+    {
         return format!("{uid} ({name})");
     }
     uid.to_string()
@@ -353,7 +356,10 @@ fn is_registered_ts(uid: &str) -> bool {
 
 fn hex_bytes(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
-        .filter_map(|i| s.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .filter_map(|i| {
+            s.get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect()
 }
 
@@ -458,7 +464,14 @@ impl<'a> Ctx<'a> {
         self.emit_for(p, rule, claim, observed, evidence);
     }
 
-    fn emit_for(&mut self, p: Party, rule: RuleId, claim: String, observed: String, evidence: Evidence) {
+    fn emit_for(
+        &mut self,
+        p: Party,
+        rule: RuleId,
+        claim: String,
+        observed: String,
+        evidence: Evidence,
+    ) {
         let (Some(s), Some(ae)) = (self.stmt(p), self.ae(p)) else {
             return;
         };
@@ -527,7 +540,11 @@ impl<'a> Ctx<'a> {
                     ts_us: p.ts_us,
                     ..Evidence::default()
                 };
-                let who = if p.scp == Some(blamed) { "its" } else { "the SCP's" };
+                let who = if p.scp == Some(blamed) {
+                    "its"
+                } else {
+                    "the SCP's"
+                };
                 self.emit_for(
                     blamed,
                     RuleId::StorageCommitmentOverdue,
@@ -540,7 +557,9 @@ impl<'a> Ctx<'a> {
                 );
             }
         }
-        self.g.commit_order.retain(|(t, _)| self.g.commits.contains_key(t));
+        self.g
+            .commit_order
+            .retain(|(t, _)| self.g.commits.contains_key(t));
     }
 
     // -----------------------------------------------------------------------------------
@@ -567,7 +586,9 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        no_hosts.map(|p| (p, true)).or(wrong_host.map(|p| (p, false)))
+        no_hosts
+            .map(|p| (p, true))
+            .or(wrong_host.map(|p| (p, false)))
     }
 
     // -----------------------------------------------------------------------------------
@@ -659,7 +680,15 @@ impl<'a> Ctx<'a> {
                 rq.calling_ae,
                 c.client.map_or_else(|| "?".into(), |a| a.ip().to_string())
             );
-            self.report(c, Side::Requestor, RuleId::AeAddressNotClaimed, "host", claim, observed, ev.clone());
+            self.report(
+                c,
+                Side::Requestor,
+                RuleId::AeAddressNotClaimed,
+                "host",
+                claim,
+                observed,
+                ev.clone(),
+            );
         }
         if let Some((p, host_ok)) = acc
             && let Some(ae) = self.ae(p)
@@ -671,14 +700,31 @@ impl<'a> Ctx<'a> {
                     rq.called_ae,
                     c.server.map_or_else(|| "?".into(), |a| a.ip().to_string())
                 );
-                self.report(c, Side::Acceptor, RuleId::AeAddressNotClaimed, "host", claim, observed, ev.clone());
+                self.report(
+                    c,
+                    Side::Acceptor,
+                    RuleId::AeAddressNotClaimed,
+                    "host",
+                    claim,
+                    observed,
+                    ev.clone(),
+                );
             }
             if let (Some(port), Some(server)) = (ae.port, c.server)
                 && server.port() != port
             {
                 let claim = format!("port = {port}");
-                let observed = format!("AE title {} called on port {}", rq.called_ae, server.port());
-                self.report(c, Side::Acceptor, RuleId::AeAddressNotClaimed, "port", claim, observed, ev.clone());
+                let observed =
+                    format!("AE title {} called on port {}", rq.called_ae, server.port());
+                self.report(
+                    c,
+                    Side::Acceptor,
+                    RuleId::AeAddressNotClaimed,
+                    "port",
+                    claim,
+                    observed,
+                    ev.clone(),
+                );
             }
         }
         for side in [Side::Requestor, Side::Acceptor] {
@@ -695,20 +741,38 @@ impl<'a> Ctx<'a> {
                     "plain DICOM A-ASSOCIATE-RQ {} -> {} (not TLS)",
                     rq.calling_ae, rq.called_ae
                 );
-                self.report(c, side, RuleId::TlsClaimedPlaintextSeen, "", "tls.required = true".into(), observed, ev.clone());
+                self.report(
+                    c,
+                    side,
+                    RuleId::TlsClaimedPlaintextSeen,
+                    "",
+                    "tls.required = true".into(),
+                    observed,
+                    ev.clone(),
+                );
             }
             if !role_ok {
                 let observed = match side {
                     Side::Requestor => format!("initiated an association to {}", rq.called_ae),
-                    Side::Acceptor => format!("was called by {} as association acceptor", rq.calling_ae),
+                    Side::Acceptor => {
+                        format!("was called by {} as association acceptor", rq.calling_ae)
+                    }
                 };
-                self.report(c, side, RuleId::AssociationRoleNotClaimed, "", role_claim.into(), observed, ev.clone());
+                self.report(
+                    c,
+                    side,
+                    RuleId::AssociationRoleNotClaimed,
+                    "",
+                    role_claim.into(),
+                    observed,
+                    ev.clone(),
+                );
             }
         }
         self.common_user_info(c, e, Side::Requestor, &rq.user_info);
         // Contexts proposed.
         if let Some((p, ae)) = self.party_ae(c, Side::Requestor) {
-                let s = self.stmt(p);
+            let s = self.stmt(p);
             let mut pending = Vec::new();
             if let Some(max) = ae.max_presentation_contexts
                 && rq.contexts.len() as u64 > u64::from(max)
@@ -722,7 +786,11 @@ impl<'a> Ctx<'a> {
             }
             for pc in &rq.contexts {
                 let sop = pc.abstract_syntax.as_str();
-                let rs = rq.user_info.role_selections.iter().find(|r| r.sop_class == sop);
+                let rs = rq
+                    .user_info
+                    .role_selections
+                    .iter()
+                    .find(|r| r.sop_class == sop);
                 let roles: Vec<Role> = match rs {
                     Some(r) if r.scu || r.scp => {
                         let mut v = Vec::new();
@@ -756,7 +824,11 @@ impl<'a> Ctx<'a> {
                             RuleId::PrivateTransferSyntaxUndocumented,
                             ts.clone(),
                             "private_uids: no entry for this UID".into(),
-                            format!("proposed unregistered transfer syntax {ts} for {} (context {})", label(s, sop), pc.id),
+                            format!(
+                                "proposed unregistered transfer syntax {ts} for {} (context {})",
+                                label(s, sop),
+                                pc.id
+                            ),
                         ));
                     }
                 }
@@ -768,12 +840,26 @@ impl<'a> Ctx<'a> {
                         .map(String::as_str)
                         .collect();
                     if !unclaimed.is_empty() {
-                        let claimed: Vec<&str> = cap.transfer_syntaxes.iter().map(|t| t.uid.as_str()).collect();
+                        let claimed: Vec<&str> = cap
+                            .transfer_syntaxes
+                            .iter()
+                            .map(|t| t.uid.as_str())
+                            .collect();
                         pending.push((
                             RuleId::TransferSyntaxNotClaimed,
                             format!("{sop} {}", unclaimed.join(",")),
-                            format!("transfer_syntaxes = {} for {} {}", labels(s, &claimed), label(s, sop), cap.role),
-                            format!("proposed {} for {} (context {})", labels(s, &unclaimed), label(s, sop), pc.id),
+                            format!(
+                                "transfer_syntaxes = {} for {} {}",
+                                labels(s, &claimed),
+                                label(s, sop),
+                                cap.role
+                            ),
+                            format!(
+                                "proposed {} for {} (context {})",
+                                labels(s, &unclaimed),
+                                label(s, sop),
+                                pc.id
+                            ),
                         ));
                     }
                 }
@@ -797,11 +883,20 @@ impl<'a> Ctx<'a> {
                         RuleId::RoleSelectionDiffers,
                         r.sop_class.clone(),
                         format!("role_selection for {} = {cl}", label(s, &r.sop_class)),
-                        format!("proposed role selection scu = {}, scp = {} for {}", r.scu, r.scp, label(s, &r.sop_class)),
+                        format!(
+                            "proposed role selection scu = {}, scp = {} for {}",
+                            r.scu,
+                            r.scp,
+                            label(s, &r.sop_class)
+                        ),
                     ));
                 }
             }
-            let mut proposed_classes: Vec<&str> = rq.contexts.iter().map(|pc| pc.abstract_syntax.as_str()).collect();
+            let mut proposed_classes: Vec<&str> = rq
+                .contexts
+                .iter()
+                .map(|pc| pc.abstract_syntax.as_str())
+                .collect();
             proposed_classes.sort_unstable();
             proposed_classes.dedup();
             for sop in &proposed_classes {
@@ -811,12 +906,21 @@ impl<'a> Ctx<'a> {
                     .filter(|cap| cap.sop_class.uid == *sop)
                     .find_map(|cap| cap.role_selection);
                 if let Some(cl) = claim
-                    && !rq.user_info.role_selections.iter().any(|r| r.sop_class == *sop)
+                    && !rq
+                        .user_info
+                        .role_selections
+                        .iter()
+                        .any(|r| r.sop_class == *sop)
                 {
                     pending.push((
                         RuleId::RoleSelectionDiffers,
                         (*sop).to_string(),
-                        format!("role_selection for {} = {{ scu = {}, scp = {} }}", label(s, sop), cl.scu, cl.scp),
+                        format!(
+                            "role_selection for {} = {{ scu = {}, scp = {} }}",
+                            label(s, sop),
+                            cl.scu,
+                            cl.scp
+                        ),
                         format!("no role selection proposed for {}", label(s, sop)),
                     ));
                 }
@@ -824,13 +928,21 @@ impl<'a> Ctx<'a> {
                     .capabilities_for(sop, Role::Scu)
                     .chain(ae.capability.iter().filter(|cap| cap.sop_class.uid == *sop))
                     .find_map(|cap| cap.extended_negotiation);
-                let sent = rq.user_info.extended_negotiation.iter().find(|x| x.sop_class == *sop);
+                let sent = rq
+                    .user_info
+                    .extended_negotiation
+                    .iter()
+                    .find(|x| x.sop_class == *sop);
                 match (ext_claim, sent) {
                     (None, Some(x)) => pending.push((
                         RuleId::ExtendedNegotiationDiffers,
                         (*sop).to_string(),
                         format!("extended_negotiation for {}: none", label(s, sop)),
-                        format!("proposed extended negotiation {} for {}", x.info, label(s, sop)),
+                        format!(
+                            "proposed extended negotiation {} for {}",
+                            x.info,
+                            label(s, sop)
+                        ),
                     )),
                     (Some(cl), None) if cl != ExtendedNegotiation::default() => pending.push((
                         RuleId::ExtendedNegotiationDiffers,
@@ -878,9 +990,16 @@ impl<'a> Ctx<'a> {
                         ui.identity_type.to_string(),
                         format!(
                             "user_identity = [{}]",
-                            ae.user_identity.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
+                            ae.user_identity
+                                .iter()
+                                .map(|t| t.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
-                        format!("sent user identity of type {} ({})", ui.identity_type, ui.identity_type_name),
+                        format!(
+                            "sent user identity of type {} ({})",
+                            ui.identity_type, ui.identity_type_name
+                        ),
                     ));
                 }
             }
@@ -892,7 +1011,13 @@ impl<'a> Ctx<'a> {
     }
 
     /// Checks shared by both sides' user information: Max Length and implementation ids.
-    fn common_user_info(&mut self, c: &mut Conn, e: &Event, side: Side, ui: &dicomtap_wire::assoc::UserInformation) {
+    fn common_user_info(
+        &mut self,
+        c: &mut Conn,
+        e: &Event,
+        side: Side,
+        ui: &dicomtap_wire::assoc::UserInformation,
+    ) {
         let Some((p, ae)) = self.party_ae(c, side) else {
             return;
         };
@@ -931,7 +1056,10 @@ impl<'a> Ctx<'a> {
             } else {
                 ("implementation_version_name", "Implementation Version Name")
             };
-            let shown = |v: &Option<String>| v.as_deref().map_or_else(|| "none".to_string(), |v| format!("{v:?}"));
+            let shown = |v: &Option<String>| {
+                v.as_deref()
+                    .map_or_else(|| "none".to_string(), |v| format!("{v:?}"))
+            };
             match (claim, first) {
                 (Some(cl), _) if observed.as_deref() != Some(cl.as_str()) => pending.push((
                     rule,
@@ -942,7 +1070,11 @@ impl<'a> Ctx<'a> {
                 (None, Some((prev, assoc))) if prev != observed => pending.push((
                     rule,
                     observed.clone().unwrap_or_default(),
-                    format!("{}: not stated; first seen {} (association #{assoc})", what.0, shown(&prev)),
+                    format!(
+                        "{}: not stated; first seen {} (association #{assoc})",
+                        what.0,
+                        shown(&prev)
+                    ),
                     format!("sent {} {}", what.1, shown(&observed)),
                 )),
                 _ => {}
@@ -963,20 +1095,25 @@ impl<'a> Ctx<'a> {
         c.established = true;
         for r in &ac.results {
             if r.accepted() {
-                let abstract_syntax = c
-                    .rq
-                    .as_ref()
-                    .and_then(|rq| rq.contexts.iter().find(|pc| pc.id == r.id))
-                    .map(|pc| pc.abstract_syntax.clone())
-                    .unwrap_or_default();
-                c.contexts.insert(r.id, (abstract_syntax, r.transfer_syntax.clone()));
+                let abstract_syntax =
+                    c.rq.as_ref()
+                        .and_then(|rq| rq.contexts.iter().find(|pc| pc.id == r.id))
+                        .map(|pc| pc.abstract_syntax.clone())
+                        .unwrap_or_default();
+                c.contexts
+                    .insert(r.id, (abstract_syntax, r.transfer_syntax.clone()));
             }
         }
         // Association counts.
         if !c.counted {
             c.counted = true;
-            for (side, role) in [(Side::Requestor, AssocRole::Initiator), (Side::Acceptor, AssocRole::Acceptor)] {
-                let Some(p) = c.parties[side.index()] else { continue };
+            for (side, role) in [
+                (Side::Requestor, AssocRole::Initiator),
+                (Side::Acceptor, AssocRole::Acceptor),
+            ] {
+                let Some(p) = c.parties[side.index()] else {
+                    continue;
+                };
                 let n = {
                     let n = self.g.open.entry((p, role)).or_insert(0);
                     *n += 1;
@@ -1020,7 +1157,10 @@ impl<'a> Ctx<'a> {
             pending.push((
                 RuleId::CallingAeNotAllowedAccepted,
                 rq.calling_ae.clone(),
-                format!("accept_calling_ae_titles = {:?}", ae.accept_calling_ae_titles.clone().unwrap_or_default()),
+                format!(
+                    "accept_calling_ae_titles = {:?}",
+                    ae.accept_calling_ae_titles.clone().unwrap_or_default()
+                ),
                 format!("accepted an association from calling AE {}", rq.calling_ae),
             ));
         }
@@ -1052,16 +1192,33 @@ impl<'a> Ctx<'a> {
                         pending.push((
                             RuleId::SopClassClaimedButRefused,
                             sop.to_string(),
-                            format!("capability {} SCP with transfer_syntaxes including {}", label(s, sop), labels(s, &claimed)),
-                            format!("refused context {} ({}): {}", pc.id, label(s, sop), r.result_name),
+                            format!(
+                                "capability {} SCP with transfer_syntaxes including {}",
+                                label(s, sop),
+                                labels(s, &claimed)
+                            ),
+                            format!(
+                                "refused context {} ({}): {}",
+                                pc.id,
+                                label(s, sop),
+                                r.result_name
+                            ),
                         ));
                     }
                 }
                 continue;
             }
             // The acceptor's role: SCP unless role selection made it the SCU.
-            let reply = ac.user_info.role_selections.iter().find(|x| x.sop_class == sop);
-            let proposed_rs = rq.user_info.role_selections.iter().any(|x| x.sop_class == sop);
+            let reply = ac
+                .user_info
+                .role_selections
+                .iter()
+                .find(|x| x.sop_class == sop);
+            let proposed_rs = rq
+                .user_info
+                .role_selections
+                .iter()
+                .any(|x| x.sop_class == sop);
             let roles: Vec<Role> = match reply {
                 Some(x) if proposed_rs && (x.scu || x.scp) => {
                     let mut v = Vec::new();
@@ -1097,31 +1254,57 @@ impl<'a> Ctx<'a> {
                     RuleId::PrivateTransferSyntaxUndocumented,
                     ts.to_string(),
                     "private_uids: no entry for this UID".into(),
-                    format!("accepted unregistered transfer syntax {ts} for {} (context {})", label(s, sop), pc.id),
+                    format!(
+                        "accepted unregistered transfer syntax {ts} for {} (context {})",
+                        label(s, sop),
+                        pc.id
+                    ),
                 ));
             }
             let Some(cap) = cap else { continue };
             if !cap.has_transfer_syntax(ts) {
-                let claimed: Vec<&str> = cap.transfer_syntaxes.iter().map(|t| t.uid.as_str()).collect();
+                let claimed: Vec<&str> = cap
+                    .transfer_syntaxes
+                    .iter()
+                    .map(|t| t.uid.as_str())
+                    .collect();
                 pending.push((
                     RuleId::TransferSyntaxNotClaimed,
                     format!("{sop} {ts}"),
-                    format!("transfer_syntaxes = {} for {} {}", labels(s, &claimed), label(s, sop), cap.role),
-                    format!("chose {} for {} (context {})", label(s, ts), label(s, sop), pc.id),
+                    format!(
+                        "transfer_syntaxes = {} for {} {}",
+                        labels(s, &claimed),
+                        label(s, sop),
+                        cap.role
+                    ),
+                    format!(
+                        "chose {} for {} (context {})",
+                        label(s, ts),
+                        label(s, sop),
+                        pc.id
+                    ),
                 ));
             }
             if let Some(best) = cap
                 .preferred_transfer_syntaxes
                 .iter()
-                .find(|p| pc.transfer_syntaxes.iter().any(|t| *t == p.uid))
+                .find(|p| pc.transfer_syntaxes.contains(&p.uid))
                 && best.uid != ts
             {
-                let preferred: Vec<&str> = cap.preferred_transfer_syntaxes.iter().map(|t| t.uid.as_str()).collect();
+                let preferred: Vec<&str> = cap
+                    .preferred_transfer_syntaxes
+                    .iter()
+                    .map(|t| t.uid.as_str())
+                    .collect();
                 let proposed: Vec<&str> = pc.transfer_syntaxes.iter().map(String::as_str).collect();
                 pending.push((
                     RuleId::AcceptorPreferenceIgnored,
                     format!("{sop} {ts}"),
-                    format!("preferred_transfer_syntaxes = {} for {}", labels(s, &preferred), label(s, sop)),
+                    format!(
+                        "preferred_transfer_syntaxes = {} for {}",
+                        labels(s, &preferred),
+                        label(s, sop)
+                    ),
                     format!(
                         "chose {} for {} although {} was proposed (proposed {}, context {})",
                         label(s, ts),
@@ -1152,10 +1335,28 @@ impl<'a> Ctx<'a> {
                     RuleId::RoleSelectionDiffers,
                     x.sop_class.clone(),
                     claim.map_or_else(
-                        || format!("role_selection for {}: none; capabilities {}", label(s, &x.sop_class), roles_claimed(&ae, &x.sop_class)),
-                        |cl| format!("role_selection for {} = {{ scu = {}, scp = {} }}", label(s, &x.sop_class), cl.scu, cl.scp),
+                        || {
+                            format!(
+                                "role_selection for {}: none; capabilities {}",
+                                label(s, &x.sop_class),
+                                roles_claimed(ae, &x.sop_class)
+                            )
+                        },
+                        |cl| {
+                            format!(
+                                "role_selection for {} = {{ scu = {}, scp = {} }}",
+                                label(s, &x.sop_class),
+                                cl.scu,
+                                cl.scp
+                            )
+                        },
                     ),
-                    format!("accepted role selection scu = {}, scp = {} for {}", x.scu, x.scp, label(s, &x.sop_class)),
+                    format!(
+                        "accepted role selection scu = {}, scp = {} for {}",
+                        x.scu,
+                        x.scp,
+                        label(s, &x.sop_class)
+                    ),
                 ));
             }
         }
@@ -1169,19 +1370,30 @@ impl<'a> Ctx<'a> {
                 .capabilities_for(sop, Role::Scp)
                 .chain(ae.capability.iter().filter(|cap| cap.sop_class.uid == sop))
                 .find_map(|cap| cap.extended_negotiation);
-            let reply = ac.user_info.extended_negotiation.iter().find(|x| x.sop_class == sop);
+            let reply = ac
+                .user_info
+                .extended_negotiation
+                .iter()
+                .find(|x| x.sop_class == sop);
             match (claim, reply) {
                 (None, Some(x)) => pending.push((
                     RuleId::ExtendedNegotiationDiffers,
                     sop.to_string(),
                     format!("extended_negotiation for {}: none", label(s, sop)),
-                    format!("answered extended negotiation {} for {}", x.info, label(s, sop)),
+                    format!(
+                        "answered extended negotiation {} for {}",
+                        x.info,
+                        label(s, sop)
+                    ),
                 )),
                 (Some(cl), None) if cl != ExtendedNegotiation::default() => pending.push((
                     RuleId::ExtendedNegotiationDiffers,
                     sop.to_string(),
                     format!("extended_negotiation for {} = {cl:?}", label(s, sop)),
-                    format!("did not answer the extended negotiation proposed for {}", label(s, sop)),
+                    format!(
+                        "did not answer the extended negotiation proposed for {}",
+                        label(s, sop)
+                    ),
                 )),
                 (Some(cl), Some(x)) => {
                     let d = ext_neg_diffs(&cl, &hex_bytes(&x.info));
@@ -1205,7 +1417,9 @@ impl<'a> Ctx<'a> {
             (Some(_), None) => None,
             (Some((pi, pp)), Some((ci, cp))) => Some((min0(pi, ci), min0(pp, cp))),
         };
-        if eff(ac.user_info.async_window) != eff(expected) || (rq.user_info.async_window.is_none() && ac.user_info.async_window.is_some()) {
+        if eff(ac.user_info.async_window) != eff(expected)
+            || (rq.user_info.async_window.is_none() && ac.user_info.async_window.is_some())
+        {
             pending.push((
                 RuleId::AsyncWindowDiffers,
                 String::new(),
@@ -1215,12 +1429,14 @@ impl<'a> Ctx<'a> {
                 ),
                 format!(
                     "answered {} to a proposal of {}",
-                    ac.user_info
-                        .async_window
-                        .map_or_else(|| "nothing".to_string(), |(i, p)| format!("invoked = {i}, performed = {p}")),
-                    rq.user_info
-                        .async_window
-                        .map_or_else(|| "nothing".to_string(), |(i, p)| format!("invoked = {i}, performed = {p}"))
+                    ac.user_info.async_window.map_or_else(
+                        || "nothing".to_string(),
+                        |(i, p)| format!("invoked = {i}, performed = {p}")
+                    ),
+                    rq.user_info.async_window.map_or_else(
+                        || "nothing".to_string(),
+                        |(i, p)| format!("invoked = {i}, performed = {p}")
+                    )
                 ),
             ));
         }
@@ -1252,13 +1468,34 @@ impl<'a> Ctx<'a> {
                     || "accept_calling_ae_titles: any".to_string(),
                     |l| format!("accept_calling_ae_titles = {l:?}"),
                 );
-                self.report(c, Side::Acceptor, RuleId::AssociationRejectedForAllowedAe, "3", claim, format!("rejected calling AE {calling}: {}", rj.description), ev);
+                self.report(
+                    c,
+                    Side::Acceptor,
+                    RuleId::AssociationRejectedForAllowedAe,
+                    "3",
+                    claim,
+                    format!("rejected calling AE {calling}: {}", rj.description),
+                    ev,
+                );
             }
             (1, 7) if ae_title_eq(&ae.title, &called) => {
-                self.report(c, Side::Acceptor, RuleId::AssociationRejectedForAllowedAe, "7", format!("title = {:?}", ae.title), format!("rejected called AE {called}: {}", rj.description), ev);
+                self.report(
+                    c,
+                    Side::Acceptor,
+                    RuleId::AssociationRejectedForAllowedAe,
+                    "7",
+                    format!("title = {:?}", ae.title),
+                    format!("rejected called AE {called}: {}", rj.description),
+                    ev,
+                );
             }
             (3, 2) => {
-                let open = self.g.open.get(&(p, AssocRole::Acceptor)).copied().unwrap_or(0);
+                let open = self
+                    .g
+                    .open
+                    .get(&(p, AssocRole::Acceptor))
+                    .copied()
+                    .unwrap_or(0);
                 if let Some(max) = ae.max_associations.acceptor
                     && open < max
                 {
@@ -1293,7 +1530,10 @@ impl<'a> Ctx<'a> {
                 RuleId::PduExceedsPeerMax,
                 "",
                 "P-DATA-TF no larger than the peer's Max Length".into(),
-                format!("sent a P-DATA-TF of {len} bytes; the {} advertised Max Length {max}", e.from.peer()),
+                format!(
+                    "sent a P-DATA-TF of {len} bytes; the {} advertised Max Length {max}",
+                    e.from.peer()
+                ),
                 ev.clone(),
             );
         }
@@ -1326,15 +1566,23 @@ impl<'a> Ctx<'a> {
                     (e.from, id),
                     Outstanding {
                         ts_us: e.ts_us,
-                        sop_class: cmd.sop_class().map(str::to_string).or_else(|| ce.abstract_syntax.clone()),
+                        sop_class: cmd
+                            .sop_class()
+                            .map(str::to_string)
+                            .or_else(|| ce.abstract_syntax.clone()),
                         sop_instance: cmd.sop_instance().map(str::to_string),
                     },
                 );
             }
-            let commitment = cmd.sop_class() == Some(STORAGE_COMMITMENT_PUSH_MODEL) && cmd.has_dataset;
+            let commitment =
+                cmd.sop_class() == Some(STORAGE_COMMITMENT_PUSH_MODEL) && cmd.has_dataset;
             let kind = match cmd.command_field {
-                field::N_ACTION_RQ if commitment && cmd.action_type_id == Some(1) => Some(CollectKind::Action),
-                field::N_EVENT_REPORT_RQ if commitment && matches!(cmd.event_type_id, Some(1 | 2)) => {
+                field::N_ACTION_RQ if commitment && cmd.action_type_id == Some(1) => {
+                    Some(CollectKind::Action)
+                }
+                field::N_EVENT_REPORT_RQ
+                    if commitment && matches!(cmd.event_type_id, Some(1 | 2)) =>
+                {
                     Some(CollectKind::Report)
                 }
                 _ => None,
@@ -1376,7 +1624,10 @@ impl<'a> Ctx<'a> {
             let claim = format!(
                 "statuses for {} = [{}]",
                 label(s, sop),
-                list.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", ")
+                list.iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             let mut observed = format!("returned {} to {}", status, cmd.command);
             if let Some(ec) = &cmd.error_comment {
@@ -1384,12 +1635,28 @@ impl<'a> Ctx<'a> {
             }
             let mut ev = self.evidence(c, e);
             ev.message_id = cmd.responded_to;
-            ev.sop_instance = cmd.sop_instance().map(str::to_string).or_else(|| request.as_ref().and_then(|r| r.sop_instance.clone()));
-            self.report(c, e.from, RuleId::StatusNotClaimed, &format!("{} {sop}", status.code), claim, observed, ev);
+            ev.sop_instance = cmd
+                .sop_instance()
+                .map(str::to_string)
+                .or_else(|| request.as_ref().and_then(|r| r.sop_instance.clone()));
+            self.report(
+                c,
+                e.from,
+                RuleId::StatusNotClaimed,
+                &format!("{} {sop}", status.code),
+                claim,
+                observed,
+                ev,
+            );
         }
         // Remember C-STORE successes for Storage Commitment.
-        if cmd.command_field == field::C_STORE_RSP && matches!(status.class, StatusClass::Success | StatusClass::Warning) {
-            let inst = cmd.sop_instance().map(str::to_string).or_else(|| request.as_ref().and_then(|r| r.sop_instance.clone()));
+        if cmd.command_field == field::C_STORE_RSP
+            && matches!(status.class, StatusClass::Success | StatusClass::Warning)
+        {
+            let inst = cmd
+                .sop_instance()
+                .map(str::to_string)
+                .or_else(|| request.as_ref().and_then(|r| r.sop_instance.clone()));
             if let Some(inst) = inst {
                 let ts = e.ts_us;
                 self.g.stores.insert(
@@ -1431,7 +1698,10 @@ impl<'a> Ctx<'a> {
             return;
         };
         if col.overflow {
-            tracing::debug!(association = c.id, "storage commitment data set over the limit; not parsed");
+            tracing::debug!(
+                association = c.id,
+                "storage commitment data set over the limit; not parsed"
+            );
             return;
         }
         let ts = c
@@ -1452,18 +1722,39 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn commitment_capability(&self, p: Option<Party>, role: Role) -> Option<&'a crate::statement::StorageCommitment> {
+    fn commitment_capability(
+        &self,
+        p: Option<Party>,
+        role: Role,
+    ) -> Option<&'a crate::statement::StorageCommitment> {
         let ae = self.ae(p?)?;
-        ae.capability(STORAGE_COMMITMENT_PUSH_MODEL, role)?.storage_commitment.as_ref()
+        ae.capability(STORAGE_COMMITMENT_PUSH_MODEL, role)?
+            .storage_commitment
+            .as_ref()
     }
 
-    fn on_commit_request(&mut self, c: &mut Conn, e: &Event, col: &Collect, ds: commit::CommitDataset) {
-        let Some(txn) = ds.transaction_uid else { return };
+    fn on_commit_request(
+        &mut self,
+        c: &mut Conn,
+        e: &Event,
+        col: &Collect,
+        ds: commit::CommitDataset,
+    ) {
+        let Some(txn) = ds.transaction_uid else {
+            return;
+        };
         let scu = c.parties[e.from.index()];
         let scp = c.parties[e.from.peer().index()];
-        let (blamed, max_wait_s) = match self.commitment_capability(scp, Role::Scp).and_then(|s| s.max_wait_s) {
+        let (blamed, max_wait_s) = match self
+            .commitment_capability(scp, Role::Scp)
+            .and_then(|s| s.max_wait_s)
+        {
             Some(w) => (scp, Some(w)),
-            None => (scu, self.commitment_capability(scu, Role::Scu).and_then(|s| s.max_wait_s)),
+            None => (
+                scu,
+                self.commitment_capability(scu, Role::Scu)
+                    .and_then(|s| s.max_wait_s),
+            ),
         };
         if self.g.commits.len() >= self.cfg.max_commitments {
             // Forget the oldest transaction.
@@ -1490,10 +1781,22 @@ impl<'a> Ctx<'a> {
         );
     }
 
-    fn on_commit_report(&mut self, c: &mut Conn, e: &Event, col: &Collect, ds: commit::CommitDataset) {
+    fn on_commit_report(
+        &mut self,
+        c: &mut Conn,
+        e: &Event,
+        col: &Collect,
+        ds: commit::CommitDataset,
+    ) {
         let reporter = c.parties[e.from.index()];
-        let pending = ds.transaction_uid.as_ref().and_then(|t| self.g.commits.remove(t));
-        let txn = ds.transaction_uid.clone().unwrap_or_else(|| "(no transaction UID)".into());
+        let pending = ds
+            .transaction_uid
+            .as_ref()
+            .and_then(|t| self.g.commits.remove(t));
+        let txn = ds
+            .transaction_uid
+            .clone()
+            .unwrap_or_else(|| "(no transaction UID)".into());
         let mut ev = self.evidence(c, e);
         ev.offset = Some(col.offset);
         ev.message_id = col.message_id;
@@ -1505,14 +1808,22 @@ impl<'a> Ctx<'a> {
                 ts_us: p.ts_us,
             });
             let same = p.association == c.id;
-            let kind = if same { ReportOn::SameAssociation } else { ReportOn::NewAssociation };
+            let kind = if same {
+                ReportOn::SameAssociation
+            } else {
+                ReportOn::NewAssociation
+            };
             if let Some(sc) = self.commitment_capability(reporter, Role::Scp)
                 && !sc.report_on.is_empty()
                 && !sc.report_on.contains(&kind)
             {
                 let claim = format!(
                     "storage_commitment.report_on = [{}]",
-                    sc.report_on.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                    sc.report_on
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 self.report(
                     c,
@@ -1520,7 +1831,11 @@ impl<'a> Ctx<'a> {
                     RuleId::StorageCommitmentReportAssociation,
                     &txn,
                     claim,
-                    format!("sent the report for transaction {txn} on {} (association #{})", kind.as_str().replace('_', " "), c.id),
+                    format!(
+                        "sent the report for transaction {txn} on {} (association #{})",
+                        kind.as_str().replace('_', " "),
+                        c.id
+                    ),
                     ev.clone(),
                 );
             }
@@ -1548,7 +1863,12 @@ impl<'a> Ctx<'a> {
             let Some(blamed) = blamed else { continue };
             let reason = f.failure_reason.map_or_else(
                 || "no failure reason".to_string(),
-                |r| format!("failure reason {r:04X} ({})", commit::failure_reason_name(r)),
+                |r| {
+                    format!(
+                        "failure reason {r:04X} ({})",
+                        commit::failure_reason_name(r)
+                    )
+                },
             );
             let where_ = if store.association == c.id {
                 "on the same association".to_string()
@@ -1568,12 +1888,23 @@ impl<'a> Ctx<'a> {
                 f.sop_instance,
                 store.status,
                 store.association,
-                store.message_id.map_or_else(|| "?".into(), |m| m.to_string()),
+                store
+                    .message_id
+                    .map_or_else(|| "?".into(), |m| m.to_string()),
                 secs(e.ts_us.saturating_sub(store.ts_us)),
             );
-            let claim = "C-STORE Success means the instance is stored (and can be committed)".to_string();
+            let claim =
+                "C-STORE Success means the instance is stored (and can be committed)".to_string();
             if c.parties[e.from.index()] == Some(blamed) {
-                self.report(c, e.from, RuleId::SilentSuccess, &f.sop_instance, claim, observed, ev);
+                self.report(
+                    c,
+                    e.from,
+                    RuleId::SilentSuccess,
+                    &f.sop_instance,
+                    claim,
+                    observed,
+                    ev,
+                );
             } else {
                 self.emit_for(blamed, RuleId::SilentSuccess, claim, observed, ev);
             }
@@ -1591,14 +1922,21 @@ impl<'a> Ctx<'a> {
         ev.sop_instance = peek.sop_instance_uid.clone();
         let mut pending = Vec::new();
         let claimed = ae.effective_character_sets();
-        let declared: Vec<&str> = peek.specific_character_set.iter().map(|t| t.trim()).collect();
+        let declared: Vec<&str> = peek
+            .specific_character_set
+            .iter()
+            .map(|t| t.trim())
+            .collect();
         for term in declared.iter().filter(|t| !t.is_empty()) {
             if *term != "ISO_IR 6" && !claimed.iter().any(|c| c.trim() == *term) {
                 pending.push((
                     RuleId::CharacterSetNotClaimed,
                     term.to_string(),
                     format!("character_sets = {claimed:?}"),
-                    format!("data set declares Specific Character Set {:?}", peek.specific_character_set.join("\\")),
+                    format!(
+                        "data set declares Specific Character Set {:?}",
+                        peek.specific_character_set.join("\\")
+                    ),
                 ));
             }
         }
@@ -1626,21 +1964,45 @@ impl<'a> Ctx<'a> {
         let undocumented: Vec<String> = peek
             .private_creators
             .iter()
-            .filter(|pc| !ae.private_creators.iter().any(|x| x.trim() == pc.creator.trim()))
-            .filter(|pc| !c.reported.contains(&(RuleId::PrivateCreatorUndocumented, e.from, pc.creator.trim().to_string())))
-            .map(|pc| format!("{:?} ({:04X},{:02X}xx)", pc.creator.trim(), pc.group, pc.block))
+            .filter(|pc| {
+                !ae.private_creators
+                    .iter()
+                    .any(|x| x.trim() == pc.creator.trim())
+            })
+            .filter(|pc| {
+                !c.reported.contains(&(
+                    RuleId::PrivateCreatorUndocumented,
+                    e.from,
+                    pc.creator.trim().to_string(),
+                ))
+            })
+            .map(|pc| {
+                format!(
+                    "{:?} ({:04X},{:02X}xx)",
+                    pc.creator.trim(),
+                    pc.group,
+                    pc.block
+                )
+            })
             .collect();
         if !undocumented.is_empty() {
             for pc in &peek.private_creators {
                 if c.reported.len() < self.cfg.max_keys_per_association {
-                    c.reported.insert((RuleId::PrivateCreatorUndocumented, e.from, pc.creator.trim().to_string()));
+                    c.reported.insert((
+                        RuleId::PrivateCreatorUndocumented,
+                        e.from,
+                        pc.creator.trim().to_string(),
+                    ));
                 }
             }
             pending.push((
                 RuleId::PrivateCreatorUndocumented,
                 undocumented.join(","),
                 format!("private_creators = {:?}", ae.private_creators),
-                format!("data set has private creator(s) {}", undocumented.join(", ")),
+                format!(
+                    "data set has private creator(s) {}",
+                    undocumented.join(", ")
+                ),
             ));
         }
         if let Some(found) = peek.encoding_found {
@@ -1648,7 +2010,10 @@ impl<'a> Ctx<'a> {
             pending.push((
                 RuleId::DatasetEncodingDiffers,
                 format!("{ts} {found:?}"),
-                format!("data encoded in the negotiated transfer syntax {}", label(s, ts)),
+                format!(
+                    "data encoded in the negotiated transfer syntax {}",
+                    label(s, ts)
+                ),
                 format!("data set on context {} encoded as {found:?}", pe.pc_id),
             ));
         }
@@ -1682,8 +2047,17 @@ impl<'a> Ctx<'a> {
         } else if c.release_rq_by == Some(side) && !c.released {
             ("artim", ae.timeouts_s.artim, "for the A-RELEASE-RP")
         } else if own_outstanding {
-            let oldest = c.outstanding.iter().filter(|((s, _), _)| *s == side).map(|(_, o)| o.ts_us).min().unwrap_or(last);
-            unanswered = format!(" (its oldest unanswered request was sent {:.1} s before)", secs(e.ts_us.saturating_sub(oldest)));
+            let oldest = c
+                .outstanding
+                .iter()
+                .filter(|((s, _), _)| *s == side)
+                .map(|(_, o)| o.ts_us)
+                .min()
+                .unwrap_or(last);
+            unanswered = format!(
+                " (its oldest unanswered request was sent {:.1} s before)",
+                secs(e.ts_us.saturating_sub(oldest))
+            );
             ("dimse", ae.timeouts_s.dimse, "for a DIMSE response")
         } else if peer_outstanding {
             // It owed the answer itself: not a timeout of its own.
@@ -1716,7 +2090,10 @@ impl<'a> Ctx<'a> {
     fn close(&mut self, c: &mut Conn) {
         if c.counted {
             c.counted = false;
-            for (side, role) in [(Side::Requestor, AssocRole::Initiator), (Side::Acceptor, AssocRole::Acceptor)] {
+            for (side, role) in [
+                (Side::Requestor, AssocRole::Initiator),
+                (Side::Acceptor, AssocRole::Acceptor),
+            ] {
                 if let Some(p) = c.parties[side.index()]
                     && let Some(n) = self.g.open.get_mut(&(p, role))
                 {
@@ -1737,5 +2114,9 @@ fn roles_claimed(ae: &Ae, sop: &str) -> String {
         .filter(|c| c.sop_class.uid == sop)
         .map(|c| c.role.as_str())
         .collect();
-    if roles.is_empty() { "none".to_string() } else { roles.join(", ") }
+    if roles.is_empty() {
+        "none".to_string()
+    } else {
+        roles.join(", ")
+    }
 }

@@ -67,7 +67,13 @@ fn transfer_syntax(uid: &str) -> Option<TransferSyntax> {
             _ => return None,
         },
     };
-    Some(TransferSyntax::new(uid_static(uid), name, order, explicit, Codec::None))
+    Some(TransferSyntax::new(
+        uid_static(uid),
+        name,
+        order,
+        explicit,
+        Codec::None,
+    ))
 }
 
 /// The three uncompressed UIDs as `'static` strings (the descriptor wants one); other
@@ -105,7 +111,9 @@ pub fn parse(bytes: &[u8], ts_uid: &str) -> Result<CommitDataset, CommitError> {
                 Some(Referenced {
                     sop_class: text(item, REFERENCED_SOP_CLASS_UID),
                     sop_instance: text(item, REFERENCED_SOP_INSTANCE_UID)?,
-                    failure_reason: item.get(FAILURE_REASON).and_then(|e| e.to_int::<u16>().ok()),
+                    failure_reason: item
+                        .get(FAILURE_REASON)
+                        .and_then(|e| e.to_int::<u16>().ok()),
                 })
             })
             .collect()
@@ -172,12 +180,30 @@ mod tests {
     pub(crate) fn report(explicit: bool) -> Vec<u8> {
         let vr = |v: &'static [u8; 2]| explicit.then_some(v);
         let mut ok = Vec::new();
-        element(&mut ok, 0x0008, 0x1150, vr(b"UI"), &uid("1.2.840.10008.5.1.4.1.1.2"));
+        element(
+            &mut ok,
+            0x0008,
+            0x1150,
+            vr(b"UI"),
+            &uid("1.2.840.10008.5.1.4.1.1.2"),
+        );
         element(&mut ok, 0x0008, 0x1155, vr(b"UI"), &uid("1.2.3.4.1"));
         let mut bad = Vec::new();
-        element(&mut bad, 0x0008, 0x1150, vr(b"UI"), &uid("1.2.840.10008.5.1.4.1.1.2"));
+        element(
+            &mut bad,
+            0x0008,
+            0x1150,
+            vr(b"UI"),
+            &uid("1.2.840.10008.5.1.4.1.1.2"),
+        );
         element(&mut bad, 0x0008, 0x1155, vr(b"UI"), &uid("1.2.3.4.2"));
-        element(&mut bad, 0x0008, 0x1197, vr(b"US"), &0x0110u16.to_le_bytes());
+        element(
+            &mut bad,
+            0x0008,
+            0x1197,
+            vr(b"US"),
+            &0x0110u16.to_le_bytes(),
+        );
         let mut ds = Vec::new();
         element(&mut ds, 0x0008, 0x1195, vr(b"UI"), &uid("1.2.3.99"));
         element(&mut ds, 0x0008, 0x1198, vr(b"SQ"), &item(&bad));
@@ -204,7 +230,13 @@ mod tests {
             parse(&[1, 2, 3], "1.2.3.private"),
             Err(CommitError::UnsupportedTransferSyntax(_))
         ));
-        assert!(parse(&[0x08, 0x00, 0x95, 0x11, 0xFF, 0xFF, 0x00, 0x10], "1.2.840.10008.1.2").is_err());
+        assert!(
+            parse(
+                &[0x08, 0x00, 0x95, 0x11, 0xFF, 0xFF, 0x00, 0x10],
+                "1.2.840.10008.1.2"
+            )
+            .is_err()
+        );
         assert!(matches!(
             parse(&vec![0u8; MAX_COMMIT_DATASET + 1], "1.2.840.10008.1.2"),
             Err(CommitError::TooLarge)

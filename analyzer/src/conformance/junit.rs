@@ -31,7 +31,12 @@ pub fn escape(s: &str) -> String {
 
 /// The JUnit XML document. `devices` are the devices of the loaded statements (each gets
 /// a test suite, with or without findings), `seen` those that took part in the traffic.
-pub fn junit_xml(report: &FindingReport, devices: &[String], seen: &[String], threshold: Severity) -> String {
+pub fn junit_xml(
+    report: &FindingReport,
+    devices: &[String],
+    seen: &[String],
+    threshold: Severity,
+) -> String {
     let mut all: Vec<&str> = devices.iter().map(String::as_str).collect();
     for d in report.devices() {
         if !all.contains(&d) {
@@ -48,11 +53,18 @@ pub fn junit_xml(report: &FindingReport, devices: &[String], seen: &[String], th
             t += 1;
             let name = escape(rule.as_str());
             let class = escape(&format!("conformance.{device}"));
-            let _ = write!(cases, "    <testcase classname=\"{class}\" name=\"{name}\" time=\"0\">");
+            let _ = write!(
+                cases,
+                "    <testcase classname=\"{class}\" name=\"{name}\" time=\"0\">"
+            );
             match report.group(device, rule) {
                 Some(g) if g.severity >= threshold => {
                     f += 1;
-                    let first = g.examples.first().map(|x| x.observed.as_str()).unwrap_or("");
+                    let first = g
+                        .examples
+                        .first()
+                        .map(|x| x.observed.as_str())
+                        .unwrap_or("");
                     let _ = write!(
                         cases,
                         "\n      <failure type=\"{name}\" message=\"{} {} finding(s): {}\">",
@@ -60,7 +72,11 @@ pub fn junit_xml(report: &FindingReport, devices: &[String], seen: &[String], th
                         g.count,
                         escape(first)
                     );
-                    let mut body = format!("{}\nWhy it matters: {}\n\n", rule.rule().summary, rule.rule().why);
+                    let mut body = format!(
+                        "{}\nWhy it matters: {}\n\n",
+                        rule.rule().summary,
+                        rule.rule().why
+                    );
                     for x in &g.examples {
                         let _ = writeln!(
                             body,
@@ -73,7 +89,8 @@ pub fn junit_xml(report: &FindingReport, devices: &[String], seen: &[String], th
                         );
                     }
                     if g.count > g.examples.len() as u64 {
-                        let _ = writeln!(body, "... and {} more", g.count - g.examples.len() as u64);
+                        let _ =
+                            writeln!(body, "... and {} more", g.count - g.examples.len() as u64);
                     }
                     let _ = write!(cases, "{}</failure>\n    ", escape(&body));
                 }
@@ -82,7 +99,11 @@ pub fn junit_xml(report: &FindingReport, devices: &[String], seen: &[String], th
                     for x in &g.examples {
                         let _ = writeln!(body, "[{}] {}: {}", x.severity, x.ae, x.observed);
                     }
-                    let _ = write!(cases, "\n      <system-out>{}</system-out>\n    ", escape(&body));
+                    let _ = write!(
+                        cases,
+                        "\n      <system-out>{}</system-out>\n    ",
+                        escape(&body)
+                    );
                 }
                 None if !was_seen => {
                     s += 1;
@@ -104,4 +125,45 @@ pub fn junit_xml(report: &FindingReport, devices: &[String], seen: &[String], th
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"dicomtap conformance\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n{suites}</testsuites>\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{ConformanceFinding, Evidence};
+
+    fn finding(device: &str, rule: RuleId, observed: &str) -> ConformanceFinding {
+        ConformanceFinding {
+            rule,
+            severity: rule.severity(),
+            device: device.into(),
+            ae: "AE<1>".into(),
+            claim: "c".into(),
+            observed: observed.into(),
+            evidence: Evidence::default(),
+        }
+    }
+
+    #[test]
+    fn one_case_per_device_and_rule_with_threshold_and_skips() {
+        let mut r = FindingReport::default();
+        r.add(&finding("A", RuleId::SilentSuccess, "lost \"x\" & <y>"));
+        r.add(&finding("A", RuleId::TimeoutLongerThanClaimed, "info only"));
+        let devices = vec!["A".to_string(), "B".to_string()];
+        let xml = junit_xml(&r, &devices, &["A".to_string()], Severity::Warning);
+        let n = RuleId::ALL.len();
+        assert!(
+            xml.contains(&format!(
+                "tests=\"{}\" failures=\"1\" errors=\"0\" skipped=\"{n}\"",
+                2 * n
+            )),
+            "{xml}"
+        );
+        assert!(xml.contains("lost &quot;x&quot; &amp; &lt;y&gt;"));
+        assert!(xml.contains("<system-out>[info] AE&lt;1&gt;: info only"));
+        // With the threshold at info, the info finding fails too.
+        let xml = junit_xml(&r, &devices, &["A".to_string()], Severity::Info);
+        assert!(xml.contains("failures=\"2\""), "{xml}");
+        assert_eq!(escape("a\u{1}b"), "a?b");
+    }
 }

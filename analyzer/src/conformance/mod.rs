@@ -94,7 +94,13 @@ impl std::fmt::Display for ConformanceFinding {
         write!(
             f,
             "{} {} {}/{}: claims {}; observed {} (association #{}",
-            self.severity, self.rule, self.device, self.ae, self.claim, self.observed, self.evidence.association
+            self.severity,
+            self.rule,
+            self.device,
+            self.ae,
+            self.claim,
+            self.observed,
+            self.evidence.association
         )?;
         if let Some(id) = self.evidence.message_id {
             write!(f, ", message {id}")?;

@@ -152,7 +152,8 @@ pub fn evidence_line(f: &ConformanceFinding) -> String {
             "after {} (association #{}{}, {})",
             r.what,
             r.association,
-            r.message_id.map_or_else(String::new, |m| format!(", message {m}")),
+            r.message_id
+                .map_or_else(String::new, |m| format!(", message {m}")),
             crate::text::timestamp(r.ts_us)
         ));
     }

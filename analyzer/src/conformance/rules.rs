@@ -424,7 +424,7 @@ pub const CATALOGUE: [Rule; 32] = [
         claim: "ae.capability.storage_commitment.max_wait_s",
         summary: "A Storage Commitment request was not answered by an N-EVENT-REPORT within the claimed maximum wait.",
         why: "Senders keep local copies until commitment; a commitment that never comes fills the sender's disk or makes it give up and resend, and the instances may not be safely archived.",
-        detection: "Each N-ACTION Request Storage Commitment (by Transaction UID) is remembered until its N-EVENT-REPORT; when the claimed max_wait_s passes in capture time, or the traffic ends, without one, the rule fires.",
+        detection: "Each N-ACTION Request Storage Commitment (by Transaction UID) is remembered until its N-EVENT-REPORT; when the claimed max_wait_s (of the SCP, else of the SCU) passes in capture time without one, or the report comes later than that, the rule fires. A capture that ends before the deadline proves nothing and reports nothing.",
         remedy: "Check the commitment SCP's queue and its ability to connect back to the requestor (report on a new association needs the requestor's AE, host and port configured).",
     },
     Rule {

@@ -148,12 +148,30 @@ pub struct DiffReport {
     pub endpoints: Vec<Endpoint>,
     /// Pairs with at least one SOP class in common (others have nothing to negotiate).
     pub pairs: Vec<PairDiff>,
+    /// AEs with the same title in two statements (a vendor's claim and an inferred or
+    /// newer statement): what the second states that the first does not, and vice versa.
+    pub drift: Vec<AeDrift>,
     pub assumptions: Vec<&'static str>,
+}
+
+/// The same AE title in two statements: the first is taken as the claim, the second as
+/// what is compared with it (typically `statement infer` output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AeDrift {
+    pub title: String,
+    pub claimed_by: String,
+    pub compared: String,
+    pub differences: Vec<Issue>,
 }
 
 impl DiffReport {
     pub fn has_failure(&self) -> bool {
         self.pairs.iter().any(PairDiff::has_failure)
+    }
+
+    /// Any drift difference at warning level or above.
+    pub fn has_drift(&self) -> bool {
+        self.drift.iter().any(|d| d.differences.iter().any(|x| x.severity >= IssueSeverity::Warning))
     }
 
     pub fn pair(&self, initiator: &Endpoint, acceptor: &Endpoint) -> Option<&PairDiff> {
@@ -189,10 +207,114 @@ pub fn diff(statements: &[Statement]) -> DiffReport {
             }
         }
     }
+    let mut drift_list = Vec::new();
+    for (i, si) in statements.iter().enumerate() {
+        for sj in statements.iter().skip(i + 1) {
+            for ai in &si.ae {
+                if let Some(aj) = sj.ae(&ai.title) {
+                    drift_list.push(drift(si, ai, sj, aj));
+                }
+            }
+        }
+    }
     DiffReport {
         endpoints,
         pairs,
+        drift: drift_list,
         assumptions: ASSUMPTIONS.to_vec(),
+    }
+}
+
+/// Compares two statements of the same AE: `b`'s claims against `a`'s.
+pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
+    use IssueSeverity::{Info, Warning};
+    let (na, nb) = (sa.device.name.as_str(), sb.device.name.as_str());
+    let mut d = Vec::new();
+    for cb in &b.capability {
+        match a.capability(&cb.sop_class.uid, cb.role) {
+            None => d.push(issue(Warning, "capability", format!("{nb} has {} {}, which {na} does not claim", cb.sop_class, cb.role))),
+            Some(ca) => {
+                let extra: Vec<UidRef> = cb.transfer_syntaxes.iter().filter(|t| !ca.has_transfer_syntax(&t.uid)).cloned().collect();
+                if !extra.is_empty() {
+                    d.push(issue(Warning, "transfer-syntax", format!("{} {}: {nb} has {}, which {na} does not claim", cb.sop_class, cb.role, labels(&extra))));
+                }
+                if let (Some(pa), Some(pb)) = (ca.preferred_transfer_syntaxes.first(), cb.preferred_transfer_syntaxes.first())
+                    && pa.uid != pb.uid
+                {
+                    d.push(issue(Warning, "preferred-transfer-syntax", format!("{} {}: {na} prefers {pa}, {nb} {pb}", cb.sop_class, cb.role)));
+                }
+                if cb.role_selection != ca.role_selection && cb.role_selection.is_some() {
+                    d.push(issue(Warning, "role-selection", format!("{} {}: role selection {:?} in {nb}, {:?} in {na}", cb.sop_class, cb.role, cb.role_selection, ca.role_selection)));
+                }
+                if cb.extended_negotiation.is_some() && cb.extended_negotiation != ca.extended_negotiation {
+                    d.push(issue(Warning, "extended-negotiation", format!("{} {}: extended negotiation {:?} in {nb}, {:?} in {na}", cb.sop_class, cb.role, cb.extended_negotiation, ca.extended_negotiation)));
+                }
+                if let Some(sb_) = &cb.statuses {
+                    let bad: Vec<String> = sb_.iter().filter(|r| !(r.lo..=r.hi).all(|c| a.allows_status(c, &cb.sop_class.uid) != Some(false))).map(ToString::to_string).collect();
+                    if !bad.is_empty() {
+                        d.push(issue(Warning, "statuses", format!("{} {}: statuses {} in {nb} are not allowed by {na}", cb.sop_class, cb.role, bad.join(", "))));
+                    }
+                }
+            }
+        }
+    }
+    let unused = a.capability.iter().filter(|ca| b.capability(&ca.sop_class.uid, ca.role).is_none()).count();
+    if unused > 0 {
+        d.push(issue(Info, "capability", format!("{unused} capabilities of {na} are not in {nb}")));
+    }
+    for (what, va, vb) in [
+        ("implementation_class_uid", a.implementation_class_uid.clone(), b.implementation_class_uid.clone()),
+        ("implementation_version_name", a.implementation_version_name.clone(), b.implementation_version_name.clone()),
+        ("max_pdu_receive", a.max_pdu_receive.map(|v| v.to_string()), b.max_pdu_receive.map(|v| v.to_string())),
+    ] {
+        if let (Some(x), Some(y)) = (&va, &vb)
+            && x != y
+        {
+            d.push(issue(Warning, "identity", format!("{what}: {na} {x}, {nb} {y}")));
+        }
+    }
+    if let (Some(sa_), Some(sb_)) = (a.max_pdu_send, b.max_pdu_send)
+        && sa_ != 0
+        && (sb_ == 0 || sb_ > sa_)
+    {
+        d.push(issue(Warning, "max-pdu", format!("max_pdu_send: {na} {sa_}, {nb} {sb_}")));
+    }
+    if let (Some(ma), Some(mb)) = (a.max_presentation_contexts, b.max_presentation_contexts)
+        && mb > ma
+    {
+        d.push(issue(Warning, "contexts", format!("max_presentation_contexts: {na} {ma}, {nb} {mb}")));
+    }
+    let aset = a.effective_character_sets();
+    let cs: Vec<&String> = b.character_sets.iter().filter(|c| !aset.contains(c)).collect();
+    if !cs.is_empty() {
+        d.push(issue(Warning, "character-sets", format!("{nb} has {}, which {na} does not declare", list(&cs))));
+    }
+    let pc: Vec<&String> = b.private_creators.iter().filter(|c| !a.private_creators.contains(c)).collect();
+    if !pc.is_empty() {
+        d.push(issue(Warning, "private-creators", format!("{nb} has private creators {}, which {na} does not document", list(&pc))));
+    }
+    if let Some(sb_) = &b.statuses {
+        let bad: Vec<String> = sb_.iter().filter(|r| a.statuses.as_ref().is_some_and(|l| !(r.lo..=r.hi).all(|c| statuses_contain(l, c)))).map(ToString::to_string).collect();
+        if !bad.is_empty() {
+            d.push(issue(Warning, "statuses", format!("{nb} returns {}, which {na} does not list", bad.join(", "))));
+        }
+    }
+    if let (Some(wb), wa) = (b.async_window, a.async_window)
+        && Some(wb) != wa
+    {
+        d.push(issue(Warning, "async-window", format!("async window {wb:?} in {nb}, {wa:?} in {na}")));
+    }
+    for (role, fa, fb) in [("initiator", a.initiator, b.initiator), ("acceptor", a.acceptor, b.acceptor)] {
+        if fb && !fa {
+            d.push(issue(Warning, "role", format!("{nb} acts as {role}; {na} says it does not")));
+        }
+    }
+    let _ = sb;
+    AeDrift {
+        title: a.title.clone(),
+        claimed_by: na.to_owned(),
+        compared: nb.to_owned(),
+        differences: d,
     }
 }
 
@@ -585,6 +707,12 @@ pub fn to_text(r: &DiffReport) -> String {
             }
         }
     }
+    for dr in &r.drift {
+        let _ = writeln!(o, "\nAE {} in {} (claim) and {} (compared): {} difference(s)", dr.title, dr.claimed_by, dr.compared, dr.differences.len());
+        for x in &dr.differences {
+            let _ = writeln!(o, "  {}: {}: {}", x.severity.as_str(), x.topic, x.message);
+        }
+    }
     let _ = writeln!(o, "\nAssumptions:");
     for a in &r.assumptions {
         let _ = writeln!(o, "  - {a}");
@@ -678,6 +806,13 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
             );
         }
         o.push_str("</table>\n");
+    }
+    for dr in &r.drift {
+        let _ = writeln!(o, "<h2>AE {} in {} (claim) and {} (compared)</h2>\n<ul>", esc(&dr.title), esc(&dr.claimed_by), esc(&dr.compared));
+        for x in &dr.differences {
+            let _ = writeln!(o, "<li class=\"{}\">{}: {}: {}</li>", x.severity.as_str().to_lowercase(), x.severity.as_str(), x.topic, esc(&x.message));
+        }
+        o.push_str("</ul>\n");
     }
     o.push_str("<h2>Assumptions</h2>\n<ul>\n");
     for a in &r.assumptions {

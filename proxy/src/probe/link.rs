@@ -1,0 +1,697 @@
+//! A small blocking DICOM Upper Layer endpoint for the probe and the replay: std
+//! `TcpStream`, PDUs built here byte by byte (so the probe can also send broken ones), and
+//! everything the peer sends decoded by the very same sans-IO engine the analyzer uses
+//! (`dicomtap_wire::Conversation`). Our own bytes are fed to the engine as well, so it
+//! knows the negotiated contexts and pairs requests with responses.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use dicomtap_wire::assoc::{Abort, AssociateAccept, AssociateReject, AssociateRequest};
+use dicomtap_wire::dimse::{Command, encode_command};
+use dicomtap_wire::event::{Event, EventKind, Side};
+use dicomtap_wire::{Conversation, EngineConfig, StreamEnd};
+
+/// Application context name of DICOM (PS3.7 A.2.1).
+pub const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
+/// Implementation class UID dicomtap's probe announces.
+pub const IMPLEMENTATION_CLASS_UID: &str = "1.2.826.0.1.3680043.10.1471.1";
+/// Implementation version name dicomtap's probe announces.
+pub const IMPLEMENTATION_VERSION_NAME: &str = "DICOMTAP_PROBE";
+/// Largest data set kept in memory from a peer.
+const MAX_DATASET: usize = 256 << 20;
+
+/// Errors of a link.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("connecting to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("I/O with {addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+    #[error("association rejected: {0}")]
+    Rejected(String),
+    #[error("association aborted by the peer: {0}")]
+    Aborted(String),
+    #[error("the peer closed the connection while waiting for {0}")]
+    Closed(String),
+    #[error("unexpected answer while waiting for {wanted}: {got}")]
+    Unexpected { wanted: String, got: String },
+    #[error("a data set from the peer exceeds {MAX_DATASET} bytes")]
+    TooLarge,
+    #[error("no accepted presentation context for {0}")]
+    NoContext(String),
+}
+
+/// A complete DIMSE message from the peer.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub pc_id: u8,
+    pub command: Command,
+    pub dataset: Option<Vec<u8>>,
+    /// When the command arrived.
+    pub at: Instant,
+}
+
+/// What the peer did.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    Request(Box<AssociateRequest>),
+    Accept(Box<AssociateAccept>),
+    Reject(AssociateReject),
+    Abort(Abort),
+    ReleaseRq,
+    ReleaseRp,
+    Message(Box<Message>),
+    /// The connection ended (FIN or reset).
+    Closed(StreamEnd),
+}
+
+impl Incoming {
+    pub fn describe(&self) -> String {
+        match self {
+            Incoming::Request(_) => "A-ASSOCIATE-RQ".into(),
+            Incoming::Accept(_) => "A-ASSOCIATE-AC".into(),
+            Incoming::Reject(r) => format!("A-ASSOCIATE-RJ ({})", r.description),
+            Incoming::Abort(a) => format!("A-ABORT ({})", a.description),
+            Incoming::ReleaseRq => "A-RELEASE-RQ".into(),
+            Incoming::ReleaseRp => "A-RELEASE-RP".into(),
+            Incoming::Message(m) => m.command.command.to_string(),
+            Incoming::Closed(StreamEnd::Close) => "connection closed".into(),
+            Incoming::Closed(StreamEnd::Reset) => "connection reset".into(),
+        }
+    }
+}
+
+/// A presentation context to propose: its ID is assigned by [`AssociateRqBuilder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    pub abstract_syntax: String,
+    pub transfer_syntaxes: Vec<String>,
+}
+
+impl Proposal {
+    pub fn new(abstract_syntax: &str, transfer_syntaxes: &[&str]) -> Self {
+        Proposal {
+            abstract_syntax: abstract_syntax.to_string(),
+            transfer_syntaxes: transfer_syntaxes.iter().map(|s| (*s).to_string()).collect(),
+        }
+    }
+}
+
+/// Builds A-ASSOCIATE-RQ bytes.
+#[derive(Debug, Clone)]
+pub struct AssociateRqBuilder {
+    pub calling_ae: String,
+    pub called_ae: String,
+    pub contexts: Vec<Proposal>,
+    pub max_length: u32,
+    /// SOP classes for which the SCP role is asked (item 0x54 with SCU and SCP set).
+    pub scp_roles: Vec<String>,
+}
+
+/// Appends an item: type, reserved, 16-bit length, value.
+fn item(out: &mut Vec<u8>, item_type: u8, value: &[u8]) {
+    out.push(item_type);
+    out.push(0);
+    out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend_from_slice(value);
+}
+
+/// A PDU: type, reserved, 32-bit length, body.
+pub fn pdu(pdu_type: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 6);
+    out.push(pdu_type);
+    out.push(0);
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// An AE title field: 16 bytes, space padded (longer titles are cut).
+pub fn ae_field(title: &str) -> [u8; 16] {
+    let mut f = [b' '; 16];
+    for (d, s) in f.iter_mut().zip(title.bytes()) {
+        *d = s;
+    }
+    f
+}
+
+fn user_info(max_length: u32, roles: &[(String, bool, bool)]) -> Vec<u8> {
+    let mut ui = Vec::new();
+    item(&mut ui, 0x51, &max_length.to_be_bytes());
+    item(&mut ui, 0x52, IMPLEMENTATION_CLASS_UID.as_bytes());
+    for (uid, scu, scp) in roles {
+        let mut v = Vec::new();
+        v.extend_from_slice(&u16::try_from(uid.len()).unwrap_or(0).to_be_bytes());
+        v.extend_from_slice(uid.as_bytes());
+        v.push(u8::from(*scu));
+        v.push(u8::from(*scp));
+        item(&mut ui, 0x54, &v);
+    }
+    item(&mut ui, 0x55, IMPLEMENTATION_VERSION_NAME.as_bytes());
+    ui
+}
+
+fn fixed_part(out: &mut Vec<u8>, called: &str, calling: &str) {
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&ae_field(called));
+    out.extend_from_slice(&ae_field(calling));
+    out.extend_from_slice(&[0; 32]);
+}
+
+impl AssociateRqBuilder {
+    pub fn new(calling_ae: &str, called_ae: &str) -> Self {
+        AssociateRqBuilder {
+            calling_ae: calling_ae.to_string(),
+            called_ae: called_ae.to_string(),
+            contexts: Vec::new(),
+            max_length: 65_536,
+            scp_roles: Vec::new(),
+        }
+    }
+
+    pub fn context(mut self, p: Proposal) -> Self {
+        self.contexts.push(p);
+        self
+    }
+
+    /// The context ID of the `i`-th proposal (odd numbers from 1; more than 128 wrap).
+    pub fn id_of(i: usize) -> u8 {
+        ((i * 2 + 1) % 256) as u8
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(256 + self.contexts.len() * 64);
+        fixed_part(&mut body, &self.called_ae, &self.calling_ae);
+        item(&mut body, 0x10, APPLICATION_CONTEXT.as_bytes());
+        for (i, pc) in self.contexts.iter().enumerate() {
+            let mut v = vec![Self::id_of(i), 0, 0, 0];
+            item(&mut v, 0x30, pc.abstract_syntax.as_bytes());
+            for ts in &pc.transfer_syntaxes {
+                item(&mut v, 0x40, ts.as_bytes());
+            }
+            item(&mut body, 0x20, &v);
+        }
+        let roles: Vec<(String, bool, bool)> =
+            self.scp_roles.iter().map(|s| (s.clone(), true, true)).collect();
+        item(&mut body, 0x50, &user_info(self.max_length, &roles));
+        pdu(0x01, &body)
+    }
+}
+
+/// Builds the A-ASSOCIATE-AC answering `rq`: each context accepted with the first of its
+/// transfer syntaxes that `choose` accepts, else rejected (4); SCP/SCU roles granted as
+/// proposed.
+pub fn encode_accept(
+    rq: &AssociateRequest,
+    max_length: u32,
+    choose: impl Fn(&str, &[String]) -> Option<String>,
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    fixed_part(&mut body, &rq.called_ae, &rq.calling_ae);
+    item(&mut body, 0x10, APPLICATION_CONTEXT.as_bytes());
+    for pc in &rq.contexts {
+        let chosen = choose(&pc.abstract_syntax, &pc.transfer_syntaxes);
+        let result = if chosen.is_some() { 0 } else { 4 };
+        let ts = chosen
+            .or_else(|| pc.transfer_syntaxes.first().cloned())
+            .unwrap_or_default();
+        let mut v = vec![pc.id, 0, result, 0];
+        item(&mut v, 0x40, ts.as_bytes());
+        item(&mut body, 0x21, &v);
+    }
+    let roles: Vec<(String, bool, bool)> = rq
+        .user_info
+        .role_selections
+        .iter()
+        .map(|r| (r.sop_class.clone(), r.scu, r.scp))
+        .collect();
+    item(&mut body, 0x50, &user_info(max_length, &roles));
+    pdu(0x02, &body)
+}
+
+/// P-DATA-TF with one PDV.
+pub fn pdata(pc_id: u8, command: bool, last: bool, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(data.len() + 6);
+    body.extend_from_slice(&u32::try_from(data.len() + 2).unwrap_or(u32::MAX).to_be_bytes());
+    body.push(pc_id);
+    body.push(u8::from(command) | (u8::from(last) << 1));
+    body.extend_from_slice(data);
+    pdu(0x04, &body)
+}
+
+pub const RELEASE_RQ: [u8; 10] = [0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+pub const RELEASE_RP: [u8; 10] = [0x06, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+/// A-ABORT by the service user, reason 0.
+pub const ABORT: [u8; 10] = [0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Default)]
+struct Pending {
+    command: Option<Command>,
+    at: Option<Instant>,
+    data: Vec<u8>,
+}
+
+/// One TCP connection carrying one association.
+pub struct Link {
+    stream: TcpStream,
+    pub peer: SocketAddr,
+    /// Our side of the association.
+    me: Side,
+    conv: Conversation,
+    ready: VecDeque<Incoming>,
+    pending: HashMap<u8, Pending>,
+    next_message_id: u16,
+    /// Max length the peer advertised (0 = unlimited), once known.
+    pub peer_max_length: Option<u32>,
+    /// Largest P-DATA-TF PDU length the peer sent.
+    pub peer_largest_pdu: u32,
+    /// Accepted contexts: id -> (abstract syntax, transfer syntax).
+    pub accepted: HashMap<u8, (String, String)>,
+    pub closed: bool,
+    /// Engine events of the peer, for callers that want them (e.g. replay diff).
+    pub events: Vec<Event>,
+    pub keep_events: bool,
+}
+
+impl Link {
+    /// Connects to `addr` (as association requestor).
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Link, LinkError> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|source| LinkError::Connect { addr, source })?;
+        let _ = stream.set_nodelay(true);
+        Ok(Self::wrap(stream, addr, Side::Requestor))
+    }
+
+    /// Wraps an accepted connection (we are the association acceptor).
+    pub fn accepted_from(stream: TcpStream, peer: SocketAddr) -> Link {
+        let _ = stream.set_nodelay(true);
+        Self::wrap(stream, peer, Side::Acceptor)
+    }
+
+    fn wrap(stream: TcpStream, peer: SocketAddr, me: Side) -> Link {
+        let config = EngineConfig {
+            emit_data: true,
+            emit_pdata: true,
+            ..EngineConfig::default()
+        };
+        Link {
+            stream,
+            peer,
+            me,
+            conv: Conversation::new(config),
+            ready: VecDeque::new(),
+            pending: HashMap::new(),
+            next_message_id: 1,
+            peer_max_length: None,
+            peer_largest_pdu: 0,
+            accepted: HashMap::new(),
+            closed: false,
+            events: Vec::new(),
+            keep_events: false,
+        }
+    }
+
+    fn io(&self, source: std::io::Error) -> LinkError {
+        LinkError::Io {
+            addr: self.peer,
+            source,
+        }
+    }
+
+    /// Sends raw bytes (any PDU, well-formed or not).
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
+        self.stream.write_all(bytes).map_err(|e| self.io(e))?;
+        self.conv.feed(self.me, now_us(), bytes);
+        self.drain();
+        Ok(())
+    }
+
+    /// Half-closes our direction.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    pub fn next_message_id(&mut self) -> u16 {
+        let id = self.next_message_id;
+        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
+        id
+    }
+
+    /// Largest PDV payload we may put in one P-DATA-TF to this peer.
+    fn max_fragment(&self) -> usize {
+        let max = match self.peer_max_length {
+            Some(0) | None => 1 << 20,
+            Some(m) => (m as usize).min(1 << 20),
+        };
+        max.saturating_sub(6).max(64)
+    }
+
+    /// Sends a command set and, when given, its data set, fragmented to the peer's max.
+    pub fn send_message(
+        &mut self,
+        pc_id: u8,
+        command: &Command,
+        dataset: Option<&[u8]>,
+    ) -> Result<(), LinkError> {
+        let mut cmd = command.clone();
+        cmd.has_dataset = dataset.is_some();
+        let bytes = encode_command(&cmd);
+        self.send_fragments(pc_id, true, &bytes)?;
+        if let Some(ds) = dataset {
+            self.send_fragments(pc_id, false, ds)?;
+        }
+        Ok(())
+    }
+
+    /// Sends data fragmented to `max` bytes per PDV (or the peer's limit).
+    pub fn send_fragments(&mut self, pc_id: u8, command: bool, data: &[u8]) -> Result<(), LinkError> {
+        let max = self.max_fragment();
+        if data.is_empty() {
+            return self.send_raw(&pdata(pc_id, command, true, &[]));
+        }
+        let mut chunks = data.chunks(max).peekable();
+        while let Some(chunk) = chunks.next() {
+            let last = chunks.peek().is_none();
+            self.send_raw(&pdata(pc_id, command, last, chunk))?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) {
+        let peer = self.me.peer();
+        while let Some(ev) = self.conv.poll() {
+            if ev.from != peer {
+                continue;
+            }
+            let keep = self.keep_events && !matches!(ev.kind, EventKind::DataFragment(_));
+            match &ev.kind {
+                EventKind::AssociateRq(rq) => {
+                    self.ready.push_back(Incoming::Request(Box::new(rq.clone())));
+                }
+                EventKind::AssociateAc(ac) => {
+                    self.peer_max_length = ac.user_info.max_length;
+                    self.accepted = self
+                        .conv
+                        .accepted_contexts()
+                        .map(|c| {
+                            (
+                                c.id,
+                                (c.abstract_syntax.clone().unwrap_or_default(), c.transfer_syntax.clone()),
+                            )
+                        })
+                        .collect();
+                    self.ready.push_back(Incoming::Accept(Box::new(ac.clone())));
+                }
+                EventKind::AssociateRj(rj) => self.ready.push_back(Incoming::Reject(rj.clone())),
+                EventKind::Abort(a) => self.ready.push_back(Incoming::Abort(a.clone())),
+                EventKind::ReleaseRq => self.ready.push_back(Incoming::ReleaseRq),
+                EventKind::ReleaseRp => self.ready.push_back(Incoming::ReleaseRp),
+                EventKind::PData(p) => {
+                    self.peer_largest_pdu = self.peer_largest_pdu.max(p.pdu_length);
+                }
+                EventKind::Command(c) => {
+                    let p = self.pending.entry(c.pc_id).or_default();
+                    if c.command.has_dataset {
+                        p.command = Some(c.command.clone());
+                        p.at = Some(Instant::now());
+                        p.data.clear();
+                    } else {
+                        self.ready.push_back(Incoming::Message(Box::new(Message {
+                            pc_id: c.pc_id,
+                            command: c.command.clone(),
+                            dataset: None,
+                            at: Instant::now(),
+                        })));
+                    }
+                }
+                EventKind::DataFragment(f) => {
+                    let p = self.pending.entry(f.pc_id).or_default();
+                    if p.data.len() + f.bytes.len() <= MAX_DATASET {
+                        p.data.extend_from_slice(&f.bytes);
+                    }
+                    if f.last
+                        && let Some(command) = p.command.take()
+                    {
+                        let data = std::mem::take(&mut p.data);
+                        self.ready.push_back(Incoming::Message(Box::new(Message {
+                            pc_id: f.pc_id,
+                            command,
+                            dataset: Some(data),
+                            at: p.at.unwrap_or_else(Instant::now),
+                        })));
+                    }
+                }
+                EventKind::StreamEnd { how } => {
+                    self.ready.push_back(Incoming::Closed(*how));
+                }
+                _ => {}
+            }
+            if keep {
+                self.events.push(ev);
+            }
+        }
+    }
+
+    /// The next thing the peer did, waiting at most until `deadline`.
+    pub fn next(&mut self, deadline: Instant, what: &str) -> Result<Incoming, LinkError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(i) = self.ready.pop_front() {
+                if matches!(i, Incoming::Closed(_)) {
+                    self.closed = true;
+                }
+                return Ok(i);
+            }
+            if self.closed {
+                return Err(LinkError::Closed(what.to_string()));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(LinkError::Timeout(Duration::ZERO, what.to_string()));
+            }
+            let wait = (deadline - now).max(Duration::from_millis(1));
+            let _ = self.stream.set_read_timeout(Some(wait));
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.conv.end(self.me.peer(), now_us(), StreamEnd::Close),
+                Ok(n) => {
+                    let data = buf.get(..n).unwrap_or_default();
+                    self.conv.feed(self.me.peer(), now_us(), data);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => self.conv.end(self.me.peer(), now_us(), StreamEnd::Reset),
+            }
+            self.drain();
+        }
+    }
+
+    /// Proposes an association and waits for the answer.
+    pub fn associate(
+        &mut self,
+        rq: &AssociateRqBuilder,
+        timeout: Duration,
+    ) -> Result<AssociateAccept, LinkError> {
+        self.send_raw(&rq.encode())?;
+        let deadline = Instant::now() + timeout;
+        match self.next(deadline, "A-ASSOCIATE-AC")? {
+            Incoming::Accept(ac) => Ok(*ac),
+            Incoming::Reject(rj) => Err(LinkError::Rejected(rj.description)),
+            Incoming::Abort(a) => Err(LinkError::Aborted(a.description)),
+            Incoming::Closed(_) => Err(LinkError::Closed("A-ASSOCIATE-AC".into())),
+            other => Err(LinkError::Unexpected {
+                wanted: "A-ASSOCIATE-AC".into(),
+                got: other.describe(),
+            }),
+        }
+    }
+
+    /// The accepted context for an abstract syntax (any transfer syntax, or one of `ts`).
+    pub fn context_for(&self, abstract_syntax: &str, ts: Option<&str>) -> Option<(u8, String)> {
+        let mut ids: Vec<_> = self
+            .accepted
+            .iter()
+            .filter(|(_, (a, t))| a == abstract_syntax && ts.is_none_or(|x| x == t))
+            .map(|(id, (_, t))| (*id, t.clone()))
+            .collect();
+        ids.sort();
+        ids.into_iter().next()
+    }
+
+    /// Sends a request and collects its responses until a final one, answering C-STORE
+    /// sub-operations (C-GET) and N-EVENT-REPORTs that arrive meanwhile with Success.
+    /// Returns the responses (pending ones first) and the requests the peer made.
+    pub fn request(
+        &mut self,
+        pc_id: u8,
+        command: &Command,
+        dataset: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Exchange, LinkError> {
+        let started = Instant::now();
+        self.send_message(pc_id, command, dataset)?;
+        let sent = Instant::now();
+        let mut ex = Exchange::default();
+        let mut deadline = Instant::now() + timeout;
+        loop {
+            let what = format!("the response to {}", command.command);
+            match self.next(deadline, &what)? {
+                Incoming::Message(m) if m.command.is_response() => {
+                    let fin = m.command.status_class().is_none_or(|c| c.is_final());
+                    if ex.first_response_us.is_none() {
+                        ex.first_response_us = Some(m.at.duration_since(sent).as_micros() as u64);
+                    }
+                    ex.responses.push(*m);
+                    if fin {
+                        ex.latency_us = started.elapsed().as_micros() as u64;
+                        return Ok(ex);
+                    }
+                    deadline = Instant::now() + timeout;
+                }
+                Incoming::Message(m) => {
+                    self.answer_request(&m)?;
+                    ex.peer_requests.push(*m);
+                    deadline = Instant::now() + timeout;
+                }
+                Incoming::Abort(a) => return Err(LinkError::Aborted(a.description)),
+                Incoming::Closed(_) => return Err(LinkError::Closed(what)),
+                other => {
+                    return Err(LinkError::Unexpected {
+                        wanted: what,
+                        got: other.describe(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Answers a request from the peer with Success (C-STORE, N-EVENT-REPORT, C-ECHO) or
+    /// "unrecognized operation" (anything else).
+    pub fn answer_request(&mut self, m: &Message) -> Result<(), LinkError> {
+        let mut rsp = Command::new(m.command.command_field | 0x8000);
+        rsp.responded_to = m.command.message_id;
+        rsp.affected_sop_class = m.command.sop_class().map(str::to_string);
+        rsp.affected_sop_instance = m.command.sop_instance().map(str::to_string);
+        rsp.event_type_id = m.command.event_type_id;
+        let code = match m.command.command_field {
+            0x0001 | 0x0030 | 0x0100 => 0x0000,
+            _ => 0x0211,
+        };
+        rsp.status = Some(dicomtap_wire::status::classify(code, rsp.command_field));
+        self.send_message(m.pc_id, &rsp, None)
+    }
+
+    /// Releases the association (bounded wait for the A-RELEASE-RP), then closes.
+    pub fn release(&mut self, timeout: Duration) -> Result<(), LinkError> {
+        self.send_raw(&RELEASE_RQ)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next(deadline, "A-RELEASE-RP") {
+                Ok(Incoming::ReleaseRp) | Ok(Incoming::Closed(_)) => break,
+                Ok(Incoming::Message(m)) if m.command.is_request() => {
+                    let _ = self.answer_request(&m);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.shutdown_write();
+                    return Err(e);
+                }
+            }
+        }
+        self.shutdown_write();
+        Ok(())
+    }
+
+    /// Sends an A-ABORT and closes.
+    pub fn abort(&mut self) {
+        let _ = self.send_raw(&ABORT);
+        self.shutdown_write();
+    }
+}
+
+/// The outcome of one request.
+#[derive(Debug, Default, Clone)]
+pub struct Exchange {
+    pub responses: Vec<Message>,
+    pub peer_requests: Vec<Message>,
+    /// From the start of sending to the final response.
+    pub latency_us: u64,
+    pub first_response_us: Option<u64>,
+}
+
+impl Exchange {
+    pub fn last(&self) -> Option<&Message> {
+        self.responses.last()
+    }
+
+    /// Status of the final response.
+    pub fn status(&self) -> Option<u16> {
+        self.last()
+            .and_then(|m| m.command.status.as_ref())
+            .map(|s| s.value)
+    }
+
+    /// Data sets of pending responses (C-FIND matches).
+    pub fn pending_datasets(&self) -> impl Iterator<Item = &[u8]> {
+        self.responses
+            .iter()
+            .filter(|m| {
+                m.command
+                    .status_class()
+                    .is_some_and(|c| !c.is_final())
+            })
+            .filter_map(|m| m.dataset.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn associate_rq_decodes_with_the_engine() {
+        let rq = AssociateRqBuilder::new("PROBE", "TARGET")
+            .context(Proposal::new("1.2.840.10008.1.1", &["1.2.840.10008.1.2"]))
+            .context(Proposal::new(
+                "1.2.840.10008.5.1.4.1.1.7",
+                &["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"],
+            ));
+        let mut conv = Conversation::new(EngineConfig::default());
+        conv.feed(Side::Requestor, 0, &rq.encode());
+        let mut found = false;
+        while let Some(e) = conv.poll() {
+            if let EventKind::AssociateRq(r) = e.kind {
+                assert_eq!(r.calling_ae, "PROBE");
+                assert_eq!(r.called_ae, "TARGET");
+                assert_eq!(r.contexts.len(), 2);
+                assert_eq!(r.contexts[1].id, 3);
+                assert_eq!(r.user_info.max_length, Some(65_536));
+                let ac = encode_accept(&r, 16_384, |_, ts| ts.first().cloned());
+                conv.feed(Side::Acceptor, 1, &ac);
+                found = true;
+            }
+        }
+        assert!(found);
+        assert_eq!(conv.accepted_contexts().count(), 2);
+    }
+}

@@ -1,0 +1,167 @@
+//! The probe's own acceptor: the C-MOVE destination and the place a Storage Commitment
+//! SCP may send its N-EVENT-REPORT on a new association. It accepts any AE title and any
+//! abstract syntax in Implicit or Explicit VR Little Endian (anything else, first
+//! proposed, for storage), answers C-STORE, N-EVENT-REPORT and C-ECHO with Success, and
+//! keeps what arrived.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::dataset::{EXPLICIT_LE, IMPLICIT_LE};
+use super::link::{Incoming, Link, Message, RELEASE_RP, encode_accept};
+
+/// A message the listener received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub calling_ae: String,
+    pub transfer_syntax: String,
+    pub message: Message,
+}
+
+#[derive(Default)]
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    cond: Condvar,
+}
+
+/// A running listener; stopped on drop.
+pub struct Listener {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    pub fn start(addr: SocketAddr) -> std::io::Result<Listener> {
+        let sock = TcpListener::bind(addr)?;
+        sock.set_nonblocking(true)?;
+        let addr = sock.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sh, st) = (shared.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match sock.accept() {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let sh = sh.clone();
+                        let st = st.clone();
+                        std::thread::spawn(move || serve(Link::accepted_from(stream, peer), &sh, &st));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        Ok(Listener {
+            addr,
+            shared,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Waits until `pred` holds for what was received, or `timeout`.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Received]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let Ok(mut g) = self.shared.received.lock() else {
+            return false;
+        };
+        loop {
+            if pred(&g) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            match self.shared.cond.wait_timeout(g, deadline - now) {
+                Ok((ng, _)) => g = ng,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn choose(_abstract: &str, proposed: &[String]) -> Option<String> {
+    proposed
+        .iter()
+        .find(|t| t.as_str() == EXPLICIT_LE || t.as_str() == IMPLICIT_LE)
+        .or(proposed.first())
+        .cloned()
+}
+
+fn serve(mut link: Link, shared: &Shared, stop: &AtomicBool) {
+    let timeout = Duration::from_secs(60);
+    let mut calling = String::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            link.abort();
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_millis(500).min(timeout);
+        match link.next(deadline, "a request") {
+            Ok(Incoming::Request(rq)) => {
+                calling = rq.calling_ae.trim().to_string();
+                let ac = encode_accept(&rq, 65_536, choose);
+                if link.send_raw(&ac).is_err() {
+                    return;
+                }
+                // Our own AC fed into the engine fills `accepted` only on the peer's AC,
+                // so keep the choice from the request here.
+                for pc in &rq.contexts {
+                    if let Some(ts) = choose(&pc.abstract_syntax, &pc.transfer_syntaxes) {
+                        link.accepted.insert(pc.id, (pc.abstract_syntax.clone(), ts));
+                    }
+                }
+            }
+            Ok(Incoming::Message(m)) if m.command.is_request() => {
+                if link.answer_request(&m).is_err() {
+                    return;
+                }
+                let ts = link
+                    .accepted
+                    .get(&m.pc_id)
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or_default();
+                if let Ok(mut g) = shared.received.lock() {
+                    g.push(Received {
+                        calling_ae: calling.clone(),
+                        transfer_syntax: ts,
+                        message: *m,
+                    });
+                }
+                shared.cond.notify_all();
+            }
+            Ok(Incoming::ReleaseRq) => {
+                let _ = link.send_raw(&RELEASE_RP);
+                link.shutdown_write();
+                return;
+            }
+            Ok(Incoming::Abort(_)) | Ok(Incoming::Closed(_)) => return,
+            Ok(_) => {}
+            Err(super::link::LinkError::Timeout(..)) => {}
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Probe reports: text, JSON (serde of [`ProbeReport`]), self-contained HTML, JUnit XML
+//! (one test case per check; fail = failure, differs-from-statement = failure with its
+//! own type, skipped = skipped).
+
+use std::fmt::Write as _;
+
+use super::{ProbeReport, Table, Verdict};
+
+fn table_text(t: &Table, out: &mut String) {
+    let cols = t.headers.len();
+    let mut width = vec![0usize; cols];
+    for row in std::iter::once(&t.headers).chain(&t.rows) {
+        for (i, c) in row.iter().enumerate().take(cols) {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&t.headers).chain(&t.rows) {
+        out.push_str("    ");
+        for (i, c) in row.iter().enumerate().take(cols) {
+            let pad = width[i].saturating_sub(c.chars().count());
+            out.push_str(c);
+            if i + 1 < cols {
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// Plain text, one block per check.
+pub fn to_text(r: &ProbeReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "probe {} (called {}, calling {}){}",
+        r.target,
+        r.called_ae,
+        r.calling_ae,
+        r.statement.as_ref().map(|s| format!(", statement {s}")).unwrap_or_default()
+    );
+    for c in &r.results {
+        let _ = writeln!(out, "{:<24} {:<11} {}", c.verdict.as_str(), c.check.name(), c.summary);
+        for d in &c.details {
+            let _ = writeln!(out, "    {d}");
+        }
+        if let Some(t) = &c.table {
+            table_text(t, &mut out);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} checks: {} pass, {} fail, {} differ from the statement, {} skipped",
+        r.results.len(),
+        r.count(Verdict::Pass),
+        r.count(Verdict::Fail),
+        r.count(Verdict::DiffersFromStatement),
+        r.count(Verdict::Skipped)
+    );
+    out
+}
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push('?'),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A self-contained HTML page.
+pub fn to_html(r: &ProbeReport) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>dicomtap probe {t}</title>\
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}\
+.pass{{color:#080}}.fail{{color:#c00}}.differs-from-statement{{color:#b60}}.skipped{{color:#666}}</style></head><body>\
+<h1>dicomtap probe {t}</h1><p>called AE {c}, calling AE {g}{s}</p>",
+        t = esc(&r.target),
+        c = esc(&r.called_ae),
+        g = esc(&r.calling_ae),
+        s = r.statement.as_ref().map(|s| format!(", statement {}", esc(s))).unwrap_or_default()
+    );
+    let _ = write!(h, "<table><tr><th>check</th><th>verdict</th><th>summary</th><th>ms</th></tr>");
+    for c in &r.results {
+        let _ = write!(
+            h,
+            "<tr><td><a href=\"#{n}\">{n}</a></td><td class=\"{v}\">{v}</td><td>{s}</td><td>{d}</td></tr>",
+            n = c.check.name(),
+            v = c.verdict.as_str(),
+            s = esc(&c.summary),
+            d = c.duration_ms
+        );
+    }
+    h.push_str("</table>");
+    for c in &r.results {
+        let _ = write!(
+            h,
+            "<h2 id=\"{n}\">{n}: <span class=\"{v}\">{v}</span></h2><p>{s}</p>",
+            n = c.check.name(),
+            v = c.verdict.as_str(),
+            s = esc(&c.summary)
+        );
+        if !c.details.is_empty() {
+            h.push_str("<ul>");
+            for d in &c.details {
+                let _ = write!(h, "<li>{}</li>", esc(d));
+            }
+            h.push_str("</ul>");
+        }
+        if let Some(t) = &c.table {
+            h.push_str("<table><tr>");
+            for x in &t.headers {
+                let _ = write!(h, "<th>{}</th>", esc(x));
+            }
+            h.push_str("</tr>");
+            for row in &t.rows {
+                h.push_str("<tr>");
+                for x in row {
+                    let _ = write!(h, "<td>{}</td>", esc(x));
+                }
+                h.push_str("</tr>");
+            }
+            h.push_str("</table>");
+        }
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// JUnit XML: one suite, one test case per check.
+pub fn to_junit(r: &ProbeReport) -> String {
+    let mut x = String::new();
+    let total_ms: u64 = r.results.iter().map(|c| c.duration_ms).sum();
+    let failures = r.count(Verdict::Fail) + r.count(Verdict::DiffersFromStatement);
+    let _ = write!(
+        x,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"dicomtap probe {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
+        esc(&r.target),
+        r.results.len(),
+        failures,
+        r.count(Verdict::Skipped),
+        total_ms as f64 / 1000.0
+    );
+    for c in &r.results {
+        let mut body = c.details.join("\n");
+        if let Some(t) = &c.table {
+            let mut s = String::new();
+            table_text(t, &mut s);
+            body.push('\n');
+            body.push_str(&s);
+        }
+        let _ = write!(
+            x,
+            "  <testcase classname=\"probe.{}\" name=\"{}\" time=\"{:.3}\">",
+            esc(&r.called_ae),
+            c.check.name(),
+            c.duration_ms as f64 / 1000.0
+        );
+        match c.verdict {
+            Verdict::Pass => {}
+            Verdict::Skipped => {
+                let _ = write!(x, "<skipped message=\"{}\"/>", esc(&c.summary));
+            }
+            v => {
+                let _ = write!(
+                    x,
+                    "<failure type=\"{}\" message=\"{}\">{}</failure>",
+                    v.as_str(),
+                    esc(&c.summary),
+                    esc(&body)
+                );
+            }
+        }
+        x.push_str("<system-out>");
+        x.push_str(&esc(&body));
+        x.push_str("</system-out></testcase>\n");
+    }
+    x.push_str("</testsuite></testsuites>\n");
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Check, CheckResult, ProbeReport, Verdict};
+    use super::*;
+
+    #[test]
+    fn outputs_escape_and_count() {
+        let r = ProbeReport {
+            target: "127.0.0.1:104".into(),
+            called_ae: "A<B".into(),
+            calling_ae: "X".into(),
+            statement: None,
+            started_us: 0,
+            results: vec![
+                CheckResult::new(Check::Echo, Verdict::Pass, "ok"),
+                CheckResult::new(Check::Commitment, Verdict::Fail, "silent <Success>"),
+            ],
+        };
+        assert!(to_text(&r).contains("1 pass, 1 fail"));
+        let j = to_junit(&r);
+        assert!(j.contains("failures=\"1\""));
+        assert!(j.contains("silent &lt;Success&gt;"));
+        assert!(to_html(&r).contains("A&lt;B"));
+    }
+}

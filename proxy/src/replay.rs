@@ -1,0 +1,1 @@
+//! Forensic replay (in progress).
