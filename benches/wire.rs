@@ -34,7 +34,11 @@ fn associate_rq(n: u8) -> Vec<u8> {
     for i in 0..n {
         let mut pc = vec![2 * i + 1, 0, 0, 0];
         pc.extend(item(0x30, b"1.2.840.10008.5.1.4.1.1.2"));
-        for ts in [&b"1.2.840.10008.1.2.1"[..], b"1.2.840.10008.1.2", b"1.2.840.10008.1.2.4.90"] {
+        for ts in [
+            &b"1.2.840.10008.1.2.1"[..],
+            b"1.2.840.10008.1.2",
+            b"1.2.840.10008.1.2.4.90",
+        ] {
             pc.extend(item(0x40, ts));
         }
         body.extend(item(0x20, &pc));
@@ -81,7 +85,11 @@ fn pdata(pc: u8, control: u8, data: &[u8]) -> Vec<u8> {
 fn store_stream(size: usize) -> Vec<u8> {
     let mut s = pdata(1, 3, &store_rq());
     let mut ds = Vec::with_capacity(size);
-    for (g, e, v) in [(0x0008u16, 0x0016u16, &b"1.2.840.10008.5.1.4.1.1.2\0"[..]), (0x0008, 0x0018, b"1.2.3.4.5.6.7.8.9.0\0"), (0x0008, 0x0060, b"CT")] {
+    for (g, e, v) in [
+        (0x0008u16, 0x0016u16, &b"1.2.840.10008.5.1.4.1.1.2\0"[..]),
+        (0x0008, 0x0018, b"1.2.3.4.5.6.7.8.9.0\0"),
+        (0x0008, 0x0060, b"CT"),
+    ] {
         ds.extend_from_slice(&g.to_le_bytes());
         ds.extend_from_slice(&e.to_le_bytes());
         ds.extend_from_slice(&(v.len() as u32).to_le_bytes());
@@ -114,7 +122,9 @@ fn benches(c: &mut Criterion) {
     let cmd = store_rq();
     let mut g = c.benchmark_group("dimse");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("decode_c_store_rq", |b| b.iter(|| decode_command(black_box(&cmd))));
+    g.bench_function("decode_c_store_rq", |b| {
+        b.iter(|| decode_command(black_box(&cmd)))
+    });
     g.finish();
 
     let stream = store_stream(8 << 20);

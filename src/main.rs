@@ -29,8 +29,12 @@ enum Command {
     Monitor(cmd::monitor::Args),
     /// Decode a raw one-direction DICOM byte stream and print its events.
     Pdu(cmd::pdu::Args),
+    /// Actively test a live DICOM device against its statement: echo, contexts, store, commitment, Q/R...
+    Probe(cmd::probe::Args),
     /// Run the transparent proxy: forward, record, export metrics.
     Proxy(cmd::proxy::Args),
+    /// Re-send recorded associations to a target and diff its answers against the original.
+    Replay(cmd::replay::Args),
     /// List the conformance rules `analyze --statements` checks: id, severity, why it matters.
     Rules(cmd::rules::Args),
     /// Device statements: check, import from dcm4che, diff (compatibility matrix), infer from traffic.
@@ -46,7 +50,9 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::export::run(args),
         Command::Monitor(args) => cmd::monitor::run(args),
         Command::Pdu(args) => cmd::pdu::run(args),
+        Command::Probe(args) => cmd::probe::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
         Command::Rules(args) => cmd::rules::run(args),
         Command::Statement(args) => cmd::statement::run(args),
     };
@@ -64,7 +70,9 @@ fn main() -> ExitCode {
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         let io = e.downcast_ref::<std::io::Error>().map(std::io::Error::kind);
-        let json = e.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind);
+        let json = e
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind);
         io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
     })
 }

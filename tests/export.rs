@@ -18,8 +18,8 @@ use std::time::Duration;
 use netns::{data_frames, read_frames, resegment, stream_offsets, without, write_pcap};
 use serde_json::Value;
 use support::{
-    Capture, Proc, PydicomData, command, free_port, require, require_python, run, run_ok,
-    temp_dir, wait_for_port,
+    Capture, Proc, PydicomData, command, free_port, require, require_python, run, run_ok, temp_dir,
+    wait_for_port,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,7 +41,11 @@ struct Part10 {
 impl Part10 {
     fn read(path: &Path) -> Part10 {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(bytes.len() >= 132, "{}: shorter than a preamble", path.display());
+        assert!(
+            bytes.len() >= 132,
+            "{}: shorter than a preamble",
+            path.display()
+        );
         assert_eq!(&bytes[128..132], b"DICM", "{}: no DICM", path.display());
         let mut pos = 132;
         let mut meta = BTreeMap::new();
@@ -57,7 +61,10 @@ impl Part10 {
                 let l = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap());
                 (l as usize, 12)
             } else {
-                (u16::from_le_bytes([bytes[pos + 6], bytes[pos + 7]]) as usize, 8)
+                (
+                    u16::from_le_bytes([bytes[pos + 6], bytes[pos + 7]]) as usize,
+                    8,
+                )
             };
             let value = bytes[pos + head..pos + head + len].to_vec();
             if elem == 0 {
@@ -174,7 +181,9 @@ fn check_exported(rec: &Value) -> Part10 {
     // Named by SOP instance UID; the same instance again in one association gets -2, -3...
     let name = path.file_name().unwrap().to_str().unwrap();
     let instance = rec["sop_instance"].as_str().unwrap();
-    let rest = name.strip_prefix(instance).unwrap_or_else(|| panic!("{name} is not named {instance}"));
+    let rest = name
+        .strip_prefix(instance)
+        .unwrap_or_else(|| panic!("{name} is not named {instance}"));
     assert!(
         rest == ".dcm"
             || rest
@@ -184,7 +193,12 @@ fn check_exported(rec: &Value) -> Part10 {
         "{name}"
     );
     assert_eq!(
-        path.parent().unwrap().file_name().unwrap().to_str().unwrap(),
+        path.parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap(),
         rec["association"].to_string()
     );
     f
@@ -293,7 +307,9 @@ fn compare(
         if verbatim_sender.is_some() && rec["sender_ae"].as_str() == verbatim_sender {
             let od = originals
                 .get(&(instance.clone(), ts.clone()))
-                .unwrap_or_else(|| panic!("{what}: {instance} in {ts} is not one of the files sent"));
+                .unwrap_or_else(|| {
+                    panic!("{what}: {instance} in {ts} is not one of the files sent")
+                });
             assert!(
                 *od == f.dataset,
                 "{what}: {instance} ({ts}) differs from the original file's data set"
@@ -314,7 +330,13 @@ fn samples(data: &PydicomData) -> Vec<(&'static str, Vec<PathBuf>)> {
         // Proposes every uncompressed syntax, explicit LE first: kept as is.
         (
             "-x=",
-            vec![t("CT_small.dcm"), t("MR_small.dcm"), t("rtplan.dcm"), c("chrH31.dcm"), c("chrX1.dcm")],
+            vec![
+                t("CT_small.dcm"),
+                t("MR_small.dcm"),
+                t("rtplan.dcm"),
+                c("chrH31.dcm"),
+                c("chrX1.dcm"),
+            ],
         ),
         ("-xi", vec![t("CT_small.dcm"), t("MR_small.dcm")]),
         ("-xb", vec![t("MR_small_bigendian.dcm"), t("rtplan.dcm")]),
@@ -361,7 +383,12 @@ fn storescu(opt: &str, aet: &str, aec: &str, port: u16, files: &[PathBuf], log: 
         port.to_string(),
     ];
     args.extend(files.iter().map(|f| f.display().to_string()));
-    run_ok(&format!("storescu-{aet}"), command("storescu", &args), log, TIMEOUT);
+    run_ok(
+        &format!("storescu-{aet}"),
+        command("storescu", &args),
+        log,
+        TIMEOUT,
+    );
 }
 
 /// Sends the samples from storescu to storescp under a capture. Returns the capture, the
@@ -466,16 +493,33 @@ fn storescu_objects_exported_byte_identical() {
     }
     // Each association's sender AE is the storescu run's calling AE title, objects in order.
     for (aet, files) in &sent {
-        let of_run: Vec<&Value> = r.objects.iter().filter(|o| o["sender_ae"] == aet.as_str()).collect();
+        let of_run: Vec<&Value> = r
+            .objects
+            .iter()
+            .filter(|o| o["sender_ae"] == aet.as_str())
+            .collect();
         assert_eq!(of_run.len(), files.len(), "{aet}: {of_run:?}");
     }
     let verbatim = verbatim_samples(&data);
     let originals = originals(&verbatim);
-    let same = compare(&exported, received(&recv), &originals, Some("PYSCU"), "storescp");
-    assert_eq!(same, verbatim.len(), "every verbatim object equals its original");
+    let same = compare(
+        &exported,
+        received(&recv),
+        &originals,
+        Some("PYSCU"),
+        "storescp",
+    );
+    assert_eq!(
+        same,
+        verbatim.len(),
+        "every verbatim object equals its original"
+    );
     // Several transfer syntaxes were really negotiated.
-    let syntaxes: std::collections::BTreeSet<&str> =
-        r.objects.iter().filter_map(|o| o["transfer_syntax"].as_str()).collect();
+    let syntaxes: std::collections::BTreeSet<&str> = r
+        .objects
+        .iter()
+        .filter_map(|o| o["transfer_syntax"].as_str())
+        .collect();
     for ts in [
         "1.2.840.10008.1.2",
         "1.2.840.10008.1.2.1",
@@ -540,7 +584,9 @@ fn study_uids(py: &Path, files: &[PathBuf], log: &Path) -> Vec<String> {
 fn c_get_and_c_move_sub_operations_exported() {
     if !require(
         "export get/move",
-        &["storescu", "storescp", "dcmqrscp", "getscu", "movescu", "dumpcap"],
+        &[
+            "storescu", "storescp", "dcmqrscp", "getscu", "movescu", "dumpcap",
+        ],
     ) {
         return;
     }
@@ -561,7 +607,10 @@ fn c_get_and_c_move_sub_operations_exported() {
     // the C-MOVE sub-operations.
     let mut qr = Proc::spawn(
         "dcmqrscp",
-        command("dcmqrscp", &["-c", cfg.to_str().unwrap(), "+B", "+xw", "-xw"]),
+        command(
+            "dcmqrscp",
+            &["-c", cfg.to_str().unwrap(), "+B", "+xw", "-xw"],
+        ),
         d,
     );
     assert!(
@@ -647,8 +696,17 @@ fn c_get_and_c_move_sub_operations_exported() {
         .map(|o| (o.clone(), check_exported(o)))
         .collect();
     assert_eq!(mv.len(), 1, "C-MOVE objects: {}", r.text);
-    assert_eq!(mv[0].0["server"].as_str().unwrap(), format!("127.0.0.1:{dest_port}"));
-    compare(&mv, received(&moved), &originals, None, "C-MOVE destination");
+    assert_eq!(
+        mv[0].0["server"].as_str().unwrap(),
+        format!("127.0.0.1:{dest_port}")
+    );
+    compare(
+        &mv,
+        received(&moved),
+        &originals,
+        None,
+        "C-MOVE destination",
+    );
     let paths: Vec<PathBuf> = get
         .iter()
         .chain(&mv)
@@ -690,7 +748,10 @@ fn gap_or_cut_inside_an_object_is_reported_never_written() {
     let frames = resegment(&read_frames(&capture), 1448);
     let to_scp = data_frames(&frames, port, true);
     let offsets = stream_offsets(&frames, &to_scp);
-    let stream: Vec<u8> = to_scp.iter().flat_map(|&i| frames[i].payload_bytes().to_vec()).collect();
+    let stream: Vec<u8> = to_scp
+        .iter()
+        .flat_map(|&i| frames[i].payload_bytes().to_vec())
+        .collect();
     // Where CT_small's data set is in the client's stream (as storescp received it).
     let ct_ds = received(&recv)
         .into_iter()
@@ -699,13 +760,18 @@ fn gap_or_cut_inside_an_object_is_reported_never_written() {
         .2;
     let find = |needle: &[u8]| stream.windows(needle.len()).position(|w| w == needle);
     let ds_start = find(&ct_ds[..64]).expect("CT data set start in the stream") as u64;
-    let ds_end = find(&ct_ds[ct_ds.len() - 64..]).expect("CT data set end in the stream") as u64 + 64;
+    let ds_end =
+        find(&ct_ds[ct_ds.len() - 64..]).expect("CT data set end in the stream") as u64 + 64;
     let inside: Vec<(usize, u64)> = offsets
         .iter()
         .copied()
         .filter(|&(i, off)| off > ds_start + 64 && off + (frames[i].payload as u64) < ds_end - 64)
         .collect();
-    assert!(inside.len() >= 5, "CT_small spans only {} segments", inside.len());
+    assert!(
+        inside.len() >= 5,
+        "CT_small spans only {} segments",
+        inside.len()
+    );
 
     // 1. Drop one segment in the middle of CT_small's data set.
     let dropped = inside[inside.len() / 2].0;
@@ -713,9 +779,18 @@ fn gap_or_cut_inside_an_object_is_reported_never_written() {
     write_pcap(&gap_pcap, &without(&frames, &[dropped]));
     let out = d.join("out-gap");
     let r = export(&[&gap_pcap], &out, d);
-    assert_eq!(r.code, Some(1), "an incomplete object makes the exit status 1\n{}", r.text);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "an incomplete object makes the exit status 1\n{}",
+        r.text
+    );
     assert_eq!(r.objects.len(), 3, "{}", r.text);
-    let incomplete: Vec<&Value> = r.objects.iter().filter(|o| o["result"] == "incomplete").collect();
+    let incomplete: Vec<&Value> = r
+        .objects
+        .iter()
+        .filter(|o| o["result"] == "incomplete")
+        .collect();
     assert_eq!(incomplete.len(), 1, "{}", r.text);
     let inc = incomplete[0];
     assert_eq!(inc["sop_instance"], ct.as_str(), "{inc}");
@@ -736,7 +811,11 @@ fn gap_or_cut_inside_an_object_is_reported_never_written() {
     compare(&exported, recv_files, &originals, None, "storescp (gap)");
     // Only the two whole objects are on disk: no temporary file left behind.
     assert_eq!(files_under(&out).len(), 2, "{:?}", files_under(&out));
-    assert!(files_under(&out).iter().all(|p| !p.to_string_lossy().contains(&ct)));
+    assert!(
+        files_under(&out)
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(&ct))
+    );
 
     // 2. The capture ends inside CT_small's data set.
     let cut_pcap = d.join("cut.pcap");

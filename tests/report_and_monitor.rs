@@ -20,14 +20,55 @@ fn capture_traffic(dir: &Path) -> (std::path::PathBuf, u16) {
     let out = dir.join("received");
     std::fs::create_dir_all(&out).unwrap();
     let port_s = port.to_string();
-    let mut scp = Proc::spawn("storescp", command("storescp", &["-aet", "STORESCP", "-od", out.to_str().unwrap(), &port_s]), dir);
-    assert!(wait_for_port(port, Duration::from_secs(15), Some(&mut scp)), "storescp: {}", scp.output());
+    let mut scp = Proc::spawn(
+        "storescp",
+        command(
+            "storescp",
+            &["-aet", "STORESCP", "-od", out.to_str().unwrap(), &port_s],
+        ),
+        dir,
+    );
+    assert!(
+        wait_for_port(port, Duration::from_secs(15), Some(&mut scp)),
+        "storescp: {}",
+        scp.output()
+    );
     let cap = Capture::start("report", &[port], dir);
-    let files = [data.test_files.join("CT_small.dcm"), data.test_files.join("MR_small.dcm")];
-    let mut args = vec!["-aec".to_string(), "STORESCP".into(), "-aet".into(), "MODALITY".into(), "127.0.0.1".into(), port.to_string()];
+    let files = [
+        data.test_files.join("CT_small.dcm"),
+        data.test_files.join("MR_small.dcm"),
+    ];
+    let mut args = vec![
+        "-aec".to_string(),
+        "STORESCP".into(),
+        "-aet".into(),
+        "MODALITY".into(),
+        "127.0.0.1".into(),
+        port.to_string(),
+    ];
     args.extend(files.iter().map(|f| f.display().to_string()));
-    run_ok("storescu", command("storescu", &args), dir, Duration::from_secs(60));
-    run_ok("echoscu", command("echoscu", &["-aec", "STORESCP", "-aet", "CHECKER", "127.0.0.1", &port.to_string()]), dir, Duration::from_secs(30));
+    run_ok(
+        "storescu",
+        command("storescu", &args),
+        dir,
+        Duration::from_secs(60),
+    );
+    run_ok(
+        "echoscu",
+        command(
+            "echoscu",
+            &[
+                "-aec",
+                "STORESCP",
+                "-aet",
+                "CHECKER",
+                "127.0.0.1",
+                &port.to_string(),
+            ],
+        ),
+        dir,
+        Duration::from_secs(30),
+    );
     let file = cap.finish();
     scp.stop("TERM", Duration::from_secs(5));
     (file, port)
@@ -35,7 +76,10 @@ fn capture_traffic(dir: &Path) -> (std::path::PathBuf, u16) {
 
 #[test]
 fn html_report_renders_in_chromium() {
-    if !require("html_report", &["storescu", "storescp", "echoscu", "dumpcap", "chromium"]) {
+    if !require(
+        "html_report",
+        &["storescu", "storescp", "echoscu", "dumpcap", "chromium"],
+    ) {
         return;
     }
     let tmp = temp_dir("report");
@@ -44,15 +88,32 @@ fn html_report_renders_in_chromium() {
     let html = dir.join("report.html");
     let out = run_ok(
         "analyze",
-        command(DICOMTAP, &["analyze", capture.to_str().unwrap(), "--html", html.to_str().unwrap()]),
+        command(
+            DICOMTAP,
+            &[
+                "analyze",
+                capture.to_str().unwrap(),
+                "--html",
+                html.to_str().unwrap(),
+            ],
+        ),
         dir,
         Duration::from_secs(60),
     );
-    assert!(out.text().contains("MODALITY -> STORESCP"), "{}", out.text());
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&html).unwrap().permissions()) & 0o777;
+    assert!(
+        out.text().contains("MODALITY -> STORESCP"),
+        "{}",
+        out.text()
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&html).unwrap().permissions())
+            & 0o777;
     assert_eq!(mode, 0o600, "the report holds patient data: owner-only");
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(!page.contains("http://") && !page.contains("https://"), "the report must be self-contained");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the report must be self-contained"
+    );
 
     let profile = dir.join("chromium-profile");
     let url = format!("file://{}", html.display());
@@ -70,14 +131,29 @@ fn html_report_renders_in_chromium() {
     args.push(format!("--user-data-dir={}", profile.display()));
     args.push("--dump-dom".into());
     args.push(url.clone());
-    let dom = run_ok("chromium-dom", command("chromium", &args), dir, Duration::from_secs(90)).stdout;
+    let dom = run_ok(
+        "chromium-dom",
+        command("chromium", &args),
+        dir,
+        Duration::from_secs(90),
+    )
+    .stdout;
     // What the browser parsed: the summary, one device row per AE title, the timeline.
-    assert!(dom.contains("<b>2</b> associations"), "summary missing from the rendered DOM:\n{dom}");
+    assert!(
+        dom.contains("<b>2</b> associations"),
+        "summary missing from the rendered DOM:\n{dom}"
+    );
     for ae in ["MODALITY", "STORESCP", "CHECKER"] {
-        assert!(dom.contains(&format!("<td>{ae}</td>")), "device {ae} missing from the DOM");
+        assert!(
+            dom.contains(&format!("<td>{ae}</td>")),
+            "device {ae} missing from the DOM"
+        );
     }
     assert!(dom.contains("aria-label=\"association timeline\""));
-    assert!(dom.contains("C-STORE"), "latency histogram of C-STORE missing");
+    assert!(
+        dom.contains("C-STORE"),
+        "latency histogram of C-STORE missing"
+    );
 
     let png = dir.join("report.png");
     let mut args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
@@ -85,9 +161,18 @@ fn html_report_renders_in_chromium() {
     args.push(format!("--screenshot={}", png.display()));
     args.push("--window-size=1400,1000".into());
     args.push(url);
-    run_ok("chromium-png", command("chromium", &args), dir, Duration::from_secs(90));
+    run_ok(
+        "chromium-png",
+        command("chromium", &args),
+        dir,
+        Duration::from_secs(90),
+    );
     let bytes = std::fs::read(&png).expect("chromium wrote a screenshot");
-    assert!(bytes.len() > 10_000 && bytes.starts_with(b"\x89PNG"), "screenshot is {} bytes", bytes.len());
+    assert!(
+        bytes.len() > 10_000 && bytes.starts_with(b"\x89PNG"),
+        "screenshot is {} bytes",
+        bytes.len()
+    );
 }
 
 #[test]
@@ -101,10 +186,23 @@ fn monitor_serves_metrics_of_a_capture() {
     let mport = free_port();
     let mut mon = Proc::spawn(
         "monitor",
-        command(DICOMTAP, &["monitor", capture.to_str().unwrap(), "--no-follow", "--metrics", &format!("127.0.0.1:{mport}")]),
+        command(
+            DICOMTAP,
+            &[
+                "monitor",
+                capture.to_str().unwrap(),
+                "--no-follow",
+                "--metrics",
+                &format!("127.0.0.1:{mport}"),
+            ],
+        ),
         dir,
     );
-    assert!(wait_for_port(mport, Duration::from_secs(20), Some(&mut mon)), "monitor: {}", mon.output());
+    assert!(
+        wait_for_port(mport, Duration::from_secs(20), Some(&mut mon)),
+        "monitor: {}",
+        mon.output()
+    );
     let mut body = String::new();
     let ok = wait_until(Duration::from_secs(20), || {
         body = http_get(mport, "/metrics");
@@ -115,15 +213,23 @@ fn monitor_serves_metrics_of_a_capture() {
     assert!(body.contains("dicomtap_dimse_messages_total{command=\"C-STORE-RSP\",sop_class=\"MRImageStorage\",status_class=\"success\"} 1"), "{body}");
     assert!(body.contains("dicomtap_dimse_messages_total{command=\"C-ECHO-RSP\",sop_class=\"Verification\",status_class=\"success\"} 1"), "{body}");
     // No patient data in labels: the samples' patient names never appear.
-    assert!(!body.contains("CompressedSamples") && !body.contains("^"), "metrics must not carry PHI");
+    assert!(
+        !body.contains("CompressedSamples") && !body.contains("^"),
+        "metrics must not carry PHI"
+    );
     mon.stop("INT", Duration::from_secs(10));
 }
 
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out

@@ -23,6 +23,33 @@ struct Open {
     info: ConnectionInfo,
     conv: Conversation,
     session: SessionBuilder,
+    /// A PDU was decoded: this connection carries DICOM.
+    dicom: bool,
+    /// The requestor's first bytes were looked at.
+    classified: bool,
+    /// The requestor's first bytes, held until there are enough to classify.
+    probe: Vec<u8>,
+    /// Events held until the connection is known to carry DICOM, so that other TCP
+    /// traffic in a capture produces no noise.
+    held: Vec<Event>,
+}
+
+/// Events held per connection before DICOM is recognised; beyond this they flow anyway.
+const MAX_HELD: usize = 256;
+
+/// A TLS record header of a ClientHello: handshake (0x16), version 3.x, then type 1.
+pub fn tls_client_hello(b: &[u8]) -> Option<String> {
+    if b.len() < 6 || b[0] != 0x16 || b[1] != 3 || b[2] > 4 || b[5] != 1 {
+        return None;
+    }
+    // The ClientHello's own version field, after the 4-byte handshake header.
+    let v = match b.get(9..11) {
+        Some([3, 1]) => "1.0",
+        Some([3, 2]) => "1.1",
+        Some([3, 3]) => "1.2 or 1.3",
+        _ => "unknown version",
+    };
+    Some(format!("TLS ClientHello ({v})"))
 }
 
 /// A [`StreamSink`] that analyses every connection it is given.
@@ -33,6 +60,8 @@ pub struct Analysis<S: AnalysisSink> {
     /// Association IDs continue across several captures.
     id_offset: u64,
     max_id: u64,
+    non_dicom: u64,
+    server_ports: Vec<u16>,
 }
 
 impl<S: AnalysisSink> Analysis<S> {
@@ -43,7 +72,20 @@ impl<S: AnalysisSink> Analysis<S> {
             out,
             id_offset: 0,
             max_id: 0,
+            non_dicom: 0,
+            server_ports: crate::capture::DEFAULT_SERVER_PORTS.to_vec(),
         }
+    }
+
+    /// Ports where TLS is reported as DICOM over TLS rather than ignored as other traffic.
+    pub fn with_server_ports(mut self, ports: Vec<u16>) -> Self {
+        self.server_ports = ports;
+        self
+    }
+
+    /// TCP connections that never carried a DICOM PDU (and were not reported).
+    pub fn non_dicom_connections(&self) -> u64 {
+        self.non_dicom
     }
 
     /// Starts numbering the next capture's associations after this one's.
@@ -69,7 +111,17 @@ impl<S: AnalysisSink> Analysis<S> {
         };
         while let Some(e) = o.conv.poll() {
             o.session.observe(&e);
-            self.out.event(&o.info, &e);
+            if !o.dicom && is_pdu(&e) {
+                o.dicom = true;
+                for held in std::mem::take(&mut o.held) {
+                    self.out.event(&o.info, &held);
+                }
+            }
+            if o.dicom || o.held.len() >= MAX_HELD {
+                self.out.event(&o.info, &e);
+            } else {
+                o.held.push(e);
+            }
         }
     }
 }
@@ -92,6 +144,10 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
                 info,
                 conv,
                 session,
+                dicom: false,
+                classified: false,
+                probe: Vec::new(),
+                held: Vec::new(),
             },
         );
     }
@@ -99,13 +155,30 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
     fn on_data(&mut self, conn: ConnId, from: Side, ts_us: u64, data: &[u8]) {
         if let Some(o) = self.open.get_mut(&conn) {
             o.session.bytes(from, data.len() as u64, ts_us);
-            o.conv.feed(from, ts_us, data);
+            if from == Side::Requestor && !o.classified {
+                o.probe.extend_from_slice(data);
+                if o.probe.len() < PROBE_LEN {
+                    return;
+                }
+                let probe = std::mem::take(&mut o.probe);
+                classify(o, &probe, &self.server_ports);
+                if o.session.session().encrypted.is_none() {
+                    o.conv.feed(from, ts_us, &probe);
+                }
+            } else if o.session.session().encrypted.is_none() {
+                o.conv.feed(from, ts_us, data);
+            }
         }
         self.drain(conn);
     }
 
     fn on_gap(&mut self, conn: ConnId, from: Side, ts_us: u64, missing: u64) {
         if let Some(o) = self.open.get_mut(&conn) {
+            if from == Side::Requestor && !o.classified {
+                let probe = std::mem::take(&mut o.probe);
+                classify(o, &probe, &self.server_ports);
+                o.conv.feed(from, ts_us, &probe);
+            }
             o.conv.gap(from, ts_us, missing);
         }
         self.drain(conn);
@@ -113,6 +186,11 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
 
     fn on_end(&mut self, conn: ConnId, from: Side, ts_us: u64, how: StreamEnd) {
         if let Some(o) = self.open.get_mut(&conn) {
+            if from == Side::Requestor && !o.classified {
+                let probe = std::mem::take(&mut o.probe);
+                classify(o, &probe, &self.server_ports);
+                o.conv.feed(from, ts_us, &probe);
+            }
             o.conv.end(from, ts_us, how);
         }
         self.drain(conn);
@@ -126,8 +204,45 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
         let _ = (ts_us, why);
         self.drain(conn);
         if let Some(o) = self.open.remove(&conn) {
+            if !o.dicom {
+                self.non_dicom += 1;
+                return;
+            }
             let session = o.session.finish();
             self.out.session(&o.info, session);
         }
     }
+}
+
+/// Requestor bytes needed to tell an A-ASSOCIATE-RQ or a TLS ClientHello apart.
+const PROBE_LEN: usize = 11;
+
+/// Looks at the requestor's first bytes: TLS (not decoded; reported when on a DICOM port),
+/// an A-ASSOCIATE-RQ, or anything else (the engine then only locks on to plausible PDUs).
+fn classify(o: &mut Open, first: &[u8], server_ports: &[u16]) {
+    o.classified = true;
+    if let Some(tls) = tls_client_hello(first) {
+        if server_ports.contains(&o.info.server.port()) {
+            o.dicom = true;
+        }
+        o.session.set_encrypted(tls);
+    } else if !crate::capture::looks_like_associate_rq(first) {
+        o.conv.resynchronize(Side::Requestor);
+        o.conv.resynchronize(Side::Acceptor);
+    }
+}
+
+/// Events that prove a connection carries DICOM.
+fn is_pdu(e: &Event) -> bool {
+    use dicomtap_wire::EventKind as K;
+    matches!(
+        e.kind,
+        K::AssociateRq(_)
+            | K::AssociateAc(_)
+            | K::AssociateRj(_)
+            | K::ReleaseRq
+            | K::ReleaseRp
+            | K::Abort(_)
+            | K::PData(_)
+    )
 }

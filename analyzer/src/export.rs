@@ -90,7 +90,12 @@ pub fn file_meta(
     element(&mut group, 0x0002, *b"UI", &padded(sop_class, 0));
     element(&mut group, 0x0003, *b"UI", &padded(sop_instance, 0));
     element(&mut group, 0x0010, *b"UI", &padded(transfer_syntax, 0));
-    element(&mut group, 0x0012, *b"UI", &padded(IMPLEMENTATION_CLASS_UID, 0));
+    element(
+        &mut group,
+        0x0012,
+        *b"UI",
+        &padded(IMPLEMENTATION_CLASS_UID, 0),
+    );
     element(
         &mut group,
         0x0013,
@@ -268,6 +273,15 @@ enum InFlight {
     Ignored,
 }
 
+/// A C-STORE-RSP whose object has not been seen (yet).
+struct Early {
+    response: StoreResponse,
+    ts_us: u64,
+    pc_id: u8,
+    sop_class: Option<String>,
+    sop_instance: Option<String>,
+}
+
 #[derive(Default)]
 struct Conn {
     calling_ae: Option<String>,
@@ -279,7 +293,7 @@ struct Conn {
     /// Finished objects waiting for their C-STORE-RSP: key (sender, message id).
     awaiting: VecDeque<((Side, Option<u16>), ExportRecord)>,
     /// Responses seen before their object finished.
-    early: VecDeque<((Side, u16), StoreResponse)>,
+    early: VecDeque<((Side, u16), Early)>,
 }
 
 /// Writes C-STORE objects to `DIR/<association>/<SOP instance UID>.dcm`; see the module
@@ -326,11 +340,48 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
         let keys: Vec<(Side, u8)> = conn.in_flight.keys().copied().collect();
         for key in keys {
             if let Some(InFlight::Writing(w)) = conn.in_flight.remove(&key) {
-                let rec = self.abandon(id, info, &mut conn, key.0, *w, "the association ended before the data set's last fragment");
+                let rec = self.abandon(
+                    id,
+                    info,
+                    &mut conn,
+                    key.0,
+                    *w,
+                    "the association ended before the data set's last fragment",
+                );
                 conn.awaiting.push_back(((key.0, rec.message_id), rec));
             }
         }
         while let Some((_, rec)) = conn.awaiting.pop_front() {
+            self.hand_out(rec);
+        }
+        // Answers to requests that were never seen: the request and its data set were
+        // lost (capture gap, or a capture that started late). Worth reporting: the
+        // receiver has an object this capture cannot give back.
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        while let Some(((sender, mid), early)) = conn.early.pop_front() {
+            let ts = conn.accepted.get(&early.pc_id).cloned();
+            let rec = ExportRecord {
+                association: id,
+                client: info.map_or(unspecified, |i| i.client),
+                server: info.map_or(unspecified, |i| i.server),
+                ts_us: early.ts_us,
+                sender,
+                sender_ae: sender_ae(&conn, sender).map(str::to_string),
+                message_id: Some(mid),
+                pc_id: early.pc_id,
+                sop_class: early.sop_class,
+                sop_instance: early.sop_instance,
+                dataset_sop_class: None,
+                dataset_sop_instance: None,
+                transfer_syntax_negotiated: ts.is_some(),
+                transfer_syntax: ts.unwrap_or_default(),
+                bytes: 0,
+                outcome: ExportOutcome::Incomplete {
+                    reason: "only the C-STORE-RSP was captured: the request and its data set were not seen".into(),
+                },
+                response: Some(early.response),
+                refused: false,
+            };
             self.hand_out(rec);
         }
     }
@@ -495,7 +546,16 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
                         if conn.early.len() >= MAX_EARLY {
                             conn.early.pop_front();
                         }
-                        conn.early.push_back(((sender, rid), resp));
+                        conn.early.push_back((
+                            (sender, rid),
+                            Early {
+                                response: resp,
+                                ts_us: e.ts_us,
+                                pc_id: c.pc_id,
+                                sop_class: cmd.affected_sop_class.clone(),
+                                sop_instance: cmd.affected_sop_instance.clone(),
+                            },
+                        ));
                     }
                 }
             }
@@ -548,14 +608,25 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
             }
             EventKind::DatasetPeek(p) => {
                 if let Some(InFlight::Writing(w)) = conn.in_flight.get_mut(&(from, p.pc_id)) {
-                    w.peeked = Some((p.peek.sop_class_uid.clone(), p.peek.sop_instance_uid.clone()));
+                    w.peeked = Some((
+                        p.peek.sop_class_uid.clone(),
+                        p.peek.sop_instance_uid.clone(),
+                    ));
                 }
             }
             EventKind::Gap { missing } => {
-                self.taint(conn, from, &format!("{missing} bytes of the stream were missing from the capture"));
+                self.taint(
+                    conn,
+                    from,
+                    &format!("{missing} bytes of the stream were missing from the capture"),
+                );
             }
             EventKind::Resync { skipped } => {
-                self.taint(conn, from, &format!("{skipped} bytes were skipped to find the next PDU boundary"));
+                self.taint(
+                    conn,
+                    from,
+                    &format!("{skipped} bytes were skipped to find the next PDU boundary"),
+                );
             }
             EventKind::Finding(f) if f.code == FindingCode::IncompleteMessage => {
                 // The engine gave up on data sets of this direction (gap, end of stream):
@@ -563,10 +634,22 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
                 self.end_all(id, info, conn, Some(from), &f.message);
             }
             EventKind::Abort(_) => {
-                self.end_all(id, info, conn, None, "the association was aborted (A-ABORT)");
+                self.end_all(
+                    id,
+                    info,
+                    conn,
+                    None,
+                    "the association was aborted (A-ABORT)",
+                );
             }
             EventKind::StreamEnd { .. } => {
-                self.end_all(id, info, conn, Some(from), "the stream ended before the data set's last fragment");
+                self.end_all(
+                    id,
+                    info,
+                    conn,
+                    Some(from),
+                    "the stream ended before the data set's last fragment",
+                );
             }
             _ => {}
         }
@@ -707,7 +790,10 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
     fn final_path(&self, id: u64, instance: Option<&str>, message_id: Option<u16>) -> PathBuf {
         let base = match instance {
             Some(uid) if !uid.is_empty() => sanitize(uid),
-            _ => format!("message-{}", message_id.map_or_else(|| "unknown".into(), |m| m.to_string())),
+            _ => format!(
+                "message-{}",
+                message_id.map_or_else(|| "unknown".into(), |m| m.to_string())
+            ),
         };
         let dir = self.dir.join(id.to_string());
         let mut path = dir.join(format!("{base}.dcm"));
@@ -731,13 +817,13 @@ impl<F: FnMut(&ExportRecord)> AnalysisSink for Exporter<F> {
 }
 
 fn take_early(
-    early: &mut VecDeque<((Side, u16), StoreResponse)>,
+    early: &mut VecDeque<((Side, u16), Early)>,
     sender: Side,
     message_id: Option<u16>,
 ) -> Option<StoreResponse> {
     let mid = message_id?;
     let pos = early.iter().position(|(k, _)| *k == (sender, mid))?;
-    early.remove(pos).map(|(_, r)| r)
+    early.remove(pos).map(|(_, r)| r.response)
 }
 
 /// The sender's AE title: the calling AE for the requestor, the called AE for the acceptor.
@@ -901,9 +987,11 @@ mod tests {
         d
     }
 
+    type Report = Box<dyn FnMut(&ExportRecord)>;
+
     struct Run {
         conv: Conversation,
-        exporter: Exporter<Box<dyn FnMut(&ExportRecord)>>,
+        exporter: Exporter<Report>,
         records: std::rc::Rc<std::cell::RefCell<Vec<ExportRecord>>>,
         info: ConnectionInfo,
         _dir: tempfile::TempDir,
@@ -915,8 +1003,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let records = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
             let r2 = records.clone();
-            let report: Box<dyn FnMut(&ExportRecord)> =
-                Box::new(move |r: &ExportRecord| r2.borrow_mut().push(r.clone()));
+            let report: Report = Box::new(move |r: &ExportRecord| r2.borrow_mut().push(r.clone()));
             Run {
                 conv: Conversation::new(EngineConfig {
                     emit_data: true,
@@ -948,8 +1035,10 @@ mod tests {
         }
 
         fn close(&mut self) -> Vec<ExportRecord> {
-            self.conv.end(Side::Requestor, 2, dicomtap_wire::StreamEnd::Close);
-            self.conv.end(Side::Acceptor, 2, dicomtap_wire::StreamEnd::Close);
+            self.conv
+                .end(Side::Requestor, 2, dicomtap_wire::StreamEnd::Close);
+            self.conv
+                .end(Side::Acceptor, 2, dicomtap_wire::StreamEnd::Close);
             self.drain();
             self.exporter.finish();
             self.records.borrow().clone()
@@ -985,7 +1074,10 @@ mod tests {
         let gl = u32::from_le_bytes(m[140..144].try_into().unwrap()) as usize;
         assert_eq!(gl, m.len() - 144);
         // (0002,0001) OB 00\01
-        assert_eq!(&m[144..158], &[2, 0, 1, 0, b'O', b'B', 0, 0, 2, 0, 0, 0, 0, 1]);
+        assert_eq!(
+            &m[144..158],
+            &[2, 0, 1, 0, b'O', b'B', 0, 0, 2, 0, 0, 0, 0, 1]
+        );
         // odd-length UID NUL-padded, AE space-padded
         assert!(m.windows(6).any(|w| w == b"1.2.3\0"));
         assert!(m.windows(4).any(|w| w == b"SCU "));

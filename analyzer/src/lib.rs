@@ -2,9 +2,9 @@
 //! built from wire events, device statements, conformance rules and reports. No sockets.
 pub mod analysis;
 pub mod capture;
-pub mod session;
-pub mod text;
-pub mod statement;
+pub mod conformance;
 pub mod export;
 pub mod report;
-pub mod conformance;
+pub mod session;
+pub mod statement;
+pub mod text;

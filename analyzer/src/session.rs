@@ -133,6 +133,8 @@ pub struct Session {
     pub findings_dropped: u64,
     pub data_sets: u64,
     pub data_set_bytes: u64,
+    /// The connection carried TLS (what the first bytes said), so nothing was decoded.
+    pub encrypted: Option<String>,
 }
 
 impl Session {
@@ -188,6 +190,7 @@ impl SessionBuilder {
                 findings_dropped: 0,
                 data_sets: 0,
                 data_set_bytes: 0,
+                encrypted: None,
             },
             open: BTreeMap::new(),
             ended: [None, None],
@@ -214,6 +217,11 @@ impl SessionBuilder {
             Side::Requestor => &mut self.s.requestor,
             Side::Acceptor => &mut self.s.acceptor,
         }
+    }
+
+    /// Marks the connection as encrypted (TLS), with what was recognised.
+    pub fn set_encrypted(&mut self, what: String) {
+        self.s.encrypted = Some(what);
     }
 
     /// The session so far.

@@ -299,7 +299,10 @@ pub fn session_line(s: &crate::session::Session) -> String {
         ),
         Outcome::Rejected { description, .. } => format!("REJECTED ({description})"),
         Outcome::NoAnswer => format!("no answer seen to {} proposed ctx", s.contexts.len()),
-        Outcome::NegotiationNotSeen => "negotiation not captured".to_string(),
+        Outcome::NegotiationNotSeen => match &s.encrypted {
+            Some(tls) => format!("encrypted: {tls}"),
+            None => "negotiation not captured".to_string(),
+        },
     };
     let dimse: Vec<String> = s
         .dimse

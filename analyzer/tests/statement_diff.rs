@@ -81,24 +81,63 @@ transfer_syntaxes = ["ImplicitVRLittleEndian"]
 #[test]
 fn predicts_contexts_and_differences() {
     let r = diff::diff(&[st(MODALITY), st(PACS)]);
-    let p = r.pairs.iter().find(|p| p.initiator.ae == "MOD" && p.acceptor.ae == "PACS").unwrap();
-    let ctx = |kw: &str, role: &str| p.contexts.iter().find(|c| c.sop_class.label() == kw && c.initiator_role.as_str() == role).unwrap();
+    let p = r
+        .pairs
+        .iter()
+        .find(|p| p.initiator.ae == "MOD" && p.acceptor.ae == "PACS")
+        .unwrap();
+    let ctx = |kw: &str, role: &str| {
+        p.contexts
+            .iter()
+            .find(|c| c.sop_class.label() == kw && c.initiator_role.as_str() == role)
+            .unwrap()
+    };
     // preference of the acceptor wins over the proposal order
-    assert_eq!(ctx("CTImageStorage", "SCU").transfer_syntax.as_ref().unwrap().label(), "JPEG2000Lossless");
+    assert_eq!(
+        ctx("CTImageStorage", "SCU")
+            .transfer_syntax
+            .as_ref()
+            .unwrap()
+            .label(),
+        "JPEG2000Lossless"
+    );
     // no common transfer syntax
     let mr = ctx("MRImageStorage", "SCU");
-    assert!(!mr.accepted && mr.rejection.as_ref().unwrap().contains("result 4"), "{mr:?}");
+    assert!(
+        !mr.accepted && mr.rejection.as_ref().unwrap().contains("result 4"),
+        "{mr:?}"
+    );
     // C-GET storage sub-operations: the PACS does not state role selection
     let get = ctx("CTImageStorage", "SCP");
-    assert!(get.issues.iter().any(|i| i.topic == "role-selection" && i.severity == diff::IssueSeverity::Failure), "{get:?}");
+    assert!(
+        get.issues
+            .iter()
+            .any(|i| i.topic == "role-selection" && i.severity == diff::IssueSeverity::Failure),
+        "{get:?}"
+    );
     // storage commitment: same association only vs new association only
     let sc = ctx("StorageCommitmentPushModel", "SCU");
-    assert!(sc.issues.iter().any(|i| i.topic == "storage-commitment" && i.message.contains("never arrive")), "{sc:?}");
+    assert!(
+        sc.issues
+            .iter()
+            .any(|i| i.topic == "storage-commitment" && i.message.contains("never arrive")),
+        "{sc:?}"
+    );
     assert!(sc.issues.iter().any(|i| i.message.contains("3600")));
     // PDU: MOD sends 65536 but PACS takes 32768
-    assert!(p.association.iter().any(|i| i.topic == "max-pdu" && i.message.contains("32768")), "{:?}", p.association);
+    assert!(
+        p.association
+            .iter()
+            .any(|i| i.topic == "max-pdu" && i.message.contains("32768")),
+        "{:?}",
+        p.association
+    );
     assert_eq!(p.pdu_to_acceptor, 32768);
-    assert!(p.association.iter().any(|i| i.topic == "character-sets" && i.message.contains("ISO_IR 192")));
+    assert!(
+        p.association
+            .iter()
+            .any(|i| i.topic == "character-sets" && i.message.contains("ISO_IR 192"))
+    );
     assert_eq!(p.verdict, diff::Verdict::Partial);
     assert!(r.has_failure());
     // the other direction: the PACS proposes CT to the modality, whose SCP capability
@@ -106,7 +145,10 @@ fn predicts_contexts_and_differences() {
     let back = r.pairs.iter().find(|p| p.initiator.ae == "PACS").unwrap();
     assert_eq!(back.verdict, diff::Verdict::Compatible, "{back:?}");
     let text = diff::to_text(&r);
-    assert!(text.contains("MOD/MOD") && text.contains("REJECTED"), "{text}");
+    assert!(
+        text.contains("MOD/MOD") && text.contains("REJECTED"),
+        "{text}"
+    );
     let html = diff::to_html(&r, "t");
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("class=\"partial\""));
 }
@@ -117,19 +159,34 @@ fn allow_list_and_tls_reject_the_association() {
     let r = diff::diff(&[st(MODALITY), st(&pacs)]);
     let p = r.pairs.iter().find(|p| p.initiator.ae == "MOD").unwrap();
     assert_eq!(p.verdict, diff::Verdict::Incompatible);
-    assert!(p.association.iter().any(|i| i.topic == "ae-allow-list" && i.message.contains("reason 3")));
-    assert!(p.association.iter().any(|i| i.topic == "tls" && i.severity == diff::IssueSeverity::Failure));
+    assert!(
+        p.association
+            .iter()
+            .any(|i| i.topic == "ae-allow-list" && i.message.contains("reason 3"))
+    );
+    assert!(
+        p.association
+            .iter()
+            .any(|i| i.topic == "tls" && i.severity == diff::IssueSeverity::Failure)
+    );
 }
 
 #[test]
 fn same_title_shows_drift() {
-    let observed = MODALITY.replace("name = \"MOD\"", "name = \"MOD_OBSERVED\"").replace(
-        "[\"JPEG2000Lossless\"]\n[[ae.capability]]\nsop_class = \"StorageCommitmentPushModel\"",
-        "[\"JPEGLSLossless\"]\n[[ae.capability]]\nsop_class = \"StorageCommitmentPushModel\"",
-    ) + "private_creators = []\n";
+    let observed = MODALITY
+        .replace("name = \"MOD\"", "name = \"MOD_OBSERVED\"")
+        .replace(
+            "[\"JPEG2000Lossless\"]\n[[ae.capability]]\nsop_class = \"StorageCommitmentPushModel\"",
+            "[\"JPEGLSLossless\"]\n[[ae.capability]]\nsop_class = \"StorageCommitmentPushModel\"",
+        );
     let r = diff::diff(&[st(MODALITY), st(&observed)]);
     let d = r.drift.iter().find(|d| d.title == "MOD").unwrap();
-    assert!(d.differences.iter().any(|x| x.topic == "transfer-syntax" && x.message.contains("JPEGLSLossless")), "{d:?}");
+    assert!(
+        d.differences
+            .iter()
+            .any(|x| x.topic == "transfer-syntax" && x.message.contains("JPEGLSLossless")),
+        "{d:?}"
+    );
     assert!(r.has_drift());
 }
 
@@ -138,16 +195,44 @@ fn bundled_statements_are_valid_and_interoperate() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../statements");
     let all = statement::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = all.iter().map(|s| s.device.name.as_str()).collect();
-    for n in ["DCMTK_STORESCP", "DCMTK_DCMQRSCP", "ORTHANC", "PYNETDICOM_STORESCP"] {
+    for n in [
+        "DCMTK_STORESCP",
+        "DCMTK_DCMQRSCP",
+        "ORTHANC",
+        "PYNETDICOM_STORESCP",
+    ] {
         assert!(names.contains(&n), "{names:?}");
     }
     for s in &all {
-        assert!(s.device.document.is_some(), "{} documents its sources", s.device.name);
+        assert!(
+            s.device.document.is_some(),
+            "{} documents its sources",
+            s.device.name
+        );
     }
     let r = diff::diff(&all);
     // dcmqrscp's C-MOVE sub-operations go to storescp: every storage class it proposes is accepted
-    let p = r.pairs.iter().find(|p| p.initiator.device == "DCMTK_DCMQRSCP" && p.acceptor.device == "DCMTK_STORESCP").unwrap();
-    assert_eq!(p.verdict, diff::Verdict::Compatible, "{:?}", p.contexts.iter().filter(|c| !c.accepted).collect::<Vec<_>>());
-    let ct = p.contexts.iter().find(|c| c.sop_class.label() == "CTImageStorage").unwrap();
-    assert_eq!(ct.transfer_syntax.as_ref().unwrap().label(), "ExplicitVRLittleEndian");
+    let p = r
+        .pairs
+        .iter()
+        .find(|p| p.initiator.device == "DCMTK_DCMQRSCP" && p.acceptor.device == "DCMTK_STORESCP")
+        .unwrap();
+    assert_eq!(
+        p.verdict,
+        diff::Verdict::Compatible,
+        "{:?}",
+        p.contexts
+            .iter()
+            .filter(|c| !c.accepted)
+            .collect::<Vec<_>>()
+    );
+    let ct = p
+        .contexts
+        .iter()
+        .find(|c| c.sop_class.label() == "CTImageStorage")
+        .unwrap();
+    assert_eq!(
+        ct.transfer_syntax.as_ref().unwrap().label(),
+        "ExplicitVRLittleEndian"
+    );
 }

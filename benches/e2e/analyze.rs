@@ -12,7 +12,11 @@ use crate::store::{self, Workload};
 use crate::util::{self, Proc};
 
 /// Captures one direct storescu -> storescp run of every workload on `lo` with dumpcap.
-pub fn capture(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result<(PathBuf, Value)> {
+pub fn capture(
+    ctx: &Ctx,
+    workloads: &[Workload],
+    scp: SocketAddr,
+) -> anyhow::Result<(PathBuf, Value)> {
     let file = ctx.record_root.join("capture.pcapng");
     let _ = std::fs::remove_file(&file);
     let log = ctx.log("dumpcap");
@@ -28,7 +32,11 @@ pub fn capture(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Re
         std::thread::sleep(Duration::from_millis(50));
         waited += 1;
     }
-    anyhow::ensure!(file.exists(), "dumpcap did not start (see {})", log.display());
+    anyhow::ensure!(
+        file.exists(),
+        "dumpcap did not start (see {})",
+        log.display()
+    );
     std::thread::sleep(Duration::from_millis(500));
     for w in workloads {
         store::send(ctx, scp, w)?;
@@ -67,7 +75,10 @@ fn timed(ctx: &Ctx, name: &str, args: &[String], out: &Path) -> anyhow::Result<(
 }
 
 fn run_with_stdout(mut cmd: Command, timeout: Duration, log: &Path) -> anyhow::Result<(f64, bool)> {
-    let err = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
     cmd.stdin(std::process::Stdio::null()).stderr(err);
     let started = std::time::Instant::now();
     let mut child = cmd.spawn()?;

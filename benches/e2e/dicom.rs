@@ -82,10 +82,22 @@ pub fn write_ct_file(
     let mut meta = Vec::new();
     elem_long_header(&mut meta, 0x0002, 0x0001, b"OB", 2);
     meta.extend_from_slice(&[0, 1]);
-    elem_short(&mut meta, 0x0002, 0x0002, b"UI", CT_IMAGE_STORAGE.as_bytes());
+    elem_short(
+        &mut meta,
+        0x0002,
+        0x0002,
+        b"UI",
+        CT_IMAGE_STORAGE.as_bytes(),
+    );
     elem_short(&mut meta, 0x0002, 0x0003, b"UI", instance.as_bytes());
     elem_short(&mut meta, 0x0002, 0x0010, b"UI", EXPLICIT_VR_LE.as_bytes());
-    elem_short(&mut meta, 0x0002, 0x0012, b"UI", b"1.2.826.0.1.3680043.10.1437.1");
+    elem_short(
+        &mut meta,
+        0x0002,
+        0x0012,
+        b"UI",
+        b"1.2.826.0.1.3680043.10.1437.1",
+    );
     elem_short(&mut meta, 0x0002, 0x0013, b"SH", b"DICOMTAP_BENCH");
 
     let mut ds = Vec::new();
@@ -96,7 +108,13 @@ pub fn write_ct_file(
     elem_short(&mut ds, 0x0010, 0x0020, b"LO", b"BENCH-0001");
     elem_short(&mut ds, 0x0020, 0x000D, b"UI", study.as_bytes());
     elem_short(&mut ds, 0x0020, 0x000E, b"UI", series.as_bytes());
-    elem_short(&mut ds, 0x0020, 0x0013, b"IS", number.to_string().as_bytes());
+    elem_short(
+        &mut ds,
+        0x0020,
+        0x0013,
+        b"IS",
+        number.to_string().as_bytes(),
+    );
     elem_us(&mut ds, 0x0028, 0x0002, 1);
     elem_short(&mut ds, 0x0028, 0x0004, b"CS", b"MONOCHROME2");
     elem_us(&mut ds, 0x0028, 0x0010, rows);
@@ -187,7 +205,9 @@ pub fn echo_rsp_status(pdu: &[u8]) -> Option<u16> {
         return None;
     }
     let cmd = CommandSet::decode(&pdu[12..]).ok()?;
-    (cmd.command_field == 0x8030).then_some(cmd.status).flatten()
+    (cmd.command_field == 0x8030)
+        .then_some(cmd.status)
+        .flatten()
 }
 
 /// One PDU from a blocking stream, header included (bounded to 1 MiB: responses only).
@@ -217,7 +237,10 @@ impl EchoAssociation {
         stream.write_all(&echo_associate_rq("BENCH-SCU", called))?;
         let mut buf = Vec::new();
         let t = read_pdu(&mut stream, &mut buf)?;
-        anyhow::ensure!(t == 0x02, "{addr}: expected A-ASSOCIATE-AC, got PDU type {t:#04x}");
+        anyhow::ensure!(
+            t == 0x02,
+            "{addr}: expected A-ASSOCIATE-AC, got PDU type {t:#04x}"
+        );
         let mut a = EchoAssociation {
             stream,
             buf,

@@ -72,7 +72,16 @@ usage: cargo bench --bench e2e -- [options]      (or scripts/bench.sh [options])
   --keep               keep the scratch directory (capture, recordings, logs)
 ";
 
-fn parse_args() -> anyhow::Result<Option<(Ctx, Vec<String>, bool, PathBuf, bool)>> {
+/// What the command line asked for.
+struct Opts {
+    ctx: Ctx,
+    sections: Vec<String>,
+    profile: bool,
+    out: PathBuf,
+    keep: bool,
+}
+
+fn parse_args() -> anyhow::Result<Option<Opts>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         print!("{USAGE}");
@@ -82,7 +91,9 @@ fn parse_args() -> anyhow::Result<Option<(Ctx, Vec<String>, bool, PathBuf, bool)
     // test = false anyway): never run the heavy harness from a test run.
     let explicit = args.iter().any(|a| a.starts_with("--"));
     if !explicit {
-        println!("e2e: nothing to do without --bench (run scripts/bench.sh or cargo bench --bench e2e)");
+        println!(
+            "e2e: nothing to do without --bench (run scripts/bench.sh or cargo bench --bench e2e)"
+        );
         return Ok(None);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -150,12 +161,21 @@ fn parse_args() -> anyhow::Result<Option<(Ctx, Vec<String>, bool, PathBuf, bool)
             "--profile" => profile = true,
             "--keep" => keep = true,
             "--out" => {
-                out = PathBuf::from(it.next().ok_or_else(|| anyhow::anyhow!("--out needs a value"))?)
+                out = PathBuf::from(
+                    it.next()
+                        .ok_or_else(|| anyhow::anyhow!("--out needs a value"))?,
+                )
             }
             other => eprintln!("e2e: ignoring argument {other:?}"),
         }
     }
-    Ok(Some((ctx, sections, profile, out, keep)))
+    Ok(Some(Opts {
+        ctx,
+        sections,
+        profile,
+        out,
+        keep,
+    }))
 }
 
 fn machine() -> Value {
@@ -314,7 +334,11 @@ fn table(results: &Value) -> (String, Vec<Value>) {
     }
     if let Some(m) = results.get("many") {
         let n = &m["associations"];
-        let _ = writeln!(t, "\n== 3. {n} simultaneous associations through {} ==", m["proxy"].as_str().unwrap_or(""));
+        let _ = writeln!(
+            t,
+            "\n== 3. {n} simultaneous associations through {} ==",
+            m["proxy"].as_str().unwrap_or("")
+        );
         let _ = writeln!(
             t,
             "proxy RSS idle {:.1} MiB, {n} open {:.1} MiB ({:.1} KiB each), peak {:.1} MiB; {} fds",
@@ -344,7 +368,11 @@ fn table(results: &Value) -> (String, Vec<Value>) {
     if let Some(a) = results.get("analyze") {
         let size = f(&a["capture"]["bytes"]) / 1e6;
         let _ = writeln!(t, "\n== 4. analyzer vs tshark on a {size:.0} MB pcapng ==");
-        let _ = writeln!(t, "{:26} {:>9} {:>9} {:>13}", "tool", "wall s", "MB/s", "peak RSS MiB");
+        let _ = writeln!(
+            t,
+            "{:26} {:>9} {:>9} {:>13}",
+            "tool", "wall s", "MB/s", "peak RSS MiB"
+        );
         let _ = writeln!(
             t,
             "{:26} {:>9.2} {:>9.1} {:>13.1}",
@@ -392,7 +420,11 @@ fn table(results: &Value) -> (String, Vec<Value>) {
                 if g["pass"] == true { "PASS" } else { "FAIL" },
                 g["goal"].as_str().unwrap_or(""),
                 g["measured"].as_str().unwrap_or(""),
-                if g["primary"] == true { "" } else { "  (reference)" }
+                if g["primary"] == true {
+                    ""
+                } else {
+                    "  (reference)"
+                }
             );
         }
     }
@@ -400,7 +432,14 @@ fn table(results: &Value) -> (String, Vec<Value>) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Some((ctx, sections, profile, out, keep)) = parse_args()? else {
+    let Some(Opts {
+        ctx,
+        sections,
+        profile,
+        out,
+        keep,
+    }) = parse_args()?
+    else {
         return Ok(());
     };
     let started = Instant::now();
@@ -410,7 +449,10 @@ fn main() -> anyhow::Result<()> {
         ctx.dicomtap.display()
     );
     for tool in ["storescu", "storescp", "socat"] {
-        anyhow::ensure!(util::have(tool), "{tool} not found: run scripts/install-test-peers.sh");
+        anyhow::ensure!(
+            util::have(tool),
+            "{tool} not found: run scripts/install-test-peers.sh"
+        );
     }
     let mut work = util::TempDir::new(ctx.work.clone())?;
     work.keep = keep;
@@ -435,7 +477,12 @@ fn main() -> anyhow::Result<()> {
         eprintln!(
             "e2e: generated {} in {:.1} s",
             w.iter()
-                .map(|w| format!("{} ({} files, {:.0} MB)", w.name, w.files, w.bytes as f64 / 1e6))
+                .map(|w| format!(
+                    "{} ({} files, {:.0} MB)",
+                    w.name,
+                    w.files,
+                    w.bytes as f64 / 1e6
+                ))
                 .collect::<Vec<_>>()
                 .join(", "),
             t.elapsed().as_secs_f64()
@@ -446,10 +493,12 @@ fn main() -> anyhow::Result<()> {
     };
     results.insert(
         "workloads".into(),
-        json!(workloads
-            .iter()
-            .map(|w| json!({"name": w.name, "files": w.files, "bytes": w.bytes}))
-            .collect::<Vec<_>>()),
+        json!(
+            workloads
+                .iter()
+                .map(|w| json!({"name": w.name, "files": w.files, "bytes": w.bytes}))
+                .collect::<Vec<_>>()
+        ),
     );
 
     if want("store") || want("analyze") || profile {

@@ -40,7 +40,11 @@ async fn open(addr: SocketAddr, rq: Arc<Vec<u8>>) -> anyhow::Result<TcpStream> {
 
 /// Opens `n` associations, at most `parallel` handshakes at a time. Returns the streams
 /// and the wall time.
-async fn open_all(addr: SocketAddr, n: usize, parallel: usize) -> anyhow::Result<(Vec<TcpStream>, f64)> {
+async fn open_all(
+    addr: SocketAddr,
+    n: usize,
+    parallel: usize,
+) -> anyhow::Result<(Vec<TcpStream>, f64)> {
     let rq = Arc::new(dicom::echo_associate_rq("BENCH-SCU", "STORESCP"));
     let sem = Arc::new(Semaphore::new(parallel));
     let started = Instant::now();
@@ -79,7 +83,10 @@ async fn open_all(addr: SocketAddr, n: usize, parallel: usize) -> anyhow::Result
 
 /// Every association sends `per_assoc` C-ECHO-RQ in sequence, all associations at once.
 /// Returns (streams back, echoes per second).
-async fn echo_burst(streams: Vec<TcpStream>, per_assoc: usize) -> anyhow::Result<(Vec<TcpStream>, f64)> {
+async fn echo_burst(
+    streams: Vec<TcpStream>,
+    per_assoc: usize,
+) -> anyhow::Result<(Vec<TcpStream>, f64)> {
     let n = streams.len();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(n);

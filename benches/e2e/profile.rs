@@ -15,7 +15,16 @@ use crate::util::{self, Proc};
 
 fn report(data: &Path, out: &Path) -> anyhow::Result<()> {
     let o = Command::new("perf")
-        .args(["report", "--stdio", "--no-children", "--sort", "dso,sym", "--percent-limit", "0.7", "-i"])
+        .args([
+            "report",
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "dso,sym",
+            "--percent-limit",
+            "0.7",
+            "-i",
+        ])
         .arg(data)
         .stderr(Stdio::null())
         .output()?;
@@ -23,7 +32,12 @@ fn report(data: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn proxy(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr, out_dir: &Path) -> anyhow::Result<Value> {
+pub fn proxy(
+    ctx: &Ctx,
+    workloads: &[Workload],
+    scp: SocketAddr,
+    out_dir: &Path,
+) -> anyhow::Result<Value> {
     let mut result = serde_json::Map::new();
     for payload in ["full", "none-recording"] {
         let relay = if payload == "full" {
@@ -47,7 +61,10 @@ pub fn proxy(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr, out_dir: &Path)
         let txt: PathBuf = out_dir.join(format!("profile-proxy-{payload}.txt"));
         report(&data, &txt)?;
         let _ = std::fs::remove_file(&data);
-        result.insert(payload.to_string(), json!({ "report": txt, "send_s": secs }));
+        result.insert(
+            payload.to_string(),
+            json!({ "report": txt, "send_s": secs }),
+        );
         drop(relay);
     }
     Ok(Value::Object(result))

@@ -151,7 +151,10 @@ pub fn start_dicomtap(
     let record_dir = match payload {
         None => None,
         Some(p) => {
-            let d = TempDir::new(ctx.record_root.join(format!("rec-{p}-{}", util::free_port()?)))?;
+            let d = TempDir::new(
+                ctx.record_root
+                    .join(format!("rec-{p}-{}", util::free_port()?)),
+            )?;
             cmd.arg("--record").arg(&d.path).args(["--payload", p]);
             Some(d)
         }
@@ -181,9 +184,9 @@ pub fn start_dicomtap(
 fn storescu(addr: SocketAddr, dir: &Path) -> Command {
     let mut cmd = Command::new("storescu");
     cmd.args(["-aet", "BENCH-SCU", "-aec", "STORESCP", "-nh", "+sd"])
-        .arg(dir)
         .arg(addr.ip().to_string())
-        .arg(addr.port().to_string());
+        .arg(addr.port().to_string())
+        .arg(dir);
     cmd
 }
 
@@ -194,7 +197,11 @@ pub fn send(ctx: &Ctx, addr: SocketAddr, w: &Workload) -> anyhow::Result<f64> {
         Duration::from_secs(300),
         &ctx.log("storescu"),
     )?;
-    anyhow::ensure!(ok, "storescu to {addr} failed (see {})", ctx.log("storescu").display());
+    anyhow::ensure!(
+        ok,
+        "storescu to {addr} failed (see {})",
+        ctx.log("storescu").display()
+    );
     Ok(secs)
 }
 
@@ -284,7 +291,11 @@ pub fn run(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result
     for r in &mut relays {
         let Some(m) = r.metrics else { continue };
         let text = util::http_get(m, "/metrics").unwrap_or_default();
-        let rec_bytes = r.record_dir.as_ref().map(|d| dir_size(&d.path)).unwrap_or(0);
+        let rec_bytes = r
+            .record_dir
+            .as_ref()
+            .map(|d| dir_size(&d.path))
+            .unwrap_or(0);
         let pid = r.proc.as_ref().map(|p| p.pid()).unwrap_or(0);
         proxies.push(json!({
             "path": r.name,

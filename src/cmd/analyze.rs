@@ -8,8 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use dicomtap_analyzer::analysis::{Analysis, AnalysisSink};
-use dicomtap_analyzer::capture::{CaptureConfig, CaptureReader, CaptureStats, ConnectionInfo, DEFAULT_SERVER_PORTS};
-use dicomtap_analyzer::conformance::{Checked, Checker, ConformanceFinding, FindingReport, FindingSink};
+use dicomtap_analyzer::capture::{
+    CaptureConfig, CaptureReader, CaptureStats, ConnectionInfo, DEFAULT_SERVER_PORTS,
+};
+use dicomtap_analyzer::conformance::{
+    Checked, Checker, ConformanceFinding, FindingReport, FindingSink,
+};
 use dicomtap_analyzer::report::Report;
 use dicomtap_analyzer::session::Session;
 use dicomtap_analyzer::text;
@@ -86,7 +90,8 @@ impl Filter {
         {
             return false;
         }
-        self.since.is_none_or(|t| s.first_ts_us >= t) && self.until.is_none_or(|t| s.first_ts_us < t)
+        self.since.is_none_or(|t| s.first_ts_us >= t)
+            && self.until.is_none_or(|t| s.first_ts_us < t)
     }
 }
 
@@ -124,7 +129,9 @@ impl FindingSink for Output {
         self.worst = self.worst.max(Some(finding.severity));
         if self.json {
             let mut line = serde_json::json!({ "type": "conformance_finding" });
-            if let (Some(obj), Ok(serde_json::Value::Object(f))) = (line.as_object_mut(), serde_json::to_value(finding)) {
+            if let (Some(obj), Ok(serde_json::Value::Object(f))) =
+                (line.as_object_mut(), serde_json::to_value(finding))
+            {
                 obj.extend(f);
             }
             self.write(|o| {
@@ -139,7 +146,9 @@ impl AnalysisSink for Output {
     fn event(&mut self, conn: &ConnectionInfo, event: &Event) {
         if let Some(w) = self.events.as_mut() {
             let line = serde_json::json!({ "association": conn.id.0, "client": conn.client, "server": conn.server, "event": event });
-            let r = serde_json::to_writer(&mut *w, &line).map_err(std::io::Error::other).and_then(|()| writeln!(w));
+            let r = serde_json::to_writer(&mut *w, &line)
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(w));
             if let Err(e) = r {
                 self.error.get_or_insert(e);
             }
@@ -176,7 +185,10 @@ impl AnalysisSink for Output {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let events = match &args.events {
-        Some(p) => Some(BufWriter::new(crate::cmd::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?)),
+        Some(p) => Some(BufWriter::new(
+            crate::cmd::create_private(p)
+                .with_context(|| format!("{}: cannot create", p.display()))?,
+        )),
         None => None,
     };
     let output = Output {
@@ -186,29 +198,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         detail_session: None,
         events,
         out: BufWriter::new(std::io::stdout()),
-        filter: Filter { host: args.host, ae: args.ae.clone(), since: args.since, until: args.until },
+        filter: Filter {
+            host: args.host,
+            ae: args.ae.clone(),
+            since: args.since,
+            until: args.until,
+        },
         worst: None,
         sessions: 0,
         error: None,
         conformance: FindingReport::default(),
         report: args.html.as_ref().map(|_| {
             let mut r = Report::new("dicomtap analysis");
-            r.sources = args.captures.iter().map(|p| p.display().to_string()).collect();
+            r.sources = args
+                .captures
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
             r
         }),
     };
     let mut ports: Vec<u16> = DEFAULT_SERVER_PORTS.to_vec();
     ports.extend(&args.ports);
-    let capture_config = CaptureConfig { server_ports: ports, ..CaptureConfig::default() };
+    let capture_config = CaptureConfig {
+        server_ports: ports,
+        ..CaptureConfig::default()
+    };
     let statements = match &args.statements {
-        Some(dir) => Some(dicomtap_analyzer::statement::load_dir(dir).with_context(|| format!("loading statements from {}", dir.display()))?),
+        Some(dir) => Some(
+            dicomtap_analyzer::statement::load_dir(dir)
+                .with_context(|| format!("loading statements from {}", dir.display()))?,
+        ),
         None => None,
     };
     let engine = match &statements {
         Some(_) => Checker::engine_config(EngineConfig::default()),
         None => EngineConfig::default(),
     };
-    let mut analysis = Analysis::new(engine, Checked::new(Checker::new(statements.clone().unwrap_or_default()), output));
+    let mut analysis = Analysis::new(
+        engine,
+        Checked::new(Checker::new(statements.clone().unwrap_or_default()), output),
+    );
     let mut totals = Vec::new();
     let mut failed = None;
     for path in &args.captures {
@@ -259,16 +289,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out.write(|o| o.write_all(text.as_bytes()));
     }
     if let Some(path) = &args.junit {
-        let devices: Vec<String> = checker.statements().iter().map(|s| s.device.name.clone()).collect();
-        let xml = dicomtap_analyzer::conformance::junit::junit_xml(&out.conformance, &devices, &checker.devices_seen(), args.fail_on.unwrap_or(Severity::Warning));
-        let mut f = crate::cmd::create_private(path).with_context(|| format!("{}: cannot create", path.display()))?;
-        f.write_all(xml.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
+        let devices: Vec<String> = checker
+            .statements()
+            .iter()
+            .map(|s| s.device.name.clone())
+            .collect();
+        let xml = dicomtap_analyzer::conformance::junit::junit_xml(
+            &out.conformance,
+            &devices,
+            &checker.devices_seen(),
+            args.fail_on.unwrap_or(Severity::Warning),
+        );
+        let mut f = crate::cmd::create_private(path)
+            .with_context(|| format!("{}: cannot create", path.display()))?;
+        f.write_all(xml.as_bytes())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
     }
     out.write(|o| o.flush());
     if let (Some(path), Some(report)) = (&args.html, &out.report) {
         let html = dicomtap_analyzer::report::html::render(report);
-        let mut f = crate::cmd::create_private(path).with_context(|| format!("{}: cannot create", path.display()))?;
-        f.write_all(html.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
+        let mut f = crate::cmd::create_private(path)
+            .with_context(|| format!("{}: cannot create", path.display()))?;
+        f.write_all(html.as_bytes())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
     }
     if let Some(w) = out.events.as_mut() {
         w.flush().context("writing the event log")?;
@@ -311,14 +354,20 @@ fn print_detail(out: &mut Output, id: u64) -> anyhow::Result<()> {
     let Some(session) = out.detail_session.take() else {
         anyhow::bail!("no association #{id} in the capture (or it did not pass the filters)");
     };
-    let mut lines = vec![text::session_line(&session), String::new(), "events:".to_string()];
+    let mut lines = vec![
+        text::session_line(&session),
+        String::new(),
+        "events:".to_string(),
+    ];
     for e in &out.detail_events {
         for l in text::describe(e) {
             lines.push(format!("  {} {l}", text::timestamp(e.ts_us)));
         }
     }
     if out.detail_events.len() >= MAX_DETAIL_EVENTS {
-        lines.push(format!("  ... only the first {MAX_DETAIL_EVENTS} events are shown"));
+        lines.push(format!(
+            "  ... only the first {MAX_DETAIL_EVENTS} events are shown"
+        ));
     }
     lines.push(String::new());
     lines.push("DIMSE exchanges:".to_string());
@@ -329,9 +378,15 @@ fn print_detail(out: &mut Output, id: u64) -> anyhow::Result<()> {
             x.by.to_string(),
             x.command,
             x.message_id.map_or_else(|| "-".into(), |v| v.to_string()),
-            x.sop_class.as_deref().map(text::uid_short).unwrap_or_default(),
+            x.sop_class
+                .as_deref()
+                .map(text::uid_short)
+                .unwrap_or_default(),
             x.status.as_deref().unwrap_or("none"),
-            x.latency_us.map_or_else(|| "unanswered".to_string(), |l| format!("{:.3} ms", l as f64 / 1000.0))
+            x.latency_us.map_or_else(
+                || "unanswered".to_string(),
+                |l| format!("{:.3} ms", l as f64 / 1000.0)
+            )
         ));
     }
     for l in lines {
@@ -349,11 +404,21 @@ fn parse_time(s: &str) -> Result<u64, String> {
     let err = || format!("{s:?} is not RFC 3339 UTC (2026-11-27T08:00:00Z) or UNIX seconds");
     let s2 = s.strip_suffix('Z').ok_or_else(err)?;
     let (date, time) = s2.split_once('T').ok_or_else(err)?;
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().map_err(|_| err())).collect::<Result<_, _>>()?;
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().map_err(|_| err()))
+        .collect::<Result<_, _>>()?;
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|p| p.parse().map_err(|_| err())).collect::<Result<_, _>>()?;
-    let [y, m, day] = d[..] else { return Err(err()) };
-    let [hh, mm, ss] = t[..] else { return Err(err()) };
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(|p| p.parse().map_err(|_| err()))
+        .collect::<Result<_, _>>()?;
+    let [y, m, day] = d[..] else {
+        return Err(err());
+    };
+    let [hh, mm, ss] = t[..] else {
+        return Err(err());
+    };
     // Days from civil (Howard Hinnant's algorithm).
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -362,16 +427,23 @@ fn parse_time(s: &str) -> Result<u64, String> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let micros: u64 = format!("{:0<6}", &frac[..frac.len().min(6)]).parse().map_err(|_| err())?;
+    let micros: u64 = format!("{:0<6}", &frac[..frac.len().min(6)])
+        .parse()
+        .map_err(|_| err())?;
     let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs).map(|s| s * 1_000_000 + micros).map_err(|_| err())
+    u64::try_from(secs)
+        .map(|s| s * 1_000_000 + micros)
+        .map_err(|_| err())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn times() {
-        assert_eq!(super::parse_time("2026-11-26T23:00:00.123456Z"), Ok(1_795_734_000_123_456));
+        assert_eq!(
+            super::parse_time("2026-11-26T23:00:00.123456Z"),
+            Ok(1_795_734_000_123_456)
+        );
         assert_eq!(super::parse_time("10"), Ok(10_000_000));
         assert!(super::parse_time("yesterday").is_err());
     }

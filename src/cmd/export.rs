@@ -69,7 +69,10 @@ fn object_line(rec: &ExportRecord) -> String {
     let ts = if rec.transfer_syntax_negotiated {
         text::uid_short(&rec.transfer_syntax)
     } else {
-        format!("{} (guessed: negotiation not captured)", text::uid_short(&rec.transfer_syntax))
+        format!(
+            "{} (guessed: negotiation not captured)",
+            text::uid_short(&rec.transfer_syntax)
+        )
     };
     let tail = match &rec.outcome {
         ExportOutcome::Exported { path } => format!("-> {}", path.display()),
@@ -77,7 +80,10 @@ fn object_line(rec: &ExportRecord) -> String {
         ExportOutcome::Failed { error } => format!("not written: {error}"),
     };
     let response = match &rec.response {
-        Some(r) if rec.refused => format!("REFUSED by the receiver: {} ({}: {})", r.code, r.class, r.meaning),
+        Some(r) if rec.refused => format!(
+            "REFUSED by the receiver: {} ({}: {})",
+            r.code, r.class, r.meaning
+        ),
         Some(r) => format!("response {} ({})", r.code, r.class),
         None => "no response seen".to_string(),
     };
@@ -90,8 +96,13 @@ fn object_line(rec: &ExportRecord) -> String {
     format!(
         "#{:<4} {what} {} {} {ts} {} from {} ({}) msg {} {tail}; {response}{odd}",
         rec.association,
-        rec.sop_instance.as_deref().unwrap_or("(no SOP instance UID)"),
-        rec.sop_class.as_deref().map(text::uid_short).unwrap_or_else(|| "(no SOP class)".into()),
+        rec.sop_instance
+            .as_deref()
+            .unwrap_or("(no SOP instance UID)"),
+        rec.sop_class
+            .as_deref()
+            .map(text::uid_short)
+            .unwrap_or_else(|| "(no SOP class)".into()),
         text::bytes(rec.bytes),
         rec.sender_ae.as_deref().unwrap_or("?"),
         rec.sender,

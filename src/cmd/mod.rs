@@ -3,10 +3,12 @@
 
 pub mod analyze;
 pub mod demo;
-pub mod monitor;
 pub mod export;
+pub mod monitor;
 pub mod pdu;
+pub mod probe;
 pub mod proxy;
+pub mod replay;
 pub mod rules;
 pub mod statement;
 
@@ -30,5 +32,10 @@ pub fn init_logging(filter: &str) {
 /// event logs and exports hold patient data.
 pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dicomtap_analyzer::analysis::{Analysis, AnalysisSink};
-use dicomtap_analyzer::capture::{CaptureConfig, CaptureReader, ConnId, ConnectionInfo, DEFAULT_SERVER_PORTS};
+use dicomtap_analyzer::capture::{
+    CaptureConfig, CaptureReader, ConnId, ConnectionInfo, DEFAULT_SERVER_PORTS,
+};
 use dicomtap_analyzer::session::{Outcome, Session};
 use dicomtap_proxy::metrics::{AssociationObserver, Metrics};
 use dicomtap_wire::{EngineConfig, Event, EventKind};
@@ -69,8 +71,14 @@ impl AnalysisSink for MetricsSink {
         if let Outcome::NoAnswer = session.outcome {
             obs.outcome("no_response");
         }
-        for (side, label) in [(&session.requestor, "to_upstream"), (&session.acceptor, "to_client")] {
-            self.metrics.bytes_total.with_label_values(&[label]).inc_by(side.bytes);
+        for (side, label) in [
+            (&session.requestor, "to_upstream"),
+            (&session.acceptor, "to_client"),
+        ] {
+            self.metrics
+                .bytes_total
+                .with_label_values(&[label])
+                .inc_by(side.bytes);
         }
     }
 }
@@ -101,7 +109,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot listen for metrics", args.metrics))?;
     let bound = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = rt.spawn(dicomtap_proxy::metrics::serve(listener, metrics.clone(), stop_rx));
+    let server = rt.spawn(dicomtap_proxy::metrics::serve(
+        listener,
+        metrics.clone(),
+        stop_rx,
+    ));
     println!("metrics: http://{bound}/metrics");
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -114,26 +126,49 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut ports: Vec<u16> = DEFAULT_SERVER_PORTS.to_vec();
     ports.extend(&args.ports);
-    let config = CaptureConfig { server_ports: ports, ..CaptureConfig::default() };
-    let sink = MetricsSink { metrics: metrics.clone(), observers: HashMap::new() };
-    let mut analysis = Analysis::new(EngineConfig { emit_pdata: true, ..EngineConfig::default() }, sink);
+    let config = CaptureConfig {
+        server_ports: ports,
+        ..CaptureConfig::default()
+    };
+    let sink = MetricsSink {
+        metrics: metrics.clone(),
+        observers: HashMap::new(),
+    };
+    let mut analysis = Analysis::new(
+        EngineConfig {
+            emit_pdata: true,
+            ..EngineConfig::default()
+        },
+        sink,
+    );
     let name = args.input.display().to_string();
     let result = if name == "-" {
         CaptureReader::new("standard input", std::io::stdin().lock())
             .map(|r| r.with_config(config))
             .and_then(|mut r| r.process(&mut analysis))
     } else {
-        let file = std::fs::File::open(&args.input).with_context(|| format!("{name}: cannot open"))?;
+        let file =
+            std::fs::File::open(&args.input).with_context(|| format!("{name}: cannot open"))?;
         if args.no_follow {
-            CaptureReader::new(name.clone(), file).map(|r| r.with_config(config)).and_then(|mut r| r.process(&mut analysis))
+            CaptureReader::new(name.clone(), file)
+                .map(|r| r.with_config(config))
+                .and_then(|mut r| r.process(&mut analysis))
         } else {
-            let follow = Follow { file, stop: stop.clone() };
-            CaptureReader::new(name.clone(), follow).map(|r| r.with_config(config)).and_then(|mut r| r.process(&mut analysis))
+            let follow = Follow {
+                file,
+                stop: stop.clone(),
+            };
+            CaptureReader::new(name.clone(), follow)
+                .map(|r| r.with_config(config))
+                .and_then(|mut r| r.process(&mut analysis))
         }
     };
     let code = match result {
         Ok(stats) => {
-            eprintln!("{name}: {} packets, {} TCP connections", stats.packets, stats.connections);
+            eprintln!(
+                "{name}: {} packets, {} TCP connections",
+                stats.packets, stats.connections
+            );
             ExitCode::SUCCESS
         }
         Err(e) if e.is_truncation() => {

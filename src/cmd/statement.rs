@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use dicomtap_analyzer::analysis::Analysis;
 use dicomtap_analyzer::capture::{CaptureConfig, CaptureReader, DEFAULT_SERVER_PORTS};
-use dicomtap_analyzer::statement::{self, Diagnostic, Role, Statement, diff, import, infer::Inference, write};
+use dicomtap_analyzer::statement::{
+    self, Diagnostic, Role, Statement, diff, import, infer::Inference, write,
+};
 use dicomtap_wire::EngineConfig;
 
 use super::EXIT_USAGE;
@@ -131,26 +133,29 @@ fn print_diagnostics(d: &[Diagnostic]) {
 
 /// One line about a valid statement.
 pub fn summary(s: &Statement) -> String {
-    let aes: Vec<String> = s
-        .ae
-        .iter()
-        .map(|a| {
-            let mut roles = Vec::new();
-            if a.initiator {
-                roles.push("initiator");
-            }
-            if a.acceptor {
-                roles.push("acceptor");
-            }
-            let scu = a.capability.iter().filter(|c| c.role == Role::Scu).count();
-            let scp = a.capability.len() - scu;
-            format!(
-                "{} ({}; {scu} SCU, {scp} SCP capabilities)",
-                a.title,
-                if roles.is_empty() { "no role".to_owned() } else { roles.join(", ") }
-            )
-        })
-        .collect();
+    let aes: Vec<String> =
+        s.ae.iter()
+            .map(|a| {
+                let mut roles = Vec::new();
+                if a.initiator {
+                    roles.push("initiator");
+                }
+                if a.acceptor {
+                    roles.push("acceptor");
+                }
+                let scu = a.capability.iter().filter(|c| c.role == Role::Scu).count();
+                let scp = a.capability.len() - scu;
+                format!(
+                    "{} ({}; {scu} SCU, {scp} SCP capabilities)",
+                    a.title,
+                    if roles.is_empty() {
+                        "no role".to_owned()
+                    } else {
+                        roles.join(", ")
+                    }
+                )
+            })
+            .collect();
     format!(
         "{}: ok: device {}, {} AE{}: {}",
         s.origin(),
@@ -175,7 +180,10 @@ fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let dup_files: Vec<PathBuf> = dup.iter().map(|d| d.file.clone()).collect();
     diags.extend(dup);
     let mut out = std::io::stdout().lock();
-    for s in ok.iter().filter(|s| !s.path.as_ref().is_some_and(|p| dup_files.contains(p))) {
+    for s in ok
+        .iter()
+        .filter(|s| !s.path.as_ref().is_some_and(|p| dup_files.contains(p)))
+    {
         writeln!(out, "{}", summary(s))?;
     }
     print_diagnostics(&diags);
@@ -183,14 +191,21 @@ fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         let bad: std::collections::BTreeSet<&PathBuf> = diags.iter().map(|d| &d.file).collect();
-        eprintln!("{} error(s) in {} of {} file(s)", diags.len(), bad.len(), files.len());
+        eprintln!(
+            "{} error(s) in {} of {} file(s)",
+            diags.len(),
+            bad.len(),
+            files.len()
+        );
         Ok(ExitCode::from(EXIT_USAGE))
     }
 }
 
 fn emit(text: &str, output: Option<&Path>) -> anyhow::Result<()> {
     match output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("{}: cannot write", p.display())),
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("{}: cannot write", p.display()))
+        }
         None => {
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(())
@@ -208,7 +223,8 @@ fn verify(text: &str, name: &Path) -> anyhow::Result<()> {
 }
 
 fn import_cmd(input: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(input).with_context(|| format!("{}: cannot read", input.display()))?;
+    let text = std::fs::read_to_string(input)
+        .with_context(|| format!("{}: cannot read", input.display()))?;
     let json: serde_json::Value = match serde_json::from_str(&text) {
         Ok(j) => j,
         Err(e) => {
@@ -216,7 +232,10 @@ fn import_cmd(input: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let name = input.file_name().map_or_else(|| input.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = input.file_name().map_or_else(
+        || input.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let imported = match import::from_dcm4che(&json, &name) {
         Ok(i) => i,
         Err(e) => {
@@ -224,8 +243,14 @@ fn import_cmd(input: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let mut header = vec![format!("Imported by dicomtap {} from {name}.", env!("CARGO_PKG_VERSION"))];
-    header.push("Review before use: dcm4che configurations say nothing of statuses, private creators,".into());
+    let mut header = vec![format!(
+        "Imported by dicomtap {} from {name}.",
+        env!("CARGO_PKG_VERSION")
+    )];
+    header.push(
+        "Review before use: dcm4che configurations say nothing of statuses, private creators,"
+            .into(),
+    );
     header.push("implementation identity or storage commitment behaviour.".into());
     if !imported.notes.is_empty() {
         header.push(String::new());
@@ -242,7 +267,12 @@ fn import_cmd(input: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn diff_cmd(files: &[PathBuf], json: bool, html: Option<&Path>, fail: bool) -> anyhow::Result<ExitCode> {
+fn diff_cmd(
+    files: &[PathBuf],
+    json: bool,
+    html: Option<&Path>,
+    fail: bool,
+) -> anyhow::Result<ExitCode> {
     let files = expand(files)?;
     if files.len() < 2 {
         bail!("statement diff needs at least two statements");
@@ -264,7 +294,10 @@ fn diff_cmd(files: &[PathBuf], json: bool, html: Option<&Path>, fail: bool) -> a
     }
     if let Some(p) = html {
         let names: Vec<&str> = statements.iter().map(|s| s.device.name.as_str()).collect();
-        let page = diff::to_html(&report, &format!("dicomtap statement diff: {}", names.join(", ")));
+        let page = diff::to_html(
+            &report,
+            &format!("dicomtap statement diff: {}", names.join(", ")),
+        );
         std::fs::write(p, page).with_context(|| format!("{}: cannot write", p.display()))?;
     }
     if fail && report.has_failure() {
@@ -300,14 +333,23 @@ fn infer_cmd(
     }
     let inference = analysis.into_sink();
     if inference.associations() == 0 {
-        eprintln!("dicomtap: AE title {ae:?} is not the calling or called AE of any association in {}", sources.join(", "));
+        eprintln!(
+            "dicomtap: AE title {ae:?} is not the calling or called AE of any association in {}",
+            sources.join(", ")
+        );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let st = inference.statement(device, &sources);
     let header = vec![
-        format!("Inferred by dicomtap {} from captured traffic of AE {}.", env!("CARGO_PKG_VERSION"), st.ae.first().map_or(ae, |a| a.title.as_str())),
-        "It states what the traffic shows, no more: a SOP class never used is absent, a transfer".into(),
-        "syntax never proposed or accepted is absent. Diff it against the vendor's statement:".into(),
+        format!(
+            "Inferred by dicomtap {} from captured traffic of AE {}.",
+            env!("CARGO_PKG_VERSION"),
+            st.ae.first().map_or(ae, |a| a.title.as_str())
+        ),
+        "It states what the traffic shows, no more: a SOP class never used is absent, a transfer"
+            .into(),
+        "syntax never proposed or accepted is absent. Diff it against the vendor's statement:"
+            .into(),
         "  dicomtap statement diff vendor.toml this.toml".into(),
     ];
     let opts = write::WriteOptions {

@@ -64,7 +64,14 @@ impl NetnsPair {
         // From here on, Drop cleans up whatever was made.
         ip(&["netns", "add", &pair.server])?;
         ip(&[
-            "link", "add", &pair.client_if, "type", "veth", "peer", "name", &pair.server_if,
+            "link",
+            "add",
+            &pair.client_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.server_if,
         ])?;
         ip(&["link", "set", &pair.client_if, "netns", &pair.client])?;
         ip(&["link", "set", &pair.server_if, "netns", &pair.server])?;
@@ -72,7 +79,15 @@ impl NetnsPair {
             (&pair.client, &pair.client_if, &pair.client_ip),
             (&pair.server, &pair.server_if, &pair.server_ip),
         ] {
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", ifname])?;
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/30"),
+                "dev",
+                ifname,
+            ])?;
             ip(&["-n", ns, "link", "set", ifname, "mtu", "1500", "up"])?;
             // No GSO super-packets in the capture: every frame fits the MTU.
             let _ = ip(&["-n", ns, "link", "set", ifname, "gso_max_segs", "1"]);
@@ -129,7 +144,13 @@ pub fn read_frames(path: &Path) -> Vec<Frame> {
         {
             Ok(seg) => {
                 let at = seg.payload.as_ptr() as usize - p.data.as_ptr() as usize;
-                (seg.src.port(), seg.dst.port(), seg.seq, at, seg.payload.len())
+                (
+                    seg.src.port(),
+                    seg.dst.port(),
+                    seg.seq,
+                    at,
+                    seg.payload.len(),
+                )
             }
             Err(_) => (0, 0, 0, 0, 0),
         };

@@ -34,13 +34,28 @@ th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}.e
 pub fn render(r: &Report) -> String {
     let mut h = String::new();
     let title = escape(&r.title);
-    let _ = write!(h, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title><style>{STYLE}</style></head><body>");
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title><style>{STYLE}</style></head><body>"
+    );
     let _ = write!(h, "<h1>{title}</h1>");
     if !r.sources.is_empty() {
-        let _ = write!(h, "<p class=\"muted\">Sources: {}</p>", escape(&r.sources.join(", ")));
+        let _ = write!(
+            h,
+            "<p class=\"muted\">Sources: {}</p>",
+            escape(&r.sources.join(", "))
+        );
     }
-    let errors = r.findings.iter().filter(|f| f.severity == dicomtap_wire::Severity::Error).count();
-    let warnings = r.findings.iter().filter(|f| f.severity == dicomtap_wire::Severity::Warning).count();
+    let errors = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == dicomtap_wire::Severity::Error)
+        .count();
+    let warnings = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == dicomtap_wire::Severity::Warning)
+        .count();
     let _ = write!(
         h,
         "<p id=\"summary\"><b>{}</b> associations, <b>{}</b> devices, <span class=\"error\"><b>{errors}</b> errors</span>, <span class=\"warning\"><b>{warnings}</b> warnings</span>.</p>",
@@ -59,27 +74,44 @@ pub fn render(r: &Report) -> String {
 fn timeline(r: &Report, h: &mut String) {
     h.push_str("<h2 id=\"timeline\">Timeline</h2>");
     let rows: Vec<_> = r.rows.iter().take(TIMELINE_ROWS).collect();
-    let (Some(t0), Some(t1)) = (rows.iter().map(|r| r.start_us).min(), rows.iter().map(|r| r.end_us).max()) else {
+    let (Some(t0), Some(t1)) = (
+        rows.iter().map(|r| r.start_us).min(),
+        rows.iter().map(|r| r.end_us).max(),
+    ) else {
         h.push_str("<p>No associations.</p>");
         return;
     };
     let span = (t1 - t0).max(1) as f64;
     let (width, label_w, row_h) = (990.0, 260.0, 16.0);
     let height = rows.len() as f64 * row_h + 30.0;
-    let _ = write!(h, "<svg width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"association timeline\">", width + label_w + 10.0);
-    let _ = write!(h, "<text x=\"{label_w}\" y=\"12\">{}</text><text x=\"{}\" y=\"12\" text-anchor=\"end\">{}</text>", text::timestamp(t0), width + label_w, text::timestamp(t1));
+    let _ = write!(
+        h,
+        "<svg width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"association timeline\">",
+        width + label_w + 10.0
+    );
+    let _ = write!(
+        h,
+        "<text x=\"{label_w}\" y=\"12\">{}</text><text x=\"{}\" y=\"12\" text-anchor=\"end\">{}</text>",
+        text::timestamp(t0),
+        width + label_w,
+        text::timestamp(t1)
+    );
     for (i, row) in rows.iter().enumerate() {
         let y = 20.0 + i as f64 * row_h;
         let x = label_w + (row.start_us - t0) as f64 / span * width;
         let w = ((row.end_us.saturating_sub(row.start_us)) as f64 / span * width).max(2.0);
         let color = if row.errors > 0 || row.outcome == "rejected" || row.failures > 0 {
             "#d32f2f"
-        } else if row.warnings > 0 || row.ending.starts_with("aborted") || row.outcome != "accepted" {
+        } else if row.warnings > 0 || row.ending.starts_with("aborted") || row.outcome != "accepted"
+        {
             "#f9a825"
         } else {
             "#43a047"
         };
-        let label = escape(&format!("#{} {} → {}", row.id, row.calling_ae, row.called_ae));
+        let label = escape(&format!(
+            "#{} {} → {}",
+            row.id, row.calling_ae, row.called_ae
+        ));
         let _ = write!(
             h,
             "<text x=\"0\" y=\"{}\">{label}</text><rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{color}\"><title>{label}: {} requests, {}, {}</title></rect>",
@@ -92,14 +124,21 @@ fn timeline(r: &Report, h: &mut String) {
     }
     h.push_str("</svg>");
     if r.rows.len() > TIMELINE_ROWS {
-        let _ = write!(h, "<p class=\"muted\">The first {TIMELINE_ROWS} associations are drawn; all are listed below.</p>");
+        let _ = write!(
+            h,
+            "<p class=\"muted\">The first {TIMELINE_ROWS} associations are drawn; all are listed below.</p>"
+        );
     }
 }
 
 fn devices(r: &Report, h: &mut String) {
     h.push_str("<h2 id=\"devices\">Devices</h2><table><tr><th>AE title</th><th>as requestor</th><th>as acceptor</th><th>rejected</th><th>aborted</th><th>requests sent</th><th>success</th><th>warning</th><th>failure</th><th>bytes sent</th><th>implementation</th></tr>");
     for (ae, d) in &r.devices {
-        let imp: Vec<String> = d.implementation.iter().map(|(k, n)| format!("{} ({n})", escape(k))).collect();
+        let imp: Vec<String> = d
+            .implementation
+            .iter()
+            .map(|(k, n)| format!("{} ({n})", escape(k)))
+            .collect();
         let _ = write!(
             h,
             "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n ok\">{}</td><td class=\"n warning\">{}</td><td class=\"n error\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
@@ -128,13 +167,27 @@ fn latency(r: &Report, h: &mut String) {
     for (service, counts) in &r.latency {
         let max = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
         let total: u64 = counts.iter().sum();
-        let _ = write!(h, "<h3>{} <span class=\"muted\">({total} responses)</span></h3>", escape(service));
+        let _ = write!(
+            h,
+            "<h3>{} <span class=\"muted\">({total} responses)</span></h3>",
+            escape(service)
+        );
         let (bw, bh) = (60.0, 100.0);
-        let _ = write!(h, "<svg width=\"{}\" height=\"{}\" role=\"img\" aria-label=\"{} latency histogram\">", bw * counts.len() as f64, bh + 34.0, escape(service));
+        let _ = write!(
+            h,
+            "<svg width=\"{}\" height=\"{}\" role=\"img\" aria-label=\"{} latency histogram\">",
+            bw * counts.len() as f64,
+            bh + 34.0,
+            escape(service)
+        );
         for (i, (&n, &b)) in counts.iter().zip(LATENCY_BUCKETS_MS.iter()).enumerate() {
             let hgt = n as f64 / max * bh;
             let x = i as f64 * bw;
-            let label = if b.is_finite() { format!("≤{b} ms") } else { "more".to_string() };
+            let label = if b.is_finite() {
+                format!("≤{b} ms")
+            } else {
+                "more".to_string()
+            };
             let _ = write!(
                 h,
                 "<rect x=\"{}\" y=\"{:.1}\" width=\"{}\" height=\"{hgt:.1}\" fill=\"#1976d2\"><title>{label}: {n}</title></rect><text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{label}</text><text x=\"{}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
@@ -153,7 +206,11 @@ fn latency(r: &Report, h: &mut String) {
 }
 
 fn findings(r: &Report, h: &mut String) {
-    let _ = write!(h, "<h2 id=\"findings\">Findings ({})</h2>", r.findings.len());
+    let _ = write!(
+        h,
+        "<h2 id=\"findings\">Findings ({})</h2>",
+        r.findings.len()
+    );
     if r.findings.is_empty() {
         h.push_str("<p class=\"ok\">No findings.</p>");
         return;
@@ -175,7 +232,11 @@ fn findings(r: &Report, h: &mut String) {
     }
     h.push_str("</table>");
     if r.findings_dropped > 0 {
-        let _ = write!(h, "<p class=\"muted\">{} more findings not listed.</p>", r.findings_dropped);
+        let _ = write!(
+            h,
+            "<p class=\"muted\">{} more findings not listed.</p>",
+            r.findings_dropped
+        );
     }
 }
 
@@ -209,7 +270,10 @@ fn associations(r: &Report, h: &mut String) {
 mod tests {
     #[test]
     fn escapes_markup() {
-        assert_eq!(super::escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            super::escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]

@@ -33,7 +33,22 @@ pub struct Row {
 }
 
 /// Upper bounds (milliseconds) of the latency histogram buckets.
-pub const LATENCY_BUCKETS_MS: [f64; 14] = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, f64::INFINITY];
+pub const LATENCY_BUCKETS_MS: [f64; 14] = [
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    50.0,
+    100.0,
+    200.0,
+    500.0,
+    1000.0,
+    2000.0,
+    5000.0,
+    f64::INFINITY,
+];
 
 /// Per-device (AE title) totals.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -80,7 +95,10 @@ const MAX_FINDINGS: usize = 20_000;
 
 impl Report {
     pub fn new(title: impl Into<String>) -> Self {
-        Report { title: title.into(), ..Report::default() }
+        Report {
+            title: title.into(),
+            ..Report::default()
+        }
     }
 
     /// Adds one finished association.
@@ -89,8 +107,16 @@ impl Report {
         let called = s.acceptor.ae_title.clone().unwrap_or_else(|| "?".into());
         let requests: u64 = s.dimse.values().map(|c| c.requests).sum();
         let failures: u64 = s.dimse.values().map(|c| c.failure).sum();
-        let errors = s.findings.iter().filter(|f| f.finding.severity == Severity::Error).count();
-        let warnings = s.findings.iter().filter(|f| f.finding.severity == Severity::Warning).count();
+        let errors = s
+            .findings
+            .iter()
+            .filter(|f| f.finding.severity == Severity::Error)
+            .count();
+        let warnings = s
+            .findings
+            .iter()
+            .filter(|f| f.finding.severity == Severity::Warning)
+            .count();
         if self.rows.len() < MAX_ROWS {
             self.rows.push(Row {
                 id: s.id,
@@ -113,7 +139,10 @@ impl Report {
         }
         let rejected = matches!(s.outcome, Outcome::Rejected { .. }) as u64;
         let aborted = matches!(s.ending, Ending::Aborted { .. }) as u64;
-        for (ae, facts, requestor) in [(&calling, &s.requestor, true), (&called, &s.acceptor, false)] {
+        for (ae, facts, requestor) in [
+            (&calling, &s.requestor, true),
+            (&called, &s.acceptor, false),
+        ] {
             let d = self.devices.entry(ae.clone()).or_default();
             if requestor {
                 d.as_requestor += 1;
@@ -146,8 +175,14 @@ impl Report {
             }
             if let Some(l) = x.latency_us {
                 let ms = l as f64 / 1000.0;
-                let bucket = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b).unwrap_or(LATENCY_BUCKETS_MS.len() - 1);
-                let h = self.latency.entry(x.command.clone()).or_insert_with(|| vec![0; LATENCY_BUCKETS_MS.len()]);
+                let bucket = LATENCY_BUCKETS_MS
+                    .iter()
+                    .position(|b| ms <= *b)
+                    .unwrap_or(LATENCY_BUCKETS_MS.len() - 1);
+                let h = self
+                    .latency
+                    .entry(x.command.clone())
+                    .or_insert_with(|| vec![0; LATENCY_BUCKETS_MS.len()]);
                 h[bucket] += 1;
             }
         }

@@ -132,7 +132,10 @@ pub struct PairDiff {
 impl PairDiff {
     /// Accepted and proposed context counts.
     pub fn counts(&self) -> (usize, usize) {
-        (self.contexts.iter().filter(|c| c.accepted).count(), self.contexts.len())
+        (
+            self.contexts.iter().filter(|c| c.accepted).count(),
+            self.contexts.len(),
+        )
     }
 
     /// Any predicted failure: rejected association or context, or a failure issue.
@@ -171,7 +174,11 @@ impl DiffReport {
 
     /// Any drift difference at warning level or above.
     pub fn has_drift(&self) -> bool {
-        self.drift.iter().any(|d| d.differences.iter().any(|x| x.severity >= IssueSeverity::Warning))
+        self.drift.iter().any(|d| {
+            d.differences
+                .iter()
+                .any(|x| x.severity >= IssueSeverity::Warning)
+        })
     }
 
     pub fn pair(&self, initiator: &Endpoint, acceptor: &Endpoint) -> Option<&PairDiff> {
@@ -232,81 +239,214 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
     let mut d = Vec::new();
     for cb in &b.capability {
         match a.capability(&cb.sop_class.uid, cb.role) {
-            None => d.push(issue(Warning, "capability", format!("{nb} has {} {}, which {na} does not claim", cb.sop_class, cb.role))),
+            None => d.push(issue(
+                Warning,
+                "capability",
+                format!(
+                    "{nb} has {} {}, which {na} does not claim",
+                    cb.sop_class, cb.role
+                ),
+            )),
             Some(ca) => {
-                let extra: Vec<UidRef> = cb.transfer_syntaxes.iter().filter(|t| !ca.has_transfer_syntax(&t.uid)).cloned().collect();
+                let extra: Vec<UidRef> = cb
+                    .transfer_syntaxes
+                    .iter()
+                    .filter(|t| !ca.has_transfer_syntax(&t.uid))
+                    .cloned()
+                    .collect();
                 if !extra.is_empty() {
-                    d.push(issue(Warning, "transfer-syntax", format!("{} {}: {nb} has {}, which {na} does not claim", cb.sop_class, cb.role, labels(&extra))));
+                    d.push(issue(
+                        Warning,
+                        "transfer-syntax",
+                        format!(
+                            "{} {}: {nb} has {}, which {na} does not claim",
+                            cb.sop_class,
+                            cb.role,
+                            labels(&extra)
+                        ),
+                    ));
                 }
-                if let (Some(pa), Some(pb)) = (ca.preferred_transfer_syntaxes.first(), cb.preferred_transfer_syntaxes.first())
-                    && pa.uid != pb.uid
+                if let (Some(pa), Some(pb)) = (
+                    ca.preferred_transfer_syntaxes.first(),
+                    cb.preferred_transfer_syntaxes.first(),
+                ) && pa.uid != pb.uid
                 {
-                    d.push(issue(Warning, "preferred-transfer-syntax", format!("{} {}: {na} prefers {pa}, {nb} {pb}", cb.sop_class, cb.role)));
+                    d.push(issue(
+                        Warning,
+                        "preferred-transfer-syntax",
+                        format!("{} {}: {na} prefers {pa}, {nb} {pb}", cb.sop_class, cb.role),
+                    ));
                 }
                 if cb.role_selection != ca.role_selection && cb.role_selection.is_some() {
-                    d.push(issue(Warning, "role-selection", format!("{} {}: role selection {:?} in {nb}, {:?} in {na}", cb.sop_class, cb.role, cb.role_selection, ca.role_selection)));
+                    d.push(issue(
+                        Warning,
+                        "role-selection",
+                        format!(
+                            "{} {}: role selection {:?} in {nb}, {:?} in {na}",
+                            cb.sop_class, cb.role, cb.role_selection, ca.role_selection
+                        ),
+                    ));
                 }
-                if cb.extended_negotiation.is_some() && cb.extended_negotiation != ca.extended_negotiation {
-                    d.push(issue(Warning, "extended-negotiation", format!("{} {}: extended negotiation {:?} in {nb}, {:?} in {na}", cb.sop_class, cb.role, cb.extended_negotiation, ca.extended_negotiation)));
+                if cb.extended_negotiation.is_some()
+                    && cb.extended_negotiation != ca.extended_negotiation
+                {
+                    d.push(issue(
+                        Warning,
+                        "extended-negotiation",
+                        format!(
+                            "{} {}: extended negotiation {:?} in {nb}, {:?} in {na}",
+                            cb.sop_class, cb.role, cb.extended_negotiation, ca.extended_negotiation
+                        ),
+                    ));
                 }
                 if let Some(sb_) = &cb.statuses {
-                    let bad: Vec<String> = sb_.iter().filter(|r| !(r.lo..=r.hi).all(|c| a.allows_status(c, &cb.sop_class.uid) != Some(false))).map(ToString::to_string).collect();
+                    let bad: Vec<String> = sb_
+                        .iter()
+                        .filter(|r| {
+                            !(r.lo..=r.hi)
+                                .all(|c| a.allows_status(c, &cb.sop_class.uid) != Some(false))
+                        })
+                        .map(ToString::to_string)
+                        .collect();
                     if !bad.is_empty() {
-                        d.push(issue(Warning, "statuses", format!("{} {}: statuses {} in {nb} are not allowed by {na}", cb.sop_class, cb.role, bad.join(", "))));
+                        d.push(issue(
+                            Warning,
+                            "statuses",
+                            format!(
+                                "{} {}: statuses {} in {nb} are not allowed by {na}",
+                                cb.sop_class,
+                                cb.role,
+                                bad.join(", ")
+                            ),
+                        ));
                     }
                 }
             }
         }
     }
-    let unused = a.capability.iter().filter(|ca| b.capability(&ca.sop_class.uid, ca.role).is_none()).count();
+    let unused = a
+        .capability
+        .iter()
+        .filter(|ca| b.capability(&ca.sop_class.uid, ca.role).is_none())
+        .count();
     if unused > 0 {
-        d.push(issue(Info, "capability", format!("{unused} capabilities of {na} are not in {nb}")));
+        d.push(issue(
+            Info,
+            "capability",
+            format!("{unused} capabilities of {na} are not in {nb}"),
+        ));
     }
     for (what, va, vb) in [
-        ("implementation_class_uid", a.implementation_class_uid.clone(), b.implementation_class_uid.clone()),
-        ("implementation_version_name", a.implementation_version_name.clone(), b.implementation_version_name.clone()),
-        ("max_pdu_receive", a.max_pdu_receive.map(|v| v.to_string()), b.max_pdu_receive.map(|v| v.to_string())),
+        (
+            "implementation_class_uid",
+            a.implementation_class_uid.clone(),
+            b.implementation_class_uid.clone(),
+        ),
+        (
+            "implementation_version_name",
+            a.implementation_version_name.clone(),
+            b.implementation_version_name.clone(),
+        ),
+        (
+            "max_pdu_receive",
+            a.max_pdu_receive.map(|v| v.to_string()),
+            b.max_pdu_receive.map(|v| v.to_string()),
+        ),
     ] {
         if let (Some(x), Some(y)) = (&va, &vb)
             && x != y
         {
-            d.push(issue(Warning, "identity", format!("{what}: {na} {x}, {nb} {y}")));
+            d.push(issue(
+                Warning,
+                "identity",
+                format!("{what}: {na} {x}, {nb} {y}"),
+            ));
         }
     }
     if let (Some(sa_), Some(sb_)) = (a.max_pdu_send, b.max_pdu_send)
         && sa_ != 0
         && (sb_ == 0 || sb_ > sa_)
     {
-        d.push(issue(Warning, "max-pdu", format!("max_pdu_send: {na} {sa_}, {nb} {sb_}")));
+        d.push(issue(
+            Warning,
+            "max-pdu",
+            format!("max_pdu_send: {na} {sa_}, {nb} {sb_}"),
+        ));
     }
     if let (Some(ma), Some(mb)) = (a.max_presentation_contexts, b.max_presentation_contexts)
         && mb > ma
     {
-        d.push(issue(Warning, "contexts", format!("max_presentation_contexts: {na} {ma}, {nb} {mb}")));
+        d.push(issue(
+            Warning,
+            "contexts",
+            format!("max_presentation_contexts: {na} {ma}, {nb} {mb}"),
+        ));
     }
     let aset = a.effective_character_sets();
-    let cs: Vec<&String> = b.character_sets.iter().filter(|c| !aset.contains(c)).collect();
+    let cs: Vec<&String> = b
+        .character_sets
+        .iter()
+        .filter(|c| !aset.contains(c))
+        .collect();
     if !cs.is_empty() {
-        d.push(issue(Warning, "character-sets", format!("{nb} has {}, which {na} does not declare", list(&cs))));
+        d.push(issue(
+            Warning,
+            "character-sets",
+            format!("{nb} has {}, which {na} does not declare", list(&cs)),
+        ));
     }
-    let pc: Vec<&String> = b.private_creators.iter().filter(|c| !a.private_creators.contains(c)).collect();
+    let pc: Vec<&String> = b
+        .private_creators
+        .iter()
+        .filter(|c| !a.private_creators.contains(c))
+        .collect();
     if !pc.is_empty() {
-        d.push(issue(Warning, "private-creators", format!("{nb} has private creators {}, which {na} does not document", list(&pc))));
+        d.push(issue(
+            Warning,
+            "private-creators",
+            format!(
+                "{nb} has private creators {}, which {na} does not document",
+                list(&pc)
+            ),
+        ));
     }
     if let Some(sb_) = &b.statuses {
-        let bad: Vec<String> = sb_.iter().filter(|r| a.statuses.as_ref().is_some_and(|l| !(r.lo..=r.hi).all(|c| statuses_contain(l, c)))).map(ToString::to_string).collect();
+        let bad: Vec<String> = sb_
+            .iter()
+            .filter(|r| {
+                a.statuses
+                    .as_ref()
+                    .is_some_and(|l| !(r.lo..=r.hi).all(|c| statuses_contain(l, c)))
+            })
+            .map(ToString::to_string)
+            .collect();
         if !bad.is_empty() {
-            d.push(issue(Warning, "statuses", format!("{nb} returns {}, which {na} does not list", bad.join(", "))));
+            d.push(issue(
+                Warning,
+                "statuses",
+                format!("{nb} returns {}, which {na} does not list", bad.join(", ")),
+            ));
         }
     }
     if let (Some(wb), wa) = (b.async_window, a.async_window)
         && Some(wb) != wa
     {
-        d.push(issue(Warning, "async-window", format!("async window {wb:?} in {nb}, {wa:?} in {na}")));
+        d.push(issue(
+            Warning,
+            "async-window",
+            format!("async window {wb:?} in {nb}, {wa:?} in {na}"),
+        ));
     }
-    for (role, fa, fb) in [("initiator", a.initiator, b.initiator), ("acceptor", a.acceptor, b.acceptor)] {
+    for (role, fa, fb) in [
+        ("initiator", a.initiator, b.initiator),
+        ("acceptor", a.acceptor, b.acceptor),
+    ] {
         if fb && !fa {
-            d.push(issue(Warning, "role", format!("{nb} acts as {role}; {na} says it does not")));
+            d.push(issue(
+                Warning,
+                "role",
+                format!("{nb} acts as {role}; {na} says it does not"),
+            ));
         }
     }
     let _ = sb;
@@ -350,7 +490,10 @@ fn pdu_limit(send: Option<u32>, receive: Option<u32>) -> u32 {
 /// claims in any role (nothing to negotiate).
 pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairDiff> {
     let props = proposals(i);
-    if !props.iter().any(|(c, _)| a.claims_sop_class(&c.sop_class.uid)) {
+    if !props
+        .iter()
+        .any(|(c, _)| a.claims_sop_class(&c.sop_class.uid))
+    {
         return None;
     }
     let (ni, na) = (i.title.as_str(), a.title.as_str());
@@ -367,38 +510,75 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
         ));
     }
     match (&i.tls, &a.tls) {
-        (None, Some(t)) if t.required => assoc.push(issue(Failure, "tls", format!("{na} requires TLS; {ni} states no TLS support"))),
-        (Some(t), None) if t.required => assoc.push(issue(Failure, "tls", format!("{ni} requires TLS; {na} states no TLS support"))),
+        (None, Some(t)) if t.required => assoc.push(issue(
+            Failure,
+            "tls",
+            format!("{na} requires TLS; {ni} states no TLS support"),
+        )),
+        (Some(t), None) if t.required => assoc.push(issue(
+            Failure,
+            "tls",
+            format!("{ni} requires TLS; {na} states no TLS support"),
+        )),
         (Some(ti), Some(ta)) => {
-            if !ti.versions.is_empty() && !ta.versions.is_empty() && !ti.versions.iter().any(|v| ta.versions.contains(v)) {
+            if !ti.versions.is_empty()
+                && !ta.versions.is_empty()
+                && !ti.versions.iter().any(|v| ta.versions.contains(v))
+            {
                 assoc.push(issue(
                     Failure,
                     "tls",
-                    format!("no common TLS version: {ni} {:?}, {na} {:?}", ti.versions, ta.versions),
+                    format!(
+                        "no common TLS version: {ni} {:?}, {na} {:?}",
+                        ti.versions, ta.versions
+                    ),
                 ));
             }
             if ta.client_auth == Some(ClientAuth::Required) {
-                assoc.push(issue(Info, "tls", format!("{na} requires a client certificate from {ni}")));
+                assoc.push(issue(
+                    Info,
+                    "tls",
+                    format!("{na} requires a client certificate from {ni}"),
+                ));
             }
             if ti.required != ta.required {
                 let (who, other) = if ti.required { (ni, na) } else { (na, ni) };
-                assoc.push(issue(Info, "tls", format!("{who} requires TLS; {other} also accepts plain TCP: configure TLS on both")));
+                assoc.push(issue(
+                    Info,
+                    "tls",
+                    format!(
+                        "{who} requires TLS; {other} also accepts plain TCP: configure TLS on both"
+                    ),
+                ));
             }
         }
         (Some(_), None) | (None, Some(_)) => {
             let who = if i.tls.is_some() { ni } else { na };
-            assoc.push(issue(Info, "tls", format!("only {who} states TLS (optional there): the association will be plain TCP")));
+            assoc.push(issue(
+                Info,
+                "tls",
+                format!(
+                    "only {who} states TLS (optional there): the association will be plain TCP"
+                ),
+            ));
         }
         (None, None) => {}
     }
 
     // PDU sizes both ways.
-    for (from, to, send, recv) in [(ni, na, i.max_pdu_send, a.max_pdu_receive), (na, ni, a.max_pdu_send, i.max_pdu_receive)] {
+    for (from, to, send, recv) in [
+        (ni, na, i.max_pdu_send, a.max_pdu_receive),
+        (na, ni, a.max_pdu_send, i.max_pdu_receive),
+    ] {
         if let (Some(s), Some(r)) = (send, recv)
             && r > 0
             && (s == 0 || s > r)
         {
-            let s = if s == 0 { "unlimited".to_owned() } else { s.to_string() };
+            let s = if s == 0 {
+                "unlimited".to_owned()
+            } else {
+                s.to_string()
+            };
             assoc.push(issue(
                 Warning,
                 "max-pdu",
@@ -423,28 +603,72 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
     {
         assoc.push(issue(Info, "contexts", format!("{ni} proposes at most {k} contexts per association: its {n} SOP classes take several associations")));
     } else if n > 128 {
-        assoc.push(issue(Info, "contexts", format!("{ni} claims {n} SOP classes; an association carries at most 128 contexts (PS3.8)")));
+        assoc.push(issue(
+            Info,
+            "contexts",
+            format!(
+                "{ni} claims {n} SOP classes; an association carries at most 128 contexts (PS3.8)"
+            ),
+        ));
     }
 
     // Async window.
     if let Some(w) = i.async_window
         && w.invoked != 1
     {
-        let answer = a.async_window.map_or(1, |aw| if w.invoked == 0 { aw.performed } else if aw.performed == 0 { w.invoked } else { w.invoked.min(aw.performed) });
+        let answer = a.async_window.map_or(1, |aw| {
+            if w.invoked == 0 {
+                aw.performed
+            } else if aw.performed == 0 {
+                w.invoked
+            } else {
+                w.invoked.min(aw.performed)
+            }
+        });
         if answer == 1 {
-            assoc.push(issue(Info, "async-window", format!("{ni} asks for {} outstanding operations; {na} works synchronously (window 1)", if w.invoked == 0 { "unlimited".to_owned() } else { w.invoked.to_string() })));
+            assoc.push(issue(
+                Info,
+                "async-window",
+                format!(
+                    "{ni} asks for {} outstanding operations; {na} works synchronously (window 1)",
+                    if w.invoked == 0 {
+                        "unlimited".to_owned()
+                    } else {
+                        w.invoked.to_string()
+                    }
+                ),
+            ));
         }
     }
 
     // User identity.
     match (i.user_identity.is_empty(), a.user_identity.is_empty()) {
-        (false, true) => assoc.push(issue(Info, "user-identity", format!("{ni} sends user identity; {na} states none and ignores it"))),
-        (true, false) => assoc.push(issue(Info, "user-identity", format!("{na} accepts user identity ({}); {ni} sends none: fine unless {na} requires it", a.user_identity.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")))),
-        (false, false) if !i.user_identity.iter().any(|t| a.user_identity.contains(t)) => assoc.push(issue(
-            Warning,
+        (false, true) => assoc.push(issue(
+            Info,
             "user-identity",
-            format!("no common user identity type: {ni} sends {:?}, {na} accepts {:?}", i.user_identity, a.user_identity),
+            format!("{ni} sends user identity; {na} states none and ignores it"),
         )),
+        (true, false) => assoc.push(issue(
+            Info,
+            "user-identity",
+            format!(
+                "{na} accepts user identity ({}); {ni} sends none: fine unless {na} requires it",
+                a.user_identity
+                    .iter()
+                    .map(|u| u.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+        (false, false) if !i.user_identity.iter().any(|t| a.user_identity.contains(t)) => assoc
+            .push(issue(
+                Warning,
+                "user-identity",
+                format!(
+                    "no common user identity type: {ni} sends {:?}, {na} accepts {:?}",
+                    i.user_identity, a.user_identity
+                ),
+            )),
         _ => {}
     }
 
@@ -456,7 +680,10 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
     // Character sets, both ways (the acceptor's direction only where data flows back).
     let iset = i.effective_character_sets();
     let aset = a.effective_character_sets();
-    let extra: Vec<&String> = iset.iter().filter(|c| !aset.contains(c) && c.as_str() != "ISO_IR 6").collect();
+    let extra: Vec<&String> = iset
+        .iter()
+        .filter(|c| !aset.contains(c) && c.as_str() != "ISO_IR 6")
+        .collect();
     if !extra.is_empty() {
         assoc.push(issue(
             Warning,
@@ -467,20 +694,31 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
     let flows_back = contexts.iter().any(|c| {
         c.accepted
             && (c.initiator_role == Role::Scp
-                || c.sop_class.keyword.as_deref().is_some_and(|k| k.contains("Find") || k.contains("Get") || k.contains("Worklist")))
+                || c.sop_class.keyword.as_deref().is_some_and(|k| {
+                    k.contains("Find") || k.contains("Get") || k.contains("Worklist")
+                }))
     });
-    let back: Vec<&String> = aset.iter().filter(|c| !iset.contains(c) && c.as_str() != "ISO_IR 6").collect();
+    let back: Vec<&String> = aset
+        .iter()
+        .filter(|c| !iset.contains(c) && c.as_str() != "ISO_IR 6")
+        .collect();
     if flows_back && !back.is_empty() {
         assoc.push(issue(
             Warning,
             "character-sets",
-            format!("{na} may return text in {} which {ni} does not declare ({})", list(&back), iset.join(", ")),
+            format!(
+                "{na} may return text in {} which {ni} does not declare ({})",
+                list(&back),
+                iset.join(", ")
+            ),
         ));
     }
 
     let association_fails = assoc.iter().any(|x| x.severity == Failure);
     let accepted = contexts.iter().filter(|c| c.accepted).count();
-    let context_fail = contexts.iter().any(|c| !c.accepted || c.issues.iter().any(|x| x.severity == Failure));
+    let context_fail = contexts
+        .iter()
+        .any(|c| !c.accepted || c.issues.iter().any(|x| x.severity == Failure));
     let verdict = if association_fails || accepted == 0 {
         Verdict::Incompatible
     } else if context_fail {
@@ -509,7 +747,14 @@ fn list(l: &[&String]) -> String {
     l.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-fn predict_context(_si: &Statement, i: &Ae, ci: &Capability, irole: Role, _sa: &Statement, a: &Ae) -> ContextPrediction {
+fn predict_context(
+    _si: &Statement,
+    i: &Ae,
+    ci: &Capability,
+    irole: Role,
+    _sa: &Statement,
+    a: &Ae,
+) -> ContextPrediction {
     use IssueSeverity::{Failure, Info, Warning};
     let (ni, na) = (i.title.as_str(), a.title.as_str());
     let sop = &ci.sop_class;
@@ -524,10 +769,24 @@ fn predict_context(_si: &Statement, i: &Ae, ci: &Capability, irole: Role, _sa: &
         issues,
     };
     let Some(ca) = a.capability(&sop.uid, irole.peer()) else {
-        let other = a.capability(&sop.uid, irole).map(|_| format!(" ({na} claims it only as {irole})")).unwrap_or_default();
-        return reject(format!("abstract syntax not supported (result 3): {na} does not claim {sop} as {}{other}", irole.peer()), issues);
+        let other = a
+            .capability(&sop.uid, irole)
+            .map(|_| format!(" ({na} claims it only as {irole})"))
+            .unwrap_or_default();
+        return reject(
+            format!(
+                "abstract syntax not supported (result 3): {na} does not claim {sop} as {}{other}",
+                irole.peer()
+            ),
+            issues,
+        );
     };
-    let common: Vec<UidRef> = ci.transfer_syntaxes.iter().filter(|t| ca.has_transfer_syntax(&t.uid)).cloned().collect();
+    let common: Vec<UidRef> = ci
+        .transfer_syntaxes
+        .iter()
+        .filter(|t| ca.has_transfer_syntax(&t.uid))
+        .cloned()
+        .collect();
     if common.is_empty() {
         return ContextPrediction {
             rejection: Some(format!(
@@ -573,12 +832,28 @@ fn predict_context(_si: &Statement, i: &Ae, ci: &Capability, irole: Role, _sa: &
             let fa = ea.find.unwrap_or_default();
             for (name, want, have) in [
                 ("relational queries", fi.relational, fa.relational),
-                ("combined date-time matching", fi.combined_date_time, fa.combined_date_time),
-                ("fuzzy semantic person name matching", fi.fuzzy_person_name, fa.fuzzy_person_name),
-                ("timezone query adjustment", fi.timezone_adjust, fa.timezone_adjust),
+                (
+                    "combined date-time matching",
+                    fi.combined_date_time,
+                    fa.combined_date_time,
+                ),
+                (
+                    "fuzzy semantic person name matching",
+                    fi.fuzzy_person_name,
+                    fa.fuzzy_person_name,
+                ),
+                (
+                    "timezone query adjustment",
+                    fi.timezone_adjust,
+                    fa.timezone_adjust,
+                ),
             ] {
                 if want == Some(true) && have != Some(true) {
-                    issues.push(issue(Warning, "extended-negotiation", format!("{ni} requests {name} for {sop}; {na} does not support it")));
+                    issues.push(issue(
+                        Warning,
+                        "extended-negotiation",
+                        format!("{ni} requests {name} for {sop}; {na} does not support it"),
+                    ));
                 }
             }
         }
@@ -586,7 +861,11 @@ fn predict_context(_si: &Statement, i: &Ae, ci: &Capability, irole: Role, _sa: &
             && ri.relational == Some(true)
             && ea.retrieve.and_then(|r| r.relational) != Some(true)
         {
-            issues.push(issue(Warning, "extended-negotiation", format!("{ni} requests relational retrieval for {sop}; {na} does not support it")));
+            issues.push(issue(
+                Warning,
+                "extended-negotiation",
+                format!("{ni} requests relational retrieval for {sop}; {na} does not support it"),
+            ));
         }
         if ei.storage.is_some() && ea.storage.is_none() {
             issues.push(issue(Info, "extended-negotiation", format!("{ni} negotiates storage options for {sop}; {na} returns none (level of support unknown)")));
@@ -595,7 +874,11 @@ fn predict_context(_si: &Statement, i: &Ae, ci: &Capability, irole: Role, _sa: &
     if let Some(sa) = ca.extended_negotiation.and_then(|e| e.storage)
         && sa.element_coercion == Some(1)
     {
-        issues.push(issue(Info, "extended-negotiation", format!("{na} may coerce elements of {sop} instances it stores")));
+        issues.push(issue(
+            Info,
+            "extended-negotiation",
+            format!("{na} may coerce elements of {sop} instances it stores"),
+        ));
     }
 
     // Storage commitment.
@@ -603,7 +886,12 @@ fn predict_context(_si: &Statement, i: &Ae, ci: &Capability, irole: Role, _sa: &
         && irole == Role::Scu
         && let (Some(sci), Some(sca)) = (&ci.storage_commitment, &ca.storage_commitment)
     {
-        let common_report: Vec<ReportOn> = sca.report_on.iter().copied().filter(|r| sci.report_on.contains(r)).collect();
+        let common_report: Vec<ReportOn> = sca
+            .report_on
+            .iter()
+            .copied()
+            .filter(|r| sci.report_on.contains(r))
+            .collect();
         if !sci.report_on.is_empty() && !sca.report_on.is_empty() && common_report.is_empty() {
             issues.push(issue(
                 Failure,
@@ -628,10 +916,32 @@ fn predict_context(_si: &Statement, i: &Ae, ci: &Capability, irole: Role, _sa: &
         if let (Some(wi), Some(wa)) = (sci.max_wait_s, sca.max_wait_s)
             && wa > wi
         {
-            issues.push(issue(Warning, "storage-commitment", format!("{na} may take up to {wa} s to report; {ni} waits {wi} s")));
+            issues.push(issue(
+                Warning,
+                "storage-commitment",
+                format!("{na} may take up to {wa} s to report; {ni} waits {wi} s"),
+            ));
         }
-    } else if sop.uid == SOP_COMMITMENT && ca.storage_commitment.is_some() && ci.storage_commitment.is_none() {
-        issues.push(issue(Info, "storage-commitment", format!("{ni} states no report_on for storage commitment; {na} reports on {}", ca.storage_commitment.as_ref().map(|s| s.report_on.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default())));
+    } else if sop.uid == SOP_COMMITMENT
+        && ca.storage_commitment.is_some()
+        && ci.storage_commitment.is_none()
+    {
+        issues.push(issue(
+            Info,
+            "storage-commitment",
+            format!(
+                "{ni} states no report_on for storage commitment; {na} reports on {}",
+                ca.storage_commitment
+                    .as_ref()
+                    .map(|s| s
+                        .report_on
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+        ));
     }
     ContextPrediction {
         sop_class: sop.clone(),
@@ -651,13 +961,29 @@ fn labels(l: &[UidRef]) -> String {
 /// The matrix and the details as text.
 pub fn to_text(r: &DiffReport) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "Compatibility matrix (rows: initiator AE, columns: acceptor AE; accepted/proposed contexts)\n");
-    let rows: Vec<&Endpoint> = r.endpoints.iter().filter(|e| r.pairs.iter().any(|p| &p.initiator == *e)).collect();
-    let cols: Vec<&Endpoint> = r.endpoints.iter().filter(|e| r.pairs.iter().any(|p| &p.acceptor == *e)).collect();
+    let _ = writeln!(
+        o,
+        "Compatibility matrix (rows: initiator AE, columns: acceptor AE; accepted/proposed contexts)\n"
+    );
+    let rows: Vec<&Endpoint> = r
+        .endpoints
+        .iter()
+        .filter(|e| r.pairs.iter().any(|p| &p.initiator == *e))
+        .collect();
+    let cols: Vec<&Endpoint> = r
+        .endpoints
+        .iter()
+        .filter(|e| r.pairs.iter().any(|p| &p.acceptor == *e))
+        .collect();
     if rows.is_empty() {
         let _ = writeln!(o, "no initiator/acceptor pair has a SOP class in common");
     } else {
-        let w0 = rows.iter().map(|e| e.label().len()).max().unwrap_or(0).max(20);
+        let w0 = rows
+            .iter()
+            .map(|e| e.label().len())
+            .max()
+            .unwrap_or(0)
+            .max(20);
         let cells = |row: &Endpoint, col: &Endpoint| match r.pair(row, col) {
             Some(p) => {
                 let (a, n) = p.counts();
@@ -667,7 +993,13 @@ pub fn to_text(r: &DiffReport) -> String {
         };
         let widths: Vec<usize> = cols
             .iter()
-            .map(|c| rows.iter().map(|rw| cells(rw, c).len()).max().unwrap_or(1).max(c.label().len()))
+            .map(|c| {
+                rows.iter()
+                    .map(|rw| cells(rw, c).len())
+                    .max()
+                    .unwrap_or(1)
+                    .max(c.label().len())
+            })
             .collect();
         let _ = write!(o, "{:w0$}", "");
         for (c, w) in cols.iter().zip(&widths) {
@@ -684,9 +1016,28 @@ pub fn to_text(r: &DiffReport) -> String {
     }
     for p in &r.pairs {
         let (a, n) = p.counts();
-        let _ = writeln!(o, "\n{} -> {}: {} ({a}/{n} contexts accepted)", p.initiator.label(), p.acceptor.label(), p.verdict.as_str());
-        let pdu = |v: u32| if v == 0 { "no limit stated".to_owned() } else { format!("{v} bytes") };
-        let _ = writeln!(o, "  max PDU: {} -> {}, {} -> {}", pdu(p.pdu_to_acceptor), p.acceptor.ae, pdu(p.pdu_to_initiator), p.initiator.ae);
+        let _ = writeln!(
+            o,
+            "\n{} -> {}: {} ({a}/{n} contexts accepted)",
+            p.initiator.label(),
+            p.acceptor.label(),
+            p.verdict.as_str()
+        );
+        let pdu = |v: u32| {
+            if v == 0 {
+                "no limit stated".to_owned()
+            } else {
+                format!("{v} bytes")
+            }
+        };
+        let _ = writeln!(
+            o,
+            "  max PDU: {} -> {}, {} -> {}",
+            pdu(p.pdu_to_acceptor),
+            p.acceptor.ae,
+            pdu(p.pdu_to_initiator),
+            p.initiator.ae
+        );
         for x in &p.association {
             let _ = writeln!(o, "  {}: {}: {}", x.severity.as_str(), x.topic, x.message);
         }
@@ -694,8 +1045,16 @@ pub fn to_text(r: &DiffReport) -> String {
             let roles = format!("{}->{}", c.initiator_role, c.initiator_role.peer());
             match (&c.transfer_syntax, &c.rejection) {
                 (Some(ts), _) => {
-                    let alt = if c.common_transfer_syntaxes.len() > 1 { format!(" (common: {})", labels(&c.common_transfer_syntaxes)) } else { String::new() };
-                    let _ = writeln!(o, "  {:<48} {roles}  accepted: {ts}{alt}", c.sop_class.label());
+                    let alt = if c.common_transfer_syntaxes.len() > 1 {
+                        format!(" (common: {})", labels(&c.common_transfer_syntaxes))
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(
+                        o,
+                        "  {:<48} {roles}  accepted: {ts}{alt}",
+                        c.sop_class.label()
+                    );
                 }
                 (None, Some(why)) => {
                     let _ = writeln!(o, "  {:<48} {roles}  REJECTED: {why}", c.sop_class.label());
@@ -703,12 +1062,25 @@ pub fn to_text(r: &DiffReport) -> String {
                 (None, None) => {}
             }
             for x in &c.issues {
-                let _ = writeln!(o, "      {}: {}: {}", x.severity.as_str(), x.topic, x.message);
+                let _ = writeln!(
+                    o,
+                    "      {}: {}: {}",
+                    x.severity.as_str(),
+                    x.topic,
+                    x.message
+                );
             }
         }
     }
     for dr in &r.drift {
-        let _ = writeln!(o, "\nAE {} in {} (claim) and {} (compared): {} difference(s)", dr.title, dr.claimed_by, dr.compared, dr.differences.len());
+        let _ = writeln!(
+            o,
+            "\nAE {} in {} (claim) and {} (compared): {} difference(s)",
+            dr.title,
+            dr.claimed_by,
+            dr.compared,
+            dr.differences.len()
+        );
         for x in &dr.differences {
             let _ = writeln!(o, "  {}: {}: {}", x.severity.as_str(), x.topic, x.message);
         }
@@ -721,7 +1093,10 @@ pub fn to_text(r: &DiffReport) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A self-contained HTML page: the matrix, then each pair in detail.
@@ -738,8 +1113,16 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
         esc(title),
         esc(title)
     );
-    let rows: Vec<&Endpoint> = r.endpoints.iter().filter(|e| r.pairs.iter().any(|p| &p.initiator == *e)).collect();
-    let cols: Vec<&Endpoint> = r.endpoints.iter().filter(|e| r.pairs.iter().any(|p| &p.acceptor == *e)).collect();
+    let rows: Vec<&Endpoint> = r
+        .endpoints
+        .iter()
+        .filter(|e| r.pairs.iter().any(|p| &p.initiator == *e))
+        .collect();
+    let cols: Vec<&Endpoint> = r
+        .endpoints
+        .iter()
+        .filter(|e| r.pairs.iter().any(|p| &p.acceptor == *e))
+        .collect();
     o.push_str("<h2>Compatibility matrix</h2>\n<p>Rows: initiator AE; columns: acceptor AE; accepted/proposed presentation contexts.</p>\n<table><tr><th></th>");
     for c in &cols {
         let _ = write!(o, "<th>{}</th>", esc(&c.label()));
@@ -748,7 +1131,11 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
     for (ri, rw) in rows.iter().enumerate() {
         let _ = write!(o, "<tr><th>{}</th>", esc(&rw.label()));
         for c in &cols {
-            match r.pairs.iter().position(|p| &p.initiator == *rw && &p.acceptor == *c) {
+            match r
+                .pairs
+                .iter()
+                .position(|p| &p.initiator == *rw && &p.acceptor == *c)
+            {
                 Some(k) => {
                     let p = &r.pairs[k];
                     let (a, n) = p.counts();
@@ -757,7 +1144,11 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
                         Verdict::Partial => "partial",
                         Verdict::Incompatible => "fail",
                     };
-                    let _ = write!(o, "<td class=\"{class}\"><a href=\"#p{k}\">{} {a}/{n}</a></td>", p.verdict.as_str());
+                    let _ = write!(
+                        o,
+                        "<td class=\"{class}\"><a href=\"#p{k}\">{} {a}/{n}</a></td>",
+                        p.verdict.as_str()
+                    );
                 }
                 None => o.push_str("<td class=\"none\">-</td>"),
             }
@@ -775,12 +1166,32 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
             esc(&p.acceptor.label()),
             p.verdict.as_str()
         );
-        let pdu = |v: u32| if v == 0 { "no limit stated".to_owned() } else { format!("{v} bytes") };
-        let _ = writeln!(o, "<p>Max PDU: {} to {}, {} to {}.</p>", pdu(p.pdu_to_acceptor), esc(&p.acceptor.ae), pdu(p.pdu_to_initiator), esc(&p.initiator.ae));
+        let pdu = |v: u32| {
+            if v == 0 {
+                "no limit stated".to_owned()
+            } else {
+                format!("{v} bytes")
+            }
+        };
+        let _ = writeln!(
+            o,
+            "<p>Max PDU: {} to {}, {} to {}.</p>",
+            pdu(p.pdu_to_acceptor),
+            esc(&p.acceptor.ae),
+            pdu(p.pdu_to_initiator),
+            esc(&p.initiator.ae)
+        );
         if !p.association.is_empty() {
             o.push_str("<ul>\n");
             for x in &p.association {
-                let _ = writeln!(o, "<li class=\"{}\">{}: {}: {}</li>", x.severity.as_str().to_lowercase(), x.severity.as_str(), x.topic, esc(&x.message));
+                let _ = writeln!(
+                    o,
+                    "<li class=\"{}\">{}: {}: {}</li>",
+                    x.severity.as_str().to_lowercase(),
+                    x.severity.as_str(),
+                    x.topic,
+                    esc(&x.message)
+                );
             }
             o.push_str("</ul>\n");
         }
@@ -788,12 +1199,22 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
         for c in &p.contexts {
             let (class, pred) = match (&c.transfer_syntax, &c.rejection) {
                 (Some(ts), _) => ("ok", format!("accepted: <code>{}</code>", esc(ts.label()))),
-                (None, why) => ("fail", format!("rejected: {}", esc(why.as_deref().unwrap_or("")))),
+                (None, why) => (
+                    "fail",
+                    format!("rejected: {}", esc(why.as_deref().unwrap_or(""))),
+                ),
             };
             let notes: Vec<String> = c
                 .issues
                 .iter()
-                .map(|x| format!("<span class=\"{}\">{}: {}</span>", x.severity.as_str().to_lowercase(), x.severity.as_str(), esc(&x.message)))
+                .map(|x| {
+                    format!(
+                        "<span class=\"{}\">{}: {}</span>",
+                        x.severity.as_str().to_lowercase(),
+                        x.severity.as_str(),
+                        esc(&x.message)
+                    )
+                })
                 .collect();
             let _ = writeln!(
                 o,
@@ -808,9 +1229,22 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
         o.push_str("</table>\n");
     }
     for dr in &r.drift {
-        let _ = writeln!(o, "<h2>AE {} in {} (claim) and {} (compared)</h2>\n<ul>", esc(&dr.title), esc(&dr.claimed_by), esc(&dr.compared));
+        let _ = writeln!(
+            o,
+            "<h2>AE {} in {} (claim) and {} (compared)</h2>\n<ul>",
+            esc(&dr.title),
+            esc(&dr.claimed_by),
+            esc(&dr.compared)
+        );
         for x in &dr.differences {
-            let _ = writeln!(o, "<li class=\"{}\">{}: {}: {}</li>", x.severity.as_str().to_lowercase(), x.severity.as_str(), x.topic, esc(&x.message));
+            let _ = writeln!(
+                o,
+                "<li class=\"{}\">{}: {}: {}</li>",
+                x.severity.as_str().to_lowercase(),
+                x.severity.as_str(),
+                x.topic,
+                esc(&x.message)
+            );
         }
         o.push_str("</ul>\n");
     }

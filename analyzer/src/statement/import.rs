@@ -97,7 +97,9 @@ pub fn from_dcm4che(json: &Value, source: &str) -> Result<Imported, ImportError>
             continue;
         }
         if a.get("dicomInstalled").and_then(Value::as_bool) == Some(false) {
-            notes.push(format!("AE {title} is not installed (dicomInstalled = false): skipped"));
+            notes.push(format!(
+                "AE {title} is not installed (dicomInstalled = false): skipped"
+            ));
             continue;
         }
         let my_conns: Vec<&Value> = strings_of(a, "dicomNetworkConnectionReference")
@@ -108,10 +110,19 @@ pub fn from_dcm4che(json: &Value, source: &str) -> Result<Imported, ImportError>
             })
             .filter(|c| is_dicom_connection(c))
             .collect();
-        aes.push(import_ae(a, &title, &my_conns, limit, &mut private_uids, &mut notes));
+        aes.push(import_ae(
+            a,
+            &title,
+            &my_conns,
+            limit,
+            &mut private_uids,
+            &mut notes,
+        ));
     }
     if aes.is_empty() {
-        return Err(ImportError::NotADevice(format!("device {name} has no usable dicomNetworkAE")));
+        return Err(ImportError::NotADevice(format!(
+            "device {name} has no usable dicomNetworkAE"
+        )));
     }
     Ok(Imported {
         statement: Statement {
@@ -140,14 +151,20 @@ fn str_of(v: &Value, k: &str) -> Option<String> {
 /// A string array (or a single string, which some exports write for one value).
 fn strings_of(v: &Value, k: &str) -> Vec<String> {
     match v.get(k) {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     }
 }
 
 fn ext_u64(c: &Value, k: &str) -> Option<u64> {
-    c.get("dcmNetworkConnection").and_then(|e| e.get(k)).and_then(Value::as_u64)
+    c.get("dcmNetworkConnection")
+        .and_then(|e| e.get(k))
+        .and_then(Value::as_u64)
 }
 
 fn ms(v: Option<u64>) -> Option<f64> {
@@ -162,8 +179,14 @@ fn import_ae(
     private_uids: &mut BTreeMap<String, PrivateUid>,
     notes: &mut Vec<String>,
 ) -> Ae {
-    let initiator = a.get("dicomAssociationInitiator").and_then(Value::as_bool).unwrap_or(false);
-    let acceptor = a.get("dicomAssociationAcceptor").and_then(Value::as_bool).unwrap_or(false);
+    let initiator = a
+        .get("dicomAssociationInitiator")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let acceptor = a
+        .get("dicomAssociationAcceptor")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let mut hosts: Vec<String> = Vec::new();
     for c in conns {
         if let Some(h) = str_of(c, "dicomHostname")
@@ -214,11 +237,23 @@ fn import_ae(
         Tls {
             required: plain.is_empty(),
             versions,
-            client_auth: Some(if need { ClientAuth::Required } else { ClientAuth::None }),
+            client_auth: Some(if need {
+                ClientAuth::Required
+            } else {
+                ClientAuth::None
+            }),
         }
     });
-    let pdu = |k: &str| first.and_then(|c| ext_u64(c, k)).map(|v| v.min(u32::MAX.into()) as u32);
-    let ops = |k: &str| first.and_then(|c| ext_u64(c, k)).map(|v| v.min(65535) as u16);
+    let pdu = |k: &str| {
+        first
+            .and_then(|c| ext_u64(c, k))
+            .map(|v| v.min(u32::MAX.into()) as u32)
+    };
+    let ops = |k: &str| {
+        first
+            .and_then(|c| ext_u64(c, k))
+            .map(|v| v.min(65535) as u16)
+    };
     let async_window = match (ops("dcmMaxOpsInvoked"), ops("dcmMaxOpsPerformed")) {
         (None, None) => None,
         // dcm4che: 1 (synchronous) when absent.
@@ -244,15 +279,23 @@ fn import_ae(
         if is_character_set(&cs) {
             character_sets.push(cs);
         } else {
-            notes.push(format!("AE {title}: character set {cs:?} is not a defined term: skipped"));
+            notes.push(format!(
+                "AE {title}: character set {cs:?} is not a defined term: skipped"
+            ));
         }
     }
     let ext = a.get("dcmNetworkAE");
     let accept_calling_ae_titles = ext
         .map(|e| strings_of(e, "dcmAcceptedCallingAETitle"))
         .filter(|l| !l.is_empty())
-        .map(|l| l.into_iter().filter(|t| ae_title_problem(t).is_none()).collect());
-    let ae_preferred = ext.map(|e| strings_of(e, "dcmPreferredTransferSyntax")).unwrap_or_default();
+        .map(|l| {
+            l.into_iter()
+                .filter(|t| ae_title_problem(t).is_none())
+                .collect()
+        });
+    let ae_preferred = ext
+        .map(|e| strings_of(e, "dcmPreferredTransferSyntax"))
+        .unwrap_or_default();
     let mut capability: Vec<Capability> = Vec::new();
     for (j, tc) in a
         .get("dicomTransferCapability")
@@ -276,12 +319,16 @@ fn import_ae(
             Some("SCU") => Role::Scu,
             Some("SCP") => Role::Scp,
             other => {
-                notes.push(format!("AE {title}: {label}: dicomTransferRole {other:?}: skipped"));
+                notes.push(format!(
+                    "AE {title}: {label}: dicomTransferRole {other:?}: skipped"
+                ));
                 continue;
             }
         };
         let Some(sop_class) = resolve(&sop, false, &label, private_uids) else {
-            notes.push(format!("AE {title}: {label}: {sop:?} is not a SOP class UID: skipped"));
+            notes.push(format!(
+                "AE {title}: {label}: {sop:?} is not a SOP class UID: skipped"
+            ));
             continue;
         };
         let mut transfer_syntaxes = Vec::new();
@@ -295,11 +342,15 @@ fn import_ae(
             match resolve(&ts, true, &format!("{label} transfer syntax"), private_uids) {
                 Some(r) if !transfer_syntaxes.contains(&r) => transfer_syntaxes.push(r),
                 Some(_) => {}
-                None => notes.push(format!("AE {title}: {label}: {ts:?} is not a transfer syntax UID: skipped")),
+                None => notes.push(format!(
+                    "AE {title}: {label}: {ts:?} is not a transfer syntax UID: skipped"
+                )),
             }
         }
         let tce = tc.get("dcmTransferCapability");
-        let mut preferred_src = tce.map(|e| strings_of(e, "dcmPreferredTransferSyntax")).unwrap_or_default();
+        let mut preferred_src = tce
+            .map(|e| strings_of(e, "dcmPreferredTransferSyntax"))
+            .unwrap_or_default();
         if preferred_src.is_empty() && role == Role::Scp {
             preferred_src.clone_from(&ae_preferred);
         }
@@ -334,11 +385,12 @@ fn import_ae(
             element_coercion: level("dcmDataElementCoercion", 2),
         };
         let storage = (storage != StorageExtNeg::default()).then_some(storage);
-        let extended_negotiation = (find.is_some() || storage.is_some()).then_some(ExtendedNegotiation {
-            storage,
-            find,
-            retrieve: None,
-        });
+        let extended_negotiation =
+            (find.is_some() || storage.is_some()).then_some(ExtendedNegotiation {
+                storage,
+                find,
+                retrieve: None,
+            });
         if let Some(prev) = capability
             .iter_mut()
             .find(|c| c.sop_class == sop_class && c.role == role)
@@ -348,11 +400,15 @@ fn import_ae(
                     prev.transfer_syntaxes.push(t);
                 }
             }
-            notes.push(format!("AE {title}: {label}: merged with the earlier {sop_class} {role} entry"));
+            notes.push(format!(
+                "AE {title}: {label}: merged with the earlier {sop_class} {role} entry"
+            ));
             continue;
         }
         if transfer_syntaxes.is_empty() {
-            notes.push(format!("AE {title}: {label}: no transfer syntax that can be stated: skipped"));
+            notes.push(format!(
+                "AE {title}: {label}: no transfer syntax that can be stated: skipped"
+            ));
             continue;
         }
         capability.push(Capability {
@@ -415,10 +471,12 @@ fn resolve(
         };
         return ok.then(|| UidRef::standard(u));
     }
-    private_uids.entry(u.to_owned()).or_insert_with(|| PrivateUid {
-        private: true,
-        name: Some(label.to_owned()),
-    });
+    private_uids
+        .entry(u.to_owned())
+        .or_insert_with(|| PrivateUid {
+            private: true,
+            name: Some(label.to_owned()),
+        });
     Some(UidRef {
         uid: u.to_owned(),
         keyword: None,

@@ -139,12 +139,16 @@ impl Inference {
             Side::Requestor => {
                 self.as_requestor += 1;
                 self.hosts.insert(conn.client.ip().to_string());
-                self.peers_called.insert(trim_title(&rq.called_ae).to_owned());
+                self.peers_called
+                    .insert(trim_title(&rq.called_ae).to_owned());
                 let u = &rq.user_info;
                 if let Some(l) = u.max_length {
                     *self.max_length.entry(l).or_default() += 1;
                 }
-                self.note_impl(u.implementation_class_uid.as_deref(), u.implementation_version_name.as_deref());
+                self.note_impl(
+                    u.implementation_class_uid.as_deref(),
+                    u.implementation_version_name.as_deref(),
+                );
                 if let Some(w) = u.async_window {
                     self.async_window = Some(w);
                 }
@@ -154,7 +158,10 @@ impl Inference {
                 self.max_contexts = self.max_contexts.max(rq.contexts.len());
                 let mut seen = BTreeSet::new();
                 for pc in &rq.contexts {
-                    let rs = u.role_selections.iter().find(|r| r.sop_class == pc.abstract_syntax);
+                    let rs = u
+                        .role_selections
+                        .iter()
+                        .find(|r| r.sop_class == pc.abstract_syntax);
                     let roles = match rs {
                         Some(r) => roles_of(Side::Requestor, r.scu, r.scp),
                         None => vec![Role::Scu],
@@ -188,7 +195,8 @@ impl Inference {
                 self.as_acceptor += 1;
                 self.hosts.insert(conn.server.ip().to_string());
                 self.ports.insert(conn.server.port());
-                self.peers_calling.insert(trim_title(&rq.calling_ae).to_owned());
+                self.peers_calling
+                    .insert(trim_title(&rq.calling_ae).to_owned());
             }
         }
     }
@@ -207,7 +215,14 @@ impl Inference {
             let accepted = r.result == 0;
             c.contexts.insert(
                 r.id,
-                (pc.abstract_syntax.clone(), if accepted { r.transfer_syntax.clone() } else { None }),
+                (
+                    pc.abstract_syntax.clone(),
+                    if accepted {
+                        r.transfer_syntax.clone()
+                    } else {
+                        None
+                    },
+                ),
             );
         }
         if side != Side::Acceptor {
@@ -217,7 +232,10 @@ impl Inference {
         if let Some(l) = u.max_length {
             *self.max_length.entry(l).or_default() += 1;
         }
-        self.note_impl(u.implementation_class_uid.as_deref(), u.implementation_version_name.as_deref());
+        self.note_impl(
+            u.implementation_class_uid.as_deref(),
+            u.implementation_version_name.as_deref(),
+        );
         if let Some(w) = u.async_window {
             self.async_window = Some(w);
         }
@@ -237,7 +255,10 @@ impl Inference {
                 self.refused.insert(pc.abstract_syntax.clone());
                 continue;
             }
-            let rs = u.role_selections.iter().find(|x| x.sop_class == pc.abstract_syntax);
+            let rs = u
+                .role_selections
+                .iter()
+                .find(|x| x.sop_class == pc.abstract_syntax);
             let roles = match rs {
                 Some(x) => roles_of(Side::Acceptor, x.scu, x.scp),
                 None => vec![Role::Scp],
@@ -285,10 +306,14 @@ impl Inference {
             if uid::lookup(u).is_some() {
                 UidRef::standard(u)
             } else {
-                private_uids.entry(u.to_owned()).or_insert_with(|| PrivateUid {
-                    private: true,
-                    name: Some(format!("seen on the wire as {what}; not in the DICOM registry")),
-                });
+                private_uids
+                    .entry(u.to_owned())
+                    .or_insert_with(|| PrivateUid {
+                        private: true,
+                        name: Some(format!(
+                            "seen on the wire as {what}; not in the DICOM registry"
+                        )),
+                    });
                 UidRef {
                     uid: u.to_owned(),
                     keyword: None,
@@ -298,12 +323,11 @@ impl Inference {
         };
         let mut capability = Vec::new();
         for ((sop, role), o) in &self.caps {
-            let ts: Vec<UidRef> = o
-                .ts
-                .iter()
-                .filter(|t| uid::is_valid(t))
-                .map(|t| uidref(t, "a transfer syntax"))
-                .collect();
+            let ts: Vec<UidRef> =
+                o.ts.iter()
+                    .filter(|t| uid::is_valid(t))
+                    .map(|t| uidref(t, "a transfer syntax"))
+                    .collect();
             if ts.is_empty() || !uid::is_valid(sop) {
                 continue;
             }
@@ -313,36 +337,57 @@ impl Inference {
                 role: *role,
                 transfer_syntaxes: ts,
                 preferred_transfer_syntaxes: Vec::new(),
-                role_selection: o.role_selection.map(|(scu, scp)| RoleSelection { scu, scp }),
+                role_selection: o
+                    .role_selection
+                    .map(|(scu, scp)| RoleSelection { scu, scp }),
                 extended_negotiation: o.ext_neg.as_deref().and_then(|b| ext_neg(sop, b)),
                 statuses: (!o.statuses.is_empty())
                     .then(|| o.statuses.iter().map(|&c| StatusRange::single(c)).collect()),
                 storage_commitment: None,
             });
         }
-        let most = |m: &BTreeMap<String, u64>| m.iter().max_by_key(|(_, n)| **n).map(|(k, _)| k.clone());
+        let most =
+            |m: &BTreeMap<String, u64>| m.iter().max_by_key(|(_, n)| **n).map(|(k, _)| k.clone());
         let ae = Ae {
             title: self.title.clone(),
             line: 0,
             hosts: self.hosts.iter().cloned().collect(),
-            port: (self.ports.len() == 1).then(|| self.ports.first().copied()).flatten(),
+            port: (self.ports.len() == 1)
+                .then(|| self.ports.first().copied())
+                .flatten(),
             initiator: self.as_requestor > 0,
             acceptor: self.as_acceptor > 0,
-            character_sets: self.charsets.iter().filter(|c| super::load::is_character_set(c)).cloned().collect(),
+            character_sets: self
+                .charsets
+                .iter()
+                .filter(|c| super::load::is_character_set(c))
+                .cloned()
+                .collect(),
             implementation_class_uid: most(&self.impl_class).filter(|u| uid::is_valid(u)),
             implementation_version_name: most(&self.impl_version)
                 .filter(|v| !v.is_empty() && v.len() <= 16 && v.is_ascii()),
-            max_pdu_receive: self.max_length.iter().max_by_key(|(_, n)| **n).map(|(l, _)| *l),
+            max_pdu_receive: self
+                .max_length
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map(|(l, _)| *l),
             max_pdu_send: (self.largest_pdu > 0).then_some(self.largest_pdu),
-            max_presentation_contexts: (self.max_contexts > 0).then_some(self.max_contexts.min(128) as u32),
+            max_presentation_contexts: (self.max_contexts > 0)
+                .then_some(self.max_contexts.min(128) as u32),
             max_associations: MaxAssociations {
                 initiator: (self.max_open[0] > 0).then_some(self.max_open[0] as u32),
                 acceptor: (self.max_open[1] > 0).then_some(self.max_open[1] as u32),
             },
-            async_window: self.async_window.map(|(invoked, performed)| AsyncWindow { invoked, performed }),
+            async_window: self
+                .async_window
+                .map(|(invoked, performed)| AsyncWindow { invoked, performed }),
             timeouts_s: Timeouts::default(),
             accept_calling_ae_titles: None,
-            user_identity: self.user_identity.iter().filter_map(|&c| UserIdentityType::from_code(c)).collect(),
+            user_identity: self
+                .user_identity
+                .iter()
+                .filter_map(|&c| UserIdentityType::from_code(c))
+                .collect(),
             tls: None,
             private_creators: self
                 .private_creators
@@ -350,8 +395,12 @@ impl Inference {
                 .filter(|p| !p.trim().is_empty() && p.len() <= 64 && !p.contains('\\'))
                 .cloned()
                 .collect(),
-            statuses: (!self.statuses.is_empty())
-                .then(|| self.statuses.iter().map(|&c| StatusRange::single(c)).collect()),
+            statuses: (!self.statuses.is_empty()).then(|| {
+                self.statuses
+                    .iter()
+                    .map(|&c| StatusRange::single(c))
+                    .collect()
+            }),
             capability,
         };
         Statement {
@@ -385,9 +434,17 @@ impl Inference {
         }
         let list = |s: &BTreeSet<String>| s.iter().map(|x| quote(x)).collect::<Vec<_>>().join(", ");
         let _ = writeln!(o, "called_ae_titles = [{}]", list(&self.peers_called));
-        let _ = writeln!(o, "accepted_calling_ae_titles = [{}]", list(&self.peers_calling));
+        let _ = writeln!(
+            o,
+            "accepted_calling_ae_titles = [{}]",
+            list(&self.peers_calling)
+        );
         if !self.rejected_calling.is_empty() {
-            let _ = writeln!(o, "rejected_calling_ae_titles = [{}]", list(&self.rejected_calling));
+            let _ = writeln!(
+                o,
+                "rejected_calling_ae_titles = [{}]",
+                list(&self.rejected_calling)
+            );
         }
         let refused: BTreeSet<String> = self
             .refused
@@ -396,12 +453,26 @@ impl Inference {
             .collect();
         let _ = writeln!(o, "refused_abstract_syntaxes = [{}]", list(&refused));
         if self.max_length.len() > 1 {
-            let v: Vec<String> = self.max_length.iter().map(|(l, n)| format!("{l} ({n}x)")).collect();
-            let _ = writeln!(o, "max_length_values = [{}]", v.iter().map(|x| quote(x)).collect::<Vec<_>>().join(", "));
+            let v: Vec<String> = self
+                .max_length
+                .iter()
+                .map(|(l, n)| format!("{l} ({n}x)"))
+                .collect();
+            let _ = writeln!(
+                o,
+                "max_length_values = [{}]",
+                v.iter().map(|x| quote(x)).collect::<Vec<_>>().join(", ")
+            );
         }
-        for (k, m) in [("implementation_class_uids", &self.impl_class), ("implementation_version_names", &self.impl_version)] {
+        for (k, m) in [
+            ("implementation_class_uids", &self.impl_class),
+            ("implementation_version_names", &self.impl_version),
+        ] {
             if m.len() > 1 {
-                let v: Vec<String> = m.iter().map(|(l, n)| quote(&format!("{l} ({n}x)"))).collect();
+                let v: Vec<String> = m
+                    .iter()
+                    .map(|(l, n)| quote(&format!("{l} ({n}x)")))
+                    .collect();
                 let _ = writeln!(o, "{k} = [{}]", v.join(", "));
             }
         }
@@ -414,7 +485,11 @@ impl Inference {
                     "{} {r}: {} request(s), data in {}",
                     uid::keyword(s).unwrap_or(s),
                     c.requests,
-                    c.used.iter().map(|t| uid::keyword(t).unwrap_or(t)).collect::<Vec<_>>().join(", ")
+                    c.used
+                        .iter()
+                        .map(|t| uid::keyword(t).unwrap_or(t))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })
             .collect();
@@ -446,7 +521,11 @@ fn roles_of(side: Side, scu: bool, scp: bool) -> Vec<Role> {
         }
     }
     if v.is_empty() {
-        v.push(if side == Side::Requestor { Role::Scu } else { Role::Scp });
+        v.push(if side == Side::Requestor {
+            Role::Scu
+        } else {
+            Role::Scp
+        });
     }
     v
 }
@@ -468,7 +547,9 @@ fn ext_neg(sop: &str, b: &[u8]) -> Option<ExtendedNegotiation> {
         })
     } else if kw.contains("Move") || kw.contains("Get") {
         Some(ExtendedNegotiation {
-            retrieve: Some(RetrieveExtNeg { relational: flag(0) }),
+            retrieve: Some(RetrieveExtNeg {
+                relational: flag(0),
+            }),
             ..Default::default()
         })
     } else if kw.ends_with("Storage") || kw.contains("Storage") && !kw.contains("Commitment") {
@@ -498,7 +579,8 @@ impl AnalysisSink for Inference {
                     && c.side == Some(Side::Acceptor)
                     && let Some(rq) = &c.rq
                 {
-                    self.rejected_calling.insert(trim_title(&rq.calling_ae).to_owned());
+                    self.rejected_calling
+                        .insert(trim_title(&rq.calling_ae).to_owned());
                 }
             }
             _ => {}
@@ -540,7 +622,11 @@ impl AnalysisSink for Inference {
                     // The sender of a request is the SCU of the context's SOP class,
                     // except for N-EVENT-REPORT, which the SCP sends.
                     let event_report = cmd.command.command_field == 0x0100;
-                    let role = if ours != event_report { Role::Scu } else { Role::Scp };
+                    let role = if ours != event_report {
+                        Role::Scu
+                    } else {
+                        Role::Scp
+                    };
                     let o = self.cap(&abs, role);
                     o.requests += 1;
                     if let Some(t) = ts
@@ -563,7 +649,11 @@ impl AnalysisSink for Inference {
                 }
             }
             EventKind::DatasetPeek(p) => {
-                if let Some(abs) = self.conns.get(&id).and_then(|c| c.contexts.get(&p.pc_id)).map(|(a, _)| a.clone())
+                if let Some(abs) = self
+                    .conns
+                    .get(&id)
+                    .and_then(|c| c.contexts.get(&p.pc_id))
+                    .map(|(a, _)| a.clone())
                     && let Some(t) = &p.transfer_syntax
                 {
                     // Whoever sends a data set on a context uses its transfer syntax.

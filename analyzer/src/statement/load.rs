@@ -318,7 +318,10 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries.iter().find(|(k, _, _)| k == key).map(|(_, _, n)| n)
+        self.entries
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, n)| n)
     }
 
     fn key(&self, key: &str) -> String {
@@ -366,7 +369,10 @@ impl Validator {
         for (k, at, _) in entries {
             if !known.contains(&k.as_str()) {
                 let msg = match closest(k, known) {
-                    Some(s) => format!("unknown key (did you mean `{s}`?); expected one of: {}", known.join(", ")),
+                    Some(s) => format!(
+                        "unknown key (did you mean `{s}`?); expected one of: {}",
+                        known.join(", ")
+                    ),
                     None => format!("unknown key; expected one of: {}", known.join(", ")),
                 };
                 self.err(*at, join(path, k), msg);
@@ -384,7 +390,11 @@ impl Validator {
         match &n.kind {
             Kind::Str(s) => Some(s.clone()),
             _ => {
-                self.err(n.at, f.key(key), format!("expected a string, found {}", n.type_name()));
+                self.err(
+                    n.at,
+                    f.key(key),
+                    format!("expected a string, found {}", n.type_name()),
+                );
                 None
             }
         }
@@ -405,7 +415,11 @@ impl Validator {
         match n.kind {
             Kind::Bool(b) => Some(b),
             _ => {
-                self.err(n.at, f.key(key), format!("expected true or false, found {}", n.type_name()));
+                self.err(
+                    n.at,
+                    f.key(key),
+                    format!("expected true or false, found {}", n.type_name()),
+                );
                 None
             }
         }
@@ -416,11 +430,22 @@ impl Validator {
         match n.kind {
             Kind::Int(i) if (lo..=hi).contains(&i) => Some(i),
             Kind::Int(i) => {
-                self.err(n.at, f.key(key), format!("expected an integer from {lo} to {hi}, found {i}"));
+                self.err(
+                    n.at,
+                    f.key(key),
+                    format!("expected an integer from {lo} to {hi}, found {i}"),
+                );
                 None
             }
             _ => {
-                self.err(n.at, f.key(key), format!("expected an integer from {lo} to {hi}, found {}", n.type_name()));
+                self.err(
+                    n.at,
+                    f.key(key),
+                    format!(
+                        "expected an integer from {lo} to {hi}, found {}",
+                        n.type_name()
+                    ),
+                );
                 None
             }
         }
@@ -432,12 +457,20 @@ impl Validator {
             Kind::Int(i) => i as f64,
             Kind::Float(x) => x,
             _ => {
-                self.err(n.at, f.key(key), format!("expected a number of seconds, found {}", n.type_name()));
+                self.err(
+                    n.at,
+                    f.key(key),
+                    format!("expected a number of seconds, found {}", n.type_name()),
+                );
                 return None;
             }
         };
         if !v.is_finite() || v < 0.0 {
-            self.err(n.at, f.key(key), "expected a non-negative number of seconds");
+            self.err(
+                n.at,
+                f.key(key),
+                "expected a non-negative number of seconds",
+            );
             return None;
         }
         Some(v)
@@ -452,7 +485,11 @@ impl Validator {
     ) -> Option<Vec<(usize, String)>> {
         let n = f.get(key)?;
         let Kind::Array(items) = &n.kind else {
-            self.err(n.at, f.key(key), format!("expected an array of strings, found {}", n.type_name()));
+            self.err(
+                n.at,
+                f.key(key),
+                format!("expected an array of strings, found {}", n.type_name()),
+            );
             return None;
         };
         let mut out: Vec<(usize, String)> = Vec::new();
@@ -468,7 +505,11 @@ impl Validator {
                         out.push((it.at, s.clone()));
                     }
                 }
-                _ => self.err(it.at, k, format!("expected a string, found {}", it.type_name())),
+                _ => self.err(
+                    it.at,
+                    k,
+                    format!("expected a string, found {}", it.type_name()),
+                ),
             }
         }
         Some(out)
@@ -477,7 +518,11 @@ impl Validator {
     fn statement(&mut self, root: &Node) -> Option<Statement> {
         let f = self.fields(root, "", &["schema", "device", "ae", "private_uids", "x"])?;
         match f.get("schema").map(|n| (n.at, &n.kind)) {
-            None => self.err(0, "schema", format!("missing; expected schema = \"{SCHEMA}\" at the top of the file")),
+            None => self.err(
+                0,
+                "schema",
+                format!("missing; expected schema = \"{SCHEMA}\" at the top of the file"),
+            ),
             Some((_, Kind::Str(s))) if s == SCHEMA => {}
             Some((at, _)) => self.err(at, "schema", format!("expected \"{SCHEMA}\"")),
         }
@@ -497,8 +542,13 @@ impl Validator {
             Some((_, Kind::Array(items))) if !items.is_empty() => {
                 for (i, it) in items.iter().enumerate() {
                     if let Some(a) = self.ae(it, i, &private_uids) {
-                        if let Some(prev) = aes.iter().find(|p: &&Ae| ae_title_eq(&p.title, &a.title)) {
-                            let msg = format!("duplicate AE title {:?} (first at line {})", a.title, prev.line);
+                        if let Some(prev) =
+                            aes.iter().find(|p: &&Ae| ae_title_eq(&p.title, &a.title))
+                        {
+                            let msg = format!(
+                                "duplicate AE title {:?} (first at line {})",
+                                a.title, prev.line
+                            );
                             self.err(it.at, format!("ae[{i}].title"), msg);
                         }
                         aes.push(a);
@@ -518,10 +568,24 @@ impl Validator {
     }
 
     fn device(&mut self, n: &Node) -> Option<Device> {
-        let f = self.fields(n, "device", &["name", "manufacturer", "model", "software_versions", "document"])?;
+        let f = self.fields(
+            n,
+            "device",
+            &[
+                "name",
+                "manufacturer",
+                "model",
+                "software_versions",
+                "document",
+            ],
+        )?;
         let name = self.nonempty_string(&f, "name");
         if f.get("name").is_none() {
-            self.err(n.at, "device.name", "missing; expected the device name (unique among loaded statements)");
+            self.err(
+                n.at,
+                "device.name",
+                "missing; expected the device name (unique among loaded statements)",
+            );
         }
         let manufacturer = self.string(&f, "manufacturer");
         let model = self.string(&f, "model");
@@ -544,13 +608,24 @@ impl Validator {
     fn private_uids(&mut self, n: &Node) -> BTreeMap<String, PrivateUid> {
         let mut out = BTreeMap::new();
         let Kind::Table(entries) = &n.kind else {
-            self.err(n.at, "private_uids", format!("expected a table of UID = {{ private = true, name = \"...\" }}, found {}", n.type_name()));
+            self.err(
+                n.at,
+                "private_uids",
+                format!(
+                    "expected a table of UID = {{ private = true, name = \"...\" }}, found {}",
+                    n.type_name()
+                ),
+            );
             return out;
         };
         for (k, at, v) in entries {
             let path = join("private_uids", k);
             if !uid::is_valid(k) {
-                self.err(*at, path.clone(), "expected a UID (digits and dots, at most 64 characters) as the key");
+                self.err(
+                    *at,
+                    path.clone(),
+                    "expected a UID (digits and dots, at most 64 characters) as the key",
+                );
                 continue;
             }
             if let Some(kw) = uid::keyword(k) {
@@ -562,14 +637,24 @@ impl Validator {
             };
             match self.bool(&f, "private") {
                 Some(true) => {}
-                Some(false) => self.err(v.at, f.key("private"), "expected true (entries here declare private UIDs)"),
+                Some(false) => self.err(
+                    v.at,
+                    f.key("private"),
+                    "expected true (entries here declare private UIDs)",
+                ),
                 None if f.get("private").is_none() => {
                     self.err(v.at, f.key("private"), "missing; expected private = true")
                 }
                 None => {}
             }
             let name = self.string(&f, "name");
-            out.insert(k.clone(), PrivateUid { private: true, name });
+            out.insert(
+                k.clone(),
+                PrivateUid {
+                    private: true,
+                    name,
+                },
+            );
         }
         out
     }
@@ -613,7 +698,11 @@ impl Validator {
             },
             None => {
                 if f.get("title").is_none() {
-                    self.err(n.at, f.key("title"), "missing; expected the AE title used on the wire");
+                    self.err(
+                        n.at,
+                        f.key("title"),
+                        "missing; expected the AE title used on the wire",
+                    );
                 }
                 None
             }
@@ -645,25 +734,43 @@ impl Validator {
             && !uid::is_valid(u)
         {
             let at = f.get("implementation_class_uid").map_or(n.at, |x| x.at);
-            self.err(at, f.key("implementation_class_uid"), "expected a UID (digits and dots, at most 64 characters)");
+            self.err(
+                at,
+                f.key("implementation_class_uid"),
+                "expected a UID (digits and dots, at most 64 characters)",
+            );
         }
         let implementation_version_name = self.string(&f, "implementation_version_name");
         if let Some(v) = &implementation_version_name
             && (v.is_empty() || v.len() > 16 || !v.is_ascii())
         {
             let at = f.get("implementation_version_name").map_or(n.at, |x| x.at);
-            self.err(at, f.key("implementation_version_name"), "expected 1 to 16 ASCII characters (PS3.7 D.3.3.2.3)");
+            self.err(
+                at,
+                f.key("implementation_version_name"),
+                "expected 1 to 16 ASCII characters (PS3.7 D.3.3.2.3)",
+            );
         }
-        let max_pdu_receive = self.int(&f, "max_pdu_receive", 0, u32::MAX.into()).map(|v| v as u32);
-        let max_pdu_send = self.int(&f, "max_pdu_send", 0, u32::MAX.into()).map(|v| v as u32);
-        let max_presentation_contexts = self.int(&f, "max_presentation_contexts", 1, 128).map(|v| v as u32);
+        let max_pdu_receive = self
+            .int(&f, "max_pdu_receive", 0, u32::MAX.into())
+            .map(|v| v as u32);
+        let max_pdu_send = self
+            .int(&f, "max_pdu_send", 0, u32::MAX.into())
+            .map(|v| v as u32);
+        let max_presentation_contexts = self
+            .int(&f, "max_presentation_contexts", 1, 128)
+            .map(|v| v as u32);
         let max_associations = match f.get("max_associations") {
             Some(m) => {
                 let p = f.key("max_associations");
                 match self.fields(m, &p, &["initiator", "acceptor"]) {
                     Some(g) => MaxAssociations {
-                        initiator: self.int(&g, "initiator", 1, u32::MAX.into()).map(|v| v as u32),
-                        acceptor: self.int(&g, "acceptor", 1, u32::MAX.into()).map(|v| v as u32),
+                        initiator: self
+                            .int(&g, "initiator", 1, u32::MAX.into())
+                            .map(|v| v as u32),
+                        acceptor: self
+                            .int(&g, "acceptor", 1, u32::MAX.into())
+                            .map(|v| v as u32),
                     },
                     None => MaxAssociations::default(),
                 }
@@ -678,7 +785,11 @@ impl Validator {
                     let perf = self.int(&g, "performed", 0, 65535);
                     for (k, v) in [("invoked", inv), ("performed", perf)] {
                         if v.is_none() && g.get(k).is_none() {
-                            self.err(m.at, g.key(k), "missing; expected an integer 0-65535 (0 = unlimited)");
+                            self.err(
+                                m.at,
+                                g.key(k),
+                                "missing; expected an integer 0-65535 (0 = unlimited)",
+                            );
                         }
                     }
                     Some(AsyncWindow {
@@ -705,7 +816,9 @@ impl Validator {
             None => Timeouts::default(),
         };
         let accept_calling_ae_titles = self
-            .strings(&f, "accept_calling_ae_titles", |s| ae_title_problem(s).map(str::to_owned))
+            .strings(&f, "accept_calling_ae_titles", |s| {
+                ae_title_problem(s).map(str::to_owned)
+            })
             .map(|v| v.into_iter().map(|(_, s)| s.trim().to_owned()).collect());
         let user_identity = self
             .strings(&f, "user_identity", |s| {
@@ -737,7 +850,11 @@ impl Validator {
                 Some("required") => Some(ClientAuth::Required),
                 Some(_) => {
                     let at = g.get("client_auth").map_or(m.at, |x| x.at);
-                    self.err(at, g.key("client_auth"), "expected \"none\", \"optional\" or \"required\"");
+                    self.err(
+                        at,
+                        g.key("client_auth"),
+                        "expected \"none\", \"optional\" or \"required\"",
+                    );
                     None
                 }
             };
@@ -749,8 +866,10 @@ impl Validator {
         });
         let private_creators = self
             .strings(&f, "private_creators", |s| {
-                (s.trim().is_empty() || s.len() > 64 || s.contains('\\'))
-                    .then(|| "expected a private creator code: 1 to 64 characters, no backslash (LO VR)".to_owned())
+                (s.trim().is_empty() || s.len() > 64 || s.contains('\\')).then(|| {
+                    "expected a private creator code: 1 to 64 characters, no backslash (LO VR)"
+                        .to_owned()
+                })
             })
             .unwrap_or_default()
             .into_iter()
@@ -814,7 +933,11 @@ impl Validator {
                 "expected a status as 4 hex digits (\"0000\") or an inclusive range (\"A700-A7FF\")".to_owned()
             })
         })?;
-        Some(list.iter().filter_map(|(_, s)| StatusRange::parse(s)).collect())
+        Some(
+            list.iter()
+                .filter_map(|(_, s)| StatusRange::parse(s))
+                .collect(),
+        )
     }
 
     /// Resolves a keyword or UID to a registry or declared-private UID of the expected kind.
@@ -828,7 +951,9 @@ impl Validator {
     ) -> Option<UidRef> {
         let Some(u) = uid::from_keyword_or_uid(s) else {
             let hint = match kind {
-                UidKind::SopClass => "a SOP class keyword of PS3.6 (e.g. \"CTImageStorage\") or a UID",
+                UidKind::SopClass => {
+                    "a SOP class keyword of PS3.6 (e.g. \"CTImageStorage\") or a UID"
+                }
                 UidKind::TransferSyntax => {
                     "a transfer syntax keyword of PS3.6 (e.g. \"ExplicitVRLittleEndian\") or a UID"
                 }
@@ -872,7 +997,11 @@ impl Validator {
             } else {
                 format!("{s} ({})", entry.alias)
             };
-            self.err(at, key, format!("{named} is {what}; expected {}", kind.name()));
+            self.err(
+                at,
+                key,
+                format!("{named} is {what}; expected {}", kind.name()),
+            );
             return None;
         }
         Some(UidRef {
@@ -891,14 +1020,26 @@ impl Validator {
     ) -> Option<Vec<UidRef>> {
         let n = f.get(key)?;
         let Kind::Array(items) = &n.kind else {
-            self.err(n.at, f.key(key), format!("expected an array of {} keywords or UIDs, found {}", kind.name(), n.type_name()));
+            self.err(
+                n.at,
+                f.key(key),
+                format!(
+                    "expected an array of {} keywords or UIDs, found {}",
+                    kind.name(),
+                    n.type_name()
+                ),
+            );
             return None;
         };
         let mut out: Vec<UidRef> = Vec::new();
         for (i, it) in items.iter().enumerate() {
             let k = format!("{}[{i}]", f.key(key));
             let Kind::Str(s) = &it.kind else {
-                self.err(it.at, k, format!("expected a string, found {}", it.type_name()));
+                self.err(
+                    it.at,
+                    k,
+                    format!("expected a string, found {}", it.type_name()),
+                );
                 continue;
             };
             if let Some(r) = self.resolve(it.at, &k, s, kind, private) {
@@ -934,14 +1075,27 @@ impl Validator {
         )?;
         let sop_class = match f.get("sop_class") {
             Some(s) => match &s.kind {
-                Kind::Str(v) => self.resolve(s.at, &f.key("sop_class"), v, UidKind::SopClass, private),
+                Kind::Str(v) => {
+                    self.resolve(s.at, &f.key("sop_class"), v, UidKind::SopClass, private)
+                }
                 _ => {
-                    self.err(s.at, f.key("sop_class"), format!("expected a SOP class keyword or UID, found {}", s.type_name()));
+                    self.err(
+                        s.at,
+                        f.key("sop_class"),
+                        format!(
+                            "expected a SOP class keyword or UID, found {}",
+                            s.type_name()
+                        ),
+                    );
                     None
                 }
             },
             None => {
-                self.err(n.at, f.key("sop_class"), "missing; expected a SOP class keyword or UID");
+                self.err(
+                    n.at,
+                    f.key("sop_class"),
+                    "missing; expected a SOP class keyword or UID",
+                );
                 None
             }
         };
@@ -950,7 +1104,13 @@ impl Validator {
             Some("SCP") => Some(Role::Scp),
             Some(other) => {
                 let at = f.get("role").map_or(n.at, |x| x.at);
-                self.err(at, f.key("role"), format!("expected \"SCU\" or \"SCP\", found {other:?} (both roles: two entries)"));
+                self.err(
+                    at,
+                    f.key("role"),
+                    format!(
+                        "expected \"SCU\" or \"SCP\", found {other:?} (both roles: two entries)"
+                    ),
+                );
                 None
             }
             None => {
@@ -960,19 +1120,35 @@ impl Validator {
                 None
             }
         };
-        let transfer_syntaxes = self.uid_list(&f, "transfer_syntaxes", UidKind::TransferSyntax, private);
+        let transfer_syntaxes =
+            self.uid_list(&f, "transfer_syntaxes", UidKind::TransferSyntax, private);
         match &transfer_syntaxes {
-            None if f.get("transfer_syntaxes").is_none() => {
-                self.err(n.at, f.key("transfer_syntaxes"), "missing; expected a non-empty array of transfer syntax keywords or UIDs")
-            }
-            Some(v) if v.is_empty() && f.get("transfer_syntaxes").is_some_and(|t| matches!(&t.kind, Kind::Array(a) if a.is_empty())) => {
+            None if f.get("transfer_syntaxes").is_none() => self.err(
+                n.at,
+                f.key("transfer_syntaxes"),
+                "missing; expected a non-empty array of transfer syntax keywords or UIDs",
+            ),
+            Some(v)
+                if v.is_empty()
+                    && f.get("transfer_syntaxes")
+                        .is_some_and(|t| matches!(&t.kind, Kind::Array(a) if a.is_empty())) =>
+            {
                 let at = f.get("transfer_syntaxes").map_or(n.at, |x| x.at);
-                self.err(at, f.key("transfer_syntaxes"), "expected at least one transfer syntax");
+                self.err(
+                    at,
+                    f.key("transfer_syntaxes"),
+                    "expected at least one transfer syntax",
+                );
             }
             _ => {}
         }
         let preferred = self
-            .uid_list(&f, "preferred_transfer_syntaxes", UidKind::TransferSyntax, private)
+            .uid_list(
+                &f,
+                "preferred_transfer_syntaxes",
+                UidKind::TransferSyntax,
+                private,
+            )
             .unwrap_or_default();
         if let (Some(ts), Some(pn)) = (&transfer_syntaxes, f.get("preferred_transfer_syntaxes")) {
             for p in &preferred {
@@ -1014,7 +1190,11 @@ impl Validator {
                 .collect();
             let max_wait_s = self.seconds(&g, "max_wait_s");
             if sop_class.as_ref().is_some_and(|s| s.uid != SOP_COMMITMENT) {
-                self.err(m.at, p, "only valid for sop_class = \"StorageCommitmentPushModel\"");
+                self.err(
+                    m.at,
+                    p,
+                    "only valid for sop_class = \"StorageCommitmentPushModel\"",
+                );
             }
             Some(StorageCommitment {
                 report_on,
@@ -1038,7 +1218,11 @@ impl Validator {
         let g = self.fields(m, path, &["storage", "find", "retrieve"])?;
         let mut out = ExtendedNegotiation::default();
         if let Some(s) = g.get("storage") {
-            let h = self.fields(s, &g.key("storage"), &["level_of_support", "digital_signature", "element_coercion"])?;
+            let h = self.fields(
+                s,
+                &g.key("storage"),
+                &["level_of_support", "digital_signature", "element_coercion"],
+            )?;
             out.storage = Some(StorageExtNeg {
                 level_of_support: self.int(&h, "level_of_support", 0, 3).map(|v| v as u8),
                 digital_signature: self.int(&h, "digital_signature", 0, 2).map(|v| v as u8),
@@ -1049,7 +1233,12 @@ impl Validator {
             let h = self.fields(
                 s,
                 &g.key("find"),
-                &["relational", "combined_date_time", "fuzzy_person_name", "timezone_adjust"],
+                &[
+                    "relational",
+                    "combined_date_time",
+                    "fuzzy_person_name",
+                    "timezone_adjust",
+                ],
             )?;
             out.find = Some(FindExtNeg {
                 relational: self.bool(&h, "relational"),
@@ -1109,7 +1298,10 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(closest("tranfer_syntaxes", &["transfer_syntaxes", "role"]), Some("transfer_syntaxes"));
+        assert_eq!(
+            closest("tranfer_syntaxes", &["transfer_syntaxes", "role"]),
+            Some("transfer_syntaxes")
+        );
         assert_eq!(closest("zzz", &["role"]), None);
     }
 }

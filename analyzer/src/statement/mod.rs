@@ -9,8 +9,8 @@ pub mod error;
 pub mod import;
 pub mod infer;
 pub mod load;
-pub mod write;
 pub mod model;
+pub mod write;
 
 pub use error::{Diagnostic, StatementError};
 pub use load::{load, load_dir, load_files, parse};

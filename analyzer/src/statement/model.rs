@@ -535,7 +535,9 @@ impl Ae {
 
     /// Whether the AE claims the SOP class in any role.
     pub fn claims_sop_class(&self, sop_class_uid: &str) -> bool {
-        self.capability.iter().any(|c| c.sop_class.uid == sop_class_uid)
+        self.capability
+            .iter()
+            .any(|c| c.sop_class.uid == sop_class_uid)
     }
 
     /// The status list that applies to a SOP class: the union of the lists of its
@@ -543,9 +545,15 @@ impl Ae {
     /// the statement states none.
     pub fn statuses_for(&self, sop_class_uid: &str) -> Option<Vec<StatusRange>> {
         let mut narrowed: Option<Vec<StatusRange>> = None;
-        for c in self.capability.iter().filter(|c| c.sop_class.uid == sop_class_uid) {
+        for c in self
+            .capability
+            .iter()
+            .filter(|c| c.sop_class.uid == sop_class_uid)
+        {
             if let Some(list) = &c.statuses {
-                narrowed.get_or_insert_with(Vec::new).extend(list.iter().copied());
+                narrowed
+                    .get_or_insert_with(Vec::new)
+                    .extend(list.iter().copied());
             }
         }
         narrowed.or_else(|| self.statuses.clone())
@@ -561,7 +569,12 @@ impl Ae {
 
     /// Whether the capability for (SOP class, role) lists the transfer syntax `ts`:
     /// `None` when there is no such capability (the SOP class/role claim itself fails).
-    pub fn claims_transfer_syntax(&self, sop_class_uid: &str, role: Role, ts: &str) -> Option<bool> {
+    pub fn claims_transfer_syntax(
+        &self,
+        sop_class_uid: &str,
+        role: Role,
+        ts: &str,
+    ) -> Option<bool> {
         self.capability(sop_class_uid, role)
             .map(|c| c.has_transfer_syntax(ts))
     }
@@ -596,13 +609,23 @@ mod tests {
     fn status_ranges() {
         assert_eq!(StatusRange::parse("0000"), Some(StatusRange::single(0)));
         let r = StatusRange::parse("a700-A7FF");
-        assert_eq!(r, Some(StatusRange { lo: 0xA700, hi: 0xA7FF }));
+        assert_eq!(
+            r,
+            Some(StatusRange {
+                lo: 0xA700,
+                hi: 0xA7FF
+            })
+        );
         assert!(r.is_some_and(|r| r.contains(0xA7FE) && !r.contains(0xA800)));
         assert_eq!(StatusRange::parse("A7FF-A700"), None);
         assert_eq!(StatusRange::parse("A70"), None);
         assert_eq!(StatusRange::parse("0x00"), None);
         assert_eq!(
-            StatusRange { lo: 0xC000, hi: 0xCFFF }.to_string(),
+            StatusRange {
+                lo: 0xC000,
+                hi: 0xCFFF
+            }
+            .to_string(),
             "C000-CFFF"
         );
     }

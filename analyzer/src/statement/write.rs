@@ -47,7 +47,12 @@ pub fn to_toml_with(s: &Statement, opts: &WriteOptions) -> String {
         o.push_str("\n[private_uids]\n");
         for (uid, p) in &s.private_uids {
             let _ = match &p.name {
-                Some(n) => writeln!(o, "{} = {{ private = true, name = {} }}", quote(uid), quote(n)),
+                Some(n) => writeln!(
+                    o,
+                    "{} = {{ private = true, name = {} }}",
+                    quote(uid),
+                    quote(n)
+                ),
                 None => writeln!(o, "{} = {{ private = true }}", quote(uid)),
             };
         }
@@ -79,8 +84,16 @@ fn write_ae(o: &mut String, a: &Ae) {
     if !a.character_sets.is_empty() {
         kv_list(o, "character_sets", &a.character_sets);
     }
-    kv_str(o, "implementation_class_uid", a.implementation_class_uid.as_deref());
-    kv_str(o, "implementation_version_name", a.implementation_version_name.as_deref());
+    kv_str(
+        o,
+        "implementation_class_uid",
+        a.implementation_class_uid.as_deref(),
+    );
+    kv_str(
+        o,
+        "implementation_version_name",
+        a.implementation_version_name.as_deref(),
+    );
     for (k, v) in [
         ("max_pdu_receive", a.max_pdu_receive),
         ("max_pdu_send", a.max_pdu_send),
@@ -97,7 +110,11 @@ fn write_ae(o: &mut String, a: &Ae) {
         .collect();
     inline(o, "max_associations", &parts);
     if let Some(w) = a.async_window {
-        let _ = writeln!(o, "async_window = {{ invoked = {}, performed = {} }}", w.invoked, w.performed);
+        let _ = writeln!(
+            o,
+            "async_window = {{ invoked = {}, performed = {} }}",
+            w.invoked, w.performed
+        );
     }
     let t = &a.timeouts_s;
     let parts: Vec<String> = [
@@ -114,7 +131,11 @@ fn write_ae(o: &mut String, a: &Ae) {
         kv_list(o, "accept_calling_ae_titles", l);
     }
     if !a.user_identity.is_empty() {
-        let l: Vec<String> = a.user_identity.iter().map(|u| u.as_str().to_owned()).collect();
+        let l: Vec<String> = a
+            .user_identity
+            .iter()
+            .map(|u| u.as_str().to_owned())
+            .collect();
         kv_list(o, "user_identity", &l);
     }
     if let Some(tls) = &a.tls {
@@ -144,7 +165,11 @@ fn write_capability(o: &mut String, c: &Capability) {
     kv_str(o, "role", Some(c.role.as_str()));
     kv_list(o, "transfer_syntaxes", &labels(&c.transfer_syntaxes));
     if !c.preferred_transfer_syntaxes.is_empty() {
-        kv_list(o, "preferred_transfer_syntaxes", &labels(&c.preferred_transfer_syntaxes));
+        kv_list(
+            o,
+            "preferred_transfer_syntaxes",
+            &labels(&c.preferred_transfer_syntaxes),
+        );
     }
     if let Some(r) = c.role_selection {
         let _ = writeln!(o, "role_selection = {{ scu = {}, scp = {} }}", r.scu, r.scp);
@@ -175,7 +200,11 @@ fn write_capability(o: &mut String, c: &Capability) {
             parts.push(format!("find = {{ {} }}", p.join(", ")));
         }
         if let Some(r) = &e.retrieve {
-            let p: Vec<String> = r.relational.iter().map(|v| format!("relational = {v}")).collect();
+            let p: Vec<String> = r
+                .relational
+                .iter()
+                .map(|v| format!("relational = {v}"))
+                .collect();
             parts.push(format!("retrieve = {{ {} }}", p.join(", ")));
         }
         let _ = writeln!(o, "extended_negotiation = {{ {} }}", parts.join(", "));

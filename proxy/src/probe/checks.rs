@@ -27,25 +27,25 @@ pub const PATIENT_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.1.3";
 
 /// Storage SOP classes the sweep tries whether claimed or not.
 pub const COMMON_STORAGE: &[&str] = &[
-    "1.2.840.10008.5.1.4.1.1.2",      // CT
-    "1.2.840.10008.5.1.4.1.1.2.1",    // Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.4",      // MR
-    "1.2.840.10008.5.1.4.1.1.4.1",    // Enhanced MR
-    "1.2.840.10008.5.1.4.1.1.1",      // CR
-    "1.2.840.10008.5.1.4.1.1.1.1",    // DX for presentation
-    "1.2.840.10008.5.1.4.1.1.1.2",    // MG for presentation
-    "1.2.840.10008.5.1.4.1.1.6.1",    // US
-    "1.2.840.10008.5.1.4.1.1.3.1",    // US multi-frame
-    "1.2.840.10008.5.1.4.1.1.7",      // Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.20",     // NM
-    "1.2.840.10008.5.1.4.1.1.128",    // PET
-    "1.2.840.10008.5.1.4.1.1.481.1",  // RT Image
-    "1.2.840.10008.5.1.4.1.1.12.1",   // XA
-    "1.2.840.10008.5.1.4.1.1.104.1",  // Encapsulated PDF
-    "1.2.840.10008.5.1.4.1.1.88.11",  // Basic Text SR
-    "1.2.840.10008.5.1.4.1.1.88.22",  // Enhanced SR
-    "1.2.840.10008.5.1.4.1.1.88.59",  // Key Object Selection
-    "1.2.840.10008.5.1.4.1.1.11.1",   // Grayscale Softcopy Presentation State
+    "1.2.840.10008.5.1.4.1.1.2",     // CT
+    "1.2.840.10008.5.1.4.1.1.2.1",   // Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4",     // MR
+    "1.2.840.10008.5.1.4.1.1.4.1",   // Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.1",     // CR
+    "1.2.840.10008.5.1.4.1.1.1.1",   // DX for presentation
+    "1.2.840.10008.5.1.4.1.1.1.2",   // MG for presentation
+    "1.2.840.10008.5.1.4.1.1.6.1",   // US
+    "1.2.840.10008.5.1.4.1.1.3.1",   // US multi-frame
+    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.20",    // NM
+    "1.2.840.10008.5.1.4.1.1.128",   // PET
+    "1.2.840.10008.5.1.4.1.1.481.1", // RT Image
+    "1.2.840.10008.5.1.4.1.1.12.1",  // XA
+    "1.2.840.10008.5.1.4.1.1.104.1", // Encapsulated PDF
+    "1.2.840.10008.5.1.4.1.1.88.11", // Basic Text SR
+    "1.2.840.10008.5.1.4.1.1.88.22", // Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.88.59", // Key Object Selection
+    "1.2.840.10008.5.1.4.1.1.11.1",  // Grayscale Softcopy Presentation State
 ];
 
 /// Non-storage SOP classes the sweep tries (uncompressed syntaxes only).
@@ -58,8 +58,8 @@ pub const COMMON_SERVICES: &[&str] = &[
     STUDY_ROOT_FIND,
     STUDY_ROOT_MOVE,
     STUDY_ROOT_GET,
-    "1.2.840.10008.5.1.4.31",   // Modality Worklist FIND
-    "1.2.840.10008.3.1.2.3.3",  // MPPS
+    "1.2.840.10008.5.1.4.31",  // Modality Worklist FIND
+    "1.2.840.10008.3.1.2.3.3", // MPPS
 ];
 
 pub const UNCOMPRESSED: &[&str] = &[IMPLICIT_LE, EXPLICIT_LE, "1.2.840.10008.1.2.2"];
@@ -99,8 +99,12 @@ pub struct Stored {
 
 impl Stored {
     fn success(&self) -> bool {
-        self.status
-            .is_some_and(|s| matches!(StatusClass::of(s), StatusClass::Success | StatusClass::Warning))
+        self.status.is_some_and(|s| {
+            matches!(
+                StatusClass::of(s),
+                StatusClass::Success | StatusClass::Warning
+            )
+        })
     }
 }
 
@@ -117,7 +121,12 @@ pub struct State<'a> {
 fn run_token() -> String {
     let uid = crate::peers::study::new_uid();
     let digits: Vec<u8> = uid.bytes().filter(u8::is_ascii_digit).collect();
-    let tail = digits.iter().rev().take(5).map(|d| char::from(b'A' + (d - b'0') * 2)).collect::<String>();
+    let tail = digits
+        .iter()
+        .rev()
+        .take(5)
+        .map(|d| char::from(b'A' + (d - b'0') * 2))
+        .collect::<String>();
     format!("DTP{tail}")
 }
 
@@ -143,10 +152,28 @@ fn request(field_: u16, id: u16, sop_class: &str) -> Command {
     let mut c = Command::new(field_);
     c.message_id = Some(id);
     c.affected_sop_class = Some(sop_class.to_string());
-    if matches!(field_, field::C_STORE_RQ | field::C_FIND_RQ | field::C_MOVE_RQ | field::C_GET_RQ) {
+    if matches!(
+        field_,
+        field::C_STORE_RQ | field::C_FIND_RQ | field::C_MOVE_RQ | field::C_GET_RQ
+    ) {
         c.priority = Some(0);
     }
     c
+}
+
+/// Decodes a text value in a Specific Character Set value (the last term when code
+/// extensions are in use); `None` when it cannot be decoded faithfully.
+fn decode_text(charset: &str, bytes: &[u8]) -> Option<String> {
+    use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
+    let terms: Vec<&str> = charset.split('\\').map(str::trim).collect();
+    let term = if bytes.contains(&0x1B) {
+        terms.iter().rev().find(|t| !t.is_empty()).copied().unwrap_or("ISO_IR 6")
+    } else {
+        terms.first().copied().filter(|t| !t.is_empty()).unwrap_or("ISO_IR 6")
+    };
+    let cs = SpecificCharacterSet::from_code(term)?;
+    let text = cs.decode(bytes).ok()?;
+    (!text.contains(['\u{1b}', '\u{fffd}'])).then_some(text)
 }
 
 fn has_scp_claim(ae: &Ae, uid: &str) -> bool {
@@ -207,12 +234,20 @@ impl<'a> State<'a> {
         };
         let id = link.next_message_id();
         let ex = link
-            .request(pc, &request(field::C_ECHO_RQ, id, VERIFICATION), None, self.cfg.timeout)
+            .request(
+                pc,
+                &request(field::C_ECHO_RQ, id, VERIFICATION),
+                None,
+                self.cfg.timeout,
+            )
             .map_err(|e| e.to_string())?;
         self.finish(link);
         match ex.status() {
             Some(0) => Ok(ex.latency_us),
-            Some(s) => Err(format!("C-ECHO status {}", status_text(s, field::C_ECHO_RSP))),
+            Some(s) => Err(format!(
+                "C-ECHO status {}",
+                status_text(s, field::C_ECHO_RSP)
+            )),
             None => Err("C-ECHO-RSP without status".into()),
         }
     }
@@ -256,12 +291,16 @@ impl<'a> State<'a> {
         }
         for s in storage {
             for t in STANDARD_TS {
-                pairs.entry((s.to_string(), (*t).to_string())).or_insert(false);
+                pairs
+                    .entry((s.to_string(), (*t).to_string()))
+                    .or_insert(false);
             }
         }
         for s in COMMON_SERVICES {
             for t in UNCOMPRESSED {
-                pairs.entry(((*s).to_string(), (*t).to_string())).or_insert(false);
+                pairs
+                    .entry(((*s).to_string(), (*t).to_string()))
+                    .or_insert(false);
             }
         }
         let list: Vec<((String, String), bool)> = pairs.into_iter().collect();
@@ -298,7 +337,10 @@ impl<'a> State<'a> {
                     start = end;
                 }
                 Err(e) if batch > 8 => {
-                    errors.push(format!("{} contexts in one association: {e}; retrying in smaller batches", end - start));
+                    errors.push(format!(
+                        "{} contexts in one association: {e}; retrying in smaller batches",
+                        end - start
+                    ));
                     batch = 8;
                 }
                 Err(e) => {
@@ -310,7 +352,12 @@ impl<'a> State<'a> {
             }
         }
         let mut table = Table {
-            headers: vec!["SOP class".into(), "transfer syntax".into(), "claimed".into(), "result".into()],
+            headers: vec![
+                "SOP class".into(),
+                "transfer syntax".into(),
+                "claimed".into(),
+                "result".into(),
+            ],
             rows: Vec::new(),
         };
         let with_statement = self.cfg.statement.is_some();
@@ -337,7 +384,13 @@ impl<'a> State<'a> {
                 table.rows.push(vec![
                     label(s),
                     label(t),
-                    if !with_statement { "-".into() } else if *claimed { "yes".into() } else { "no".into() },
+                    if !with_statement {
+                        "-".into()
+                    } else if *claimed {
+                        "yes".into()
+                    } else {
+                        "no".into()
+                    },
                     format!("{res}{note}"),
                 ]);
             } else {
@@ -356,7 +409,9 @@ impl<'a> State<'a> {
         );
         r.details.extend(errors);
         if with_statement {
-            r.details.push(format!("{missing} claimed contexts not accepted, {undocumented} accepted but not claimed"));
+            r.details.push(format!(
+                "{missing} claimed contexts not accepted, {undocumented} accepted but not claimed"
+            ));
             if missing > 0 || undocumented > 0 {
                 r.verdict = Verdict::DiffersFromStatement;
             }
@@ -418,10 +473,15 @@ impl<'a> State<'a> {
         }
         match best {
             Some(n) => (
-                format!("associations with more than {lo} proposed contexts refused; {lo} proposed: {n} accepted"),
+                format!(
+                    "associations with more than {lo} proposed contexts refused; {lo} proposed: {n} accepted"
+                ),
                 Some(lo as u32),
             ),
-            None => ("no association accepted in the max-contexts test".into(), Some(0)),
+            None => (
+                "no association accepted in the max-contexts test".into(),
+                Some(0),
+            ),
         }
     }
 
@@ -432,7 +492,10 @@ impl<'a> State<'a> {
         let mut seen = BTreeSet::new();
         for o in objects {
             if seen.insert((o.sop_class_uid.clone(), o.transfer_syntax.clone())) {
-                rq = rq.context(Proposal::new(&o.sop_class_uid, &[o.transfer_syntax.as_str()]));
+                rq = rq.context(Proposal::new(
+                    &o.sop_class_uid,
+                    &[o.transfer_syntax.as_str()],
+                ));
             }
         }
         let mut link = self.open(&rq).map_err(|e| e.to_string())?;
@@ -492,7 +555,10 @@ impl<'a> State<'a> {
                         ),
                     )
                     .detail(format!("SOP instance {}", obj.sop_instance_uid))
-                    .detail(format!("study {}, patient ID {}", spec.study_uid, spec.patient_id)),
+                    .detail(format!(
+                        "study {}, patient ID {}",
+                        spec.study_uid, spec.patient_id
+                    )),
                     Some(s) => CheckResult::new(
                         Check::Store,
                         Verdict::Fail,
@@ -501,7 +567,10 @@ impl<'a> State<'a> {
                     None => CheckResult::new(
                         Check::Store,
                         Verdict::Fail,
-                        format!("Secondary Capture in {} was not accepted as a presentation context", label(&ts)),
+                        format!(
+                            "Secondary Capture in {} was not accepted as a presentation context",
+                            label(&ts)
+                        ),
                     ),
                 }
             }
@@ -516,7 +585,11 @@ impl<'a> State<'a> {
         if self.store_result.is_none() {
             let _ = self.store_check();
         }
-        self.stored.iter().filter(|s| s.success()).cloned().collect()
+        self.stored
+            .iter()
+            .filter(|s| s.success())
+            .cloned()
+            .collect()
     }
 
     // ---------------------------------------------------------------------- commitment
@@ -524,20 +597,41 @@ impl<'a> State<'a> {
     fn commitment(&mut self) -> CheckResult {
         let stored = self.ensure_stored();
         if stored.is_empty() {
-            return CheckResult::new(Check::Commitment, Verdict::Skipped, "nothing was stored successfully to commit");
+            return CheckResult::new(
+                Check::Commitment,
+                Verdict::Skipped,
+                "nothing was stored successfully to commit",
+            );
         }
         let rq = self
             .builder()
             .context(Proposal::new(STORAGE_COMMITMENT, &[IMPLICIT_LE]));
         let mut link = match self.open(&rq) {
             Ok(l) => l,
-            Err(e) => return CheckResult::new(Check::Commitment, Verdict::Fail, format!("association: {e}")),
+            Err(e) => {
+                return CheckResult::new(
+                    Check::Commitment,
+                    Verdict::Fail,
+                    format!("association: {e}"),
+                );
+            }
         };
-        let claimed = self.cfg.ae().is_some_and(|a| has_scp_claim(a, STORAGE_COMMITMENT));
+        let claimed = self
+            .cfg
+            .ae()
+            .is_some_and(|a| has_scp_claim(a, STORAGE_COMMITMENT));
         let Some((pc, _)) = link.context_for(STORAGE_COMMITMENT, None) else {
             link.abort();
-            let v = if claimed { Verdict::DiffersFromStatement } else { Verdict::Skipped };
-            return CheckResult::new(Check::Commitment, v, "Storage Commitment Push Model not accepted");
+            let v = if claimed {
+                Verdict::DiffersFromStatement
+            } else {
+                Verdict::Skipped
+            };
+            return CheckResult::new(
+                Check::Commitment,
+                v,
+                "Storage Commitment Push Model not accepted",
+            );
         };
         let transaction = crate::peers::study::new_uid();
         let mut ds = Dataset::new();
@@ -545,8 +639,16 @@ impl<'a> State<'a> {
             .iter()
             .map(|s| {
                 let mut it = Dataset::new();
-                it.put_str(tag::REFERENCED_SOP_CLASS_UID, "UI", s.object.sop_class_uid.as_bytes())
-                    .put_str(tag::REFERENCED_SOP_INSTANCE_UID, "UI", s.object.sop_instance_uid.as_bytes());
+                it.put_str(
+                    tag::REFERENCED_SOP_CLASS_UID,
+                    "UI",
+                    s.object.sop_class_uid.as_bytes(),
+                )
+                .put_str(
+                    tag::REFERENCED_SOP_INSTANCE_UID,
+                    "UI",
+                    s.object.sop_instance_uid.as_bytes(),
+                );
                 it
             })
             .collect();
@@ -568,11 +670,15 @@ impl<'a> State<'a> {
                     Verdict::Fail,
                     format!(
                         "N-ACTION answered {}",
-                        ex.status().map(|s| status_text(s, field::N_ACTION_RSP)).unwrap_or("without status".into())
+                        ex.status()
+                            .map(|s| status_text(s, field::N_ACTION_RSP))
+                            .unwrap_or("without status".into())
                     ),
                 );
             }
-            Err(e) => return CheckResult::new(Check::Commitment, Verdict::Fail, format!("N-ACTION: {e}")),
+            Err(e) => {
+                return CheckResult::new(Check::Commitment, Verdict::Fail, format!("N-ACTION: {e}"));
+            }
         }
         // Wait for the report on this association, or on the listener.
         let deadline = Instant::now() + self.cfg.commit_wait;
@@ -583,7 +689,12 @@ impl<'a> State<'a> {
                 Ok(Incoming::Message(m)) if m.command.command_field == field::N_EVENT_REPORT_RQ => {
                     let _ = link.answer_request(&m);
                     let ds = Dataset::decode(m.dataset.as_deref().unwrap_or_default(), false);
-                    report = Some((ds, m.command.event_type_id, ReportOn::SameAssociation, asked.elapsed()));
+                    report = Some((
+                        ds,
+                        m.command.event_type_id,
+                        ReportOn::SameAssociation,
+                        asked.elapsed(),
+                    ));
                 }
                 Ok(Incoming::Message(m)) if m.command.is_request() => {
                     let _ = link.answer_request(&m);
@@ -609,9 +720,15 @@ impl<'a> State<'a> {
                         continue;
                     }
                     let explicit = r.transfer_syntax == EXPLICIT_LE;
-                    let ds = Dataset::decode(r.message.dataset.as_deref().unwrap_or_default(), explicit);
+                    let ds =
+                        Dataset::decode(r.message.dataset.as_deref().unwrap_or_default(), explicit);
                     if ds.text(tag::TRANSACTION_UID).as_deref() == Some(transaction.as_str()) {
-                        report = Some((ds, r.message.command.event_type_id, ReportOn::NewAssociation, asked.elapsed()));
+                        report = Some((
+                            ds,
+                            r.message.command.event_type_id,
+                            ReportOn::NewAssociation,
+                            asked.elapsed(),
+                        ));
                         break;
                     }
                 }
@@ -643,16 +760,18 @@ impl<'a> State<'a> {
             .items(tag::FAILED_SOP_SEQUENCE)
             .iter()
             .filter_map(|i| {
-                let reason = i.raw(tag::FAILURE_REASON).and_then(|b| Some(u16::from_le_bytes([*b.first()?, *b.get(1)?])));
+                let reason = i
+                    .raw(tag::FAILURE_REASON)
+                    .and_then(|b| Some(u16::from_le_bytes([*b.first()?, *b.get(1)?])));
                 Some((i.text(tag::REFERENCED_SOP_INSTANCE_UID)?, reason))
             })
             .collect();
         let mut r = CheckResult::new(Check::Commitment, Verdict::Pass, "");
         r.details.push(format!(
-            "N-EVENT-REPORT (event type {}) on the {} after {:.1} s: {} committed, {} failed",
+            "N-EVENT-REPORT (event type {}) on {} after {:.1} s: {} committed, {} failed",
             event_type.map(|e| e.to_string()).unwrap_or("?".into()),
             match on {
-                ReportOn::SameAssociation => "same association",
+                ReportOn::SameAssociation => "the same association",
                 ReportOn::NewAssociation => "a new association",
             },
             waited.as_secs_f64(),
@@ -660,7 +779,8 @@ impl<'a> State<'a> {
             failed.len()
         ));
         if ds.text(tag::TRANSACTION_UID).as_deref() != Some(transaction.as_str()) {
-            r.details.push("the report's Transaction UID is not the one asked for".into());
+            r.details
+                .push("the report's Transaction UID is not the one asked for".into());
             r.verdict = Verdict::Fail;
         }
         let mut silent = 0;
@@ -678,7 +798,9 @@ impl<'a> State<'a> {
                         reason.map(|x| format!("{x:04X}")).unwrap_or("?".into())
                     ));
                 }
-                None => r.details.push(format!("{uid} was stored with Success but is not in the report")),
+                None => r.details.push(format!(
+                    "{uid} was stored with Success but is not in the report"
+                )),
             }
         }
         if let Some(sc) = self
@@ -687,22 +809,34 @@ impl<'a> State<'a> {
             .and_then(|a| a.capability(STORAGE_COMMITMENT, Role::Scp))
             .and_then(|c| c.storage_commitment.as_ref())
         {
-            if !sc.report_on.is_empty() && !sc.report_on.contains(&on) && r.verdict == Verdict::Pass {
+            if !sc.report_on.is_empty() && !sc.report_on.contains(&on) && r.verdict == Verdict::Pass
+            {
                 r.verdict = Verdict::DiffersFromStatement;
-                r.details.push(format!("the statement says reports come on {:?}", sc.report_on.iter().map(|o| o.as_str()).collect::<Vec<_>>()));
+                r.details.push(format!(
+                    "the statement says reports come on {:?}",
+                    sc.report_on.iter().map(|o| o.as_str()).collect::<Vec<_>>()
+                ));
             }
             if let Some(max) = sc.max_wait_s
                 && waited.as_secs_f64() > max
                 && r.verdict == Verdict::Pass
             {
                 r.verdict = Verdict::DiffersFromStatement;
-                r.details.push(format!("the statement claims a report within {max} s"));
+                r.details
+                    .push(format!("the statement claims a report within {max} s"));
             }
         }
         r.summary = match r.verdict {
             Verdict::Pass => format!("all {} stored instances committed", stored.len()),
-            _ if silent > 0 => format!("{silent} of {} instances stored with Success were not committed (silent Success)", stored.len()),
-            _ => format!("{} of {} stored instances committed", committed.len(), stored.len()),
+            _ if silent > 0 => format!(
+                "{silent} of {} instances stored with Success were not committed (silent Success)",
+                stored.len()
+            ),
+            _ => format!(
+                "{} of {} stored instances committed",
+                committed.len(),
+                stored.len()
+            ),
         };
         r
     }
@@ -710,7 +844,11 @@ impl<'a> State<'a> {
     // ----------------------------------------------------------------------- find-move
 
     /// Opens an association for Q/R with the given models; returns the link.
-    fn open_qr(&self, models: &[&str], storage_scp: &[(String, String)]) -> Result<Link, LinkError> {
+    fn open_qr(
+        &self,
+        models: &[&str],
+        storage_scp: &[(String, String)],
+    ) -> Result<Link, LinkError> {
         let mut rq = self.builder();
         for m in models {
             rq = rq.context(Proposal::new(m, &[EXPLICIT_LE, IMPLICIT_LE]));
@@ -730,21 +868,35 @@ impl<'a> State<'a> {
             .context_for(STUDY_ROOT_FIND, None)
             .or_else(|| link.context_for(PATIENT_ROOT_FIND, None))
             .ok_or("no Q/R FIND context accepted")?;
-        let sop = link.accepted.get(&pc).map(|(a, _)| a.clone()).unwrap_or_default();
+        let sop = link
+            .accepted
+            .get(&pc)
+            .map(|(a, _)| a.clone())
+            .unwrap_or_default();
         let explicit = ts == EXPLICIT_LE;
         let mut keys = keys.clone();
         keys.put_str(tag::QUERY_RETRIEVE_LEVEL, "CS", b"STUDY");
         let id = link.next_message_id();
         let ex = link
-            .request(pc, &request(field::C_FIND_RQ, id, &sop), Some(&keys.encode(explicit)), self.cfg.timeout)
+            .request(
+                pc,
+                &request(field::C_FIND_RQ, id, &sop),
+                Some(&keys.encode(explicit)),
+                self.cfg.timeout,
+            )
             .map_err(|e| e.to_string())?;
         if ex.status() != Some(0) {
             return Err(format!(
                 "C-FIND answered {}",
-                ex.status().map(|s| status_text(s, field::C_FIND_RSP)).unwrap_or("without status".into())
+                ex.status()
+                    .map(|s| status_text(s, field::C_FIND_RSP))
+                    .unwrap_or("without status".into())
             ));
         }
-        let matches = ex.pending_datasets().map(|d| Dataset::decode(d, explicit)).collect();
+        let matches = ex
+            .pending_datasets()
+            .map(|d| Dataset::decode(d, explicit))
+            .collect();
         Ok((matches, ex))
     }
 
@@ -760,9 +912,18 @@ impl<'a> State<'a> {
     }
 
     /// C-MOVE of a study to the probe's listener; returns (final status, sub-ops, received instance UIDs).
-    fn move_study(&self, study_uid: &str, expect: &[String]) -> Result<(u16, String, Vec<String>), String> {
-        let listener = self.listener.as_ref().ok_or("no --listen given: the probe runs no move destination")?;
-        let mut link = self.open_qr(&[STUDY_ROOT_MOVE, PATIENT_ROOT_MOVE], &[]).map_err(|e| e.to_string())?;
+    fn move_study(
+        &self,
+        study_uid: &str,
+        expect: &[String],
+    ) -> Result<(u16, String, Vec<String>), String> {
+        let listener = self
+            .listener
+            .as_ref()
+            .ok_or("no --listen given: the probe runs no move destination")?;
+        let mut link = self
+            .open_qr(&[STUDY_ROOT_MOVE, PATIENT_ROOT_MOVE], &[])
+            .map_err(|e| e.to_string())?;
         let (pc, ts) = link
             .context_for(STUDY_ROOT_MOVE, None)
             .ok_or("Study Root MOVE not accepted")?;
@@ -773,7 +934,12 @@ impl<'a> State<'a> {
         let mut cmd = request(field::C_MOVE_RQ, id, STUDY_ROOT_MOVE);
         cmd.move_destination = Some(self.cfg.move_ae.clone());
         let ex = link
-            .request(pc, &cmd, Some(&keys.encode(ts == EXPLICIT_LE)), self.cfg.timeout * 3)
+            .request(
+                pc,
+                &cmd,
+                Some(&keys.encode(ts == EXPLICIT_LE)),
+                self.cfg.timeout * 3,
+            )
             .map_err(|e| e.to_string())?;
         self.finish(link);
         let status = ex.status().ok_or("C-MOVE-RSP without status")?;
@@ -790,7 +956,10 @@ impl<'a> State<'a> {
             })
             .unwrap_or_else(|| "no sub-operation counts".into());
         listener.wait_for(Duration::from_secs(5), |r| {
-            expect.iter().all(|u| r.iter().any(|x| x.message.command.affected_sop_instance.as_deref() == Some(u)))
+            expect.iter().all(|u| {
+                r.iter()
+                    .any(|x| x.message.command.affected_sop_instance.as_deref() == Some(u))
+            })
         });
         let got = listener
             .received()
@@ -802,8 +971,14 @@ impl<'a> State<'a> {
     }
 
     /// C-GET of a study; returns (final status, the C-STORE sub-operations received).
-    fn get_study(&self, study_uid: &str, storage: &[(String, String)]) -> Result<(u16, Vec<super::link::Message>), String> {
-        let mut link = self.open_qr(&[STUDY_ROOT_GET], storage).map_err(|e| e.to_string())?;
+    fn get_study(
+        &self,
+        study_uid: &str,
+        storage: &[(String, String)],
+    ) -> Result<(u16, Vec<super::link::Message>), String> {
+        let mut link = self
+            .open_qr(&[STUDY_ROOT_GET], storage)
+            .map_err(|e| e.to_string())?;
         let Some((pc, ts)) = link.context_for(STUDY_ROOT_GET, None) else {
             link.abort();
             return Err("Study Root GET not accepted".into());
@@ -813,17 +988,32 @@ impl<'a> State<'a> {
             .put_str(tag::STUDY_INSTANCE_UID, "UI", study_uid.as_bytes());
         let id = link.next_message_id();
         let ex = link
-            .request(pc, &request(field::C_GET_RQ, id, STUDY_ROOT_GET), Some(&keys.encode(ts == EXPLICIT_LE)), self.cfg.timeout * 3)
+            .request(
+                pc,
+                &request(field::C_GET_RQ, id, STUDY_ROOT_GET),
+                Some(&keys.encode(ts == EXPLICIT_LE)),
+                self.cfg.timeout * 3,
+            )
             .map_err(|e| e.to_string())?;
         self.finish(link);
         let status = ex.status().ok_or("C-GET-RSP without status")?;
-        Ok((status, ex.peer_requests.into_iter().filter(|m| m.command.command_field == field::C_STORE_RQ).collect()))
+        Ok((
+            status,
+            ex.peer_requests
+                .into_iter()
+                .filter(|m| m.command.command_field == field::C_STORE_RQ)
+                .collect(),
+        ))
     }
 
     fn find_move(&mut self) -> CheckResult {
         let stored = self.ensure_stored();
         let Some(first) = stored.first().cloned() else {
-            return CheckResult::new(Check::FindMove, Verdict::Skipped, "nothing was stored successfully to find");
+            return CheckResult::new(
+                Check::FindMove,
+                Verdict::Skipped,
+                "nothing was stored successfully to find",
+            );
         };
         let mut r = CheckResult::new(Check::FindMove, Verdict::Pass, "");
         let mut parts = Vec::new();
@@ -839,16 +1029,28 @@ impl<'a> State<'a> {
             Ok((matches, ex)) => {
                 let ours: Vec<&Dataset> = matches
                     .iter()
-                    .filter(|d| d.text(tag::STUDY_INSTANCE_UID).as_deref() == Some(first.study_uid.as_str()))
+                    .filter(|d| {
+                        d.text(tag::STUDY_INSTANCE_UID).as_deref() == Some(first.study_uid.as_str())
+                    })
                     .collect();
-                let pid_ok = ours.iter().any(|d| d.text(tag::PATIENT_ID).as_deref() == Some(first.patient_id.as_str()));
+                let pid_ok = ours
+                    .iter()
+                    .any(|d| d.text(tag::PATIENT_ID).as_deref() == Some(first.patient_id.as_str()));
                 if ours.len() == 1 && pid_ok {
                     parts.push("C-FIND found the study".to_string());
                 } else {
                     r.verdict = Verdict::Fail;
-                    parts.push(format!("C-FIND returned {} matches for the stored study ({} in total)", ours.len(), matches.len()));
+                    parts.push(format!(
+                        "C-FIND returned {} matches for the stored study ({} in total)",
+                        ours.len(),
+                        matches.len()
+                    ));
                 }
-                r.details.push(format!("C-FIND: {} matches in {:.1} ms", matches.len(), ex.latency_us as f64 / 1000.0));
+                r.details.push(format!(
+                    "C-FIND: {} matches in {:.1} ms",
+                    matches.len(),
+                    ex.latency_us as f64 / 1000.0
+                ));
             }
             Err(e) => {
                 r.verdict = Verdict::Fail;
@@ -865,12 +1067,23 @@ impl<'a> State<'a> {
             match self.move_study(&first.study_uid, &expect) {
                 Ok((status, sub, got)) => {
                     let all = expect.iter().all(|u| got.contains(u));
-                    r.details.push(format!("C-MOVE to {}: {} ({sub})", self.cfg.move_ae, status_text(status, field::C_MOVE_RSP)));
+                    r.details.push(format!(
+                        "C-MOVE to {}: {} ({sub})",
+                        self.cfg.move_ae,
+                        status_text(status, field::C_MOVE_RSP)
+                    ));
                     if status == 0 && all {
                         parts.push("C-MOVE delivered it".into());
                     } else {
                         r.verdict = Verdict::Fail;
-                        parts.push(format!("C-MOVE {}", if all { "status not Success" } else { "did not deliver the stored instance" }));
+                        parts.push(format!(
+                            "C-MOVE {}",
+                            if all {
+                                "status not Success"
+                            } else {
+                                "did not deliver the stored instance"
+                            }
+                        ));
                     }
                 }
                 Err(e) => {
@@ -879,15 +1092,27 @@ impl<'a> State<'a> {
                 }
             }
         } else {
-            r.details.push("C-MOVE not tried: give --listen (and register --move-ae at the device)".into());
+            r.details.push(
+                "C-MOVE not tried: give --listen (and register --move-ae at the device)".into(),
+            );
         }
         // C-GET
-        let storage = vec![(first.object.sop_class_uid.clone(), first.object.transfer_syntax.clone())];
+        let storage = vec![(
+            first.object.sop_class_uid.clone(),
+            first.object.transfer_syntax.clone(),
+        )];
         match self.get_study(&first.study_uid, &storage) {
             Ok((status, stores)) => {
-                let got: Vec<String> = stores.iter().filter_map(|m| m.command.affected_sop_instance.clone()).collect();
+                let got: Vec<String> = stores
+                    .iter()
+                    .filter_map(|m| m.command.affected_sop_instance.clone())
+                    .collect();
                 let all = expect.iter().all(|u| got.contains(u));
-                r.details.push(format!("C-GET: {} with {} C-STORE sub-operations", status_text(status, field::C_GET_RSP), stores.len()));
+                r.details.push(format!(
+                    "C-GET: {} with {} C-STORE sub-operations",
+                    status_text(status, field::C_GET_RSP),
+                    stores.len()
+                ));
                 if status == 0 && all {
                     parts.push("C-GET returned it".into());
                 } else {
@@ -897,9 +1122,15 @@ impl<'a> State<'a> {
             }
             Err(e) if e.contains("not accepted") => {
                 parts.push("C-GET not offered".into());
-                if self.cfg.ae().is_some_and(|a| has_scp_claim(a, STUDY_ROOT_GET)) && r.verdict == Verdict::Pass {
+                if self
+                    .cfg
+                    .ae()
+                    .is_some_and(|a| has_scp_claim(a, STUDY_ROOT_GET))
+                    && r.verdict == Verdict::Pass
+                {
                     r.verdict = Verdict::DiffersFromStatement;
-                    r.details.push("the statement claims Study Root GET SCP".into());
+                    r.details
+                        .push("the statement claims Study Root GET SCP".into());
                 }
             }
             Err(e) => {
@@ -934,11 +1165,24 @@ impl<'a> State<'a> {
             objs.push(dataset::generate(&spec));
         }
         match self.store_objects(&objs) {
-            Ok(st) if st.iter().all(|s| s.is_some_and(|s| StatusClass::of(s) != StatusClass::Failure)) => {}
+            Ok(st)
+                if st
+                    .iter()
+                    .all(|s| s.is_some_and(|s| StatusClass::of(s) != StatusClass::Failure)) => {}
             Ok(st) => {
-                return CheckResult::new(Check::Matching, Verdict::Fail, format!("storing the test patients failed: {st:?}"));
+                return CheckResult::new(
+                    Check::Matching,
+                    Verdict::Fail,
+                    format!("storing the test patients failed: {st:?}"),
+                );
             }
-            Err(e) => return CheckResult::new(Check::Matching, Verdict::Fail, format!("storing the test patients: {e}")),
+            Err(e) => {
+                return CheckResult::new(
+                    Check::Matching,
+                    Verdict::Fail,
+                    format!("storing the test patients: {e}"),
+                );
+            }
         }
         let lower = t.to_lowercase();
         // (key, value, expected, required by the standard)
@@ -961,20 +1205,52 @@ impl<'a> State<'a> {
         ];
         let mut link = match self.open_qr(&[STUDY_ROOT_FIND, PATIENT_ROOT_FIND], &[]) {
             Ok(l) => l,
-            Err(e) => return CheckResult::new(Check::Matching, Verdict::Fail, format!("association: {e}")),
+            Err(e) => {
+                return CheckResult::new(
+                    Check::Matching,
+                    Verdict::Fail,
+                    format!("association: {e}"),
+                );
+            }
         };
         let mut table = Table {
-            headers: vec!["key".into(), "value".into(), "expected".into(), "matched".into(), "result".into()],
+            headers: vec![
+                "key".into(),
+                "value".into(),
+                "expected".into(),
+                "matched".into(),
+                "result".into(),
+            ],
             rows: Vec::new(),
         };
         let mut differ = 0;
         for (key, value, expected, required) in &queries {
             let mut keys = Dataset::new();
             keys.put_str(tag::STUDY_INSTANCE_UID, "UI", b"")
-                .put_str(tag::PATIENT_NAME, "PN", if *key == "PatientName" { value.as_bytes() } else { b"" })
-                .put_str(tag::STUDY_DATE, "DA", if *key == "StudyDate" { value.as_bytes() } else { b"" });
+                .put_str(
+                    tag::PATIENT_NAME,
+                    "PN",
+                    if *key == "PatientName" {
+                        value.as_bytes()
+                    } else {
+                        b""
+                    },
+                )
+                .put_str(
+                    tag::STUDY_DATE,
+                    "DA",
+                    if *key == "StudyDate" {
+                        value.as_bytes()
+                    } else {
+                        b""
+                    },
+                );
             // Keep date and universal queries to this run's patients.
-            let pid = if *key == "StudyDate" || value.is_empty() { format!("{t}*") } else { String::new() };
+            let pid = if *key == "StudyDate" || value.is_empty() {
+                format!("{t}*")
+            } else {
+                String::new()
+            };
             keys.put_str(tag::PATIENT_ID, "LO", pid.as_bytes());
             let matched = match self.find(&mut link, &keys) {
                 Ok((m, _)) => {
@@ -993,7 +1269,11 @@ impl<'a> State<'a> {
                 Ok(m) if m == expected => (m.clone(), "ok".to_string()),
                 Ok(m) if !required => (
                     m.clone(),
-                    if m.is_empty() { "case-sensitive".into() } else { "case-insensitive (allowed for PN)".into() },
+                    if m.is_empty() {
+                        "case-sensitive".into()
+                    } else {
+                        "case-insensitive (allowed for PN)".into()
+                    },
                 ),
                 Ok(m) => {
                     differ += 1;
@@ -1004,11 +1284,19 @@ impl<'a> State<'a> {
                     ("-".into(), format!("error: {e}"))
                 }
             };
-            let q = if value.is_empty() { "(empty)".to_string() } else { value.replace(&t, "<T>").replace(&lower, "<t>") };
+            let q = if value.is_empty() {
+                "(empty)".to_string()
+            } else {
+                value.replace(&t, "<T>").replace(&lower, "<t>")
+            };
             table.rows.push(vec![
                 (*key).to_string(),
                 q,
-                if expected.is_empty() { "-".into() } else { (*expected).to_string() },
+                if expected.is_empty() {
+                    "-".into()
+                } else {
+                    (*expected).to_string()
+                },
                 if shown.is_empty() { "-".into() } else { shown },
                 result,
             ]);
@@ -1016,11 +1304,21 @@ impl<'a> State<'a> {
         self.finish(link);
         let mut r = CheckResult::new(
             Check::Matching,
-            if differ == 0 { Verdict::Pass } else { Verdict::Fail },
             if differ == 0 {
-                format!("all {} queries matched as PS3.4 C.2.2.2 requires", queries.len())
+                Verdict::Pass
             } else {
-                format!("{differ} of {} queries matched differently from PS3.4 C.2.2.2", queries.len())
+                Verdict::Fail
+            },
+            if differ == 0 {
+                format!(
+                    "all {} queries matched as PS3.4 C.2.2.2 requires",
+                    queries.len()
+                )
+            } else {
+                format!(
+                    "{differ} of {} queries matched differently from PS3.4 C.2.2.2",
+                    queries.len()
+                )
             },
         );
         r.details.push(format!(
@@ -1034,10 +1332,16 @@ impl<'a> State<'a> {
             .and_then(|e| e.find.as_ref())
             .and_then(|f| f.fuzzy_person_name)
         {
-            let insensitive = table.rows.iter().any(|row| row.get(4).is_some_and(|c| c.starts_with("case-insensitive")));
+            let insensitive = table.rows.iter().any(|row| {
+                row.get(4)
+                    .is_some_and(|c| c.starts_with("case-insensitive"))
+            });
             if insensitive != fuzzy && r.verdict == Verdict::Pass {
                 r.verdict = Verdict::DiffersFromStatement;
-                r.details.push(format!("the statement says fuzzy person-name matching is {}", if fuzzy { "supported" } else { "not supported" }));
+                r.details.push(format!(
+                    "the statement says fuzzy person-name matching is {}",
+                    if fuzzy { "supported" } else { "not supported" }
+                ));
             }
         }
         r.table = Some(table);
@@ -1048,11 +1352,25 @@ impl<'a> State<'a> {
 
     fn charset(&mut self) -> CheckResult {
         let Some(dir) = &self.cfg.charset_files else {
-            return CheckResult::new(Check::Charset, Verdict::Skipped, "no --charset-files DIR given");
+            return CheckResult::new(
+                Check::Charset,
+                Verdict::Skipped,
+                "no --charset-files DIR given",
+            );
         };
         let mut files: Vec<_> = match std::fs::read_dir(dir) {
-            Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "dcm")).collect(),
-            Err(e) => return CheckResult::new(Check::Charset, Verdict::Fail, format!("reading {}: {e}", dir.display())),
+            Ok(rd) => rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+                .collect(),
+            Err(e) => {
+                return CheckResult::new(
+                    Check::Charset,
+                    Verdict::Fail,
+                    format!("reading {}: {e}", dir.display()),
+                );
+            }
         };
         files.sort();
         struct F {
@@ -1071,14 +1389,20 @@ impl<'a> State<'a> {
                 continue;
             }
             let ds = Dataset::decode(&f.dataset, f.transfer_syntax == EXPLICIT_LE);
-            let (Some(pn), Some(study)) = (ds.raw_trimmed(tag::PATIENT_NAME), ds.text(tag::STUDY_INSTANCE_UID)) else {
+            let (Some(pn), Some(study)) = (
+                ds.raw_trimmed(tag::PATIENT_NAME),
+                ds.text(tag::STUDY_INSTANCE_UID),
+            ) else {
                 continue;
             };
             if f.sop_class_uid.is_empty() || pn.is_empty() {
                 continue;
             }
             list.push(F {
-                name: p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+                name: p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
                 charset: ds.text(tag::SPECIFIC_CHARACTER_SET).unwrap_or_default(),
                 pn: pn.to_vec(),
                 study,
@@ -1091,27 +1415,49 @@ impl<'a> State<'a> {
             });
         }
         if list.is_empty() {
-            return CheckResult::new(Check::Charset, Verdict::Skipped, format!("no usable Part-10 files in {}", dir.display()));
+            return CheckResult::new(
+                Check::Charset,
+                Verdict::Skipped,
+                format!("no usable Part-10 files in {}", dir.display()),
+            );
         }
         let objs: Vec<EncodedObject> = list.iter().map(|f| f.obj.clone()).collect();
         let statuses = match self.store_objects(&objs) {
             Ok(s) => s,
-            Err(e) => return CheckResult::new(Check::Charset, Verdict::Fail, format!("storing the files: {e}")),
+            Err(e) => {
+                return CheckResult::new(
+                    Check::Charset,
+                    Verdict::Fail,
+                    format!("storing the files: {e}"),
+                );
+            }
         };
         let claimed: Option<Vec<String>> = self.cfg.ae().map(|a| a.effective_character_sets());
         let mut table = Table {
-            headers: vec!["file".into(), "charset".into(), "store".into(), "C-FIND name".into(), "retrieved name".into()],
+            headers: vec![
+                "file".into(),
+                "charset".into(),
+                "store".into(),
+                "C-FIND name".into(),
+                "retrieved name".into(),
+            ],
             rows: Vec::new(),
         };
-        let mut link = self.open_qr(&[STUDY_ROOT_FIND, PATIENT_ROOT_FIND], &[]).ok();
+        let mut link = self
+            .open_qr(&[STUDY_ROOT_FIND, PATIENT_ROOT_FIND], &[])
+            .ok();
         let storage: Vec<(String, String)> = {
-            let mut v: Vec<(String, String)> = list.iter().map(|f| (f.obj.sop_class_uid.clone(), f.obj.transfer_syntax.clone())).collect();
+            let mut v: Vec<(String, String)> = list
+                .iter()
+                .map(|f| (f.obj.sop_class_uid.clone(), f.obj.transfer_syntax.clone()))
+                .collect();
             v.sort();
             v.dedup();
             v
         };
         let (mut mangled, mut mangled_unclaimed) = (0, 0);
-        let mut retrieved_cache: BTreeMap<String, Result<Vec<super::link::Message>, String>> = BTreeMap::new();
+        let mut retrieved_cache: BTreeMap<String, Result<Vec<super::link::Message>, String>> =
+            BTreeMap::new();
         for (f, st) in list.iter().zip(&statuses) {
             let store = match st {
                 Some(s) if StatusClass::of(*s) != StatusClass::Failure => format!("{s:04X}"),
@@ -1121,12 +1467,19 @@ impl<'a> State<'a> {
             let stored_ok = st.is_some_and(|s| StatusClass::of(s) != StatusClass::Failure);
             let same_study: Vec<&F> = list.iter().filter(|g| g.study == f.study).collect();
             let compare = |name: &[u8], cs: &str| -> String {
-                if same_study.iter().any(|g| g.pn == name && (cs == g.charset || cs.is_empty())) {
+                if same_study
+                    .iter()
+                    .any(|g| g.pn == name && (cs == g.charset || cs.is_empty()))
+                {
                     "identical".into()
                 } else if same_study.iter().any(|g| g.pn == name) {
                     format!("same bytes, charset now {cs:?}")
                 } else if !cs.is_empty() && cs != f.charset {
-                    format!("re-encoded as {cs:?} (not compared)")
+                    match (decode_text(&f.charset, &f.pn), decode_text(cs, name)) {
+                        (Some(a), Some(b)) if a == b => format!("same text re-encoded as {cs:?}"),
+                        (Some(_), Some(b)) => format!("MANGLED: re-encoded as {cs:?}: {b}"),
+                        _ => format!("re-encoded as {cs:?} (cannot decode to compare)"),
+                    }
                 } else {
                     format!("MANGLED: {}", String::from_utf8_lossy(name))
                 }
@@ -1135,7 +1488,9 @@ impl<'a> State<'a> {
                 "-".to_string()
             } else if let Some(l) = link.as_mut() {
                 match self.find(l, &Self::study_keys(&f.study)) {
-                    Ok((m, _)) => match m.iter().find(|d| d.text(tag::STUDY_INSTANCE_UID).as_deref() == Some(f.study.as_str())) {
+                    Ok((m, _)) => match m.iter().find(|d| {
+                        d.text(tag::STUDY_INSTANCE_UID).as_deref() == Some(f.study.as_str())
+                    }) {
                         Some(d) => compare(
                             d.raw_trimmed(tag::PATIENT_NAME).unwrap_or_default(),
                             &d.text(tag::SPECIFIC_CHARACTER_SET).unwrap_or_default(),
@@ -1154,10 +1509,17 @@ impl<'a> State<'a> {
                     .entry(f.study.clone())
                     .or_insert_with(|| self.get_study(&f.study, &storage).map(|(_, m)| m));
                 match got {
-                    Ok(msgs) => match msgs.iter().find(|m| m.command.affected_sop_instance.as_deref() == Some(f.obj.sop_instance_uid.as_str())) {
+                    Ok(msgs) => match msgs.iter().find(|m| {
+                        m.command.affected_sop_instance.as_deref()
+                            == Some(f.obj.sop_instance_uid.as_str())
+                    }) {
                         Some(m) => {
                             let d = Dataset::decode(m.dataset.as_deref().unwrap_or_default(), true);
-                            let d = if d.raw(tag::PATIENT_NAME).is_some() { d } else { Dataset::decode(m.dataset.as_deref().unwrap_or_default(), false) };
+                            let d = if d.raw(tag::PATIENT_NAME).is_some() {
+                                d
+                            } else {
+                                Dataset::decode(m.dataset.as_deref().unwrap_or_default(), false)
+                            };
                             compare(
                                 d.raw_trimmed(tag::PATIENT_NAME).unwrap_or_default(),
                                 &d.text(tag::SPECIFIC_CHARACTER_SET).unwrap_or_default(),
@@ -1170,7 +1532,12 @@ impl<'a> State<'a> {
             };
             if find_res.starts_with("MANGLED") || get_res.starts_with("MANGLED") {
                 let is_claimed = claimed.as_ref().is_none_or(|c| {
-                    f.charset.split('\\').filter(|s| !s.is_empty()).all(|s| c.iter().any(|x| x == s || x.replace("ISO 2022 ", "ISO_") == s.replace("ISO 2022 ", "ISO_")))
+                    f.charset.split('\\').filter(|s| !s.is_empty()).all(|s| {
+                        c.iter().any(|x| {
+                            x == s
+                                || x.replace("ISO 2022 ", "ISO_") == s.replace("ISO 2022 ", "ISO_")
+                        })
+                    })
                 });
                 if is_claimed {
                     mangled += 1;
@@ -1178,7 +1545,13 @@ impl<'a> State<'a> {
                     mangled_unclaimed += 1;
                 }
             }
-            table.rows.push(vec![f.name.clone(), f.charset.clone(), store, find_res, get_res]);
+            table.rows.push(vec![
+                f.name.clone(),
+                f.charset.clone(),
+                store,
+                find_res,
+                get_res,
+            ]);
         }
         if let Some(l) = link {
             self.finish(l);
@@ -1230,19 +1603,31 @@ impl<'a> State<'a> {
         let mut r = CheckResult::new(Check::MaxPdu, Verdict::Pass, "");
         if let Some((pc, _)) = link.context_for(VERIFICATION, None) {
             let id = link.next_message_id();
-            match link.request(pc, &request(field::C_ECHO_RQ, id, VERIFICATION), None, self.cfg.timeout) {
-                Ok(ex) if ex.status() == Some(0) => r.details.push("C-ECHO with our huge max length: Success".into()),
+            match link.request(
+                pc,
+                &request(field::C_ECHO_RQ, id, VERIFICATION),
+                None,
+                self.cfg.timeout,
+            ) {
+                Ok(ex) if ex.status() == Some(0) => r
+                    .details
+                    .push("C-ECHO with our huge max length: Success".into()),
                 Ok(ex) => {
                     r.verdict = Verdict::Fail;
                     r.details.push(format!("C-ECHO answered {:?}", ex.status()));
                 }
                 Err(e) => {
                     r.verdict = Verdict::Fail;
-                    r.details.push(format!("C-ECHO after advertising {HUGE}: {e}"));
+                    r.details
+                        .push(format!("C-ECHO after advertising {HUGE}: {e}"));
                 }
             }
         }
-        let stored = self.stored.iter().find(|s| s.success()).map(|s| s.study_uid.clone());
+        let stored = self
+            .stored
+            .iter()
+            .find(|s| s.success())
+            .map(|s| s.study_uid.clone());
         if let (Some(study), Some(_)) = (stored, link.context_for(STUDY_ROOT_FIND, None)) {
             let _ = self.find(&mut link, &Self::study_keys(&study));
         }
@@ -1253,13 +1638,20 @@ impl<'a> State<'a> {
         let advertised = ac.user_info.max_length;
         r.summary = format!(
             "device advertises max length {}; largest P-DATA-TF it sent: {largest} bytes",
-            advertised.map(|m| if m == 0 { "0 (unlimited)".to_string() } else { m.to_string() }).unwrap_or("none".into())
+            advertised
+                .map(|m| if m == 0 {
+                    "0 (unlimited)".to_string()
+                } else {
+                    m.to_string()
+                })
+                .unwrap_or("none".into())
         );
         if let Some(ae) = self.cfg.ae() {
             if let Some(claim) = ae.max_pdu_receive
                 && advertised != Some(claim)
             {
-                r.details.push(format!("the statement claims max_pdu_receive = {claim}"));
+                r.details
+                    .push(format!("the statement claims max_pdu_receive = {claim}"));
                 if r.verdict == Verdict::Pass {
                     r.verdict = Verdict::DiffersFromStatement;
                 }
@@ -1268,7 +1660,8 @@ impl<'a> State<'a> {
                 && claim != 0
                 && largest > claim
             {
-                r.details.push(format!("the statement claims max_pdu_send = {claim}"));
+                r.details
+                    .push(format!("the statement claims max_pdu_send = {claim}"));
                 if r.verdict == Verdict::Pass {
                     r.verdict = Verdict::DiffersFromStatement;
                 }
@@ -1298,7 +1691,9 @@ impl<'a> State<'a> {
         });
         // Idle association.
         let idle: Result<Option<(f64, String)>, String> = (|| {
-            let rq = self.builder().context(Proposal::new(VERIFICATION, &[IMPLICIT_LE]));
+            let rq = self
+                .builder()
+                .context(Proposal::new(VERIFICATION, &[IMPLICIT_LE]));
             let mut link = self.open(&rq).map_err(|e| e.to_string())?;
             let t = Instant::now();
             loop {
@@ -1319,18 +1714,33 @@ impl<'a> State<'a> {
                 }
             }
         })();
-        let artim = artim.join().unwrap_or_else(|_| Err("ARTIM measurement thread panicked".into()));
+        let artim = artim
+            .join()
+            .unwrap_or_else(|_| Err("ARTIM measurement thread panicked".into()));
         let claims = self.cfg.ae().map(|a| a.timeouts_s).unwrap_or_default();
         let mut r = CheckResult::new(Check::Timeouts, Verdict::Pass, "");
         let mut table = Table {
-            headers: vec!["timer".into(), "measured".into(), "peer did".into(), "statement".into(), "result".into()],
+            headers: vec![
+                "timer".into(),
+                "measured".into(),
+                "peer did".into(),
+                "statement".into(),
+                "result".into(),
+            ],
             rows: Vec::new(),
         };
         let mut summary = Vec::new();
-        for (name, m, claim) in [("ARTIM (no A-ASSOCIATE-RQ)", &artim, claims.artim), ("idle association", &idle, claims.idle)] {
+        for (name, m, claim) in [
+            ("ARTIM (no A-ASSOCIATE-RQ)", &artim, claims.artim),
+            ("idle association", &idle, claims.idle),
+        ] {
             let (measured, did, secs) = match m {
                 Ok(Some((s, d))) => (format!("{s:.1} s"), d.clone(), Some(*s)),
-                Ok(None) => (format!("> {:.0} s", cap.as_secs_f64()), "held the connection".into(), None),
+                Ok(None) => (
+                    format!("> {:.0} s", cap.as_secs_f64()),
+                    "held the connection".into(),
+                    None,
+                ),
                 Err(e) => {
                     r.verdict = Verdict::Fail;
                     ("-".into(), format!("error: {e}"), None)
@@ -1342,7 +1752,10 @@ impl<'a> State<'a> {
                     if r.verdict == Verdict::Pass {
                         r.verdict = Verdict::DiffersFromStatement;
                     }
-                    format!("DIFFERS ({} than claimed)", if s < c { "shorter" } else { "longer" })
+                    format!(
+                        "DIFFERS ({} than claimed)",
+                        if s < c { "shorter" } else { "longer" }
+                    )
                 }
                 (Some(c), None, Ok(None)) if c < cap.as_secs_f64() => {
                     if r.verdict == Verdict::Pass {
@@ -1371,18 +1784,34 @@ impl<'a> State<'a> {
 
     fn malformed(&mut self) -> CheckResult {
         let mut table = Table {
-            headers: vec!["case".into(), "device reaction".into(), "C-ECHO after".into()],
+            headers: vec![
+                "case".into(),
+                "device reaction".into(),
+                "C-ECHO after".into(),
+            ],
             rows: Vec::new(),
         };
         let mut down = 0;
         let cases: [(&str, fn(&State<'_>) -> Result<String, String>); 7] = [
-            ("truncated PDU (P-DATA-TF cut short, then close)", |s| s.case_truncated()),
-            ("A-ASSOCIATE-RQ item length past the PDU end", |s| s.case_bad_item_length()),
-            ("PDV item length larger than its PDU", |s| s.case_bad_pdv_length()),
-            ("oversized PDU (beyond the device's max length)", |s| s.case_oversized()),
+            ("truncated PDU (P-DATA-TF cut short, then close)", |s| {
+                s.case_truncated()
+            }),
+            ("A-ASSOCIATE-RQ item length past the PDU end", |s| {
+                s.case_bad_item_length()
+            }),
+            ("PDV item length larger than its PDU", |s| {
+                s.case_bad_pdv_length()
+            }),
+            ("oversized PDU (beyond the device's max length)", |s| {
+                s.case_oversized()
+            }),
             ("unknown PDU type 0x0A", |s| s.case_unknown_pdu()),
-            ("command element length past the command set", |s| s.case_bad_command_length()),
-            ("unexpected VR/value (Command Field as text)", |s| s.case_bad_command_value()),
+            ("command element length past the command set", |s| {
+                s.case_bad_command_length()
+            }),
+            ("unexpected VR/value (Command Field as text)", |s| {
+                s.case_bad_command_value()
+            }),
         ];
         for (name, f) in cases {
             let reaction = f(self).unwrap_or_else(|e| format!("error: {e}"));
@@ -1405,11 +1834,21 @@ impl<'a> State<'a> {
         }
         let mut r = CheckResult::new(
             Check::Malformed,
-            if down == 0 { Verdict::Pass } else { Verdict::Fail },
             if down == 0 {
-                format!("the device answered C-ECHO after each of {} malformed inputs", table.rows.len())
+                Verdict::Pass
             } else {
-                format!("the device did not answer C-ECHO after {down} of {} malformed inputs", table.rows.len())
+                Verdict::Fail
+            },
+            if down == 0 {
+                format!(
+                    "the device answered C-ECHO after each of {} malformed inputs",
+                    table.rows.len()
+                )
+            } else {
+                format!(
+                    "the device did not answer C-ECHO after {down} of {} malformed inputs",
+                    table.rows.len()
+                )
             },
         );
         r.table = Some(table);
@@ -1417,9 +1856,14 @@ impl<'a> State<'a> {
     }
 
     fn echo_link(&self) -> Result<(Link, u8), String> {
-        let rq = self.builder().context(Proposal::new(VERIFICATION, &[IMPLICIT_LE]));
+        let rq = self
+            .builder()
+            .context(Proposal::new(VERIFICATION, &[IMPLICIT_LE]));
         let link = self.open(&rq).map_err(|e| e.to_string())?;
-        let pc = link.context_for(VERIFICATION, None).map(|c| c.0).ok_or("Verification not accepted")?;
+        let pc = link
+            .context_for(VERIFICATION, None)
+            .map(|c| c.0)
+            .ok_or("Verification not accepted")?;
         Ok((link, pc))
     }
 
@@ -1442,13 +1886,17 @@ impl<'a> State<'a> {
     }
 
     fn case_bad_item_length(&self) -> Result<String, String> {
-        let rq = self.builder().context(Proposal::new(VERIFICATION, &[IMPLICIT_LE])).encode();
+        let rq = self
+            .builder()
+            .context(Proposal::new(VERIFICATION, &[IMPLICIT_LE]))
+            .encode();
         let mut bytes = rq;
         // First item (application context) starts at 6 + 68; its length is at +2..+4.
         if let Some(l) = bytes.get_mut(76..78) {
             l.copy_from_slice(&0xFFF0u16.to_be_bytes());
         }
-        let mut link = Link::connect(self.cfg.target, self.cfg.timeout).map_err(|e| e.to_string())?;
+        let mut link =
+            Link::connect(self.cfg.target, self.cfg.timeout).map_err(|e| e.to_string())?;
         link.send_raw(&bytes).map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
@@ -1462,7 +1910,8 @@ impl<'a> State<'a> {
         body.push(pc);
         body.push(0x03);
         body.extend_from_slice(&[0u8; 14]);
-        link.send_raw(&super::link::pdu(0x04, &body)).map_err(|e| e.to_string())?;
+        link.send_raw(&super::link::pdu(0x04, &body))
+            .map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
         Ok(r)
@@ -1477,7 +1926,8 @@ impl<'a> State<'a> {
         let mut cmd = request(field::C_ECHO_RQ, 1, VERIFICATION);
         cmd.error_comment = Some("A".repeat(max));
         let bytes = dicomtap_wire::dimse::encode_command(&cmd);
-        link.send_raw(&super::link::pdata(pc, true, true, &bytes)).map_err(|e| e.to_string())?;
+        link.send_raw(&super::link::pdata(pc, true, true, &bytes))
+            .map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
         Ok(format!("{} bytes in one PDU: {r}", bytes.len() + 12))
@@ -1485,7 +1935,8 @@ impl<'a> State<'a> {
 
     fn case_unknown_pdu(&self) -> Result<String, String> {
         let (mut link, _) = self.echo_link()?;
-        link.send_raw(&super::link::pdu(0x0A, &[0, 0, 0, 0])).map_err(|e| e.to_string())?;
+        link.send_raw(&super::link::pdu(0x0A, &[0, 0, 0, 0]))
+            .map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
         Ok(r)
@@ -1493,14 +1944,16 @@ impl<'a> State<'a> {
 
     fn case_bad_command_length(&self) -> Result<String, String> {
         let (mut link, pc) = self.echo_link()?;
-        let mut bytes = dicomtap_wire::dimse::encode_command(&request(field::C_ECHO_RQ, 1, VERIFICATION));
+        let mut bytes =
+            dicomtap_wire::dimse::encode_command(&request(field::C_ECHO_RQ, 1, VERIFICATION));
         // (0000,0100) header: 00 00 00 01, then the 4-byte length.
         if let Some(pos) = bytes.windows(8).position(|w| w == [0, 0, 0, 1, 2, 0, 0, 0]) {
             if let Some(l) = bytes.get_mut(pos + 4..pos + 8) {
                 l.copy_from_slice(&0x0001_0000u32.to_le_bytes());
             }
         }
-        link.send_raw(&super::link::pdata(pc, true, true, &bytes)).map_err(|e| e.to_string())?;
+        link.send_raw(&super::link::pdata(pc, true, true, &bytes))
+            .map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
         Ok(r)
@@ -1508,14 +1961,16 @@ impl<'a> State<'a> {
 
     fn case_bad_command_value(&self) -> Result<String, String> {
         let (mut link, pc) = self.echo_link()?;
-        let mut bytes = dicomtap_wire::dimse::encode_command(&request(field::C_ECHO_RQ, 1, VERIFICATION));
+        let mut bytes =
+            dicomtap_wire::dimse::encode_command(&request(field::C_ECHO_RQ, 1, VERIFICATION));
         if let Some(pos) = bytes.windows(8).position(|w| w == [0, 0, 0, 1, 2, 0, 0, 0]) {
             // Command Field value replaced by "ZZ".
             if let Some(v) = bytes.get_mut(pos + 8..pos + 10) {
                 v.copy_from_slice(b"ZZ");
             }
         }
-        link.send_raw(&super::link::pdata(pc, true, true, &bytes)).map_err(|e| e.to_string())?;
+        link.send_raw(&super::link::pdata(pc, true, true, &bytes))
+            .map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
         Ok(r)

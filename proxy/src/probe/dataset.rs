@@ -100,7 +100,10 @@ impl Dataset {
 
     pub fn put(&mut self, t: u32, vr: &str, value: Vec<u8>) -> &mut Self {
         let vr = vr.as_bytes();
-        let vr = [vr.first().copied().unwrap_or(b'U'), vr.get(1).copied().unwrap_or(b'N')];
+        let vr = [
+            vr.first().copied().unwrap_or(b'U'),
+            vr.get(1).copied().unwrap_or(b'N'),
+        ];
         self.set(t, Value::Bytes(vr, value));
         self
     }
@@ -205,7 +208,19 @@ impl Dataset {
 fn long_vr(vr: [u8; 2]) -> bool {
     matches!(
         &vr,
-        b"OB" | b"OW" | b"OF" | b"OD" | b"OL" | b"OV" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"SV" | b"UV"
+        b"OB"
+            | b"OW"
+            | b"OF"
+            | b"OD"
+            | b"OL"
+            | b"OV"
+            | b"SQ"
+            | b"UT"
+            | b"UN"
+            | b"UC"
+            | b"UR"
+            | b"SV"
+            | b"UV"
     )
 }
 
@@ -213,7 +228,12 @@ fn u16_at(b: &[u8], p: usize) -> Option<u16> {
     Some(u16::from_le_bytes([*b.get(p)?, *b.get(p + 1)?]))
 }
 fn u32_at(b: &[u8], p: usize) -> Option<u32> {
-    Some(u32::from_le_bytes([*b.get(p)?, *b.get(p + 1)?, *b.get(p + 2)?, *b.get(p + 3)?]))
+    Some(u32::from_le_bytes([
+        *b.get(p)?,
+        *b.get(p + 1)?,
+        *b.get(p + 2)?,
+        *b.get(p + 3)?,
+    ]))
 }
 
 const UNDEFINED: u32 = 0xFFFF_FFFF;
@@ -247,7 +267,8 @@ fn decode_items(b: &[u8], pos: &mut usize, explicit: bool, depth: u32) -> Datase
             (implicit_vr(t), l, 8)
         };
         *pos += hdr;
-        let is_seq = &vr == b"SQ" || (!explicit && len == UNDEFINED) || (&vr == b"UN" && len == UNDEFINED);
+        let is_seq =
+            &vr == b"SQ" || (!explicit && len == UNDEFINED) || (&vr == b"UN" && len == UNDEFINED);
         if is_seq && depth < 16 {
             let mut items = Vec::new();
             let end = if len == UNDEFINED {
@@ -418,7 +439,10 @@ mod tests {
                     .as_deref(),
                 Some("1.2.3.4")
             );
-            assert_eq!(back.raw_trimmed(tag::PATIENT_NAME), Some("Müller^Jürgen".as_bytes()));
+            assert_eq!(
+                back.raw_trimmed(tag::PATIENT_NAME),
+                Some("Müller^Jürgen".as_bytes())
+            );
         }
     }
 

@@ -205,8 +205,11 @@ impl AssociateRqBuilder {
             }
             item(&mut body, 0x20, &v);
         }
-        let roles: Vec<(String, bool, bool)> =
-            self.scp_roles.iter().map(|s| (s.clone(), true, true)).collect();
+        let roles: Vec<(String, bool, bool)> = self
+            .scp_roles
+            .iter()
+            .map(|s| (s.clone(), true, true))
+            .collect();
         item(&mut body, 0x50, &user_info(self.max_length, &roles));
         pdu(0x01, &body)
     }
@@ -246,7 +249,11 @@ pub fn encode_accept(
 /// P-DATA-TF with one PDV.
 pub fn pdata(pc_id: u8, command: bool, last: bool, data: &[u8]) -> Vec<u8> {
     let mut body = Vec::with_capacity(data.len() + 6);
-    body.extend_from_slice(&u32::try_from(data.len() + 2).unwrap_or(u32::MAX).to_be_bytes());
+    body.extend_from_slice(
+        &u32::try_from(data.len() + 2)
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     body.push(pc_id);
     body.push(u8::from(command) | (u8::from(last) << 1));
     body.extend_from_slice(data);
@@ -385,7 +392,12 @@ impl Link {
     }
 
     /// Sends data fragmented to `max` bytes per PDV (or the peer's limit).
-    pub fn send_fragments(&mut self, pc_id: u8, command: bool, data: &[u8]) -> Result<(), LinkError> {
+    pub fn send_fragments(
+        &mut self,
+        pc_id: u8,
+        command: bool,
+        data: &[u8],
+    ) -> Result<(), LinkError> {
         let max = self.max_fragment();
         if data.is_empty() {
             return self.send_raw(&pdata(pc_id, command, true, &[]));
@@ -407,7 +419,8 @@ impl Link {
             let keep = self.keep_events && !matches!(ev.kind, EventKind::DataFragment(_));
             match &ev.kind {
                 EventKind::AssociateRq(rq) => {
-                    self.ready.push_back(Incoming::Request(Box::new(rq.clone())));
+                    self.ready
+                        .push_back(Incoming::Request(Box::new(rq.clone())));
                 }
                 EventKind::AssociateAc(ac) => {
                     self.peer_max_length = ac.user_info.max_length;
@@ -417,7 +430,10 @@ impl Link {
                         .map(|c| {
                             (
                                 c.id,
-                                (c.abstract_syntax.clone().unwrap_or_default(), c.transfer_syntax.clone()),
+                                (
+                                    c.abstract_syntax.clone().unwrap_or_default(),
+                                    c.transfer_syntax.clone(),
+                                ),
                             )
                         })
                         .collect();
@@ -655,11 +671,7 @@ impl Exchange {
     pub fn pending_datasets(&self) -> impl Iterator<Item = &[u8]> {
         self.responses
             .iter()
-            .filter(|m| {
-                m.command
-                    .status_class()
-                    .is_some_and(|c| !c.is_final())
-            })
+            .filter(|m| m.command.status_class().is_some_and(|c| !c.is_final()))
             .filter_map(|m| m.dataset.as_deref())
     }
 }

@@ -50,7 +50,9 @@ impl Listener {
                         let _ = stream.set_nonblocking(false);
                         let sh = sh.clone();
                         let st = st.clone();
-                        std::thread::spawn(move || serve(Link::accepted_from(stream, peer), &sh, &st));
+                        std::thread::spawn(move || {
+                            serve(Link::accepted_from(stream, peer), &sh, &st)
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
@@ -69,7 +71,11 @@ impl Listener {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.shared.received.lock().map(|g| g.clone()).unwrap_or_default()
+        self.shared
+            .received
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 
     /// Waits until `pred` holds for what was received, or `timeout`.
@@ -131,7 +137,8 @@ fn serve(mut link: Link, shared: &Shared, stop: &AtomicBool) {
                 // so keep the choice from the request here.
                 for pc in &rq.contexts {
                     if let Some(ts) = choose(&pc.abstract_syntax, &pc.transfer_syntaxes) {
-                        link.accepted.insert(pc.id, (pc.abstract_syntax.clone(), ts));
+                        link.accepted
+                            .insert(pc.id, (pc.abstract_syntax.clone(), ts));
                     }
                 }
             }

@@ -226,7 +226,8 @@ pub enum ProbeError {
 pub fn run(config: &ProbeConfig, wanted: &[Check]) -> Result<ProbeReport, ProbeError> {
     let listener = match config.listen {
         Some(addr) => Some(
-            listener::Listener::start(addr).map_err(|source| ProbeError::Listen { addr, source })?,
+            listener::Listener::start(addr)
+                .map_err(|source| ProbeError::Listen { addr, source })?,
         ),
         None => None,
     };
@@ -240,7 +241,12 @@ pub fn run(config: &ProbeConfig, wanted: &[Check]) -> Result<ProbeReport, ProbeE
         let t = std::time::Instant::now();
         let mut r = state.run(c);
         r.duration_ms = t.elapsed().as_millis() as u64;
-        tracing::info!(check = c.name(), verdict = r.verdict.as_str(), "{}", r.summary);
+        tracing::info!(
+            check = c.name(),
+            verdict = r.verdict.as_str(),
+            "{}",
+            r.summary
+        );
         results.push(r);
     }
     Ok(ProbeReport {

@@ -36,10 +36,19 @@ pub fn to_text(r: &ProbeReport) -> String {
         r.target,
         r.called_ae,
         r.calling_ae,
-        r.statement.as_ref().map(|s| format!(", statement {s}")).unwrap_or_default()
+        r.statement
+            .as_ref()
+            .map(|s| format!(", statement {s}"))
+            .unwrap_or_default()
     );
     for c in &r.results {
-        let _ = writeln!(out, "{:<24} {:<11} {}", c.verdict.as_str(), c.check.name(), c.summary);
+        let _ = writeln!(
+            out,
+            "{:<24} {:<11} {}",
+            c.verdict.as_str(),
+            c.check.name(),
+            c.summary
+        );
         for d in &c.details {
             let _ = writeln!(out, "    {d}");
         }
@@ -87,9 +96,16 @@ pub fn to_html(r: &ProbeReport) -> String {
         t = esc(&r.target),
         c = esc(&r.called_ae),
         g = esc(&r.calling_ae),
-        s = r.statement.as_ref().map(|s| format!(", statement {}", esc(s))).unwrap_or_default()
+        s = r
+            .statement
+            .as_ref()
+            .map(|s| format!(", statement {}", esc(s)))
+            .unwrap_or_default()
     );
-    let _ = write!(h, "<table><tr><th>check</th><th>verdict</th><th>summary</th><th>ms</th></tr>");
+    let _ = write!(
+        h,
+        "<table><tr><th>check</th><th>verdict</th><th>summary</th><th>ms</th></tr>"
+    );
     for c in &r.results {
         let _ = write!(
             h,

@@ -1,0 +1,197 @@
+//! `dicomtap probe`: test a live DICOM device (C-ECHO, presentation contexts, C-STORE,
+//! Storage Commitment, C-FIND/C-MOVE/C-GET, Q/R matching, character sets, max PDU,
+//! timeouts, malformed data) and set the results against its statement.
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use dicomtap_proxy::probe::{self, Check, ProbeConfig, Verdict, report};
+
+#[derive(clap::Args)]
+#[command(
+    long_about = "Test a live DICOM device the way an integration engineer should before \
+go-live. Checks (default: echo contexts store max-pdu; `all` = every non-disruptive one):\n\n  \
+echo        C-ECHO\n  contexts    presentation-context sweep: every SOP class / transfer syntax the \
+statement claims plus common ones (one context each), and the most contexts accepted in one \
+association\n  store       C-STORE of a generated Secondary Capture object (--transfer-syntax)\n  \
+commitment  Storage Commitment after the store: every instance answered Success must be \
+committed (report on the same association, or on --listen)\n  find-move   C-FIND of the stored \
+study, C-MOVE to the probe's own SCP (--listen, --move-ae), C-GET\n  matching    Q/R matching: \
+wildcards at start/middle/end, single-character, across name components, case, universal \
+matching, date ranges\n  charset     store Part-10 files (pydicom's charset_files, --charset-files), \
+query and retrieve them, compare the name bytes\n  max-pdu     advertise a huge max length; what \
+the device advertises and sends\n  timeouts    (only when named) ARTIM and idle association \
+timeouts, measured\n  malformed   (only when named) truncated / oversized PDUs, bad lengths, \
+bad command sets, each followed by a C-ECHO\n\nExit codes: 0 no check failed, 1 a check failed \
+(or, with --strict, differs from the statement), 2 usage or input error."
+)]
+pub struct Args {
+    /// The device: HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    target: String,
+    /// The device's AE title.
+    #[arg(long, value_name = "TITLE")]
+    called_ae: String,
+    /// The probe's AE title.
+    #[arg(long, value_name = "TITLE", default_value = "DICOMTAP")]
+    calling_ae: String,
+    /// The device's statement (TOML); the AE matching --called-ae is used.
+    #[arg(long, value_name = "FILE")]
+    statement: Option<PathBuf>,
+    /// Extra SOP class (keyword or UID) for the context sweep; repeatable.
+    #[arg(long = "sop-class", value_name = "UID")]
+    sop_classes: Vec<String>,
+    /// Where the probe's own SCP listens (C-MOVE destination, commitment reports on a new
+    /// association): PORT or ADDR:PORT.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<String>,
+    /// The AE title the device knows the probe's SCP by (C-MOVE destination).
+    #[arg(long, value_name = "TITLE", default_value = "DICOMTAP")]
+    move_ae: String,
+    /// Transfer syntax of the stored objects: implicit, explicit, or the UID of one of them.
+    #[arg(long, value_name = "TS", default_value = "explicit")]
+    transfer_syntax: String,
+    /// Seconds to wait for the Storage Commitment N-EVENT-REPORT.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    commit_wait: f64,
+    /// Directory of Part-10 files for the charset check (pydicom's charset_files).
+    #[arg(long, value_name = "DIR")]
+    charset_files: Option<PathBuf>,
+    /// Seconds to wait for each answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    timeout: f64,
+    /// Longest wait for the device to give up in the timeouts check.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
+    timeouts_max: f64,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+    /// Also write a self-contained HTML report.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Also write JUnit XML (one test case per check).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Exit 1 also when a check differs from the statement.
+    #[arg(long)]
+    strict: bool,
+    /// Checks to run (see above); `all` for every non-disruptive one.
+    #[arg(value_name = "CHECK")]
+    checks: Vec<String>,
+}
+
+fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
+    if !(v > 0.0 && v.is_finite()) {
+        bail!("--{name} must be a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn addr(s: &str, what: &str) -> anyhow::Result<SocketAddr> {
+    s.to_socket_addrs()
+        .with_context(|| format!("{what} {s}: not a HOST:PORT"))?
+        .next()
+        .with_context(|| format!("{what} {s}: no address"))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    for t in [&args.called_ae, &args.calling_ae, &args.move_ae] {
+        if t.is_empty() || t.len() > 16 || !t.is_ascii() {
+            bail!("AE title {t:?} must be 1 to 16 ASCII characters");
+        }
+    }
+    let mut checks = Vec::new();
+    for c in &args.checks {
+        if c == "all" {
+            checks.extend(Check::ALL.into_iter().filter(|c| !c.disruptive()));
+            continue;
+        }
+        match Check::parse(c) {
+            Some(c) => checks.push(c),
+            None => bail!(
+                "unknown check {c:?}; checks: {}",
+                Check::ALL.map(|c| c.name()).join(", ")
+            ),
+        }
+    }
+    if checks.is_empty() {
+        checks = Check::defaults();
+    }
+    let mut cfg = ProbeConfig::new(addr(&args.target, "--target")?, &args.called_ae);
+    cfg.calling_ae = args.calling_ae.clone();
+    cfg.move_ae = args.move_ae.clone();
+    cfg.timeout = secs("timeout", args.timeout)?;
+    cfg.commit_wait = secs("commit-wait", args.commit_wait)?;
+    cfg.timeouts_max = secs("timeouts-max", args.timeouts_max)?;
+    cfg.charset_files = args.charset_files.clone();
+    cfg.store_transfer_syntax = match args.transfer_syntax.as_str() {
+        "implicit" | probe::dataset::IMPLICIT_LE => probe::dataset::IMPLICIT_LE.to_string(),
+        "explicit" | probe::dataset::EXPLICIT_LE => probe::dataset::EXPLICIT_LE.to_string(),
+        other => bail!(
+            "--transfer-syntax {other:?}: the probe generates implicit or explicit VR little endian"
+        ),
+    };
+    for s in &args.sop_classes {
+        match dicomtap_wire::uid::from_keyword_or_uid(s) {
+            Some(uid) => cfg.sop_classes.push(uid),
+            None => bail!("--sop-class {s:?} is neither a SOP class keyword nor a UID"),
+        }
+    }
+    if let Some(l) = &args.listen {
+        cfg.listen = Some(match l.parse::<u16>() {
+            Ok(port) => SocketAddr::from(([0, 0, 0, 0], port)),
+            Err(_) => addr(l, "--listen")?,
+        });
+    }
+    if let Some(path) = &args.statement {
+        let st = dicomtap_analyzer::statement::load(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let ae = match st.ae(&args.called_ae) {
+            Some(a) => a.clone(),
+            None if st.ae.len() == 1 => st.ae[0].clone(),
+            None => bail!(
+                "{}: no AE titled {:?} (it has: {})",
+                path.display(),
+                args.called_ae,
+                st.ae
+                    .iter()
+                    .map(|a| a.title.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        cfg.statement = Some((st, ae));
+    }
+    let report = probe::run(&cfg, &checks)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(report::to_text(&report).as_bytes())?;
+    }
+    out.flush()?;
+    if let Some(p) = &args.html {
+        let mut f =
+            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+        f.write_all(report::to_html(&report).as_bytes())
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
+    if let Some(p) = &args.junit {
+        let mut f =
+            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+        f.write_all(report::to_junit(&report).as_bytes())
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
+    let failed =
+        report.failed() || (args.strict && report.count(Verdict::DiffersFromStatement) > 0);
+    Ok(if failed {
+        ExitCode::from(super::EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
