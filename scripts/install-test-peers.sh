@@ -14,6 +14,8 @@ command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
 command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
@@ -21,8 +23,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 # Orthanc's package starts a system service on port 4242/8042; the tests start their own.
-if command -v service >/dev/null 2>&1; then service orthanc stop >/dev/null 2>&1 || true; fi
+# Prometheus's package starts a server on 9090; the tests only need promtool.
+if command -v service >/dev/null 2>&1; then
+  service orthanc stop >/dev/null 2>&1 || true
+  service prometheus stop >/dev/null 2>&1 || true
+fi
 pkill -x Orthanc 2>/dev/null || true
+pkill -x prometheus 2>/dev/null || true
 
 venv="$here/.venv"
 if [ ! -x "$venv/bin/python" ]; then

@@ -161,32 +161,83 @@ fn tshark_view(capture: &Path, ports: &[u16], log: &Path) -> View {
                 (calling[0].trim().to_string(), called[0].trim().to_string()),
             );
         }
-        for tok in get(5).split(", ") {
-            let Some((name, rest)) = tok.split_once(" ID=") else {
-                continue;
-            };
-            if !(name.starts_with("C-") || name.starts_with("N-")) {
-                continue;
+        let _ = get(5);
+    }
+    v.dimse = tshark_dimse(capture, &extra, ports, log);
+    v
+}
+
+/// DIMSE messages from tshark's PDML: the command set elements it shows as text lines
+/// ("(0000,0100) 2 Command Field ... C-FIND-RSP"), read in order per packet.
+fn tshark_dimse(
+    capture: &Path,
+    extra: &[&str],
+    ports: &[u16],
+    log: &Path,
+) -> BTreeMap<(u16, String, u16, String), u64> {
+    let file = capture.to_str().unwrap();
+    let mut args = vec!["-r", file, "-n"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-T", "pdml"]);
+    let pdml = support::tshark(&args, log);
+    let mut out = BTreeMap::new();
+    let (mut src, mut dst) = (0u16, 0u16);
+    // (command, message id, status)
+    let mut cur: Option<(String, u16, String)> = None;
+    let flush = |cur: &mut Option<(String, u16, String)>,
+                 out: &mut BTreeMap<(u16, String, u16, String), u64>,
+                 src: u16,
+                 dst: u16| {
+        if let Some((name, id, st)) = cur.take() {
+            let client = if ports.contains(&dst) { src } else { dst };
+            *out.entry((client, name, id, st)).or_default() += 1;
+        }
+    };
+    let attr = |line: &str, key: &str| -> Option<String> {
+        let start = line.find(&format!("{key}=\""))? + key.len() + 2;
+        let end = line[start..].find('"')? + start;
+        Some(line[start..end].to_string())
+    };
+    for line in pdml.lines() {
+        let line = line.trim();
+        if line.starts_with("<packet>") {
+            flush(&mut cur, &mut out, src, dst);
+            continue;
+        }
+        if line.contains("name=\"tcp.srcport\"") {
+            src = attr(line, "show").and_then(|v| v.parse().ok()).unwrap_or(0);
+            continue;
+        }
+        if line.contains("name=\"tcp.dstport\"") {
+            dst = attr(line, "show").and_then(|v| v.parse().ok()).unwrap_or(0);
+            continue;
+        }
+        let Some(show) = attr(line, "show") else {
+            continue;
+        };
+        let value = |s: &str| s.split_whitespace().last().unwrap_or("").to_string();
+        if show.starts_with("(0000,0100)") && show.contains("Command Field") {
+            flush(&mut cur, &mut out, src, dst);
+            cur = Some((value(&show), u16::MAX, String::new()));
+        } else if show.starts_with("(0000,0110)") || show.starts_with("(0000,0120)") {
+            if let Some(c) = cur.as_mut() {
+                c.1 = value(&show).parse().unwrap_or(u16::MAX);
             }
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            let id: u16 = digits.parse().unwrap();
-            let status = match rest.split_once('(').map(|(_, s)| s.trim_end_matches(')')) {
-                None => String::new(),
-                Some("Success") => "success".into(),
-                Some(s) if s.starts_with("Pending") => "pending".into(),
-                Some(_) => "other".into(),
+        } else if show.starts_with("(0000,0900)")
+            && let Some(c) = cur.as_mut()
+        {
+            let code = show
+                .rsplit_once("(0x")
+                .and_then(|(_, h)| u16::from_str_radix(h.trim_end_matches(')'), 16).ok());
+            c.2 = match code {
+                Some(0) => "success".into(),
+                Some(0xFF00 | 0xFF01) => "pending".into(),
+                _ => "other".into(),
             };
-            let status = if name.ends_with("-RSP") {
-                status
-            } else {
-                String::new()
-            };
-            *v.dimse
-                .entry((client, name.to_string(), id, status))
-                .or_default() += 1;
         }
     }
-    v
+    flush(&mut cur, &mut out, src, dst);
+    out
 }
 
 fn assert_agree(ours: &View, theirs: &View, what: &str) {

@@ -396,7 +396,7 @@ fn pynetdicom_store_is_byte_identical_through_the_proxy() {
     assert!(
         commands(&ev, "C-STORE-RSP")
             .iter()
-            .all(|c| c["status"]["code"] == 0),
+            .all(|c| c["status"]["value"] == 0),
         "{:?}",
         commands(&ev, "C-STORE-RSP")
     );
@@ -614,18 +614,18 @@ fn find_move_get_through_the_proxy_match_direct() {
     let ev = events_in(&rec);
     let pending_find = commands(&ev, "C-FIND-RSP")
         .iter()
-        .filter(|c| c["status"]["code"] == 0xFF00)
+        .filter(|c| c["status"]["value"] == 0xFF00)
         .count();
     assert_eq!(pending_find, direct.find_matches);
     let final_move = commands(&ev, "C-MOVE-RSP")
         .into_iter()
-        .find(|c| c["status"]["code"] == 0)
+        .find(|c| c["status"]["value"] == 0)
         .expect("a final C-MOVE-RSP");
     assert_eq!(final_move["sub_operations"]["completed"], 1, "{final_move}");
     assert_eq!(final_move["sub_operations"]["failed"], 0, "{final_move}");
     let final_get = commands(&ev, "C-GET-RSP")
         .into_iter()
-        .find(|c| c["status"]["code"] == 0)
+        .find(|c| c["status"]["value"] == 0)
         .expect("a final C-GET-RSP");
     assert_eq!(
         final_get["sub_operations"]["completed"].as_u64(),

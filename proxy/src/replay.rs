@@ -688,8 +688,24 @@ pub fn to_text(r: &AssociationReplay, out: &mut String) {
         "    {:<40} {:<36} {}",
         "association", a.association, b.association
     );
+    let accepted = |s: &Summary| {
+        s.contexts
+            .values()
+            .filter(|c| c.result == "acceptance")
+            .count()
+    };
+    let _ = writeln!(
+        out,
+        "    {:<40} {:<36} {}",
+        format!("contexts ({} proposed)", a.contexts.len()),
+        format!("{} accepted", accepted(a)),
+        format!("{} accepted", accepted(b))
+    );
     for (id, c) in &a.contexts {
         let o = b.contexts.get(id);
+        if o.is_some_and(|o| o.result == c.result && o.transfer_syntax == c.transfer_syntax) {
+            continue;
+        }
         let f = |c: Option<&ContextOutcome>| {
             c.map(|c| {
                 format!(

@@ -126,6 +126,16 @@ impl Output {
 impl FindingSink for Output {
     fn finding(&mut self, finding: &ConformanceFinding) {
         self.conformance.add(finding);
+        if let Some(r) = self.report.as_mut() {
+            r.add_finding(dicomtap_analyzer::report::ReportFinding {
+                association: finding.evidence.association,
+                ts_us: finding.evidence.ts_us,
+                severity: finding.severity,
+                code: finding.rule.to_string(),
+                device: format!("{} ({})", finding.device, finding.ae),
+                message: format!("claims {}; observed {}", finding.claim, finding.observed),
+            });
+        }
         self.worst = self.worst.max(Some(finding.severity));
         if self.json {
             let mut line = serde_json::json!({ "type": "conformance_finding" });
@@ -249,19 +259,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map(|r| r.with_config(capture_config.clone()))
                 .and_then(|mut r| r.process(&mut analysis))
         } else {
-            CaptureReader::open(path)
-                .map(|r| r.with_config(capture_config.clone()))
-                .and_then(|mut r| r.process(&mut analysis))
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            match std::fs::File::open(path) {
+                Ok(file) => {
+                    let (reader, _progress) = super::progress::Progress::wrap(file, &name, size);
+                    CaptureReader::new(name.clone(), std::io::BufReader::with_capacity(1 << 20, reader))
+                        .map(|r| r.with_config(capture_config.clone()))
+                        .and_then(|mut r| r.process(&mut analysis))
+                }
+                Err(e) => {
+                    eprintln!("dicomtap: {name}: cannot open: {e}");
+                    failed = Some(());
+                    continue;
+                }
+            }
         };
         analysis.next_capture();
         match result {
             Ok(stats) => totals.push((name, stats)),
             Err(e) => {
                 eprintln!("dicomtap: {e}");
-                failed = Some(e);
+                failed = Some(());
             }
         }
     }
+    let non_dicom = analysis.non_dicom_connections();
     let mut checked = analysis.into_sink();
     checked.finish();
     let (checker, mut out) = checked.into_parts();
@@ -269,7 +291,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_detail(&mut out, id)?;
     }
     if out.json {
-        let mut summary = serde_json::json!({ "type": "summary", "associations": out.sessions, "captures": totals.iter().map(|(n, s)| serde_json::json!({"file": n, "stats": s})).collect::<Vec<_>>() });
+        let mut summary = serde_json::json!({ "type": "summary", "associations": out.sessions, "non_dicom_connections": non_dicom, "captures": totals.iter().map(|(n, s)| serde_json::json!({"file": n, "stats": s})).collect::<Vec<_>>() });
         if statements.is_some() {
             summary["conformance_findings"] = serde_json::json!(out.conformance.total());
             summary["devices"] = serde_json::json!(checker.devices_seen());
@@ -282,6 +304,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for (name, stats) in &totals {
             let line = stats_line(name, stats);
             out.write(|o| writeln!(o, "{line}"));
+        }
+        if non_dicom > 0 {
+            out.write(|o| writeln!(o, "{non_dicom} TCP connections carried no DICOM and are not listed"));
         }
     }
     if statements.is_some() && !out.json && args.detail.is_none() {

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod export;
 pub mod monitor;
 pub mod pdu;
+pub mod progress;
 pub mod probe;
 pub mod proxy;
 pub mod replay;
