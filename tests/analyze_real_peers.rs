@@ -140,7 +140,6 @@ fn tshark_view(capture: &Path, ports: &[u16], log: &Path) -> View {
             "dicom.pdu.type",
             "dicom.assoc.ae.calling",
             "dicom.assoc.ae.called",
-            "_ws.col.Info",
         ],
         log,
     );
@@ -161,7 +160,6 @@ fn tshark_view(capture: &Path, ports: &[u16], log: &Path) -> View {
                 (calling[0].trim().to_string(), called[0].trim().to_string()),
             );
         }
-        let _ = get(5);
     }
     v.dimse = tshark_dimse(capture, &extra, ports, log);
     v
