@@ -732,3 +732,832 @@ fn both_legs_carry_identical_bytes_on_the_wire() {
     let sizes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
     assert!(total as u64 > sizes / 2, "the data sets crossed: {total} bytes");
 }
+
+// ---------------------------------------------------------------------------------------
+// 3. Storage commitment with Orthanc
+
+const PY_COMMIT: &str = r#"
+import sys, threading
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import StorageCommitmentPushModel, StorageCommitmentPushModelInstance
+
+port, listen_port, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+src = dcmread(path, stop_before_pixels=True)
+done = threading.Event()
+
+def on_report(event):
+    info = event.event_information
+    print("EVENT_REPORT type=%s assoc=%s refs=%d failed=%d" % (
+        event.event_type, "same" if event.assoc.is_requestor else "new",
+        len(info.get("ReferencedSOPSequence", [])), len(info.get("FailedSOPSequence", []))),
+        flush=True)
+    done.set()
+    return 0x0000, None
+
+handlers = [(evt.EVT_N_EVENT_REPORT, on_report)]
+ae = AE(ae_title="PYSCU")
+# Orthanc reports on a new association, as the storage commitment SCP: both roles.
+ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
+server = ae.start_server(("127.0.0.1", listen_port), block=False, evt_handlers=handlers)
+ae.add_requested_context(StorageCommitmentPushModel)
+assoc = ae.associate("127.0.0.1", port, ae_title="ORTHANC", evt_handlers=handlers)
+if not assoc.is_established:
+    sys.exit("association not established")
+ds = Dataset()
+ds.TransactionUID = generate_uid()
+item = Dataset()
+item.ReferencedSOPClassUID = src.SOPClassUID
+item.ReferencedSOPInstanceUID = src.SOPInstanceUID
+ds.ReferencedSOPSequence = [item]
+status, _ = assoc.send_n_action(ds, 1, StorageCommitmentPushModel,
+                                StorageCommitmentPushModelInstance)
+print("N_ACTION 0x%04x" % status.Status, flush=True)
+# The report may come on this association; give it a moment before releasing.
+done.wait(2)
+assoc.release()
+ok = done.wait(30)
+server.shutdown()
+sys.exit(0 if ok else "no N-EVENT-REPORT within 30 s")
+"#;
+
+/// Starts Orthanc (as the orthanc user when there is one and we are root) with `config`
+/// merged over the basics; returns it once its DICOM port listens.
+fn start_orthanc(dir: &Path, port: u16, extra: serde_json::Value) -> Proc {
+    let storage = dir.join("orthanc-storage");
+    std::fs::create_dir_all(&storage).unwrap();
+    let user = if support::is_root() {
+        support::user_ids("orthanc")
+    } else {
+        None
+    };
+    if let Some((uid, gid)) = user {
+        std::os::unix::fs::chown(&storage, Some(uid), Some(gid)).unwrap();
+    }
+    let mut config = serde_json::json!({
+        "Name": "dicomtap-evidence",
+        "StorageDirectory": storage,
+        "IndexDirectory": storage,
+        "DicomAet": "ORTHANC",
+        "DicomPort": port,
+        "HttpServerEnabled": false,
+        "HttpPort": free_port(),
+        "RemoteAccessAllowed": false,
+        "DicomServerEnabled": true,
+        "Plugins": [],
+        "DicomCheckCalledAet": false,
+        "DicomAlwaysAllowEcho": true,
+        "DicomAlwaysAllowStore": true,
+    });
+    if let (Some(base), Some(more)) = (config.as_object_mut(), extra.as_object()) {
+        for (k, v) in more {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    let cfg = dir.join("orthanc.json");
+    std::fs::write(&cfg, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    support::set_mode(&cfg, 0o644);
+    let mut cmd = command("Orthanc", &[cfg.as_os_str()]);
+    if let Some((uid, gid)) = user {
+        // Like `runuser -u orthanc`, but this PID is Orthanc itself (killed on drop).
+        use std::os::unix::process::CommandExt;
+        cmd.uid(uid).gid(gid).current_dir(dir);
+    }
+    let mut p = Proc::spawn("orthanc", cmd, dir);
+    assert!(
+        wait_for_port(port, START, Some(&mut p)),
+        "Orthanc did not listen on {port}\n{}",
+        p.output()
+    );
+    p
+}
+
+#[test]
+fn storage_commitment_with_orthanc_through_the_proxy() {
+    if !require("storage_commitment", &["Orthanc", "storescu"]) {
+        return;
+    }
+    let Some((python, data)) = require_python("storage_commitment") else {
+        return;
+    };
+    let tmp = temp_dir("ev-commit");
+    let dir = tmp.path();
+    // Front: SCU -> proxy A -> Orthanc. Back: Orthanc -> proxy B -> the SCU's listener.
+    let (orthanc_port, front, back, scu_listen) = (free_port(), free_port(), free_port(), free_port());
+    let rec = dir.join("rec");
+    let toml = format!(
+        "metrics_listen = \"off\"\n\
+         [[listener]]\nname = \"to-orthanc\"\nlisten = \"127.0.0.1:{front}\"\nupstream = \"127.0.0.1:{orthanc_port}\"\n\
+         [[listener]]\nname = \"to-scu\"\nlisten = \"127.0.0.1:{back}\"\nupstream = \"127.0.0.1:{scu_listen}\"\n\
+         [recording]\ndir = \"{}\"\n",
+        rec.display()
+    );
+    std::fs::write(dir.join("proxy.toml"), toml).unwrap();
+    let cfg = dir.join("proxy.toml");
+    let _proxy = start_proxy("proxy", &["--config", cfg.to_str().unwrap()], dir, 2, false, 2);
+    let _orthanc = start_orthanc(
+        dir,
+        orthanc_port,
+        serde_json::json!({
+            "DicomModalities": {
+                "pyscu": { "AET": "PYSCU", "Host": "127.0.0.1", "Port": back,
+                           "AllowStorageCommitment": true },
+                "storescu": ["STORESCU", "127.0.0.1", back],
+            },
+        }),
+    );
+    let file = data.test_files.join("CT_small.dcm");
+    run_ok(
+        "storescu",
+        command(
+            "storescu",
+            &["-aet", "STORESCU", "-aec", "ORTHANC", "127.0.0.1", &front.to_string(), file.to_str().unwrap()],
+        ),
+        dir,
+        PEER,
+    );
+    std::fs::write(dir.join("commit.py"), PY_COMMIT).unwrap();
+    let mut cmd = Command::new(&python);
+    cmd.arg(dir.join("commit.py"))
+        .arg(front.to_string())
+        .arg(scu_listen.to_string())
+        .arg(&file);
+    let out = run_ok("commit", cmd, dir, PEER);
+    assert!(out.stdout.contains("N_ACTION 0x0000"), "{}", out.text());
+    assert!(
+        out.stdout.contains("EVENT_REPORT type=1") && out.stdout.contains("refs=1 failed=0"),
+        "Orthanc reports the instance as committed (event type 1):\n{}",
+        out.text()
+    );
+
+    // The event log: N-ACTION on the front association, N-EVENT-REPORT (on whichever
+    // association Orthanc chose, here through listener B) with its response.
+    assert!(
+        wait_events(&rec, START, |ev| !commands(ev, "N-EVENT-REPORT-RSP").is_empty()
+            && count_event(ev, "closed") >= 3),
+        "{:#?}",
+        events_in(&rec)
+            .iter()
+            .filter(|e| e["event"] != "p_data")
+            .map(|e| format!("{} {} {}", e["assoc"], e["event"], e["command"]))
+            .collect::<Vec<_>>()
+    );
+    let ev = events_in(&rec);
+    let action_rq = commands(&ev, "N-ACTION-RQ");
+    let action_rsp = commands(&ev, "N-ACTION-RSP");
+    let report_rq = commands(&ev, "N-EVENT-REPORT-RQ");
+    assert_eq!((action_rq.len(), action_rsp.len(), report_rq.len()), (1, 1, 1));
+    assert_eq!(action_rq[0]["action_type_id"], 1);
+    assert_eq!(action_rsp[0]["status"]["value"], 0);
+    assert_eq!(report_rq[0]["event_type_id"], 1, "{}", report_rq[0]);
+    assert_eq!(
+        report_rq[0]["affected_sop_class"], "1.2.840.10008.1.20.1",
+        "storage commitment push model"
+    );
+    if out.stdout.contains("assoc=new") {
+        assert_ne!(report_rq[0]["assoc"], action_rq[0]["assoc"]);
+        let rq = ev
+            .iter()
+            .find(|e| e["event"] == "associate_rq" && e["assoc"] == report_rq[0]["assoc"])
+            .expect("the report's A-ASSOCIATE-RQ");
+        assert_eq!(rq["calling_ae"], "ORTHANC", "{rq}");
+        assert_eq!(rq["called_ae"], "PYSCU", "{rq}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Upstream killed mid-transfer
+
+/// Writes a minimal Secondary Capture file (explicit VR little endian) with `pixels` bytes
+/// of pixel data.
+fn write_big_dicom(path: &Path, pixels: usize) {
+    fn elem(out: &mut Vec<u8>, group: u16, element: u16, vr: &[u8; 2], value: &[u8]) {
+        out.extend_from_slice(&group.to_le_bytes());
+        out.extend_from_slice(&element.to_le_bytes());
+        out.extend_from_slice(vr);
+        if matches!(vr, b"OB" | b"OW" | b"UN" | b"SQ") {
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        }
+        out.extend_from_slice(value);
+    }
+    fn uid(s: &str) -> Vec<u8> {
+        let mut v = s.as_bytes().to_vec();
+        if v.len() % 2 == 1 {
+            v.push(0);
+        }
+        v
+    }
+    let sc = "1.2.840.10008.5.1.4.1.1.7";
+    let inst = format!("1.2.826.0.1.3680043.2.1143.{}", pixels);
+    let mut meta = Vec::new();
+    elem(&mut meta, 2, 1, b"OB", &[0, 1]);
+    elem(&mut meta, 2, 2, b"UI", &uid(sc));
+    elem(&mut meta, 2, 3, b"UI", &uid(&inst));
+    elem(&mut meta, 2, 0x10, b"UI", &uid("1.2.840.10008.1.2.1"));
+    let mut out = vec![0u8; 128];
+    out.extend_from_slice(b"DICM");
+    elem(&mut out, 2, 0, b"UL", &(meta.len() as u32).to_le_bytes());
+    out.extend_from_slice(&meta);
+    elem(&mut out, 8, 0x16, b"UI", &uid(sc));
+    elem(&mut out, 8, 0x18, b"UI", &uid(&inst));
+    elem(&mut out, 8, 0x60, b"CS", b"OT");
+    elem(&mut out, 0x10, 0x10, b"PN", b"Test^Big");
+    elem(&mut out, 0x10, 0x20, b"LO", b"BIG1");
+    elem(&mut out, 0x20, 0x0d, b"UI", &uid(&format!("{inst}.1")));
+    elem(&mut out, 0x20, 0x0e, b"UI", &uid(&format!("{inst}.2")));
+    let pixels: Vec<u8> = (0..pixels).map(|i| (i % 251) as u8).collect();
+    elem(&mut out, 0x7fe0, 0x10, b"OB", &pixels);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn upstream_killed_mid_transfer_aborts_the_client_and_spares_others() {
+    if !require("upstream_killed", &["storescp", "storescu", "echoscu"]) {
+        return;
+    }
+    let tmp = temp_dir("ev-kill");
+    let dir = tmp.path();
+    let big = dir.join("big.dcm");
+    write_big_dicom(&big, 48 << 20);
+    // The victim reads slowly (one PDU a second), so the transfer is surely in progress.
+    let (mut victim, victim_port) =
+        storescp("victim", &dir.join("victim"), dir, &["-v", "--sleep-during", "1"]);
+    let (_other, other_port) = storescp("other", &dir.join("other"), dir, &[]);
+    let (a, b) = (free_port(), free_port());
+    let rec = dir.join("rec");
+    let toml = format!(
+        "metrics_listen = \"off\"\n\
+         [[listener]]\nlisten = \"127.0.0.1:{a}\"\nupstream = \"127.0.0.1:{victim_port}\"\n\
+         [[listener]]\nlisten = \"127.0.0.1:{b}\"\nupstream = \"127.0.0.1:{other_port}\"\n\
+         [recording]\ndir = \"{}\"\npayload = \"headers\"\n",
+        rec.display()
+    );
+    std::fs::write(dir.join("proxy.toml"), toml).unwrap();
+    let cfg = dir.join("proxy.toml");
+    let mut proxy = start_proxy("proxy", &["--config", cfg.to_str().unwrap()], dir, 2, false, 2);
+
+    let mut scu = Proc::spawn(
+        "storescu-big",
+        command("storescu", &storescu_args(a, std::slice::from_ref(&big))),
+        dir,
+    );
+    assert!(
+        wait_until(START, || victim.output().contains("Received Store Request")),
+        "the transfer did not start\n{}\n{}",
+        victim.output(),
+        scu.output()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(scu.try_wait().is_none(), "storescu is still sending");
+    // Meanwhile another association through the same proxy works.
+    let echo = |name: &str| {
+        run(
+            name,
+            command("echoscu", &["-aet", "ECHOSCU", "127.0.0.1", &b.to_string()]),
+            dir,
+            PEER,
+        )
+    };
+    let during = echo("echo-during");
+    assert!(during.status.success(), "{}", during.text());
+
+    victim.stop("KILL", Duration::from_secs(5));
+    let killed_at = Instant::now();
+    let status = scu.wait_timeout(Duration::from_secs(30));
+    let scu_log = scu.output();
+    assert!(
+        status.is_some(),
+        "storescu hangs after the upstream was killed\n{scu_log}"
+    );
+    assert!(!status.unwrap().success(), "storescu reports a failure\n{scu_log}");
+    assert!(
+        scu_log.contains("Abort") || scu_log.contains("abort") || scu_log.contains("Failed"),
+        "storescu says the association was aborted or failed\n{scu_log}"
+    );
+    eprintln!("storescu gave up {:?} after the kill", killed_at.elapsed());
+
+    let after = echo("echo-after");
+    assert!(after.status.success(), "{}", after.text());
+    assert!(proxy.proc.try_wait().is_none(), "the proxy is still running");
+
+    assert!(
+        wait_events(&rec, START, |ev| count_event(ev, "closed") >= 3),
+        "{:?}",
+        events_in(&rec)
+    );
+    let ev = events_in(&rec);
+    let big_assoc = commands(&ev, "C-STORE-RQ")
+        .first()
+        .map(|c| c["assoc"].clone())
+        .expect("the big C-STORE-RQ");
+    let of_big: Vec<&serde_json::Value> = ev.iter().filter(|e| e["assoc"] == big_assoc).collect();
+    let notice = of_big
+        .iter()
+        .find(|e| e["event"] == "proxy_abort")
+        .unwrap_or_else(|| panic!("no proxy_abort for the big association: {of_big:#?}"));
+    assert_eq!(notice["to"], "requestor", "{notice}");
+    assert!(
+        of_big
+            .iter()
+            .any(|e| e["event"] == "upstream_error" && e["kind"] == "reset"),
+        "{of_big:#?}"
+    );
+    let echoes = commands(&ev, "C-ECHO-RSP");
+    assert_eq!(echoes.len(), 2, "both echoes answered");
+    let _ = proxy.proc.stop("TERM", Duration::from_secs(10));
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Recording
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().unwrap().permissions().mode() & 0o777
+}
+
+/// The recording files in `dir` with `ext`, in name (= creation) order.
+fn recordings(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Per TCP stream of a capture: (first packet is a SYN, ports, DICOM commands tshark saw).
+fn tshark_streams(pcap: &Path, decode_ports: &[u16], dir: &Path) -> BTreeMap<u64, (bool, BTreeSet<u16>)> {
+    let mut extra: Vec<String> = Vec::new();
+    for p in decode_ports {
+        extra.push("-d".into());
+        extra.push(format!("tcp.port=={p},dicom"));
+    }
+    let extra_ref: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let rows = support::tshark_fields(
+        pcap,
+        &extra_ref,
+        &["tcp.stream", "tcp.flags.syn", "tcp.flags.ack", "tcp.srcport", "tcp.dstport"],
+        dir,
+    );
+    let mut out: BTreeMap<u64, (bool, BTreeSet<u16>)> = BTreeMap::new();
+    for r in rows {
+        let Some(stream) = r.first().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        let syn = r.get(1).is_some_and(|s| s == "1" || s == "True");
+        let ack = r.get(2).is_some_and(|s| s == "1" || s == "True");
+        let entry = out.entry(stream).or_insert((syn && !ack, BTreeSet::new()));
+        for i in [3, 4] {
+            if let Some(p) = r.get(i).and_then(|s| s.parse().ok()) {
+                entry.1.insert(p);
+            }
+        }
+    }
+    out
+}
+
+/// How many times tshark's DICOM dissector shows `needle` (e.g. "C-STORE-RQ").
+fn tshark_dicom_count(pcap: &Path, port: u16, needle: &str, dir: &Path) -> usize {
+    let decode = format!("tcp.port=={port},dicom");
+    let text = tshark(&["-r", pcap.to_str().unwrap(), "-n", "-d", &decode, "-Y", "dicom"], dir);
+    text.matches(needle).count()
+}
+
+#[test]
+fn recording_rotates_by_size_and_keeps_the_newest() {
+    if !require("rotation", &["storescp", "storescu", "tshark"]) {
+        return;
+    }
+    let Some((_, data)) = require_python("rotation") else {
+        return;
+    };
+    let tmp = temp_dir("ev-rotate");
+    let dir = tmp.path();
+    let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
+    let rec = dir.join("rec");
+    let upstream = format!("127.0.0.1:{up}");
+    let mut proxy = start_proxy(
+        "proxy",
+        &[
+            "--listen", "127.0.0.1:0", "--upstream", &upstream, "--metrics", "off",
+            "--record", rec.to_str().unwrap(), "--rotate-bytes", "30000", "--keep-files", "3",
+        ],
+        dir,
+        1,
+        false,
+        2,
+    );
+    let files = [data.test_files.join("CT_small.dcm"), data.test_files.join("MR_small.dcm")];
+    for i in 0..3 {
+        run_ok(&format!("storescu-{i}"), command("storescu", &storescu_args(proxy.port(), &files)), dir, PEER);
+    }
+    let status = proxy.proc.stop("TERM", Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{}", proxy.proc.output());
+    let recorded: Vec<PathBuf> = proxy
+        .proc
+        .stdout()
+        .lines()
+        .filter_map(|l| l.strip_prefix("dicomtap proxy: recorded "))
+        .map(PathBuf::from)
+        .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
+        .collect();
+    assert!(recorded.len() > 3, "rotated more often than kept: {recorded:?}");
+    let pcaps = recordings(&rec, "pcapng");
+    let logs = recordings(&rec, "jsonl");
+    assert_eq!(pcaps.len(), 3, "retention keeps 3 pairs: {pcaps:?}");
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    // The newest ones: the last three created.
+    let mut newest = recorded.clone();
+    newest.sort();
+    let newest = newest[newest.len() - 3..].to_vec();
+    assert_eq!(pcaps, newest);
+    assert_eq!(mode_of(&rec), 0o700);
+    for p in &pcaps {
+        assert_eq!(mode_of(p), 0o600, "{}", p.display());
+        let streams = tshark_streams(p, &[up], dir);
+        for (s, (starts_with_syn, _)) in &streams {
+            assert!(starts_with_syn, "stream {s} of {} has no handshake of its own", p.display());
+        }
+    }
+    // Rotation happened inside associations: some file continues one with a handshake.
+    let with_streams = pcaps
+        .iter()
+        .filter(|p| !tshark_streams(p, &[up], dir).is_empty())
+        .count();
+    assert!(with_streams >= 2, "several kept files carry traffic");
+}
+
+#[test]
+fn recording_both_legs_has_two_conversations_per_association() {
+    if !require("both_legs", &["storescp", "storescu", "tshark"]) {
+        return;
+    }
+    let Some((_, data)) = require_python("both_legs") else {
+        return;
+    };
+    let tmp = temp_dir("ev-both");
+    let dir = tmp.path();
+    let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
+    let rec = dir.join("rec");
+    let upstream = format!("127.0.0.1:{up}");
+    let mut proxy = start_proxy(
+        "proxy",
+        &[
+            "--listen", "127.0.0.1:0", "--upstream", &upstream, "--metrics", "off",
+            "--record", rec.to_str().unwrap(), "--both-legs",
+        ],
+        dir,
+        1,
+        false,
+        2,
+    );
+    let files = [data.test_files.join("CT_small.dcm"), data.test_files.join("MR_small.dcm")];
+    run_ok("storescu-1", command("storescu", &storescu_args(proxy.port(), &files)), dir, PEER);
+    run_ok("storescu-2", command("storescu", &storescu_args(proxy.port(), &files)), dir, PEER);
+    let listen = proxy.port();
+    proxy.proc.stop("TERM", Duration::from_secs(30));
+    let pcap = &recordings(&rec, "pcapng")[0];
+    let streams = tshark_streams(pcap, &[up, listen], dir);
+    assert_eq!(streams.len(), 4, "two associations, two legs each: {streams:?}");
+    let front = streams.values().filter(|s| s.1.contains(&listen)).count();
+    let back = streams.values().filter(|s| s.1.contains(&up)).count();
+    assert_eq!((front, back), (2, 2), "{streams:?}");
+    // Both legs decode, each with every command.
+    let text = tshark(
+        &[
+            "-r", pcap.to_str().unwrap(), "-n", "-d", &format!("tcp.port=={up},dicom"),
+            "-d", &format!("tcp.port=={listen},dicom"), "-Y", "dicom",
+        ],
+        dir,
+    );
+    assert_eq!(text.matches("C-STORE-RQ").count(), 2 * 2 * files.len(), "{text}");
+    assert_eq!(text.matches("C-STORE-RSP").count(), 2 * 2 * files.len(), "{text}");
+}
+
+#[test]
+fn recording_headers_mode_keeps_commands_not_pixels() {
+    if !require("headers_mode", &["storescp", "storescu", "tshark"]) {
+        return;
+    }
+    let Some((_, data)) = require_python("headers_mode") else {
+        return;
+    };
+    let tmp = temp_dir("ev-headers");
+    let dir = tmp.path();
+    let big = dir.join("big.dcm");
+    write_big_dicom(&big, 2 << 20);
+    let files = [data.test_files.join("CT_small.dcm"), data.test_files.join("MR_small.dcm"), big];
+    let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
+    let upstream = format!("127.0.0.1:{up}");
+    let mut sizes = Vec::new();
+    for mode in ["full", "headers"] {
+        let rec = dir.join(mode);
+        let mut proxy = start_proxy(
+            &format!("proxy-{mode}"),
+            &[
+                "--listen", "127.0.0.1:0", "--upstream", &upstream, "--metrics", "off",
+                "--record", rec.to_str().unwrap(), "--payload", mode,
+            ],
+            dir,
+            1,
+            false,
+            2,
+        );
+        run_ok(&format!("storescu-{mode}"), command("storescu", &storescu_args(proxy.port(), &files)), dir, PEER);
+        proxy.proc.stop("TERM", Duration::from_secs(30));
+        let pcap = recordings(&rec, "pcapng")[0].clone();
+        sizes.push(pcap.metadata().unwrap().len());
+        for cmd in ["C-STORE-RQ", "C-STORE-RSP"] {
+            assert_eq!(
+                tshark_dicom_count(&pcap, up, cmd, dir),
+                files.len(),
+                "{mode}: tshark decodes every {cmd}"
+            );
+        }
+        let ev = events_in(&rec);
+        assert_eq!(commands(&ev, "C-STORE-RQ").len(), files.len());
+        let peeks = ev.iter().filter(|e| e["event"] == "dataset_peek").count();
+        assert_eq!(peeks, files.len(), "{mode}: a peek per data set");
+    }
+    let (full, headers) = (sizes[0], sizes[1]);
+    assert!(full > 2 << 20, "the full capture holds the pixel data: {full}");
+    assert!(headers * 10 < full, "headers mode leaves out the pixel data: {headers} vs {full}");
+}
+
+const PY_IDLE: &str = r#"
+import sys, time
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+ae = AE(ae_title="IDLESCU")
+ae.add_requested_context(Verification)
+assoc = ae.associate("127.0.0.1", int(sys.argv[1]))
+if not assoc.is_established:
+    sys.exit("association not established")
+print("ECHO 0x%04x" % assoc.send_c_echo().Status, flush=True)
+deadline = time.time() + float(sys.argv[2])
+while time.time() < deadline and assoc.is_alive():
+    time.sleep(0.05)
+print("ABORTED" if assoc.is_aborted else "ALIVE" if assoc.is_alive() else "ENDED", flush=True)
+if assoc.is_alive():
+    assoc.release()
+"#;
+
+#[test]
+fn idle_association_is_aborted_after_the_idle_timeout() {
+    if !require("idle_timeout", &["storescp"]) {
+        return;
+    }
+    let Some((python, _)) = require_python("idle_timeout") else {
+        return;
+    };
+    let tmp = temp_dir("ev-idle");
+    let dir = tmp.path();
+    let (scp, up) = storescp("storescp", &dir.join("in"), dir, &["-v"]);
+    let rec = dir.join("rec");
+    let upstream = format!("127.0.0.1:{up}");
+    let proxy = start_proxy(
+        "proxy",
+        &[
+            "--listen", "127.0.0.1:0", "--upstream", &upstream, "--metrics", "off",
+            "--record", rec.to_str().unwrap(), "--idle-timeout", "1s",
+        ],
+        dir,
+        1,
+        false,
+        2,
+    );
+    std::fs::write(dir.join("idle.py"), PY_IDLE).unwrap();
+    let mut cmd = Command::new(&python);
+    cmd.arg(dir.join("idle.py")).arg(proxy.port().to_string()).arg("8");
+    let started = Instant::now();
+    let out = run_ok("idle", cmd, dir, PEER);
+    let took = started.elapsed();
+    assert!(out.stdout.contains("ECHO 0x0000"), "{}", out.text());
+    assert!(out.stdout.contains("ABORTED"), "the client got an A-ABORT:\n{}", out.text());
+    assert!(took < Duration::from_secs(7), "aborted after about 1 s, not at the end: {took:?}");
+    assert!(
+        wait_events(&rec, START, |ev| count_event(ev, "closed") == 1),
+        "{:?}",
+        events_in(&rec)
+    );
+    let ev = events_in(&rec);
+    let aborts: BTreeSet<String> = ev
+        .iter()
+        .filter(|e| e["event"] == "proxy_abort" && e["why"] == "idle timeout")
+        .map(|e| e["to"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        aborts,
+        ["acceptor".to_string(), "requestor".to_string()].into(),
+        "A-ABORT to both sides"
+    );
+    let closed = ev.iter().find(|e| e["event"] == "closed").unwrap();
+    assert_eq!(closed["how"], "idle timeout");
+    // storescp saw the abort too.
+    assert!(
+        wait_until(Duration::from_secs(5), || scp.output().contains("Abort")),
+        "{}",
+        scp.output()
+    );
+}
+
+#[test]
+fn sigterm_lets_an_association_in_progress_finish() {
+    if !require("sigterm_drain", &["storescp", "storescu", "echoscu"]) {
+        return;
+    }
+    let Some((_, data)) = require_python("sigterm_drain") else {
+        return;
+    };
+    let tmp = temp_dir("ev-drain");
+    let dir = tmp.path();
+    // A slow upstream: a second per PDU, so CT_small takes several seconds.
+    let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &["--sleep-during", "1"]);
+    let rec = dir.join("rec");
+    let upstream = format!("127.0.0.1:{up}");
+    let mut proxy = start_proxy(
+        "proxy",
+        &[
+            "--listen", "127.0.0.1:0", "--upstream", &upstream, "--metrics", "off",
+            "--record", rec.to_str().unwrap(), "--drain", "30s",
+        ],
+        dir,
+        1,
+        false,
+        2,
+    );
+    let port = proxy.port();
+    let files = [data.test_files.join("CT_small.dcm")];
+    let mut scu = Proc::spawn("storescu", command("storescu", &storescu_args(port, &files)), dir);
+    assert!(
+        wait_events(&rec, START, |ev| count_event(ev, "associate_ac") == 1),
+        "the association did not start: {:?}",
+        events_in(&rec)
+    );
+    let t0 = Instant::now();
+    proxy.proc.signal("TERM");
+    // No new associations once draining.
+    assert!(
+        wait_until(Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", port)).is_err()),
+        "the proxy still accepts during the drain"
+    );
+    let status = scu.wait_timeout(PEER);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the association in progress completes: {}",
+        scu.output()
+    );
+    let exit = proxy.proc.wait_timeout(Duration::from_secs(30));
+    assert!(exit.is_some_and(|s| s.success()), "{}", proxy.proc.output());
+    assert!(t0.elapsed() < Duration::from_secs(30), "within the drain time");
+    let out = proxy.proc.stdout();
+    assert!(out.contains("0 cut at drain"), "{out}");
+    let ev = events_in(&rec);
+    assert_eq!(commands(&ev, "C-STORE-RSP").len(), 1);
+    assert_eq!(count_event(&ev, "release_rp"), 1, "{ev:?}");
+    assert_eq!(count_event(&ev, "closed"), 1);
+}
+
+#[test]
+fn kill_9_leaves_a_readable_recording() {
+    if !require("kill_9", &["storescp", "storescu", "tshark"]) {
+        return;
+    }
+    let Some((_, data)) = require_python("kill_9") else {
+        return;
+    };
+    let tmp = temp_dir("ev-kill9");
+    let dir = tmp.path();
+    let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
+    let rec = dir.join("rec");
+    let upstream = format!("127.0.0.1:{up}");
+    let mut proxy = start_proxy(
+        "proxy",
+        &[
+            "--listen", "127.0.0.1:0", "--upstream", &upstream, "--metrics", "off",
+            "--record", rec.to_str().unwrap(),
+        ],
+        dir,
+        1,
+        false,
+        2,
+    );
+    let one = [data.test_files.join("CT_small.dcm"), data.test_files.join("MR_small.dcm")];
+    let many: Vec<PathBuf> = one.iter().cycle().take(400).cloned().collect();
+    let mut scu = Proc::spawn("storescu", command("storescu", &storescu_args(proxy.port(), &many)), dir);
+    let pcap = proxy
+        .files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "pcapng"))
+        .cloned()
+        .expect("a pcapng");
+    assert!(
+        wait_until(START, || pcap.metadata().map(|m| m.len()).unwrap_or(0) > 1 << 20),
+        "nothing recorded"
+    );
+    assert!(scu.try_wait().is_none(), "traffic is still flowing at the kill");
+    proxy.proc.stop("KILL", Duration::from_secs(5));
+    let _ = scu.wait_timeout(Duration::from_secs(10));
+
+    let read = run(
+        "tshark-read",
+        command("tshark", &["-r", pcap.to_str().unwrap(), "-n", "-d", &format!("tcp.port=={up},dicom")]),
+        dir,
+        PEER,
+    );
+    assert!(
+        read.status.success() || read.stderr.contains("cut short in the middle of a packet"),
+        "tshark reads the capture left by kill -9:\n{}",
+        read.stderr
+    );
+    let frames = read.stdout.lines().count();
+    assert!(frames > 10, "{}", read.text());
+    assert!(read.stdout.contains("C-STORE-RQ"), "tshark decodes DICOM in it");
+    let analyze = run(
+        "analyze",
+        command(env!("CARGO_BIN_EXE_dicomtap"), &["analyze", "--json", pcap.to_str().unwrap()]),
+        dir,
+        PEER,
+    );
+    let sessions: Vec<serde_json::Value> = analyze
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "session" || v.get("session").is_some())
+        .collect();
+    assert!(
+        !sessions.is_empty() && matches!(analyze.status.code(), Some(0) | Some(1)),
+        "dicomtap analyze reads the capture up to its last complete packet:\n{}",
+        analyze.text()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Metrics
+
+#[test]
+fn metrics_pass_promtool_and_ae_titles_are_capped() {
+    if !require("metrics", &["storescp", "storescu", "echoscu", "promtool"]) {
+        return;
+    }
+    let Some((_, data)) = require_python("metrics") else {
+        return;
+    };
+    let tmp = temp_dir("ev-metrics");
+    let dir = tmp.path();
+    let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
+    let toml = format!(
+        "metrics_listen = \"127.0.0.1:0\"\n\
+         [[listener]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{up}\"\n\
+         [metrics]\nae_title_cap = 50\n"
+    );
+    std::fs::write(dir.join("proxy.toml"), toml).unwrap();
+    let cfg = dir.join("proxy.toml");
+    let proxy = start_proxy("proxy", &["--config", cfg.to_str().unwrap()], dir, 1, true, 0);
+    let port = proxy.port().to_string();
+    let files = [data.test_files.join("CT_small.dcm"), data.test_files.join("MR_small.dcm")];
+    run_ok("storescu", command("storescu", &storescu_args(proxy.port(), &files)), dir, PEER);
+    // One refused: an association to a dead upstream does not exist here, but a rejected
+    // one does: storescp rejects an unknown SOP class? Keep to echoes with 60 AE titles.
+    for i in 0..60 {
+        let aet = format!("MODALITY{i:02}");
+        run_ok(&format!("echo-{i}"), command("echoscu", &["-aet", aet.as_str(), "127.0.0.1", &port]), dir, PEER);
+    }
+    let metrics = proxy.metrics.expect("a metrics address");
+    let (status, body) = http_get(metrics, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    std::fs::write(dir.join("metrics.txt"), &body).unwrap();
+
+    let mut check = Command::new(support::find_executable("promtool").unwrap());
+    check
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(dir.join("metrics.txt")).unwrap());
+    let out = run("promtool", check, dir, PEER);
+    assert!(out.status.success(), "promtool check metrics:\n{}\n{body}", out.text());
+
+    // Every label value of calling_ae, over every metric.
+    let mut calling: HashMap<String, usize> = HashMap::new();
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        if let Some(i) = line.find("calling_ae=\"") {
+            let rest = &line[i + 12..];
+            let v = &rest[..rest.find('"').unwrap_or(0)];
+            *calling.entry(v.to_string()).or_default() += 1;
+        }
+    }
+    assert!(calling.len() <= 51, "{} calling_ae values: {calling:?}", calling.len());
+    assert!(calling.contains_key("other"), "the overflow bucket: {calling:?}");
+    assert!(calling.contains_key("STORESCU"), "{calling:?}");
+    let total: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("dicomtap_associations_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(total, 61.0, "every association counted once");
+}

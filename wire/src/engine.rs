@@ -298,6 +298,9 @@ impl Conversation {
             other => {
                 if !other.is_boundary() && !matches!(other, DirState::Resync { .. }) {
                     self.abandon_messages(from, ts_us, offset, "capture gap");
+                } else {
+                    // Whole PDUs were lost: a data set in flight may have lost fragments.
+                    self.mark_data_gap(from);
                 }
                 self.dirs[i].offset += missing;
                 let start = self.dirs[i].offset;
@@ -1398,6 +1401,18 @@ impl Conversation {
                     pdvs,
                 }),
             );
+        }
+    }
+
+    /// Marks every data set `from` has in flight as missing bytes (no peek, reported
+    /// incomplete when it ends).
+    fn mark_data_gap(&mut self, from: Side) {
+        for ((side, _), asm) in self.assemblies.iter_mut() {
+            if *side == from
+                && let Some(d) = asm.data.as_mut()
+            {
+                d.gap = true;
+            }
         }
     }
 

@@ -466,3 +466,35 @@ fn late_start_still_decodes_commands() {
     let peeks = events.iter().filter(|e| matches!(&e.kind, EventKind::DatasetPeek(p) if p.peek.sop_class_uid.as_deref() == Some(CT))).count();
     assert_eq!(peeks, 2);
 }
+
+#[test]
+fn gap_of_whole_pdus_inside_a_data_set_marks_it_incomplete() {
+    let assoc = association();
+    let mut conv = Conversation::new(EngineConfig::default());
+    let mut events = Vec::new();
+    for (k, (side, bytes)) in assoc.iter().enumerate() {
+        // Lose the second data PDU of the first C-STORE whole: the gap is on PDU boundaries.
+        if k == 6 {
+            conv.gap(*side, 0, bytes.len() as u64);
+        } else {
+            conv.feed(*side, 0, bytes);
+        }
+        while let Some(e) = conv.poll() {
+            events.push(e);
+        }
+    }
+    assert!(
+        findings(&events).contains(&FindingCode::IncompleteMessage),
+        "{:?}",
+        kinds(&events)
+    );
+    let peeks = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::DatasetPeek(_)))
+        .count();
+    assert_eq!(
+        peeks, 1,
+        "the damaged data set is not peeked, the second one is"
+    );
+    assert_eq!(conv.phase(), Phase::Released);
+}

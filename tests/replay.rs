@@ -1,0 +1,256 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+//! `dicomtap replay` against real peers: a storescu -> storescp session captured with
+//! dumpcap is replayed against a fresh storescp (same statuses and contexts), against a
+//! pynetdicom SCP that supports fewer SOP classes (the diff shows it), and against a fresh
+//! Orthanc (same statuses). The original destination and incomplete recordings are
+//! refused.
+//!
+//! Peers come from scripts/install-test-peers.sh; a missing peer fails the test unless
+//! DICOMTAP_ALLOW_MISSING_PEERS=1.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+/// A pynetdicom storage SCP that supports CT Image Storage only.
+const CT_ONLY_PY: &str = r#"
+import sys
+from pydicom.uid import ImplicitVRLittleEndian, ExplicitVRLittleEndian
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import Verification, CTImageStorage
+ae = AE(ae_title="CTONLY")
+ae.add_supported_context(Verification)
+ae.add_supported_context(CTImageStorage, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+ae.start_server(("127.0.0.1", int(sys.argv[1])), block=True,
+                evt_handlers=[(evt.EVT_C_STORE, lambda e: 0x0000)])
+"#;
+
+fn storescp(dir: &Path, port: u16, name: &str) -> Proc {
+    let received = dir.join(format!("received-{name}"));
+    std::fs::create_dir_all(&received).unwrap();
+    let mut p = Proc::spawn(
+        name,
+        command(
+            "storescp",
+            &["-aet", "STORESCP", "-od", received.to_str().unwrap(), &port.to_string()],
+        ),
+        dir,
+    );
+    assert!(
+        wait_for_port(port, Duration::from_secs(10), Some(&mut p)),
+        "storescp did not start\n{}",
+        p.output()
+    );
+    p
+}
+
+/// Captures a storescu session (CT_small + MR_small) to a storescp on `port`; also a
+/// second, headers-only capture (snap length 96) of the same traffic.
+fn record_session(dir: &Path, port: u16, test_files: &Path) -> (PathBuf, PathBuf) {
+    let _scp = storescp(dir, port, "storescp-original");
+    let snapped_file = dir.join("snapped.pcapng");
+    let mut snapped = Proc::spawn(
+        "dumpcap-snapped",
+        command(
+            "dumpcap",
+            &[
+                "-i",
+                "lo",
+                "-q",
+                "-s",
+                "96",
+                "-f",
+                &format!("tcp port {port}"),
+                "-w",
+                snapped_file.to_str().unwrap(),
+            ],
+        ),
+        dir,
+    );
+    assert!(wait_until(Duration::from_secs(15), || snapped.stderr().contains("Capturing on")));
+    let capture = Capture::start("session", &[port], dir);
+    run_ok(
+        "storescu",
+        command(
+            "storescu",
+            &[
+                "-aet".to_string(),
+                "MODALITY".into(),
+                "-aec".into(),
+                "STORESCP".into(),
+                "127.0.0.1".into(),
+                port.to_string(),
+                test_files.join("CT_small.dcm").display().to_string(),
+                test_files.join("MR_small.dcm").display().to_string(),
+            ],
+        ),
+        dir,
+        Duration::from_secs(30),
+    );
+    let file = capture.finish();
+    snapped.stop("INT", Duration::from_secs(10));
+    (file, snapped_file)
+}
+
+fn replay(dir: &Path, name: &str, args: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.arg("replay").args(args);
+    let out = run(name, cmd, dir, Duration::from_secs(120));
+    (out.status.code().unwrap_or(-1), out.stdout)
+}
+
+fn replay_json(dir: &Path, name: &str, args: &[&str]) -> (i32, Vec<Value>) {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let (code, out) = replay(dir, name, &a);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    (code, v.as_array().unwrap().clone())
+}
+
+fn statuses(summary: &Value) -> Vec<(String, String)> {
+    summary["messages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, m)| (id.clone(), m["status"].as_str().unwrap_or("none").to_string()))
+        .collect()
+}
+
+#[test]
+fn replay_reproduces_a_storescu_session_and_refuses_what_it_must() {
+    if !require("replay_reproduces_a_storescu_session", &["storescp", "storescu", "dumpcap"]) {
+        return;
+    }
+    let Some((_, data)) = require_python("replay_reproduces_a_storescu_session") else {
+        return;
+    };
+    let dir = temp_dir("replay-storescp");
+    let original = free_port();
+    let (capture, snapped) = record_session(dir.path(), original, &data.test_files);
+
+    // Against a fresh storescp: same contexts, same statuses.
+    let fresh = free_port();
+    let _scp = storescp(dir.path(), fresh, "storescp-fresh");
+    let to = format!("127.0.0.1:{fresh}");
+    let cap = capture.to_str().unwrap();
+    let (code, out) = replay_json(dir.path(), "replay-fresh", &[cap, "--to", &to, "--fast"]);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let a = &out[0];
+    assert_eq!(code, 0, "{a:#}");
+    assert!(a["refused"].is_null(), "{a:#}");
+    assert_eq!(a["differences"].as_array().unwrap().len(), 0, "{a:#}");
+    assert_eq!(a["replay"]["association"], "accepted");
+    let st = statuses(&a["replay"]);
+    assert_eq!(st, vec![("1".into(), "0000".into()), ("2".into(), "0000".into())], "{a:#}");
+    assert_eq!(statuses(&a["original"]), st);
+    assert_eq!(a["original"]["contexts"], a["replay"]["contexts"]);
+    assert_eq!(a["replay"]["ending"], "released");
+    let received = std::fs::read_dir(dir.path().join("received-storescp-fresh")).unwrap().count();
+    assert_eq!(received, 2);
+
+    // With the original pacing and an AE title rewrite, as text.
+    let (code, text) = replay(dir.path(), "replay-paced", &[cap, "--to", &to, "--calling-ae", "REPLAYER"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("REPLAYER -> STORESCP"), "{text}");
+    assert!(text.contains("no differences"), "{text}");
+
+    // The original destination is refused unless allowed.
+    let orig = format!("127.0.0.1:{original}");
+    let (code, out) = replay_json(dir.path(), "replay-original", &[cap, "--to", &orig]);
+    assert_eq!(code, 1);
+    assert!(out[0]["refused"].as_str().unwrap().contains("original destination"), "{out:#?}");
+
+    // A dry run says what would be sent.
+    let (code, text) = replay(dir.path(), "replay-dry", &[cap, "--to", &to, "--dry-run"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("A-ASSOCIATE-RQ") && text.contains("A-RELEASE-RQ"), "{text}");
+
+    // A headers-only capture is refused as incomplete, with the reason.
+    let (code, out) = replay_json(dir.path(), "replay-snapped", &[snapped.to_str().unwrap(), "--to", &to]);
+    assert_eq!(code, 1);
+    let why = out[0]["refused"].as_str().unwrap();
+    assert!(why.contains("incomplete recording") && why.contains("missing"), "{why}");
+}
+
+#[test]
+fn replay_against_an_scp_without_the_sop_class_shows_the_difference() {
+    if !require("replay_against_an_scp_without_the_sop_class", &["storescp", "storescu", "dumpcap"]) {
+        return;
+    }
+    let Some((py, data)) = require_python("replay_against_an_scp_without_the_sop_class") else {
+        return;
+    };
+    let dir = temp_dir("replay-ctonly");
+    let (capture, _) = record_session(dir.path(), free_port(), &data.test_files);
+    std::fs::write(dir.path().join("ctonly.py"), CT_ONLY_PY).unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(&py);
+    cmd.arg(dir.path().join("ctonly.py")).arg(port.to_string());
+    let mut scp = Proc::spawn("ctonly", cmd, dir.path());
+    assert!(wait_for_port(port, Duration::from_secs(20), Some(&mut scp)), "{}", scp.output());
+    let to = format!("127.0.0.1:{port}");
+    let (code, out) = replay_json(
+        dir.path(),
+        "replay-ctonly",
+        &[capture.to_str().unwrap(), "--to", &to, "--fast", "--timeout", "5"],
+    );
+    assert_eq!(code, 1, "{out:#?}");
+    let a = &out[0];
+    let diffs: Vec<&str> = a["differences"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert!(
+        diffs.iter().any(|d| d.contains("MRImageStorage") && d.contains("acceptance") && d.contains("abstract-syntax-not-supported")),
+        "{diffs:?}"
+    );
+    // The CT store still succeeds, the MR one does not.
+    assert_eq!(a["replay"]["messages"]["1"]["status"], "0000", "{a:#}");
+    assert!(diffs.iter().any(|d| d.starts_with("message 2 C-STORE: status 0000 ->")), "{diffs:?}");
+}
+
+#[test]
+fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
+    if !require("replay_against_a_fresh_orthanc", &["storescp", "storescu", "dumpcap", "Orthanc"]) {
+        return;
+    }
+    let Some((_, data)) = require_python("replay_against_a_fresh_orthanc") else {
+        return;
+    };
+    let dir = temp_dir("replay-orthanc");
+    let (capture, _) = record_session(dir.path(), free_port(), &data.test_files);
+    let port = free_port();
+    let db = dir.path().join("orthanc-db");
+    std::fs::create_dir_all(&db).unwrap();
+    let cfg = dir.path().join("orthanc.json");
+    let json = serde_json::json!({
+        "Name": "dicomtap-replay-test", "StorageDirectory": db, "IndexDirectory": db,
+        "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": free_port(),
+        "RemoteAccessAllowed": false, "AuthenticationEnabled": false, "Plugins": [],
+    });
+    std::fs::write(&cfg, serde_json::to_string(&json).unwrap()).unwrap();
+    let cmd = if is_root() && user_ids("orthanc").is_some() {
+        let _ = Command::new("chown").arg("-R").arg("orthanc").arg(dir.path()).status();
+        set_mode(dir.path(), 0o755);
+        command("runuser", &["-u", "orthanc", "--", "Orthanc", cfg.to_str().unwrap()])
+    } else {
+        command("Orthanc", &[cfg.to_str().unwrap()])
+    };
+    let mut orthanc = Proc::spawn("orthanc", cmd, dir.path());
+    assert!(wait_for_port(port, Duration::from_secs(30), Some(&mut orthanc)), "{}", orthanc.output());
+    let to = format!("127.0.0.1:{port}");
+    let (_, out) = replay_json(
+        dir.path(),
+        "replay-orthanc",
+        &[capture.to_str().unwrap(), "--to", &to, "--fast", "--called-ae", "ORTHANC"],
+    );
+    let a = &out[0];
+    assert!(a["refused"].is_null() && a["problems"].as_array().unwrap().is_empty(), "{a:#}");
+    assert_eq!(a["replay"]["association"], "accepted", "{a:#}");
+    assert_eq!(statuses(&a["replay"]), statuses(&a["original"]), "{a:#}");
+    // Orthanc may choose other transfer syntaxes; statuses are what must match.
+    let diffs = a["differences"].as_array().unwrap();
+    assert!(diffs.iter().all(|d| !d.as_str().unwrap().contains("status")), "{diffs:?}");
+}
