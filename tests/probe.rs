@@ -172,7 +172,10 @@ fn result<'a>(report: &'a Value, check: &str) -> &'a Value {
 }
 
 fn verdict(report: &Value, check: &str) -> String {
-    result(report, check)["verdict"].as_str().unwrap().to_string()
+    result(report, check)["verdict"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn table_rows(report: &Value, check: &str) -> Vec<Vec<String>> {
@@ -205,7 +208,13 @@ fn probe_echo_contexts_store_against_storescp() {
         "storescp",
         command(
             "storescp",
-            &["-aet", "STORESCP", "-od", received.to_str().unwrap(), &port.to_string()],
+            &[
+                "-aet",
+                "STORESCP",
+                "-od",
+                received.to_str().unwrap(),
+                &port.to_string(),
+            ],
         ),
         scene.path(),
     );
@@ -236,18 +245,32 @@ fn probe_echo_contexts_store_against_storescp() {
     // storescp accepts every storage class in the uncompressed syntaxes.
     let rows = table_rows(&report, "contexts");
     assert!(
-        rows.iter()
-            .any(|r| r[0] == "CTImageStorage" && r[1] == "ExplicitVRLittleEndian" && r[3] == "accepted"),
+        rows.iter().any(|r| r[0] == "CTImageStorage"
+            && r[1] == "ExplicitVRLittleEndian"
+            && r[3] == "accepted"),
         "{rows:?}"
     );
     // The stored object arrived.
     let files = std::fs::read_dir(&received).unwrap().count();
     assert_eq!(files, 1, "storescp received {files} files");
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("<testcase") && xml.contains("name=\"store\""), "{xml}");
-    assert!(std::fs::read_to_string(&html).unwrap().contains("<h2 id=\"contexts\">"));
+    assert!(
+        xml.contains("<testcase") && xml.contains("name=\"store\""),
+        "{xml}"
+    );
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .contains("<h2 id=\"contexts\">")
+    );
     // Disruptive checks never run unless named.
-    assert!(report["results"].as_array().unwrap().iter().all(|r| r["check"] != "malformed"));
+    assert!(
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["check"] != "malformed")
+    );
 }
 
 #[test]
@@ -261,15 +284,30 @@ fn probe_commitment_catches_silent_success() {
     let target = format!("127.0.0.1:{port}");
     let (code, report) = scene.probe(
         "probe-silent",
-        &["--target", &target, "--called-ae", "PYSCP", "--commit-wait", "10", "store", "commitment"],
+        &[
+            "--target",
+            &target,
+            "--called-ae",
+            "PYSCP",
+            "--commit-wait",
+            "10",
+            "store",
+            "commitment",
+        ],
     );
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(verdict(&report, "store"), "pass", "{report:#}");
     assert_eq!(verdict(&report, "commitment"), "fail", "{report:#}");
     let c = result(&report, "commitment");
-    assert!(c["summary"].as_str().unwrap().contains("silent Success"), "{c:#}");
     assert!(
-        c["details"].as_array().unwrap().iter().any(|d| d.as_str().unwrap().contains("reported failed (reason 0110)")),
+        c["summary"].as_str().unwrap().contains("silent Success"),
+        "{c:#}"
+    );
+    assert!(
+        c["details"].as_array().unwrap().iter().any(|d| d
+            .as_str()
+            .unwrap()
+            .contains("reported failed (reason 0110)")),
         "{c:#}"
     );
 }
@@ -283,11 +321,18 @@ fn probe_matching_catches_wildcard_on_surname_only() {
     let port = free_port();
     let _scp = scene.pyscp(&py, "surname", port);
     let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe("probe-surname", &["--target", &target, "--called-ae", "PYSCP", "matching"]);
+    let (code, report) = scene.probe(
+        "probe-surname",
+        &["--target", &target, "--called-ae", "PYSCP", "matching"],
+    );
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(verdict(&report, "matching"), "fail");
     let rows = table_rows(&report, "matching");
-    let row = |value: &str| rows.iter().find(|r| r[1] == value).unwrap_or_else(|| panic!("no row {value}: {rows:?}"));
+    let row = |value: &str| {
+        rows.iter()
+            .find(|r| r[1] == value)
+            .unwrap_or_else(|| panic!("no row {value}: {rows:?}"))
+    };
     // Wildcards inside the surname work; across the component separator they do not.
     assert_eq!(row("<T>ALPHA*")[4], "ok");
     assert_eq!(row("<T>ALPHA^JOHN")[4], "ok");
@@ -334,11 +379,18 @@ character_sets = ["ISO_IR 100", "ISO_IR 144", "ISO_IR 126", "ISO_IR 192"]
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(verdict(&report, "charset"), "fail", "{report:#}");
     let rows = table_rows(&report, "charset");
-    let row = |f: &str| rows.iter().find(|r| r[0] == f).unwrap_or_else(|| panic!("no {f}: {rows:?}"));
+    let row = |f: &str| {
+        rows.iter()
+            .find(|r| r[0] == f)
+            .unwrap_or_else(|| panic!("no {f}: {rows:?}"))
+    };
     assert!(row("chrRuss.dcm")[3].starts_with("MANGLED"), "{rows:?}");
     assert!(row("chrGreek.dcm")[3].starts_with("MANGLED"), "{rows:?}");
     // Latin-1 names survive a Latin-1 re-encoding.
-    assert!(row("chrFren.dcm")[3].contains("same text") || row("chrFren.dcm")[3] == "identical", "{rows:?}");
+    assert!(
+        row("chrFren.dcm")[3].contains("same text") || row("chrFren.dcm")[3] == "identical",
+        "{rows:?}"
+    );
 }
 
 #[test]
@@ -376,7 +428,11 @@ timeouts_s = { artim = 30 }
     );
     // Differing from the statement is not a failure (unless --strict).
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(verdict(&report, "timeouts"), "differs-from-statement", "{report:#}");
+    assert_eq!(
+        verdict(&report, "timeouts"),
+        "differs-from-statement",
+        "{report:#}"
+    );
     let rows = table_rows(&report, "timeouts");
     let artim = rows.iter().find(|r| r[0].starts_with("ARTIM")).unwrap();
     let secs: f64 = artim[1].trim_end_matches(" s").parse().unwrap_or(f64::MAX);
@@ -403,9 +459,16 @@ fn orthanc(dir: &Path, dicom_port: u16, move_port: u16) -> Proc {
     });
     std::fs::write(&cfg, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     let cmd = if is_root() && user_ids("orthanc").is_some() {
-        let _ = Command::new("chown").arg("-R").arg("orthanc").arg(dir).status();
+        let _ = Command::new("chown")
+            .arg("-R")
+            .arg("orthanc")
+            .arg(dir)
+            .status();
         set_mode(dir, 0o755);
-        command("runuser", &["-u", "orthanc", "--", "Orthanc", cfg.to_str().unwrap()])
+        command(
+            "runuser",
+            &["-u", "orthanc", "--", "Orthanc", cfg.to_str().unwrap()],
+        )
     } else {
         command("Orthanc", &[cfg.to_str().unwrap()])
     };
@@ -448,6 +511,12 @@ fn probe_echo_store_find_move_against_orthanc() {
     for c in ["echo", "store", "find-move"] {
         assert_eq!(verdict(&report, c), "pass", "{c}: {report:#}");
     }
-    let summary = result(&report, "find-move")["summary"].as_str().unwrap().to_string();
-    assert!(summary.contains("C-MOVE delivered it") && summary.contains("C-GET returned it"), "{summary}");
+    let summary = result(&report, "find-move")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        summary.contains("C-MOVE delivered it") && summary.contains("C-GET returned it"),
+        "{summary}"
+    );
 }

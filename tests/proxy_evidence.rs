@@ -885,6 +885,7 @@ fn storage_commitment_with_orthanc_through_the_proxy() {
         .arg(scu_listen.to_string())
         .arg(&file);
     let out = run_ok("commit", cmd, dir, PEER);
+    eprintln!("storage commitment SCU: {}", out.stdout.trim());
     assert!(out.stdout.contains("N_ACTION 0x0000"), "{}", out.text());
     assert!(
         out.stdout.contains("EVENT_REPORT type=1") && out.stdout.contains("refs=1 failed=0"),
@@ -1401,11 +1402,18 @@ fn sigterm_lets_an_association_in_progress_finish() {
         "the association did not start: {:?}",
         events_in(&rec)
     );
+    assert!(scu.try_wait().is_none(), "the store is still in progress at SIGTERM");
     let t0 = Instant::now();
     proxy.proc.signal("TERM");
-    // No new associations once draining.
     assert!(
-        wait_until(Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", port)).is_err()),
+        wait_until(Duration::from_secs(5), || proxy.proc.stdout().contains("shutting down")),
+        "{}",
+        proxy.proc.output()
+    );
+    // No new associations once draining.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the proxy still accepts during the drain"
     );
     let status = scu.wait_timeout(PEER);
@@ -1422,7 +1430,9 @@ fn sigterm_lets_an_association_in_progress_finish() {
     let ev = events_in(&rec);
     assert_eq!(commands(&ev, "C-STORE-RSP").len(), 1);
     assert_eq!(count_event(&ev, "release_rp"), 1, "{ev:?}");
-    assert_eq!(count_event(&ev, "closed"), 1);
+    let closed: Vec<_> = ev.iter().filter(|e| e["event"] == "closed").collect();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0]["how"], "closed", "released, not cut: {}", closed[0]);
 }
 
 #[test]
@@ -1490,12 +1500,21 @@ fn kill_9_leaves_a_readable_recording() {
         .stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "session" || v.get("session").is_some())
+        .filter(|v| v["type"] == "session")
         .collect();
+    // A clean end (whole blocks were written), or a cut-short last record that is named.
+    let clean = analyze.status.success();
+    let cut = analyze.status.code() == Some(2) && analyze.stderr.contains("is truncated");
     assert!(
-        !sessions.is_empty() && matches!(analyze.status.code(), Some(0) | Some(1)),
+        !sessions.is_empty() && (clean || cut),
         "dicomtap analyze reads the capture up to its last complete packet:\n{}",
         analyze.text()
+    );
+    eprintln!(
+        "kill -9: tshark exit {:?}, analyze exit {:?}, {} sessions, {frames} frames",
+        read.status.code(),
+        analyze.status.code(),
+        sessions.len()
     );
 }
 
@@ -1524,8 +1543,7 @@ fn metrics_pass_promtool_and_ae_titles_are_capped() {
     let port = proxy.port().to_string();
     let files = [data.test_files.join("CT_small.dcm"), data.test_files.join("MR_small.dcm")];
     run_ok("storescu", command("storescu", &storescu_args(proxy.port(), &files)), dir, PEER);
-    // One refused: an association to a dead upstream does not exist here, but a rejected
-    // one does: storescp rejects an unknown SOP class? Keep to echoes with 60 AE titles.
+    // 60 distinct calling AE titles against a cap of 50.
     for i in 0..60 {
         let aet = format!("MODALITY{i:02}");
         run_ok(&format!("echo-{i}"), command("echoscu", &["-aet", aet.as_str(), "127.0.0.1", &port]), dir, PEER);

@@ -37,7 +37,13 @@ fn storescp(dir: &Path, port: u16, name: &str) -> Proc {
         name,
         command(
             "storescp",
-            &["-aet", "STORESCP", "-od", received.to_str().unwrap(), &port.to_string()],
+            &[
+                "-aet",
+                "STORESCP",
+                "-od",
+                received.to_str().unwrap(),
+                &port.to_string(),
+            ],
         ),
         dir,
     );
@@ -72,7 +78,9 @@ fn record_session(dir: &Path, port: u16, test_files: &Path) -> (PathBuf, PathBuf
         ),
         dir,
     );
-    assert!(wait_until(Duration::from_secs(15), || snapped.stderr().contains("Capturing on")));
+    assert!(wait_until(Duration::from_secs(15), || snapped
+        .stderr()
+        .contains("Capturing on")));
     let capture = Capture::start("session", &[port], dir);
     run_ok(
         "storescu",
@@ -117,13 +125,21 @@ fn statuses(summary: &Value) -> Vec<(String, String)> {
         .as_object()
         .unwrap()
         .iter()
-        .map(|(id, m)| (id.clone(), m["status"].as_str().unwrap_or("none").to_string()))
+        .map(|(id, m)| {
+            (
+                id.clone(),
+                m["status"].as_str().unwrap_or("none").to_string(),
+            )
+        })
         .collect()
 }
 
 #[test]
 fn replay_reproduces_a_storescu_session_and_refuses_what_it_must() {
-    if !require("replay_reproduces_a_storescu_session", &["storescp", "storescu", "dumpcap"]) {
+    if !require(
+        "replay_reproduces_a_storescu_session",
+        &["storescp", "storescu", "dumpcap"],
+    ) {
         return;
     }
     let Some((_, data)) = require_python("replay_reproduces_a_storescu_session") else {
@@ -146,15 +162,25 @@ fn replay_reproduces_a_storescu_session_and_refuses_what_it_must() {
     assert_eq!(a["differences"].as_array().unwrap().len(), 0, "{a:#}");
     assert_eq!(a["replay"]["association"], "accepted");
     let st = statuses(&a["replay"]);
-    assert_eq!(st, vec![("1".into(), "0000".into()), ("2".into(), "0000".into())], "{a:#}");
+    assert_eq!(
+        st,
+        vec![("1".into(), "0000".into()), ("2".into(), "0000".into())],
+        "{a:#}"
+    );
     assert_eq!(statuses(&a["original"]), st);
     assert_eq!(a["original"]["contexts"], a["replay"]["contexts"]);
     assert_eq!(a["replay"]["ending"], "released");
-    let received = std::fs::read_dir(dir.path().join("received-storescp-fresh")).unwrap().count();
+    let received = std::fs::read_dir(dir.path().join("received-storescp-fresh"))
+        .unwrap()
+        .count();
     assert_eq!(received, 2);
 
     // With the original pacing and an AE title rewrite, as text.
-    let (code, text) = replay(dir.path(), "replay-paced", &[cap, "--to", &to, "--calling-ae", "REPLAYER"]);
+    let (code, text) = replay(
+        dir.path(),
+        "replay-paced",
+        &[cap, "--to", &to, "--calling-ae", "REPLAYER"],
+    );
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("REPLAYER -> STORESCP"), "{text}");
     assert!(text.contains("no differences"), "{text}");
@@ -163,23 +189,42 @@ fn replay_reproduces_a_storescu_session_and_refuses_what_it_must() {
     let orig = format!("127.0.0.1:{original}");
     let (code, out) = replay_json(dir.path(), "replay-original", &[cap, "--to", &orig]);
     assert_eq!(code, 1);
-    assert!(out[0]["refused"].as_str().unwrap().contains("original destination"), "{out:#?}");
+    assert!(
+        out[0]["refused"]
+            .as_str()
+            .unwrap()
+            .contains("original destination"),
+        "{out:#?}"
+    );
 
     // A dry run says what would be sent.
     let (code, text) = replay(dir.path(), "replay-dry", &[cap, "--to", &to, "--dry-run"]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("A-ASSOCIATE-RQ") && text.contains("A-RELEASE-RQ"), "{text}");
+    assert!(
+        text.contains("A-ASSOCIATE-RQ") && text.contains("A-RELEASE-RQ"),
+        "{text}"
+    );
 
     // A headers-only capture is refused as incomplete, with the reason.
-    let (code, out) = replay_json(dir.path(), "replay-snapped", &[snapped.to_str().unwrap(), "--to", &to]);
+    let (code, out) = replay_json(
+        dir.path(),
+        "replay-snapped",
+        &[snapped.to_str().unwrap(), "--to", &to],
+    );
     assert_eq!(code, 1);
     let why = out[0]["refused"].as_str().unwrap();
-    assert!(why.contains("incomplete recording") && why.contains("missing"), "{why}");
+    assert!(
+        why.contains("incomplete recording") && why.contains("missing"),
+        "{why}"
+    );
 }
 
 #[test]
 fn replay_against_an_scp_without_the_sop_class_shows_the_difference() {
-    if !require("replay_against_an_scp_without_the_sop_class", &["storescp", "storescu", "dumpcap"]) {
+    if !require(
+        "replay_against_an_scp_without_the_sop_class",
+        &["storescp", "storescu", "dumpcap"],
+    ) {
         return;
     }
     let Some((py, data)) = require_python("replay_against_an_scp_without_the_sop_class") else {
@@ -192,28 +237,54 @@ fn replay_against_an_scp_without_the_sop_class_shows_the_difference() {
     let mut cmd = Command::new(&py);
     cmd.arg(dir.path().join("ctonly.py")).arg(port.to_string());
     let mut scp = Proc::spawn("ctonly", cmd, dir.path());
-    assert!(wait_for_port(port, Duration::from_secs(20), Some(&mut scp)), "{}", scp.output());
+    assert!(
+        wait_for_port(port, Duration::from_secs(20), Some(&mut scp)),
+        "{}",
+        scp.output()
+    );
     let to = format!("127.0.0.1:{port}");
     let (code, out) = replay_json(
         dir.path(),
         "replay-ctonly",
-        &[capture.to_str().unwrap(), "--to", &to, "--fast", "--timeout", "5"],
+        &[
+            capture.to_str().unwrap(),
+            "--to",
+            &to,
+            "--fast",
+            "--timeout",
+            "5",
+        ],
     );
     assert_eq!(code, 1, "{out:#?}");
     let a = &out[0];
-    let diffs: Vec<&str> = a["differences"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    let diffs: Vec<&str> = a["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
     assert!(
-        diffs.iter().any(|d| d.contains("MRImageStorage") && d.contains("acceptance") && d.contains("abstract-syntax-not-supported")),
+        diffs.iter().any(|d| d.contains("MRImageStorage")
+            && d.contains("acceptance")
+            && d.contains("abstract-syntax-not-supported")),
         "{diffs:?}"
     );
     // The CT store still succeeds, the MR one does not.
     assert_eq!(a["replay"]["messages"]["1"]["status"], "0000", "{a:#}");
-    assert!(diffs.iter().any(|d| d.starts_with("message 2 C-STORE: status 0000 ->")), "{diffs:?}");
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d.starts_with("message 2 C-STORE: status 0000 ->")),
+        "{diffs:?}"
+    );
 }
 
 #[test]
 fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
-    if !require("replay_against_a_fresh_orthanc", &["storescp", "storescu", "dumpcap", "Orthanc"]) {
+    if !require(
+        "replay_against_a_fresh_orthanc",
+        &["storescp", "storescu", "dumpcap", "Orthanc"],
+    ) {
         return;
     }
     let Some((_, data)) = require_python("replay_against_a_fresh_orthanc") else {
@@ -232,25 +303,51 @@ fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
     });
     std::fs::write(&cfg, serde_json::to_string(&json).unwrap()).unwrap();
     let cmd = if is_root() && user_ids("orthanc").is_some() {
-        let _ = Command::new("chown").arg("-R").arg("orthanc").arg(dir.path()).status();
+        let _ = Command::new("chown")
+            .arg("-R")
+            .arg("orthanc")
+            .arg(dir.path())
+            .status();
         set_mode(dir.path(), 0o755);
-        command("runuser", &["-u", "orthanc", "--", "Orthanc", cfg.to_str().unwrap()])
+        command(
+            "runuser",
+            &["-u", "orthanc", "--", "Orthanc", cfg.to_str().unwrap()],
+        )
     } else {
         command("Orthanc", &[cfg.to_str().unwrap()])
     };
     let mut orthanc = Proc::spawn("orthanc", cmd, dir.path());
-    assert!(wait_for_port(port, Duration::from_secs(30), Some(&mut orthanc)), "{}", orthanc.output());
+    assert!(
+        wait_for_port(port, Duration::from_secs(30), Some(&mut orthanc)),
+        "{}",
+        orthanc.output()
+    );
     let to = format!("127.0.0.1:{port}");
     let (_, out) = replay_json(
         dir.path(),
         "replay-orthanc",
-        &[capture.to_str().unwrap(), "--to", &to, "--fast", "--called-ae", "ORTHANC"],
+        &[
+            capture.to_str().unwrap(),
+            "--to",
+            &to,
+            "--fast",
+            "--called-ae",
+            "ORTHANC",
+        ],
     );
     let a = &out[0];
-    assert!(a["refused"].is_null() && a["problems"].as_array().unwrap().is_empty(), "{a:#}");
+    assert!(
+        a["refused"].is_null() && a["problems"].as_array().unwrap().is_empty(),
+        "{a:#}"
+    );
     assert_eq!(a["replay"]["association"], "accepted", "{a:#}");
     assert_eq!(statuses(&a["replay"]), statuses(&a["original"]), "{a:#}");
     // Orthanc may choose other transfer syntaxes; statuses are what must match.
     let diffs = a["differences"].as_array().unwrap();
-    assert!(diffs.iter().all(|d| !d.as_str().unwrap().contains("status")), "{diffs:?}");
+    assert!(
+        diffs
+            .iter()
+            .all(|d| !d.as_str().unwrap().contains("status")),
+        "{diffs:?}"
+    );
 }

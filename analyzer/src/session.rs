@@ -88,6 +88,8 @@ pub struct DimseCounts {
     pub cancel: u64,
     pub pending: u64,
     pub unanswered: u64,
+    /// Final responses whose request was not seen (capture loss or a late start).
+    pub without_request: u64,
 }
 
 /// A finding with where it was seen.
@@ -384,6 +386,9 @@ impl SessionBuilder {
         let Some(id) = cmd.responded_to else { return };
         let key = (e.from.peer(), id);
         let Some(&idx) = self.open.get(&key) else {
+            if class != Some(StatusClass::Pending) {
+                self.s.dimse.entry(service).or_default().without_request += 1;
+            }
             return;
         };
         let Some(ex) = self.s.exchanges.get_mut(idx) else {

@@ -315,6 +315,7 @@ pub fn session_line(s: &crate::session::Session) -> String {
                 (c.failure, "fail"),
                 (c.cancel, "cancel"),
                 (c.unanswered, "unanswered"),
+                (c.without_request, "without request seen"),
             ] {
                 if n > 0 {
                     parts.push(format!("{n} {label}"));

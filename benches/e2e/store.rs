@@ -58,6 +58,9 @@ pub fn generate(root: &Path, large: usize, small: usize) -> anyhow::Result<Vec<W
 pub fn start_storescp(ctx: &Ctx, fork: bool) -> anyhow::Result<(Proc, SocketAddr)> {
     let port = util::free_port()?;
     let mut cmd = Command::new("storescp");
+    // DCMTK as packaged leaves Nagle's algorithm on unless TCP_NODELAY=1: then every
+    // response waits ~40 ms for a delayed ACK and that, not the path, is what one measures.
+    cmd.env("TCP_NODELAY", "1");
     cmd.args(["--ignore", "-dhl", "--aetitle", "STORESCP"]);
     if fork {
         cmd.arg("--fork");
@@ -183,6 +186,7 @@ pub fn start_dicomtap(
 
 fn storescu(addr: SocketAddr, dir: &Path) -> Command {
     let mut cmd = Command::new("storescu");
+    cmd.env("TCP_NODELAY", "1");
     cmd.args(["-aet", "BENCH-SCU", "-aec", "STORESCP", "-nh", "+sd"])
         .arg(addr.ip().to_string())
         .arg(addr.port().to_string())

@@ -36,6 +36,16 @@ pub struct ProxyConfig {
     pub limits: Limits,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Bearer token required on `/metrics` and `/healthz` (401 without it); see
+    /// docs/access-control.md. Prefer `metrics_token_file`.
+    #[serde(default)]
+    pub metrics_token: Option<String>,
+    /// File holding the bearer token (surrounding whitespace ignored).
+    #[serde(default)]
+    pub metrics_token_file: Option<PathBuf>,
+    /// Directory of device statements: the conformance rules run live on the traffic.
+    #[serde(default)]
+    pub statements: Option<std::path::PathBuf>,
 }
 
 impl Default for ProxyConfig {
@@ -46,6 +56,9 @@ impl Default for ProxyConfig {
             recording: None,
             limits: Limits::default(),
             metrics: MetricsConfig::default(),
+            metrics_token: None,
+            metrics_token_file: None,
+            statements: None,
         }
     }
 }
@@ -70,6 +83,12 @@ pub struct ListenerConfig {
     /// Interception mode: the upstream is each connection's original destination
     /// (SO_ORIGINAL_DST), as set by a firewall REDIRECT rule.
     pub transparent: bool,
+    /// `[listener.tls]`: terminate TLS from the devices (docs/tls.md).
+    pub tls: Option<crate::tls::ServerTlsConfig>,
+    /// `[listener.upstream_tls]`: originate TLS to the upstream (docs/tls.md).
+    pub upstream_tls: Option<crate::tls::ClientTlsConfig>,
+    /// `[listener.access]`: allow/deny lists (docs/access-control.md).
+    pub access: Option<crate::access::AccessConfig>,
 }
 
 impl ListenerConfig {
@@ -81,6 +100,9 @@ impl ListenerConfig {
             upstream: Some(upstream.to_string()),
             routes: Vec::new(),
             transparent: false,
+            tls: None,
+            upstream_tls: None,
+            access: None,
         }
     }
 }
@@ -95,6 +117,9 @@ struct RawListener {
     routes: Vec<Route>,
     #[serde(default)]
     transparent: bool,
+    tls: Option<crate::tls::ServerTlsConfig>,
+    upstream_tls: Option<crate::tls::ClientTlsConfig>,
+    access: Option<crate::access::AccessConfig>,
 }
 
 impl TryFrom<RawListener> for ListenerConfig {
@@ -118,6 +143,9 @@ impl TryFrom<RawListener> for ListenerConfig {
             upstream: raw.upstream,
             routes: raw.routes,
             transparent: raw.transparent,
+            tls: raw.tls,
+            upstream_tls: raw.upstream_tls,
+            access: raw.access,
         })
     }
 }
@@ -490,6 +518,12 @@ impl ProxyConfig {
                     return Err(format!("two listeners on {}", a.listen));
                 }
             }
+        }
+        if self.metrics_token.is_some() && self.metrics_token_file.is_some() {
+            return Err("set `metrics_token` or `metrics_token_file`, not both".into());
+        }
+        if self.metrics_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err("`metrics_token` is empty".into());
         }
         if self.limits.max_associations == 0 {
             return Err("limits.max_associations must be at least 1".into());

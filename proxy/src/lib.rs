@@ -3,6 +3,7 @@
 //! The DICOM understanding itself lives in `dicomtap-wire`; nothing here decodes PDUs
 //! beyond what routing and fault answers need.
 
+pub mod access;
 pub mod config;
 pub mod demo;
 pub mod metrics;
@@ -11,3 +12,4 @@ pub mod probe;
 pub mod recorder;
 pub mod replay;
 pub mod server;
+pub mod tls;

@@ -34,6 +34,13 @@ pub struct Metrics {
     pub analysis_dropped_bytes_total: IntCounter,
     pub protocol_findings_total: IntCounterVec,
     pub aborts_total: IntCounterVec,
+    /// TLS handshakes by leg (client, upstream) and result (ok or why not; docs/tls.md).
+    pub tls_handshakes_total: IntCounterVec,
+    /// Associations refused by access control, by reason (docs/access-control.md).
+    pub access_denied_total: IntCounterVec,
+    /// Conformance findings (with `--statements`): device and rule come from the loaded
+    /// statements and the rule catalogue, so the label set is bounded.
+    pub conformance_findings_total: IntCounterVec,
     ae_titles: AeCap,
 }
 
@@ -115,6 +122,21 @@ impl Metrics {
             "A-ABORTs by source: service_user, service_provider, proxy (sent by the proxy itself), unknown.",
             &["source"],
         )?;
+        let tls_handshakes_total = counter_vec(
+            "dicomtap_tls_handshakes_total",
+            "TLS handshakes by leg (client, upstream) and result (ok, no_certificate, bad_certificate, expired_certificate, unknown_ca, not_tls, protocol, timeout, closed, other).",
+            &["leg", "result"],
+        )?;
+        let access_denied_total = counter_vec(
+            "dicomtap_access_denied_total",
+            "Associations refused by access control, by reason (source, calling_ae, called_ae, unreadable_rq).",
+            &["reason"],
+        )?;
+        let conformance_findings_total = counter_vec(
+            "dicomtap_conformance_findings_total",
+            "Conformance findings against the loaded device statements, by device, rule and severity.",
+            &["device", "rule", "severity"],
+        )?;
         registry.register(Box::new(associations_total.clone()))?;
         registry.register(Box::new(associations_active.clone()))?;
         registry.register(Box::new(dimse_messages_total.clone()))?;
@@ -127,6 +149,9 @@ impl Metrics {
         registry.register(Box::new(analysis_dropped_bytes_total.clone()))?;
         registry.register(Box::new(protocol_findings_total.clone()))?;
         registry.register(Box::new(aborts_total.clone()))?;
+        registry.register(Box::new(tls_handshakes_total.clone()))?;
+        registry.register(Box::new(access_denied_total.clone()))?;
+        registry.register(Box::new(conformance_findings_total.clone()))?;
         Ok(Metrics {
             registry,
             associations_total,
@@ -141,6 +166,9 @@ impl Metrics {
             analysis_dropped_bytes_total,
             protocol_findings_total,
             aborts_total,
+            tls_handshakes_total,
+            access_denied_total,
+            conformance_findings_total,
             ae_titles: AeCap::new(ae_title_cap),
         })
     }
@@ -359,15 +387,27 @@ fn status_class_name(c: dicomtap_wire::status::StatusClass) -> &'static str {
 }
 
 /// Serves `GET /metrics` and `GET /healthz` on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) {
+    serve_with_token(listener, metrics, stop, None).await
+}
+
+/// [`serve`], answering 401 to any request without `Authorization: Bearer <token>` when a
+/// token is given.
+pub async fn serve_with_token(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+    token: Option<Arc<str>>,
+) {
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let metrics = metrics.clone();
+                    let token = token.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = respond(stream, &metrics).await {
+                        if let Err(e) = respond(stream, &metrics, token.as_deref()).await {
                             tracing::debug!("metrics client: {e}");
                         }
                     });
@@ -381,7 +421,11 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stop: watch
     }
 }
 
-async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+async fn respond(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    token: Option<&str>,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
     let read_head = async {
@@ -408,8 +452,15 @@ async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    let authorized = token.is_none_or(|t| bearer_matches(&head, t));
     let (status, ctype, body) = if !complete {
         ("400 Bad Request", "text/plain", "bad request\n".to_string())
+    } else if !authorized {
+        (
+            "401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"dicomtap\"",
+            "text/plain",
+            "unauthorized: send Authorization: Bearer <metrics token>\n".to_string(),
+        )
     } else if method != "GET" && method != "HEAD" {
         (
             "405 Method Not Allowed",
@@ -443,9 +494,41 @@ async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()
     stream.shutdown().await
 }
 
+/// Whether the request head carries `Authorization: Bearer <token>` (compared in constant
+/// time).
+fn bearer_matches(head: &str, token: &str) -> bool {
+    head.lines().skip(1).any(|line| {
+        let Some((name, value)) = line.split_once(':') else {
+            return false;
+        };
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return false;
+        }
+        let mut v = value.trim().splitn(2, ' ');
+        let scheme = v.next().unwrap_or("");
+        let given = v.next().unwrap_or("").trim();
+        scheme.eq_ignore_ascii_case("bearer")
+            && given.len() == token.len()
+            && given
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_token() {
+        let head = "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\r\n";
+        assert!(bearer_matches(head, "s3cret"));
+        assert!(!bearer_matches(head, "s3cres"));
+        assert!(!bearer_matches(head, "s3cret2"));
+        assert!(!bearer_matches("GET / HTTP/1.1\r\n\r\n", "s3cret"));
+    }
 
     /// A strict reading of the text exposition format: every sample belongs to a declared
     /// family, label values are quoted, values are numbers.

@@ -479,12 +479,17 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
     let orig_start = rec.pdus.first().map(|p| p.ts_us).unwrap_or(0);
     // Handles one thing the target did; false when the association is over.
     let handle = |i: Incoming,
-                      answers: &mut usize,
-                      peer_requests: &mut usize,
-                      id_map: &mut HashMap<u16, u16>|
+                  answers: &mut usize,
+                  peer_requests: &mut usize,
+                  id_map: &mut HashMap<u16, u16>|
      -> bool {
         match i {
-            Incoming::Accept(_) | Incoming::ReleaseRp => *answers += 1,
+            Incoming::Accept(_) => *answers += 1,
+            // Released: the requestor closes the connection now.
+            Incoming::ReleaseRp => {
+                *answers += 1;
+                return false;
+            }
             Incoming::Reject(_) | Incoming::Abort(_) | Incoming::Closed(_) => return false,
             Incoming::Message(m) if m.command.is_response() => {
                 if m.command.status_class().is_none_or(|c| c.is_final()) {

@@ -21,14 +21,18 @@ use bytes::Bytes;
 use dicomtap_wire::{Conversation, EngineConfig, Side, StreamEnd};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
+use dicomtap_analyzer::capture::{ConnId, ConnectionInfo, RequestorBy};
+use dicomtap_analyzer::conformance::{Checker, ConformanceFinding};
+use dicomtap_analyzer::session::SessionBuilder;
+
 use crate::config::{Limits, ListenerConfig, ProxyConfig};
 use crate::metrics::{AssociationObserver, Metrics};
 use crate::recorder::{RecordMsg, Recorder, RecorderHandle, now_us};
+use crate::tls::{Conn, ConnRead, ConnWrite, Leg, ListenerTls};
 use framing::Framer;
 
 /// Something the proxy saw or did, for one association.
@@ -49,7 +53,7 @@ impl ProxyEvent {
     pub fn wire(&self) -> Option<&dicomtap_wire::Event> {
         match &self.kind {
             ProxyEventKind::Wire(e) => Some(e),
-            ProxyEventKind::Proxy(_) => None,
+            ProxyEventKind::Proxy(_) | ProxyEventKind::Conformance(_) => None,
         }
     }
 
@@ -58,6 +62,7 @@ impl ProxyEvent {
         match &self.kind {
             ProxyEventKind::Wire(e) => e.ts_us,
             ProxyEventKind::Proxy(n) => n.ts_us,
+            ProxyEventKind::Conformance(c) => c.ts_us,
         }
     }
 }
@@ -68,7 +73,19 @@ impl ProxyEvent {
 #[allow(clippy::large_enum_variant)]
 pub enum ProxyEventKind {
     Wire(dicomtap_wire::Event),
+    /// A conformance finding against a device statement (with `statements` configured).
+    Conformance(ConformanceEvent),
     Proxy(ProxyNotice),
+}
+
+/// A conformance finding as it appears in the event log.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConformanceEvent {
+    pub ts_us: u64,
+    /// Always `conformance_finding`.
+    pub event: &'static str,
+    #[serde(flatten)]
+    pub finding: ConformanceFinding,
 }
 
 /// What the proxy itself did or met: connections, upstream failures, the answers it sent.
@@ -101,6 +118,26 @@ pub enum Notice {
         to: dicomtap_wire::Side,
         why: String,
     },
+    /// A TLS handshake completed on `leg` (`client`: device to proxy, `upstream`: proxy
+    /// to upstream); see docs/tls.md.
+    TlsEstablished {
+        leg: String,
+        version: String,
+        cipher_suite: String,
+        server_name: Option<String>,
+        peer_subject: Option<String>,
+        peer_issuer: Option<String>,
+        peer_fingerprint_sha256: Option<String>,
+    },
+    /// A TLS handshake failed; `result` is the metrics label, `reason` says why in words.
+    TlsHandshakeFailed {
+        leg: String,
+        result: String,
+        reason: String,
+    },
+    /// Access control refused the association (an A-ASSOCIATE-RJ follows); `rule` is
+    /// source, calling_ae, called_ae or unreadable_rq. See docs/access-control.md.
+    AccessDenied { rule: String, detail: String },
     /// The association ended.
     Closed {
         bytes_from_requestor: u64,
@@ -125,6 +162,10 @@ pub enum ProxyError {
     Recorder(#[from] crate::recorder::RecorderError),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("statements: {0}")]
+    Statements(String),
 }
 
 /// What a proxy run did, returned by [`RunningProxy::shutdown`].
@@ -146,6 +187,9 @@ struct Shared {
     events: broadcast::Sender<ProxyEvent>,
     recorder: Option<RecorderHandle>,
     engine: EngineConfig,
+    /// Conformance rules, shared by all associations (Storage Commitment and simultaneous
+    /// associations span several).
+    checker: Option<Mutex<Checker>>,
     next_id: AtomicU64,
     active: AtomicUsize,
     /// Connections being turned away (limit rejects): bounded too.
@@ -165,6 +209,8 @@ pub struct RunningProxy {
     accept_tasks: Vec<JoinHandle<()>>,
     metrics_task: Option<JoinHandle<()>>,
     recorder: Option<Recorder>,
+    /// Per listener, in configuration order: its TLS (reloaded by [`RunningProxy::reload_tls`]).
+    tls: Vec<Arc<ListenerTls>>,
 }
 
 impl RunningProxy {
@@ -175,6 +221,16 @@ impl RunningProxy {
             Metrics::new(config.metrics.ae_title_cap)
                 .map_err(|e| ProxyError::Metrics(e.to_string()))?,
         );
+        let tls = config
+            .listeners
+            .iter()
+            .map(|l| ListenerTls::load(l.tls.as_ref(), l.upstream_tls.as_ref()).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let metrics_token = crate::access::load_metrics_token(
+            config.metrics_token.as_deref(),
+            config.metrics_token_file.as_deref(),
+        )
+        .map_err(ProxyError::Config)?;
         let mut listeners = Vec::new();
         for l in &config.listeners {
             let sock = TcpListener::bind(l.listen)
@@ -207,12 +263,27 @@ impl RunningProxy {
             max_association_pdu: config.limits.max_associate_rq_bytes.max(64 * 1024),
             ..EngineConfig::default()
         };
+        let checker = match &config.statements {
+            Some(dir) => {
+                let statements = dicomtap_analyzer::statement::load_dir(dir)
+                    .map_err(|e| ProxyError::Statements(format!("{}: {e}", dir.display())))?;
+                let mut checker = Checker::new(statements);
+                checker.set_source("live");
+                Some(Mutex::new(checker))
+            }
+            None => None,
+        };
+        let engine = match checker {
+            Some(_) => Checker::engine_config(engine),
+            None => engine,
+        };
         let shared = Arc::new(Shared {
             limits: config.limits.clone(),
             metrics: metrics.clone(),
             events,
             recorder: recorder.as_ref().map(|r| r.handle()),
             engine,
+            checker,
             next_id: AtomicU64::new(1),
             active: AtomicUsize::new(0),
             rejecting: AtomicUsize::new(0),
@@ -224,7 +295,7 @@ impl RunningProxy {
         let (stop, stop_rx) = watch::channel(false);
         let mut listen_addrs = Vec::new();
         let mut accept_tasks = Vec::new();
-        for (sock, addr, lc) in listeners {
+        for ((sock, addr, lc), tls) in listeners.into_iter().zip(tls.iter().cloned()) {
             tracing::info!(
                 "listening on {addr} -> {}",
                 lc.upstream.as_deref().unwrap_or("original destination")
@@ -234,6 +305,7 @@ impl RunningProxy {
                 sock,
                 addr,
                 lc,
+                tls,
                 shared.clone(),
                 stop_rx.clone(),
             )));
@@ -243,7 +315,12 @@ impl RunningProxy {
                 "metrics on http://{}/metrics",
                 metrics_addr.map(|a| a.to_string()).unwrap_or_default()
             );
-            tokio::spawn(crate::metrics::serve(l, metrics.clone(), stop_rx.clone()))
+            tokio::spawn(crate::metrics::serve_with_token(
+                l,
+                metrics.clone(),
+                stop_rx.clone(),
+                metrics_token.clone(),
+            ))
         });
         Ok(RunningProxy {
             listen_addrs,
@@ -253,7 +330,26 @@ impl RunningProxy {
             accept_tasks,
             metrics_task,
             recorder,
+            tls,
         })
+    }
+
+    /// Re-reads every TLS certificate, key and trust store (SIGHUP) and uses them for the
+    /// handshakes from now on; open connections keep theirs. All or nothing: when a file
+    /// cannot be used, the error is returned and the configurations in use stay. Returns
+    /// the number of listeners with TLS.
+    pub fn reload_tls(&self) -> Result<usize, ProxyError> {
+        let prepared = self
+            .tls
+            .iter()
+            .map(|t| t.prepare())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut n = 0;
+        for (t, p) in self.tls.iter().zip(prepared) {
+            n += usize::from(t.is_active());
+            t.install(p);
+        }
+        Ok(n)
     }
 
     /// The bound listener addresses, in configuration order (real ports when 0 was asked).
@@ -351,6 +447,7 @@ async fn accept_loop(
     sock: TcpListener,
     local: SocketAddr,
     lc: Arc<ListenerConfig>,
+    tls: Arc<ListenerTls>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -383,10 +480,13 @@ async fn accept_loop(
             }
             shared.rejecting.fetch_add(1, Ordering::AcqRel);
             let shared2 = shared.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let assoc = Association::new(id, client_addr, local, shared2.clone());
                 assoc.notice(Notice::Accepted { listen: local });
-                reject(client, Vec::new(), assoc, RejectWhy::Limit, None).await;
+                if let Some(client) = tls_accept(&assoc, &tls, client).await {
+                    reject(client, Vec::new(), assoc, RejectWhy::Limit, None).await;
+                }
                 shared2.rejecting.fetch_sub(1, Ordering::AcqRel);
             });
             continue;
@@ -395,12 +495,13 @@ async fn accept_loop(
         shared.associations.fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();
         let lc = lc.clone();
+        let tls = tls.clone();
         let handle = tokio::spawn(async move {
             let _guard = ActiveGuard {
                 id,
                 shared: shared2.clone(),
             };
-            run_association(id, client, client_addr, local, lc, shared2).await;
+            run_association(id, client, client_addr, local, lc, tls, shared2).await;
         });
         if let Ok(mut tasks) = shared.tasks.lock()
             && !handle.is_finished()
@@ -621,6 +722,15 @@ async fn analyse(
     let _guard = AnalysisGuard(shared.clone());
     let mut conv = Conversation::new(shared.engine.clone());
     let mut observer = AssociationObserver::new(shared.metrics.clone());
+    // Only kept for the conformance rules, which read sessions when associations end.
+    let mut session = shared.checker.as_ref().map(|_| SessionBuilder::new(id, Some(client), None));
+    let mut conn_info = ConnectionInfo {
+        id: ConnId(id),
+        client,
+        server: client,
+        first_ts_us: now_us(),
+        requestor_known_by: RequestorBy::SynSeen,
+    };
     let mut framers = [Framer::new(None), Framer::new(None)];
     let mut pdus = Vec::new();
     let mut spans = Vec::new();
@@ -678,12 +788,33 @@ async fn analyse(
                 }
                 out.push(emit(ProxyEventKind::Proxy(n), upstream));
             }
-            AnalysisMsg::Upstream(u) => upstream = Some(u),
+            AnalysisMsg::Upstream(u) => {
+                upstream = Some(u);
+                conn_info.server = u;
+            }
             AnalysisMsg::Outcome(o) => observer.outcome(o),
         }
         while let Some(ev) = conv.poll() {
             observer.observe(&ev);
-            out.push(emit(ProxyEventKind::Wire(ev), upstream));
+            if let Some(checker) = &shared.checker {
+                if let Some(s) = session.as_mut() {
+                    s.observe(&ev);
+                }
+                let findings = match checker.lock() {
+                    Ok(mut c) => {
+                        c.observe(&conn_info, &ev);
+                        c.drain()
+                    }
+                    Err(_) => Vec::new(),
+                };
+                for f in findings {
+                    out.push(emit(conformance_event(&shared, f), upstream));
+                }
+            }
+            // Data set bytes are for the rules only; they are not part of the event log.
+            if !matches!(ev.kind, dicomtap_wire::EventKind::DataFragment(_)) {
+                out.push(emit(ProxyEventKind::Wire(ev), upstream));
+            }
         }
         if let Some(rec) = &shared.recorder {
             for ev in out {
@@ -692,6 +823,31 @@ async fn analyse(
         }
     }
     observer.outcome("no_response");
+    if let (Some(checker), Some(s)) = (&shared.checker, session) {
+        let findings = match checker.lock() {
+            Ok(mut c) => {
+                c.end_association(&conn_info, &s.finish());
+                c.drain()
+            }
+            Err(_) => Vec::new(),
+        };
+        let events: Vec<ProxyEvent> = findings.into_iter().map(|f| emit(conformance_event(&shared, f), upstream)).collect();
+        if let Some(rec) = &shared.recorder {
+            for ev in events {
+                rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
+            }
+        }
+    }
+}
+
+/// Counts a conformance finding and turns it into an event-log entry.
+fn conformance_event(shared: &Shared, finding: ConformanceFinding) -> ProxyEventKind {
+    shared
+        .metrics
+        .conformance_findings_total
+        .with_label_values(&[&finding.device, &finding.rule.to_string(), &finding.severity.to_string()])
+        .inc();
+    ProxyEventKind::Conformance(ConformanceEvent { ts_us: finding.evidence.ts_us, event: "conformance_finding", finding })
 }
 
 /// How reading the first PDU went.
@@ -707,7 +863,7 @@ enum FirstPdu {
 
 /// Reads from `client` into `buf` until the first PDU is complete (or is not an RQ, or
 /// exceeds the cap).
-async fn read_first_pdu(client: &mut TcpStream, buf: &mut Vec<u8>, limits: &Limits) -> FirstPdu {
+async fn read_first_pdu(client: &mut Conn, buf: &mut Vec<u8>, limits: &Limits) -> FirstPdu {
     let cap = limits.max_associate_rq_bytes as u64;
     let fut = async {
         let mut chunk = vec![0u8; 16 * 1024];
@@ -748,25 +904,30 @@ async fn read_first_pdu(client: &mut TcpStream, buf: &mut Vec<u8>, limits: &Limi
 enum RejectWhy {
     Limit,
     Upstream,
+    /// Access control: result 1 (permanent), source 1 (service-user), the denial's reason.
+    Access(crate::access::Denial),
 }
 
 /// Answers the client with an A-ASSOCIATE-RJ (after its RQ, read here if not yet) and
 /// closes.
 async fn reject(
-    mut client: TcpStream,
+    mut client: Conn,
     mut pre: Vec<u8>,
     assoc: Association,
     why: RejectWhy,
     intended: Option<SocketAddr>,
 ) {
     let limits = assoc.shared.limits.clone();
-    let (reason, why_text, outcome) = match why {
+    let (result, source, reason, why_text, outcome) = match &why {
         RejectWhy::Limit => (
+            2,
+            3,
             2,
             "concurrent association limit reached",
             "proxy_rejected_limit",
         ),
-        RejectWhy::Upstream => (1, "upstream unavailable", "proxy_rejected_upstream"),
+        RejectWhy::Upstream => (2, 3, 1, "upstream unavailable", "proxy_rejected_upstream"),
+        RejectWhy::Access(d) => (1, 1, d.reason, d.detail.as_str(), "proxy_rejected_access"),
     };
     assoc
         .open_recording(intended.unwrap_or(assoc.listen), None)
@@ -785,10 +946,10 @@ async fn reject(
         assoc.closed("client sent nothing");
         return;
     }
-    let rj = framing::associate_rj(2, 3, reason);
+    let rj = framing::associate_rj(result, source, reason);
     assoc.notice(Notice::ProxyReject {
-        result: 2,
-        source: 3,
+        result,
+        source,
         reason,
         why: why_text.into(),
     });
@@ -830,10 +991,11 @@ fn classify_connect_error(e: &std::io::Error) -> &'static str {
 
 async fn run_association(
     id: u64,
-    mut client: TcpStream,
+    client: TcpStream,
     client_addr: SocketAddr,
     listen: SocketAddr,
     lc: Arc<ListenerConfig>,
+    tls: Arc<ListenerTls>,
     shared: Arc<Shared>,
 ) {
     let limits = shared.limits.clone();
@@ -841,12 +1003,40 @@ async fn run_association(
     assoc.notice(Notice::Accepted { listen });
     tracing::info!(assoc = id, client = %client_addr, "association accepted on {listen}");
     let _ = client.set_nodelay(true);
+    let Some(mut client) = tls_accept(&assoc, &tls, client).await else {
+        return;
+    };
     let mut pre = Vec::new();
+
+    // Access control (docs/access-control.md): decided on the A-ASSOCIATE-RQ.
+    if let Some(acl) = lc.access.as_ref().filter(|a| a.is_active()) {
+        let first = read_first_pdu(&mut client, &mut pre, &limits).await;
+        if matches!(first, FirstPdu::Nothing | FirstPdu::Timeout) && pre.is_empty() {
+            assoc.end(Side::Requestor, StreamEnd::Close).await;
+            assoc.closed("client sent nothing");
+            return;
+        }
+        let rq = matches!(first, FirstPdu::Rq(_)).then_some(pre.as_slice());
+        if let Err(denial) = acl.check_addr(client_addr, rq) {
+            tracing::warn!(assoc = id, client = %client_addr, "access denied: {}", denial.detail);
+            shared
+                .metrics
+                .access_denied_total
+                .with_label_values(&[denial.label])
+                .inc();
+            assoc.notice(Notice::AccessDenied {
+                rule: denial.label.into(),
+                detail: denial.detail.clone(),
+            });
+            reject(client, pre, assoc, RejectWhy::Access(denial), None).await;
+            return;
+        }
+    }
 
     // Where to?
     let target: Result<String, (String, String)> = if lc.transparent {
-        match origdst::original_dst(&client, listen.is_ipv6()) {
-            Ok(dst) if dst == listen || client.local_addr().ok() == Some(dst) => Err((
+        match origdst::original_dst(client.tcp(), listen.is_ipv6()) {
+            Ok(dst) if dst == listen || client.tcp().local_addr().ok() == Some(dst) => Err((
                 "other".into(),
                 format!("connection to {dst} was not redirected (no original destination)"),
             )),
@@ -887,6 +1077,10 @@ async fn run_association(
             .ok_or_else(|| ("no_route".into(), "no upstream".into()))
     };
 
+    let target_host = target
+        .as_ref()
+        .map(|t| crate::tls::host_of(t))
+        .unwrap_or_default();
     let connected = match target {
         Ok(t) => match tokio::time::timeout(limits.connect_timeout, TcpStream::connect(t.as_str()))
             .await
@@ -912,6 +1106,27 @@ async fn run_association(
     let _ = upstream.set_nodelay(true);
     let upstream_addr = upstream.peer_addr().ok();
     let local = upstream.local_addr().ok();
+    let upstream = match tls
+        .connect(upstream, &target_host, limits.connect_timeout, &shared.metrics)
+        .await
+    {
+        Ok((conn, facts)) => {
+            if let Some(f) = facts {
+                assoc.notice(crate::tls::established_notice(Leg::Upstream, &f));
+            }
+            conn
+        }
+        Err(f) => {
+            tracing::warn!(assoc = id, client = %client_addr, "upstream TLS handshake failed: {}", f.reason);
+            assoc.notice(crate::tls::failed_notice(&f));
+            assoc.notice(Notice::UpstreamError {
+                kind: "tls".into(),
+                message: f.reason,
+            });
+            reject(client, pre, assoc, RejectWhy::Upstream, upstream_addr).await;
+            return;
+        }
+    };
     if let Some(u) = upstream_addr {
         assoc.control(AnalysisMsg::Upstream(u));
         if let Some(local) = local {
@@ -920,6 +1135,31 @@ async fn run_association(
         assoc.open_recording(u, local).await;
     }
     forward(&assoc, client, upstream, pre).await;
+}
+
+/// The client leg's TLS handshake when the listener terminates TLS (docs/tls.md); the
+/// plain stream otherwise. On failure the association ends here (nothing was forwarded).
+async fn tls_accept(assoc: &Association, tls: &ListenerTls, tcp: TcpStream) -> Option<Conn> {
+    let shared = &assoc.shared;
+    match tls
+        .accept(tcp, shared.limits.associate_rq_timeout, &shared.metrics)
+        .await
+    {
+        Ok((conn, facts)) => {
+            if let Some(f) = facts {
+                assoc.notice(crate::tls::established_notice(Leg::Client, &f));
+            }
+            Some(conn)
+        }
+        Err(f) => {
+            tracing::warn!(assoc = assoc.id, client = %assoc.client, "TLS handshake failed: {}", f.reason);
+            assoc.notice(crate::tls::failed_notice(&f));
+            assoc.control(AnalysisMsg::Outcome("tls_failed"));
+            assoc.end(Side::Requestor, StreamEnd::Close).await;
+            assoc.closed("TLS handshake failed");
+            None
+        }
+    }
 }
 
 /// How one direction ended.
@@ -934,8 +1174,8 @@ enum PumpEnd {
 }
 
 async fn pump(
-    rd: &mut OwnedReadHalf,
-    wr: &mut OwnedWriteHalf,
+    rd: &mut ConnRead,
+    wr: &mut ConnWrite,
     from: Side,
     assoc: &Association,
     framer: &mut Framer,
@@ -986,7 +1226,7 @@ async fn idle_watch(assoc: &Association, idle: Option<Duration>) {
 
 /// Forwards both directions until both are closed, or one fails (then the other side
 /// gets an A-ABORT where a PDU boundary allows, and is closed).
-async fn forward(assoc: &Association, client: TcpStream, upstream: TcpStream, pre: Vec<u8>) {
+async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>) {
     let limits = &assoc.shared.limits;
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();

@@ -42,6 +42,10 @@ pub struct Args {
     /// Record into this directory (pcapng + JSON-lines event log).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
+    /// Directory of device statements (TOML): evaluate the conformance rules live, write
+    /// findings to the event log and export dicomtap_conformance_findings_total.
+    #[arg(long, value_name = "DIR")]
+    statements: Option<PathBuf>,
     /// What the capture keeps: full, headers (no pixel data) or none (event log only).
     #[arg(long, value_name = "MODE")]
     payload: Option<PayloadMode>,
@@ -99,6 +103,9 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
             upstream: args.upstream.clone(),
             routes,
             transparent: args.transparent,
+            tls: None,
+            upstream_tls: None,
+            access: None,
         }];
     } else {
         if args.upstream.is_some() || !routes.is_empty() || args.transparent {
@@ -115,6 +122,9 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
             }
             only.transparent |= args.transparent;
         }
+    }
+    if let Some(dir) = &args.statements {
+        config.statements = Some(dir.clone());
     }
     if let Some(dir) = &args.record {
         let rc = config
@@ -191,11 +201,27 @@ async fn serve(config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitCode>
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        r = tokio::signal::ctrl_c() => {
-            r.context("waiting for Ctrl-C")?;
-            tracing::info!("interrupt: shutting down");
+    // SIGHUP: re-read the TLS certificates, keys and trust stores (docs/tls.md).
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                break;
+            }
+            r = tokio::signal::ctrl_c() => {
+                r.context("waiting for Ctrl-C")?;
+                tracing::info!("interrupt: shutting down");
+                break;
+            }
+            _ = hup.recv() => match proxy.reload_tls() {
+                Ok(n) => println!("dicomtap proxy: SIGHUP: reloaded TLS of {n} listener(s)"),
+                Err(e) => {
+                    tracing::error!("SIGHUP: TLS reload failed, keeping the certificates in use: {e}");
+                    println!("dicomtap proxy: SIGHUP: TLS reload failed, keeping the certificates in use: {e}");
+                }
+            },
         }
     }
     println!(

@@ -167,9 +167,18 @@ fn decode_text(charset: &str, bytes: &[u8]) -> Option<String> {
     use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
     let terms: Vec<&str> = charset.split('\\').map(str::trim).collect();
     let term = if bytes.contains(&0x1B) {
-        terms.iter().rev().find(|t| !t.is_empty()).copied().unwrap_or("ISO_IR 6")
+        terms
+            .iter()
+            .rev()
+            .find(|t| !t.is_empty())
+            .copied()
+            .unwrap_or("ISO_IR 6")
     } else {
-        terms.first().copied().filter(|t| !t.is_empty()).unwrap_or("ISO_IR 6")
+        terms
+            .first()
+            .copied()
+            .filter(|t| !t.is_empty())
+            .unwrap_or("ISO_IR 6")
     };
     let cs = SpecificCharacterSet::from_code(term)?;
     let text = cs.decode(bytes).ok()?;
@@ -677,7 +686,11 @@ impl<'a> State<'a> {
                 );
             }
             Err(e) => {
-                return CheckResult::new(Check::Commitment, Verdict::Fail, format!("N-ACTION: {e}"));
+                return CheckResult::new(
+                    Check::Commitment,
+                    Verdict::Fail,
+                    format!("N-ACTION: {e}"),
+                );
             }
         }
         // Wait for the report on this association, or on the listener.
