@@ -250,9 +250,9 @@ fn probe_echo_contexts_store_against_storescp() {
             && r[3] == "accepted"),
         "{rows:?}"
     );
-    // The stored object arrived.
+    // The stored object and the full study (3 CT slices, 1 Secondary Capture) arrived.
     let files = std::fs::read_dir(&received).unwrap().count();
-    assert_eq!(files, 1, "storescp received {files} files");
+    assert_eq!(files, 5, "storescp received {files} files");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("<testcase") && xml.contains("name=\"store\""),
@@ -519,4 +519,142 @@ fn probe_echo_store_find_move_against_orthanc() {
         summary.contains("C-MOVE delivered it") && summary.contains("C-GET returned it"),
         "{summary}"
     );
+}
+
+#[test]
+fn probe_store_find_move_matching_against_dcmqrscp() {
+    if !require(
+        "probe_store_find_move_matching_against_dcmqrscp",
+        &["dcmqrscp"],
+    ) {
+        return;
+    }
+    let scene = Scene::new("dcmqrscp");
+    let (port, move_port) = (free_port(), free_port());
+    let db = scene.path().join("db");
+    std::fs::create_dir_all(&db).unwrap();
+    let cfg = scene.path().join("dcmqrscp.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
+             HostTable BEGIN\nprobe = (DICOMTAP, 127.0.0.1, {move_port})\nHostTable END\n\
+             VendorTable BEGIN\nVendorTable END\n\
+             AETable BEGIN\nDCMQRSCP {} RW (200, 1024mb) ANY\nAETable END\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let mut qr = Proc::spawn(
+        "dcmqrscp",
+        command("dcmqrscp", &["-c", cfg.to_str().unwrap()]),
+        scene.path(),
+    );
+    assert!(
+        wait_for_port(port, Duration::from_secs(10), Some(&mut qr)),
+        "dcmqrscp did not start\n{}",
+        qr.output()
+    );
+    let target = format!("127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{move_port}");
+    let (code, report) = scene.probe(
+        "probe-dcmqrscp",
+        &[
+            "--target",
+            &target,
+            "--called-ae",
+            "DCMQRSCP",
+            "--listen",
+            &listen,
+            "echo",
+            "store",
+            "commitment",
+            "find-move",
+            "matching",
+        ],
+    );
+    assert_eq!(code, 0, "{report:#}");
+    for c in ["echo", "store", "find-move", "matching"] {
+        assert_eq!(verdict(&report, c), "pass", "{c}: {report:#}");
+    }
+    // dcmqrscp offers no Storage Commitment: skipped, not failed.
+    assert_eq!(verdict(&report, "commitment"), "skipped", "{report:#}");
+    let rows = table_rows(&report, "matching");
+    let case = rows.iter().find(|r| r[1] == "<t>alpha^john").unwrap();
+    assert_eq!(case[4], "case-sensitive", "{rows:?}");
+}
+
+#[test]
+fn probe_matrix_echoes_every_source_to_every_destination() {
+    if !require(
+        "probe_matrix_echoes_every_source_to_every_destination",
+        &["storescp"],
+    ) {
+        return;
+    }
+    let scene = Scene::new("matrix");
+    let (port, down) = (free_port(), free_port());
+    let mut scp = Proc::spawn(
+        "storescp",
+        command("storescp", &["-aet", "STORESCP", &port.to_string()]),
+        scene.path(),
+    );
+    assert!(wait_for_port(port, Duration::from_secs(10), Some(&mut scp)));
+    let devices = scene.path().join("devices");
+    std::fs::create_dir_all(&devices).unwrap();
+    std::fs::write(
+        devices.join("site.toml"),
+        format!(
+            r#"schema = "dicomtap-statement/1"
+[device]
+name = "SITE"
+[[ae]]
+title = "MODALITY"
+initiator = true
+[[ae]]
+title = "STORESCP"
+hosts = ["127.0.0.1"]
+port = {port}
+acceptor = true
+accept_calling_ae_titles = ["DICOMTAP"]
+[[ae]]
+title = "GONE"
+hosts = ["127.0.0.1"]
+port = {down}
+acceptor = true
+"#
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args([
+        "probe",
+        "matrix",
+        "--json",
+        "--timeout",
+        "3",
+        "--source",
+        "DICOMTAP",
+        "--devices",
+    ])
+    .arg(&devices);
+    let out = run("probe-matrix", cmd, scene.path(), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    let m: Value = serde_json::from_str(&out.stdout).unwrap();
+    let cell = |s: &str, d: &str| {
+        m["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["source"] == s && c["destination"] == d)
+            .unwrap_or_else(|| panic!("no cell {s} -> {d}: {m:#}"))
+            .clone()
+    };
+    assert_eq!(cell("DICOMTAP", "STORESCP")["verdict"], "pass");
+    // storescp answers anyone; the statement says it only accepts DICOMTAP.
+    assert_eq!(
+        cell("MODALITY", "STORESCP")["verdict"],
+        "differs-from-statement"
+    );
+    assert_eq!(cell("MODALITY", "GONE")["verdict"], "fail");
 }

@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx, scp: SocketAddr) -> anyhow::Result<Value> {
             metrics: None,
             record_dir: None,
         },
-        store::start_socat(ctx, scp, None)?,
+        store::start_socat(ctx, scp, true)?,
         store::start_dicomtap(ctx, scp, None, &[])?,
         store::start_dicomtap(ctx, scp, Some("full"), &[])?,
     ];

@@ -86,23 +86,32 @@ pub struct Relay {
     pub record_dir: Option<TempDir>,
 }
 
-pub fn start_socat(ctx: &Ctx, upstream: SocketAddr, buf: Option<usize>) -> anyhow::Result<Relay> {
+/// socat as a relay that inspects nothing. `tuned`: 64 KiB transfer buffer (like the
+/// proxy's read buffer) and TCP_NODELAY on both legs; otherwise socat's defaults (8 KiB,
+/// Nagle on), which is how it is usually run.
+pub fn start_socat(ctx: &Ctx, upstream: SocketAddr, tuned: bool) -> anyhow::Result<Relay> {
     let port = util::free_port()?;
     let mut cmd = Command::new("socat");
-    if let Some(b) = buf {
-        cmd.args(["-b", &b.to_string()]);
-    }
-    cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"))
-        .arg(format!("TCP:{upstream}"));
-    let name = match buf {
-        Some(b) => format!("socat -b{b}"),
-        None => "socat".to_string(),
+    let opts = if tuned {
+        cmd.args(["-b", "65536"]);
+        ",nodelay"
+    } else {
+        ""
     };
-    let p = Proc::spawn(&name, cmd, &ctx.log("socat"), true)?;
+    cmd.arg(format!(
+        "TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr{opts}"
+    ))
+    .arg(format!("TCP:{upstream}{opts}"));
+    let name = if tuned {
+        "socat -b65536 nodelay"
+    } else {
+        "socat (defaults)"
+    };
+    let p = Proc::spawn(name, cmd, &ctx.log("socat"), true)?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     util::wait_port(addr, Duration::from_secs(10))?;
     Ok(Relay {
-        name,
+        name: name.to_string(),
         proc: Some(p),
         addr,
         metrics: None,
@@ -219,8 +228,8 @@ pub fn run(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result
         metrics: None,
         record_dir: None,
     }];
-    relays.push(start_socat(ctx, scp, None)?);
-    relays.push(start_socat(ctx, scp, Some(65536))?);
+    relays.push(start_socat(ctx, scp, true)?);
+    relays.push(start_socat(ctx, scp, false)?);
     if util::have("haproxy") {
         relays.push(start_haproxy(ctx, scp)?);
     } else {
@@ -270,6 +279,8 @@ pub fn run(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result
     let mut rows = Vec::new();
     for (wi, w) in workloads.iter().enumerate() {
         let direct = util::median(&secs[wi][0]);
+        // The tuned socat is the baseline: Nagle's algorithm alone makes the default one
+        // slow on request/response traffic, which says nothing about relaying.
         let socat = util::median(&secs[wi][1]);
         for (ri, r) in relays.iter().enumerate() {
             let med = util::median(&secs[wi][ri]);

@@ -6,7 +6,8 @@
 //!
 //! Checked besides "no panic": every diagnostic names the file; a statement that loads
 //! is written back out (`write::to_toml`, documented to "load back to the same
-//! statement") and must load back equal, then the pair goes through `diff` and its text
+//! statement") and must load back to a statement that writes the same text (source line
+//! numbers, which the model keeps, necessarily differ), then the pair goes through `diff` and its text
 //! and HTML renderings; an imported statement must write out to TOML that loads, and
 //! load back equal to what was imported.
 #![no_main]
@@ -36,7 +37,20 @@ fn round_trip(s: &Statement, what: &str) {
         Ok(b) => b,
         Err(e) => panic!("{what}: written statement does not load: {e:?}\n{text}"),
     };
-    assert_eq!(&back, s, "{what}: written statement loads back different\n{text}");
+    // Statements keep their source line numbers, which the writer cannot reproduce:
+    // compare what they write instead.
+    let again = write::to_toml(&back);
+    if again != text {
+        let diff: Vec<String> = text
+            .lines()
+            .zip(again.lines())
+            .enumerate()
+            .filter(|(_, (x, y))| x != y)
+            .take(6)
+            .map(|(i, (x, y))| format!("line {}: {x}  =>  {y}", i + 1))
+            .collect();
+        panic!("{what}: written statement loads back different:\n{}\n{text}", diff.join("\n"));
+    }
     let pair = [s.clone(), back];
     let report = diff::diff(&pair);
     let _ = diff::to_text(&report);

@@ -119,7 +119,9 @@ fn clean_aes(key: &str, list: Vec<String>) -> Result<Vec<String>, String> {
         .map(|ae| {
             let t = ae.trim_matches(' ').to_string();
             if t.is_empty() || t.len() > 16 || t.chars().any(|c| c.is_control() || c == '\\') {
-                Err(format!("{key}: {ae:?} is not an AE title (1 to 16 characters)"))
+                Err(format!(
+                    "{key}: {ae:?} is not an AE title (1 to 16 characters)"
+                ))
             } else {
                 Ok(t)
             }
@@ -182,8 +184,7 @@ impl AccessConfig {
                 detail: format!("source address {source} is in deny_source {net}"),
             });
         }
-        if !self.allow_source.is_empty() && !self.allow_source.iter().any(|c| c.contains(source))
-        {
+        if !self.allow_source.is_empty() && !self.allow_source.iter().any(|c| c.contains(source)) {
             return Err(Denial {
                 reason: 1,
                 label: "source",
@@ -294,9 +295,17 @@ mod tests {
         assert!(c.contains(ip("10.1.2.3")));
         assert!(!c.contains(ip("10.2.0.1")));
         assert!(c.contains(ip("::ffff:10.1.9.9")));
-        assert!("0.0.0.0/0".parse::<Cidr>().is_ok_and(|c| c.contains(ip("8.8.8.8"))));
+        assert!(
+            "0.0.0.0/0"
+                .parse::<Cidr>()
+                .is_ok_and(|c| c.contains(ip("8.8.8.8")))
+        );
         assert!("::1".parse::<Cidr>().is_ok_and(|c| c.contains(ip("::1"))));
-        assert!("::/0".parse::<Cidr>().is_ok_and(|c| !c.contains(ip("1.2.3.4"))));
+        assert!(
+            "::/0"
+                .parse::<Cidr>()
+                .is_ok_and(|c| !c.contains(ip("1.2.3.4")))
+        );
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("host".parse::<Cidr>().is_err());
     }
@@ -320,7 +329,8 @@ mod tests {
             Err(3)
         );
         assert_eq!(
-            a.check(lo, Some(&rq("PACS", "OTHER"))).map_err(|d| d.reason),
+            a.check(lo, Some(&rq("PACS", "OTHER")))
+                .map_err(|d| d.reason),
             Err(3)
         );
         assert_eq!(
@@ -333,10 +343,7 @@ mod tests {
                 .map_err(|d| (d.reason, d.label)),
             Err((1, "source"))
         );
-        assert_eq!(
-            a.check(lo, None).map_err(|d| d.label),
-            Err("unreadable_rq")
-        );
+        assert_eq!(a.check(lo, None).map_err(|d| d.label), Err("unreadable_rq"));
         // Source-only rules need no RQ.
         let s = AccessConfig {
             deny_source: vec!["10.0.0.0/8".parse().unwrap_or(Cidr {

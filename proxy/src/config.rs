@@ -522,7 +522,11 @@ impl ProxyConfig {
         if self.metrics_token.is_some() && self.metrics_token_file.is_some() {
             return Err("set `metrics_token` or `metrics_token_file`, not both".into());
         }
-        if self.metrics_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        if self
+            .metrics_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
             return Err("`metrics_token` is empty".into());
         }
         if self.limits.max_associations == 0 {

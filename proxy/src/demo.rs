@@ -690,7 +690,9 @@ fn build_associations(events: &[ProxyEvent]) -> Vec<AssociationReport> {
                 }
                 _ => {}
             },
-            ProxyEventKind::Conformance(c) => w.report.notes.push(format!("conformance: {}", c.finding)),
+            ProxyEventKind::Conformance(c) => {
+                w.report.notes.push(format!("conformance: {}", c.finding))
+            }
             ProxyEventKind::Wire(e) => match &e.kind {
                 EventKind::AssociateRq(rq) => {
                     w.report.calling_ae = rq.calling_ae.clone();

@@ -60,7 +60,7 @@ impl Metrics {
         };
         let associations_total = counter_vec(
             "dicomtap_associations_total",
-            "Associations by outcome (accepted, rejected, proxy_rejected_upstream, proxy_rejected_limit, no_response) and AE titles.",
+            "Associations by outcome (accepted, rejected, proxy_rejected_upstream, proxy_rejected_limit, proxy_rejected_access, tls_failed, no_response) and AE titles.",
             &["result", "calling_ae", "called_ae"],
         )?;
         let associations_active =

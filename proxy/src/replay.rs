@@ -152,13 +152,16 @@ impl Summary {
     }
 }
 
-/// Whether an acceptor event is an answer the requestor may have waited for.
+/// Whether an acceptor event is something the requestor may have waited for (an
+/// "answer" in the dependency rule).
 fn is_answer(e: &Event) -> bool {
     e.from == Side::Acceptor
         && match &e.kind {
             EventKind::AssociateAc(_) | EventKind::AssociateRj(_) | EventKind::ReleaseRp => true,
+            // Final responses, and the acceptor's own requests (C-STORE sub-operations of
+            // a C-GET, N-EVENT-REPORT), which the requestor answers.
             EventKind::Command(c) => {
-                c.command.is_response() && c.command.status_class().is_none_or(|s| s.is_final())
+                c.command.is_request() || c.command.status_class().is_none_or(|s| s.is_final())
             }
             _ => false,
         }
@@ -367,6 +370,9 @@ pub struct ReplayOptions {
     /// Wait for each expected answer at most this long.
     pub timeout: Duration,
     pub allow_original_destination: bool,
+    /// Every server address of the capture (all associations, not only the selected
+    /// ones): a proxy recording holds both legs, and neither may be hit by accident.
+    pub capture_destinations: Vec<SocketAddr>,
 }
 
 /// The replay of one association.
@@ -407,10 +413,12 @@ pub fn refusal(rec: &Recorded, opts: &ReplayOptions) -> Option<String> {
     if let Some(why) = &rec.incomplete {
         return Some(format!("incomplete recording: {why}"));
     }
-    if !opts.allow_original_destination && rec.server == opts.to {
+    if !opts.allow_original_destination
+        && (rec.server == opts.to || opts.capture_destinations.contains(&opts.to))
+    {
         return Some(format!(
-            "{} is the original destination; pass --allow-original-destination to send there",
-            rec.server
+            "{} is an original destination in the capture; pass --allow-original-destination to send there",
+            opts.to
         ));
     }
     None
@@ -478,19 +486,21 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
     let start = Instant::now();
     let orig_start = rec.pdus.first().map(|p| p.ts_us).unwrap_or(0);
     // Handles one thing the target did; false when the association is over.
+    // Handles one thing the target did: `Some(why)` when the association is over.
     let handle = |i: Incoming,
                   answers: &mut usize,
                   peer_requests: &mut usize,
                   id_map: &mut HashMap<u16, u16>|
-     -> bool {
+     -> Option<String> {
+        let what = i.describe();
         match i {
             Incoming::Accept(_) => *answers += 1,
             // Released: the requestor closes the connection now.
             Incoming::ReleaseRp => {
                 *answers += 1;
-                return false;
+                return Some(what);
             }
-            Incoming::Reject(_) | Incoming::Abort(_) | Incoming::Closed(_) => return false,
+            Incoming::Reject(_) | Incoming::Abort(_) | Incoming::Closed(_) => return Some(what),
             Incoming::Message(m) if m.command.is_response() => {
                 if m.command.status_class().is_none_or(|c| c.is_final()) {
                     *answers += 1;
@@ -504,10 +514,11 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
                     id_map.insert(*orig, new);
                 }
                 *peer_requests += 1;
+                *answers += 1;
             }
             _ => {}
         }
-        true
+        None
     };
     for (n, p) in rec.pdus.iter().enumerate() {
         if !opts.fast {
@@ -521,7 +532,10 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
             let deadline = Instant::now() + opts.timeout;
             match link.next(deadline, "an answer") {
                 Ok(i) => {
-                    if !handle(i, &mut answers, &mut peer_requests, &mut id_map) {
+                    if let Some(why) = handle(i, &mut answers, &mut peer_requests, &mut id_map) {
+                        out.problems.push(format!(
+                            "the target ended the association ({why}) before PDU {n}"
+                        ));
                         stopped = true;
                         break;
                     }
@@ -568,7 +582,7 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
         // Collect the remaining answers until the target closes (or a quiet timeout).
         let deadline = Instant::now() + opts.timeout;
         while let Ok(i) = link.next(deadline, "the end") {
-            if !handle(i, &mut answers, &mut peer_requests, &mut id_map) {
+            if handle(i, &mut answers, &mut peer_requests, &mut id_map).is_some() {
                 break;
             }
         }
@@ -687,7 +701,7 @@ pub fn to_text(r: &AssociationReplay, out: &mut String) {
     }
     let Some(b) = &r.replay else { return };
     let a = &r.original;
-    let _ = writeln!(out, "    {:<40} {:<36} {}", "", "original", "replay");
+    let _ = writeln!(out, "    {:<40} {:<36} replay", "", "original");
     let _ = writeln!(
         out,
         "    {:<40} {:<36} {}",
@@ -701,10 +715,10 @@ pub fn to_text(r: &AssociationReplay, out: &mut String) {
     };
     let _ = writeln!(
         out,
-        "    {:<40} {:<36} {}",
+        "    {:<40} {:<36} {} accepted",
         format!("contexts ({} proposed)", a.contexts.len()),
         format!("{} accepted", accepted(a)),
-        format!("{} accepted", accepted(b))
+        accepted(b)
     );
     for (id, c) in &a.contexts {
         let o = b.contexts.get(id);

@@ -162,8 +162,9 @@ pub enum ProxyError {
     Recorder(#[from] crate::recorder::RecorderError),
     #[error("metrics: {0}")]
     Metrics(String),
+    /// A certificate, key or trust store could not be used (the message names the file).
     #[error("TLS: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(crate::tls::TlsError),
     #[error("statements: {0}")]
     Statements(String),
 }
@@ -198,6 +199,9 @@ struct Shared {
     associations: AtomicU64,
     bytes: [AtomicU64; 2],
     tasks: Mutex<HashMap<u64, AbortHandle>>,
+    /// Set when the drain time is over: open associations are cut (A-ABORT where between
+    /// PDUs, close, `closed` event) rather than dropped silently.
+    cut: watch::Sender<bool>,
 }
 
 /// A started proxy: its sockets are bound and it serves until [`RunningProxy::shutdown`].
@@ -225,7 +229,8 @@ impl RunningProxy {
             .listeners
             .iter()
             .map(|l| ListenerTls::load(l.tls.as_ref(), l.upstream_tls.as_ref()).map(Arc::new))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ProxyError::Tls)?;
         let metrics_token = crate::access::load_metrics_token(
             config.metrics_token.as_deref(),
             config.metrics_token_file.as_deref(),
@@ -291,6 +296,7 @@ impl RunningProxy {
             associations: AtomicU64::new(0),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
             tasks: Mutex::new(HashMap::new()),
+            cut: watch::channel(false).0,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut listen_addrs = Vec::new();
@@ -343,7 +349,8 @@ impl RunningProxy {
             .tls
             .iter()
             .map(|t| t.prepare())
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ProxyError::Tls)?;
         let mut n = 0;
         for (t, p) in self.tls.iter().zip(prepared) {
             n += usize::from(t.is_active());
@@ -401,6 +408,13 @@ impl RunningProxy {
         let cut = self.shared.active.load(Ordering::Acquire);
         if cut > 0 {
             tracing::warn!("drain timeout: closing {cut} open association(s)");
+            // Each association aborts its peers and logs its end itself; whatever is still
+            // running after that (e.g. a connect in progress) is dropped.
+            let _ = self.shared.cut.send(true);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.shared.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let handles: Vec<AbortHandle> = self
                 .shared
                 .tasks
@@ -723,7 +737,10 @@ async fn analyse(
     let mut conv = Conversation::new(shared.engine.clone());
     let mut observer = AssociationObserver::new(shared.metrics.clone());
     // Only kept for the conformance rules, which read sessions when associations end.
-    let mut session = shared.checker.as_ref().map(|_| SessionBuilder::new(id, Some(client), None));
+    let mut session = shared
+        .checker
+        .as_ref()
+        .map(|_| SessionBuilder::new(id, Some(client), None));
     let mut conn_info = ConnectionInfo {
         id: ConnId(id),
         client,
@@ -831,7 +848,10 @@ async fn analyse(
             }
             Err(_) => Vec::new(),
         };
-        let events: Vec<ProxyEvent> = findings.into_iter().map(|f| emit(conformance_event(&shared, f), upstream)).collect();
+        let events: Vec<ProxyEvent> = findings
+            .into_iter()
+            .map(|f| emit(conformance_event(&shared, f), upstream))
+            .collect();
         if let Some(rec) = &shared.recorder {
             for ev in events {
                 rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
@@ -845,9 +865,17 @@ fn conformance_event(shared: &Shared, finding: ConformanceFinding) -> ProxyEvent
     shared
         .metrics
         .conformance_findings_total
-        .with_label_values(&[&finding.device, &finding.rule.to_string(), &finding.severity.to_string()])
+        .with_label_values(&[
+            &finding.device,
+            &finding.rule.to_string(),
+            &finding.severity.to_string(),
+        ])
         .inc();
-    ProxyEventKind::Conformance(ConformanceEvent { ts_us: finding.evidence.ts_us, event: "conformance_finding", finding })
+    ProxyEventKind::Conformance(ConformanceEvent {
+        ts_us: finding.evidence.ts_us,
+        event: "conformance_finding",
+        finding,
+    })
 }
 
 /// How reading the first PDU went.
@@ -1107,7 +1135,12 @@ async fn run_association(
     let upstream_addr = upstream.peer_addr().ok();
     let local = upstream.local_addr().ok();
     let upstream = match tls
-        .connect(upstream, &target_host, limits.connect_timeout, &shared.metrics)
+        .connect(
+            upstream,
+            &target_host,
+            limits.connect_timeout,
+            &shared.metrics,
+        )
         .await
     {
         Ok((conn, facts)) => {
@@ -1248,6 +1281,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
         Done,
         Failed(Side, PumpEnd),
         Idle,
+        Cut,
     }
     let stop = {
         let [f0, f1] = &mut framers;
@@ -1255,7 +1289,13 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
         let c2u = pump(&mut cr, &mut uw, Side::Requestor, assoc, f0, bs);
         let u2c = pump(&mut ur, &mut cw, Side::Acceptor, assoc, f1, bs);
         let idle = idle_watch(assoc, limits.idle_timeout);
-        tokio::pin!(c2u, u2c, idle);
+        let mut cut_rx = assoc.shared.cut.subscribe();
+        let cut = async move {
+            if cut_rx.wait_for(|c| *c).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(c2u, u2c, idle, cut);
         loop {
             if ended[0] && ended[1] {
                 break Stop::Done;
@@ -1270,6 +1310,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                     if !matches!(r, PumpEnd::Fin) { break Stop::Failed(Side::Acceptor, r); }
                 }
                 _ = &mut idle => break Stop::Idle,
+                _ = &mut cut => break Stop::Cut,
             }
         }
     };
@@ -1321,7 +1362,11 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
             }
             assoc.closed(text);
         }
-        Stop::Idle => {
+        Stop::Idle | Stop::Cut => {
+            let why = match stop {
+                Stop::Idle => "idle timeout",
+                _ => "cut at drain",
+            };
             for (side, writer) in [(Side::Requestor, &mut uw), (Side::Acceptor, &mut cw)] {
                 // `side`'s bytes go through `writer`; abort the receiver if between PDUs.
                 if !ended[side.index()] && framers[side.index()].at_boundary() {
@@ -1331,7 +1376,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                     if ok {
                         assoc.notice(Notice::ProxyAbort {
                             to: side.peer(),
-                            why: "idle timeout".into(),
+                            why: why.into(),
                         });
                         assoc.tap(side, now_us(), &abort).await;
                     }
@@ -1343,7 +1388,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                     assoc.end(side, StreamEnd::Close).await;
                 }
             }
-            assoc.closed("idle timeout");
+            assoc.closed(why);
         }
     }
 }

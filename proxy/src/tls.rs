@@ -119,9 +119,12 @@ impl TryFrom<RawServerTls> for ServerTlsConfig {
         if client_auth != ClientAuth::Off && raw.client_ca.is_none() {
             return Err("client_auth = \"required\" or \"optional\" needs `client_ca`".into());
         }
-        let cipher_suites = raw
-            .cipher_suites
-            .unwrap_or_else(|| DEFAULT_CIPHER_SUITES.iter().map(|s| s.to_string()).collect());
+        let cipher_suites = raw.cipher_suites.unwrap_or_else(|| {
+            DEFAULT_CIPHER_SUITES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
         let config = ServerTlsConfig {
             cert: raw.cert,
             key: raw.key,
@@ -174,9 +177,12 @@ impl TryFrom<RawClientTls> for ClientTlsConfig {
             ServerName::try_from(name.clone())
                 .map_err(|_| format!("server_name {name:?} is not a DNS name or IP address"))?;
         }
-        let cipher_suites = raw
-            .cipher_suites
-            .unwrap_or_else(|| DEFAULT_CIPHER_SUITES.iter().map(|s| s.to_string()).collect());
+        let cipher_suites = raw.cipher_suites.unwrap_or_else(|| {
+            DEFAULT_CIPHER_SUITES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
         let config = ClientTlsConfig {
             ca: raw.ca,
             cert: raw.cert,
@@ -193,23 +199,16 @@ impl TryFrom<RawClientTls> for ClientTlsConfig {
 // ---------------------------------------------------------------------------------------
 // Building rustls configurations
 
-/// Why TLS could not be set up from the configuration.
+/// Why TLS could not be set up from the configuration. The message is complete (file and
+/// cause), so the causes are not chained again as sources.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{}: {error}", path.display())]
+    Read { path: PathBuf, error: io::Error },
     #[error("{}: {message}", path.display())]
     Pem { path: PathBuf, message: String },
-    #[error("{what}: {source}")]
-    Rustls {
-        what: String,
-        #[source]
-        source: rustls::Error,
-    },
+    #[error("{what}: {error}")]
+    Rustls { what: String, error: rustls::Error },
     #[error("{0}")]
     Config(String),
 }
@@ -263,9 +262,9 @@ fn provider(versions: &[TlsVersion], suites: &[String]) -> Result<CryptoProvider
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|error| TlsError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
@@ -297,9 +296,9 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certs(path)? {
-        roots.add(cert).map_err(|source| TlsError::Rustls {
+        roots.add(cert).map_err(|error| TlsError::Rustls {
             what: format!("{}: trust anchor", path.display()),
-            source,
+            error,
         })?;
     }
     Ok(roots)
@@ -322,9 +321,9 @@ pub fn build_server_config(c: &ServerTlsConfig) -> Result<Arc<rustls::ServerConf
     let what = |w: &str| format!("[listener.tls] {w}");
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions_of(&c.versions))
-        .map_err(|source| TlsError::Rustls {
+        .map_err(|error| TlsError::Rustls {
             what: what("versions"),
-            source,
+            error,
         })?;
     let builder = match (&c.client_ca, c.client_auth) {
         (Some(ca), ClientAuth::Required | ClientAuth::Optional) => {
@@ -336,9 +335,9 @@ pub fn build_server_config(c: &ServerTlsConfig) -> Result<Arc<rustls::ServerConf
             if c.client_auth == ClientAuth::Optional {
                 vb = vb.allow_unauthenticated();
             }
-            let verifier = vb.build().map_err(|e| {
-                TlsError::Config(format!("{}: client verifier: {e}", ca.display()))
-            })?;
+            let verifier = vb
+                .build()
+                .map_err(|e| TlsError::Config(format!("{}: client verifier: {e}", ca.display())))?;
             builder.with_client_cert_verifier(verifier)
         }
         _ => builder.with_no_client_auth(),
@@ -347,9 +346,9 @@ pub fn build_server_config(c: &ServerTlsConfig) -> Result<Arc<rustls::ServerConf
     let key = load_key(&c.key)?;
     let config = builder
         .with_single_cert(certs, key)
-        .map_err(|source| TlsError::Rustls {
+        .map_err(|error| TlsError::Rustls {
             what: format!("{} / {}", c.cert.display(), c.key.display()),
-            source,
+            error,
         })?;
     Ok(Arc::new(config))
 }
@@ -360,17 +359,17 @@ pub fn build_client_config(c: &ClientTlsConfig) -> Result<Arc<rustls::ClientConf
     let roots = load_roots(&c.ca)?;
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions_of(&c.versions))
-        .map_err(|source| TlsError::Rustls {
+        .map_err(|error| TlsError::Rustls {
             what: "[listener.upstream_tls] versions".into(),
-            source,
+            error,
         })?
         .with_root_certificates(roots);
     let config = match (&c.cert, &c.key) {
         (Some(cert), Some(key)) => builder
             .with_client_auth_cert(load_certs(cert)?, load_key(key)?)
-            .map_err(|source| TlsError::Rustls {
+            .map_err(|error| TlsError::Rustls {
                 what: format!("{} / {}", cert.display(), key.display()),
-                source,
+                error,
             })?,
         _ => builder.with_no_client_auth(),
     };
@@ -761,7 +760,9 @@ pub fn failed_notice(f: &HandshakeFailure) -> crate::server::Notice {
 /// The host part of `host:port` / `[v6]:port`, for certificate verification.
 pub fn host_of(target: &str) -> String {
     match target.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => h.trim_matches(|c| c == '[' || c == ']').to_string(),
+        Some((h, p)) if p.parse::<u16>().is_ok() => {
+            h.trim_matches(|c| c == '[' || c == ']').to_string()
+        }
         _ => target.to_string(),
     }
 }
@@ -1058,7 +1059,10 @@ mod tests {
             normalise_suite("tls_ecdhe_rsa_with_aes_128_gcm_sha256"),
             "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
         );
-        let defaults: Vec<String> = DEFAULT_CIPHER_SUITES.iter().map(|s| s.to_string()).collect();
+        let defaults: Vec<String> = DEFAULT_CIPHER_SUITES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let p = provider(&default_versions(), &defaults);
         assert_eq!(p.map(|p| p.cipher_suites.len()).ok(), Some(7));
         assert!(provider(&default_versions(), &["TLS_RSA_WITH_RC4_128_MD5".into()]).is_err());

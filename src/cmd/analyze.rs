@@ -263,9 +263,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             match std::fs::File::open(path) {
                 Ok(file) => {
                     let (reader, _progress) = super::progress::Progress::wrap(file, &name, size);
-                    CaptureReader::new(name.clone(), std::io::BufReader::with_capacity(1 << 20, reader))
-                        .map(|r| r.with_config(capture_config.clone()))
-                        .and_then(|mut r| r.process(&mut analysis))
+                    CaptureReader::new(
+                        name.clone(),
+                        std::io::BufReader::with_capacity(1 << 20, reader),
+                    )
+                    .map(|r| r.with_config(capture_config.clone()))
+                    .and_then(|mut r| r.process(&mut analysis))
                 }
                 Err(e) => {
                     eprintln!("dicomtap: {name}: cannot open: {e}");
@@ -306,7 +309,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out.write(|o| writeln!(o, "{line}"));
         }
         if non_dicom > 0 {
-            out.write(|o| writeln!(o, "{non_dicom} TCP connections carried no DICOM and are not listed"));
+            out.write(|o| {
+                writeln!(
+                    o,
+                    "{non_dicom} TCP connections carried no DICOM and are not listed"
+                )
+            });
         }
     }
     if statements.is_some() && !out.json && args.detail.is_none() {

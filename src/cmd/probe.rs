@@ -26,16 +26,25 @@ matching, date ranges\n  charset     store Part-10 files (pydicom's charset_file
 query and retrieve them, compare the name bytes\n  max-pdu     advertise a huge max length; what \
 the device advertises and sends\n  timeouts    (only when named) ARTIM and idle association \
 timeouts, measured\n  malformed   (only when named) truncated / oversized PDUs, bad lengths, \
-bad command sets, each followed by a C-ECHO\n\nExit codes: 0 no check failed, 1 a check failed \
+bad command sets, each followed by a C-ECHO\n\n`dicomtap probe matrix --devices DIR` instead runs a \
+C-ECHO from every source AE title to every destination of a device list (statements) and sets \
+each result against the destination's accept_calling_ae_titles.\n\nExit codes: 0 no check failed, 1 a check failed \
 (or, with --strict, differs from the statement), 2 usage or input error."
 )]
 pub struct Args {
-    /// The device: HOST:PORT.
+    /// The device: HOST:PORT (required unless the check is `matrix`).
     #[arg(long, value_name = "HOST:PORT")]
-    target: String,
-    /// The device's AE title.
+    target: Option<String>,
+    /// The device's AE title (required unless the check is `matrix`).
     #[arg(long, value_name = "TITLE")]
-    called_ae: String,
+    called_ae: Option<String>,
+    /// `matrix`: the device list, a statement file or a directory of them; every acceptor
+    /// AE with hosts and port is a destination, every initiator AE title a source.
+    #[arg(long, value_name = "PATH")]
+    devices: Option<PathBuf>,
+    /// `matrix`: an extra source AE title; repeatable.
+    #[arg(long = "source", value_name = "TITLE")]
+    sources: Vec<String>,
     /// The probe's AE title.
     #[arg(long, value_name = "TITLE", default_value = "DICOMTAP")]
     calling_ae: String,
@@ -99,7 +108,16 @@ fn addr(s: &str, what: &str) -> anyhow::Result<SocketAddr> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    for t in [&args.called_ae, &args.calling_ae, &args.move_ae] {
+    if args.checks.iter().any(|c| c == "matrix") {
+        if args.checks.len() > 1 {
+            bail!("`matrix` runs on its own, not with other checks");
+        }
+        return run_matrix(&args);
+    }
+    let (Some(target), Some(called_ae)) = (args.target.clone(), args.called_ae.clone()) else {
+        bail!("--target and --called-ae are required (except for `probe matrix`)");
+    };
+    for t in [&called_ae, &args.calling_ae, &args.move_ae] {
         if t.is_empty() || t.len() > 16 || !t.is_ascii() {
             bail!("AE title {t:?} must be 1 to 16 ASCII characters");
         }
@@ -121,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if checks.is_empty() {
         checks = Check::defaults();
     }
-    let mut cfg = ProbeConfig::new(addr(&args.target, "--target")?, &args.called_ae);
+    let mut cfg = ProbeConfig::new(addr(&target, "--target")?, &called_ae);
     cfg.calling_ae = args.calling_ae.clone();
     cfg.move_ae = args.move_ae.clone();
     cfg.timeout = secs("timeout", args.timeout)?;
@@ -150,13 +168,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.statement {
         let st = dicomtap_analyzer::statement::load(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let ae = match st.ae(&args.called_ae) {
+        let ae = match st.ae(&called_ae) {
             Some(a) => a.clone(),
             None if st.ae.len() == 1 => st.ae[0].clone(),
             None => bail!(
                 "{}: no AE titled {:?} (it has: {})",
                 path.display(),
-                args.called_ae,
+                called_ae,
                 st.ae
                     .iter()
                     .map(|a| a.title.as_str())
@@ -190,6 +208,78 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let failed =
         report.failed() || (args.strict && report.count(Verdict::DiffersFromStatement) > 0);
     Ok(if failed {
+        ExitCode::from(super::EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_matrix(args: &Args) -> anyhow::Result<ExitCode> {
+    use dicomtap_proxy::probe::matrix;
+    let Some(path) = &args.devices else {
+        bail!("`probe matrix` needs --devices (a statement file or a directory of them)");
+    };
+    let statements = if path.is_dir() {
+        dicomtap_analyzer::statement::load_dir(path)
+    } else {
+        dicomtap_analyzer::statement::load_files(std::slice::from_ref(path))
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let plan = matrix::plan(&statements, &args.sources);
+    if plan.sources.is_empty() || plan.destinations.is_empty() {
+        bail!(
+            "{}: {} source AE titles and {} destinations (acceptor AEs with hosts and port) found; need at least one of each",
+            path.display(),
+            plan.sources.len(),
+            plan.destinations.len()
+        );
+    }
+    let m = matrix::run(plan, secs("timeout", args.timeout)?);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &m)?;
+        writeln!(out)?;
+    } else {
+        let t = m.table();
+        let cols = t.headers.len();
+        let mut width = vec![0usize; cols];
+        for row in std::iter::once(&t.headers).chain(&t.rows) {
+            for (i, c) in row.iter().enumerate().take(cols) {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        for row in std::iter::once(&t.headers).chain(&t.rows) {
+            let line: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<w$}", w = width.get(i).copied().unwrap_or(0)))
+                .collect();
+            writeln!(out, "{}", line.join("  ").trim_end())?;
+        }
+        for s in &m.skipped {
+            writeln!(out, "skipped {s}")?;
+        }
+        let fails = m
+            .cells
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count();
+        let differs = m
+            .cells
+            .iter()
+            .filter(|c| c.verdict == Verdict::DiffersFromStatement)
+            .count();
+        writeln!(
+            out,
+            "{} pairs: {fails} fail, {differs} differ from the statements",
+            m.cells.len()
+        )?;
+    }
+    let differs = m
+        .cells
+        .iter()
+        .any(|c| c.verdict == Verdict::DiffersFromStatement);
+    Ok(if m.failed() || (args.strict && differs) {
         ExitCode::from(super::EXIT_FINDINGS)
     } else {
         ExitCode::SUCCESS

@@ -35,7 +35,10 @@ impl Progress {
     pub fn wrap<R: Read>(inner: R, name: &str, size: u64) -> (Counting<R>, Progress) {
         let read = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
-        let reader = Counting { inner, read: read.clone() };
+        let reader = Counting {
+            inner,
+            read: read.clone(),
+        };
         let thread = (std::io::stderr().is_terminal() && size >= MIN_SIZE).then(|| {
             let (name, done) = (name.to_string(), done.clone());
             std::thread::spawn(move || {

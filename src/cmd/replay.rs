@@ -89,10 +89,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         called_ae: args.called_ae.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
         allow_original_destination: args.allow_original_destination,
+        capture_destinations: Vec::new(),
     };
     let name = args.capture.display().to_string();
     let recorded =
         replay::load(&args.capture).with_context(|| format!("{name}: cannot read the capture"))?;
+    let mut opts = opts;
+    opts.capture_destinations = recorded.iter().map(|r| r.server).collect();
+    opts.capture_destinations.sort();
+    opts.capture_destinations.dedup();
     let selected: Vec<_> = recorded
         .into_iter()
         .filter(|r| args.associations.is_empty() || args.associations.contains(&r.id))

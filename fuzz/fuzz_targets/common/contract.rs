@@ -11,7 +11,6 @@ use dicomtap_analyzer::capture::{CloseReason, ConnId, ConnectionInfo, Side, Stre
 
 #[derive(Debug, Default, Clone)]
 pub struct Conn {
-    pub info: Option<ConnectionInfo>,
     pub closed: bool,
     pub ended: [bool; 2],
     pub last_ts: u64,
@@ -83,7 +82,6 @@ impl<S: StreamSink> StreamSink for Contract<S> {
         self.conns.insert(
             conn.id,
             Conn {
-                info: Some(conn.clone()),
                 last_ts: conn.first_ts_us,
                 ..Conn::default()
             },

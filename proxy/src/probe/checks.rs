@@ -88,6 +88,9 @@ fn status_text(code: u16, command_field: u16) -> String {
     format!("{:04X} ({})", code, s.meaning)
 }
 
+/// One malformed-data case: sends it and returns the device's reaction.
+type MalformedCase = fn(&State<'_>) -> Result<String, String>;
+
 /// An object the probe stored and how the device answered.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -585,7 +588,78 @@ impl<'a> State<'a> {
             }
             Err(e) => CheckResult::new(Check::Store, Verdict::Fail, format!("C-STORE failed: {e}")),
         };
+        let r = if r.verdict == Verdict::Pass {
+            self.store_full_study(r)
+        } else {
+            r
+        };
         self.store_result = Some(r.clone());
+        r
+    }
+
+    /// After the single object: a small full study (CT series in Explicit VR LE, a
+    /// Secondary Capture in Implicit VR LE) on one association.
+    fn store_full_study(&mut self, mut r: CheckResult) -> CheckResult {
+        let opts = crate::peers::study::StudyOptions {
+            patient_name: format!("{}^STUDY", self.token),
+            patient_id: format!("{}F", self.token),
+            ct_slices: 3,
+            size: 64,
+        };
+        let study = match crate::peers::study::generate(&opts) {
+            Ok(s) => s,
+            Err(e) => {
+                r.details.push(format!("full study not generated: {e}"));
+                return r;
+            }
+        };
+        match self.store_objects(&study.objects) {
+            Ok(statuses) => {
+                let mut ok = 0;
+                let mut refused = 0;
+                for (o, st) in study.objects.iter().zip(&statuses) {
+                    match st {
+                        None => refused += 1,
+                        Some(code) => {
+                            let s = Stored {
+                                object: o.clone(),
+                                study_uid: study.study_instance_uid.clone(),
+                                patient_id: opts.patient_id.clone(),
+                                status: Some(*code),
+                            };
+                            if s.success() {
+                                ok += 1;
+                            } else {
+                                r.verdict = Verdict::Fail;
+                                r.details.push(format!(
+                                    "full study: {} answered {}",
+                                    o.sop_instance_uid,
+                                    status_text(*code, field::C_STORE_RSP)
+                                ));
+                            }
+                            self.stored.push(s);
+                        }
+                    }
+                }
+                r.details.push(format!(
+                    "full study {}: {ok} of {} objects stored with Success{}",
+                    study.study_instance_uid,
+                    study.objects.len(),
+                    if refused > 0 {
+                        format!(", {refused} not sent (presentation context refused)")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            Err(e) => {
+                r.verdict = Verdict::Fail;
+                r.details.push(format!("full study: {e}"));
+            }
+        }
+        if r.verdict == Verdict::Fail {
+            r.summary = format!("{}; the full study failed", r.summary);
+        }
         r
     }
 
@@ -935,7 +1009,7 @@ impl<'a> State<'a> {
             .as_ref()
             .ok_or("no --listen given: the probe runs no move destination")?;
         let mut link = self
-            .open_qr(&[STUDY_ROOT_MOVE, PATIENT_ROOT_MOVE], &[])
+            .open_qr(&[STUDY_ROOT_FIND, STUDY_ROOT_MOVE], &[])
             .map_err(|e| e.to_string())?;
         let (pc, ts) = link
             .context_for(STUDY_ROOT_MOVE, None)
@@ -990,7 +1064,7 @@ impl<'a> State<'a> {
         storage: &[(String, String)],
     ) -> Result<(u16, Vec<super::link::Message>), String> {
         let mut link = self
-            .open_qr(&[STUDY_ROOT_GET], storage)
+            .open_qr(&[STUDY_ROOT_FIND, STUDY_ROOT_GET], storage)
             .map_err(|e| e.to_string())?;
         let Some((pc, ts)) = link.context_for(STUDY_ROOT_GET, None) else {
             link.abort();
@@ -1279,7 +1353,6 @@ impl<'a> State<'a> {
                 Err(e) => Err(e),
             };
             let (shown, result) = match &matched {
-                Ok(m) if m == expected => (m.clone(), "ok".to_string()),
                 Ok(m) if !required => (
                     m.clone(),
                     if m.is_empty() {
@@ -1288,6 +1361,7 @@ impl<'a> State<'a> {
                         "case-insensitive (allowed for PN)".into()
                     },
                 ),
+                Ok(m) if m == expected => (m.clone(), "ok".to_string()),
                 Ok(m) => {
                     differ += 1;
                     (m.clone(), "DIFFERS".into())
@@ -1805,7 +1879,7 @@ impl<'a> State<'a> {
             rows: Vec::new(),
         };
         let mut down = 0;
-        let cases: [(&str, fn(&State<'_>) -> Result<String, String>); 7] = [
+        let cases: [(&str, MalformedCase); 7] = [
             ("truncated PDU (P-DATA-TF cut short, then close)", |s| {
                 s.case_truncated()
             }),

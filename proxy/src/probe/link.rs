@@ -299,6 +299,7 @@ pub struct Link {
     /// Engine events of the peer, for callers that want them (e.g. replay diff).
     pub events: Vec<Event>,
     pub keep_events: bool,
+    rbuf: Vec<u8>,
 }
 
 impl Link {
@@ -336,6 +337,7 @@ impl Link {
             closed: false,
             events: Vec::new(),
             keep_events: false,
+            rbuf: vec![0u8; 64 * 1024],
         }
     }
 
@@ -491,7 +493,6 @@ impl Link {
 
     /// The next thing the peer did, waiting at most until `deadline`.
     pub fn next(&mut self, deadline: Instant, what: &str) -> Result<Incoming, LinkError> {
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
             if let Some(i) = self.ready.pop_front() {
                 if matches!(i, Incoming::Closed(_)) {
@@ -508,10 +509,10 @@ impl Link {
             }
             let wait = (deadline - now).max(Duration::from_millis(1));
             let _ = self.stream.set_read_timeout(Some(wait));
-            match self.stream.read(&mut buf) {
+            match self.stream.read(&mut self.rbuf) {
                 Ok(0) => self.conv.end(self.me.peer(), now_us(), StreamEnd::Close),
                 Ok(n) => {
-                    let data = buf.get(..n).unwrap_or_default();
+                    let data = self.rbuf.get(..n).unwrap_or_default();
                     self.conv.feed(self.me.peer(), now_us(), data);
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}

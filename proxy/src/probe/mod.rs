@@ -11,6 +11,7 @@ pub mod checks;
 pub mod dataset;
 pub mod link;
 pub mod listener;
+pub mod matrix;
 pub mod report;
 
 use std::net::SocketAddr;
