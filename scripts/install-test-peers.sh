@@ -14,6 +14,7 @@ command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
 command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
