@@ -459,10 +459,12 @@ fn orthanc(dir: &Path, dicom_port: u16, move_port: u16) -> Proc {
     });
     std::fs::write(&cfg, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     let cmd = if is_root() && user_ids("orthanc").is_some() {
+        // Only the database belongs to Orthanc; the test directory stays ours (dumpcap
+        // and the other peers write there) but must be traversable.
         let _ = Command::new("chown")
             .arg("-R")
             .arg("orthanc")
-            .arg(dir)
+            .arg(&db)
             .status();
         set_mode(dir, 0o755);
         command(

@@ -300,13 +300,16 @@ fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
         "Name": "dicomtap-replay-test", "StorageDirectory": db, "IndexDirectory": db,
         "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": free_port(),
         "RemoteAccessAllowed": false, "AuthenticationEnabled": false, "Plugins": [],
+        "DicomModalities": { "probe": ["DICOMTAP", "127.0.0.1", free_port()] },
     });
     std::fs::write(&cfg, serde_json::to_string(&json).unwrap()).unwrap();
     let cmd = if is_root() && user_ids("orthanc").is_some() {
+        // Only the database belongs to Orthanc; the test directory stays ours (dumpcap
+        // and the other peers write there) but must be traversable.
         let _ = Command::new("chown")
             .arg("-R")
             .arg("orthanc")
-            .arg(dir.path())
+            .arg(&db)
             .status();
         set_mode(dir.path(), 0o755);
         command(
@@ -350,4 +353,37 @@ fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
             .all(|d| !d.as_str().unwrap().contains("status")),
         "{diffs:?}"
     );
+
+    // A C-GET session (the acceptor sends C-STORE requests the requestor answers),
+    // recorded from the probe, replays to the same Orthanc when explicitly allowed.
+    let capture = Capture::start("probe-session", &[port], dir.path());
+    let mut probe = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    probe.args([
+        "probe",
+        "--target",
+        &to,
+        "--called-ae",
+        "ORTHANC",
+        "find-move",
+    ]);
+    run_ok("probe", probe, dir.path(), Duration::from_secs(120));
+    let file = capture.finish();
+    let (code, out) = replay_json(
+        dir.path(),
+        "replay-get",
+        &[
+            file.to_str().unwrap(),
+            "--to",
+            &to,
+            "--fast",
+            "--allow-original-destination",
+        ],
+    );
+    assert_eq!(code, 0, "{out:#?}");
+    let get = out
+        .iter()
+        .find(|a| a["original"]["messages"]["1"]["command"] == "C-GET")
+        .unwrap_or_else(|| panic!("no C-GET association: {out:#?}"));
+    assert_eq!(get["replay"]["messages"]["1"]["status"], "0000", "{get:#}");
+    assert!(get["differences"].as_array().unwrap().is_empty(), "{get:#}");
 }

@@ -232,6 +232,18 @@ impl<'a> State<'a> {
         let _ = link.release(self.cfg.timeout);
     }
 
+    /// A hint for errors that usually mean the device does not know the probe's AE.
+    fn hint(&self, e: &str) -> String {
+        if e.contains("aborted") || e.contains("rejected") {
+            format!(
+                " (many archives refuse queries and retrieves from unknown AE titles: is {} configured at the device?)",
+                self.cfg.calling_ae
+            )
+        } else {
+            String::new()
+        }
+    }
+
     // ---------------------------------------------------------------------------- echo
 
     /// One C-ECHO on a fresh association: `Ok(latency_us)` or why not.
@@ -1141,7 +1153,7 @@ impl<'a> State<'a> {
             }
             Err(e) => {
                 r.verdict = Verdict::Fail;
-                parts.push(format!("C-FIND failed: {e}"));
+                parts.push(format!("C-FIND failed: {e}{}", self.hint(&e)));
             }
         }
         let expect: Vec<String> = stored
@@ -1175,7 +1187,7 @@ impl<'a> State<'a> {
                 }
                 Err(e) => {
                     r.verdict = Verdict::Fail;
-                    parts.push(format!("C-MOVE failed: {e}"));
+                    parts.push(format!("C-MOVE failed: {e}{}", self.hint(&e)));
                 }
             }
         } else {
@@ -1222,7 +1234,7 @@ impl<'a> State<'a> {
             }
             Err(e) => {
                 r.verdict = Verdict::Fail;
-                parts.push(format!("C-GET failed: {e}"));
+                parts.push(format!("C-GET failed: {e}{}", self.hint(&e)));
             }
         }
         r.summary = parts.join("; ");
