@@ -4,8 +4,8 @@
 //!
 //! Loading drives the capture reader and one wire engine per connection: the requestor's
 //! byte stream is cut into PDUs, and for each PDU the loader notes how many *answers*
-//! (A-ASSOCIATE-AC, final DIMSE responses, A-RELEASE-RP) the original acceptor had given
-//! before it. Sending waits for the target to have given as many answers before each PDU
+//! (A-ASSOCIATE-AC, final DIMSE responses, the acceptor's own requests, A-RELEASE-RP) the
+//! original acceptor had given before it. Sending waits for the target to have given as many answers before each PDU
 //! (with a timeout), so requests that depended on a response go after it. Responses the
 //! requestor sent to the acceptor's own requests (C-STORE sub-operations of a C-GET,
 //! N-EVENT-REPORTs) get their Message ID Being Responded To mapped onto the target's IDs.

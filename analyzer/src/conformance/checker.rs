@@ -497,7 +497,7 @@ impl<'a> Ctx<'a> {
         if ts > self.g.clock {
             self.g.clock = ts;
         }
-        if self.g.clock >= self.g.last_sweep + 1_000_000 {
+        if self.g.clock >= self.g.last_sweep.saturating_add(1_000_000) {
             let now = self.g.clock;
             self.sweep(now);
         }
