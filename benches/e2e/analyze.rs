@@ -82,18 +82,21 @@ fn run_with_stdout(mut cmd: Command, timeout: Duration, log: &Path) -> anyhow::R
     cmd.stdin(std::process::Stdio::null()).stderr(err);
     let started = std::time::Instant::now();
     let mut child = cmd.spawn()?;
-    loop {
+    util::register(child.id(), false);
+    let r = loop {
         if let Some(status) = child.try_wait()? {
             // dicomtap analyze exits 1 when findings reach --fail-on (not set here).
-            return Ok((started.elapsed().as_secs_f64(), status.code() == Some(0)));
+            break Ok((started.elapsed().as_secs_f64(), status.code() == Some(0)));
         }
         if started.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            anyhow::bail!("timed out after {timeout:?}");
+            break Err(anyhow::anyhow!("timed out after {timeout:?}"));
         }
         std::thread::sleep(Duration::from_millis(2));
-    }
+    };
+    util::unregister(child.id());
+    r
 }
 
 pub fn run(ctx: &Ctx, file: &Path, port: u16, capture: Value) -> anyhow::Result<Value> {

@@ -18,6 +18,7 @@ pub fn run(ctx: &Ctx, scp: SocketAddr) -> anyhow::Result<Value> {
             addr: scp,
             metrics: None,
             record_dir: None,
+            large_only: false,
         },
         store::start_socat(ctx, scp, true)?,
         store::start_dicomtap(ctx, scp, None, &[])?,

@@ -447,6 +447,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let started = Instant::now();
+    util::install_signal_cleanup()?;
     anyhow::ensure!(
         ctx.dicomtap.exists(),
         "{} not found (build it: cargo build --release)",

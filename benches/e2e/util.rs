@@ -5,8 +5,75 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
+
+/// Processes started and directories created, for the signal handler: a SIGINT/SIGTERM
+/// ends the harness without unwinding, so the guards' `Drop` would never run.
+static LIVE: Mutex<Vec<(u32, bool)>> = Mutex::new(Vec::new());
+static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+pub fn register(pid: u32, group: bool) {
+    if let Ok(mut l) = LIVE.lock() {
+        l.push((pid, group));
+    }
+}
+
+pub fn unregister(pid: u32) {
+    if let Ok(mut l) = LIVE.lock() {
+        l.retain(|(p, _)| *p != pid);
+    }
+}
+
+fn kill(sig: &str, pid: u32, group: bool) {
+    let target = if group {
+        format!("-{pid}")
+    } else {
+        pid.to_string()
+    };
+    let _ = Command::new("kill")
+        .args([sig, "--", &target])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// On SIGINT or SIGTERM: end every registered process by its id, remove the scratch
+/// directories, exit 130.
+pub fn install_signal_cleanup() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        });
+        eprintln!("e2e: interrupted, stopping the processes it started");
+        let live: Vec<(u32, bool)> = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+        for &(pid, group) in &live {
+            kill("-TERM", pid, group);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        for &(pid, group) in &live {
+            kill("-KILL", pid, group);
+        }
+        for d in DIRS.lock().map(|d| d.clone()).unwrap_or_default() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        std::process::exit(130);
+    });
+    Ok(())
+}
 
 /// A child process that is ended when the guard drops: SIGTERM to it (or to its process
 /// group when it leads one), at most `grace` to exit, then SIGKILL. Always by its id.
@@ -37,6 +104,7 @@ impl Proc {
         let child = cmd
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting {name}: {e}"))?;
+        register(child.id(), group);
         Ok(Proc {
             name: name.to_string(),
             child,
@@ -59,6 +127,7 @@ impl Proc {
         let mut child = cmd
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting {name}: {e}"))?;
+        register(child.id(), false);
         let stdout = child
             .stdout
             .take()
@@ -108,16 +177,7 @@ impl Proc {
     }
 
     fn signal(&self, sig: &str) {
-        let target = if self.group {
-            format!("-{}", self.child.id())
-        } else {
-            self.child.id().to_string()
-        };
-        let _ = Command::new("kill")
-            .args([sig, "--", &target])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        kill(sig, self.child.id(), self.group);
     }
 
     /// SIGTERM (or `sig`), then waits up to the grace period, then SIGKILL.
@@ -140,6 +200,7 @@ impl Proc {
             self.signal("-KILL");
         }
         let _ = self.child.wait();
+        unregister(self.child.id());
     }
 }
 
@@ -161,6 +222,9 @@ impl TempDir {
             std::fs::remove_dir_all(&path)?;
         }
         std::fs::create_dir_all(&path)?;
+        if let Ok(mut d) = DIRS.lock() {
+            d.push(path.clone());
+        }
         Ok(TempDir { path, keep: false })
     }
 }
@@ -292,6 +356,7 @@ pub fn metric_sum(text: &str, metric: &str) -> f64 {
 }
 
 /// Runs `cmd` to completion with a deadline; kills it (by pid) when the deadline passes.
+/// Its output goes to `log` (the caller's stdout setting is replaced).
 /// Returns the wall time and whether it exited with status 0.
 pub fn run_timed(mut cmd: Command, timeout: Duration, log: &Path) -> anyhow::Result<(f64, bool)> {
     let out = std::fs::OpenOptions::new()
@@ -304,17 +369,20 @@ pub fn run_timed(mut cmd: Command, timeout: Duration, log: &Path) -> anyhow::Res
         .stderr(Stdio::from(err));
     let started = Instant::now();
     let mut child = cmd.spawn()?;
-    loop {
+    register(child.id(), false);
+    let r = loop {
         if let Some(status) = child.try_wait()? {
-            return Ok((started.elapsed().as_secs_f64(), status.success()));
+            break Ok((started.elapsed().as_secs_f64(), status.success()));
         }
         if started.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            anyhow::bail!("timed out after {timeout:?}");
+            break Err(anyhow::anyhow!("timed out after {timeout:?}"));
         }
         std::thread::sleep(Duration::from_micros(500));
-    }
+    };
+    unregister(child.id());
+    r
 }
 
 /// Is `prog` on the PATH?

@@ -501,11 +501,13 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
                 return Some(what);
             }
             Incoming::Reject(_) | Incoming::Abort(_) | Incoming::Closed(_) => return Some(what),
-            Incoming::Message(m) if m.command.is_response() => {
-                if m.command.status_class().is_none_or(|c| c.is_final()) {
-                    *answers += 1;
-                }
+            Incoming::Message(m)
+                if m.command.is_response()
+                    && m.command.status_class().is_none_or(|c| c.is_final()) =>
+            {
+                *answers += 1;
             }
+            Incoming::Message(m) if m.command.is_response() => {}
             Incoming::Message(m) => {
                 if let (Some(orig), Some(new)) = (
                     rec.acceptor_request_ids.get(*peer_requests),

@@ -16,6 +16,7 @@ use super::{Check, CheckResult, ProbeConfig, Table, Verdict};
 use crate::peers::EncodedObject;
 
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+pub const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
 pub const STORAGE_COMMITMENT: &str = "1.2.840.10008.1.20.1";
 pub const STORAGE_COMMITMENT_INSTANCE: &str = "1.2.840.10008.1.20.1.1";
 pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
@@ -1683,7 +1684,11 @@ impl<'a> State<'a> {
         let mut rq = self
             .builder()
             .context(Proposal::new(VERIFICATION, &[IMPLICIT_LE]))
-            .context(Proposal::new(STUDY_ROOT_FIND, &[EXPLICIT_LE, IMPLICIT_LE]));
+            .context(Proposal::new(STUDY_ROOT_FIND, &[EXPLICIT_LE, IMPLICIT_LE]))
+            .context(Proposal::new(CT_IMAGE_STORAGE, &[EXPLICIT_LE]))
+            .context(Proposal::new(STUDY_ROOT_GET, &[EXPLICIT_LE, IMPLICIT_LE]));
+        // SCP role for CT, so the C-GET below makes the device send the object back.
+        rq.scp_roles.push(CT_IMAGE_STORAGE.to_string());
         rq.max_length = HUGE;
         let mut link = match Link::connect(self.cfg.target, self.cfg.timeout) {
             Ok(l) => l,
@@ -1729,6 +1734,86 @@ impl<'a> State<'a> {
             .map(|s| s.study_uid.clone());
         if let (Some(study), Some(_)) = (stored, link.context_for(STUDY_ROOT_FIND, None)) {
             let _ = self.find(&mut link, &Self::study_keys(&study));
+        }
+        // A C-STORE large enough to be cut into PDUs of exactly the device's max length.
+        let advertised_max = ac.user_info.max_length.unwrap_or(0);
+        if !link.closed
+            && (1..=(1 << 20)).contains(&advertised_max)
+            && let Some((pc, _)) = link.context_for(CT_IMAGE_STORAGE, Some(EXPLICIT_LE))
+        {
+            let side = if advertised_max > 60_000 { 512 } else { 256 };
+            let opts = crate::peers::study::StudyOptions {
+                patient_name: format!("{}^MAXPDU", self.token),
+                patient_id: format!("{}M", self.token),
+                ct_slices: 1,
+                size: side,
+            };
+            if let Some((study_uid, obj)) =
+                crate::peers::study::generate(&opts).ok().and_then(|st| {
+                    let uid = st.study_instance_uid.clone();
+                    st.objects
+                        .into_iter()
+                        .find(|o| o.sop_class_uid == CT_IMAGE_STORAGE)
+                        .map(|o| (uid, o))
+                })
+            {
+                let id = link.next_message_id();
+                let mut cmd = request(field::C_STORE_RQ, id, CT_IMAGE_STORAGE);
+                cmd.affected_sop_instance = Some(obj.sop_instance_uid.clone());
+                match link.request(pc, &cmd, Some(&obj.dataset), self.cfg.timeout) {
+                    Ok(ex)
+                        if ex
+                            .status()
+                            .is_some_and(|s| StatusClass::of(s) != StatusClass::Failure) =>
+                    {
+                        r.details.push(format!(
+                            "C-STORE of {} bytes in P-DATA-TF PDUs of exactly {advertised_max} bytes (its max length): {}",
+                            obj.dataset.len(),
+                            status_text(ex.status().unwrap_or(0), field::C_STORE_RSP)
+                        ));
+                    }
+                    Ok(ex) => {
+                        r.verdict = Verdict::Fail;
+                        r.details.push(format!(
+                            "C-STORE in PDUs of its own max length {advertised_max} answered {}",
+                            ex.status()
+                                .map(|s| status_text(s, field::C_STORE_RSP))
+                                .unwrap_or("without status".into())
+                        ));
+                    }
+                    Err(e) => {
+                        r.verdict = Verdict::Fail;
+                        r.details.push(format!(
+                            "C-STORE in PDUs of its own max length {advertised_max}: {e}"
+                        ));
+                    }
+                }
+                // What the device sends: C-GET the object back (the device's own PDU size,
+                // as we advertised a huge maximum).
+                if !link.closed
+                    && let Some((gpc, gts)) = link.context_for(STUDY_ROOT_GET, None)
+                {
+                    let mut keys = Dataset::new();
+                    keys.put_str(tag::QUERY_RETRIEVE_LEVEL, "CS", b"STUDY")
+                        .put_str(tag::STUDY_INSTANCE_UID, "UI", study_uid.as_bytes());
+                    let id = link.next_message_id();
+                    match link.request(
+                        gpc,
+                        &request(field::C_GET_RQ, id, STUDY_ROOT_GET),
+                        Some(&keys.encode(gts == EXPLICIT_LE)),
+                        self.cfg.timeout,
+                    ) {
+                        Ok(ex) => r.details.push(format!(
+                            "C-GET of it back: {} C-STORE sub-operations, final status {}",
+                            ex.peer_requests.len(),
+                            ex.status()
+                                .map(|s| format!("{s:04X}"))
+                                .unwrap_or("none".into())
+                        )),
+                        Err(e) => r.details.push(format!("C-GET of it back: {e}")),
+                    }
+                }
+            }
         }
         let largest = link.peer_largest_pdu;
         if !link.closed {
