@@ -33,10 +33,10 @@ pub struct Args {
     #[arg(long = "association", value_name = "ID")]
     associations: Vec<u64>,
     /// Only associations that started at or after this time (RFC 3339 UTC or UNIX seconds).
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = super::parse_time)]
     since: Option<u64>,
     /// Only associations that started before this time.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = super::parse_time)]
     until: Option<u64>,
     /// Send as fast as the target answers, instead of the original pacing.
     #[arg(long)]
@@ -163,42 +163,3 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// RFC 3339 UTC (`2026-11-27T08:00:00Z`, fractional seconds allowed) or UNIX seconds, to
-/// microseconds since the epoch.
-fn parse_time(s: &str) -> Result<u64, String> {
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e6) as u64);
-    }
-    let err = || format!("{s:?} is not RFC 3339 UTC (2026-11-27T08:00:00Z) or UNIX seconds");
-    let s2 = s.strip_suffix('Z').ok_or_else(err)?;
-    let (date, time) = s2.split_once('T').ok_or_else(err)?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|p| p.parse().map_err(|_| err()))
-        .collect::<Result<_, _>>()?;
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms
-        .split(':')
-        .map(|p| p.parse().map_err(|_| err()))
-        .collect::<Result<_, _>>()?;
-    let [y, m, day] = d[..] else {
-        return Err(err());
-    };
-    let [hh, mm, ss] = t[..] else {
-        return Err(err());
-    };
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let micros: u64 = format!("{:0<6}", &frac[..frac.len().min(6)])
-        .parse()
-        .map_err(|_| err())?;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs)
-        .map(|s| s * 1_000_000 + micros)
-        .map_err(|_| err())
-}
