@@ -905,15 +905,27 @@ fn soak_proxy_under_faults() {
         eprintln!("soak: the recording disk never filled up ({} bytes)", dir_bytes(&rec));
     }
 
-    // 6. A clean stop, then the recordings are readable.
+    // 6. A clean stop (exit 0 even with the disk full, docs/proxy.md "SIGTERM"), then the
+    // recordings are readable. Defects are collected and asserted last, so that every
+    // check runs.
+    let mut defects: Vec<String> = Vec::new();
+    if disk_full_at.is_some() && rec_dropped == 0.0 {
+        defects.push(
+            "the recording disk was full but dicomtap_recorder_dropped_total stayed 0 \
+             (the lost chunks and events are not counted)"
+                .into(),
+        );
+    }
     let status = proxy.stop("TERM", Duration::from_secs(60));
     let proxy_err = proxy.stderr();
     let recorder_errors = proxy_err.lines().filter(|l| l.contains("recorder")).count();
-    eprintln!(
-        "soak: proxy exit {status:?}; {recorder_errors} recorder error lines, first: {:?}",
-        proxy_err.lines().find(|l| l.contains("recorder"))
-    );
-    assert!(status.is_some_and(|s| s.success()), "the proxy did not stop cleanly:\n{}", proxy.output());
+    eprintln!("soak: proxy exit {status:?}; {recorder_errors} recorder error lines");
+    if !status.is_some_and(|s| s.success()) {
+        defects.push(format!(
+            "the proxy did not exit 0 on SIGTERM ({status:?}): {}",
+            proxy_err.lines().last().unwrap_or("")
+        ));
+    }
     let mut pcaps: Vec<PathBuf> = std::fs::read_dir(&rec)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -930,9 +942,10 @@ fn soak_proxy_under_faults() {
         let mut cmd = command("tshark", &["-n", "-q", "-r"]);
         cmd.arg(f);
         let t = support::run(&format!("tshark-{k}"), cmd, &logs, Duration::from_secs(180));
+        // A file cut by the full disk may end in the middle of a block.
         let cut_short = t.stderr.contains("cut short");
         eprintln!(
-            "soak: {} ({size} bytes): analyze {:?}, tshark {:?}{}",
+            "soak: {} ({size} bytes): analyze exit {:?}, tshark exit {:?}{}",
             f.file_name().unwrap().to_string_lossy(),
             a.status.code(),
             t.status.code(),
@@ -945,4 +958,5 @@ fn soak_proxy_under_faults() {
     assert!(unreadable.is_empty(), "unreadable recordings:\n{}", unreadable.join("\n"));
     drop(upstream);
     drop(tmpfs);
+    assert!(defects.is_empty(), "proxy defects:\n{}", defects.join("\n"));
 }

@@ -46,7 +46,11 @@ pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> 
 pub fn parse_time(s: &str) -> Result<u64, String> {
     let err = || format!("{s:?} is not RFC 3339 UTC (2026-11-27T08:00:00Z) or UNIX seconds");
     if let Ok(secs) = s.parse::<f64>() {
-        return if secs.is_finite() && (0.0..1e13).contains(&secs) { Ok((secs * 1e6) as u64) } else { Err(err()) };
+        return if secs.is_finite() && (0.0..1e13).contains(&secs) {
+            Ok((secs * 1e6) as u64)
+        } else {
+            Err(err())
+        };
     }
     let rest = s.strip_suffix('Z').ok_or_else(err)?;
     let (date, time) = rest.split_once('T').ok_or_else(err)?;
@@ -56,12 +60,28 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     }
     let numbers = |text: &str, sep: char| -> Result<Vec<i64>, String> {
         text.split(sep)
-            .map(|p| if p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_digit()) { Err(err()) } else { p.parse().map_err(|_| err()) })
+            .map(|p| {
+                if p.is_empty() || p.len() > 4 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                    Err(err())
+                } else {
+                    p.parse().map_err(|_| err())
+                }
+            })
             .collect()
     };
-    let [y, m, day] = numbers(date, '-')?[..] else { return Err(err()) };
-    let [hh, mm, ss] = numbers(hms, ':')?[..] else { return Err(err()) };
-    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+    let [y, m, day] = numbers(date, '-')?[..] else {
+        return Err(err());
+    };
+    let [hh, mm, ss] = numbers(hms, ':')?[..] else {
+        return Err(err());
+    };
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || hh > 23
+        || mm > 59
+        || ss > 60
+    {
         return Err(err());
     }
     // Days from civil (Howard Hinnant's algorithm).
@@ -72,16 +92,23 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    let micros: u64 = format!("{:0<6}", &frac[..frac.len().min(6)]).parse().map_err(|_| err())?;
+    let micros: u64 = format!("{:0<6}", &frac[..frac.len().min(6)])
+        .parse()
+        .map_err(|_| err())?;
     let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs).map(|s| s * 1_000_000 + micros).map_err(|_| err())
+    u64::try_from(secs)
+        .map(|s| s * 1_000_000 + micros)
+        .map_err(|_| err())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn times() {
-        assert_eq!(super::parse_time("2026-11-26T23:00:00.123456Z"), Ok(1_795_734_000_123_456));
+        assert_eq!(
+            super::parse_time("2026-11-26T23:00:00.123456Z"),
+            Ok(1_795_734_000_123_456)
+        );
         assert_eq!(super::parse_time("10"), Ok(10_000_000));
         assert!(super::parse_time("yesterday").is_err());
         assert!(super::parse_time("2026-11-26T23:00:00.ééZ").is_err());
