@@ -141,6 +141,22 @@ pub fn run(ctx: &Ctx, file: &Path, port: u16, capture: Value) -> anyhow::Result<
     // What each of them saw, as a check that both really decoded the DICOM traffic.
     let a_text = std::fs::read_to_string(&a_out).unwrap_or_default();
     let sessions = a_text.lines().filter(|l| l.contains("\"session\"")).count();
+    let mut data_sets = 0u64;
+    let mut pdus = 0u64;
+    for line in a_text.lines().filter(|l| l.contains("\"session\"")) {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        data_sets += find_key(&v, "data_sets")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        for side in ["requestor", "acceptor"] {
+            pdus += find_key(&v, side)
+                .and_then(|p| p.get("pdus"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+        }
+    }
     let summary: Value = a_text
         .lines()
         .rev()
@@ -180,8 +196,21 @@ pub fn run(ctx: &Ctx, file: &Path, port: u16, capture: Value) -> anyhow::Result<
         "analyzer_peak_rss_kib": a_peak,
         "tshark_peak_rss_kib": t_peak,
         "analyzer_sessions": sessions,
+        "analyzer_data_sets": data_sets,
+        "analyzer_pdus": pdus,
         "analyzer_summary": summary,
         "tshark_dicom_pdus": tshark_pdus,
         "tshark_p_data_pdus": tshark_pdata,
     }))
+}
+
+/// The first value under `key`, depth first.
+fn find_key<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(m) => m
+            .get(key)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
 }

@@ -395,9 +395,11 @@ fn table(results: &Value) -> (String, Vec<Value>) {
         );
         let _ = writeln!(
             t,
-            "speed-up {:.1}x; analyzer saw {} associations, tshark {} DICOM PDUs",
+            "speed-up {:.1}x; analyzer saw {} associations, {} PDUs, {} data sets; tshark {} DICOM PDUs",
             f(&a["speedup_vs_tshark"]),
             a["analyzer_sessions"],
+            a["analyzer_pdus"],
+            a["analyzer_data_sets"],
             a["tshark_dicom_pdus"]
         );
         let sp = f(&a["speedup_vs_tshark"]);

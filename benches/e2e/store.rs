@@ -247,6 +247,10 @@ pub fn run(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result
     relays.push(start_dicomtap(ctx, scp, None, &[])?);
     relays.push(start_dicomtap(ctx, scp, Some("headers"), &[])?);
     relays.push(start_dicomtap(ctx, scp, Some("full"), &[])?);
+    // Full recording that never drops (the forwarding waits for the recorder).
+    let mut bp = start_dicomtap(ctx, scp, Some("full"), &["--backpressure"])?;
+    bp.name = "dicomtap full --backpressure".into();
+    relays.push(bp);
 
     // Warm-up: one small send through each path (page cache, first-connection costs).
     for r in relays.iter().filter(|r| !r.large_only) {

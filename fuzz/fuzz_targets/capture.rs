@@ -13,6 +13,9 @@
 //! becomes a session or counts as non-DICOM; the stats agree with what the sink got
 //! (connections, gaps and gap bytes, data delivered within the bytes captured); every
 //! event (but data fragments), session and finding serializes to JSON.
+//!
+//! Regressions: fuzz/regressions/capture (`Checker::advance` overflowed on capture
+//! times within a second of `u64::MAX` microseconds; fixed in e37e93f).
 #![no_main]
 
 #[path = "common/contract.rs"]
@@ -24,7 +27,7 @@ use std::sync::OnceLock;
 
 use contract::Contract;
 use dicomtap_analyzer::analysis::{Analysis, AnalysisSink};
-use dicomtap_analyzer::capture::{CaptureReader, ConnectionInfo, PacketReader};
+use dicomtap_analyzer::capture::{CaptureReader, ConnectionInfo};
 use dicomtap_analyzer::conformance::checker::Checker;
 use dicomtap_analyzer::conformance::{Checked, ConformanceFinding, FindingSink};
 use dicomtap_analyzer::session::Session;
@@ -36,13 +39,27 @@ fn statements() -> &'static [Statement] {
     static ST: OnceLock<Vec<Statement>> = OnceLock::new();
     ST.get_or_init(|| {
         [
-            ("dcmtk-storescp.toml", include_str!("../seeds/statement/dcmtk-storescp-reduced.toml")),
-            ("dcmtk-dcmqrscp.toml", include_str!("../seeds/statement/dcmtk-dcmqrscp-reduced.toml")),
-            ("pynetdicom-storescp.toml", include_str!("../seeds/statement/pynetdicom-storescp-reduced.toml")),
-            ("orthanc-1.10.toml", include_str!("../seeds/statement/orthanc-1.10-reduced.toml")),
+            (
+                "dcmtk-storescp.toml",
+                include_str!("../seeds/statement/dcmtk-storescp-reduced.toml"),
+            ),
+            (
+                "dcmtk-dcmqrscp.toml",
+                include_str!("../seeds/statement/dcmtk-dcmqrscp-reduced.toml"),
+            ),
+            (
+                "pynetdicom-storescp.toml",
+                include_str!("../seeds/statement/pynetdicom-storescp-reduced.toml"),
+            ),
+            (
+                "orthanc-1.10.toml",
+                include_str!("../seeds/statement/orthanc-1.10-reduced.toml"),
+            ),
         ]
         .iter()
-        .map(|(name, text)| statement::parse(text, Path::new(name)).expect("bundled statement loads"))
+        .map(|(name, text)| {
+            statement::parse(text, Path::new(name)).expect("bundled statement loads")
+        })
         .collect()
     })
 }
@@ -64,7 +81,10 @@ impl AnalysisSink for Count {
 
     fn session(&mut self, _conn: &ConnectionInfo, session: Session) {
         self.sessions += 1;
-        assert!(session.first_ts_us <= session.last_ts_us, "session ends before it starts");
+        assert!(
+            session.first_ts_us <= session.last_ts_us,
+            "session ends before it starts"
+        );
         serde_json::to_string(&session).expect("sessions serialize");
     }
 }
@@ -87,43 +107,28 @@ fn run<S: AnalysisSink>(data: &[u8], analysis: Analysis<S>) -> Option<(Analysis<
         assert_eq!(returned, &stats);
     }
     sink.assert_all_closed();
-    assert_eq!(stats.connections, sink.opened, "connections counted vs opened");
+    assert_eq!(
+        stats.connections, sink.opened,
+        "connections counted vs opened"
+    );
     let (gaps, gap_bytes, delivered) = sink.conns.values().fold((0, 0, 0), |(g, b, d), c| {
-        (g + c.gaps[0] + c.gaps[1], b + c.gap_bytes[0] + c.gap_bytes[1], d + c.data[0] + c.data[1])
+        (
+            g + c.gaps[0] + c.gaps[1],
+            b + c.gap_bytes[0] + c.gap_bytes[1],
+            d + c.data[0] + c.data[1],
+        )
     });
     assert_eq!(stats.gaps, gaps, "gaps counted vs delivered");
     assert_eq!(stats.gap_bytes, gap_bytes, "gap bytes counted vs delivered");
-    assert!(delivered <= stats.bytes, "{delivered} bytes delivered of {} captured", stats.bytes);
+    assert!(
+        delivered <= stats.bytes,
+        "{delivered} bytes delivered of {} captured",
+        stats.bytes
+    );
     Some((sink.inner, stats.connections))
 }
 
-/// KNOWN BUG (fuzz/regressions/capture/checker-last-sweep-add-overflow.pcap):
-/// `Checker::advance` computes `last_sweep + 1_000_000`, which overflows for capture
-/// times within a second of `u64::MAX` microseconds. Until it is fixed, captures with any
-/// timestamp that far out go through the analysis without the checker, so that fuzzing
-/// keeps finding other problems. Remove once the regression passes.
-fn timestamps_near_max(data: &[u8]) -> bool {
-    let Ok(mut packets) = PacketReader::new("fuzz", Cursor::new(data)) else {
-        return false;
-    };
-    while let Ok(Some(p)) = packets.next_packet() {
-        if p.ts_us > u64::MAX / 2 {
-            return true;
-        }
-    }
-    false
-}
-
 fuzz_target!(|data: &[u8]| {
-    if timestamps_near_max(data) {
-        let analysis = Analysis::new(EngineConfig::default(), Count::default());
-        if let Some((analysis, connections)) = run(data, analysis) {
-            let non_dicom = analysis.non_dicom_connections();
-            let count = analysis.into_sink();
-            assert_eq!(count.sessions + non_dicom, connections, "each connection is a session or non-DICOM");
-        }
-        return;
-    }
     let checked = Checked::new(Checker::new(statements().to_vec()), Count::default());
     let analysis = Analysis::new(Checker::engine_config(EngineConfig::default()), checked);
     let Some((analysis, connections)) = run(data, analysis) else {

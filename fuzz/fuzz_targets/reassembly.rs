@@ -28,8 +28,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use contract::Contract;
 use dicomtap_analyzer::capture::{
-    CaptureConfig, CloseReason, ConnId, ConnectionInfo, Reassembler, Side, StreamEnd,
-    StreamSink,
+    CaptureConfig, CloseReason, ConnId, ConnectionInfo, Reassembler, Side, StreamEnd, StreamSink,
 };
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -93,7 +92,11 @@ struct Input {
 fn endpoints(conn: usize, from_server: bool) -> (SocketAddr, SocketAddr) {
     let client = SocketAddr::new(CLIENT.into(), 40000 + conn as u16);
     let server = SocketAddr::new(SERVER.into(), SERVER_PORTS[conn]);
-    if from_server { (server, client) } else { (client, server) }
+    if from_server {
+        (server, client)
+    } else {
+        (client, server)
+    }
 }
 
 /// An IPv4 + TCP frame (no options, checksums zero).
@@ -110,7 +113,11 @@ fn frame(
     let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
         unreachable!()
     };
-    let total = if tso { 0 } else { (40 + wire_len).min(65535) as u16 };
+    let total = if tso {
+        0
+    } else {
+        (40 + wire_len).min(65535) as u16
+    };
     let mut f = Vec::with_capacity(40 + payload.len());
     f.extend_from_slice(&[0x45, 0]);
     f.extend_from_slice(&total.to_be_bytes());
@@ -189,7 +196,8 @@ fuzz_target!(|input: Input| {
         max_connections: usize::from(input.max_connections % CONNS as u8) + 1,
         gap_timeout_us: [0, 1_000, 1_000_000, 10_000_000][usize::from(input.gap_timeout % 4)],
         ack_gap_grace_us: [0, 1_000, 200_000, 10_000_000][usize::from(input.ack_grace % 4)],
-        idle_timeout_us: [1_000, 1_000_000, 600_000_000, u64::MAX][usize::from(input.idle_timeout % 4)],
+        idle_timeout_us: [1_000, 1_000_000, 600_000_000, u64::MAX]
+            [usize::from(input.idle_timeout % 4)],
         ..CaptureConfig::default()
     };
     let cap = cfg.max_buffered_per_direction;
@@ -221,7 +229,9 @@ fuzz_target!(|input: Input| {
         // The first payload byte's sequence number (after the SYN's).
         let data_seq = seq.wrapping_add(u32::from(seg.flags & 2 != 0));
         let payload: Vec<u8> = match (&seg.payload, input.consistent) {
-            (_, true) => (0..len).map(|i| data_seq.wrapping_add(i as u32) as u8).collect(),
+            (_, true) => (0..len)
+                .map(|i| data_seq.wrapping_add(i as u32) as u8)
+                .collect(),
             (Payload::Len(_), false) => vec![seg.ack as u8; len],
             (Payload::Bytes(b), false) => b.clone(),
         };
@@ -229,7 +239,16 @@ fuzz_target!(|input: Input| {
         // With TSO the IP header says nothing: what was captured is the whole payload.
         let wire = if seg.tso { captured } else { len };
         *sent.entry((src, dst)).or_default() += captured as u64;
-        let f = frame(src, dst, seq, ack, seg.flags, &payload[..captured], wire, seg.tso);
+        let f = frame(
+            src,
+            dst,
+            seq,
+            ack,
+            seg.flags,
+            &payload[..captured],
+            wire,
+            seg.tso,
+        );
         r.frame(ts, LINKTYPE_RAW, &f, f.len() as u32, &mut sink);
         let open = r.open_connections();
         assert!(open <= CONNS);
@@ -250,7 +269,10 @@ fuzz_target!(|input: Input| {
     let stats = r.stats();
     assert_eq!(stats.connections, sink.opened);
     let (gaps, gap_bytes) = sink.conns.values().fold((0, 0), |(g, b), c| {
-        (g + c.gaps[0] + c.gaps[1], b + c.gap_bytes[0] + c.gap_bytes[1])
+        (
+            g + c.gaps[0] + c.gaps[1],
+            b + c.gap_bytes[0] + c.gap_bytes[1],
+        )
     });
     assert_eq!(stats.gaps, gaps);
     assert_eq!(stats.gap_bytes, gap_bytes);

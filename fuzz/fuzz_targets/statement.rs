@@ -12,6 +12,9 @@
 //! load back equal to what was imported.
 #![no_main]
 
+#[path = "common/known.rs"]
+mod known;
+
 use std::path::Path;
 
 use dicomtap_analyzer::statement::{self, Statement, StatementError, diff, import, write};
@@ -25,13 +28,23 @@ fn load(text: &str, what: &str) -> Result<Statement, StatementError> {
         let diags = e.diagnostics();
         assert!(!diags.is_empty(), "{what}: an error without diagnostics");
         for d in diags {
-            assert_eq!(d.file, Path::new(NAME), "{what}: diagnostic names another file");
+            assert_eq!(
+                d.file,
+                Path::new(NAME),
+                "{what}: diagnostic names another file"
+            );
         }
     }
     r
 }
 
 fn round_trip(s: &Statement, what: &str) {
+    // KNOWN BUG (fuzz/regressions/statement/ae-neither-initiator-nor-acceptor.toml): an AE
+    // without `initiator` and `acceptor` loads with both false, the writer writes both,
+    // and the loader rejects that. Skipped until fixed, so that fuzzing goes on.
+    if known::avoid() && s.ae.iter().any(|a| !a.initiator && !a.acceptor) {
+        return;
+    }
     let text = write::to_toml(s);
     let back = match load(&text, what) {
         Ok(b) => b,
@@ -49,7 +62,10 @@ fn round_trip(s: &Statement, what: &str) {
             .take(6)
             .map(|(i, (x, y))| format!("line {}: {x}  =>  {y}", i + 1))
             .collect();
-        panic!("{what}: written statement loads back different:\n{}\n{text}", diff.join("\n"));
+        panic!(
+            "{what}: written statement loads back different:\n{}\n{text}",
+            diff.join("\n")
+        );
     }
     let pair = [s.clone(), back];
     let report = diff::diff(&pair);

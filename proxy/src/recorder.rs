@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ use crate::server::framing::{Framer, Span};
 /// Why recording failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RecorderError {
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -89,6 +89,8 @@ pub enum RecordMsg {
 pub struct RecorderStats {
     pub packets: u64,
     pub events: u64,
+    /// Writes that failed (disk full, I/O error); what they held was dropped and counted.
+    pub write_errors: u64,
     pub files: Vec<PathBuf>,
 }
 
@@ -162,15 +164,37 @@ impl Recorder {
         let files = Arc::new(Mutex::new(Vec::new()));
         let mut writer = Writer::new(config.clone(), files.clone())?;
         let (tx, mut rx) = mpsc::channel(config.queue_chunks.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (thread_dropped, thread_metrics) = (dropped.clone(), metrics.clone());
         let thread = std::thread::Builder::new()
             .name("dicomtap-recorder".into())
             .spawn(move || {
+                // While writes fail (disk full), messages are dropped and counted, and the
+                // failure is logged once, not once per message; forwarding never notices.
+                let mut failing = false;
                 while let Some(msg) = rx.blocking_recv() {
                     if matches!(msg, RecordMsg::Close) {
                         break;
                     }
-                    if let Err(e) = writer.handle(msg) {
-                        tracing::error!("recorder: {e}");
+                    match writer.handle(msg) {
+                        Ok(()) => {
+                            if failing {
+                                tracing::warn!("recorder: writing again");
+                                failing = false;
+                            }
+                        }
+                        Err(e) => {
+                            writer.stats.write_errors += 1;
+                            thread_dropped.fetch_add(1, Ordering::Relaxed);
+                            thread_metrics.recorder_dropped_total.inc();
+                            if !failing {
+                                tracing::error!(
+                                    "recorder: {}; recorded data is dropped (and counted in dicomtap_recorder_dropped_total) until writing works again",
+                                    with_cause(&e)
+                                );
+                                failing = true;
+                            }
+                        }
                     }
                 }
                 writer.finish()
@@ -196,7 +220,7 @@ impl Recorder {
                 tx,
                 backpressure: config.backpressure,
                 metrics,
-                dropped: Arc::new(AtomicU64::new(0)),
+                dropped,
             },
             files,
             thread: Some(thread),
@@ -270,17 +294,23 @@ impl OpenFile {
         })
     }
 
+    /// Writes the buffered whole blocks. When the write fails (a full disk), whatever part
+    /// of it reached the file is cut off again, so the file still ends on a block boundary,
+    /// and the buffer is dropped: the caller counts the loss.
     fn flush(&mut self) -> Result<(), RecorderError> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        // Whole blocks only: one write_all of complete blocks.
-        self.file
-            .write_all(&self.buf)
-            .map_err(|source| RecorderError::Io {
+        let result = self.file.write_all(&self.buf);
+        if let Err(source) = result {
+            self.buf.clear();
+            let _ = self.file.set_len(self.written);
+            let _ = self.file.seek(SeekFrom::Start(self.written));
+            return Err(RecorderError::Io {
                 path: self.path.clone(),
                 source,
-            })?;
+            });
+        }
         self.written += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
@@ -600,7 +630,13 @@ impl Writer {
 
     fn finish(mut self) -> Result<RecorderStats, RecorderError> {
         // Conversations still open are left without FIN: they did not end.
-        self.flush()?;
+        if let Err(e) = self.flush() {
+            tracing::error!(
+                "recorder: the last buffered data was lost: {}",
+                with_cause(&e)
+            );
+            self.stats.write_errors += 1;
+        }
         if let Some(p) = &self.pcap {
             let _ = p.file.sync_all();
         }
@@ -609,6 +645,18 @@ impl Writer {
         stats.files = self.all_files.clone();
         Ok(stats)
     }
+}
+
+/// An error with its causes, for log lines.
+fn with_cause(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 fn open_pair(

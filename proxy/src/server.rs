@@ -158,7 +158,7 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("recording: {0}")]
+    #[error("recording")]
     Recorder(#[from] crate::recorder::RecorderError),
     #[error("metrics: {0}")]
     Metrics(String),

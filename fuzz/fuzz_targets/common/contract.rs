@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use dicomtap_analyzer::capture::{CloseReason, ConnId, ConnectionInfo, Side, StreamEnd, StreamSink};
+use dicomtap_analyzer::capture::{
+    CloseReason, ConnId, ConnectionInfo, Side, StreamEnd, StreamSink,
+};
 
 #[derive(Debug, Default, Clone)]
 pub struct Conn {
