@@ -610,3 +610,118 @@ fn a_status_the_statement_does_not_list_is_reported() {
     assert_eq!(f[0]["claim"], "statuses for MRImageStorage = [0000]");
     assert_eq!(f[0]["evidence"]["message_id"], 1);
 }
+
+/// The bundled statements (statements/) against the real peers they describe: default
+/// options, ordinary traffic, no finding.
+fn bundled(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("statements")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn bundled_dcmtk_storescp_statement_matches_real_storescp() {
+    if !require(
+        "conformance",
+        &["storescu", "storescp", "echoscu", "dumpcap"],
+    ) {
+        return;
+    }
+    let Some((_, data)) = require_python("conformance") else {
+        return;
+    };
+    let scene = Scene::new("bundled-storescp");
+    scene.statement("dcmtk-storescp.toml", &bundled("dcmtk-storescp.toml"));
+    let port = free_port();
+    let cap = Capture::start("bundled-storescp", &[port], scene.path());
+    let scp = scene.storescp(port, &[]);
+    let files = [
+        data.test_files.join("CT_small.dcm"),
+        data.test_files.join("MR_small.dcm"),
+        data.test_files.join("rtplan.dcm"),
+    ];
+    scene.storescu(port, "STORESCU", &[], &files);
+    scene.storescu(port, "STORESCU", &["-xb"], &files[..1]);
+    run_ok(
+        "echoscu",
+        command(
+            "echoscu",
+            &["-aec", "STORESCP", "127.0.0.1", &port.to_string()],
+        ),
+        scene.path(),
+        Duration::from_secs(30),
+    );
+    drop(scp);
+    let (findings, code, junit) = scene.analyze(&cap.finish());
+    assert!(
+        findings.is_empty(),
+        "the bundled statement disagrees with storescp:\n{}",
+        dump(&findings)
+    );
+    assert_eq!(code, 0);
+    assert!(junit.contains("failures=\"0\""), "{junit}");
+    assert!(
+        junit.contains("DCMTK_STORESCP") && !junit.contains("<skipped"),
+        "{junit}"
+    );
+}
+
+#[test]
+fn bundled_pynetdicom_storescp_statement_matches_real_app() {
+    if !require("conformance", &["storescu", "dumpcap"]) {
+        return;
+    }
+    let Some((py, data)) = require_python("conformance") else {
+        return;
+    };
+    let scene = Scene::new("bundled-pynetdicom");
+    scene.statement(
+        "pynetdicom-storescp.toml",
+        &bundled("pynetdicom-storescp.toml"),
+    );
+    let port = free_port();
+    let out = scene.path().join("received");
+    std::fs::create_dir_all(&out).unwrap();
+    let cap = Capture::start("bundled-pynetdicom", &[port], scene.path());
+    let mut scp = Proc::spawn(
+        "pynetdicom-storescp",
+        command(
+            py.to_str().unwrap(),
+            &[
+                "-m",
+                "pynetdicom",
+                "storescp",
+                "--output-directory",
+                out.to_str().unwrap(),
+                &port.to_string(),
+            ],
+        ),
+        scene.path(),
+    );
+    assert!(
+        wait_for_port(port, Duration::from_secs(20), Some(&mut scp)),
+        "pynetdicom storescp did not start\n{}",
+        scp.output()
+    );
+    let files = [
+        data.test_files.join("CT_small.dcm"),
+        data.test_files.join("MR_small.dcm"),
+    ];
+    scene.storescu(port, "STORESCU", &[], &files);
+    scp.stop("TERM", Duration::from_secs(5));
+    let (findings, code, junit) = scene.analyze(&cap.finish());
+    assert!(
+        findings.is_empty(),
+        "the bundled statement disagrees with pynetdicom storescp:\n{}",
+        dump(&findings)
+    );
+    assert_eq!(code, 0);
+    // The device took part: its rules were evaluated, not skipped.
+    assert!(
+        junit.contains("PYNETDICOM_STORESCP") && !junit.contains("<skipped"),
+        "{junit}"
+    );
+}
