@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
-# The end-to-end benchmarks in one command: installs the peers when they are missing
-# (DCMTK, tshark/dumpcap, socat via install-test-peers.sh; HAProxy, GNU time and perf
-# here), builds dicomtap and the harness in release mode, raises the open-files limit,
-# runs benches/e2e (see docs/performance.md), writes benches/results/latest.json and
-# prints the table. Options are passed to the harness (--quick, --reps N, --profile,
-# --sections store,echo,many,analyze, --help).
+# The end-to-end benchmarks in one command: installs the peers that are missing (DCMTK,
+# tshark/dumpcap, socat, HAProxy, GNU time; perf with --profile) from Debian's packages,
+# builds dicomtap and the harness in release mode, raises the open-files limit, runs
+# benches/e2e (see docs/performance.md), writes benches/results/latest.json and prints
+# the table. Arguments go to the harness: --quick, --reps N, --profile,
+# --sections store,echo,many,analyze, --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-test-peers.sh >/dev/null
-
 need_apt=()
+command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
+command -v dumpcap >/dev/null 2>&1 || need_apt+=(tshark)
+command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 [ -x /usr/bin/time ] || need_apt+=(time)
-command -v dumpcap >/dev/null 2>&1 || need_apt+=(tshark)
 if [[ " $* " == *" --profile "* ]] && ! command -v perf >/dev/null 2>&1; then
   need_apt+=(linux-perf)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # The haproxy package starts a system service; the harness runs its own on 127.0.0.1.
+  if command -v service >/dev/null 2>&1; then service haproxy stop >/dev/null 2>&1 || true; fi
 fi
-# The haproxy package starts a system service; the harness runs its own on 127.0.0.1.
-if command -v service >/dev/null 2>&1; then service haproxy stop >/dev/null 2>&1 || true; fi
 
 # 1,000 associations are 2,000+ descriptors in the proxy (it inherits this limit).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

@@ -79,8 +79,11 @@ fn write_ae(o: &mut String, a: &Ae) {
     if let Some(p) = a.port {
         let _ = writeln!(o, "port = {p}");
     }
-    let _ = writeln!(o, "initiator = {}", a.initiator);
-    let _ = writeln!(o, "acceptor = {}", a.acceptor);
+    // Neither stated loads as both false; writing both as false would not load back.
+    if a.initiator || a.acceptor {
+        let _ = writeln!(o, "initiator = {}", a.initiator);
+        let _ = writeln!(o, "acceptor = {}", a.acceptor);
+    }
     if !a.character_sets.is_empty() {
         kv_list(o, "character_sets", &a.character_sets);
     }
