@@ -215,10 +215,14 @@ fn device_names_unique_among_loaded() {
 /// Found by fuzzing: an AE that states neither role must survive a write and a load.
 #[test]
 fn an_ae_stating_no_role_round_trips() {
-    let text = "schema = \"dicomtap-statement/1\"\n\n[device]\nname = \"D\"\n\n[[ae]]\ntitle = \"A\"\n";
+    let text =
+        "schema = \"dicomtap-statement/1\"\n\n[device]\nname = \"D\"\n\n[[ae]]\ntitle = \"A\"\n";
     let path = std::path::Path::new("ae-no-role.toml");
     let st = dicomtap_analyzer::statement::parse(text, path).expect("loads");
     let written = dicomtap_analyzer::statement::write::to_toml(&st);
     let again = dicomtap_analyzer::statement::parse(&written, path);
-    assert!(again.is_ok(), "written statement does not load back:\n{written}\n{again:?}");
+    assert!(
+        again.is_ok(),
+        "written statement does not load back:\n{written}\n{again:?}"
+    );
 }

@@ -60,6 +60,7 @@ const USAGE: &str = "\
 dicomtap end-to-end benchmarks (see docs/performance.md)
 
 usage: cargo bench --bench e2e -- [options]      (or scripts/bench.sh [options])
+       (run directly, the binary needs --bench among its arguments, as cargo bench passes)
 
   --quick              small sizes, 2 repetitions (a smoke run of a minute or two)
   --reps N             repetitions of each C-STORE configuration (default 5)
@@ -89,8 +90,8 @@ fn parse_args() -> anyhow::Result<Option<Opts>> {
     }
     // cargo bench passes --bench; cargo test passes nothing (and this target has
     // test = false anyway): never run the heavy harness from a test run.
-    let explicit = args.iter().any(|a| a.starts_with("--"));
-    if !explicit {
+    // Test harness flags (`cargo test -- --nocapture`) must not start it either.
+    if !args.iter().any(|a| a == "--bench") {
         println!(
             "e2e: nothing to do without --bench (run scripts/bench.sh or cargo bench --bench e2e)"
         );
@@ -242,14 +243,14 @@ fn table(results: &Value) -> (String, Vec<Value>) {
         );
         let _ = writeln!(
             t,
-            "{:6} {:26} {:>9} {:>9} {:>9} {:>14}",
+            "{:6} {:30} {:>9} {:>9} {:>9} {:>14}",
             "load", "path", "MB/s", "vs direct", "vs socat*", "relay CPU s/GB"
         );
         for r in s["rows"].as_array().into_iter().flatten() {
             let cpu = r["relay_cpu_s_per_gb"].as_f64();
             let _ = writeln!(
                 t,
-                "{:6} {:26} {:>9.1} {:>9.3} {:>9.3} {:>14}",
+                "{:6} {:30} {:>9.1} {:>9.3} {:>9.3} {:>14}",
                 r["workload"].as_str().unwrap_or(""),
                 r["path"].as_str().unwrap_or(""),
                 f(&r["mb_per_s"]),

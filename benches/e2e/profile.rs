@@ -13,22 +13,20 @@ use crate::Ctx;
 use crate::store::{self, Workload};
 use crate::util::{self, Proc};
 
+/// Two flat views: by thread and shared object (which part of the process), then by
+/// shared object and symbol.
 fn report(data: &Path, out: &Path) -> anyhow::Result<()> {
-    let o = Command::new("perf")
-        .args([
-            "report",
-            "--stdio",
-            "--no-children",
-            "--sort",
-            "dso,sym",
-            "--percent-limit",
-            "0.7",
-            "-i",
-        ])
-        .arg(data)
-        .stderr(Stdio::null())
-        .output()?;
-    std::fs::write(out, &o.stdout)?;
+    let mut text = Vec::new();
+    for (sort, limit) in [("comm,dso", "0.5"), ("dso,sym", "0.7")] {
+        let o = Command::new("perf")
+            .args(["report", "--stdio", "--no-children", "--sort", sort])
+            .args(["--percent-limit", limit, "-i"])
+            .arg(data)
+            .stderr(Stdio::null())
+            .output()?;
+        text.extend_from_slice(&o.stdout);
+    }
+    std::fs::write(out, &text)?;
     Ok(())
 }
 
