@@ -813,16 +813,27 @@ fn to_v6(ip: IpAddr) -> std::net::Ipv6Addr {
     }
 }
 
-fn add_words(mut sum: u32, data: &[u8]) -> u32 {
-    let mut it = data.chunks_exact(2);
+/// One's-complement sum of `data` as big-endian 16-bit words, added to `sum`. Eight bytes at
+/// a time into a wide accumulator, carries folded once at the end: this runs over every
+/// recorded byte.
+fn add_words(sum: u32, data: &[u8]) -> u32 {
+    let mut acc = u64::from(sum);
+    let mut it = data.chunks_exact(8);
     for w in &mut it {
-        sum = sum.wrapping_add(u16::from_be_bytes([w[0], w[1]]) as u32);
-        sum = (sum & 0xffff) + (sum >> 16);
+        let v = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        acc += (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff);
     }
-    if let [last] = it.remainder() {
-        sum = sum.wrapping_add((*last as u32) << 8);
+    let mut rest = it.remainder().chunks_exact(2);
+    for w in &mut rest {
+        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
-    sum
+    if let [last] = rest.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    while acc > 0xffff_ffff {
+        acc = (acc & 0xffff_ffff) + (acc >> 32);
+    }
+    acc as u32
 }
 
 fn checksum(initial: u32, data: &[u8]) -> u16 {
@@ -913,6 +924,32 @@ mod tests {
     fn stamp() {
         assert_eq!(utc_stamp(0), "19700101T000000Z");
         assert_eq!(utc_stamp(1_700_000_000), "20231114T221320Z");
+    }
+
+    #[test]
+    fn wide_checksum_equals_the_word_by_word_sum() {
+        // The RFC 1071 reference: 16-bit words, carry folded after each.
+        fn reference(data: &[u8]) -> u16 {
+            let mut sum: u32 = 0;
+            for w in data.chunks(2) {
+                let v = u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]);
+                sum += u32::from(v);
+                sum = (sum & 0xffff) + (sum >> 16);
+            }
+            !(sum as u16)
+        }
+        let mut x: u32 = 12345;
+        for len in [0usize, 1, 2, 7, 8, 9, 15, 16, 17, 1000, 65_001] {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            assert_eq!(checksum(0, &data), reference(&data), "length {len}");
+            let ff = vec![0xFFu8; len];
+            assert_eq!(checksum(0, &ff), reference(&ff), "all ones, length {len}");
+        }
     }
 
     #[test]
