@@ -94,19 +94,6 @@ fn stop(mut p: Proxy) -> Vec<Value> {
     events
 }
 
-fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n").unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
 fn echoscu(dir: &Path, port: u16, calling: &str, called: &str) -> RunOutput {
     run(
         "echoscu",

@@ -150,7 +150,7 @@ fn live_findings_in_event_log_and_metrics() {
 
     let mut metrics = String::new();
     let seen = wait_until(Duration::from_secs(10), || {
-        metrics = http_get(mport, "/metrics");
+        metrics = http_get(mport, "/metrics", None);
         metrics.contains("rule=\"sop-class-not-claimed\"")
             && metrics.contains("rule=\"transfer-syntax-not-claimed\"")
     });
@@ -176,19 +176,4 @@ fn live_findings_in_event_log_and_metrics() {
     assert!(findings.iter().all(|f| f["device"] == "NARROW_SCP"));
     // The data set bytes the rules read are not written to the event log.
     assert!(!log.contains("data_fragment"));
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }

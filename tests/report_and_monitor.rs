@@ -205,7 +205,7 @@ fn monitor_serves_metrics_of_a_capture() {
     );
     let mut body = String::new();
     let ok = wait_until(Duration::from_secs(20), || {
-        body = http_get(mport, "/metrics");
+        body = http_get(mport, "/metrics", None);
         body.contains("dicomtap_associations_total{called_ae=\"STORESCP\",calling_ae=\"MODALITY\",result=\"accepted\"} 1")
     });
     assert!(ok, "metrics never showed the association:\n{body}");
@@ -218,19 +218,4 @@ fn monitor_serves_metrics_of_a_capture() {
         "metrics must not carry PHI"
     );
     mon.stop("INT", Duration::from_secs(10));
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    );
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }

@@ -646,3 +646,26 @@ pub fn hex_encode(bytes: &[u8]) -> String {
     }
     s
 }
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+
+/// `GET path` on 127.0.0.1:port (with a bearer token when given); the whole response,
+/// status line and headers included, or "" when nothing answered within 5 s.
+pub fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n"
+    );
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
