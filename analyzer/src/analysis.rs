@@ -29,6 +29,10 @@ struct Open {
     classified: bool,
     /// The requestor's first bytes, held until there are enough to classify.
     probe: Vec<u8>,
+    /// The acceptor's first bytes on a TLS connection, until its ServerHello is read.
+    server_hello: Vec<u8>,
+    /// The ServerHello was read.
+    tls_read: bool,
     /// Events held until the connection is known to carry DICOM, so that other TCP
     /// traffic in a capture produces no noise.
     held: Vec<Event>,
@@ -147,6 +151,8 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
                 dicom: false,
                 classified: false,
                 probe: Vec::new(),
+                server_hello: Vec::new(),
+                tls_read: false,
                 held: Vec::new(),
             },
         );
@@ -167,6 +173,18 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
                 }
             } else if o.session.session().encrypted.is_none() {
                 o.conv.feed(from, ts_us, data);
+            } else if from == Side::Acceptor
+                && !o.tls_read
+                && o.server_hello.len() < MAX_SERVER_HELLO
+            {
+                // Read the version and cipher suite the server chose from its ServerHello.
+                let take = data.len().min(MAX_SERVER_HELLO - o.server_hello.len());
+                o.server_hello.extend_from_slice(&data[..take]);
+                if let Some(chosen) = tls_server_hello(&o.server_hello) {
+                    o.session.set_encrypted(chosen);
+                    o.tls_read = true;
+                    o.server_hello = Vec::new();
+                }
             }
         }
         self.drain(conn);
@@ -212,6 +230,68 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
             self.out.session(&o.info, session);
         }
     }
+}
+
+/// Acceptor bytes kept to find the ServerHello's version and cipher suite.
+const MAX_SERVER_HELLO: usize = 2048;
+
+/// The version and cipher suite a TLS ServerHello chose, e.g.
+/// "TLS 1.3, TLS_AES_128_GCM_SHA256"; `None` until the bytes hold a whole ServerHello.
+pub fn tls_server_hello(b: &[u8]) -> Option<String> {
+    if b.len() < 44 || b[0] != 0x16 || b[1] != 3 || b.get(5) != Some(&2) {
+        return None;
+    }
+    let u16_at = |i: usize| b.get(i..i + 2).map(|v| u16::from_be_bytes([v[0], v[1]]));
+    let hs_len = b
+        .get(6..9)
+        .map(|v| usize::from(v[0]) << 16 | usize::from(v[1]) << 8 | usize::from(v[2]))?;
+    let end = 9 + hs_len;
+    if b.len() < end {
+        return None;
+    }
+    let mut version = u16_at(9)?;
+    let sid = usize::from(*b.get(43)?);
+    let p = 44 + sid;
+    let suite = u16_at(p)?;
+    // Extensions: supported_versions (43) carries the real version of TLS 1.3.
+    if let Some(ext_len) = u16_at(p + 3) {
+        let mut q = p + 5;
+        let ext_end = (q + usize::from(ext_len)).min(end);
+        while q + 4 <= ext_end {
+            let (t, l) = (u16_at(q)?, usize::from(u16_at(q + 2)?));
+            if t == 43 && l == 2 {
+                version = u16_at(q + 4)?;
+            }
+            q += 4 + l;
+        }
+    }
+    let version = match version {
+        0x0301 => "TLS 1.0".to_string(),
+        0x0302 => "TLS 1.1".to_string(),
+        0x0303 => "TLS 1.2".to_string(),
+        0x0304 => "TLS 1.3".to_string(),
+        v => format!("TLS version 0x{v:04X}"),
+    };
+    let suite = match suite {
+        0x1301 => "TLS_AES_128_GCM_SHA256".to_string(),
+        0x1302 => "TLS_AES_256_GCM_SHA384".to_string(),
+        0x1303 => "TLS_CHACHA20_POLY1305_SHA256".to_string(),
+        0xC02B => "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".to_string(),
+        0xC02C => "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".to_string(),
+        0xC02F => "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string(),
+        0xC030 => "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".to_string(),
+        0xCCA8 => "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256".to_string(),
+        0xCCA9 => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256".to_string(),
+        0x009E => "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256".to_string(),
+        0x009F => "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384".to_string(),
+        0xC013 => "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA".to_string(),
+        0xC014 => "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA".to_string(),
+        0x002F => "TLS_RSA_WITH_AES_128_CBC_SHA".to_string(),
+        0x0035 => "TLS_RSA_WITH_AES_256_CBC_SHA".to_string(),
+        0x000A => "TLS_RSA_WITH_3DES_EDE_CBC_SHA".to_string(),
+        s => format!("cipher suite 0x{s:04X}"),
+    };
+    Some(format!("{version}, {suite}"))
 }
 
 /// Requestor bytes needed to tell an A-ASSOCIATE-RQ or a TLS ClientHello apart.

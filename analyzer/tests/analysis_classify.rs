@@ -56,11 +56,19 @@ fn only_dicom_and_tls_on_dicom_ports_are_reported() {
     hello.extend([0u8; 0x3c - 2]);
     let dicom = Script::new(3, 300, 200);
     let mut segs = conn("10.0.0.1:40000", "10.0.0.2:80", &http, &http_rsp, 1_000_000);
+    // A TLS 1.3 ServerHello choosing TLS_AES_128_GCM_SHA256 (supported_versions 0x0304).
+    let mut server_hello = vec![
+        0x16, 0x03, 0x03, 0x00, 0x32, 0x02, 0x00, 0x00, 0x2e, 0x03, 0x03,
+    ];
+    server_hello.extend([7u8; 32]);
+    server_hello.extend([
+        0x00, 0x13, 0x01, 0x00, 0x00, 0x06, 0x00, 0x2b, 0x00, 0x02, 0x03, 0x04,
+    ]);
     segs.extend(conn(
         "10.0.0.1:40001",
         "10.0.0.2:2762",
         &hello,
-        &[0x15, 0x03, 0x03, 0, 2, 2, 40],
+        &server_hello,
         2_000_000,
     ));
     segs.extend(conn(
@@ -98,7 +106,7 @@ fn only_dicom_and_tls_on_dicom_ports_are_reported() {
         .expect("TLS session on 2762");
     assert_eq!(
         tls.encrypted.as_deref(),
-        Some("TLS ClientHello (1.2 or 1.3)")
+        Some("TLS 1.3, TLS_AES_128_GCM_SHA256")
     );
     assert_eq!(tls.outcome, Outcome::NegotiationNotSeen);
     let dicom = out
