@@ -172,28 +172,32 @@ impl Recorder {
                 // While writes fail (disk full), messages are dropped and counted, and the
                 // failure is logged once, not once per message; forwarding never notices.
                 let mut failing = false;
+                // On a disk that is nearly full, writes fail and succeed by turns: log at
+                // most one failure every ten seconds, with how many were not logged.
+                let mut last_logged: Option<Instant> = None;
+                let mut unlogged = 0u64;
                 while let Some(msg) = rx.blocking_recv() {
                     if matches!(msg, RecordMsg::Close) {
                         break;
                     }
                     match writer.handle(msg) {
-                        Ok(()) => {
-                            if failing {
-                                tracing::warn!("recorder: writing again");
-                                failing = false;
-                            }
-                        }
+                        Ok(()) => failing = false,
                         Err(e) => {
                             writer.stats.write_errors += 1;
                             thread_dropped.fetch_add(1, Ordering::Relaxed);
                             thread_metrics.recorder_dropped_total.inc();
-                            if !failing {
+                            let quiet = last_logged.is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+                            if !failing && !quiet {
                                 tracing::error!(
-                                    "recorder: {}; recorded data is dropped (and counted in dicomtap_recorder_dropped_total) until writing works again",
+                                    "recorder: {}; recorded data is dropped (and counted in dicomtap_recorder_dropped_total) until writing works again ({unlogged} failures since the last message)",
                                     with_cause(&e)
                                 );
-                                failing = true;
+                                last_logged = Some(Instant::now());
+                                unlogged = 0;
+                            } else {
+                                unlogged += 1;
                             }
+                            failing = true;
                         }
                     }
                 }
