@@ -332,6 +332,34 @@ fn us(s: f64) -> u64 {
 }
 
 /// A UID for people: its keyword, or the private name the statement gives it, or itself.
+/// The first capability of `ae` for `sop` in one of `roles`; each role without one is a
+/// `sop-class-not-claimed` finding (`did`: what the AE did with context `pc_id`).
+fn claimed_capability<'a>(
+    ae: &'a Ae,
+    s: Option<&Statement>,
+    sop: &str,
+    roles: &[Role],
+    did: &str,
+    pc_id: u8,
+    pending: &mut Vec<(RuleId, String, String, String)>,
+) -> Option<&'a Capability> {
+    let mut cap = None;
+    for role in roles {
+        match ae.capability(sop, *role) {
+            Some(found) => {
+                cap.get_or_insert(found);
+            }
+            None => pending.push((
+                RuleId::SopClassNotClaimed,
+                format!("{sop} {role}"),
+                format!("no capability for {} as {role}", label(s, sop)),
+                format!("{did} {} as {role} (context {pc_id})", label(s, sop)),
+            )),
+        }
+    }
+    cap
+}
+
 fn label(st: Option<&Statement>, uid: &str) -> String {
     if let Some(k) = dicomtap_wire::uid::keyword(uid) {
         return k.to_string();
@@ -804,20 +832,7 @@ impl<'a> Ctx<'a> {
                     }
                     _ => vec![Role::Scu],
                 };
-                let mut cap: Option<&Capability> = None;
-                for role in &roles {
-                    match ae.capability(sop, *role) {
-                        Some(found) => {
-                            cap.get_or_insert(found);
-                        }
-                        None => pending.push((
-                            RuleId::SopClassNotClaimed,
-                            format!("{sop} {role}"),
-                            format!("no capability for {} as {role}", label(s, sop)),
-                            format!("proposed {} as {role} (context {})", label(s, sop), pc.id),
-                        )),
-                    }
-                }
+                let cap = claimed_capability(ae, s, sop, &roles, "proposed", pc.id, &mut pending);
                 for ts in &pc.transfer_syntaxes {
                     if !is_registered_ts(ts) && !s.is_some_and(|s| s.is_private_uid(ts)) {
                         pending.push((
@@ -1232,20 +1247,7 @@ impl<'a> Ctx<'a> {
                 }
                 _ => vec![Role::Scp],
             };
-            let mut cap: Option<&Capability> = None;
-            for role in &roles {
-                match ae.capability(sop, *role) {
-                    Some(found) => {
-                        cap.get_or_insert(found);
-                    }
-                    None => pending.push((
-                        RuleId::SopClassNotClaimed,
-                        format!("{sop} {role}"),
-                        format!("no capability for {} as {role}", label(s, sop)),
-                        format!("accepted {} as {role} (context {})", label(s, sop), pc.id),
-                    )),
-                }
-            }
+            let cap = claimed_capability(ae, s, sop, &roles, "accepted", pc.id, &mut pending);
             let Some(ts) = r.transfer_syntax.as_deref() else {
                 continue;
             };
