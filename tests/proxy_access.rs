@@ -7,73 +7,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::*;
 
 const T: Duration = Duration::from_secs(60);
-
-struct Proxy {
-    proc: Proc,
-    ports: Vec<u16>,
-    metrics: u16,
-    rec: PathBuf,
-}
-
-fn start_proxy(dir: &Path, name: &str, toml: &str) -> Proxy {
-    let cfg = dir.join(format!("{name}.toml"));
-    std::fs::write(&cfg, toml).unwrap();
-    let rec = dir.join(format!("{name}-rec"));
-    let cmd = command(
-        env!("CARGO_BIN_EXE_dicomtap"),
-        &[
-            "proxy",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--record",
-            rec.to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:0",
-            "--drain",
-            "2s",
-        ],
-    );
-    let mut proc = Proc::spawn(name, cmd, dir);
-    let up = wait_until(Duration::from_secs(20), || {
-        proc.stdout().contains("dicomtap proxy: recording to") || proc.try_wait().is_some()
-    });
-    let out = proc.stdout();
-    assert!(
-        up && proc.try_wait().is_none(),
-        "proxy did not start\n{}",
-        proc.output()
-    );
-    let port_of = |rest: &str| -> u16 {
-        let addr = rest.split_whitespace().next().unwrap();
-        let addr = addr
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap();
-        addr.rsplit(':').next().unwrap().parse().unwrap()
-    };
-    Proxy {
-        ports: out
-            .lines()
-            .filter_map(|l| l.strip_prefix("dicomtap proxy: listening on "))
-            .map(port_of)
-            .collect(),
-        metrics: out
-            .lines()
-            .find_map(|l| l.strip_prefix("dicomtap proxy: metrics on "))
-            .map(port_of)
-            .expect("metrics address"),
-        proc,
-        rec,
-    }
-}
 
 fn stop(mut p: Proxy) -> Vec<Value> {
     let status = p.proc.stop("TERM", Duration::from_secs(20));

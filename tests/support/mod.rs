@@ -669,3 +669,72 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
     let _ = s.read_to_string(&mut out);
     out
 }
+
+// ---------------------------------------------------------------------------------------
+// dicomtap proxy
+
+/// `dicomtap proxy` started from a configuration file, with its bound ports read from
+/// its standard output.
+pub struct Proxy {
+    pub proc: Proc,
+    /// Listening ports, in the order of the configuration's listeners.
+    pub ports: Vec<u16>,
+    pub metrics: u16,
+    /// The recording directory.
+    pub rec: PathBuf,
+}
+
+/// Writes `toml` as `dir/name.toml` and starts `dicomtap proxy --config` with a recording
+/// in `dir/name-rec`, metrics on a free loopback port and a 2 s drain.
+pub fn start_proxy(dir: &Path, name: &str, toml: &str) -> Proxy {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, toml).unwrap();
+    let rec = dir.join(format!("{name}-rec"));
+    let cmd = command(
+        env!("CARGO_BIN_EXE_dicomtap"),
+        &[
+            "proxy",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--record",
+            rec.to_str().unwrap(),
+            "--metrics",
+            "127.0.0.1:0",
+            "--drain",
+            "2s",
+        ],
+    );
+    let mut proc = Proc::spawn(name, cmd, dir);
+    let up = wait_until(Duration::from_secs(20), || {
+        proc.stdout().contains("dicomtap proxy: recording to") || proc.try_wait().is_some()
+    });
+    let out = proc.stdout();
+    assert!(
+        up && proc.try_wait().is_none(),
+        "proxy did not start\n{}",
+        proc.output()
+    );
+    let port_of = |rest: &str| -> u16 {
+        let addr = rest.split_whitespace().next().unwrap();
+        let addr = addr
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap();
+        addr.rsplit(':').next().unwrap().parse().unwrap()
+    };
+    Proxy {
+        ports: out
+            .lines()
+            .filter_map(|l| l.strip_prefix("dicomtap proxy: listening on "))
+            .map(port_of)
+            .collect(),
+        metrics: out
+            .lines()
+            .find_map(|l| l.strip_prefix("dicomtap proxy: metrics on "))
+            .map(port_of)
+            .expect("metrics address"),
+        proc,
+        rec,
+    }
+}
