@@ -164,21 +164,7 @@ fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
 // ---------------------------------------------------------------------------------------
 // Peers
 
-/// `storescp +xa -od out EXTRA port`; returns it once it listens.
-fn storescp(name: &str, out: &Path, log_dir: &Path, extra: &[&str]) -> (Proc, u16) {
-    std::fs::create_dir_all(out).expect("creating storescp's output directory");
-    let port = free_port();
-    let mut args: Vec<String> = vec!["+xa".into(), "-od".into(), out.display().to_string()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(port.to_string());
-    let mut p = Proc::spawn(name, command("storescp", &args), log_dir);
-    assert!(
-        wait_for_port(port, START, Some(&mut p)),
-        "storescp did not listen on {port}\n{}",
-        p.output()
-    );
-    (p, port)
-}
+use support::peers::storescp;
 
 fn storescu_args(port: u16, files: &[PathBuf]) -> Vec<String> {
     let mut args: Vec<String> = ["-aet", "STORESCU", "-aec", "ANY-SCP", "-R", "127.0.0.1"]
@@ -875,57 +861,6 @@ server.shutdown()
 sys.exit(0 if ok else "no N-EVENT-REPORT within 30 s")
 "#;
 
-/// Starts Orthanc (as the orthanc user when there is one and we are root) with `config`
-/// merged over the basics; returns it once its DICOM port listens.
-fn start_orthanc(dir: &Path, port: u16, extra: serde_json::Value) -> Proc {
-    let storage = dir.join("orthanc-storage");
-    std::fs::create_dir_all(&storage).unwrap();
-    let user = if support::is_root() {
-        support::user_ids("orthanc")
-    } else {
-        None
-    };
-    if let Some((uid, gid)) = user {
-        std::os::unix::fs::chown(&storage, Some(uid), Some(gid)).unwrap();
-    }
-    let mut config = serde_json::json!({
-        "Name": "dicomtap-evidence",
-        "StorageDirectory": storage,
-        "IndexDirectory": storage,
-        "DicomAet": "ORTHANC",
-        "DicomPort": port,
-        "HttpServerEnabled": false,
-        "HttpPort": free_port(),
-        "RemoteAccessAllowed": false,
-        "DicomServerEnabled": true,
-        "Plugins": [],
-        "DicomCheckCalledAet": false,
-        "DicomAlwaysAllowEcho": true,
-        "DicomAlwaysAllowStore": true,
-    });
-    if let (Some(base), Some(more)) = (config.as_object_mut(), extra.as_object()) {
-        for (k, v) in more {
-            base.insert(k.clone(), v.clone());
-        }
-    }
-    let cfg = dir.join("orthanc.json");
-    std::fs::write(&cfg, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-    support::set_mode(&cfg, 0o644);
-    let mut cmd = command("Orthanc", &[cfg.as_os_str()]);
-    if let Some((uid, gid)) = user {
-        // Like `runuser -u orthanc`, but this PID is Orthanc itself (killed on drop).
-        use std::os::unix::process::CommandExt;
-        cmd.uid(uid).gid(gid).current_dir(dir);
-    }
-    let mut p = Proc::spawn("orthanc", cmd, dir);
-    assert!(
-        wait_for_port(port, START, Some(&mut p)),
-        "Orthanc did not listen on {port}\n{}",
-        p.output()
-    );
-    p
-}
-
 #[test]
 fn storage_commitment_with_orthanc_through_the_proxy() {
     if !require("storage_commitment", &["Orthanc", "storescu"]) {
@@ -957,8 +892,9 @@ fn storage_commitment_with_orthanc_through_the_proxy() {
         false,
         2,
     );
-    let _orthanc = start_orthanc(
+    let _orthanc = support::peers::orthanc(
         dir,
+        "orthanc",
         orthanc_port,
         serde_json::json!({
             "DicomModalities": {

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
+pub mod peers;
+
 /// The loopback address every test binds and connects to.
 pub const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
