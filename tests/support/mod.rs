@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
 
+pub mod conformance;
 pub mod peers;
 
 /// The loopback address every test binds and connects to.
