@@ -11,8 +11,9 @@ use dicomtap_analyzer::conformance::{Checker, CheckerConfig, ConformanceFinding}
 use dicomtap_analyzer::session::SessionBuilder;
 use dicomtap_analyzer::statement;
 use dicomtap_wire::assoc::{
-    Abort, AssociateAccept, AssociateReject, AssociateRequest, ContextResult, ExtendedNegotiation,
-    ProposedContext, RoleSelection, UserIdentityRequest, UserInformation,
+    Abort, AssociateAccept, AssociateReject, AssociateRequest, CommonExtendedNegotiation,
+    ContextResult, ExtendedNegotiation, ProposedContext, RoleSelection, UserIdentityRequest,
+    UserInformation,
 };
 use dicomtap_wire::dimse::{Command, field};
 use dicomtap_wire::event::{CommandEvent, DataFragment, DatasetPeekEvent, PDataSummary};
@@ -558,6 +559,166 @@ fn negotiation_rules() {
     );
 }
 
+/// SOP Class Common Extended Negotiation (0x57) is compared with the capability's
+/// common_extended_negotiation: service class, related general SOP classes as a set.
+#[test]
+fn common_extended_negotiation_is_compared_with_the_statement() {
+    const ENHANCED_CT: &str = "1.2.840.10008.5.1.4.1.1.2.1";
+    const STORAGE_SERVICE: &str = "1.2.840.10008.4.2";
+    let modality = MODALITY.replace(
+        "[[ae.capability]]\nsop_class = \"StorageCommitmentPushModel\"",
+        "[[ae.capability]]\nsop_class = \"EnhancedCTImageStorage\"\nrole = \"SCU\"\n\
+         transfer_syntaxes = [\"ExplicitVRLittleEndian\"]\n\
+         common_extended_negotiation = { service_class = \"1.2.840.10008.4.2\", \
+         related_general_sop_classes = [\"CTImageStorage\"] }\n\
+         [[ae.capability]]\nsop_class = \"StorageCommitmentPushModel\"",
+    );
+    assert!(modality.contains("common_extended_negotiation"));
+    let modality = modality.replace(
+        "max_presentation_contexts = 2",
+        "max_presentation_contexts = 3",
+    );
+    let contexts: &[(u8, &str, &[&str])] = &[
+        (1, CT, &[J2K, EXPLICIT]),
+        (3, COMMIT, &[IMPLICIT]),
+        (5, ENHANCED_CT, &[EXPLICIT]),
+    ];
+    let common = |sop: &str, service: &str, related: &[&str]| CommonExtendedNegotiation {
+        sop_class: sop.into(),
+        service_class: service.into(),
+        related_general_sop_classes: related.iter().map(|s| s.to_string()).collect(),
+    };
+    let results: &[(u8, u8, Option<&str>)] = &[
+        (1, 0, Some(J2K)),
+        (3, 0, Some(IMPLICIT)),
+        // The PACS does not claim Enhanced CT: it refuses the context.
+        (5, 3, None),
+    ];
+
+    // As claimed: nothing.
+    let mut h = H::new(&[&modality, PACS]);
+    let mut ui = ui_modality();
+    ui.common_extended_negotiation = vec![common(ENHANCED_CT, STORAGE_SERVICE, &[CT])];
+    h.rq("CT9000", "PACS", contexts, ui).ac(results, ui_pacs());
+    h.none();
+
+    // A different service class and an extra related class.
+    let mut h = H::new(&[&modality, PACS]);
+    let mut ui = ui_modality();
+    ui.common_extended_negotiation = vec![common(ENHANCED_CT, "1.2.840.10008.4.3", &[CT, MR])];
+    h.rq("CT9000", "PACS", contexts, ui);
+    let f = h.has("extended-negotiation-differs", "CT_DEVICE");
+    assert!(
+        f.claim
+            .contains("common_extended_negotiation for EnhancedCTImageStorage")
+            && f.claim.contains("1.2.840.10008.4.2"),
+        "{f:#?}"
+    );
+    assert!(
+        f.observed
+            .contains("service class 1.2.840.10008.4.3 (claimed 1.2.840.10008.4.2)")
+            && f.observed.contains("[MRImageStorage] not claimed"),
+        "{f:#?}"
+    );
+    assert_eq!(h.findings.len(), 1, "{:#?}", h.findings);
+
+    // Claimed but not sent; and sent for a SOP class that claims none.
+    let mut h = H::new(&[&modality, PACS]);
+    let mut ui = ui_modality();
+    ui.common_extended_negotiation = vec![common(CT, STORAGE_SERVICE, &[])];
+    h.rq("CT9000", "PACS", contexts, ui);
+    let observed: Vec<&str> = h
+        .findings
+        .iter()
+        .filter(|f| f.rule.as_str() == "extended-negotiation-differs")
+        .map(|f| f.observed.as_str())
+        .collect();
+    assert_eq!(observed.len(), 2, "{:#?}", h.findings);
+    assert!(
+        observed.contains(&"no common extended negotiation proposed for EnhancedCTImageStorage"),
+        "{observed:?}"
+    );
+    assert!(
+        observed.iter().any(|o| o.starts_with(
+            "proposed common extended negotiation for CTImageStorage: service class 1.2.840.10008.4.2"
+        )),
+        "{observed:?}"
+    );
+
+    // The key round-trips through the writer.
+    let st = statement::parse(&modality, Path::new("m.toml")).unwrap();
+    let text = statement::write::to_toml(&st);
+    let again =
+        statement::parse(&text, Path::new("w.toml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let cap = again.ae[0]
+        .capability
+        .iter()
+        .find(|c| c.sop_class.uid == ENHANCED_CT)
+        .unwrap();
+    let c = cap.common_extended_negotiation.as_ref().unwrap();
+    assert_eq!(c.service_class, STORAGE_SERVICE);
+    assert_eq!(c.related_general_sop_classes[0].uid, CT);
+    // A service class that is not a UID is an error naming the key.
+    let bad = modality.replace("\"1.2.840.10008.4.2\"", "\"storage\"");
+    let err = statement::parse(&bad, Path::new("bad.toml"))
+        .expect_err("a service class keyword is not a UID")
+        .to_string();
+    assert!(
+        err.contains("common_extended_negotiation.service_class"),
+        "{err}"
+    );
+}
+
+/// An acceptor that claims a user identity type and accepts a request for it with a
+/// positive response requested must answer (0x59); without one it did not confirm it.
+#[test]
+fn user_identity_claimed_by_the_acceptor_but_not_answered() {
+    let pacs = PACS.replace(
+        "accept_calling_ae_titles",
+        "user_identity = [\"username\"]\naccept_calling_ae_titles",
+    );
+    let request = |positive: bool| {
+        let mut ui = ui_modality();
+        ui.user_identity = Some(UserIdentityRequest {
+            identity_type: 1,
+            identity_type_name: "username",
+            positive_response_requested: positive,
+            username: Some("tech".into()),
+            primary_field_length: 4,
+            secondary_field_length: 0,
+        });
+        ui
+    };
+    let answered = |len: Option<u16>| {
+        let mut ui = ui_pacs();
+        ui.user_identity_response_length = len;
+        ui
+    };
+    let results: &[(u8, u8, Option<&str>)] = &[(1, 0, Some(J2K)), (3, 0, Some(IMPLICIT))];
+    let contexts: &[(u8, &str, &[&str])] = &[(1, CT, &[J2K, EXPLICIT]), (3, COMMIT, &[IMPLICIT])];
+
+    let mut h = H::new(&[MODALITY, &pacs]);
+    h.rq("CT9000", "PACS", contexts, request(true))
+        .ac(results, answered(None));
+    let f = h.has("user-identity-differs", "PACS_DEVICE");
+    assert_eq!(f.claim, "user_identity = [username]");
+    assert_eq!(
+        f.observed,
+        "accepted user identity of type 1 (username) with a positive response requested, without a response"
+    );
+    assert_eq!(h.findings.len(), 1, "{:#?}", h.findings);
+
+    // Answered, or no positive response requested: nothing.
+    let mut h = H::new(&[MODALITY, &pacs]);
+    h.rq("CT9000", "PACS", contexts, request(true))
+        .ac(results, answered(Some(0)))
+        .end();
+    h.on(1, "10.0.0.5:40001", "10.0.0.9:104")
+        .rq("CT9000", "PACS", contexts, request(false))
+        .ac(results, answered(None));
+    h.none();
+}
+
 #[test]
 fn acceptor_rules() {
     let mut h = H::new(&[MODALITY, PACS]);
@@ -687,6 +848,24 @@ tls = { required = true }
         h.has("association-rejected-for-allowed-ae", "PACS_DEVICE")
             .observed
             .contains("called AE")
+    );
+    // A calling AE outside the allow-list refused with reason 7 (as DCMTK's dcmqrscp
+    // answers its access list) conforms.
+    h.findings.clear();
+    h.on(3, "10.0.0.7:5002", "10.0.0.9:104")
+        .rq(
+            "WS1",
+            "PACS",
+            &[(1, CT, &[EXPLICIT])],
+            UserInformation::default(),
+        )
+        .rj(1, 7);
+    assert!(
+        !h.rules()
+            .iter()
+            .any(|(r, _)| r == "association-rejected-for-allowed-ae"),
+        "{:#?}",
+        h.findings
     );
     // An acceptor-only statement initiating.
     let acceptor_only = r#"

@@ -248,7 +248,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut analysis = Analysis::new(
         engine,
         Checked::new(Checker::new(statements.clone().unwrap_or_default()), output),
-    );
+    )
+    .with_server_ports(capture_config.server_ports.clone());
     let mut totals = Vec::new();
     let mut failed = None;
     for path in &args.captures {

@@ -27,7 +27,8 @@ use crate::analysis::AnalysisSink;
 use crate::capture::ConnectionInfo;
 use crate::session::Session;
 use crate::statement::{
-    Ae, Capability, ExtendedNegotiation, ReportOn, Role, Statement, UserIdentityType, ae_title_eq,
+    Ae, Capability, CommonExtendedNegotiation, ExtendedNegotiation, ReportOn, Role, Statement,
+    UserIdentityType, ae_title_eq,
 };
 
 /// Limits and tolerances of the checker.
@@ -160,6 +161,10 @@ struct Global {
     impl_seen: HashMap<Party, (Option<String>, Option<String>, u64)>,
     stores: HashMap<String, StoreRec>,
     store_order: VecDeque<(String, u64)>,
+    /// SOP instances each party received with a C-STORE Success (bounded by max_stores):
+    /// what it sends of them later is relayed, not its own.
+    received: HashSet<(Party, String)>,
+    received_order: VecDeque<(Party, String)>,
     commits: HashMap<String, PendingCommit>,
     commit_order: VecDeque<(String, u64)>,
     clock: u64,
@@ -437,6 +442,53 @@ fn ext_neg_diffs(claim: &ExtendedNegotiation, info: &[u8]) -> Vec<String> {
     }
     if let Some(r) = &claim.retrieve {
         flag("relational", r.relational, 0);
+    }
+    d
+}
+
+/// Differences between a claimed and a sent SOP class common extended negotiation:
+/// the service class, and related general SOP classes missing or extra (order is not
+/// significant).
+fn common_ext_neg_diffs(
+    s: Option<&Statement>,
+    claim: &CommonExtendedNegotiation,
+    sent: &dicomtap_wire::assoc::CommonExtendedNegotiation,
+) -> Vec<String> {
+    let mut d = Vec::new();
+    if claim.service_class != sent.service_class {
+        d.push(format!(
+            "service class {} (claimed {})",
+            sent.service_class, claim.service_class
+        ));
+    }
+    let extra: Vec<&str> = sent
+        .related_general_sop_classes
+        .iter()
+        .filter(|u| {
+            !claim
+                .related_general_sop_classes
+                .iter()
+                .any(|c| &c.uid == *u)
+        })
+        .map(String::as_str)
+        .collect();
+    let missing: Vec<&str> = claim
+        .related_general_sop_classes
+        .iter()
+        .filter(|c| !sent.related_general_sop_classes.contains(&c.uid))
+        .map(|c| c.uid.as_str())
+        .collect();
+    if !extra.is_empty() {
+        d.push(format!(
+            "related general SOP classes {} not claimed",
+            labels(s, &extra)
+        ));
+    }
+    if !missing.is_empty() {
+        d.push(format!(
+            "claimed related general SOP classes {} not sent",
+            labels(s, &missing)
+        ));
     }
     d
 }
@@ -979,6 +1031,86 @@ impl<'a> Ctx<'a> {
                     _ => {}
                 }
             }
+            // SOP class common extended negotiation (0x57): only the requestor sends it.
+            let mut common_classes: Vec<&str> = proposed_classes.clone();
+            common_classes.extend(
+                rq.user_info
+                    .common_extended_negotiation
+                    .iter()
+                    .map(|x| x.sop_class.as_str()),
+            );
+            common_classes.sort_unstable();
+            common_classes.dedup();
+            for sop in &common_classes {
+                let claim = ae
+                    .capabilities_for(sop, Role::Scu)
+                    .chain(ae.capability.iter().filter(|cap| cap.sop_class.uid == *sop))
+                    .find_map(|cap| cap.common_extended_negotiation.as_ref());
+                let sent = rq
+                    .user_info
+                    .common_extended_negotiation
+                    .iter()
+                    .find(|x| x.sop_class == *sop);
+                let key = format!("{sop} common");
+                let shown = |c: &CommonExtendedNegotiation| {
+                    let related: Vec<&str> = c
+                        .related_general_sop_classes
+                        .iter()
+                        .map(|u| u.uid.as_str())
+                        .collect();
+                    format!(
+                        "common_extended_negotiation for {} = {{ service_class = {}, related_general_sop_classes = {} }}",
+                        label(s, sop),
+                        c.service_class,
+                        labels(s, &related)
+                    )
+                };
+                match (claim, sent) {
+                    (None, Some(x)) => {
+                        let related: Vec<&str> = x
+                            .related_general_sop_classes
+                            .iter()
+                            .map(String::as_str)
+                            .collect();
+                        pending.push((
+                            RuleId::ExtendedNegotiationDiffers,
+                            key,
+                            format!("common_extended_negotiation for {}: none", label(s, sop)),
+                            format!(
+                                "proposed common extended negotiation for {}: service class {}, related general SOP classes {}",
+                                label(s, sop),
+                                x.service_class,
+                                labels(s, &related)
+                            ),
+                        ));
+                    }
+                    (Some(cl), None) => pending.push((
+                        RuleId::ExtendedNegotiationDiffers,
+                        key,
+                        shown(cl),
+                        format!(
+                            "no common extended negotiation proposed for {}",
+                            label(s, sop)
+                        ),
+                    )),
+                    (Some(cl), Some(x)) => {
+                        let d = common_ext_neg_diffs(s, cl, x);
+                        if !d.is_empty() {
+                            pending.push((
+                                RuleId::ExtendedNegotiationDiffers,
+                                key,
+                                shown(cl),
+                                format!(
+                                    "proposed common extended negotiation for {} with {}",
+                                    label(s, sop),
+                                    d.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    (None, None) => {}
+                }
+            }
             // Asynchronous operations window.
             let eff = |w: Option<(u16, u16)>| w.unwrap_or((1, 1));
             let claim = ae.async_window.map(|w| (w.invoked, w.performed));
@@ -1451,6 +1583,31 @@ impl<'a> Ctx<'a> {
                 "sent a user identity server response".into(),
             ));
         }
+        // A positive response requested for a type it claims, the association accepted,
+        // and no response: the identity was not confirmed (PS3.7 D.3.3.7).
+        if let Some(ui) = &rq.user_info.user_identity
+            && ui.positive_response_requested
+            && ac.user_info.user_identity_response_length.is_none()
+            && UserIdentityType::from_code(ui.identity_type)
+                .is_some_and(|t| ae.user_identity.contains(&t))
+        {
+            pending.push((
+                RuleId::UserIdentityDiffers,
+                "no-response".into(),
+                format!(
+                    "user_identity = [{}]",
+                    ae.user_identity
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                format!(
+                    "accepted user identity of type {} ({}) with a positive response requested, without a response",
+                    ui.identity_type, ui.identity_type_name
+                ),
+            ));
+        }
         for (rule, key, claim, observed) in pending {
             self.report(c, Side::Acceptor, rule, &key, claim, observed, ev.clone());
         }
@@ -1480,14 +1637,24 @@ impl<'a> Ctx<'a> {
                     ev,
                 );
             }
-            (1, 7) if ae_title_eq(&ae.title, &called) => {
+            // Some acceptors (DCMTK dcmqrscp) answer a calling AE missing from their
+            // access list with reason 7: a rejection of a title the statement does not
+            // allow conforms whatever the reason code.
+            (1, 7) if ae_title_eq(&ae.title, &called) && ae.accepts_calling(&calling) => {
+                let claim = ae.accept_calling_ae_titles.as_ref().map_or_else(
+                    || format!("title = {:?}, accept_calling_ae_titles: any", ae.title),
+                    |l| format!("title = {:?}, accept_calling_ae_titles = {l:?}", ae.title),
+                );
                 self.report(
                     c,
                     Side::Acceptor,
                     RuleId::AssociationRejectedForAllowedAe,
                     "7",
-                    format!("title = {:?}", ae.title),
-                    format!("rejected called AE {called}: {}", rj.description),
+                    claim,
+                    format!(
+                        "rejected called AE {called} (calling AE {calling}): {}",
+                        rj.description
+                    ),
                     ev,
                 );
             }
@@ -1659,6 +1826,16 @@ impl<'a> Ctx<'a> {
                 .sop_instance()
                 .map(str::to_string)
                 .or_else(|| request.as_ref().and_then(|r| r.sop_instance.clone()));
+            if let (Some(inst), Some(party)) = (&inst, c.parties[e.from.index()])
+                && self.g.received.insert((party, inst.clone()))
+            {
+                self.g.received_order.push_back((party, inst.clone()));
+                while self.g.received_order.len() > self.cfg.max_stores {
+                    if let Some(old) = self.g.received_order.pop_front() {
+                        self.g.received.remove(&old);
+                    }
+                }
+            }
             if let Some(inst) = inst {
                 let ts = e.ts_us;
                 self.g.stores.insert(
@@ -1930,7 +2107,9 @@ impl<'a> Ctx<'a> {
             .map(|t| t.trim())
             .collect();
         for term in declared.iter().filter(|t| !t.is_empty()) {
-            if *term != "ISO_IR 6" && !claimed.iter().any(|c| c.trim() == *term) {
+            // ISO 2022 IR 6 is the default repertoire too (with code extensions).
+            let default = *term == "ISO_IR 6" || *term == "ISO 2022 IR 6";
+            if !default && !claimed.iter().any(|c| c.trim() == *term) {
                 pending.push((
                     RuleId::CharacterSetNotClaimed,
                     term.to_string(),
@@ -1962,10 +2141,17 @@ impl<'a> Ctx<'a> {
                 ),
             ));
         }
-        // One finding per data set, listing the creators not reported before.
+        // One finding per data set, listing the creators not reported before. A data set
+        // this AE itself received earlier (it answered its C-STORE with Success) is relayed,
+        // e.g. by an archive's C-MOVE/C-GET sub-operations: its creators are the sender's.
+        let relayed = peek
+            .sop_instance_uid
+            .as_ref()
+            .is_some_and(|i| self.g.received.contains(&(p, i.clone())));
         let undocumented: Vec<String> = peek
             .private_creators
             .iter()
+            .filter(|_| !relayed)
             .filter(|pc| {
                 !ae.private_creators
                     .iter()

@@ -289,7 +289,7 @@ pub const CATALOGUE: [Rule; 32] = [
         claim: "ae.private_creators",
         summary: "A data set the device sent contains a private creator element its statement does not document.",
         why: "Private attributes carry vendor data (dose, reconstruction, annotations); undocumented ones may be dropped, coerced or misinterpreted by archives and de-identification profiles.",
-        detection: "Private creator elements (gggg,0010-00FF) found by the dataset peek in data sets sent by the AE are compared with private_creators.",
+        detection: "Private creator elements (gggg,0010-00FF) found by the dataset peek in data sets sent by the AE are compared with private_creators; a data set whose SOP instance the AE itself received earlier in the traffic (C-STORE Success) is relayed, not written by it (an archive's C-MOVE/C-GET sub-operations), and is not checked.",
         remedy: "Ask the vendor for the private dictionary and add the creator to the statement, or check why the device writes it.",
     },
     Rule {
@@ -331,10 +331,10 @@ pub const CATALOGUE: [Rule; 32] = [
     Rule {
         id: RuleId::ExtendedNegotiationDiffers,
         severity: Warning,
-        claim: "ae.capability.extended_negotiation",
-        summary: "The SOP Class Extended Negotiation the device sent differs from its statement.",
+        claim: "ae.capability.extended_negotiation / common_extended_negotiation",
+        summary: "The SOP Class Extended Negotiation or SOP Class Common Extended Negotiation the device sent differs from its statement.",
         why: "Extended negotiation announces storage level of support, digital signatures, element coercion, relational or fuzzy queries: the peer relies on these answers to know what will be kept and matched.",
-        detection: "SOP class extended negotiation sub-items (0x56) sent by the AE are decoded per service class (storage, query, retrieve) and compared field by field with the capability's extended_negotiation.",
+        detection: "SOP class extended negotiation sub-items (0x56) sent by the AE are decoded per service class (storage, query, retrieve) and compared field by field with the capability's extended_negotiation. SOP class common extended negotiation sub-items (0x57), which only the requestor sends, are compared with common_extended_negotiation: the service class UID, and the related general SOP classes as a set (each one sent but not claimed, or claimed but not sent, is named).",
         remedy: "Align the device's configuration with the statement, or correct the statement.",
     },
     Rule {
@@ -343,7 +343,7 @@ pub const CATALOGUE: [Rule; 32] = [
         claim: "ae.user_identity",
         summary: "A User Identity type was sent or answered that the device's statement does not list.",
         why: "User identity is an access control mechanism; one used but not documented (or documented but not enforced) weakens the audit and security assumptions of the integration.",
-        detection: "The type of the user identity sub-item (0x58) of a requestor, and the presence of a response (0x59) from an acceptor, are compared with user_identity.",
+        detection: "The type of the user identity sub-item (0x58) of a requestor, and the presence of a response (0x59) from an acceptor, are compared with user_identity. An acceptor that accepts an association whose requestor asked for a positive response, for a type its user_identity lists, without sending the response is reported too: it did not confirm the identity it claims to handle.",
         remedy: "Align the device's user identity configuration with the statement.",
     },
     Rule {
@@ -397,7 +397,7 @@ pub const CATALOGUE: [Rule; 32] = [
         claim: "ae.accept_calling_ae_titles",
         summary: "The device rejected an association with calling- or called-AE-title-not-recognized although the titles conform to its statement.",
         why: "A rejection of an allowed peer means the integration is broken at the first step: nothing is exchanged, usually because of a configuration mismatch (title, host, port) on the acceptor.",
-        detection: "A-ASSOCIATE-RJ reasons 3 (calling AE title not recognized) and 7 (called AE title not recognized) are compared with accept_calling_ae_titles and the AE's own title.",
+        detection: "A-ASSOCIATE-RJ reasons 3 (calling AE title not recognized) and 7 (called AE title not recognized) are compared with accept_calling_ae_titles and the AE's own title. A rejection of a calling AE title that accept_calling_ae_titles does not list conforms with either reason (some acceptors, DCMTK's dcmqrscp among them, answer an access-list refusal with reason 7).",
         remedy: "Add the calling AE (with its host and port if the acceptor checks them) to the acceptor's configuration.",
     },
     Rule {

@@ -299,6 +299,21 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
                         ),
                     ));
                 }
+                if cb.common_extended_negotiation.is_some()
+                    && cb.common_extended_negotiation != ca.common_extended_negotiation
+                {
+                    d.push(issue(
+                        Warning,
+                        "extended-negotiation",
+                        format!(
+                            "{} {}: common extended negotiation {} in {nb}, {} in {na}",
+                            cb.sop_class,
+                            cb.role,
+                            common_ext_neg(cb.common_extended_negotiation.as_ref()),
+                            common_ext_neg(ca.common_extended_negotiation.as_ref())
+                        ),
+                    ));
+                }
                 if let Some(sb_) = &cb.statuses {
                     let bad: Vec<String> = sb_
                         .iter()
@@ -1254,4 +1269,18 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:to
     }
     o.push_str("</ul>\n</body></html>\n");
     o
+}
+
+/// A common extended negotiation claim for people.
+fn common_ext_neg(c: Option<&CommonExtendedNegotiation>) -> String {
+    c.map_or_else(
+        || "none".to_string(),
+        |c| {
+            format!(
+                "{{ service_class = {}, related_general_sop_classes = [{}] }}",
+                c.service_class,
+                labels(&c.related_general_sop_classes)
+            )
+        },
+    )
 }

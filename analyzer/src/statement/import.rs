@@ -419,6 +419,7 @@ fn import_ae(
             preferred_transfer_syntaxes,
             role_selection: None,
             extended_negotiation,
+            common_extended_negotiation: None,
             statuses: None,
             storage_commitment: None,
         });

@@ -31,6 +31,8 @@ struct CapObs {
     used: BTreeSet<String>,
     role_selection: Option<(bool, bool)>,
     ext_neg: Option<Vec<u8>>,
+    /// SOP class common extended negotiation sent: service class, related classes.
+    common: Option<(String, Vec<String>)>,
     statuses: BTreeSet<u16>,
     requests: u64,
     associations: u64,
@@ -172,8 +174,21 @@ impl Inference {
                             .iter()
                             .find(|e| e.sop_class == pc.abstract_syntax)
                             .and_then(|e| hex::decode(&e.info).ok());
+                        let common = u
+                            .common_extended_negotiation
+                            .iter()
+                            .find(|e| e.sop_class == pc.abstract_syntax)
+                            .map(|e| {
+                                (
+                                    e.service_class.clone(),
+                                    e.related_general_sop_classes.clone(),
+                                )
+                            });
                         let first = seen.insert((pc.abstract_syntax.clone(), role));
                         let o = self.cap(&pc.abstract_syntax, role);
+                        if common.is_some() && role == Role::Scu {
+                            o.common = common;
+                        }
                         for t in &pc.transfer_syntaxes {
                             if !o.ts.contains(t) {
                                 o.ts.push(t.clone());
@@ -341,6 +356,16 @@ impl Inference {
                     .role_selection
                     .map(|(scu, scp)| RoleSelection { scu, scp }),
                 extended_negotiation: o.ext_neg.as_deref().and_then(|b| ext_neg(sop, b)),
+                common_extended_negotiation: o.common.as_ref().map(|(service, related)| {
+                    CommonExtendedNegotiation {
+                        service_class: service.clone(),
+                        related_general_sop_classes: related
+                            .iter()
+                            .filter(|u| uid::is_valid(u))
+                            .map(|u| uidref(u, "a related general SOP class"))
+                            .collect(),
+                    }
+                }),
                 statuses: (!o.statuses.is_empty())
                     .then(|| o.statuses.iter().map(|&c| StatusRange::single(c)).collect()),
                 storage_commitment: None,

@@ -1069,6 +1069,7 @@ impl Validator {
                 "preferred_transfer_syntaxes",
                 "role_selection",
                 "extended_negotiation",
+                "common_extended_negotiation",
                 "statuses",
                 "storage_commitment",
             ],
@@ -1171,6 +1172,38 @@ impl Validator {
         let extended_negotiation = f
             .get("extended_negotiation")
             .and_then(|m| self.extended_negotiation(m, &f.key("extended_negotiation")));
+        let common_extended_negotiation = f.get("common_extended_negotiation").and_then(|m| {
+            let p = f.key("common_extended_negotiation");
+            let g = self.fields(m, &p, &["service_class", "related_general_sop_classes"])?;
+            let service_class = match g.get("service_class") {
+                Some(n) => match &n.kind {
+                    Kind::Str(v) if uid::is_valid(v) => Some(v.clone()),
+                    _ => {
+                        self.err(
+                            n.at,
+                            g.key("service_class"),
+                            "expected a service class UID (e.g. \"1.2.840.10008.4.2\", Storage Service Class)",
+                        );
+                        None
+                    }
+                },
+                None => {
+                    self.err(
+                        m.at,
+                        g.key("service_class"),
+                        "missing; expected a service class UID (e.g. \"1.2.840.10008.4.2\")",
+                    );
+                    None
+                }
+            };
+            let related = self
+                .uid_list(&g, "related_general_sop_classes", UidKind::SopClass, private)
+                .unwrap_or_default();
+            Some(CommonExtendedNegotiation {
+                service_class: service_class?,
+                related_general_sop_classes: related,
+            })
+        });
         let statuses = self.statuses(&f, "statuses");
         let storage_commitment = f.get("storage_commitment").and_then(|m| {
             let p = f.key("storage_commitment");
@@ -1209,6 +1242,7 @@ impl Validator {
             preferred_transfer_syntaxes: preferred,
             role_selection,
             extended_negotiation,
+            common_extended_negotiation,
             statuses,
             storage_commitment,
         })

@@ -352,6 +352,9 @@ pub struct Capability {
     pub role_selection: Option<RoleSelection>,
     /// SOP class extended negotiation (item 0x56); `None` = none.
     pub extended_negotiation: Option<ExtendedNegotiation>,
+    /// SOP class common extended negotiation (item 0x57) an SCU sends for this SOP
+    /// class; `None` = none.
+    pub common_extended_negotiation: Option<CommonExtendedNegotiation>,
     /// Narrows the AE-level list for this SOP class; `None` = the AE list applies.
     pub statuses: Option<Vec<StatusRange>>,
     /// Storage Commitment Push Model behaviour.
@@ -391,6 +394,17 @@ pub struct ExtendedNegotiation {
     pub storage: Option<StorageExtNeg>,
     pub find: Option<FindExtNeg>,
     pub retrieve: Option<RetrieveExtNeg>,
+}
+
+/// `common_extended_negotiation = { service_class = "1.2.840.10008.4.2",
+/// related_general_sop_classes = [...] }`: the SOP Class Common Extended Negotiation
+/// sub-item (0x57, PS3.7 D.3.3.6) the association requestor sends for the SOP class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommonExtendedNegotiation {
+    /// The service class UID (e.g. 1.2.840.10008.4.2, Storage Service Class).
+    pub service_class: String,
+    /// Related general SOP classes, in the order written; empty = none sent.
+    pub related_general_sop_classes: Vec<UidRef>,
 }
 
 /// Storage SOP classes (PS3.4 B.3.1): level of support 0-3, digital signature 0-2,

@@ -212,6 +212,14 @@ fn write_capability(o: &mut String, c: &Capability) {
         }
         let _ = writeln!(o, "extended_negotiation = {{ {} }}", parts.join(", "));
     }
+    if let Some(e) = &c.common_extended_negotiation {
+        let _ = writeln!(
+            o,
+            "common_extended_negotiation = {{ service_class = {}, related_general_sop_classes = {} }}",
+            quote(&e.service_class),
+            list(&labels(&e.related_general_sop_classes))
+        );
+    }
     if let Some(st) = &c.statuses {
         kv_list(o, "statuses", &status_strings(st));
     }
