@@ -176,7 +176,8 @@ impl Recorder {
                 // most one failure every ten seconds, with how many were not logged.
                 let mut last_logged: Option<Instant> = None;
                 let mut unlogged = 0u64;
-                while let Some(msg) = rx.blocking_recv() {
+                let mut batching = Batching::default();
+                while let Some(msg) = batching.next(&mut rx) {
                     if matches!(msg, RecordMsg::Close) {
                         break;
                     }
@@ -251,6 +252,45 @@ impl Recorder {
         match tokio::task::spawn_blocking(move || thread.join()).await {
             Ok(Ok(r)) => r,
             _ => Err(RecorderError::Thread),
+        }
+    }
+}
+
+/// How the writer thread waits for messages. Waking a parked thread costs the sender a
+/// system call, and on a busy proxy that would be one per forwarded chunk, on the
+/// forwarding path. So while traffic flows the thread drains the queue, then sleeps a
+/// millisecond without registering to be woken (senders then only push to the queue);
+/// after [`Batching::IDLE_AFTER`] without messages it blocks until the next one, so an
+/// idle proxy does not poll.
+#[derive(Default)]
+struct Batching {
+    last_message: Option<Instant>,
+}
+
+impl Batching {
+    const NAP: Duration = Duration::from_millis(1);
+    const IDLE_AFTER: Duration = Duration::from_millis(100);
+
+    /// The next message; `None` once every sender is gone.
+    fn next(&mut self, rx: &mut mpsc::Receiver<RecordMsg>) -> Option<RecordMsg> {
+        loop {
+            match rx.try_recv() {
+                Ok(msg) => {
+                    self.last_message = Some(Instant::now());
+                    return Some(msg);
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            let busy = self
+                .last_message
+                .is_some_and(|t| t.elapsed() < Self::IDLE_AFTER);
+            if !busy {
+                let msg = rx.blocking_recv();
+                self.last_message = Some(Instant::now());
+                return msg;
+            }
+            std::thread::sleep(Self::NAP);
         }
     }
 }
@@ -335,7 +375,6 @@ struct Writer {
     files: Arc<Mutex<Vec<PathBuf>>>,
     stats: RecorderStats,
     all_files: Vec<PathBuf>,
-    frame: Vec<u8>,
 }
 
 impl Writer {
@@ -354,7 +393,6 @@ impl Writer {
             files,
             stats: RecorderStats::default(),
             all_files: Vec::new(),
-            frame: Vec::with_capacity(MAX_SEGMENT + 128),
         };
         w.publish_files();
         w.enforce_retention();
@@ -548,9 +586,9 @@ impl Writer {
         let Some(pcap) = self.pcap.as_mut() else {
             return Ok(());
         };
-        self.frame.clear();
-        build_frame(&mut self.frame, src, dst, seq, ack, flags, payload);
-        write_epb(&mut pcap.buf, ts_us, &self.frame, comment);
+        write_epb(&mut pcap.buf, ts_us, comment, |out| {
+            write_frame(out, src, dst, seq, ack, flags, payload)
+        });
         self.stats.packets += 1;
         if pcap.buf.len() >= FLUSH_AT {
             pcap.flush()?;
@@ -742,8 +780,10 @@ fn mac_of(addr: &SocketAddr) -> [u8; 6] {
     [0x02, 0x00, b[0], b[1], b[2], b[3]]
 }
 
-/// Ethernet + IPv4/IPv6 + TCP (20-byte header) + payload.
-fn build_frame(
+/// Appends Ethernet + IPv4/IPv6 + TCP (20-byte header) + payload to `out`. The payload is
+/// copied once, straight into the block buffer, and summed for the TCP checksum from
+/// there: this runs over every recorded byte.
+fn write_frame(
     out: &mut Vec<u8>,
     src: SocketAddr,
     dst: SocketAddr,
@@ -758,17 +798,7 @@ fn build_frame(
     };
     out.extend_from_slice(&mac_of(&dst));
     out.extend_from_slice(&mac_of(&src));
-    let mut tcp = Vec::with_capacity(20 + payload.len());
-    tcp.extend_from_slice(&src.port().to_be_bytes());
-    tcp.extend_from_slice(&dst.port().to_be_bytes());
-    tcp.extend_from_slice(&seq.to_be_bytes());
-    tcp.extend_from_slice(&(if flags & ACK != 0 { ack } else { 0 }).to_be_bytes());
-    tcp.push(5 << 4);
-    tcp.push(flags);
-    tcp.extend_from_slice(&65535u16.to_be_bytes());
-    tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
-    tcp.extend_from_slice(payload);
-    let tcp_len = tcp.len();
+    let tcp_len = 20 + payload.len();
     let mut sum: u32 = 0;
     match (sip, dip) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
@@ -805,9 +835,21 @@ fn build_frame(
             sum += 6 + tcp_len as u32;
         }
     }
-    let c = checksum(sum, &tcp);
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&src.port().to_be_bytes());
+    tcp[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[8..12].copy_from_slice(&(if flags & ACK != 0 { ack } else { 0 }).to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    // Checksum and urgent pointer stay zero while summing; the header has an even length,
+    // so header and payload sum separately.
+    sum = add_words(sum, &tcp);
+    let c = checksum(sum, payload);
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
     out.extend_from_slice(&tcp);
+    out.extend_from_slice(payload);
 }
 
 fn to_v6(ip: IpAddr) -> std::net::Ipv6Addr {
@@ -817,27 +859,36 @@ fn to_v6(ip: IpAddr) -> std::net::Ipv6Addr {
     }
 }
 
-/// One's-complement sum of `data` as big-endian 16-bit words, added to `sum`. Eight bytes at
-/// a time into a wide accumulator, carries folded once at the end: this runs over every
-/// recorded byte.
+/// One's-complement sum of `data` as big-endian 16-bit words, added to `sum`. This runs
+/// over every recorded byte, so it sums 32-bit words in native byte order into a 64-bit
+/// accumulator (a loop the compiler vectorises) and folds once at the end: by RFC 1071
+/// §2(B) the sum in the other byte order is the same sum byte-swapped.
 fn add_words(sum: u32, data: &[u8]) -> u32 {
-    let mut acc = u64::from(sum);
-    let mut it = data.chunks_exact(8);
-    for w in &mut it {
-        let v = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
-        acc += (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff);
+    let mut acc: u64 = 0;
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        acc += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
     }
-    let mut rest = it.remainder().chunks_exact(2);
-    for w in &mut rest {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    // An odd tail is padded with zeros on the right, as RFC 1071 pads the last byte.
+    let rest = words.remainder();
+    let mut tail = [0u8; 4];
+    tail[..rest.len()].copy_from_slice(rest);
+    acc += u64::from(u32::from_ne_bytes(tail));
+    let native = fold16(acc);
+    let big_endian = if cfg!(target_endian = "little") {
+        native.swap_bytes()
+    } else {
+        native
+    };
+    fold16(u64::from(sum) + u64::from(big_endian)).into()
+}
+
+/// End-around-carry fold of a one's-complement accumulator to 16 bits.
+fn fold16(mut acc: u64) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
     }
-    if let [last] = rest.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    while acc > 0xffff_ffff {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
-    }
-    acc as u32
+    acc as u16
 }
 
 fn checksum(initial: u32, data: &[u8]) -> u16 {
@@ -894,17 +945,21 @@ fn finish_block(block: &mut Vec<u8>) {
     block.extend_from_slice(&total.to_le_bytes());
 }
 
-/// Enhanced Packet Block with an `opt_comment`.
-fn write_epb(out: &mut Vec<u8>, ts_us: u64, frame: &[u8], comment: &str) {
+/// Appends an Enhanced Packet Block with an `opt_comment`; `frame` appends the packet
+/// bytes in place (no intermediate buffer).
+fn write_epb(out: &mut Vec<u8>, ts_us: u64, comment: &str, frame: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&6u32.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes()); // interface 0
     out.extend_from_slice(&((ts_us >> 32) as u32).to_le_bytes());
     out.extend_from_slice(&(ts_us as u32).to_le_bytes());
-    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-    out.extend_from_slice(frame);
+    let lengths = out.len();
+    out.extend_from_slice(&[0u8; 8]); // captured and original length, patched
+    frame(out);
+    let frame_len = ((out.len() - lengths - 8) as u32).to_le_bytes();
+    out[lengths..lengths + 4].copy_from_slice(&frame_len);
+    out[lengths + 4..lengths + 8].copy_from_slice(&frame_len);
     pad4(out);
     push_option(out, 1, comment.as_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
@@ -957,22 +1012,44 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_checksum_verifies() {
-        let mut f = Vec::new();
+    fn ipv4_and_tcp_checksums_verify() {
         let a: SocketAddr = "10.0.0.1:1234".parse().unwrap_or_else(|_| unreachable!());
         let b: SocketAddr = "10.0.0.2:104".parse().unwrap_or_else(|_| unreachable!());
-        build_frame(&mut f, a, b, 1, 2, ACK | PSH, b"hello");
-        let ip = &f[14..34];
-        assert_eq!(checksum(0, ip), 0);
-        assert_eq!(f.len(), 14 + 20 + 20 + 5);
+        for payload in [&b"hello"[..], b"even", b"", &[0xFF; 1001]] {
+            let mut f = Vec::new();
+            write_frame(&mut f, a, b, 1, 2, ACK | PSH, payload);
+            assert_eq!(f.len(), 14 + 20 + 20 + payload.len());
+            assert_eq!(checksum(0, &f[14..34]), 0, "IPv4 header");
+            // Pseudo-header + segment (checksum included) sums to all ones.
+            let tcp = &f[34..];
+            let mut pseudo = add_words(0, &[10, 0, 0, 1, 10, 0, 0, 2]);
+            pseudo += 6 + tcp.len() as u32;
+            assert_eq!(checksum(pseudo, tcp), 0, "TCP, payload {}", payload.len());
+            assert_eq!(&tcp[20..], payload);
+        }
+    }
+
+    #[test]
+    fn ipv6_tcp_checksum_verifies() {
+        let a: SocketAddr = "[fd00::1]:1234".parse().unwrap_or_else(|_| unreachable!());
+        let b: SocketAddr = "[fd00::2]:104".parse().unwrap_or_else(|_| unreachable!());
+        let mut f = Vec::new();
+        write_frame(&mut f, a, b, 7, 9, ACK | PSH, b"odd");
+        let tcp = &f[14 + 40..];
+        let mut pseudo = add_words(0, &f[14 + 8..14 + 40]);
+        pseudo += 6 + tcp.len() as u32;
+        assert_eq!(checksum(pseudo, tcp), 0);
     }
 
     #[test]
     fn epb_is_aligned() {
         let mut out = Vec::new();
-        write_epb(&mut out, 1, &[1, 2, 3], "assoc=1");
+        write_epb(&mut out, 1, "assoc=1", |o| o.extend_from_slice(&[1, 2, 3]));
         assert_eq!(out.len() % 4, 0);
         let total = u32::from_le_bytes([out[4], out[5], out[6], out[7]]) as usize;
         assert_eq!(total, out.len());
+        let word = |i: usize| u32::from_le_bytes([out[i], out[i + 1], out[i + 2], out[i + 3]]);
+        assert_eq!((word(20), word(24)), (3, 3), "captured and original length");
+        assert_eq!(&out[28..31], &[1, 2, 3]);
     }
 }

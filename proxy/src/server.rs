@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dicomtap_wire::{Conversation, EngineConfig, Side, StreamEnd};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -576,6 +576,8 @@ struct Association {
     analysis_gap: [AtomicU64; 2],
     rec_skip: [AtomicU64; 2],
     bytes: [AtomicU64; 2],
+    /// `dicomtap_bytes_total` for each direction, resolved once (not per chunk).
+    bytes_metric: [prometheus::IntCounter; 2],
     started: Instant,
     /// Milliseconds since `started` of the last byte either way.
     last_activity_ms: AtomicU64,
@@ -587,6 +589,8 @@ impl Association {
         let (tx, rx) = mpsc::channel(shared.limits.analysis_queue_chunks.max(1));
         shared.analyses.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(analyse(id, client, shared.clone(), rx));
+        let bytes_metric = [Side::Requestor, Side::Acceptor]
+            .map(|side| shared.metrics.bytes_total.with_label_values(&[direction(side)]));
         Association {
             id,
             client,
@@ -596,6 +600,7 @@ impl Association {
             analysis_gap: [AtomicU64::new(0), AtomicU64::new(0)],
             rec_skip: [AtomicU64::new(0), AtomicU64::new(0)],
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
+            bytes_metric,
             started: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             recording: AtomicBool::new(false),
@@ -645,19 +650,16 @@ impl Association {
     }
 
     /// Bytes sent by `from`, already forwarded: count, analyse, record.
-    async fn tap(&self, from: Side, ts_us: u64, data: &[u8]) {
+    ///
+    /// `bytes` is shared by reference with the analysis task and the recorder: no copy.
+    async fn tap(&self, from: Side, ts_us: u64, bytes: Bytes) {
         let i = from.index();
-        let n = data.len() as u64;
+        let n = bytes.len() as u64;
         self.bytes[i].fetch_add(n, Ordering::Relaxed);
         self.shared.bytes[i].fetch_add(n, Ordering::Relaxed);
-        self.shared
-            .metrics
-            .bytes_total
-            .with_label_values(&[direction(from)])
-            .inc_by(n);
+        self.bytes_metric[i].inc_by(n);
         self.last_activity_ms
             .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let bytes = Bytes::copy_from_slice(data);
         let gap_before = self.analysis_gap[i].swap(0, Ordering::AcqRel);
         let msg = AnalysisMsg::Data {
             from,
@@ -966,7 +968,7 @@ async fn reject(
         read_first_pdu(&mut client, &mut pre, &limits).await
     };
     if !pre.is_empty() {
-        assoc.tap(Side::Requestor, now_us(), &pre).await;
+        assoc.tap(Side::Requestor, now_us(), Bytes::copy_from_slice(&pre)).await;
     }
     if matches!(first, FirstPdu::Nothing | FirstPdu::Timeout) && pre.is_empty() {
         assoc.control(AnalysisMsg::Outcome(outcome));
@@ -988,7 +990,7 @@ async fn reject(
     })
     .await;
     if matches!(ok, Ok(Ok(()))) {
-        assoc.tap(Side::Acceptor, now_us(), &rj).await;
+        assoc.tap(Side::Acceptor, now_us(), Bytes::copy_from_slice(&rj)).await;
     }
     // Give the client a moment to read the answer and close first.
     let mut sink = [0u8; 1024];
@@ -1214,17 +1216,25 @@ async fn pump(
     framer: &mut Framer,
     buf_size: usize,
 ) -> PumpEnd {
-    let mut buf = vec![0u8; buf_size];
+    // Reads land in one buffer; each chunk is split off, frozen and shared by reference
+    // with the analysis task and the recorder. Once they have dropped their chunks,
+    // `reserve` takes the same allocation back, so steady forwarding neither copies nor
+    // allocates per chunk.
+    let mut buf = BytesMut::with_capacity(buf_size);
+    let min_read = (buf_size / 4).max(1024);
     let mut pdus = Vec::new();
     let mut spans = Vec::new();
     loop {
-        let n = match rd.read(&mut buf).await {
+        if buf.capacity() < min_read {
+            buf.reserve(buf_size);
+        }
+        match rd.read_buf(&mut buf).await {
             Ok(0) => {
                 let _ = wr.shutdown().await;
                 assoc.end(from, StreamEnd::Close).await;
                 return PumpEnd::Fin;
             }
-            Ok(n) => n,
+            Ok(_) => {}
             Err(e) => {
                 tracing::debug!(assoc = assoc.id, "read from {from}: {e}");
                 assoc.end(from, StreamEnd::Reset).await;
@@ -1232,14 +1242,15 @@ async fn pump(
             }
         };
         let ts = now_us();
-        if let Err(e) = wr.write_all(&buf[..n]).await {
+        let chunk = buf.split().freeze();
+        if let Err(e) = wr.write_all(&chunk).await {
             tracing::debug!(assoc = assoc.id, "write to {}: {e}", from.peer());
             return PumpEnd::WriteFailed;
         }
         pdus.clear();
         spans.clear();
-        framer.scan(&buf[..n], &mut pdus, &mut spans);
-        assoc.tap(from, ts, &buf[..n]).await;
+        framer.scan(&chunk, &mut pdus, &mut spans);
+        assoc.tap(from, ts, chunk).await;
     }
 }
 
@@ -1275,7 +1286,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
         }
         let (mut p, mut s) = (Vec::new(), Vec::new());
         framers[0].scan(&pre, &mut p, &mut s);
-        assoc.tap(Side::Requestor, ts, &pre).await;
+        assoc.tap(Side::Requestor, ts, Bytes::from(pre)).await;
     }
     enum Stop {
         Done,
@@ -1351,7 +1362,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                     to: survivor,
                     why: text.into(),
                 });
-                assoc.tap(gone, now_us(), &abort).await;
+                assoc.tap(gone, now_us(), Bytes::copy_from_slice(&abort)).await;
             }
             let _ = writer.shutdown().await;
             if !ended[gone.index()] && !matches!(how, PumpEnd::ReadFailed) {
@@ -1378,7 +1389,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                             to: side.peer(),
                             why: why.into(),
                         });
-                        assoc.tap(side, now_us(), &abort).await;
+                        assoc.tap(side, now_us(), Bytes::copy_from_slice(&abort)).await;
                     }
                 }
                 let _ = writer.shutdown().await;
