@@ -1,6 +1,7 @@
 //! `dicomtap probe`: test a live DICOM device (C-ECHO, presentation contexts, C-STORE,
-//! Storage Commitment, C-FIND/C-MOVE/C-GET, Q/R matching, character sets, max PDU,
-//! timeouts, malformed data) and set the results against its statement.
+//! Storage Commitment, C-FIND/C-MOVE/C-GET, Q/R matching, character sets, max PDU, load,
+//! timeouts, malformed data), over plain TCP or TLS, and set the results against its
+//! statement.
 
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -24,9 +25,13 @@ study, C-MOVE to the probe's own SCP (--listen, --move-ae), C-GET\n  matching   
 wildcards at start/middle/end, single-character, across name components, case, universal \
 matching, date ranges\n  charset     store Part-10 files (pydicom's charset_files, --charset-files), \
 query and retrieve them, compare the name bytes\n  max-pdu     advertise a huge max length; what \
-the device advertises and sends\n  timeouts    (only when named) ARTIM and idle association \
-timeouts, measured\n  malformed   (only when named) truncated / oversized PDUs, bad lengths, \
-bad command sets, each followed by a C-ECHO\n\n`dicomtap probe matrix --devices DIR` instead runs a \
+the device advertises and sends\n  load        (only when named) N simultaneous associations \
+(--load-associations, default the statement's max + 1), each C-ECHO (+ C-STORE): accepted, \
+rejected and why, latencies\n  timeouts    (only when named) ARTIM, idle association and \
+slow-response (DIMSE) timeouts, measured\n  malformed   (only when named) truncated / oversized \
+PDUs, bad lengths, bad command sets, bad data sets (unknown or wrong VR, length past the \
+end, unterminated sequence), each followed by a C-ECHO\n\n--tls runs every check over TLS \
+(--tls-ca, optionally --tls-cert/--tls-key, --tls-server-name).\n\n`dicomtap probe matrix --devices DIR` instead runs a \
 C-ECHO from every source AE title to every destination of a device list (statements) and sets \
 each result against the destination's accept_calling_ae_titles.\n\nExit codes: 0 no check failed, 1 a check failed \
 (or, with --strict, differs from the statement), 2 usage or input error."
@@ -73,9 +78,28 @@ pub struct Args {
     /// Seconds to wait for each answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     timeout: f64,
-    /// Longest wait for the device to give up in the timeouts check.
+    /// Longest wait for the device to give up in the timeouts check (per measurement).
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
     timeouts_max: f64,
+    /// Simultaneous associations of the load check (default: the statement's
+    /// max_associations.acceptor + 1, or 10).
+    #[arg(long, value_name = "N")]
+    load_associations: Option<u32>,
+    /// Talk to the target over TLS (DICOM TLS, PS3.15 Annex B); needs --tls-ca.
+    #[arg(long)]
+    tls: bool,
+    /// Trust store (PEM) for the target's certificate.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// The probe's client certificate chain (PEM), for targets that ask for one.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Name the target's certificate is verified against (default: the host of --target).
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
     /// JSON output.
     #[arg(long)]
     json: bool,
@@ -146,6 +170,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.commit_wait = secs("commit-wait", args.commit_wait)?;
     cfg.timeouts_max = secs("timeouts-max", args.timeouts_max)?;
     cfg.charset_files = args.charset_files.clone();
+    if args.load_associations == Some(0) {
+        bail!("--load-associations must be at least 1");
+    }
+    cfg.load_associations = args.load_associations;
+    cfg.tls = tls_client(&args, &target)?;
     cfg.store_transfer_syntax = match args.transfer_syntax.as_str() {
         "implicit" | probe::dataset::IMPLICIT_LE => probe::dataset::IMPLICIT_LE.to_string(),
         "explicit" | probe::dataset::EXPLICIT_LE => probe::dataset::EXPLICIT_LE.to_string(),
@@ -212,6 +241,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The rustls client configuration of `--tls`, built by the proxy's TLS module.
+fn tls_client(args: &Args, target: &str) -> anyhow::Result<Option<probe::link::TlsClient>> {
+    use dicomtap_proxy::tls;
+    let given = args.tls_ca.is_some()
+        || args.tls_cert.is_some()
+        || args.tls_key.is_some()
+        || args.tls_server_name.is_some();
+    if !args.tls {
+        if given {
+            bail!("--tls-ca, --tls-cert, --tls-key and --tls-server-name need --tls");
+        }
+        return Ok(None);
+    }
+    let Some(ca) = args.tls_ca.clone() else {
+        bail!("--tls needs --tls-ca (the trust store for the target's certificate)");
+    };
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        bail!("--tls-cert and --tls-key go together");
+    }
+    let host = match target.rsplit_once(':') {
+        Some((h, _)) => h.trim_matches(|c| c == '[' || c == ']').to_string(),
+        None => target.to_string(),
+    };
+    let name = args.tls_server_name.clone().unwrap_or(host);
+    let config = tls::build_client_config(&tls::ClientTlsConfig {
+        ca,
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+        server_name: Some(name.clone()),
+        versions: tls::default_versions(),
+        cipher_suites: tls::DEFAULT_CIPHER_SUITES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    })
+    .map_err(|e| anyhow::anyhow!("--tls: {e}"))?;
+    probe::link::TlsClient::new(config, &name)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("--tls-server-name: {e}"))
 }
 
 fn run_matrix(args: &Args) -> anyhow::Result<ExitCode> {

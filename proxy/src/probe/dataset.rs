@@ -27,6 +27,7 @@ pub mod tag {
     pub const SOP_CLASS_UID: u32 = 0x0008_0016;
     pub const SOP_INSTANCE_UID: u32 = 0x0008_0018;
     pub const STUDY_DATE: u32 = 0x0008_0020;
+    pub const STUDY_TIME: u32 = 0x0008_0030;
     pub const QUERY_RETRIEVE_LEVEL: u32 = 0x0008_0052;
     pub const MODALITY: u32 = 0x0008_0060;
     pub const FAILURE_REASON: u32 = 0x0008_1197;
@@ -375,6 +376,12 @@ pub const SECONDARY_CAPTURE: &str = "1.2.840.10008.5.1.4.1.1.7";
 /// A small Secondary Capture object (8x8, 8-bit monochrome) in Implicit or Explicit VR
 /// Little Endian, with ISO_IR 192 as its character set.
 pub fn generate(spec: &ObjectSpec) -> EncodedObject {
+    generate_with(spec, |_| {})
+}
+
+/// [`generate`], with `adjust` applied to the data set before it is encoded (another
+/// Study Time, say).
+pub fn generate_with(spec: &ObjectSpec, adjust: impl FnOnce(&mut Dataset)) -> EncodedObject {
     let sop_instance = crate::peers::study::new_uid();
     let series = crate::peers::study::new_uid();
     let mut ds = Dataset::new();
@@ -382,7 +389,7 @@ pub fn generate(spec: &ObjectSpec) -> EncodedObject {
         .put_str(tag::SOP_CLASS_UID, "UI", SECONDARY_CAPTURE.as_bytes())
         .put_str(tag::SOP_INSTANCE_UID, "UI", sop_instance.as_bytes())
         .put_str(tag::STUDY_DATE, "DA", spec.study_date.as_bytes())
-        .put_str(0x0008_0030, "TM", b"120000")
+        .put_str(tag::STUDY_TIME, "TM", b"120000")
         .put_str(0x0008_0050, "SH", b"")
         .put_str(tag::MODALITY, "CS", b"OT")
         .put_str(0x0008_0064, "CS", b"WSD")
@@ -406,6 +413,7 @@ pub fn generate(spec: &ObjectSpec) -> EncodedObject {
         .put_us(tag::HIGH_BIT, 7)
         .put_us(tag::PIXEL_REPRESENTATION, 0)
         .put(tag::PIXEL_DATA, "OB", (0u8..64).map(|i| i * 4).collect());
+    adjust(&mut ds);
     let explicit = spec.transfer_syntax == EXPLICIT_LE;
     EncodedObject {
         sop_class_uid: SECONDARY_CAPTURE.to_string(),

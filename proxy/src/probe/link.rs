@@ -7,7 +7,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::ServerName;
 
 use dicomtap_wire::assoc::{Abort, AssociateAccept, AssociateReject, AssociateRequest};
 use dicomtap_wire::dimse::{Command, encode_command};
@@ -52,6 +55,123 @@ pub enum LinkError {
     TooLarge,
     #[error("no accepted presentation context for {0}")]
     NoContext(String),
+    #[error("TLS handshake with {addr}: {reason}")]
+    Tls { addr: SocketAddr, reason: String },
+}
+
+/// How to reach a TLS target: the rustls client configuration (built by
+/// [`crate::tls::build_client_config`]) and the name its certificate is verified against.
+#[derive(Debug, Clone)]
+pub struct TlsClient {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// `name` is what the target's certificate is verified against (a DNS name or an IP
+    /// address).
+    pub fn new(config: Arc<rustls::ClientConfig>, name: &str) -> Result<TlsClient, String> {
+        let server_name = ServerName::try_from(name.to_string())
+            .map_err(|_| format!("{name:?} is not a DNS name or IP address"))?;
+        Ok(TlsClient {
+            config,
+            server_name,
+        })
+    }
+}
+
+/// What a TLS handshake negotiated.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: String,
+    /// IANA name (rustls spelling for TLS 1.3: `TLS13_AES_256_GCM_SHA384`).
+    pub cipher_suite: String,
+}
+
+impl TlsInfo {
+    fn of(conn: &rustls::ClientConnection) -> TlsInfo {
+        let version = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+            Some(v) => format!("{v:?}"),
+            None => "unknown".into(),
+        };
+        let cipher_suite = conn
+            .negotiated_cipher_suite()
+            .map(|s| {
+                s.suite()
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{:?}", s.suite()))
+            })
+            .unwrap_or_else(|| "unknown".into());
+        TlsInfo {
+            version,
+            cipher_suite,
+        }
+    }
+}
+
+/// The transport under a link: plain TCP or TLS over TCP (client side).
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) {
+        let _ = self.tcp().set_read_timeout(t);
+    }
+
+    /// Half-closes our direction (after a TLS close_notify).
+    fn shutdown_write(&mut self) {
+        if let Stream::Tls(s) = self {
+            s.conn.send_close_notify();
+            while s.conn.wants_write() {
+                if s.conn.write_tls(&mut s.sock).is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = self.tcp().shutdown(Shutdown::Write);
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            // A TCP close without close_notify is still the end of the stream for DICOM.
+            Stream::Tls(s) => match s.read(buf) {
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
 }
 
 /// A complete DIMSE message from the peer.
@@ -119,6 +239,8 @@ pub struct AssociateRqBuilder {
     pub max_length: u32,
     /// SOP classes for which the SCP role is asked (item 0x54 with SCU and SCP set).
     pub scp_roles: Vec<String>,
+    /// SOP Class Extended Negotiation sub-items (0x56): SOP class, application information.
+    pub extended_negotiation: Vec<(String, Vec<u8>)>,
 }
 
 /// Appends an item: type, reserved, 16-bit length, value.
@@ -148,7 +270,11 @@ pub fn ae_field(title: &str) -> [u8; 16] {
     f
 }
 
-fn user_info(max_length: u32, roles: &[(String, bool, bool)]) -> Vec<u8> {
+fn user_info(
+    max_length: u32,
+    roles: &[(String, bool, bool)],
+    extended: &[(String, Vec<u8>)],
+) -> Vec<u8> {
     let mut ui = Vec::new();
     item(&mut ui, 0x51, &max_length.to_be_bytes());
     item(&mut ui, 0x52, IMPLEMENTATION_CLASS_UID.as_bytes());
@@ -161,6 +287,13 @@ fn user_info(max_length: u32, roles: &[(String, bool, bool)]) -> Vec<u8> {
         item(&mut ui, 0x54, &v);
     }
     item(&mut ui, 0x55, IMPLEMENTATION_VERSION_NAME.as_bytes());
+    for (uid, info) in extended {
+        let mut v = Vec::new();
+        v.extend_from_slice(&u16::try_from(uid.len()).unwrap_or(0).to_be_bytes());
+        v.extend_from_slice(uid.as_bytes());
+        v.extend_from_slice(info);
+        item(&mut ui, 0x56, &v);
+    }
     ui
 }
 
@@ -180,6 +313,7 @@ impl AssociateRqBuilder {
             contexts: Vec::new(),
             max_length: 65_536,
             scp_roles: Vec::new(),
+            extended_negotiation: Vec::new(),
         }
     }
 
@@ -210,7 +344,11 @@ impl AssociateRqBuilder {
             .iter()
             .map(|s| (s.clone(), true, true))
             .collect();
-        item(&mut body, 0x50, &user_info(self.max_length, &roles));
+        item(
+            &mut body,
+            0x50,
+            &user_info(self.max_length, &roles, &self.extended_negotiation),
+        );
         pdu(0x01, &body)
     }
 }
@@ -242,7 +380,7 @@ pub fn encode_accept(
         .iter()
         .map(|r| (r.sop_class.clone(), r.scu, r.scp))
         .collect();
-    item(&mut body, 0x50, &user_info(max_length, &roles));
+    item(&mut body, 0x50, &user_info(max_length, &roles, &[]));
     pdu(0x02, &body)
 }
 
@@ -281,7 +419,7 @@ struct Pending {
 
 /// One TCP connection carrying one association.
 pub struct Link {
-    stream: TcpStream,
+    stream: Stream,
     pub peer: SocketAddr,
     /// Our side of the association.
     me: Side,
@@ -299,6 +437,8 @@ pub struct Link {
     /// Engine events of the peer, for callers that want them (e.g. replay diff).
     pub events: Vec<Event>,
     pub keep_events: bool,
+    /// What the TLS handshake negotiated (TLS links only).
+    pub tls: Option<TlsInfo>,
     rbuf: Vec<u8>,
 }
 
@@ -308,16 +448,59 @@ impl Link {
         let stream = TcpStream::connect_timeout(&addr, timeout)
             .map_err(|source| LinkError::Connect { addr, source })?;
         let _ = stream.set_nodelay(true);
-        Ok(Self::wrap(stream, addr, Side::Requestor))
+        Ok(Self::wrap(Stream::Plain(stream), addr, Side::Requestor))
+    }
+
+    /// Connects to `addr`, over TLS when `tls` is given (the handshake completes within
+    /// `timeout` before this returns).
+    pub fn connect_with(
+        addr: SocketAddr,
+        timeout: Duration,
+        tls: Option<&TlsClient>,
+    ) -> Result<Link, LinkError> {
+        let Some(tls) = tls else {
+            return Self::connect(addr, timeout);
+        };
+        let mut tcp = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|source| LinkError::Connect { addr, source })?;
+        let _ = tcp.set_nodelay(true);
+        let fail = |reason: String| LinkError::Tls { addr, reason };
+        let mut conn = rustls::ClientConnection::new(tls.config.clone(), tls.server_name.clone())
+            .map_err(|e| fail(e.to_string()))?;
+        let deadline = Instant::now() + timeout;
+        while conn.is_handshaking() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(fail(format!("no handshake within {timeout:?}")));
+            }
+            let _ = tcp.set_read_timeout(Some(left));
+            match conn.complete_io(&mut tcp) {
+                Ok((0, 0)) if conn.is_handshaking() => {
+                    return Err(fail("the peer closed the connection".into()));
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        let info = TlsInfo::of(&conn);
+        let mut link = Self::wrap(
+            Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))),
+            addr,
+            Side::Requestor,
+        );
+        link.tls = Some(info);
+        Ok(link)
     }
 
     /// Wraps an accepted connection (we are the association acceptor).
     pub fn accepted_from(stream: TcpStream, peer: SocketAddr) -> Link {
         let _ = stream.set_nodelay(true);
-        Self::wrap(stream, peer, Side::Acceptor)
+        Self::wrap(Stream::Plain(stream), peer, Side::Acceptor)
     }
 
-    fn wrap(stream: TcpStream, peer: SocketAddr, me: Side) -> Link {
+    fn wrap(stream: Stream, peer: SocketAddr, me: Side) -> Link {
         let config = EngineConfig {
             emit_data: true,
             emit_pdata: true,
@@ -337,6 +520,7 @@ impl Link {
             closed: false,
             events: Vec::new(),
             keep_events: false,
+            tls: None,
             rbuf: vec![0u8; 64 * 1024],
         }
     }
@@ -350,7 +534,10 @@ impl Link {
 
     /// Sends raw bytes (any PDU, well-formed or not).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), LinkError> {
-        self.stream.write_all(bytes).map_err(|e| self.io(e))?;
+        self.stream
+            .write_all(bytes)
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| self.io(e))?;
         self.conv.feed(self.me, now_us(), bytes);
         self.drain();
         Ok(())
@@ -358,7 +545,7 @@ impl Link {
 
     /// Half-closes our direction.
     pub fn shutdown_write(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        self.stream.shutdown_write();
     }
 
     pub fn next_message_id(&mut self) -> u16 {
@@ -508,7 +695,7 @@ impl Link {
                 return Err(LinkError::Timeout(Duration::ZERO, what.to_string()));
             }
             let wait = (deadline - now).max(Duration::from_millis(1));
-            let _ = self.stream.set_read_timeout(Some(wait));
+            self.stream.set_read_timeout(Some(wait));
             match self.stream.read(&mut self.rbuf) {
                 Ok(0) => self.conv.end(self.me.peer(), now_us(), StreamEnd::Close),
                 Ok(n) => {

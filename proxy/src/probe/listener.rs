@@ -3,6 +3,10 @@
 //! abstract syntax in Implicit or Explicit VR Little Endian (anything else, first
 //! proposed, for storage), answers C-STORE, N-EVENT-REPORT and C-ECHO with Success, and
 //! keeps what arrived.
+//!
+//! For the slow-response measurement of the timeouts check it can also hold its
+//! C-STORE-RSPs back ([`Listener::hold_store_responses`]) and note how long the device,
+//! as the SCU of C-MOVE sub-operations, waits before it gives up.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,10 +25,24 @@ pub struct Received {
     pub message: Message,
 }
 
+/// A C-STORE-RSP the listener held back, and what the device did meanwhile.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub calling_ae: String,
+    /// From the complete C-STORE-RQ to the device's reaction (or the end of the hold).
+    pub waited: Duration,
+    /// `Some(reaction)` when the device gave up (A-ABORT, A-RELEASE-RQ, close); `None`
+    /// when it still waited at the end of the hold (the response was then sent).
+    pub gave_up: Option<String>,
+}
+
 #[derive(Default)]
 struct Shared {
     received: Mutex<Vec<Received>>,
     cond: Condvar,
+    /// Longest hold of C-STORE-RSPs; `None` = answer at once.
+    hold: Mutex<Option<Duration>>,
+    held: Mutex<Vec<Held>>,
 }
 
 /// A running listener; stopped on drop.
@@ -78,6 +96,22 @@ impl Listener {
             .unwrap_or_default()
     }
 
+    /// From now on, C-STORE-RSPs are held back up to `max` (`None`: answered at once).
+    pub fn hold_store_responses(&self, max: Option<Duration>) {
+        if let Ok(mut g) = self.shared.hold.lock() {
+            *g = max;
+        }
+    }
+
+    /// The held C-STORE-RSPs so far.
+    pub fn held(&self) -> Vec<Held> {
+        self.shared
+            .held
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
     /// Waits until `pred` holds for what was received, or `timeout`.
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Received]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
@@ -117,6 +151,27 @@ fn choose(_abstract: &str, proposed: &[String]) -> Option<String> {
         .cloned()
 }
 
+/// Withholds the answer to a C-STORE-RQ for up to `max`, watching what the device does.
+/// When it gives up, the association is answered (A-RELEASE-RP) or left as it ended.
+fn hold_response(link: &mut Link, max: Duration) -> (Duration, Option<String>) {
+    let t = Instant::now();
+    loop {
+        match link.next(t + max, "the device giving up") {
+            Ok(Incoming::ReleaseRq) => {
+                let _ = link.send_raw(&RELEASE_RP);
+                link.shutdown_write();
+                return (t.elapsed(), Some("A-RELEASE-RQ".into()));
+            }
+            Ok(i @ (Incoming::Abort(_) | Incoming::Closed(_))) => {
+                return (t.elapsed(), Some(i.describe()));
+            }
+            Ok(_) => {}
+            Err(super::link::LinkError::Timeout(..)) => return (t.elapsed(), None),
+            Err(e) => return (t.elapsed(), Some(e.to_string())),
+        }
+    }
+}
+
 fn serve(mut link: Link, shared: &Shared, stop: &AtomicBool) {
     let timeout = Duration::from_secs(60);
     let mut calling = String::new();
@@ -143,6 +198,21 @@ fn serve(mut link: Link, shared: &Shared, stop: &AtomicBool) {
                 }
             }
             Ok(Incoming::Message(m)) if m.command.is_request() => {
+                let hold = shared.hold.lock().ok().and_then(|g| *g);
+                if let (Some(max), 0x0001) = (hold, m.command.command_field) {
+                    let (waited, gave_up) = hold_response(&mut link, max);
+                    if let Ok(mut g) = shared.held.lock() {
+                        g.push(Held {
+                            calling_ae: calling.clone(),
+                            waited,
+                            gave_up: gave_up.clone(),
+                        });
+                    }
+                    shared.cond.notify_all();
+                    if gave_up.is_some() {
+                        return;
+                    }
+                }
                 if link.answer_request(&m).is_err() {
                     return;
                 }

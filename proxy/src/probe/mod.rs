@@ -1,7 +1,8 @@
 //! The active conformance probe: tests a live DICOM device the way an integration
 //! engineer should before go-live (C-ECHO, presentation-context sweep, C-STORE, Storage
-//! Commitment, C-FIND/C-MOVE/C-GET, Q/R matching, character sets, timeouts, max PDU,
+//! Commitment, C-FIND/C-MOVE/C-GET, Q/R matching, character sets, max PDU, load, timeouts,
 //! malformed data) and sets each result against the device's statement when one is given.
+//! Every check runs over TLS when the target is a TLS one ([`ProbeConfig::tls`]).
 //!
 //! Everything talks over [`link::Link`], a blocking endpoint whose incoming bytes are
 //! decoded by the same wire engine as the analyzer. Checks that could disturb a production
@@ -33,12 +34,13 @@ pub enum Check {
     Matching,
     Charset,
     MaxPdu,
+    Load,
     Timeouts,
     Malformed,
 }
 
 impl Check {
-    pub const ALL: [Check; 10] = [
+    pub const ALL: [Check; 11] = [
         Check::Echo,
         Check::Contexts,
         Check::Store,
@@ -47,6 +49,7 @@ impl Check {
         Check::Matching,
         Check::Charset,
         Check::MaxPdu,
+        Check::Load,
         Check::Timeouts,
         Check::Malformed,
     ];
@@ -61,6 +64,7 @@ impl Check {
             Check::Matching => "matching",
             Check::Charset => "charset",
             Check::MaxPdu => "max-pdu",
+            Check::Load => "load",
             Check::Timeouts => "timeouts",
             Check::Malformed => "malformed",
         }
@@ -72,7 +76,7 @@ impl Check {
 
     /// Could disturb a production device: run only when named.
     pub fn disruptive(self) -> bool {
-        matches!(self, Check::Timeouts | Check::Malformed)
+        matches!(self, Check::Load | Check::Timeouts | Check::Malformed)
     }
 
     /// The checks run when none is named: every non-disruptive one that needs nothing
@@ -149,6 +153,9 @@ pub struct ProbeReport {
     pub called_ae: String,
     pub calling_ae: String,
     pub statement: Option<String>,
+    /// What the TLS handshake negotiated, for a TLS target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<link::TlsInfo>,
     pub started_us: u64,
     pub results: Vec<CheckResult>,
 }
@@ -185,8 +192,13 @@ pub struct ProbeConfig {
     pub commit_wait: Duration,
     /// pydicom's charset_files directory (or any directory of Part-10 files).
     pub charset_files: Option<PathBuf>,
-    /// Longest wait for the peer to close in the timeouts check.
+    /// Longest wait for the peer to give up in the timeouts check (each measurement).
     pub timeouts_max: Duration,
+    /// Simultaneous associations of the load check; `None` = the statement's
+    /// `max_associations.acceptor` + 1 (or 10 without one).
+    pub load_associations: Option<u32>,
+    /// TLS to the target: every association of every check goes over it.
+    pub tls: Option<link::TlsClient>,
 }
 
 impl ProbeConfig {
@@ -204,6 +216,8 @@ impl ProbeConfig {
             commit_wait: Duration::from_secs(10),
             charset_files: None,
             timeouts_max: Duration::from_secs(120),
+            load_associations: None,
+            tls: None,
         }
     }
 
@@ -255,6 +269,7 @@ pub fn run(config: &ProbeConfig, wanted: &[Check]) -> Result<ProbeReport, ProbeE
         called_ae: config.called_ae.clone(),
         calling_ae: config.calling_ae.clone(),
         statement: config.statement.as_ref().map(|(s, _)| s.origin()),
+        tls: state.tls_info(),
         started_us,
         results,
     })

@@ -41,6 +41,9 @@ pub fn to_text(r: &ProbeReport) -> String {
             .map(|s| format!(", statement {s}"))
             .unwrap_or_default()
     );
+    if let Some(t) = &r.tls {
+        let _ = writeln!(out, "TLS {} {}", t.version, t.cipher_suite);
+    }
     for c in &r.results {
         let _ = writeln!(
             out,
@@ -102,6 +105,9 @@ pub fn to_html(r: &ProbeReport) -> String {
             .map(|s| format!(", statement {}", esc(s)))
             .unwrap_or_default()
     );
+    if let Some(t) = &r.tls {
+        let _ = write!(h, "<p>TLS {} {}</p>", esc(&t.version), esc(&t.cipher_suite));
+    }
     let _ = write!(
         h,
         "<table><tr><th>check</th><th>verdict</th><th>summary</th><th>ms</th></tr>"
@@ -166,6 +172,14 @@ pub fn to_junit(r: &ProbeReport) -> String {
         r.count(Verdict::Skipped),
         total_ms as f64 / 1000.0
     );
+    if let Some(t) = &r.tls {
+        let _ = writeln!(
+            x,
+            "  <properties><property name=\"tls.version\" value=\"{}\"/><property name=\"tls.cipher_suite\" value=\"{}\"/></properties>",
+            esc(&t.version),
+            esc(&t.cipher_suite)
+        );
+    }
     for c in &r.results {
         let mut body = c.details.join("\n");
         if let Some(t) = &c.table {
@@ -216,6 +230,7 @@ mod tests {
             called_ae: "A<B".into(),
             calling_ae: "X".into(),
             statement: None,
+            tls: None,
             started_us: 0,
             results: vec![
                 CheckResult::new(Check::Echo, Verdict::Pass, "ok"),

@@ -1,0 +1,280 @@
+//! The probe's checks, one module per concept. This module holds the runner ([`State`]:
+//! what the checks of one run share, and the dispatch) and the helpers every check uses
+//! (constants, request building, association opening). Each check opens its own
+//! associations, so one failing check never leaves the next one on a broken association.
+//! Checks share what they stored (so commitment and find-move work on the object the
+//! store check sent).
+
+mod charset;
+mod commitment;
+mod contexts;
+mod echo;
+mod limits;
+mod load;
+mod malformed;
+mod matching;
+mod query;
+mod store;
+mod timeouts;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use dicomtap_analyzer::statement::{Ae, ReportOn, Role};
+use dicomtap_wire::dimse::{Command, field};
+use dicomtap_wire::status::{StatusClass, classify};
+
+use super::listener::Listener;
+use super::{Check, CheckResult, ProbeConfig, Table, Verdict};
+use crate::peers::EncodedObject;
+use crate::probe::dataset::{self, Dataset, EXPLICIT_LE, IMPLICIT_LE, ObjectSpec, tag};
+use crate::probe::link::{AssociateRqBuilder, Exchange, Incoming, Link, LinkError, Proposal};
+
+pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+pub const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
+pub const STORAGE_COMMITMENT: &str = "1.2.840.10008.1.20.1";
+pub const STORAGE_COMMITMENT_INSTANCE: &str = "1.2.840.10008.1.20.1.1";
+pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
+pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
+pub const STUDY_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.2.3";
+pub const PATIENT_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.1.1";
+pub const PATIENT_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.1.2";
+pub const PATIENT_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.1.3";
+
+/// Storage SOP classes the sweep tries whether claimed or not.
+pub const COMMON_STORAGE: &[&str] = &[
+    "1.2.840.10008.5.1.4.1.1.2",     // CT
+    "1.2.840.10008.5.1.4.1.1.2.1",   // Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4",     // MR
+    "1.2.840.10008.5.1.4.1.1.4.1",   // Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.1",     // CR
+    "1.2.840.10008.5.1.4.1.1.1.1",   // DX for presentation
+    "1.2.840.10008.5.1.4.1.1.1.2",   // MG for presentation
+    "1.2.840.10008.5.1.4.1.1.6.1",   // US
+    "1.2.840.10008.5.1.4.1.1.3.1",   // US multi-frame
+    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.20",    // NM
+    "1.2.840.10008.5.1.4.1.1.128",   // PET
+    "1.2.840.10008.5.1.4.1.1.481.1", // RT Image
+    "1.2.840.10008.5.1.4.1.1.12.1",  // XA
+    "1.2.840.10008.5.1.4.1.1.104.1", // Encapsulated PDF
+    "1.2.840.10008.5.1.4.1.1.88.11", // Basic Text SR
+    "1.2.840.10008.5.1.4.1.1.88.22", // Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.88.59", // Key Object Selection
+    "1.2.840.10008.5.1.4.1.1.11.1",  // Grayscale Softcopy Presentation State
+];
+
+/// Non-storage SOP classes the sweep tries (uncompressed syntaxes only).
+pub const COMMON_SERVICES: &[&str] = &[
+    VERIFICATION,
+    STORAGE_COMMITMENT,
+    PATIENT_ROOT_FIND,
+    PATIENT_ROOT_MOVE,
+    PATIENT_ROOT_GET,
+    STUDY_ROOT_FIND,
+    STUDY_ROOT_MOVE,
+    STUDY_ROOT_GET,
+    "1.2.840.10008.5.1.4.31",  // Modality Worklist FIND
+    "1.2.840.10008.3.1.2.3.3", // MPPS
+];
+
+pub const UNCOMPRESSED: &[&str] = &[IMPLICIT_LE, EXPLICIT_LE, "1.2.840.10008.1.2.2"];
+
+pub const STANDARD_TS: &[&str] = &[
+    IMPLICIT_LE,
+    EXPLICIT_LE,
+    "1.2.840.10008.1.2.2",    // Explicit VR Big Endian (retired)
+    "1.2.840.10008.1.2.1.99", // Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.4.50", // JPEG Baseline
+    "1.2.840.10008.1.2.4.70", // JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80", // JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.90", // JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91", // JPEG 2000
+    "1.2.840.10008.1.2.5",    // RLE Lossless
+];
+
+fn label(uid: &str) -> String {
+    dicomtap_wire::uid::keyword(uid)
+        .map(str::to_string)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+fn status_text(code: u16, command_field: u16) -> String {
+    let s = classify(code, command_field);
+    format!("{:04X} ({})", code, s.meaning)
+}
+
+/// One malformed-data case: sends it and returns the device's reaction.
+type MalformedCase = fn(&State<'_>) -> Result<String, String>;
+
+/// An object the probe stored and how the device answered.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub object: EncodedObject,
+    pub study_uid: String,
+    pub patient_id: String,
+    pub status: Option<u16>,
+}
+
+impl Stored {
+    fn success(&self) -> bool {
+        self.status.is_some_and(|s| {
+            matches!(
+                StatusClass::of(s),
+                StatusClass::Success | StatusClass::Warning
+            )
+        })
+    }
+}
+
+/// State shared by the checks of one run.
+pub struct State<'a> {
+    cfg: &'a ProbeConfig,
+    listener: Option<Listener>,
+    stored: Vec<Stored>,
+    store_result: Option<CheckResult>,
+    /// Letters that make this run's patient names and IDs unique.
+    token: String,
+    /// What the first TLS handshake negotiated (TLS targets).
+    tls_info: std::cell::OnceCell<crate::probe::link::TlsInfo>,
+}
+
+fn run_token() -> String {
+    let uid = crate::peers::study::new_uid();
+    let digits: Vec<u8> = uid.bytes().filter(u8::is_ascii_digit).collect();
+    let tail = digits
+        .iter()
+        .rev()
+        .take(5)
+        .map(|d| char::from(b'A' + (d - b'0') * 2))
+        .collect::<String>();
+    format!("DTP{tail}")
+}
+
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}")
+}
+
+fn request(field_: u16, id: u16, sop_class: &str) -> Command {
+    let mut c = Command::new(field_);
+    c.message_id = Some(id);
+    c.affected_sop_class = Some(sop_class.to_string());
+    if matches!(
+        field_,
+        field::C_STORE_RQ | field::C_FIND_RQ | field::C_MOVE_RQ | field::C_GET_RQ
+    ) {
+        c.priority = Some(0);
+    }
+    c
+}
+
+/// Decodes a text value in a Specific Character Set value (the last term when code
+/// extensions are in use); `None` when it cannot be decoded faithfully.
+fn decode_text(charset: &str, bytes: &[u8]) -> Option<String> {
+    use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
+    let terms: Vec<&str> = charset.split('\\').map(str::trim).collect();
+    let term = if bytes.contains(&0x1B) {
+        terms
+            .iter()
+            .rev()
+            .find(|t| !t.is_empty())
+            .copied()
+            .unwrap_or("ISO_IR 6")
+    } else {
+        terms
+            .first()
+            .copied()
+            .filter(|t| !t.is_empty())
+            .unwrap_or("ISO_IR 6")
+    };
+    let cs = SpecificCharacterSet::from_code(term)?;
+    let text = cs.decode(bytes).ok()?;
+    (!text.contains(['\u{1b}', '\u{fffd}'])).then_some(text)
+}
+
+fn has_scp_claim(ae: &Ae, uid: &str) -> bool {
+    ae.capability(uid, Role::Scp).is_some()
+}
+
+impl<'a> State<'a> {
+    pub fn new(cfg: &'a ProbeConfig, listener: Option<Listener>) -> Self {
+        State {
+            cfg,
+            listener,
+            stored: Vec::new(),
+            store_result: None,
+            token: run_token(),
+            tls_info: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The TLS version and cipher suite negotiated with the target, once connected.
+    pub fn tls_info(&self) -> Option<crate::probe::link::TlsInfo> {
+        self.tls_info.get().cloned()
+    }
+
+    /// A connection to the target (TLS when configured), no association yet.
+    fn connect(&self) -> Result<Link, LinkError> {
+        let link = Link::connect_with(self.cfg.target, self.cfg.timeout, self.cfg.tls.as_ref())?;
+        if let Some(t) = &link.tls {
+            let _ = self.tls_info.set(t.clone());
+        }
+        Ok(link)
+    }
+
+    pub fn run(&mut self, c: Check) -> CheckResult {
+        match c {
+            Check::Echo => self.echo(),
+            Check::Contexts => self.contexts(),
+            Check::Store => self.store_check(),
+            Check::Commitment => self.commitment(),
+            Check::FindMove => self.find_move(),
+            Check::Matching => self.matching(),
+            Check::Charset => self.charset(),
+            Check::MaxPdu => self.max_pdu(),
+            Check::Load => self.load(),
+            Check::Timeouts => self.timeouts(),
+            Check::Malformed => self.malformed(),
+        }
+    }
+
+    fn builder(&self) -> AssociateRqBuilder {
+        AssociateRqBuilder::new(&self.cfg.calling_ae, &self.cfg.called_ae)
+    }
+
+    fn open(&self, rq: &AssociateRqBuilder) -> Result<Link, LinkError> {
+        let mut link = self.connect()?;
+        link.associate(rq, self.cfg.timeout)?;
+        Ok(link)
+    }
+
+    fn finish(&self, mut link: Link) {
+        let _ = link.release(self.cfg.timeout);
+    }
+
+    /// A hint for errors that usually mean the device does not know the probe's AE.
+    fn hint(&self, e: &str) -> String {
+        if e.contains("aborted") || e.contains("rejected") {
+            format!(
+                " (many archives refuse queries and retrieves from unknown AE titles: is {} configured at the device?)",
+                self.cfg.calling_ae
+            )
+        } else {
+            String::new()
+        }
+    }
+}
