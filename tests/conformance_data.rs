@@ -773,21 +773,21 @@ fn a_commitment_report_later_than_claimed_is_overdue() {
     };
     let scene = Scene::new("commit-late");
     // The report comes on a new association 3 s after the N-ACTION.
-    let (capture, out, port, _) = commitment(&scene, &py, &data, "new", "3", "15");
+    let (capture, out, port, report_port) = commitment(&scene, &py, &data, "new", "3", "15");
     assert!(out.contains("report received"), "{out}");
 
+    // Claimed: reports within 1 s, on the same association.
     scene.statement(
         "archive.toml",
-        &archive_statement("[\"new_association\"]", "1"),
+        &archive_statement("[\"same_association\"]", "1"),
     );
     let (findings, _, _) = scene.analyze(&capture);
     let f = with(&findings, "storage-commitment-overdue", "PY_ARCHIVE");
     assert_eq!(f.len(), 1, "{}", dump(&findings));
-    assert_eq!(findings.len(), 1, "{}", dump(&findings));
     assert_eq!(f[0]["claim"], "storage_commitment.max_wait_s = 1");
     // The deadline passes in capture time as the report's association opens, before the
     // report itself: the finding is made then, against the N-ACTION, and the late report
-    // is not reported a second time.
+    // is not reported overdue a second time.
     let observed = text(&f[0]["observed"]);
     assert!(
         observed.starts_with("no N-EVENT-REPORT for transaction ")
@@ -797,6 +797,44 @@ fn a_commitment_report_later_than_claimed_is_overdue() {
     );
     assert_eq!(f[0]["evidence"]["message_id"], 1);
     assert_evidence(&f[0], &capture, port, None);
+    // The transaction is still remembered when the late report comes: it is checked for
+    // its association, with the N-ACTION linked.
+    let a = with(
+        &findings,
+        "storage-commitment-report-association",
+        "PY_ARCHIVE",
+    );
+    assert_eq!(a.len(), 1, "{}", dump(&findings));
+    assert_eq!(findings.len(), 2, "{}", dump(&findings));
+    assert!(
+        text(&a[0]["observed"]).contains(" on new association (association #"),
+        "{}",
+        a[0]
+    );
+    assert_evidence(&a[0], &capture, report_port, Some("requestor"));
+    let related = a[0]["evidence"]["related"].as_array().unwrap();
+    assert_eq!(related.len(), 1, "{}", a[0]);
+    assert_eq!(
+        related[0]["association"], f[0]["evidence"]["association"],
+        "{}",
+        a[0]
+    );
+    assert_eq!(related[0]["message_id"], 1, "{}", a[0]);
+    assert_ne!(
+        a[0]["evidence"]["association"], related[0]["association"],
+        "{}",
+        a[0]
+    );
+
+    // New associations claimed: only the lateness.
+    scene.statement(
+        "archive.toml",
+        &archive_statement("[\"new_association\"]", "1"),
+    );
+    let (findings, _, _) = scene.analyze(&capture);
+    let f = with(&findings, "storage-commitment-overdue", "PY_ARCHIVE");
+    assert_eq!(f.len(), 1, "{}", dump(&findings));
+    assert_eq!(findings.len(), 1, "{}", dump(&findings));
 
     // Claimed wait long enough: nothing.
     scene.statement(
@@ -1127,6 +1165,138 @@ fn storescu_giving_up_on_a_slow_response_before_its_claimed_dimse_timeout() {
     scene.statement("storescu.toml", &storescu("{ dimse = 2 }"));
     // (No exit code check: the association that ended without release is a protocol
     // warning of its own.)
+    let (findings, _, _) = scene.analyze(&capture);
+    assert!(findings.is_empty(), "{}", dump(&findings));
+}
+
+/// A requestor that gets no answer to its A-ASSOCIATE-RQ: the mute acceptor reads it and
+/// never answers, so what ends the association is the requestor's ARTIM (ACSE) timeout.
+fn unanswered_association(
+    scene: &Scene,
+    py: &Path,
+    name: &str,
+    requestor: impl FnOnce(u16) -> Command,
+) -> (PathBuf, String) {
+    let port = free_port();
+    let mute = data_peer(
+        scene,
+        py,
+        "mute-scp",
+        port,
+        &["mute-scp", &port.to_string(), "30"],
+    );
+    let cap = Capture::start(name, &[port], scene.path());
+    let out = run(name, requestor(port), scene.path(), Duration::from_secs(60));
+    let capture = cap.finish();
+    drop(mute);
+    (capture, out.text())
+}
+
+#[test]
+fn echoscu_giving_up_on_an_association_answer_before_its_claimed_artim() {
+    if !require("conformance", &["echoscu", "dumpcap"]) {
+        return;
+    }
+    let Some((py, _)) = require_python("conformance") else {
+        return;
+    };
+    let scene = Scene::new("timeout-artim-short");
+    // echoscu waits 2 s for the A-ASSOCIATE-AC (-ta 2), then closes.
+    let (capture, out) = unanswered_association(&scene, &py, "echoscu", |port| {
+        command(
+            "echoscu",
+            &[
+                "-ta",
+                "2",
+                "-aet",
+                "ECHOSCU",
+                "-aec",
+                "MUTE",
+                "127.0.0.1",
+                &port.to_string(),
+            ],
+        )
+    });
+    assert!(out.contains("DUL network read timeout"), "{out}");
+    let statement_with = |timeouts: &str| {
+        statement(
+            "DCMTK_ECHOSCU",
+            "ECHOSCU",
+            &format!("initiator = true\ntimeouts_s = {timeouts}"),
+            &[("Verification", "SCU", ALL_TS)],
+            "",
+        )
+    };
+    scene.statement("echoscu.toml", &statement_with("{ artim = 30 }"));
+    let (findings, _, _) = scene.analyze(&capture);
+    let f = with(&findings, "timeout-shorter-than-claimed", "DCMTK_ECHOSCU");
+    assert_eq!(f.len(), 1, "{}", dump(&findings));
+    assert_eq!(findings.len(), 1, "{}", dump(&findings));
+    assert_eq!(f[0]["claim"], "timeouts_s.artim = 30");
+    let observed = text(&f[0]["observed"]);
+    assert!(
+        observed.starts_with("gave up (") && observed.ends_with(" for the A-ASSOCIATE answer"),
+        "{observed}"
+    );
+    let gap = gap_of(observed);
+    assert!((1.5..4.0).contains(&gap), "{observed}");
+    assert_eq!(text(&f[0]["evidence"]["from"]), "requestor", "{}", f[0]);
+
+    // Claimed as it behaves: nothing. (The idle and DIMSE claims do not apply while the
+    // association is not established.)
+    scene.statement(
+        "echoscu.toml",
+        &statement_with("{ artim = 2, idle = 60, dimse = 60 }"),
+    );
+    let (findings, _, _) = scene.analyze(&capture);
+    assert!(findings.is_empty(), "{}", dump(&findings));
+}
+
+#[test]
+fn pynetdicom_giving_up_on_an_association_answer_later_than_claimed() {
+    if !require("conformance", &["dumpcap"]) {
+        return;
+    }
+    let Some((py, _)) = require_python("conformance") else {
+        return;
+    };
+    let scene = Scene::new("timeout-artim-long");
+    // pynetdicom waits 4 s for the A-ASSOCIATE-AC (acse_timeout), then aborts.
+    let (capture, out) = unanswered_association(&scene, &py, "artim-scu", |port| {
+        data_py(
+            &scene,
+            &py,
+            &["artim-scu", &port.to_string(), "MUTE", "PYSCU", "4"],
+        )
+    });
+    assert!(out.contains("gave up after"), "{out}");
+    let statement_with = |timeouts: &str| {
+        statement(
+            "PY_SCU",
+            "PYSCU",
+            &format!("initiator = true\ntimeouts_s = {timeouts}"),
+            &[("Verification", "SCU", PY_TS)],
+            "",
+        )
+    };
+    scene.statement("pyscu.toml", &statement_with("{ artim = 1.5 }"));
+    let (findings, _, _) = scene.analyze(&capture);
+    let f = with(&findings, "timeout-longer-than-claimed", "PY_SCU");
+    assert_eq!(f.len(), 1, "{}", dump(&findings));
+    assert_eq!(findings.len(), 1, "{}", dump(&findings));
+    assert_eq!(f[0]["claim"], "timeouts_s.artim = 1.5");
+    assert_eq!(f[0]["severity"], "info");
+    let observed = text(&f[0]["observed"]);
+    assert!(
+        observed.starts_with("gave up (A-ABORT) after waiting ")
+            && observed.ends_with(" for the A-ASSOCIATE answer"),
+        "{observed}"
+    );
+    let gap = gap_of(observed);
+    assert!((3.5..6.0).contains(&gap), "{observed}");
+    assert_eq!(text(&f[0]["evidence"]["from"]), "requestor", "{}", f[0]);
+
+    scene.statement("pyscu.toml", &statement_with("{ artim = 4 }"));
     let (findings, _, _) = scene.analyze(&capture);
     assert!(findings.is_empty(), "{}", dump(&findings));
 }

@@ -219,3 +219,124 @@ fn monitor_serves_metrics_of_a_capture() {
     );
     mon.stop("INT", Duration::from_secs(10));
 }
+
+/// Runs `dicomtap monitor CAPTURE --no-follow EXTRA` until it has read the whole capture;
+/// returns its /metrics.
+fn monitor_metrics(dir: &Path, name: &str, capture: &Path, extra: &[&str]) -> String {
+    let mport = free_port();
+    let metrics = format!("127.0.0.1:{mport}");
+    let mut args = vec![
+        "monitor",
+        capture.to_str().unwrap(),
+        "--no-follow",
+        "--metrics",
+        &metrics,
+    ];
+    args.extend_from_slice(extra);
+    let mut mon = Proc::spawn(name, command(DICOMTAP, &args), dir);
+    assert!(
+        wait_for_port(mport, Duration::from_secs(20), Some(&mut mon)),
+        "monitor: {}",
+        mon.output()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || mon
+            .stderr()
+            .contains("TCP connections")),
+        "monitor never finished the capture: {}",
+        mon.output()
+    );
+    let body = http_get(mport, "/metrics", None);
+    mon.stop("INT", Duration::from_secs(10));
+    body
+}
+
+/// The value of a metric line that starts with `series` (0 when absent).
+fn metric(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn monitor_counts_tls_on_a_given_port_as_dicom() {
+    if !require(
+        "monitor_tls",
+        &["storescu", "storescp", "dumpcap", "openssl"],
+    ) {
+        return;
+    }
+    let Some((_, data)) = require_python("monitor_tls") else {
+        return;
+    };
+    let tmp = temp_dir("monitor-tls");
+    let dir = tmp.path();
+    // A throwaway self-signed certificate, used and trusted by both sides.
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    run_ok(
+        "openssl",
+        command(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-out",
+                cert.to_str().unwrap(),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ),
+        dir,
+        Duration::from_secs(60),
+    );
+    let tls = [
+        "+tls",
+        key.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        "+cf",
+        cert.to_str().unwrap(),
+    ];
+    // storescp over TLS on a free (non-default) port; storescu sends CT_small.dcm.
+    let (scp, port) = support::peers::storescp(
+        "storescp-tls",
+        &dir.join("received"),
+        dir,
+        &[&["-aet", "STORESCP"][..], &tls[..]].concat(),
+    );
+    let cap = Capture::start("monitor-tls", &[port], dir);
+    let file = data.test_files.join("CT_small.dcm");
+    let size = std::fs::metadata(&file).unwrap().len() as f64;
+    let port_s = port.to_string();
+    let mut args = vec!["-aec", "STORESCP", "-aet", "MODALITY"];
+    args.extend_from_slice(&tls);
+    args.extend_from_slice(&["127.0.0.1", &port_s, file.to_str().unwrap()]);
+    run_ok(
+        "storescu",
+        command("storescu", &args),
+        dir,
+        Duration::from_secs(60),
+    );
+    let capture = cap.finish();
+    drop(scp);
+
+    let sent = "dicomtap_bytes_total{direction=\"to_upstream\"}";
+    // Without --port the TLS connection on an unknown port is not DICOM: not counted.
+    let body = monitor_metrics(dir, "monitor-noport", &capture, &[]);
+    assert_eq!(metric(&body, sent), 0.0, "{body}");
+    // With it, its (encrypted) bytes are: at least the file storescu sent.
+    let body = monitor_metrics(dir, "monitor-port", &capture, &["--port", &port_s]);
+    let bytes = metric(&body, sent);
+    assert!(bytes > size, "{bytes} bytes counted, file {size}\n{body}");
+    assert!(
+        metric(&body, "dicomtap_bytes_total{direction=\"to_client\"}") > 0.0,
+        "{body}"
+    );
+}

@@ -1,6 +1,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 //! Conformance rules on synthetic event sequences: each rule the real-peer tests
-//! (tests/conformance_peers.rs) cannot easily provoke is driven here with hand-built
+//! (tests/conformance_*.rs) cannot easily provoke is driven here with hand-built
 //! engine events, and conforming sequences must raise nothing.
 
 use std::net::SocketAddr;
@@ -1072,7 +1072,278 @@ fn commitment_never_reported_within_the_claimed_wait_is_overdue() {
         f.observed
     );
     assert_eq!(f.evidence.association, 0);
+    assert_eq!(f.evidence.message_id, Some(2), "the N-ACTION");
+    // Reported once; the transaction is kept for a late report.
+    h.at(70.0).ev(Side::Requestor, EventKind::ReleaseRp);
+    assert_eq!(overdue(&h).len(), 1, "{:?}", h.rules());
+    assert_eq!(h.checker.pending().0, 1);
+    // Forgotten after the commitment memory (a day).
+    h.at(86_500.0).ev(Side::Requestor, EventKind::ReleaseRq);
     assert_eq!(h.checker.pending().0, 0);
+    assert_eq!(overdue(&h).len(), 1, "{:?}", h.rules());
+}
+
+fn overdue(h: &H) -> Vec<&ConformanceFinding> {
+    h.findings
+        .iter()
+        .filter(|f| f.rule.as_str() == "storage-commitment-overdue")
+        .collect()
+}
+
+/// CT9000 stores 1.2.3.4.1 (Success) on association 0 and requests its commitment
+/// (transaction 1.2.3.99, N-ACTION message 2), then releases.
+fn stored_and_commitment_requested(h: &mut H) {
+    h.good_assoc()
+        .command(Side::Requestor, 1, store_rq(1, "1.2.3.4.1"))
+        .command(
+            Side::Acceptor,
+            1,
+            rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")),
+        )
+        .command(Side::Requestor, 3, n_action(2))
+        .data(
+            Side::Requestor,
+            3,
+            commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]),
+        )
+        .end();
+}
+
+/// The PACS reports transaction 1.2.3.99 at `secs` on a new association (id 1), with
+/// 1.2.3.4.1 failed.
+fn failed_report_on_a_new_association(h: &mut H, secs: f64) {
+    h.on(1, "10.0.0.9:6000", "10.0.0.5:104")
+        .at(secs)
+        .rq(
+            "PACS",
+            "CT9000",
+            &[(1, COMMIT, &[IMPLICIT])],
+            UserInformation::default(),
+        )
+        .ac(&[(1, 0, Some(IMPLICIT))], UserInformation::default())
+        .command(Side::Requestor, 1, n_event_report(1, 2))
+        .data(
+            Side::Requestor,
+            1,
+            commit_ds("1.2.3.99", &[], &["1.2.3.4.1"]),
+        );
+}
+
+#[test]
+fn a_report_after_the_overdue_finding_is_still_checked() {
+    let mut h = H::new(&[MODALITY, PACS]);
+    stored_and_commitment_requested(&mut h);
+    // The claimed 60 s pass: overdue, against the N-ACTION.
+    h.on(2, "10.0.0.5:40001", "10.0.0.9:104")
+        .at(61.5)
+        .good_assoc();
+    assert_eq!(overdue(&h).len(), 1, "{:?}", h.rules());
+    assert_eq!(h.checker.pending().0, 1, "kept for its late report");
+    // 90 s after the N-ACTION the report comes, on a new association (the PACS claims
+    // same_association only), with the instance answered Success among the failed.
+    failed_report_on_a_new_association(&mut h, 90.0);
+    let a = h.has("storage-commitment-report-association", "PACS_DEVICE");
+    assert!(a.observed.contains("new association"), "{}", a.observed);
+    assert_eq!(a.evidence.association, 1);
+    assert_eq!(a.evidence.related.len(), 1, "{:?}", a.evidence.related);
+    let n_action = &a.evidence.related[0];
+    assert!(n_action.what.starts_with("N-ACTION-RQ"), "{n_action:?}");
+    assert_eq!((n_action.association, n_action.message_id), (0, Some(2)));
+    let s = h.has("silent-success", "PACS_DEVICE");
+    assert!(s.observed.contains("1.2.3.4.1"), "{}", s.observed);
+    assert_eq!(s.evidence.related.len(), 2, "N-ACTION and C-STORE-RSP");
+    // The lateness was reported once, when the wait passed; the report settles it.
+    assert_eq!(overdue(&h).len(), 1, "{:?}", h.rules());
+    assert_eq!(h.checker.pending().0, 0);
+    h.end().finish();
+    assert_eq!(overdue(&h).len(), 1, "{:?}", h.rules());
+}
+
+#[test]
+fn a_report_just_after_the_wait_is_overdue_with_its_delay() {
+    let mut h = H::new(&[MODALITY, PACS]);
+    stored_and_commitment_requested(&mut h);
+    // The report's association opens within the wait (59.8 s) and the report comes at
+    // 60.5 s, before the passing deadline was noticed (expiry runs once a second): the
+    // report itself is overdue and says how late it came.
+    h.on(1, "10.0.0.9:6000", "10.0.0.5:104")
+        .at(59.8)
+        .rq(
+            "PACS",
+            "CT9000",
+            &[(1, COMMIT, &[IMPLICIT])],
+            UserInformation::default(),
+        )
+        .ac(&[(1, 0, Some(IMPLICIT))], UserInformation::default());
+    assert!(overdue(&h).is_empty(), "{:?}", h.rules());
+    h.at(60.5)
+        .command(Side::Requestor, 1, n_event_report(1, 2))
+        .data(
+            Side::Requestor,
+            1,
+            commit_ds("1.2.3.99", &[], &["1.2.3.4.1"]),
+        );
+    let o = overdue(&h);
+    assert_eq!(o.len(), 1, "{:?}", h.rules());
+    assert!(
+        o[0].observed.contains("came 60.5 s after the N-ACTION"),
+        "{}",
+        o[0].observed
+    );
+    assert_eq!(o[0].evidence.association, 1, "the report");
+    assert_eq!(o[0].evidence.related[0].message_id, Some(2), "the N-ACTION");
+    h.has("storage-commitment-report-association", "PACS_DEVICE");
+    h.has("silent-success", "PACS_DEVICE");
+    // Settled: no second finding when the clock moves on.
+    h.at(100.0)
+        .ev(Side::Requestor, EventKind::ReleaseRq)
+        .end()
+        .finish();
+    assert_eq!(overdue(&h).len(), 1, "{:?}", h.rules());
+}
+
+#[test]
+fn overdue_transactions_are_bounded_in_number_and_age() {
+    let st = vec![
+        statement::parse(MODALITY, Path::new("m.toml")).unwrap(),
+        statement::parse(PACS, Path::new("p.toml")).unwrap(),
+    ];
+    let cfg = CheckerConfig {
+        max_commitments: 3,
+        commitment_memory_s: 120.0,
+        ..CheckerConfig::default()
+    };
+    let mut h = H::with(Checker::with_config(st, cfg));
+    h.good_assoc();
+    for i in 0..10u16 {
+        h.command(Side::Requestor, 3, n_action(i)).data(
+            Side::Requestor,
+            3,
+            commit_ds(&format!("1.2.3.{i}"), &["1.2.3.4.1"], &[]),
+        );
+    }
+    assert_eq!(h.checker.pending().0, 3);
+    // All three remembered are overdue after 60 s, and kept.
+    h.at(61.5).ev(Side::Requestor, EventKind::ReleaseRq);
+    assert_eq!(overdue(&h).len(), 3, "{:?}", h.rules());
+    assert_eq!(h.checker.pending().0, 3);
+    // Forgotten after the commitment memory (120 s here): a report then matches nothing.
+    h.at(121.5).ev(Side::Acceptor, EventKind::ReleaseRp).end();
+    assert_eq!(h.checker.pending().0, 0);
+    h.on(1, "10.0.0.9:6000", "10.0.0.5:104")
+        .at(130.0)
+        .rq(
+            "PACS",
+            "CT9000",
+            &[(1, COMMIT, &[IMPLICIT])],
+            UserInformation::default(),
+        )
+        .ac(&[(1, 0, Some(IMPLICIT))], UserInformation::default())
+        .command(Side::Requestor, 1, n_event_report(1, 1))
+        .data(
+            Side::Requestor,
+            1,
+            commit_ds("1.2.3.9", &["1.2.3.4.1"], &[]),
+        );
+    assert!(
+        !h.rules()
+            .iter()
+            .any(|(r, _)| r == "storage-commitment-report-association"),
+        "{:?}",
+        h.rules()
+    );
+    assert_eq!(overdue(&h).len(), 3, "{:?}", h.rules());
+}
+
+/// A data set peek of `inst` with private creator `creator`.
+fn private_peek(inst: &str, creator: &str) -> EventKind {
+    let mut p = peek(&[]);
+    p.peek.sop_instance_uid = Some(inst.into());
+    p.peek.private_creators = vec![PrivateCreator {
+        group: 0x0029,
+        block: 0x10,
+        creator: creator.into(),
+        in_sequence: false,
+    }];
+    EventKind::DatasetPeek(p)
+}
+
+fn private_findings(h: &H) -> Vec<&ConformanceFinding> {
+    h.findings
+        .iter()
+        .filter(|f| f.rule.as_str() == "private-creator-undocumented")
+        .collect()
+}
+
+/// The PACS opens association `id` to CT9000 and sends it these data sets (as the
+/// sub-operations of a C-MOVE would).
+fn pacs_sends(h: &mut H, id: u64, sets: &[(&str, &str)]) {
+    h.on(id, &format!("10.0.0.9:{}", 6000 + id), "10.0.0.5:104")
+        .rq(
+            "PACS",
+            "CT9000",
+            &[(1, CT, &[EXPLICIT])],
+            UserInformation::default(),
+        )
+        .ac(&[(1, 0, Some(EXPLICIT))], UserInformation::default());
+    for (i, (inst, creator)) in sets.iter().enumerate() {
+        h.command(Side::Requestor, 1, store_rq(i as u16 + 1, inst))
+            .ev(Side::Requestor, private_peek(inst, creator));
+    }
+    h.end();
+}
+
+#[test]
+fn private_creators_of_relayed_instances_are_not_the_relays() {
+    let st = vec![
+        statement::parse(MODALITY, Path::new("m.toml")).unwrap(),
+        statement::parse(PACS, Path::new("p.toml")).unwrap(),
+    ];
+    let cfg = CheckerConfig {
+        max_stores: 2,
+        ..CheckerConfig::default()
+    };
+    let mut h = H::with(Checker::with_config(st, cfg));
+    // The CT stores three instances with its documented private creator; the PACS
+    // answers Success.
+    h.good_assoc();
+    for (i, inst) in ["1.2.3.4.1", "1.2.3.4.2", "1.2.3.4.3"].iter().enumerate() {
+        let id = i as u16 + 1;
+        h.command(Side::Requestor, 1, store_rq(id, inst))
+            .ev(Side::Requestor, private_peek(inst, "ACME CT 1.0"))
+            .command(
+                Side::Acceptor,
+                1,
+                rsp(field::C_STORE_RSP, id, 0, CT, Some(inst)),
+            );
+    }
+    h.end();
+    assert!(private_findings(&h).is_empty(), "{:?}", h.rules());
+    // The PACS (no private creators claimed) relays the last one it received: its
+    // creators are the CT's, not the PACS's.
+    pacs_sends(&mut h, 1, &[("1.2.3.4.3", "ACME CT 1.0")]);
+    assert!(private_findings(&h).is_empty(), "{:?}", h.rules());
+    // An instance it never received is its own.
+    pacs_sends(&mut h, 2, &[("1.2.3.4.9", "ACME CT 1.0")]);
+    let f = private_findings(&h);
+    assert_eq!(f.len(), 1, "{:?}", h.rules());
+    assert_eq!(f[0].device, "PACS_DEVICE");
+    assert_eq!(f[0].evidence.sop_instance.as_deref(), Some("1.2.3.4.9"));
+    assert!(
+        f[0].observed.contains("\"ACME CT 1.0\""),
+        "{}",
+        f[0].observed
+    );
+    // Memory of received instances is capped (two here): the first is forgotten, so
+    // the PACS is blamed for it; the second is still known.
+    pacs_sends(
+        &mut h,
+        3,
+        &[("1.2.3.4.2", "ACME CT 1.0"), ("1.2.3.4.1", "ACME CT 1.0")],
+    );
+    let f = private_findings(&h);
+    assert_eq!(f.len(), 2, "{:?}", h.rules());
+    assert_eq!(f[1].evidence.sop_instance.as_deref(), Some("1.2.3.4.1"));
 }
 
 #[test]

@@ -31,7 +31,8 @@ pub struct Args {
     /// Stop at the end of the file instead of waiting for more (for a finished capture).
     #[arg(long)]
     no_follow: bool,
-    /// A DICOM server port, to tell client from server when the handshake was not seen (repeatable).
+    /// A DICOM server port, to tell client from server when the handshake was not seen and
+    /// to count TLS connections to it as DICOM over TLS (repeatable).
     #[arg(long = "port", value_name = "PORT")]
     ports: Vec<u16>,
     /// Exit when the input ends instead of serving the final figures until interrupted.
@@ -127,7 +128,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut ports: Vec<u16> = DEFAULT_SERVER_PORTS.to_vec();
     ports.extend(&args.ports);
     let config = CaptureConfig {
-        server_ports: ports,
+        server_ports: ports.clone(),
         ..CaptureConfig::default()
     };
     let sink = MetricsSink {
@@ -140,7 +141,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..EngineConfig::default()
         },
         sink,
-    );
+    )
+    // TLS on a --port is DICOM over TLS (its bytes are counted), as in `analyze`.
+    .with_server_ports(ports);
     let name = args.input.display().to_string();
     let result = if name == "-" {
         CaptureReader::new("standard input", std::io::stdin().lock())

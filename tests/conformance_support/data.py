@@ -26,7 +26,15 @@
   idle-scp PORT NETWORK_TIMEOUT   Verification SCP "IDLESCP" that aborts an association
       idle for NETWORK_TIMEOUT seconds.
   slow-scp PORT DELAY             storage SCP "SLOWSCP" answering C-STORE after DELAY s.
+  mute-scp PORT HOLD              a TCP listener that reads what a requestor sends (its
+      A-ASSOCIATE-RQ) and never answers; it closes a connection when the requestor
+      does, or after HOLD seconds.
+  artim-scu PORT CALLED CALLING ACSE_TIMEOUT
+      requests an association (Verification) with pynetdicom's ACSE timeout set to
+      ACSE_TIMEOUT seconds; prints whether it was established and after how long it
+      gave up.
 """
+import socket
 import sys
 import threading
 import time
@@ -241,6 +249,45 @@ def slow_scp(port, delay):
     ae.start_server(("127.0.0.1", port), block=True, evt_handlers=[(evt.EVT_C_STORE, on_store)])
 
 
+def mute_scp(port, hold):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(8)
+
+    def serve(conn):
+        conn.settimeout(0.2)
+        start = time.monotonic()
+        with conn:
+            while time.monotonic() - start < hold:
+                try:
+                    if not conn.recv(65536):
+                        return
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+
+    print("listening", flush=True)
+    while True:
+        conn, _ = srv.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
+def artim_scu(port, called, calling, acse_timeout):
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(Verification)
+    ae.acse_timeout = acse_timeout
+    start = time.monotonic()
+    assoc = ae.associate("127.0.0.1", port, ae_title=called)
+    took = time.monotonic() - start
+    if assoc.is_established:
+        assoc.release()
+        print(f"established after {took:.1f} s", flush=True)
+    else:
+        print(f"gave up after {took:.1f} s", flush=True)
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "mislabel":
@@ -261,5 +308,9 @@ if __name__ == "__main__":
         idle_scp(int(args[0]), float(args[1]))
     elif mode == "slow-scp":
         slow_scp(int(args[0]), float(args[1]))
+    elif mode == "mute-scp":
+        mute_scp(int(args[0]), float(args[1]))
+    elif mode == "artim-scu":
+        artim_scu(int(args[0]), args[1], args[2], float(args[3]))
     else:
         sys.exit(f"unknown mode {mode}")

@@ -40,7 +40,8 @@ pub struct CheckerConfig {
     pub max_stores: usize,
     /// Most Storage Commitment transactions waiting for their report.
     pub max_commitments: usize,
-    /// How long a transaction without a claimed `max_wait_s` is remembered.
+    /// How long a transaction is remembered waiting for its report (at least its claimed
+    /// `max_wait_s`; past that it is reported overdue but still matched to a late report).
     pub commitment_memory_s: f64,
     /// An abort or close less than this long after the last PDU is not a timeout.
     pub min_timeout_gap_s: f64,
@@ -132,7 +133,7 @@ struct StoreRec {
     status: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct PendingCommit {
     /// The party whose claim sets the deadline and who is blamed when it passes.
     blamed: Option<Party>,
@@ -144,6 +145,9 @@ struct PendingCommit {
     instances: usize,
     client: Option<SocketAddr>,
     server: Option<SocketAddr>,
+    /// The claimed wait passed and the overdue finding was made; the transaction is kept
+    /// (until it expires) so that a late report is still checked.
+    overdue_reported: bool,
 }
 
 /// Evaluates the conformance rules; see the module documentation.
@@ -597,19 +601,32 @@ impl<'a> Ctx<'a> {
                 self.g.stores.remove(&inst);
             }
         }
-        // Commitments past their deadline.
+        // Commitments past their claimed wait are reported overdue once and kept, so that
+        // a late report is still checked; they are forgotten after the commitment memory
+        // (or the claimed wait, if longer).
         let mut due = Vec::new();
+        let mut expired = Vec::new();
         for (txn, p) in &self.g.commits {
-            let wait = p.max_wait_s.unwrap_or(self.cfg.commitment_memory_s);
-            if now > p.ts_us.saturating_add(us(wait)) {
+            let memory = p.max_wait_s.map_or(self.cfg.commitment_memory_s, |w| {
+                w.max(self.cfg.commitment_memory_s)
+            });
+            if now > p.ts_us.saturating_add(us(memory)) {
+                expired.push(txn.clone());
+            }
+            if !p.overdue_reported
+                && let Some(wait) = p.max_wait_s
+                && now > p.ts_us.saturating_add(us(wait))
+            {
                 due.push(txn.clone());
             }
         }
         due.sort();
         for txn in due {
-            let Some(p) = self.g.commits.remove(&txn) else {
+            let Some(p) = self.g.commits.get_mut(&txn) else {
                 continue;
             };
+            p.overdue_reported = true;
+            let p = *p;
             if let (Some(wait), Some(blamed)) = (p.max_wait_s, p.blamed) {
                 let ev = Evidence {
                     source: self.out.source.clone(),
@@ -636,6 +653,9 @@ impl<'a> Ctx<'a> {
                     ev,
                 );
             }
+        }
+        for txn in expired {
+            self.g.commits.remove(&txn);
         }
         self.g
             .commit_order
@@ -1956,6 +1976,7 @@ impl<'a> Ctx<'a> {
                 instances: ds.referenced.len(),
                 client: c.client,
                 server: c.server,
+                overdue_reported: false,
             },
         );
     }
@@ -2018,7 +2039,10 @@ impl<'a> Ctx<'a> {
                     ev.clone(),
                 );
             }
-            if let (Some(wait), Some(blamed)) = (p.max_wait_s, p.blamed) {
+            // A transaction already reported overdue (its wait passed before the report
+            // came) is not reported a second time.
+            if let (Some(wait), Some(blamed), false) = (p.max_wait_s, p.blamed, p.overdue_reported)
+            {
                 let took = secs(e.ts_us.saturating_sub(p.ts_us));
                 if took > wait {
                     self.emit_for(

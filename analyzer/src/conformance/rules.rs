@@ -352,7 +352,7 @@ pub const CATALOGUE: [Rule; 32] = [
         claim: "ae.timeouts_s",
         summary: "The device gave up (A-ABORT or close) after waiting less than the timeout its statement claims.",
         why: "Peers are tuned from the claimed timeouts; a device that gives up earlier aborts slow but legitimate exchanges (large C-MOVEs, busy archives), which look like random transfer failures.",
-        detection: "When an AE aborts or closes without release, the idle gap since the last PDU is measured and compared with the matching claim: artim/connect while waiting for an association answer, dimse while a request of its own is unanswered, idle otherwise. Gaps under one second are not counted as timeouts.",
+        detection: "When an AE aborts or closes without release, the idle gap since the last PDU is measured and compared with the matching claim: artim while a requestor waits for the A-ASSOCIATE answer or an AE waits for the A-RELEASE-RP to its own A-RELEASE-RQ, dimse while a request of its own is unanswered, idle otherwise. Gaps under one second are not counted as timeouts. Not checked, because traffic does not show them: connect (a TCP connect given up leaves no packet of its own, only unanswered SYNs without an AE title) and an acceptor's ARTIM while it waits for the A-ASSOCIATE-RQ (a connection closed before its first PDU carries no AE title and is not recognised as DICOM).",
         remedy: "Align the device's timeout configuration with the statement and with its peers' response times.",
     },
     Rule {
@@ -424,7 +424,7 @@ pub const CATALOGUE: [Rule; 32] = [
         claim: "ae.capability.storage_commitment.max_wait_s",
         summary: "A Storage Commitment request was not answered by an N-EVENT-REPORT within the claimed maximum wait.",
         why: "Senders keep local copies until commitment; a commitment that never comes fills the sender's disk or makes it give up and resend, and the instances may not be safely archived.",
-        detection: "Each N-ACTION Request Storage Commitment (by Transaction UID) is remembered until its N-EVENT-REPORT; when the claimed max_wait_s (of the SCP, else of the SCU) passes in capture time without one, or the report comes later than that, the rule fires. A capture that ends before the deadline proves nothing and reports nothing.",
+        detection: "Each N-ACTION Request Storage Commitment (by Transaction UID) is remembered until its N-EVENT-REPORT; when the claimed max_wait_s (of the SCP, else of the SCU) passes in capture time without one, or the report comes later than that, the rule fires, once per transaction. The transaction is remembered after that (until the commitment memory, a day by default, or the claimed wait if longer, passes; the most recent 10,000 transactions at most), so a report that comes late is still matched: it is checked for its association (storage-commitment-report-association) and its failed instances (silent-success), with the N-ACTION linked in the evidence. A capture that ends before the deadline proves nothing and reports nothing.",
         remedy: "Check the commitment SCP's queue and its ability to connect back to the requestor (report on a new association needs the requestor's AE, host and port configured).",
     },
     Rule {
