@@ -264,6 +264,7 @@ impl Recorder {
 /// idle proxy does not poll.
 #[derive(Default)]
 struct Batching {
+    /// When the last message other than a flush came.
     last_message: Option<Instant>,
 }
 
@@ -271,12 +272,20 @@ impl Batching {
     const NAP: Duration = Duration::from_millis(1);
     const IDLE_AFTER: Duration = Duration::from_millis(100);
 
+    /// Traffic keeps the thread in its polling mode; the flush ticker does not (or an
+    /// idle proxy would poll half the time).
+    fn saw(&mut self, msg: &RecordMsg) {
+        if !matches!(msg, RecordMsg::Flush) {
+            self.last_message = Some(Instant::now());
+        }
+    }
+
     /// The next message; `None` once every sender is gone.
     fn next(&mut self, rx: &mut mpsc::Receiver<RecordMsg>) -> Option<RecordMsg> {
         loop {
             match rx.try_recv() {
                 Ok(msg) => {
-                    self.last_message = Some(Instant::now());
+                    self.saw(&msg);
                     return Some(msg);
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => return None,
@@ -287,7 +296,9 @@ impl Batching {
                 .is_some_and(|t| t.elapsed() < Self::IDLE_AFTER);
             if !busy {
                 let msg = rx.blocking_recv();
-                self.last_message = Some(Instant::now());
+                if let Some(m) = &msg {
+                    self.saw(m);
+                }
                 return msg;
             }
             std::thread::sleep(Self::NAP);
@@ -1039,6 +1050,29 @@ mod tests {
         let mut pseudo = add_words(0, &f[14 + 8..14 + 40]);
         pseudo += 6 + tcp.len() as u32;
         assert_eq!(checksum(pseudo, tcp), 0);
+    }
+
+    #[test]
+    fn batching_delivers_in_order_and_only_traffic_keeps_it_polling() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let mut b = Batching::default();
+        assert!(tx.try_send(RecordMsg::Flush).is_ok());
+        assert!(matches!(b.next(&mut rx), Some(RecordMsg::Flush)));
+        assert!(b.last_message.is_none(), "a flush is not traffic");
+        let event = || RecordMsg::End {
+            assoc: 1,
+            ts_us: 0,
+            from: Side::Requestor,
+            how: StreamEnd::Close,
+        };
+        assert!(tx.try_send(event()).is_ok());
+        assert!(tx.try_send(RecordMsg::Close).is_ok());
+        assert!(matches!(b.next(&mut rx), Some(RecordMsg::End { .. })));
+        assert!(b.last_message.is_some());
+        assert!(matches!(b.next(&mut rx), Some(RecordMsg::Close)));
+        drop(tx);
+        // Busy (a message just came), queue empty, senders gone: ends, no hang.
+        assert!(b.next(&mut rx).is_none());
     }
 
     #[test]
