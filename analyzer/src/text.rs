@@ -17,28 +17,73 @@ pub fn uid_short(u: &str) -> String {
     uid::keyword(u).map_or_else(|| u.to_string(), str::to_string)
 }
 
+/// A UNIX time as a UTC calendar date and time of day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+impl UtcTime {
+    /// Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian calendar: no
+    /// time zone database needed for UTC.
+    pub fn from_unix(secs: u64) -> UtcTime {
+        let days = (secs / 86_400) as i64;
+        let rem = (secs % 86_400) as u32;
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        UtcTime {
+            year: yoe + era * 400 + i64::from(month <= 2),
+            month,
+            day,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+        }
+    }
+
+    /// The current time.
+    pub fn now() -> UtcTime {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        UtcTime::from_unix(secs)
+    }
+
+    /// DICOM DA: `YYYYMMDD`.
+    pub fn da(&self) -> String {
+        format!("{:04}{:02}{:02}", self.year, self.month, self.day)
+    }
+
+    /// DICOM TM: `HHMMSS`.
+    pub fn tm(&self) -> String {
+        format!("{:02}{:02}{:02}", self.hour, self.minute, self.second)
+    }
+}
+
 /// Formats a microsecond UNIX timestamp as UTC `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 pub fn timestamp(ts_us: u64) -> String {
-    let secs = ts_us / 1_000_000;
-    let micros = ts_us % 1_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
+    let t = UtcTime::from_unix(ts_us / 1_000_000);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        ts_us % 1_000_000
     )
 }
 
@@ -379,5 +424,13 @@ mod tests {
             super::timestamp(951_782_400_000_000),
             "2000-02-29T00:00:00.000000Z"
         );
+    }
+
+    #[test]
+    fn dicom_date_and_time_of_a_unix_time() {
+        // 2100 is not a leap year: 28 February is followed by 1 March.
+        let t = super::UtcTime::from_unix(4_107_542_399);
+        assert_eq!((t.da(), t.tm()), ("21000228".into(), "235959".into()));
+        assert_eq!(super::UtcTime::from_unix(4_107_542_400).da(), "21000301");
     }
 }

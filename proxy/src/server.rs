@@ -761,7 +761,10 @@ async fn analyse(
             upstream,
             kind,
         };
-        let _ = shared.events.send(ev.clone());
+        // Nobody subscribed (the usual case outside tests and the demo): no copy.
+        if shared.events.receiver_count() > 0 {
+            let _ = shared.events.send(ev.clone());
+        }
         ev
     };
     while let Some(msg) = rx.recv().await {

@@ -222,6 +222,22 @@ fn normalise_suite(name: &str) -> String {
     }
 }
 
+/// The negotiated protocol version (`TLSv1.2`, `TLSv1.3`) and cipher suite of a
+/// connection, named as in the event log and the reports.
+pub fn negotiated(conn: &rustls::CommonState) -> (String, String) {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(v) => format!("{v:?}"),
+        None => "unknown".into(),
+    };
+    let cipher_suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| suite_name(&s))
+        .unwrap_or_else(|| "unknown".into());
+    (version, cipher_suite)
+}
+
 fn suite_name(s: &SupportedCipherSuite) -> String {
     s.suite()
         .as_str()
@@ -591,16 +607,7 @@ pub struct TlsFacts {
 
 impl TlsFacts {
     fn of(conn: &rustls::CommonState, sni: Option<&str>) -> TlsFacts {
-        let version = match conn.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-            Some(v) => format!("{v:?}"),
-            None => "unknown".into(),
-        };
-        let cipher_suite = conn
-            .negotiated_cipher_suite()
-            .map(|s| suite_name(&s))
-            .unwrap_or_else(|| "unknown".into());
+        let (version, cipher_suite) = negotiated(conn);
         let leaf = conn.peer_certificates().and_then(|c| c.first());
         let names = leaf.and_then(|c| cert_names(c.as_ref()));
         TlsFacts {

@@ -79,26 +79,8 @@ pub fn new_uid() -> String {
 /// Today's date and time as DICOM DA and TM values, in UTC (the demo has no time zone
 /// to be right about, and UTC keeps the output reproducible across machines).
 fn now_da_tm() -> (String, String) {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (H. Hinnant's algorithm), proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        format!("{year:04}{month:02}{day:02}"),
-        format!("{:02}{:02}{:02}", rem / 3600, (rem / 60) % 60, rem % 60),
-    )
+    let now = dicomtap_analyzer::text::UtcTime::now();
+    (now.da(), now.tm())
 }
 
 fn put_str(obj: &mut InMemDicomObject, tag: Tag, vr: VR, value: &str) {

@@ -91,21 +91,7 @@ pub struct TlsInfo {
 
 impl TlsInfo {
     fn of(conn: &rustls::ClientConnection) -> TlsInfo {
-        let version = match conn.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-            Some(v) => format!("{v:?}"),
-            None => "unknown".into(),
-        };
-        let cipher_suite = conn
-            .negotiated_cipher_suite()
-            .map(|s| {
-                s.suite()
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("{:?}", s.suite()))
-            })
-            .unwrap_or_else(|| "unknown".into());
+        let (version, cipher_suite) = crate::tls::negotiated(conn);
         TlsInfo {
             version,
             cipher_suite,
