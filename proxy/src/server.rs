@@ -7,6 +7,7 @@
 //! bounded queue (when it is full the engine is told of a gap) and to the recorder (drop and
 //! count, or backpressure, as configured).
 
+mod chunks;
 pub mod framing;
 mod origdst;
 
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dicomtap_wire::{Conversation, EngineConfig, Side, StreamEnd};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,6 +34,7 @@ use crate::config::{Limits, ListenerConfig, ProxyConfig};
 use crate::metrics::{AssociationObserver, Metrics};
 use crate::recorder::{RecordMsg, Recorder, RecorderHandle, now_us};
 use crate::tls::{Conn, ConnRead, ConnWrite, Leg, ListenerTls};
+use chunks::ChunkPool;
 use framing::Framer;
 
 /// Something the proxy saw or did, for one association.
@@ -589,8 +591,12 @@ impl Association {
         let (tx, rx) = mpsc::channel(shared.limits.analysis_queue_chunks.max(1));
         shared.analyses.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(analyse(id, client, shared.clone(), rx));
-        let bytes_metric = [Side::Requestor, Side::Acceptor]
-            .map(|side| shared.metrics.bytes_total.with_label_values(&[direction(side)]));
+        let bytes_metric = [Side::Requestor, Side::Acceptor].map(|side| {
+            shared
+                .metrics
+                .bytes_total
+                .with_label_values(&[direction(side)])
+        });
         Association {
             id,
             client,
@@ -971,7 +977,9 @@ async fn reject(
         read_first_pdu(&mut client, &mut pre, &limits).await
     };
     if !pre.is_empty() {
-        assoc.tap(Side::Requestor, now_us(), Bytes::copy_from_slice(&pre)).await;
+        assoc
+            .tap(Side::Requestor, now_us(), Bytes::copy_from_slice(&pre))
+            .await;
     }
     if matches!(first, FirstPdu::Nothing | FirstPdu::Timeout) && pre.is_empty() {
         assoc.control(AnalysisMsg::Outcome(outcome));
@@ -993,7 +1001,9 @@ async fn reject(
     })
     .await;
     if matches!(ok, Ok(Ok(()))) {
-        assoc.tap(Side::Acceptor, now_us(), Bytes::copy_from_slice(&rj)).await;
+        assoc
+            .tap(Side::Acceptor, now_us(), Bytes::copy_from_slice(&rj))
+            .await;
     }
     // Give the client a moment to read the answer and close first.
     let mut sink = [0u8; 1024];
@@ -1219,19 +1229,11 @@ async fn pump(
     framer: &mut Framer,
     buf_size: usize,
 ) -> PumpEnd {
-    // Reads land in one buffer; each chunk is split off, frozen and shared by reference
-    // with the analysis task and the recorder. Once they have dropped their chunks,
-    // `reserve` takes the same allocation back, so steady forwarding neither copies nor
-    // allocates per chunk.
-    let mut buf = BytesMut::with_capacity(buf_size);
-    let min_read = (buf_size / 4).max(1024);
+    let mut pool = ChunkPool::new(buf_size);
     let mut pdus = Vec::new();
     let mut spans = Vec::new();
     loop {
-        if buf.capacity() < min_read {
-            buf.reserve(buf_size);
-        }
-        match rd.read_buf(&mut buf).await {
+        match rd.read_buf(pool.buffer()).await {
             Ok(0) => {
                 let _ = wr.shutdown().await;
                 assoc.end(from, StreamEnd::Close).await;
@@ -1245,7 +1247,7 @@ async fn pump(
             }
         };
         let ts = now_us();
-        let chunk = buf.split().freeze();
+        let chunk = pool.take();
         if let Err(e) = wr.write_all(&chunk).await {
             tracing::debug!(assoc = assoc.id, "write to {}: {e}", from.peer());
             return PumpEnd::WriteFailed;
@@ -1365,7 +1367,9 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                     to: survivor,
                     why: text.into(),
                 });
-                assoc.tap(gone, now_us(), Bytes::copy_from_slice(&abort)).await;
+                assoc
+                    .tap(gone, now_us(), Bytes::copy_from_slice(&abort))
+                    .await;
             }
             let _ = writer.shutdown().await;
             if !ended[gone.index()] && !matches!(how, PumpEnd::ReadFailed) {
@@ -1392,7 +1396,9 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                             to: side.peer(),
                             why: why.into(),
                         });
-                        assoc.tap(side, now_us(), Bytes::copy_from_slice(&abort)).await;
+                        assoc
+                            .tap(side, now_us(), Bytes::copy_from_slice(&abort))
+                            .await;
                     }
                 }
                 let _ = writer.shutdown().await;
