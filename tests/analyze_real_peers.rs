@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use netns::{NetnsPair, duplicated, read_frames, resegment, swapped, without, write_pcap};
 use serde_json::Value;
+use support::peers::Dcmqrscp;
 use support::{Capture, Proc, require, require_python, run, run_ok, temp_dir, tshark_fields};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -332,41 +333,16 @@ impl Net {
         );
     }
 
-    /// dumpcap on the server's veth (or lo), tcp on the given ports.
-    fn capture(&self, name: &str, ports: &[u16], dir: &Path) -> Option<(Proc, PathBuf)> {
-        let Some(p) = &self.pair else {
-            return None;
-        };
-        let file = dir.join(format!("{name}.pcapng"));
-        let filter = ports
-            .iter()
-            .map(|p| format!("tcp port {p}"))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        let args: Vec<String> = vec![
-            "-i".into(),
-            p.server_if.clone(),
-            "-q".into(),
-            "-f".into(),
-            filter,
-            "-w".into(),
-            file.display().to_string(),
-        ];
-        let mut proc = Proc::spawn(
-            &format!("dumpcap-{name}"),
-            self.cmd(true, "dumpcap", &args),
+    /// dumpcap on the server's veth, tcp on the given ports (none on loopback).
+    fn capture(&self, name: &str, ports: &[u16], dir: &Path) -> Option<Capture> {
+        let p = self.pair.as_ref()?;
+        Some(Capture::start_with(
+            name,
+            &p.server_if,
+            ports,
             dir,
-        );
-        let started = support::wait_until(Duration::from_secs(15), || {
-            proc.stderr().contains("Capturing on") || proc.try_wait().is_some()
-        });
-        assert!(
-            started && proc.try_wait().is_none(),
-            "dumpcap:\n{}",
-            proc.output()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        Some((proc, file))
+            |args| self.cmd(true, "dumpcap", args),
+        ))
     }
 }
 
@@ -417,8 +393,7 @@ fn capture_peers(net: &Net, dir: &Path) -> (PathBuf, Vec<u16>) {
     let dest_port = net.port(11115);
     let recv = dir.join("recv");
     let moved = dir.join("moved");
-    let db = dir.join("qrdb");
-    for d in [&recv, &moved, &db] {
+    for d in [&recv, &moved] {
         std::fs::create_dir(d).unwrap();
     }
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
@@ -457,22 +432,15 @@ fn capture_peers(net: &Net, dir: &Path) -> (PathBuf, Vec<u16>) {
         dir,
     );
     net.wait_listen(false, dest_port, &mut dest);
-    let cfg = dir.join("dcmqrscp.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "NetworkTCPPort = {qr_port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
-HostTable BEGIN\nmovedest = (MOVEDEST, {}, {dest_port})\nHostTable END\n\
-VendorTable BEGIN\nVendorTable END\n\
-AETable BEGIN\nQRSCP {} RW (200, 1024mb) ANY\nAETable END\n",
-            net.client_ip,
-            db.display()
-        ),
-    )
-    .unwrap();
+    // The move destination is reached across the link.
+    let qr_cfg = Dcmqrscp::configure_at(dir, qr_port, &[("MOVEDEST", &net.client_ip, dest_port)]);
     let mut qr = Proc::spawn(
         "dcmqrscp",
-        net.cmd(true, "dcmqrscp", &s(&["-c", cfg.to_str().unwrap()])),
+        net.cmd(
+            true,
+            "dcmqrscp",
+            &s(&["-c", qr_cfg.config.to_str().unwrap()]),
+        ),
         dir,
     );
     net.wait_listen(true, qr_port, &mut qr);
@@ -615,11 +583,7 @@ AETable BEGIN\nQRSCP {} RW (200, 1024mb) ANY\nAETable END\n",
     client("pynetdicom-scu", py.to_str().unwrap(), pyargs);
 
     let file = match (cap, lo) {
-        (Some((mut proc, file)), _) => {
-            std::thread::sleep(Duration::from_millis(500));
-            proc.stop("INT", Duration::from_secs(10));
-            file
-        }
+        (Some(cap), _) => cap.finish(),
         (None, Some(lo)) => {
             // Loopback carries up to 64 kB per segment: split as a 1500-byte MTU would.
             let f = lo.finish();

@@ -16,8 +16,6 @@ use std::time::Duration;
 use support::conformance::*;
 use support::*;
 
-const BUNDLED_PY: &str = include_str!("conformance_support/bundled.py");
-
 /// How long a DCMTK or pynetdicom client may take.
 const CLIENT: Duration = Duration::from_secs(60);
 
@@ -53,6 +51,19 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// The retrievals did something: MOVEDEST (storescp `dest`, writing to `moved`) got the
+/// three moved instances (within 10 s), getscu (writing to `got`) at least one.
+fn assert_retrieved(moved: &Path, got: &Path, peer: &Proc, dest: &Proc) {
+    assert!(
+        wait_until(Duration::from_secs(10), || count_files(moved) >= 3),
+        "MOVEDEST received {} files\n{}\n{}",
+        count_files(moved),
+        peer.output(),
+        dest.output()
+    );
+    assert!(count_files(got) >= 1, "getscu received nothing");
+}
+
 /// The findings for `device` must be empty; the exit code of `--fail-on warning` 0; the
 /// JUnit report must name the device and skip nothing.
 fn assert_clean(findings: &[serde_json::Value], code: i32, junit: &str, device: &str) {
@@ -81,16 +92,12 @@ fn assert_clean(findings: &[serde_json::Value], code: i32, junit: &str, device: 
 
 #[test]
 fn bundled_dcmtk_storescp_statement_matches_real_storescp() {
-    if !require(
-        "conformance",
+    let Some((scene, _, data)) = conformance_scene(
+        "bundled-storescp",
         &["storescu", "storescp", "echoscu", "dumpcap"],
-    ) {
-        return;
-    }
-    let Some((_, data)) = require_python("conformance") else {
+    ) else {
         return;
     };
-    let scene = Scene::new("bundled-storescp");
     scene.statement("dcmtk-storescp.toml", &bundled("dcmtk-storescp.toml"));
     let port = free_port();
     let cap = Capture::start("bundled-storescp", &[port], scene.path());
@@ -118,13 +125,10 @@ fn bundled_dcmtk_storescp_statement_matches_real_storescp() {
 
 #[test]
 fn bundled_pynetdicom_storescp_statement_matches_real_app() {
-    if !require("conformance", &["storescu", "dumpcap"]) {
-        return;
-    }
-    let Some((py, data)) = require_python("conformance") else {
+    let Some((scene, py, data)) = conformance_scene("bundled-pynetdicom", &["storescu", "dumpcap"])
+    else {
         return;
     };
-    let scene = Scene::new("bundled-pynetdicom");
     scene.statement(
         "pynetdicom-storescp.toml",
         &bundled("pynetdicom-storescp.toml"),
@@ -314,19 +318,15 @@ fn get_ct_patient(dir: &Path, called: &str, port: u16, got: &Path) {
 
 #[test]
 fn bundled_dcmqrscp_statement_matches_real_dcmqrscp() {
-    if !require(
-        "conformance",
+    let Some((scene, _, data)) = conformance_scene(
+        "bundled-dcmqrscp",
         &[
             "dcmqrscp", "storescu", "storescp", "findscu", "movescu", "getscu", "echoscu",
             "dumpcap",
         ],
-    ) {
-        return;
-    }
-    let Some((_, data)) = require_python("conformance") else {
+    ) else {
         return;
     };
-    let scene = Scene::new("bundled-dcmqrscp");
     let dir = scene.path();
     // CT, MR (explicit VR LE), RT Plan, RT Dose (implicit VR LE), 12-lead ECG.
     let files = samples(
@@ -392,14 +392,7 @@ fn bundled_dcmqrscp_statement_matches_real_dcmqrscp() {
     get_ct_patient(dir, "DCMQRSCP", qr.port, &got);
     tool(dir, "echoscu", &aec(&["127.0.0.1", &p]));
     // The retrievals did something: storescp got the MR, RT Plan and CT, getscu the CT.
-    assert!(
-        wait_until(Duration::from_secs(10), || count_files(&moved) >= 3),
-        "MOVEDEST received {} files\n{}\n{}",
-        count_files(&moved),
-        scp.output(),
-        dest.output()
-    );
-    assert!(count_files(&got) >= 1, "getscu received nothing");
+    assert_retrieved(&moved, &got, &scp, &dest);
     scp.stop("TERM", Duration::from_secs(5));
     dest.stop("TERM", Duration::from_secs(5));
     let (findings, code, junit) = scene.analyze(&cap.finish());
@@ -408,21 +401,16 @@ fn bundled_dcmqrscp_statement_matches_real_dcmqrscp() {
 
 #[test]
 fn bundled_orthanc_statement_matches_real_orthanc() {
-    if !require(
-        "conformance",
+    let Some((scene, py, data)) = conformance_scene(
+        "bundled-orthanc",
         &[
             "Orthanc", "storescu", "dcmsend", "storescp", "findscu", "movescu", "getscu",
             "echoscu", "dumpcap",
         ],
-    ) {
-        return;
-    }
-    let Some((py, data)) = require_python("conformance") else {
+    ) else {
         return;
     };
-    let scene = Scene::new("bundled-orthanc");
     let dir = scene.path();
-    std::fs::write(dir.join("bundled.py"), BUNDLED_PY).unwrap();
     let (orthanc_port, commit_port) = (free_port(), free_port());
     scene.statement(
         "orthanc-1.10.toml",
@@ -507,20 +495,20 @@ fn bundled_orthanc_statement_matches_real_orthanc() {
     // C-MOVE to the registered MOVEDEST.
     move_studies(dir, "ORTHANC", orthanc_port);
     // Storage Commitment of everything stored above.
-    let mut args = vec![
-        dir.join("bundled.py").display().to_string(),
-        "commit".to_string(),
-        p.clone(),
-        "ORTHANC".to_string(),
-        commit_port.to_string(),
-    ];
+    let commit_port = commit_port.to_string();
+    let mut args = vec!["commit", p.as_str(), "ORTHANC", commit_port.as_str()];
     args.extend(
         uncompressed
             .iter()
             .chain(&compressed)
-            .map(|f| f.display().to_string()),
+            .map(|f| f.to_str().unwrap()),
     );
-    let out = run_ok("commit", command(py.to_str().unwrap(), &args), dir, CLIENT);
+    let out = run_ok(
+        "commit",
+        scene.script(&py, "bundled.py", &args),
+        dir,
+        CLIENT,
+    );
     assert!(out.stdout.contains("N_ACTION 0x0000"), "{}", out.text());
     assert!(
         out.stdout.contains("EVENT_REPORT type=1")
@@ -535,14 +523,7 @@ fn bundled_orthanc_statement_matches_real_orthanc() {
     let got = dir.join("got");
     get_ct_patient(dir, "ORTHANC", orthanc_port, &got);
     tool(dir, "echoscu", &scu(&["127.0.0.1", &p]));
-    assert!(
-        wait_until(Duration::from_secs(10), || count_files(&moved) >= 3),
-        "MOVEDEST received {} files\n{}\n{}",
-        count_files(&moved),
-        orthanc.output(),
-        dest.output()
-    );
-    assert!(count_files(&got) >= 1, "getscu received nothing");
+    assert_retrieved(&moved, &got, &orthanc, &dest);
     orthanc.stop("TERM", Duration::from_secs(10));
     dest.stop("TERM", Duration::from_secs(5));
     let (findings, code, junit) = scene.analyze(&cap.finish());

@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::conformance::*;
+use support::pki::Pki;
 use support::*;
 
-const NEGOTIATION_PY: &str = include_str!("conformance_support/negotiation.py");
 const T: Duration = Duration::from_secs(60);
 const UNCOMPRESSED: &str =
     r#"["ExplicitVRLittleEndian", "ImplicitVRLittleEndian", "ExplicitVRBigEndian"]"#;
@@ -52,7 +52,6 @@ impl Neg {
         }
         let (py, data) = require_python(name)?;
         let scene = Scene::new(name);
-        std::fs::write(scene.path().join("negotiation.py"), NEGOTIATION_PY).unwrap();
         Some(Neg { scene, py, data })
     }
 
@@ -61,14 +60,8 @@ impl Neg {
     }
 
     fn py_command(&self, what: &str, spec: &Value) -> std::process::Command {
-        command(
-            self.py.to_str().unwrap(),
-            &[
-                self.path().join("negotiation.py").display().to_string(),
-                what.to_string(),
-                spec.to_string(),
-            ],
-        )
+        self.scene
+            .script(&self.py, "negotiation.py", &[what, &spec.to_string()])
     }
 
     /// Runs the pynetdicom SCU to completion.
@@ -113,18 +106,61 @@ impl Neg {
     }
 
     /// The conformance findings of `capture` against exactly these statements.
-    fn findings(&self, capture: &Path, statements: &[&str]) -> Vec<Value> {
+    fn findings<S: AsRef<str>>(&self, capture: &Path, statements: &[S]) -> Vec<Value> {
         let dir = self.path().join("statements");
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         for (i, s) in statements.iter().enumerate() {
-            self.scene.statement(&format!("s{i}.toml"), s);
+            self.scene.statement(&format!("s{i}.toml"), s.as_ref());
         }
         self.scene.analyze(capture).0
     }
 
     fn file(&self, name: &str) -> PathBuf {
         self.data.test_files.join(name)
+    }
+
+    /// `traffic` to a fresh port (given to it) while dumpcap captures that port; the
+    /// capture and the port.
+    fn capture(&self, name: &str, traffic: impl FnOnce(u16)) -> (PathBuf, u16) {
+        let port = free_port();
+        let cap = Capture::start(name, &[port], self.path());
+        traffic(port);
+        (cap.finish(), port)
+    }
+
+    /// [`Neg::capture`] of `traffic` to the pynetdicom SCP of `spec` (its port added).
+    fn with_pyscp(&self, name: &str, mut spec: Value, traffic: impl FnOnce(u16)) -> PathBuf {
+        self.capture(name, |port| {
+            spec["port"] = json!(port);
+            let scp = self.scp(spec);
+            traffic(port);
+            drop(scp);
+        })
+        .0
+    }
+
+    /// storescu `-R` `extra` sends CT_small.dcm to STORESCP on `port`, successfully.
+    fn store_ct(&self, port: u16, extra: &[&str]) {
+        let mut args = vec!["-R"];
+        args.extend_from_slice(extra);
+        let out = storescu(self, port, "STORESCU", &args, &[self.file("CT_small.dcm")]);
+        assert!(out.status.success(), "{}", out.text());
+    }
+
+    /// The pynetdicom SCU of `spec` runs, and its C-ECHO is answered with Success.
+    fn scu_echoes(&self, spec: Value) {
+        let out = self.scu(spec);
+        assert!(out.stdout.contains("echo 0"), "{}", out.text());
+    }
+
+    /// `capture` against exactly these statements raises nothing for any of their
+    /// devices.
+    fn assert_clean<S: AsRef<str>>(&self, capture: &Path, statements: &[S]) {
+        let findings = self.findings(capture, statements);
+        for s in statements {
+            clean(&findings, device_of(s.as_ref()));
+        }
     }
 }
 
@@ -147,6 +183,47 @@ fn statement(device: &str, title: &str, ae: &str, caps: &[(&str, &str, &str)]) -
     s
 }
 
+/// The pynetdicom SCU (PYSCU) and SCP (PYSCP) statements: `initiator = true` and
+/// `acceptor = true` followed by the given AE lines, with the given capabilities.
+fn py_pair(
+    (scu_ae, scu_caps): (&str, &[(&str, &str, &str)]),
+    (scp_ae, scp_caps): (&str, &[(&str, &str, &str)]),
+) -> [String; 2] {
+    [
+        statement(
+            "PYNETDICOM_SCU",
+            "PYSCU",
+            &format!("initiator = true\n{scu_ae}"),
+            scu_caps,
+        ),
+        statement(
+            "PYNETDICOM_SCP",
+            "PYSCP",
+            &format!("acceptor = true\n{scp_ae}"),
+            scp_caps,
+        ),
+    ]
+}
+
+/// The storescu (DCMTK_STORESCU) and storescp (DCMTK_STORESCP) statements with the given
+/// AE lines, each with CT Image Storage in its role.
+fn dcmtk_pair(scu_ae: &str, scp_ae: &str) -> [String; 2] {
+    [
+        statement(
+            "DCMTK_STORESCU",
+            "STORESCU",
+            scu_ae,
+            &[("CTImageStorage", "SCU", "")],
+        ),
+        statement(
+            "DCMTK_STORESCP",
+            "STORESCP",
+            scp_ae,
+            &[("CTImageStorage", "SCP", "")],
+        ),
+    ]
+}
+
 /// The one finding of `device`, which must be of `rule`.
 fn only(findings: &[Value], device: &str, rule: &str) -> Value {
     let mine: Vec<&Value> = findings.iter().filter(|f| f["device"] == device).collect();
@@ -161,6 +238,15 @@ fn only(findings: &[Value], device: &str, rule: &str) -> Value {
         "evidence without association or time: {f}"
     );
     f
+}
+
+/// The device name of a statement (its `[device]` `name = "..."`).
+fn device_of(statement: &str) -> &str {
+    statement
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no device name in {statement}"))
 }
 
 /// No finding at all for `device`.
@@ -178,16 +264,7 @@ fn text<'a>(f: &'a Value, key: &str) -> &'a str {
 }
 
 fn storescu(neg: &Neg, port: u16, calling: &str, extra: &[&str], files: &[PathBuf]) -> RunOutput {
-    let mut args: Vec<String> = vec![
-        "-aet".into(),
-        calling.into(),
-        "-aec".into(),
-        "STORESCP".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.extend(["127.0.0.1".to_string(), port.to_string()]);
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    run("storescu", command("storescu", &args), neg.path(), T)
+    neg.scene.storescu_within(port, calling, extra, files, T)
 }
 
 fn echoscu(dir: &Path, port: u16, calling: &str, called: &str) -> RunOutput {
@@ -275,25 +352,23 @@ fn storescp_profile_refuses_a_claimed_sop_class() {
          [[Profiles]]\n[CTOnly]\nPresentationContexts = CTOnly\n",
     )
     .unwrap();
-    let port = free_port();
-    let cap = Capture::start("claimed-refused", &[port], neg.path());
-    let scp = neg
+    let profile = ["--config-file", cfg.to_str().unwrap(), "CTOnly"];
+    let (capture, _) = neg
         .scene
-        .storescp(port, &["--config-file", cfg.to_str().unwrap(), "CTOnly"]);
-    let out = storescu(
-        &neg,
-        port,
-        "STORESCU",
-        &["-R"],
-        &[neg.file("CT_small.dcm"), neg.file("MR_small.dcm")],
-    );
-    drop(scp);
-    let capture = cap.finish();
-    assert!(
-        out.text().contains("MR"),
-        "storescu did not try the MR file:\n{}",
-        out.text()
-    );
+        .with_storescp("claimed-refused", &profile, |port| {
+            let out = storescu(
+                &neg,
+                port,
+                "STORESCU",
+                &["-R"],
+                &[neg.file("CT_small.dcm"), neg.file("MR_small.dcm")],
+            );
+            assert!(
+                out.text().contains("MR"),
+                "storescu did not try the MR file:\n{}",
+                out.text()
+            );
+        });
 
     let claims_mr = statement(
         "DCMTK_STORESCP",
@@ -319,7 +394,7 @@ fn storescp_profile_refuses_a_claimed_sop_class() {
         "acceptor = true",
         &[("CTImageStorage", "SCP", "")],
     );
-    clean(&neg.findings(&capture, &[&real_profile]), "DCMTK_STORESCP");
+    neg.assert_clean(&capture, &[&real_profile]);
 }
 
 /// storescp +xb prefers Explicit VR Big Endian although its statement prefers Explicit
@@ -341,19 +416,10 @@ fn storescp_preferring_big_endian_ignores_its_stated_preference() {
         )],
     );
     let run_with = |name: &str, scp_args: &[&str]| {
-        let port = free_port();
-        let cap = Capture::start(name, &[port], neg.path());
-        let scp = neg.scene.storescp(port, scp_args);
-        let out = storescu(
-            &neg,
-            port,
-            "STORESCU",
-            &["-R", "+C"],
-            &[neg.file("CT_small.dcm")],
-        );
-        assert!(out.status.success(), "{}", out.text());
-        drop(scp);
-        neg.findings(&cap.finish(), &[&stmt])
+        let (capture, _) = neg
+            .scene
+            .with_storescp(name, scp_args, |port| neg.store_ct(port, &["+C"]));
+        neg.findings(&capture, &[&stmt])
     };
 
     let findings = run_with("prefer-big", &["+xb"]);
@@ -392,16 +458,15 @@ fn ten_contexts_proposed_and_accepted_exceed_a_claim_of_eight() {
     let Some(neg) = Neg::new("contexts", &["storescp"]) else {
         return;
     };
-    let port = free_port();
-    let cap = Capture::start("contexts", &[port], neg.path());
-    let scp = neg.scene.storescp(port, &[]);
     let contexts: Vec<Value> = TEN_STORAGE_CLASSES
         .iter()
         .map(|s| json!([s, UNCOMPRESSED_UIDS]))
         .collect();
-    neg.scu(json!({"port": port, "called": "STORESCP", "calling": "PYSCU", "contexts": contexts}));
-    drop(scp);
-    let capture = cap.finish();
+    let (capture, _) = neg.scene.with_storescp("contexts", &[], |port| {
+        neg.scu(
+            json!({"port": port, "called": "STORESCP", "calling": "PYSCU", "contexts": contexts}),
+        );
+    });
 
     let stmts = |max: u32| {
         let scu: Vec<(&str, &str, &str)> = TEN_STORAGE_CLASSES
@@ -412,7 +477,7 @@ fn ten_contexts_proposed_and_accepted_exceed_a_claim_of_eight() {
             .iter()
             .map(|s| (*s, "SCP", ""))
             .collect();
-        (
+        [
             statement(
                 "PYNETDICOM_SCU",
                 "PYSCU",
@@ -425,10 +490,9 @@ fn ten_contexts_proposed_and_accepted_exceed_a_claim_of_eight() {
                 &format!("acceptor = true\nmax_presentation_contexts = {max}"),
                 &scp,
             ),
-        )
+        ]
     };
-    let (scu, scp) = stmts(8);
-    let findings = neg.findings(&capture, &[&scu, &scp]);
+    let findings = neg.findings(&capture, &stmts(8));
     let f = only(&findings, "PYNETDICOM_SCU", "too-many-contexts");
     assert_eq!(text(&f, "claim"), "max_presentation_contexts = 8");
     assert_eq!(text(&f, "observed"), "proposed 10 presentation contexts");
@@ -437,10 +501,7 @@ fn ten_contexts_proposed_and_accepted_exceed_a_claim_of_eight() {
     assert_eq!(text(&f, "observed"), "accepted 10 presentation contexts");
     assert_eq!(f["evidence"]["from"], "acceptor");
 
-    let (scu, scp) = stmts(10);
-    let findings = neg.findings(&capture, &[&scu, &scp]);
-    clean(&findings, "PYNETDICOM_SCU");
-    clean(&findings, "DCMTK_STORESCP");
+    neg.assert_clean(&capture, &stmts(10));
 }
 
 // -------------------------------------------------------------------------------------
@@ -453,36 +514,16 @@ fn initiator_and_acceptor_roles_against_the_statement() {
     let Some(neg) = Neg::new("assoc-role", &["storescp", "storescu"]) else {
         return;
     };
-    let port = free_port();
-    let cap = Capture::start("assoc-role", &[port], neg.path());
-    let scp = neg.scene.storescp(port, &[]);
-    let out = storescu(&neg, port, "STORESCU", &["-R"], &[neg.file("CT_small.dcm")]);
-    assert!(out.status.success(), "{}", out.text());
-    drop(scp);
-    let capture = cap.finish();
+    let (capture, _) = neg
+        .scene
+        .with_storescp("assoc-role", &[], |port| neg.store_ct(port, &[]));
 
-    let scu = |ae: &str| {
-        statement(
-            "DCMTK_STORESCU",
-            "STORESCU",
-            ae,
-            &[("CTImageStorage", "SCU", "")],
-        )
-    };
-    let scp = |ae: &str| {
-        statement(
-            "DCMTK_STORESCP",
-            "STORESCP",
-            ae,
-            &[("CTImageStorage", "SCP", "")],
-        )
-    };
     let findings = neg.findings(
         &capture,
-        &[
-            &scu("initiator = false\nacceptor = true"),
-            &scp("initiator = true\nacceptor = false"),
-        ],
+        &dcmtk_pair(
+            "initiator = false\nacceptor = true",
+            "initiator = true\nacceptor = false",
+        ),
     );
     let f = only(&findings, "DCMTK_STORESCU", "association-role-not-claimed");
     assert_eq!(text(&f, "claim"), "initiator = false");
@@ -494,15 +535,13 @@ fn initiator_and_acceptor_roles_against_the_statement() {
         "was called by STORESCU as association acceptor"
     );
 
-    let findings = neg.findings(
+    neg.assert_clean(
         &capture,
-        &[
-            &scu("initiator = true\nacceptor = false"),
-            &scp("initiator = false\nacceptor = true"),
-        ],
+        &dcmtk_pair(
+            "initiator = true\nacceptor = false",
+            "initiator = false\nacceptor = true",
+        ),
     );
-    clean(&findings, "DCMTK_STORESCU");
-    clean(&findings, "DCMTK_STORESCP");
 }
 
 /// storescu from 127.0.0.1 and storescp on its port, against statements with another
@@ -512,32 +551,18 @@ fn ae_titles_used_from_an_address_and_port_the_statement_does_not_list() {
     let Some(neg) = Neg::new("ae-address", &["storescp", "storescu"]) else {
         return;
     };
-    let port = free_port();
+    let (capture, port) = neg
+        .scene
+        .with_storescp("ae-address", &[], |port| neg.store_ct(port, &[]));
     let other = if port == 65535 { port - 1 } else { port + 1 };
-    let cap = Capture::start("ae-address", &[port], neg.path());
-    let scp = neg.scene.storescp(port, &[]);
-    let out = storescu(&neg, port, "STORESCU", &["-R"], &[neg.file("CT_small.dcm")]);
-    assert!(out.status.success(), "{}", out.text());
-    drop(scp);
-    let capture = cap.finish();
 
-    let scu = |hosts: &str| {
-        statement(
-            "DCMTK_STORESCU",
-            "STORESCU",
+    let stmts = |hosts: &str, port: u16| {
+        dcmtk_pair(
             &format!("initiator = true\nhosts = [\"{hosts}\"]"),
-            &[("CTImageStorage", "SCU", "")],
-        )
-    };
-    let scp = |port: u16| {
-        statement(
-            "DCMTK_STORESCP",
-            "STORESCP",
             &format!("acceptor = true\nhosts = [\"127.0.0.1\"]\nport = {port}"),
-            &[("CTImageStorage", "SCP", "")],
         )
     };
-    let findings = neg.findings(&capture, &[&scu("192.0.2.7"), &scp(other)]);
+    let findings = neg.findings(&capture, &stmts("192.0.2.7", other));
     let f = only(&findings, "DCMTK_STORESCU", "ae-address-not-claimed");
     assert_eq!(text(&f, "claim"), "hosts = [\"192.0.2.7\"]");
     assert_eq!(
@@ -551,9 +576,7 @@ fn ae_titles_used_from_an_address_and_port_the_statement_does_not_list() {
         format!("AE title STORESCP called on port {port}")
     );
 
-    let findings = neg.findings(&capture, &[&scu("127.0.0.1"), &scp(port)]);
-    clean(&findings, "DCMTK_STORESCU");
-    clean(&findings, "DCMTK_STORESCP");
+    neg.assert_clean(&capture, &stmts("127.0.0.1", port));
 }
 
 // -------------------------------------------------------------------------------------
@@ -567,39 +590,32 @@ fn role_selection_negotiated_differs_from_the_statement() {
     let Some(neg) = Neg::new("role-selection", &[]) else {
         return;
     };
-    let port = free_port();
-    let cap = Capture::start("role-selection", &[port], neg.path());
-    let scp = neg.scp(json!({
-        "port": port, "ae": "PYSCP",
+    let scp_spec = json!({
+        "ae": "PYSCP",
         "contexts": ["Verification", "CTImageStorage"],
         "roles": [["CTImageStorage", true, true]],
-    }));
-    let out = neg.scu(json!({
-        "port": port, "called": "PYSCP", "calling": "PYSCU",
-        "contexts": [["Verification", UNCOMPRESSED_UIDS], ["CTImageStorage", UNCOMPRESSED_UIDS]],
-        "roles": [["CTImageStorage", true, true]],
-    }));
-    assert!(out.stdout.contains("echo 0"), "{}", out.text());
-    drop(scp);
-    let capture = cap.finish();
+    });
+    let capture = neg.with_pyscp("role-selection", scp_spec, |port| {
+        neg.scu_echoes(json!({
+            "port": port, "called": "PYSCP", "calling": "PYSCU",
+            "contexts": [["Verification", UNCOMPRESSED_UIDS], ["CTImageStorage", UNCOMPRESSED_UIDS]],
+            "roles": [["CTImageStorage", true, true]],
+        }));
+    });
 
     let stmts = |scp_role: bool| {
         let rs = format!("role_selection = {{ scu = true, scp = {scp_role} }}");
-        (
-            statement(
-                "PYNETDICOM_SCU",
-                "PYSCU",
-                "initiator = true",
+        py_pair(
+            (
+                "",
                 &[
                     ("Verification", "SCU", ""),
                     ("CTImageStorage", "SCU", &rs),
                     ("CTImageStorage", "SCP", ""),
                 ],
             ),
-            statement(
-                "PYNETDICOM_SCP",
-                "PYSCP",
-                "acceptor = true",
+            (
+                "",
                 &[
                     ("Verification", "SCP", ""),
                     ("CTImageStorage", "SCP", &rs),
@@ -608,8 +624,7 @@ fn role_selection_negotiated_differs_from_the_statement() {
             ),
         )
     };
-    let (scu, scp) = stmts(false);
-    let findings = neg.findings(&capture, &[&scu, &scp]);
+    let findings = neg.findings(&capture, &stmts(false));
     let f = only(&findings, "PYNETDICOM_SCU", "role-selection-differs");
     assert_eq!(
         text(&f, "claim"),
@@ -626,10 +641,7 @@ fn role_selection_negotiated_differs_from_the_statement() {
     );
     assert_eq!(f["evidence"]["from"], "acceptor");
 
-    let (scu, scp) = stmts(true);
-    let findings = neg.findings(&capture, &[&scu, &scp]);
-    clean(&findings, "PYNETDICOM_SCU");
-    clean(&findings, "PYNETDICOM_SCP");
+    neg.assert_clean(&capture, &stmts(true));
 }
 
 /// getscu proposes C-GET with SCP/SCU role selection (SCP role) for every storage SOP
@@ -719,57 +731,46 @@ fn storage_extended_negotiation_differs_from_the_statement() {
     let Some(neg) = Neg::new("ext-neg", &[]) else {
         return;
     };
-    let port = free_port();
-    let cap = Capture::start("ext-neg", &[port], neg.path());
-    let scp = neg.scp(json!({
-        "port": port, "ae": "PYSCP",
+    let scp_spec = json!({
+        "ae": "PYSCP",
         "contexts": ["Verification", "CTImageStorage"],
         "ext_reply": {"CTImageStorage": "030000000100"},
-    }));
-    let out = neg.scu(json!({
-        "port": port, "called": "PYSCP", "calling": "PYSCU",
-        "contexts": [["Verification", UNCOMPRESSED_UIDS], ["CTImageStorage", UNCOMPRESSED_UIDS]],
-        "ext": [["CTImageStorage", "020000000200"]],
-    }));
-    assert!(out.stdout.contains("echo 0"), "{}", out.text());
-    drop(scp);
-    let capture = cap.finish();
+    });
+    let capture = neg.with_pyscp("ext-neg", scp_spec, |port| {
+        neg.scu_echoes(json!({
+            "port": port, "called": "PYSCP", "calling": "PYSCU",
+            "contexts": [["Verification", UNCOMPRESSED_UIDS], ["CTImageStorage", UNCOMPRESSED_UIDS]],
+            "ext": [["CTImageStorage", "020000000200"]],
+        }));
+    });
 
     let stmts = |scu_ext: &str, scp_ext: &str| {
-        (
-            statement(
-                "PYNETDICOM_SCU",
-                "PYSCU",
-                "initiator = true",
+        let storage = |ext: &str| format!("extended_negotiation = {{ storage = {{ {ext} }} }}");
+        let (scu_ct, scp_ct) = (storage(scu_ext), storage(scp_ext));
+        py_pair(
+            (
+                "",
                 &[
                     ("Verification", "SCU", ""),
-                    (
-                        "CTImageStorage",
-                        "SCU",
-                        &format!("extended_negotiation = {{ storage = {{ {scu_ext} }} }}"),
-                    ),
+                    ("CTImageStorage", "SCU", &scu_ct),
                 ],
             ),
-            statement(
-                "PYNETDICOM_SCP",
-                "PYSCP",
-                "acceptor = true",
+            (
+                "",
                 &[
                     ("Verification", "SCP", ""),
-                    (
-                        "CTImageStorage",
-                        "SCP",
-                        &format!("extended_negotiation = {{ storage = {{ {scp_ext} }} }}"),
-                    ),
+                    ("CTImageStorage", "SCP", &scp_ct),
                 ],
             ),
         )
     };
-    let (scu, scp) = stmts(
-        "level_of_support = 2, element_coercion = 0",
-        "level_of_support = 2, element_coercion = 1",
+    let findings = neg.findings(
+        &capture,
+        &stmts(
+            "level_of_support = 2, element_coercion = 0",
+            "level_of_support = 2, element_coercion = 1",
+        ),
     );
-    let findings = neg.findings(&capture, &[&scu, &scp]);
     let f = only(&findings, "PYNETDICOM_SCU", "extended-negotiation-differs");
     assert!(
         text(&f, "claim").starts_with("extended_negotiation for CTImageStorage"),
@@ -786,13 +787,13 @@ fn storage_extended_negotiation_differs_from_the_statement() {
     );
     assert_eq!(f["evidence"]["from"], "acceptor");
 
-    let (scu, scp) = stmts(
-        "level_of_support = 2, digital_signature = 0, element_coercion = 2",
-        "level_of_support = 3, digital_signature = 0, element_coercion = 1",
+    neg.assert_clean(
+        &capture,
+        &stmts(
+            "level_of_support = 2, digital_signature = 0, element_coercion = 2",
+            "level_of_support = 3, digital_signature = 0, element_coercion = 1",
+        ),
     );
-    let findings = neg.findings(&capture, &[&scu, &scp]);
-    clean(&findings, "PYNETDICOM_SCU");
-    clean(&findings, "PYNETDICOM_SCP");
 }
 
 /// SOP class common extended negotiation (0x57): a pynetdicom SCU sends, for Enhanced
@@ -804,16 +805,13 @@ fn common_extended_negotiation_differs_from_the_statement() {
     let Some(neg) = Neg::new("common-ext-neg", &["storescp"]) else {
         return;
     };
-    let port = free_port();
-    let cap = Capture::start("common-ext-neg", &[port], neg.path());
-    let scp = neg.scene.storescp(port, &[]);
-    neg.scu(json!({
-        "port": port, "called": "STORESCP", "calling": "PYSCU",
-        "contexts": [["EnhancedCTImageStorage", UNCOMPRESSED_UIDS]],
-        "common": [["EnhancedCTImageStorage", "1.2.840.10008.4.2", ["CTImageStorage"]]],
-    }));
-    drop(scp);
-    let capture = cap.finish();
+    let (capture, _) = neg.scene.with_storescp("common-ext-neg", &[], |port| {
+        neg.scu(json!({
+            "port": port, "called": "STORESCP", "calling": "PYSCU",
+            "contexts": [["EnhancedCTImageStorage", UNCOMPRESSED_UIDS]],
+            "common": [["EnhancedCTImageStorage", "1.2.840.10008.4.2", ["CTImageStorage"]]],
+        }));
+    });
 
     let scu = |extra: &str| {
         statement(
@@ -879,7 +877,7 @@ fn common_extended_negotiation_differs_from_the_statement() {
         ),
         "{inferred}"
     );
-    clean(&neg.findings(&capture, &[&inferred]), "PYNETDICOM_SCU");
+    neg.assert_clean(&capture, &[&inferred]);
 }
 
 /// The pynetdicom SCU proposes an asynchronous operations window of 5/5 and the
@@ -890,38 +888,25 @@ fn asynchronous_operations_window_differs_from_the_statement() {
     let Some(neg) = Neg::new("async-window", &[]) else {
         return;
     };
-    let port = free_port();
-    let cap = Capture::start("async-window", &[port], neg.path());
-    let scp = neg.scp(json!({
-        "port": port, "ae": "PYSCP", "contexts": ["Verification"], "async": true,
-    }));
-    let out = neg.scu(json!({
-        "port": port, "called": "PYSCP", "calling": "PYSCU",
-        "contexts": [["Verification", UNCOMPRESSED_UIDS]],
-        "async": [5, 5],
-    }));
-    assert!(out.stdout.contains("echo 0"), "{}", out.text());
-    drop(scp);
-    let capture = cap.finish();
+    let scp_spec = json!({"ae": "PYSCP", "contexts": ["Verification"], "async": true});
+    let capture = neg.with_pyscp("async-window", scp_spec, |port| {
+        neg.scu_echoes(json!({
+            "port": port, "called": "PYSCP", "calling": "PYSCU",
+            "contexts": [["Verification", UNCOMPRESSED_UIDS]],
+            "async": [5, 5],
+        }));
+    });
 
     let stmts = |scu_ae: &str, scp_ae: &str| {
-        (
-            statement(
-                "PYNETDICOM_SCU",
-                "PYSCU",
-                &format!("initiator = true\n{scu_ae}"),
-                &[("Verification", "SCU", "")],
-            ),
-            statement(
-                "PYNETDICOM_SCP",
-                "PYSCP",
-                &format!("acceptor = true\n{scp_ae}"),
-                &[("Verification", "SCP", "")],
-            ),
+        py_pair(
+            (scu_ae, &[("Verification", "SCU", "")]),
+            (scp_ae, &[("Verification", "SCP", "")]),
         )
     };
-    let (scu, scp) = stmts("", "async_window = { invoked = 4, performed = 4 }");
-    let findings = neg.findings(&capture, &[&scu, &scp]);
+    let findings = neg.findings(
+        &capture,
+        &stmts("", "async_window = { invoked = 4, performed = 4 }"),
+    );
     let f = only(&findings, "PYNETDICOM_SCU", "async-window-differs");
     assert_eq!(text(&f, "claim"), "async_window: not negotiated");
     assert_eq!(text(&f, "observed"), "proposed invoked = 5, performed = 5");
@@ -935,13 +920,13 @@ fn asynchronous_operations_window_differs_from_the_statement() {
         "answered invoked = 1, performed = 1 to a proposal of invoked = 5, performed = 5"
     );
 
-    let (scu, scp) = stmts(
-        "async_window = { invoked = 5, performed = 5 }",
-        "async_window = { invoked = 1, performed = 1 }",
+    neg.assert_clean(
+        &capture,
+        &stmts(
+            "async_window = { invoked = 5, performed = 5 }",
+            "async_window = { invoked = 1, performed = 1 }",
+        ),
     );
-    let findings = neg.findings(&capture, &[&scu, &scp]);
-    clean(&findings, "PYNETDICOM_SCU");
-    clean(&findings, "PYNETDICOM_SCP");
 }
 
 /// storescu --user/--password (user identity type 2) to a pynetdicom SCP, then a
@@ -956,28 +941,17 @@ fn user_identity_sent_and_answered_differs_from_the_statement() {
     let Some(neg) = Neg::new("user-identity", &["storescu"]) else {
         return;
     };
-    let port = free_port();
-    let cap = Capture::start("user-identity", &[port], neg.path());
-    let scp = neg.scp(json!({
-        "port": port, "ae": "STORESCP", "contexts": ["Verification", "CTImageStorage"],
-        "user_id": true,
-    }));
-    let out = storescu(
-        &neg,
-        port,
-        "STORESCU",
-        &["-R", "--user", "alice", "--password", "secret"],
-        &[neg.file("CT_small.dcm")],
-    );
-    assert!(out.status.success(), "{}", out.text());
-    let out = neg.scu(json!({
-        "port": port, "called": "STORESCP", "calling": "PYSCU",
-        "contexts": [["Verification", UNCOMPRESSED_UIDS]],
-        "user": [5, "eyJhbGciOiJub25lIn0.e30.", "", true],
-    }));
-    assert!(out.stdout.contains("echo 0"), "{}", out.text());
-    drop(scp);
-    let capture = cap.finish();
+    let scp_spec = json!({
+        "ae": "STORESCP", "contexts": ["Verification", "CTImageStorage"], "user_id": true,
+    });
+    let capture = neg.with_pyscp("user-identity", scp_spec, |port| {
+        neg.store_ct(port, &["--user", "alice", "--password", "secret"]);
+        neg.scu_echoes(json!({
+            "port": port, "called": "STORESCP", "calling": "PYSCU",
+            "contexts": [["Verification", UNCOMPRESSED_UIDS]],
+            "user": [5, "eyJhbGciOiJub25lIn0.e30.", "", true],
+        }));
+    });
 
     let stmts = |scu_types: &str, scp_types: &str| {
         [
@@ -1001,8 +975,7 @@ fn user_identity_sent_and_answered_differs_from_the_statement() {
             ),
         ]
     };
-    let [scu, py, scp] = stmts("user_identity = [\"username\"]", "");
-    let findings = neg.findings(&capture, &[&scu, &py, &scp]);
+    let findings = neg.findings(&capture, &stmts("user_identity = [\"username\"]", ""));
     let f = only(&findings, "DCMTK_STORESCU", "user-identity-differs");
     assert_eq!(text(&f, "claim"), "user_identity = [username]");
     assert_eq!(
@@ -1016,14 +989,13 @@ fn user_identity_sent_and_answered_differs_from_the_statement() {
     // The password is never in a finding.
     assert!(!findings.iter().any(|f| f.to_string().contains("secret")));
 
-    let [scu, py, scp] = stmts(
-        "user_identity = [\"username_passcode\"]",
-        "user_identity = [\"username_passcode\", \"jwt\"]",
+    neg.assert_clean(
+        &capture,
+        &stmts(
+            "user_identity = [\"username_passcode\"]",
+            "user_identity = [\"username_passcode\", \"jwt\"]",
+        ),
     );
-    let findings = neg.findings(&capture, &[&scu, &py, &scp]);
-    clean(&findings, "DCMTK_STORESCU");
-    clean(&findings, "PYNETDICOM_SCU");
-    clean(&findings, "PYNETDICOM_SCP");
 }
 
 /// storescu --user/--password --pos-response to a pynetdicom SCP that grants the
@@ -1036,35 +1008,31 @@ fn acceptor_that_does_not_answer_a_requested_positive_response() {
     let Some(neg) = Neg::new("user-identity-no-response", &["storescu"]) else {
         return;
     };
-    let port = free_port();
-    let cap = Capture::start("user-identity-no-response", &[port], neg.path());
-    let scp = neg.scp(json!({
-        "port": port, "ae": "STORESCP", "contexts": ["CTImageStorage"], "user_id": true,
-    }));
-    let out = storescu(
-        &neg,
-        port,
-        "STORESCU",
-        &[
-            "-R",
-            "--user",
-            "alice",
-            "--password",
-            "secret",
-            "--pos-response",
-        ],
-        &[neg.file("CT_small.dcm")],
-    );
-    assert!(
-        !out.status.success()
-            && out
-                .stderr
-                .contains("Positive response requested but none received"),
-        "{}",
-        out.text()
-    );
-    drop(scp);
-    let capture = cap.finish();
+    let scp_spec = json!({"ae": "STORESCP", "contexts": ["CTImageStorage"], "user_id": true});
+    let capture = neg.with_pyscp("user-identity-no-response", scp_spec, |port| {
+        let out = storescu(
+            &neg,
+            port,
+            "STORESCU",
+            &[
+                "-R",
+                "--user",
+                "alice",
+                "--password",
+                "secret",
+                "--pos-response",
+            ],
+            &[neg.file("CT_small.dcm")],
+        );
+        assert!(
+            !out.status.success()
+                && out
+                    .stderr
+                    .contains("Positive response requested but none received"),
+            "{}",
+            out.text()
+        );
+    });
 
     let stmts = |scp_types: &str| {
         [
@@ -1082,8 +1050,7 @@ fn acceptor_that_does_not_answer_a_requested_positive_response() {
             ),
         ]
     };
-    let [scu, scp] = stmts(r#"["username_passcode", "jwt"]"#);
-    let findings = neg.findings(&capture, &[&scu, &scp]);
+    let findings = neg.findings(&capture, &stmts(r#"["username_passcode", "jwt"]"#));
     let f = only(&findings, "PYNETDICOM_SCP", "user-identity-differs");
     assert_eq!(
         text(&f, "claim"),
@@ -1096,10 +1063,7 @@ fn acceptor_that_does_not_answer_a_requested_positive_response() {
     assert_eq!(f["evidence"]["from"], "acceptor");
     clean(&findings, "DCMTK_STORESCU");
 
-    let [scu, scp] = stmts(r#"["jwt"]"#);
-    let findings = neg.findings(&capture, &[&scu, &scp]);
-    clean(&findings, "DCMTK_STORESCU");
-    clean(&findings, "PYNETDICOM_SCP");
+    neg.assert_clean(&capture, &stmts(r#"["jwt"]"#));
 }
 
 // -------------------------------------------------------------------------------------
@@ -1170,7 +1134,7 @@ fn dcmqrscp_rejects_a_calling_ae_its_statement_allows() {
     );
 
     let real = qrscp_statement("accept_calling_ae_titles = [\"ALLOWED\"]");
-    clean(&neg.findings(&capture, &[&real]), "DCMTK_DCMQRSCP");
+    neg.assert_clean(&capture, &[&real]);
 }
 
 /// A pynetdicom SCP that requires the calling AE title ALLOWED rejects INTRUDER with
@@ -1181,21 +1145,18 @@ fn pynetdicom_rejects_a_calling_ae_its_statement_allows() {
     let Some(neg) = Neg::new("rejected-allowed-py", &[]) else {
         return;
     };
-    let port = free_port();
-    let cap = Capture::start("rejected-allowed-py", &[port], neg.path());
-    let scp = neg.scp(json!({
-        "port": port, "ae": "PYSCP", "contexts": ["Verification"],
-        "require_calling": ["ALLOWED"],
-    }));
-    for (calling, outcome) in [("ALLOWED", "established 0"), ("INTRUDER", "rejected 0")] {
-        let out = neg.scu(json!({
-            "port": port, "called": "PYSCP", "calling": calling,
-            "contexts": [["Verification", UNCOMPRESSED_UIDS]],
-        }));
-        assert!(out.stdout.contains(outcome), "{calling}: {}", out.text());
-    }
-    drop(scp);
-    let capture = cap.finish();
+    let scp_spec = json!({
+        "ae": "PYSCP", "contexts": ["Verification"], "require_calling": ["ALLOWED"],
+    });
+    let capture = neg.with_pyscp("rejected-allowed-py", scp_spec, |port| {
+        for (calling, outcome) in [("ALLOWED", "established 0"), ("INTRUDER", "rejected 0")] {
+            let out = neg.scu(json!({
+                "port": port, "called": "PYSCP", "calling": calling,
+                "contexts": [["Verification", UNCOMPRESSED_UIDS]],
+            }));
+            assert!(out.stdout.contains(outcome), "{calling}: {}", out.text());
+        }
+    });
 
     let stmt = |allowed: &str| {
         statement(
@@ -1221,10 +1182,7 @@ fn pynetdicom_rejects_a_calling_ae_its_statement_allows() {
     );
     assert_eq!(f["evidence"]["from"], "acceptor");
 
-    clean(
-        &neg.findings(&capture, &[&stmt(r#"["ALLOWED"]"#)]),
-        "PYNETDICOM_SCP",
-    );
+    neg.assert_clean(&capture, &[&stmt(r#"["ALLOWED"]"#)]);
 }
 
 /// dcmqrscp with AETable peers ANY accepts INTRUDER although the statement allows only
@@ -1320,12 +1278,9 @@ fn dcmqrscp_rejects_for_local_limit_below_its_claimed_maximum() {
         "rejected with local-limit-exceeded while 1 association(s) were open to it in the traffic seen"
     );
 
-    clean(
-        &neg.findings(
-            &capture,
-            &[&qrscp_statement("max_associations = { acceptor = 1 }")],
-        ),
-        "DCMTK_DCMQRSCP",
+    neg.assert_clean(
+        &capture,
+        &[&qrscp_statement("max_associations = { acceptor = 1 }")],
     );
 }
 
@@ -1348,7 +1303,7 @@ fn three_simultaneous_associations_exceed_a_claim_of_two() {
     drop(qr);
 
     let stmts = |n: u32| {
-        (
+        [
             statement(
                 "PYNETDICOM_SCU",
                 "PYSCU",
@@ -1356,10 +1311,9 @@ fn three_simultaneous_associations_exceed_a_claim_of_two() {
                 &[("Verification", "SCU", "")],
             ),
             qrscp_statement(&format!("max_associations = {{ acceptor = {n} }}")),
-        )
+        ]
     };
-    let (scu, scp) = stmts(2);
-    let findings = neg.findings(&capture, &[&scu, &scp]);
+    let findings = neg.findings(&capture, &stmts(2));
     let f = only(&findings, "PYNETDICOM_SCU", "max-associations-exceeded");
     assert_eq!(text(&f, "claim"), "max_associations.initiator = 2");
     assert_eq!(
@@ -1370,10 +1324,7 @@ fn three_simultaneous_associations_exceed_a_claim_of_two() {
     assert_eq!(text(&f, "claim"), "max_associations.acceptor = 2");
     assert_eq!(text(&f, "observed"), "3 simultaneous associations accepted");
 
-    let (scu, scp) = stmts(3);
-    let findings = neg.findings(&capture, &[&scu, &scp]);
-    clean(&findings, "PYNETDICOM_SCU");
-    clean(&findings, "DCMTK_DCMQRSCP");
+    neg.assert_clean(&capture, &stmts(3));
 }
 
 // -------------------------------------------------------------------------------------
@@ -1388,70 +1339,26 @@ fn plain_dicom_to_and_from_devices_that_require_tls() {
         return;
     };
     let dir = neg.path();
-    // A throwaway self-signed certificate, used by both sides and trusted by both.
-    run_ok(
-        "openssl",
-        command(
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                dir.join("key.pem").to_str().unwrap(),
-                "-out",
-                dir.join("cert.pem").to_str().unwrap(),
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ),
-        dir,
-        T,
-    );
+    // A throwaway PKI: both sides use the server certificate (it is also a client
+    // certificate) and trust its CA.
+    let pki = Pki::new(dir);
     let tls: Vec<String> = vec![
         "+tls".into(),
-        dir.join("key.pem").display().to_string(),
-        dir.join("cert.pem").display().to_string(),
+        pki.path("leaf.key"),
+        pki.path("server.pem"),
         "+cf".into(),
-        dir.join("cert.pem").display().to_string(),
+        pki.path("ca.pem"),
     ];
     let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
-    let stmts = [
-        statement(
-            "DCMTK_STORESCU",
-            "STORESCU",
-            "initiator = true\ntls = { required = true }",
-            &[("CTImageStorage", "SCU", "")],
-        ),
-        statement(
-            "DCMTK_STORESCP",
-            "STORESCP",
-            "acceptor = true\ntls = { required = true }",
-            &[("CTImageStorage", "SCP", "")],
-        ),
-    ];
-    let stmts: Vec<&str> = stmts.iter().map(String::as_str).collect();
+    let [scu, scp] = dcmtk_pair(
+        "initiator = true\ntls = { required = true }",
+        "acceptor = true\ntls = { required = true }",
+    );
     let run_with = |name: &str, args: &[&str]| {
-        let port = free_port();
-        let cap = Capture::start(name, &[port], neg.path());
-        let scp = neg.scene.storescp(port, args);
-        let mut scu_args = vec!["-R"];
-        scu_args.extend_from_slice(args);
-        let out = storescu(
-            &neg,
-            port,
-            "STORESCU",
-            &scu_args,
-            &[neg.file("CT_small.dcm")],
-        );
-        assert!(out.status.success(), "{}", out.text());
-        drop(scp);
-        let capture = cap.finish();
-        (neg.findings(&capture, &stmts), capture, port)
+        let (capture, port) = neg
+            .scene
+            .with_storescp(name, args, |port| neg.store_ct(port, args));
+        (neg.findings(&capture, &[&scu, &scp]), capture, port)
     };
 
     let (findings, _, _) = run_with("tls-plain", &[]);

@@ -51,13 +51,11 @@ fn storescp_statement(sop_classes: &[&str], transfer_syntaxes: &str, max_pdu: u3
 
 #[test]
 fn storescu_sends_a_sop_class_and_transfer_syntax_the_statement_does_not_claim() {
-    if !require("conformance", &["storescu", "storescp", "dumpcap"]) {
-        return;
-    }
-    let Some((_, data)) = require_python("conformance") else {
+    let Some((scene, _, data)) =
+        conformance_scene("unclaimed", &["storescu", "storescp", "dumpcap"])
+    else {
         return;
     };
-    let scene = Scene::new("unclaimed");
     // storescp claims CT in Explicit VR Little Endian only; it is sent MR, and CT with -xi
     // (Implicit VR Little Endian only), which storescp accepts by default.
     scene.statement(
@@ -65,20 +63,18 @@ fn storescu_sends_a_sop_class_and_transfer_syntax_the_statement_does_not_claim()
         &storescp_statement(&["CTImageStorage"], "[\"ExplicitVRLittleEndian\"]", 16384),
     );
     scene.statement("storescu.toml", STORESCU_STATEMENT);
-    let port = free_port();
-    let cap = Capture::start("unclaimed", &[port], scene.path());
-    let scp = scene.storescp(port, &[]);
-    scene.storescu(
-        port,
-        "STORESCU",
-        &["-xi"],
-        &[
-            data.test_files.join("CT_small.dcm"),
-            data.test_files.join("MR_small.dcm"),
-        ],
-    );
-    drop(scp);
-    let (findings, code, junit) = scene.analyze(&cap.finish());
+    let (capture, _) = scene.with_storescp("unclaimed", &[], |port| {
+        scene.storescu(
+            port,
+            "STORESCU",
+            &["-xi"],
+            &[
+                data.test_files.join("CT_small.dcm"),
+                data.test_files.join("MR_small.dcm"),
+            ],
+        );
+    });
+    let (findings, code, junit) = scene.analyze(&capture);
     let mr = with(&findings, "sop-class-not-claimed", "DCMTK_STORESCP");
     assert_eq!(mr.len(), 1, "{}", dump(&findings));
     assert!(
@@ -116,13 +112,11 @@ fn storescu_sends_a_sop_class_and_transfer_syntax_the_statement_does_not_claim()
 
 #[test]
 fn conforming_storescu_and_storescp_raise_nothing() {
-    if !require("conformance", &["storescu", "storescp", "dumpcap"]) {
-        return;
-    }
-    let Some((_, data)) = require_python("conformance") else {
+    let Some((scene, _, data)) =
+        conformance_scene("conforming", &["storescu", "storescp", "dumpcap"])
+    else {
         return;
     };
-    let scene = Scene::new("conforming");
     scene.statement(
         "storescp.toml",
         &storescp_statement(
@@ -132,26 +126,24 @@ fn conforming_storescu_and_storescp_raise_nothing() {
         ),
     );
     scene.statement("storescu.toml", STORESCU_STATEMENT);
-    let port = free_port();
-    let cap = Capture::start("conforming", &[port], scene.path());
-    let scp = scene.storescp(port, &[]);
-    scene.storescu(
-        port,
-        "STORESCU",
-        &["-xe"],
-        &[
-            data.test_files.join("CT_small.dcm"),
-            data.test_files.join("MR_small.dcm"),
-        ],
-    );
-    scene.storescu(
-        port,
-        "STORESCU",
-        &[],
-        &[data.test_files.join("MR_small.dcm")],
-    );
-    drop(scp);
-    let (findings, code, junit) = scene.analyze(&cap.finish());
+    let (capture, _) = scene.with_storescp("conforming", &[], |port| {
+        scene.storescu(
+            port,
+            "STORESCU",
+            &["-xe"],
+            &[
+                data.test_files.join("CT_small.dcm"),
+                data.test_files.join("MR_small.dcm"),
+            ],
+        );
+        scene.storescu(
+            port,
+            "STORESCU",
+            &[],
+            &[data.test_files.join("MR_small.dcm")],
+        );
+    });
+    let (findings, code, junit) = scene.analyze(&capture);
     assert!(
         findings.is_empty(),
         "conforming traffic raised:\n{}",
@@ -163,13 +155,10 @@ fn conforming_storescu_and_storescp_raise_nothing() {
 
 #[test]
 fn storescp_advertises_a_max_pdu_other_than_claimed() {
-    if !require("conformance", &["storescu", "storescp", "dumpcap"]) {
-        return;
-    }
-    let Some((_, data)) = require_python("conformance") else {
+    let Some((scene, _, data)) = conformance_scene("maxpdu", &["storescu", "storescp", "dumpcap"])
+    else {
         return;
     };
-    let scene = Scene::new("maxpdu");
     scene.statement(
         "storescp.toml",
         &storescp_statement(
@@ -178,17 +167,15 @@ fn storescp_advertises_a_max_pdu_other_than_claimed() {
             16384,
         ),
     );
-    let port = free_port();
-    let cap = Capture::start("maxpdu", &[port], scene.path());
-    let scp = scene.storescp(port, &["--max-pdu", "8192"]);
-    scene.storescu(
-        port,
-        "STORESCU",
-        &[],
-        &[data.test_files.join("MR_small.dcm")],
-    );
-    drop(scp);
-    let (findings, _, _) = scene.analyze(&cap.finish());
+    let (capture, _) = scene.with_storescp("maxpdu", &["--max-pdu", "8192"], |port| {
+        scene.storescu(
+            port,
+            "STORESCU",
+            &[],
+            &[data.test_files.join("MR_small.dcm")],
+        );
+    });
+    let (findings, _, _) = scene.analyze(&capture);
     let f = with(&findings, "max-pdu-advertised-differs", "DCMTK_STORESCP");
     assert_eq!(f.len(), 1, "{}", dump(&findings));
     assert_eq!(f[0]["claim"], "max_pdu_receive = 16384");
@@ -198,13 +185,11 @@ fn storescp_advertises_a_max_pdu_other_than_claimed() {
 
 #[test]
 fn text_in_a_wrong_character_set_is_reported_for_the_sender() {
-    if !require("conformance", &["storescu", "storescp", "dumpcap"]) {
-        return;
-    }
-    let Some((py, data)) = require_python("conformance") else {
+    let Some((scene, py, data)) =
+        conformance_scene("charset", &["storescu", "storescp", "dumpcap"])
+    else {
         return;
     };
-    let scene = Scene::new("charset");
     // chrFren.dcm holds Latin-1 names ("Buc^Jérôme"); declared as UTF-8 they are invalid.
     let wrong = scene.path().join("chrFren-utf8.dcm");
     let src = data.charset_files.join("chrFren.dcm");
@@ -223,12 +208,10 @@ fn text_in_a_wrong_character_set_is_reported_for_the_sender() {
         Duration::from_secs(30),
     );
     scene.statement("storescu.toml", STORESCU_STATEMENT);
-    let port = free_port();
-    let cap = Capture::start("charset", &[port], scene.path());
-    let scp = scene.storescp(port, &[]);
-    scene.storescu(port, "STORESCU", &[], &[wrong]);
-    drop(scp);
-    let (findings, _, _) = scene.analyze(&cap.finish());
+    let (capture, _) = scene.with_storescp("charset", &[], |port| {
+        scene.storescu(port, "STORESCU", &[], &[wrong]);
+    });
+    let (findings, _, _) = scene.analyze(&capture);
     let f = with(&findings, "text-invalid-in-character-set", "DCMTK_STORESCU");
     assert_eq!(f.len(), 1, "{}", dump(&findings));
     let observed = f[0]["observed"].as_str().unwrap();
@@ -251,41 +234,37 @@ fn text_in_a_wrong_character_set_is_reported_for_the_sender() {
 
 #[test]
 fn implementation_version_changes_between_associations() {
-    if !require("conformance", &["storescu", "storescp", "dumpcap"]) {
-        return;
-    }
-    let Some((py, data)) = require_python("conformance") else {
+    let Some((scene, py, data)) =
+        conformance_scene("version", &["storescu", "storescp", "dumpcap"])
+    else {
         return;
     };
-    let scene = Scene::new("version");
     // The modality's statement states no implementation identifiers: the first seen is the
     // baseline, a different one later is drift (a "software update": DCMTK, then pynetdicom).
     scene.statement(
         "modality.toml",
         "schema = \"dicomtap-statement/1\"\n[device]\nname = \"MODALITY_X\"\n[[ae]]\ntitle = \"MODALITY\"\ninitiator = true\n",
     );
-    let port = free_port();
-    let cap = Capture::start("version", &[port], scene.path());
-    let scp = scene.storescp(port, &[]);
-    let file = data.test_files.join("MR_small.dcm");
-    scene.storescu(port, "MODALITY", &[], std::slice::from_ref(&file));
-    run_ok(
-        "pynetdicom-store",
-        scene.python(
-            &py,
-            &[
-                "store".into(),
-                port.to_string(),
-                "STORESCP".into(),
-                "MODALITY".into(),
-                file.display().to_string(),
-            ],
-        ),
-        scene.path(),
-        Duration::from_secs(30),
-    );
-    drop(scp);
-    let (findings, _, _) = scene.analyze(&cap.finish());
+    let (capture, _) = scene.with_storescp("version", &[], |port| {
+        let file = data.test_files.join("MR_small.dcm");
+        scene.storescu(port, "MODALITY", &[], std::slice::from_ref(&file));
+        run_ok(
+            "pynetdicom-store",
+            scene.python(
+                &py,
+                &[
+                    "store".into(),
+                    port.to_string(),
+                    "STORESCP".into(),
+                    "MODALITY".into(),
+                    file.display().to_string(),
+                ],
+            ),
+            scene.path(),
+            Duration::from_secs(30),
+        );
+    });
+    let (findings, _, _) = scene.analyze(&capture);
     let v = with(&findings, "implementation-version-changed", "MODALITY_X");
     assert_eq!(v.len(), 1, "{}", dump(&findings));
     assert!(
@@ -334,13 +313,9 @@ storage_commitment = { report_on = ["new_association"], max_wait_s = 60 }
 
 #[test]
 fn success_then_commitment_failure_is_a_silent_success() {
-    if !require("conformance", &["dumpcap"]) {
-        return;
-    }
-    let Some((py, data)) = require_python("conformance") else {
+    let Some((scene, py, data)) = conformance_scene("silent", &["dumpcap"]) else {
         return;
     };
-    let scene = Scene::new("silent");
     scene.statement("archive.toml", ARCHIVE_STATEMENT);
     let (port, report_port) = (free_port(), free_port());
     let cap = Capture::start("silent", &[port, report_port], scene.path());
@@ -428,13 +403,9 @@ fn success_then_commitment_failure_is_a_silent_success() {
 
 #[test]
 fn a_status_the_statement_does_not_list_is_reported() {
-    if !require("conformance", &["storescu", "dumpcap"]) {
-        return;
-    }
-    let Some((py, data)) = require_python("conformance") else {
+    let Some((scene, py, data)) = conformance_scene("status", &["storescu", "dumpcap"]) else {
         return;
     };
-    let scene = Scene::new("status");
     scene.statement("archive.toml", ARCHIVE_STATEMENT);
     let port = free_port();
     let cap = Capture::start("status", &[port], scene.path());

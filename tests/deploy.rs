@@ -48,7 +48,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{LOCALHOST, Proc, free_port, require, temp_dir, wait_for_port, workspace_dir};
+use support::{
+    LOCALHOST, Proc, free_port, http_get_status_body, require, temp_dir, wait_for_port,
+    workspace_dir,
+};
 
 const DICOMTAP: &str = env!("CARGO_BIN_EXE_dicomtap");
 
@@ -164,29 +167,6 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.proc.stop("TERM", Duration::from_secs(10));
     }
-}
-
-/// `GET path` on 127.0.0.1:`port`; the status line and the body.
-fn http_get(port: u16, path: &str) -> (String, String) {
-    let addr = SocketAddr::from((LOCALHOST, port));
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connecting to /metrics");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("read timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("sending the request");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("reading the response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -774,7 +754,7 @@ fn dashboards_and_alerts_use_only_exported_metrics() {
         logs,
     );
     assert!(wait_for_port(metrics_port, Duration::from_secs(10), None));
-    let (status, body) = http_get(metrics_port, "/healthz");
+    let (status, body) = http_get_status_body(metrics_port, "/healthz", None);
     assert!(status.contains("200"), "/healthz: {status} {body}");
 
     let echo = |name: &str, port: u16, extra: &[&str]| {
@@ -819,7 +799,7 @@ fn dashboards_and_alerts_use_only_exported_metrics() {
     // The analysis runs beside forwarding: wait (bounded) for the series to appear.
     let deadline = Instant::now() + Duration::from_secs(20);
     let (text, exported) = loop {
-        let (status, text) = http_get(metrics_port, "/metrics");
+        let (status, text) = http_get_status_body(metrics_port, "/metrics", None);
         assert!(status.contains("200"), "/metrics: {status}");
         let exported = Exported::parse(&text);
         // (A family appears once it has a sample: empty ones are not exposed.)

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use netns::{data_frames, read_frames, resegment, stream_offsets, without, write_pcap};
 use serde_json::Value;
+use support::peers::{self, Dcmqrscp};
 use support::{
-    Capture, Proc, PydicomData, command, free_port, require, require_python, run, run_ok, temp_dir,
-    wait_for_port,
+    Capture, Proc, PydicomData, command, require, require_python, run, run_ok, temp_dir,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -346,30 +346,9 @@ fn samples(data: &PydicomData) -> Vec<(&'static str, Vec<PathBuf>)> {
     ]
 }
 
-fn storescp(port: u16, recv: &Path, log: &Path) -> Proc {
-    let mut scp = Proc::spawn(
-        &format!("storescp-{port}"),
-        command(
-            "storescp",
-            &[
-                "+B",
-                "+xa",
-                "+uf",
-                "-aet",
-                "STORESCP",
-                "-od",
-                recv.to_str().unwrap(),
-                &port.to_string(),
-            ],
-        ),
-        log,
-    );
-    assert!(
-        wait_for_port(port, Duration::from_secs(15), Some(&mut scp)),
-        "storescp did not listen\n{}",
-        scp.output()
-    );
-    scp
+/// storescp as STORESCP, bit-preserving (`+B`), every transfer syntax, unique file names.
+fn storescp(name: &str, recv: &Path, log: &Path) -> (Proc, u16) {
+    peers::storescp(name, recv, log, &["+B", "+uf", "-aet", "STORESCP"])
 }
 
 fn storescu(opt: &str, aet: &str, aec: &str, port: u16, files: &[PathBuf], log: &Path) {
@@ -440,9 +419,7 @@ fn capture_store(
     dir: &Path,
 ) -> (PathBuf, PathBuf, u16, Vec<(String, Vec<PathBuf>)>) {
     let recv = dir.join(format!("{name}-recv"));
-    std::fs::create_dir(&recv).unwrap();
-    let port = free_port();
-    let mut scp = storescp(port, &recv, dir);
+    let (mut scp, port) = storescp(&format!("storescp-{name}"), &recv, dir);
     let cap = Capture::start(name, &[port], dir);
     let mut sent = Vec::new();
     for (i, (opt, files)) in samples(data).into_iter().enumerate() {
@@ -552,21 +529,6 @@ fn storescu_objects_exported_byte_identical() {
     assert_eq!(files_under(&out).len(), total);
 }
 
-fn dcmqrscp_config(dir: &Path, port: u16, dest_port: u16) -> PathBuf {
-    let db = dir.join("qrdb");
-    std::fs::create_dir(&db).unwrap();
-    let cfg = dir.join("dcmqrscp.cfg");
-    let text = format!(
-        "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
-HostTable BEGIN\nstoredest = (STORESCP, 127.0.0.1, {dest_port})\nHostTable END\n\
-VendorTable BEGIN\nVendorTable END\n\
-AETable BEGIN\nQRSCP {} RW (200, 1024mb) ANY\nAETable END\n",
-        db.display()
-    );
-    std::fs::write(&cfg, text).unwrap();
-    cfg
-}
-
 /// Study Instance UIDs of files, via pydicom.
 fn study_uids(py: &Path, files: &[PathBuf], log: &Path) -> Vec<String> {
     let mut cmd = Command::new(py);
@@ -600,30 +562,17 @@ fn c_get_and_c_move_sub_operations_exported() {
         data.test_files.join("MR_small.dcm"),
         data.test_files.join("JPEG2000.dcm"),
     ];
-    let port = free_port();
-    let dest_port = free_port();
-    let cfg = dcmqrscp_config(d, port, dest_port);
+    // The C-MOVE destination, STORESCP.
+    let moved = d.join("moved");
+    let (mut dest, dest_port) = storescp("storescp-dest", &moved, d);
+    let qr = Dcmqrscp::configure(d, &[("STORESCP", dest_port)]);
+    let port = qr.port;
     // Bit-preserving; JPEG 2000 accepted (preferred when proposed) and proposed for
     // the C-MOVE sub-operations.
-    let mut qr = Proc::spawn(
-        "dcmqrscp",
-        command(
-            "dcmqrscp",
-            &["-c", cfg.to_str().unwrap(), "+B", "+xw", "-xw"],
-        ),
-        d,
-    );
-    assert!(
-        wait_for_port(port, Duration::from_secs(15), Some(&mut qr)),
-        "dcmqrscp did not listen\n{}",
-        qr.output()
-    );
+    let mut qr = qr.start("dcmqrscp", d, &["+B", "+xw", "-xw"]);
     // Populate (not captured).
     storescu("-x=", "LOADER", "QRSCP", port, &files[..2], d);
     storescu("-xw", "LOADER", "QRSCP", port, &files[2..], d);
-    let moved = d.join("moved");
-    std::fs::create_dir(&moved).unwrap();
-    let mut dest = storescp(dest_port, &moved, d);
 
     let got = d.join("got");
     std::fs::create_dir(&got).unwrap();
@@ -728,9 +677,7 @@ fn gap_or_cut_inside_an_object_is_reported_never_written() {
     let dir = temp_dir("export-gap");
     let d = dir.path();
     let recv = d.join("recv");
-    std::fs::create_dir(&recv).unwrap();
-    let port = free_port();
-    let mut scp = storescp(port, &recv, d);
+    let (mut scp, port) = storescp("storescp", &recv, d);
     let cap = Capture::start("gap", &[port], d);
     // CT_small first: 38 kB, several 16 kB PDUs (storescu's default max PDU).
     let files = vec![

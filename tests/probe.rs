@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::pki::Pki;
 use support::*;
 
 /// pynetdicom SCPs, one misbehaviour per mode: `silent`, `surname`, `mangle`, `artim`,
@@ -166,22 +167,73 @@ impl Scene {
         self.dir.path()
     }
 
-    fn pyscp(&self, py: &Path, mode: &str, port: u16) -> Proc {
-        self.pyscp_args(py, mode, port, &[])
-    }
-
     fn pyscp_args(&self, py: &Path, mode: &str, port: u16, extra: &[&str]) -> Proc {
         let script = self.path().join("scp.py");
         let mut cmd = Command::new(py);
         cmd.arg(&script).arg(mode).arg(port.to_string()).args(extra);
         let name = format!("pyscp-{}", mode.replace(':', "-"));
-        let mut p = Proc::spawn(&name, cmd, self.path());
+        self.listening(&name, cmd, port, Duration::from_secs(20))
+    }
+
+    /// `cmd` started as `name`, once it listens on `port` (waiting at most `wait`).
+    fn listening(&self, name: &str, cmd: Command, port: u16, wait: Duration) -> Proc {
+        let mut p = Proc::spawn(name, cmd, self.path());
         assert!(
-            wait_for_port(port, Duration::from_secs(20), Some(&mut p)),
-            "pynetdicom SCP did not start\n{}",
+            wait_for_port(port, wait, Some(&mut p)),
+            "{name} did not start\n{}",
             p.output()
         );
         p
+    }
+
+    /// storescp as STORESCP on `port` with `args` before the port.
+    fn storescp(&self, name: &str, port: u16, args: &[&str]) -> Proc {
+        let mut all = vec!["-aet", "STORESCP"];
+        all.extend(args);
+        let port_arg = port.to_string();
+        all.push(&port_arg);
+        self.listening(
+            name,
+            command("storescp", &all),
+            port,
+            Duration::from_secs(10),
+        )
+    }
+
+    /// dcmqrscp as DCMQRSCP on `port`, taking at most `max_associations`, with the probe's
+    /// move destination registered at `move_port` (if any) and `args` before `-c`.
+    fn dcmqrscp(
+        &self,
+        port: u16,
+        max_associations: u32,
+        move_port: Option<u16>,
+        args: &[&str],
+    ) -> Proc {
+        let db = self.path().join("db");
+        std::fs::create_dir_all(&db).unwrap();
+        let cfg = self.path().join("dcmqrscp.cfg");
+        let hosts = move_port
+            .map(|p| format!("probe = (DICOMTAP, 127.0.0.1, {p})\n"))
+            .unwrap_or_default();
+        std::fs::write(
+            &cfg,
+            format!(
+                "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = {max_associations}\n\
+                 HostTable BEGIN\n{hosts}HostTable END\n\
+                 VendorTable BEGIN\nVendorTable END\n\
+                 AETable BEGIN\nDCMQRSCP {} RW (200, 1024mb) ANY\nAETable END\n",
+                db.display()
+            ),
+        )
+        .unwrap();
+        let mut all = args.to_vec();
+        all.extend(["-c", cfg.to_str().unwrap()]);
+        self.listening(
+            "dcmqrscp",
+            command("dcmqrscp", &all),
+            port,
+            Duration::from_secs(10),
+        )
     }
 
     fn statement(&self, text: &str) -> PathBuf {
@@ -199,6 +251,81 @@ impl Scene {
             .unwrap_or_else(|e| panic!("probe output is not JSON ({e}):\n{}", out.text()));
         (out.status.code().unwrap_or(-1), v)
     }
+
+    /// The probe of `called_ae` at 127.0.0.1:`port`, with the statement `statement` (if
+    /// any) written to device.toml, then `args` (options and checks).
+    fn probe_ae(
+        &self,
+        name: &str,
+        (called_ae, port): (&str, u16),
+        statement: Option<&str>,
+        args: &[&str],
+    ) -> (i32, Value) {
+        let target = format!("127.0.0.1:{port}");
+        let mut all = vec!["--target", target.as_str(), "--called-ae", called_ae];
+        let statement = statement.map(|text| self.statement(text));
+        if let Some(path) = &statement {
+            all.extend(["--statement", path.to_str().unwrap()]);
+        }
+        all.extend(args);
+        self.probe(name, &all)
+    }
+}
+
+/// A scene with the pynetdicom SCP of `mode` (see [`SCP_PY`]) listening as PYSCP on a
+/// free port.
+struct PyScp {
+    scene: Scene,
+    data: PydicomData,
+    port: u16,
+    _scp: Proc,
+}
+
+impl PyScp {
+    /// `extra`: the mode's further arguments. `None` (the test returns) when pynetdicom is
+    /// missing and allowed to be.
+    fn start(test: &str, scene: &str, mode: &str, extra: &[&str]) -> Option<PyScp> {
+        let (py, data) = require_python(test)?;
+        let scene = Scene::new(scene);
+        let port = free_port();
+        let scp = scene.pyscp_args(&py, mode, port, extra);
+        Some(PyScp {
+            scene,
+            data,
+            port,
+            _scp: scp,
+        })
+    }
+
+    /// [`Scene::probe_ae`] of PYSCP.
+    fn probe(&self, name: &str, statement: Option<&str>, args: &[&str]) -> (i32, Value) {
+        self.scene
+            .probe_ae(name, ("PYSCP", self.port), statement, args)
+    }
+}
+
+/// A device of one acceptor AE, `name` (also its AE title), with `lines` after
+/// `acceptor = true`.
+fn acceptor_statement(name: &str, lines: &str) -> String {
+    format!(
+        "schema = \"dicomtap-statement/1\"\n[device]\nname = \"{name}\"\n[[ae]]\n\
+         title = \"{name}\"\nacceptor = true\n{lines}\n"
+    )
+}
+
+/// [`acceptor_statement`] claiming `max_associations = { acceptor = N }` with Verification
+/// and Secondary Capture (what the load check uses).
+fn load_statement(name: &str, n: u32) -> String {
+    acceptor_statement(
+        name,
+        &format!(
+            "max_associations = {{ acceptor = {n} }}\n\
+             [[ae.capability]]\nsop_class = \"Verification\"\nrole = \"SCP\"\n\
+             transfer_syntaxes = [\"ImplicitVRLittleEndian\"]\n\
+             [[ae.capability]]\nsop_class = \"SecondaryCaptureImageStorage\"\nrole = \"SCP\"\n\
+             transfer_syntaxes = [\"ExplicitVRLittleEndian\"]"
+        ),
+    )
 }
 
 fn result<'a>(report: &'a Value, check: &str) -> &'a Value {
@@ -215,6 +342,18 @@ fn verdict(report: &Value, check: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+fn summary<'a>(report: &'a Value, check: &str) -> &'a str {
+    result(report, check)["summary"].as_str().unwrap()
+}
+
+/// The probe exited with `expected_code` and each of `checks` has the verdict `expected`.
+fn assert_verdicts(report: &Value, code: i32, expected_code: i32, checks: &[&str], expected: &str) {
+    assert_eq!(code, expected_code, "{report:#}");
+    for c in checks {
+        assert_eq!(verdict(report, c), expected, "{c}: {report:#}");
+    }
 }
 
 fn table_rows(report: &Value, check: &str) -> Vec<Vec<String>> {
@@ -234,6 +373,27 @@ fn table_rows(report: &Value, check: &str) -> Vec<Vec<String>> {
         .unwrap_or_default()
 }
 
+/// The row whose column `col` is `value`.
+fn row_of<'a>(rows: &'a [Vec<String>], col: usize, value: &str) -> &'a [String] {
+    rows.iter()
+        .find(|r| r[col] == value)
+        .unwrap_or_else(|| panic!("no row {value}: {rows:?}"))
+}
+
+/// The row whose first column contains `needle`.
+fn row_about<'a>(rows: &'a [Vec<String>], needle: &str) -> &'a [String] {
+    rows.iter()
+        .find(|r| r[0].contains(needle))
+        .unwrap_or_else(|| panic!("no {needle}: {rows:?}"))
+}
+
+/// A timing row's seconds (its second column, "N s"); `f64::MAX` when not a number.
+fn secs(r: &[String]) -> f64 {
+    r[1].trim_end_matches(" s")
+        .parse::<f64>()
+        .unwrap_or(f64::MAX)
+}
+
 #[test]
 fn probe_echo_contexts_store_against_storescp() {
     if !require("probe_echo_contexts_store_against_storescp", &["storescp"]) {
@@ -243,31 +403,14 @@ fn probe_echo_contexts_store_against_storescp() {
     let port = free_port();
     let received = scene.path().join("received");
     std::fs::create_dir_all(&received).unwrap();
-    let mut scp = Proc::spawn(
-        "storescp",
-        command(
-            "storescp",
-            &[
-                "-aet",
-                "STORESCP",
-                "-od",
-                received.to_str().unwrap(),
-                &port.to_string(),
-            ],
-        ),
-        scene.path(),
-    );
-    assert!(wait_for_port(port, Duration::from_secs(10), Some(&mut scp)));
+    let _scp = scene.storescp("storescp", port, &["-od", received.to_str().unwrap()]);
     let html = scene.path().join("probe.html");
     let junit = scene.path().join("probe.xml");
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
+    let (code, report) = scene.probe_ae(
         "probe-storescp",
+        ("STORESCP", port),
+        None,
         &[
-            "--target",
-            &target,
-            "--called-ae",
-            "STORESCP",
             "--html",
             html.to_str().unwrap(),
             "--junit",
@@ -277,10 +420,7 @@ fn probe_echo_contexts_store_against_storescp() {
             "store",
         ],
     );
-    assert_eq!(code, 0, "{report:#}");
-    for c in ["echo", "contexts", "store"] {
-        assert_eq!(verdict(&report, c), "pass", "{c}: {report:#}");
-    }
+    assert_verdicts(&report, code, 0, &["echo", "contexts", "store"], "pass");
     // storescp accepts every storage class in the uncompressed syntaxes.
     let rows = table_rows(&report, "contexts");
     assert!(
@@ -314,28 +454,21 @@ fn probe_echo_contexts_store_against_storescp() {
 
 #[test]
 fn probe_commitment_catches_silent_success() {
-    let Some((py, _)) = require_python("probe_commitment_catches_silent_success") else {
+    let Some(scp) = PyScp::start(
+        "probe_commitment_catches_silent_success",
+        "silent",
+        "silent",
+        &[],
+    ) else {
         return;
     };
-    let scene = Scene::new("silent");
-    let port = free_port();
-    let _scp = scene.pyscp(&py, "silent", port);
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
+
+    let (code, report) = scp.probe(
         "probe-silent",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
-            "PYSCP",
-            "--commit-wait",
-            "10",
-            "store",
-            "commitment",
-        ],
+        None,
+        &["--commit-wait", "10", "store", "commitment"],
     );
-    assert_eq!(code, 1, "{report:#}");
-    assert_eq!(verdict(&report, "store"), "pass", "{report:#}");
+    assert_verdicts(&report, code, 1, &["store"], "pass");
     assert_eq!(verdict(&report, "commitment"), "fail", "{report:#}");
     let c = result(&report, "commitment");
     assert!(
@@ -353,25 +486,20 @@ fn probe_commitment_catches_silent_success() {
 
 #[test]
 fn probe_matching_catches_wildcard_on_surname_only() {
-    let Some((py, _)) = require_python("probe_matching_catches_wildcard_on_surname_only") else {
+    let Some(scp) = PyScp::start(
+        "probe_matching_catches_wildcard_on_surname_only",
+        "surname",
+        "surname",
+        &[],
+    ) else {
         return;
     };
-    let scene = Scene::new("surname");
-    let port = free_port();
-    let _scp = scene.pyscp(&py, "surname", port);
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
-        "probe-surname",
-        &["--target", &target, "--called-ae", "PYSCP", "matching"],
-    );
+
+    let (code, report) = scp.probe("probe-surname", None, &["matching"]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(verdict(&report, "matching"), "fail");
     let rows = table_rows(&report, "matching");
-    let row = |value: &str| {
-        rows.iter()
-            .find(|r| r[1] == value)
-            .unwrap_or_else(|| panic!("no row {value}: {rows:?}"))
-    };
+    let row = |value: &str| row_of(&rows, 1, value);
     // Wildcards inside the surname work; across the component separator they do not.
     assert_eq!(row("<T>ALPHA*")[4], "ok");
     assert_eq!(row("<T>ALPHA^JOHN")[4], "ok");
@@ -387,45 +515,31 @@ fn probe_matching_catches_wildcard_on_surname_only() {
 
 #[test]
 fn probe_charset_catches_mangled_names() {
-    let Some((py, data)) = require_python("probe_charset_catches_mangled_names") else {
+    let Some(scp) = PyScp::start(
+        "probe_charset_catches_mangled_names",
+        "mangle",
+        "mangle",
+        &[],
+    ) else {
         return;
     };
-    let scene = Scene::new("mangle");
-    let port = free_port();
-    let _scp = scene.pyscp(&py, "mangle", port);
-    let statement = scene.statement(
-        r#"schema = "dicomtap-statement/1"
-[device]
-name = "PYSCP"
-[[ae]]
-title = "PYSCP"
-acceptor = true
-character_sets = ["ISO_IR 100", "ISO_IR 144", "ISO_IR 126", "ISO_IR 192"]
-"#,
-    );
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
+
+    let (code, report) = scp.probe(
         "probe-mangle",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
+        Some(&acceptor_statement(
             "PYSCP",
-            "--statement",
-            statement.to_str().unwrap(),
+            "character_sets = [\"ISO_IR 100\", \"ISO_IR 144\", \"ISO_IR 126\", \"ISO_IR 192\"]",
+        )),
+        &[
             "--charset-files",
-            data.charset_files.to_str().unwrap(),
+            scp.data.charset_files.to_str().unwrap(),
             "charset",
         ],
     );
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(verdict(&report, "charset"), "fail", "{report:#}");
     let rows = table_rows(&report, "charset");
-    let row = |f: &str| {
-        rows.iter()
-            .find(|r| r[0] == f)
-            .unwrap_or_else(|| panic!("no {f}: {rows:?}"))
-    };
+    let row = |f: &str| row_of(&rows, 0, f);
     assert!(row("chrRuss.dcm")[3].starts_with("MANGLED"), "{rows:?}");
     assert!(row("chrGreek.dcm")[3].starts_with("MANGLED"), "{rows:?}");
     // Latin-1 names survive a Latin-1 re-encoding.
@@ -437,100 +551,38 @@ character_sets = ["ISO_IR 100", "ISO_IR 144", "ISO_IR 126", "ISO_IR 192"]
 
 #[test]
 fn probe_timeouts_catches_shorter_artim_than_claimed() {
-    let Some((py, _)) = require_python("probe_timeouts_catches_shorter_artim_than_claimed") else {
+    let Some(scp) = PyScp::start(
+        "probe_timeouts_catches_shorter_artim_than_claimed",
+        "artim",
+        "artim",
+        &[],
+    ) else {
         return;
     };
-    let scene = Scene::new("artim");
-    let port = free_port();
-    let _scp = scene.pyscp(&py, "artim", port);
-    let statement = scene.statement(
-        r#"schema = "dicomtap-statement/1"
-[device]
-name = "PYSCP"
-[[ae]]
-title = "PYSCP"
-acceptor = true
-timeouts_s = { artim = 30 }
-"#,
-    );
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
+
+    let (code, report) = scp.probe(
         "probe-artim",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
-            "PYSCP",
-            "--statement",
-            statement.to_str().unwrap(),
-            "--timeouts-max",
-            "8",
-            "timeouts",
-        ],
+        Some(&acceptor_statement("PYSCP", "timeouts_s = { artim = 30 }")),
+        &["--timeouts-max", "8", "timeouts"],
     );
     // Differing from the statement is not a failure (unless --strict).
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(
-        verdict(&report, "timeouts"),
-        "differs-from-statement",
-        "{report:#}"
-    );
+    assert_verdicts(&report, code, 0, &["timeouts"], "differs-from-statement");
     let rows = table_rows(&report, "timeouts");
     let artim = rows.iter().find(|r| r[0].starts_with("ARTIM")).unwrap();
-    let secs: f64 = artim[1].trim_end_matches(" s").parse().unwrap_or(f64::MAX);
-    assert!((1.0..6.0).contains(&secs), "{rows:?}");
+    assert!((1.0..6.0).contains(&secs(artim)), "{rows:?}");
     assert!(artim[4].contains("shorter"), "{rows:?}");
 }
 
-/// A fresh Orthanc on free loopback ports, with the probe's move destination registered.
-fn orthanc(dir: &Path, dicom_port: u16, move_port: u16) -> Proc {
-    orthanc_with(dir, dicom_port, move_port, serde_json::json!({}))
-}
-
-/// [`orthanc`] with extra configuration entries.
-fn orthanc_with(dir: &Path, dicom_port: u16, move_port: u16, extra: Value) -> Proc {
-    let db = dir.join("orthanc-db");
-    std::fs::create_dir_all(&db).unwrap();
-    let cfg = dir.join("orthanc.json");
+/// A fresh Orthanc on free loopback ports, with the probe's move destination registered
+/// and `extra` configuration entries.
+fn orthanc(dir: &Path, dicom_port: u16, move_port: u16, extra: Value) -> Proc {
     let mut json = serde_json::json!({
-        "Name": "dicomtap-probe-test",
-        "StorageDirectory": db,
-        "IndexDirectory": db,
-        "DicomAet": "ORTHANC",
-        "DicomPort": dicom_port,
-        "HttpPort": free_port(),
-        "RemoteAccessAllowed": false,
-        "AuthenticationEnabled": false,
         "DicomModalities": { "probe": ["DICOMTAP", "127.0.0.1", move_port] },
-        "Plugins": [],
     });
     if let (Some(j), Some(e)) = (json.as_object_mut(), extra.as_object()) {
         j.extend(e.clone());
     }
-    std::fs::write(&cfg, serde_json::to_string_pretty(&json).unwrap()).unwrap();
-    let cmd = if is_root() && user_ids("orthanc").is_some() {
-        // Only the database belongs to Orthanc; the test directory stays ours (dumpcap
-        // and the other peers write there) but must be traversable.
-        let _ = Command::new("chown")
-            .arg("-R")
-            .arg("orthanc")
-            .arg(&db)
-            .status();
-        set_mode(dir, 0o755);
-        command(
-            "runuser",
-            &["-u", "orthanc", "--", "Orthanc", cfg.to_str().unwrap()],
-        )
-    } else {
-        command("Orthanc", &[cfg.to_str().unwrap()])
-    };
-    let mut p = Proc::spawn("orthanc", cmd, dir);
-    assert!(
-        wait_for_port(dicom_port, Duration::from_secs(30), Some(&mut p)),
-        "Orthanc did not start\n{}",
-        p.output()
-    );
-    p
+    support::peers::orthanc(dir, "orthanc", dicom_port, json)
 }
 
 #[test]
@@ -540,16 +592,13 @@ fn probe_echo_store_find_move_against_orthanc() {
     }
     let scene = Scene::new("orthanc");
     let (port, move_port) = (free_port(), free_port());
-    let _orthanc = orthanc(scene.path(), port, move_port);
-    let target = format!("127.0.0.1:{port}");
+    let _orthanc = orthanc(scene.path(), port, move_port, serde_json::json!({}));
     let listen = format!("127.0.0.1:{move_port}");
-    let (code, report) = scene.probe(
+    let (code, report) = scene.probe_ae(
         "probe-orthanc",
+        ("ORTHANC", port),
+        None,
         &[
-            "--target",
-            &target,
-            "--called-ae",
-            "ORTHANC",
             "--listen",
             &listen,
             "--move-ae",
@@ -559,14 +608,8 @@ fn probe_echo_store_find_move_against_orthanc() {
             "find-move",
         ],
     );
-    assert_eq!(code, 0, "{report:#}");
-    for c in ["echo", "store", "find-move"] {
-        assert_eq!(verdict(&report, c), "pass", "{c}: {report:#}");
-    }
-    let summary = result(&report, "find-move")["summary"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    assert_verdicts(&report, code, 0, &["echo", "store", "find-move"], "pass");
+    let summary = summary(&report, "find-move");
     assert!(
         summary.contains("C-MOVE delivered it") && summary.contains("C-GET returned it"),
         "{summary}"
@@ -583,52 +626,17 @@ fn probe_store_find_move_matching_against_dcmqrscp() {
     }
     let scene = Scene::new("dcmqrscp");
     let (port, move_port) = (free_port(), free_port());
-    let db = scene.path().join("db");
-    std::fs::create_dir_all(&db).unwrap();
-    let cfg = scene.path().join("dcmqrscp.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
-             HostTable BEGIN\nprobe = (DICOMTAP, 127.0.0.1, {move_port})\nHostTable END\n\
-             VendorTable BEGIN\nVendorTable END\n\
-             AETable BEGIN\nDCMQRSCP {} RW (200, 1024mb) ANY\nAETable END\n",
-            db.display()
-        ),
-    )
-    .unwrap();
-    let mut qr = Proc::spawn(
-        "dcmqrscp",
-        command("dcmqrscp", &["-c", cfg.to_str().unwrap()]),
-        scene.path(),
-    );
-    assert!(
-        wait_for_port(port, Duration::from_secs(10), Some(&mut qr)),
-        "dcmqrscp did not start\n{}",
-        qr.output()
-    );
-    let target = format!("127.0.0.1:{port}");
+    let _qr = scene.dcmqrscp(port, 16, Some(move_port), &[]);
     let listen = format!("127.0.0.1:{move_port}");
     // Claims UTF-8: the person-name component-group queries are then required.
-    let statement = scene.statement(
-        r#"schema = "dicomtap-statement/1"
-[device]
-name = "DCMQRSCP"
-[[ae]]
-title = "DCMQRSCP"
-acceptor = true
-character_sets = ["ISO_IR 192"]
-"#,
-    );
-    let (code, report) = scene.probe(
+    let (code, report) = scene.probe_ae(
         "probe-dcmqrscp",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
+        ("DCMQRSCP", port),
+        Some(&acceptor_statement(
             "DCMQRSCP",
-            "--statement",
-            statement.to_str().unwrap(),
+            "character_sets = [\"ISO_IR 192\"]",
+        )),
+        &[
             "--listen",
             &listen,
             "echo",
@@ -638,20 +646,18 @@ character_sets = ["ISO_IR 192"]
             "matching",
         ],
     );
-    assert_eq!(code, 0, "{report:#}");
-    for c in ["echo", "store", "find-move", "matching"] {
-        assert_eq!(verdict(&report, c), "pass", "{c}: {report:#}");
-    }
+    assert_verdicts(
+        &report,
+        code,
+        0,
+        &["echo", "store", "find-move", "matching"],
+        "pass",
+    );
     // dcmqrscp offers no Storage Commitment: skipped, not failed.
     assert_eq!(verdict(&report, "commitment"), "skipped", "{report:#}");
     let rows = table_rows(&report, "matching");
-    let case = rows.iter().find(|r| r[1] == "<t>alpha^john").unwrap();
-    assert_eq!(case[4], "case-sensitive", "{rows:?}");
-    let row = |value: &str| {
-        rows.iter()
-            .find(|r| r[1] == value)
-            .unwrap_or_else(|| panic!("no row {value}: {rows:?}"))
-    };
+    let row = |value: &str| row_of(&rows, 1, value);
+    assert_eq!(row("<t>alpha^john")[4], "case-sensitive", "{rows:?}");
     // Component groups: the whole alphabetic=ideographic=phonetic value and a wildcard
     // over it match; dcmqrscp compares whole values, not single groups.
     assert_eq!(row("<T>YAMADA^TAROU=山田^太郎=やまだ^たろう")[4], "ok");
@@ -673,12 +679,7 @@ fn probe_matrix_echoes_every_source_to_every_destination() {
     }
     let scene = Scene::new("matrix");
     let (port, down) = (free_port(), free_port());
-    let mut scp = Proc::spawn(
-        "storescp",
-        command("storescp", &["-aet", "STORESCP", &port.to_string()]),
-        scene.path(),
-    );
-    assert!(wait_for_port(port, Duration::from_secs(10), Some(&mut scp)));
+    let _scp = scene.storescp("storescp", port, &[]);
     let devices = scene.path().join("devices");
     std::fs::create_dir_all(&devices).unwrap();
     std::fs::write(
@@ -738,79 +739,6 @@ acceptor = true
     assert_eq!(cell("MODALITY", "GONE")["verdict"], "fail");
 }
 
-/// A throwaway PKI made with `openssl`: a CA, a server certificate for
-/// localhost/127.0.0.1 and a client certificate (one shared key).
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        let dir = dir.join("pki");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("leaf.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .unwrap();
-        let ossl = |args: &[&str]| {
-            let mut c = command("openssl", args);
-            c.current_dir(&dir);
-            run_ok("openssl", c, &dir, Duration::from_secs(60));
-        };
-        ossl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=dicomtap probe test CA",
-        ]);
-        ossl(&["genrsa", "-out", "leaf.key", "2048"]);
-        for (name, subject, serial) in [
-            ("server", "/O=dicomtap/CN=localhost", "11"),
-            ("client", "/O=dicomtap/CN=probe", "12"),
-        ] {
-            let csr = format!("{name}.csr");
-            let pem = format!("{name}.pem");
-            ossl(&[
-                "req", "-new", "-key", "leaf.key", "-out", &csr, "-subj", subject,
-            ]);
-            ossl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-set_serial",
-                serial,
-                "-days",
-                "30",
-                "-extfile",
-                "leaf.ext",
-                "-out",
-                &pem,
-            ]);
-        }
-        Pki { dir }
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.join(file).to_string_lossy().into_owned()
-    }
-}
-
 #[test]
 fn probe_over_tls_against_storescp_and_load_beyond_a_single_association() {
     if !require(
@@ -824,75 +752,49 @@ fn probe_over_tls_against_storescp_and_load_beyond_a_single_association() {
     let port = free_port();
     let received = scene.path().join("received");
     std::fs::create_dir_all(&received).unwrap();
-    // storescp with TLS, requiring a client certificate (DCMTK's default); one
-    // association at a time.
-    let mut scp = Proc::spawn(
-        "storescp-tls",
-        command(
-            "storescp",
-            &[
-                "-aet",
-                "STORESCP",
-                "+tls",
-                &pki.path("leaf.key"),
-                &pki.path("server.pem"),
-                "+cf",
-                &pki.path("ca.pem"),
-                "-od",
-                received.to_str().unwrap(),
-                &port.to_string(),
-            ],
-        ),
-        scene.path(),
-    );
-    assert!(wait_for_port(port, Duration::from_secs(10), Some(&mut scp)));
-    let statement = scene.statement(
-        r#"schema = "dicomtap-statement/1"
-[device]
-name = "STORESCP"
-[[ae]]
-title = "STORESCP"
-acceptor = true
-max_associations = { acceptor = 1 }
-"#,
-    );
-    let target = format!("127.0.0.1:{port}");
     let (ca, cert, key) = (
         pki.path("ca.pem"),
         pki.path("client.pem"),
         pki.path("leaf.key"),
     );
-    let tls = [
-        "--tls",
-        "--tls-ca",
-        ca.as_str(),
-        "--tls-cert",
-        cert.as_str(),
-        "--tls-key",
-        key.as_str(),
-    ];
-    let mut args = vec![
-        "--target",
-        &target,
-        "--called-ae",
-        "STORESCP",
-        "--statement",
-        statement.to_str().unwrap(),
-        "--timeout",
-        "3",
-    ];
-    args.extend(tls);
+    // storescp with TLS, requiring a client certificate (DCMTK's default); one
+    // association at a time.
+    let _scp = scene.storescp(
+        "storescp-tls",
+        port,
+        &[
+            "+tls",
+            &key,
+            &pki.path("server.pem"),
+            "+cf",
+            &ca,
+            "-od",
+            received.to_str().unwrap(),
+        ],
+    );
+    let tls = ["--timeout", "3", "--tls", "--tls-ca", ca.as_str()];
+    let client = ["--tls-cert", cert.as_str(), "--tls-key", key.as_str()];
     let junit = scene.path().join("probe-tls.xml");
-    let junit_arg = junit.to_string_lossy().into_owned();
-    args.extend(["--junit", junit_arg.as_str()]);
-    args.extend(["echo", "store", "max-pdu", "load"]);
-    let (code, report) = scene.probe("probe-tls", &args);
-    assert_eq!(code, 0, "{report:#}");
+    let checks = [
+        "--junit",
+        junit.to_str().unwrap(),
+        "echo",
+        "store",
+        "max-pdu",
+        "load",
+    ];
+    let (code, report) = scene.probe_ae(
+        "probe-tls",
+        ("STORESCP", port),
+        Some(&acceptor_statement(
+            "STORESCP",
+            "max_associations = { acceptor = 1 }",
+        )),
+        &[&tls[..], &client, &checks].concat(),
+    );
+    assert_verdicts(&report, code, 0, &["echo", "store", "max-pdu"], "pass");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("name=\"tls.version\" value=\"TLSv1."), "{xml}");
-    for c in ["echo", "store", "max-pdu"] {
-        assert_eq!(verdict(&report, c), "pass", "{c}: {report:#}");
-    }
     assert!(
         report["tls"]["version"]
             .as_str()
@@ -928,90 +830,49 @@ max_associations = { acceptor = 1 }
 
     // Without a client certificate storescp refuses the handshake; a wrong server name
     // does not verify: both are reported, never silently downgraded to plain TCP.
-    let (code, report) = scene.probe(
+    let (code, report) = scene.probe_ae(
         "probe-tls-no-cert",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
-            "STORESCP",
-            "--timeout",
-            "3",
-            "--tls",
-            "--tls-ca",
-            &ca,
-            "echo",
-        ],
+        ("STORESCP", port),
+        None,
+        &[&tls[..], &["echo"]].concat(),
     );
-    assert_eq!(code, 1, "{report:#}");
-    assert_eq!(verdict(&report, "echo"), "fail", "{report:#}");
-    let (code, report) = scene.probe(
+    assert_verdicts(&report, code, 1, &["echo"], "fail");
+    let (code, report) = scene.probe_ae(
         "probe-tls-wrong-name",
+        ("STORESCP", port),
+        None,
         &[
-            "--target",
-            &target,
-            "--called-ae",
-            "STORESCP",
-            "--timeout",
-            "3",
-            "--tls",
-            "--tls-ca",
-            &ca,
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-            "--tls-server-name",
-            "pacs.example",
-            "echo",
-        ],
+            &tls[..],
+            &client,
+            &["--tls-server-name", "pacs.example", "echo"],
+        ]
+        .concat(),
     );
     assert_eq!(code, 1, "{report:#}");
-    let summary = result(&report, "echo")["summary"].as_str().unwrap();
+    let summary = summary(&report, "echo");
     assert!(summary.contains("TLS handshake"), "{summary}");
     assert!(report.get("tls").is_none(), "{report:#}");
 }
 
 #[test]
 fn probe_load_catches_fewer_associations_than_claimed() {
-    let Some((py, _)) = require_python("probe_load_catches_fewer_associations_than_claimed") else {
+    let Some(scp) = PyScp::start(
+        "probe_load_catches_fewer_associations_than_claimed",
+        "load",
+        "limit:2",
+        &[],
+    ) else {
         return;
-    };
-    let scene = Scene::new("load");
-    let claim = |n: u32| {
-        format!(
-            "schema = \"dicomtap-statement/1\"\n[device]\nname = \"PYSCP\"\n[[ae]]\n\
-             title = \"PYSCP\"\nacceptor = true\nmax_associations = {{ acceptor = {n} }}\n\
-             [[ae.capability]]\nsop_class = \"Verification\"\nrole = \"SCP\"\n\
-             transfer_syntaxes = [\"ImplicitVRLittleEndian\"]\n\
-             [[ae.capability]]\nsop_class = \"SecondaryCaptureImageStorage\"\nrole = \"SCP\"\n\
-             transfer_syntaxes = [\"ExplicitVRLittleEndian\"]\n"
-        )
     };
     // Takes at most 2 associations, claims 10: 11 tried. (Under a burst pynetdicom
     // counts the associations still being negotiated, so it may take only 1.)
-    let port = free_port();
-    let _scp = scene.pyscp(&py, "limit:2", port);
-    let statement = scene.statement(&claim(10));
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
+
+    let (code, report) = scp.probe(
         "probe-load-2",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
-            "PYSCP",
-            "--statement",
-            statement.to_str().unwrap(),
-            "load",
-        ],
+        Some(&load_statement("PYSCP", 10)),
+        &["load"],
     );
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(
-        verdict(&report, "load"),
-        "differs-from-statement",
-        "{report:#}"
-    );
+    assert_verdicts(&report, code, 0, &["load"], "differs-from-statement");
     let rows = table_rows(&report, "load");
     let count = |rows: &[Vec<String>], what: &str| -> u32 {
         rows.iter()
@@ -1046,55 +907,17 @@ fn probe_load_as_claimed_by_dcmqrscp() {
     }
     let scene = Scene::new("load-dcmqrscp");
     let port = free_port();
-    let db = scene.path().join("db");
-    std::fs::create_dir_all(&db).unwrap();
-    let cfg = scene.path().join("dcmqrscp.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 3\n\
-             HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n\
-             AETable BEGIN\nDCMQRSCP {} RW (200, 1024mb) ANY\nAETable END\n",
-            db.display()
-        ),
-    )
-    .unwrap();
-    let mut qr = Proc::spawn(
-        "dcmqrscp",
-        command("dcmqrscp", &["-c", cfg.to_str().unwrap()]),
-        scene.path(),
-    );
-    assert!(
-        wait_for_port(port, Duration::from_secs(10), Some(&mut qr)),
-        "dcmqrscp did not start\n{}",
-        qr.output()
-    );
+    let _qr = scene.dcmqrscp(port, 3, None, &[]);
     // Claims what it is configured for: 3. Four are tried, three accepted (each C-ECHO
     // and C-STORE), the fourth rejected with local-limit-exceeded.
-    let statement = scene.statement(
-        "schema = \"dicomtap-statement/1\"\n[device]\nname = \"DCMQRSCP\"\n[[ae]]\n\
-         title = \"DCMQRSCP\"\nacceptor = true\nmax_associations = { acceptor = 3 }\n\
-         [[ae.capability]]\nsop_class = \"Verification\"\nrole = \"SCP\"\n\
-         transfer_syntaxes = [\"ImplicitVRLittleEndian\"]\n\
-         [[ae.capability]]\nsop_class = \"SecondaryCaptureImageStorage\"\nrole = \"SCP\"\n\
-         transfer_syntaxes = [\"ExplicitVRLittleEndian\"]\n",
-    );
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
+    let (code, report) = scene.probe_ae(
         "probe-load-dcmqrscp",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
-            "DCMQRSCP",
-            "--statement",
-            statement.to_str().unwrap(),
-            "load",
-        ],
+        ("DCMQRSCP", port),
+        Some(&load_statement("DCMQRSCP", 3)),
+        &["load"],
     );
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(verdict(&report, "load"), "pass", "{report:#}");
-    let summary = result(&report, "load")["summary"].as_str().unwrap();
+    assert_verdicts(&report, code, 0, &["load"], "pass");
+    let summary = summary(&report, "load");
     assert!(
         summary.starts_with("4 simultaneous associations: 3 accepted, 1 rejected, 0 worse"),
         "{summary}"
@@ -1109,28 +932,17 @@ fn probe_load_as_claimed_by_dcmqrscp() {
 
 #[test]
 fn probe_malformed_data_sets_catch_a_crash_on_an_unknown_vr() {
-    let Some((py, _)) = require_python("probe_malformed_data_sets_catch_a_crash_on_an_unknown_vr")
-    else {
+    let Some(scp) = PyScp::start(
+        "probe_malformed_data_sets_catch_a_crash_on_an_unknown_vr",
+        "crashvr",
+        "crashvr",
+        &[],
+    ) else {
         return;
     };
-    let scene = Scene::new("crashvr");
-    let port = free_port();
-    let _scp = scene.pyscp(&py, "crashvr", port);
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
-        "probe-crashvr",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
-            "PYSCP",
-            "--timeout",
-            "3",
-            "malformed",
-        ],
-    );
-    assert_eq!(code, 1, "{report:#}");
-    assert_eq!(verdict(&report, "malformed"), "fail", "{report:#}");
+
+    let (code, report) = scp.probe("probe-crashvr", None, &["--timeout", "3", "malformed"]);
+    assert_verdicts(&report, code, 1, &["malformed"], "fail");
     let rows = table_rows(&report, "malformed");
     let at = rows
         .iter()
@@ -1149,42 +961,16 @@ fn probe_malformed_data_sets_against_storescp() {
     }
     let scene = Scene::new("malformed-storescp");
     let port = free_port();
-    let mut scp = Proc::spawn(
-        "storescp",
-        command(
-            "storescp",
-            &[
-                "-aet",
-                "STORESCP",
-                "-od",
-                scene.path().to_str().unwrap(),
-                &port.to_string(),
-            ],
-        ),
-        scene.path(),
-    );
-    assert!(wait_for_port(port, Duration::from_secs(10), Some(&mut scp)));
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
+    let _scp = scene.storescp("storescp", port, &["-od", scene.path().to_str().unwrap()]);
+    let (code, report) = scene.probe_ae(
         "probe-malformed-storescp",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
-            "STORESCP",
-            "--timeout",
-            "3",
-            "malformed",
-        ],
+        ("STORESCP", port),
+        None,
+        &["--timeout", "3", "malformed"],
     );
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(verdict(&report, "malformed"), "pass", "{report:#}");
+    assert_verdicts(&report, code, 0, &["malformed"], "pass");
     let rows = table_rows(&report, "malformed");
-    let row = |needle: &str| {
-        rows.iter()
-            .find(|r| r[0].contains(needle))
-            .unwrap_or_else(|| panic!("no {needle}: {rows:?}"))
-    };
+    let row = |needle: &str| row_about(&rows, needle);
     // DCMTK cannot parse these data sets and aborts the association; it stays up.
     for case in [
         "unknown VR code",
@@ -1203,59 +989,25 @@ fn probe_malformed_data_sets_against_storescp() {
 
 #[test]
 fn probe_timeouts_catches_shorter_dimse_timeouts_than_claimed() {
-    let Some((py, _)) =
-        require_python("probe_timeouts_catches_shorter_dimse_timeouts_than_claimed")
-    else {
+    // The SCP's C-MOVE destination: the probe's listener.
+    let move_port = free_port();
+    let Some(scp) = PyScp::start(
+        "probe_timeouts_catches_shorter_dimse_timeouts_than_claimed",
+        "dimse",
+        "dimse",
+        &[&move_port.to_string()],
+    ) else {
         return;
     };
-    let scene = Scene::new("dimse");
-    let (port, move_port) = (free_port(), free_port());
-    let _scp = scene.pyscp_args(&py, "dimse", port, &[&move_port.to_string()]);
-    let statement = scene.statement(
-        r#"schema = "dicomtap-statement/1"
-[device]
-name = "PYSCP"
-[[ae]]
-title = "PYSCP"
-acceptor = true
-timeouts_s = { dimse = 30 }
-"#,
-    );
-    let target = format!("127.0.0.1:{port}");
     let listen = format!("127.0.0.1:{move_port}");
-    let (code, report) = scene.probe(
+    let (code, report) = scp.probe(
         "probe-dimse",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
-            "PYSCP",
-            "--statement",
-            statement.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--timeouts-max",
-            "8",
-            "timeouts",
-        ],
+        Some(&acceptor_statement("PYSCP", "timeouts_s = { dimse = 30 }")),
+        &["--listen", &listen, "--timeouts-max", "8", "timeouts"],
     );
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(
-        verdict(&report, "timeouts"),
-        "differs-from-statement",
-        "{report:#}"
-    );
+    assert_verdicts(&report, code, 0, &["timeouts"], "differs-from-statement");
     let rows = table_rows(&report, "timeouts");
-    let row = |needle: &str| {
-        rows.iter()
-            .find(|r| r[0].contains(needle))
-            .unwrap_or_else(|| panic!("no {needle}: {rows:?}"))
-    };
-    let secs = |r: &Vec<String>| {
-        r[1].trim_end_matches(" s")
-            .parse::<f64>()
-            .unwrap_or(f64::MAX)
-    };
+    let row = |needle: &str| row_about(&rows, needle);
     // pynetdicom gives up on a message sent in parts after its 3 s network timeout...
     let partial = row("sent in parts");
     assert!((2.0..6.0).contains(&secs(partial)), "{rows:?}");
@@ -1274,69 +1026,21 @@ fn probe_timeouts_dimse_as_claimed_by_dcmqrscp() {
     }
     let scene = Scene::new("dcmqrscp-dimse");
     let (port, move_port) = (free_port(), free_port());
-    let db = scene.path().join("db");
-    std::fs::create_dir_all(&db).unwrap();
-    let cfg = scene.path().join("dcmqrscp.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "NetworkTCPPort = {port}\nMaxPDUSize = 16384\nMaxAssociations = 16\n\
-             HostTable BEGIN\nprobe = (DICOMTAP, 127.0.0.1, {move_port})\nHostTable END\n\
-             VendorTable BEGIN\nVendorTable END\n\
-             AETable BEGIN\nDCMQRSCP {} RW (200, 1024mb) ANY\nAETable END\n",
-            db.display()
-        ),
-    )
-    .unwrap();
-    let mut qr = Proc::spawn(
-        "dcmqrscp",
-        command(
-            "dcmqrscp",
-            &["--dimse-timeout", "3", "-c", cfg.to_str().unwrap()],
-        ),
-        scene.path(),
-    );
-    assert!(
-        wait_for_port(port, Duration::from_secs(10), Some(&mut qr)),
-        "dcmqrscp did not start\n{}",
-        qr.output()
-    );
-    let statement = scene.statement(
-        r#"schema = "dicomtap-statement/1"
-[device]
-name = "DCMQRSCP"
-[[ae]]
-title = "DCMQRSCP"
-acceptor = true
-timeouts_s = { dimse = 3 }
-"#,
-    );
-    let target = format!("127.0.0.1:{port}");
+    let _qr = scene.dcmqrscp(port, 16, Some(move_port), &["--dimse-timeout", "3"]);
     let listen = format!("127.0.0.1:{move_port}");
-    let (code, report) = scene.probe(
+    let (code, report) = scene.probe_ae(
         "probe-dcmqrscp-dimse",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
+        ("DCMQRSCP", port),
+        Some(&acceptor_statement(
             "DCMQRSCP",
-            "--statement",
-            statement.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--timeouts-max",
-            "6",
-            "timeouts",
-        ],
+            "timeouts_s = { dimse = 3 }",
+        )),
+        &["--listen", &listen, "--timeouts-max", "6", "timeouts"],
     );
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(verdict(&report, "timeouts"), "pass", "{report:#}");
+    assert_verdicts(&report, code, 0, &["timeouts"], "pass");
     let rows = table_rows(&report, "timeouts");
     for needle in ["sent in parts", "C-MOVE sub-operation"] {
-        let r = rows
-            .iter()
-            .find(|r| r[0].contains(needle))
-            .unwrap_or_else(|| panic!("no {needle}: {rows:?}"));
+        let r = row_about(&rows, needle);
         assert_eq!(r[4], "as claimed", "{rows:?}");
         assert!(r[1].ends_with(" s") && !r[1].starts_with('>'), "{rows:?}");
     }
@@ -1350,33 +1054,21 @@ fn probe_timeouts_and_matching_against_orthanc() {
     let scene = Scene::new("orthanc-timeouts");
     let (port, move_port) = (free_port(), free_port());
     // 4 s as SCP (idle, and a message sent in parts) and as SCU (C-MOVE sub-operations).
-    let _orthanc = orthanc_with(
+    let _orthanc = orthanc(
         scene.path(),
         port,
         move_port,
         serde_json::json!({ "DicomScpTimeout": 4, "DicomScuTimeout": 4 }),
     );
-    let statement = scene.statement(
-        r#"schema = "dicomtap-statement/1"
-[device]
-name = "ORTHANC"
-[[ae]]
-title = "ORTHANC"
-acceptor = true
-timeouts_s = { idle = 4, dimse = 4 }
-"#,
-    );
-    let target = format!("127.0.0.1:{port}");
     let listen = format!("127.0.0.1:{move_port}");
-    let (code, report) = scene.probe(
+    let (code, report) = scene.probe_ae(
         "probe-orthanc-timeouts",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
+        ("ORTHANC", port),
+        Some(&acceptor_statement(
             "ORTHANC",
-            "--statement",
-            statement.to_str().unwrap(),
+            "timeouts_s = { idle = 4, dimse = 4 }",
+        )),
+        &[
             "--listen",
             &listen,
             "--timeouts-max",
@@ -1388,35 +1080,20 @@ timeouts_s = { idle = 4, dimse = 4 }
     assert_eq!(code, 0, "{report:#}");
     assert_ne!(verdict(&report, "timeouts"), "fail", "{report:#}");
     let rows = table_rows(&report, "timeouts");
-    let row = |needle: &str| {
-        rows.iter()
-            .find(|r| r[0].contains(needle))
-            .unwrap_or_else(|| panic!("no {needle}: {rows:?}"))
-            .clone()
-    };
-    let secs = |r: &[String]| {
-        r[1].trim_end_matches(" s")
-            .parse::<f64>()
-            .unwrap_or(f64::MAX)
-    };
     for needle in ["idle", "C-MOVE sub-operation"] {
-        let r = row(needle);
+        let r = row_about(&rows, needle);
         assert_eq!(r[4], "as claimed", "{rows:?}");
-        assert!((3.0..6.0).contains(&secs(&r)), "{rows:?}");
+        assert!((3.0..6.0).contains(&secs(r)), "{rows:?}");
     }
     // The rest of a message: Orthanc 1.10 aborts after one to two DicomScpTimeouts.
-    let partial = row("sent in parts");
-    assert!((3.0..9.0).contains(&secs(&partial)), "{rows:?}");
+    let partial = row_about(&rows, "sent in parts");
+    assert!((3.0..9.0).contains(&secs(partial)), "{rows:?}");
     assert!(partial[2].contains("A-ABORT"), "{rows:?}");
     // Orthanc matches names case-insensitively (allowed for PN) and passes the rest,
     // time ranges included.
     assert_eq!(verdict(&report, "matching"), "pass", "{report:#}");
     let rows = table_rows(&report, "matching");
-    let row = |value: &str| {
-        rows.iter()
-            .find(|r| r[1] == value)
-            .unwrap_or_else(|| panic!("no row {value}: {rows:?}"))
-    };
+    let row = |value: &str| row_of(&rows, 1, value);
     assert!(
         row("<t>alpha^john")[4].starts_with("case-insensitive"),
         "{rows:?}"
@@ -1427,51 +1104,28 @@ timeouts_s = { idle = 4, dimse = 4 }
 
 #[test]
 fn probe_matching_catches_component_groups_dropped_though_utf8_is_claimed() {
-    let Some((py, _)) =
-        require_python("probe_matching_catches_component_groups_dropped_though_utf8_is_claimed")
-    else {
+    let Some(scp) = PyScp::start(
+        "probe_matching_catches_component_groups_dropped_though_utf8_is_claimed",
+        "alphaonly",
+        "alphaonly",
+        &[],
+    ) else {
         return;
     };
-    let scene = Scene::new("alphaonly");
-    let port = free_port();
-    let _scp = scene.pyscp(&py, "alphaonly", port);
-    let statement = scene.statement(
-        r#"schema = "dicomtap-statement/1"
-[device]
-name = "PYSCP"
-[[ae]]
-title = "PYSCP"
-acceptor = true
-character_sets = ["ISO_IR 192"]
-"#,
-    );
-    let target = format!("127.0.0.1:{port}");
-    let (code, report) = scene.probe(
+
+    let (code, report) = scp.probe(
         "probe-alphaonly",
-        &[
-            "--target",
-            &target,
-            "--called-ae",
+        Some(&acceptor_statement(
             "PYSCP",
-            "--statement",
-            statement.to_str().unwrap(),
-            "matching",
-        ],
+            "character_sets = [\"ISO_IR 192\"]",
+        )),
+        &["matching"],
     );
     // Everything PS3.4 requires matches (time ranges included); the claimed UTF-8 name
     // with its ideographic and phonetic groups does not.
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(
-        verdict(&report, "matching"),
-        "differs-from-statement",
-        "{report:#}"
-    );
+    assert_verdicts(&report, code, 0, &["matching"], "differs-from-statement");
     let rows = table_rows(&report, "matching");
-    let row = |value: &str| {
-        rows.iter()
-            .find(|r| r[1] == value)
-            .unwrap_or_else(|| panic!("no row {value}: {rows:?}"))
-    };
+    let row = |value: &str| row_of(&rows, 1, value);
     assert_eq!(
         row("<T>YAMADA^TAROU=山田^太郎=やまだ^たろう")[4],
         "DIFFERS from the statement",

@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 use dicomtap_analyzer::capture::{
     CaptureReader, ConnId, ConnectionInfo, Side, StreamEnd, StreamSink,
 };
+use support::peers::{Dcmqrscp, python_scp, storescp};
 use support::{
-    Proc, command, free_port, require, require_python, run, run_ok, temp_dir, tshark,
-    wait_for_port, wait_until,
+    Proc, command, free_port, http_get_status_body, require, require_python, run, run_ok, temp_dir,
+    tshark, wait_until,
 };
 
 const START: Duration = Duration::from_secs(20);
@@ -56,11 +57,9 @@ fn parse_printed(text: &str) -> Printed {
     let mut p = Printed::default();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("dicomtap proxy: listening on ") {
-            if let Some(a) = rest.split_whitespace().next().and_then(|a| a.parse().ok()) {
-                p.listen.push(a);
-            }
-        } else if let Some(rest) = line.strip_prefix("dicomtap proxy: metrics on http://") {
-            p.metrics = rest.split('/').next().and_then(|a| a.parse().ok());
+            p.listen.extend(support::printed_addr(rest));
+        } else if let Some(rest) = line.strip_prefix("dicomtap proxy: metrics on ") {
+            p.metrics = support::printed_addr(rest);
         } else if let Some(rest) = line.strip_prefix("dicomtap proxy: recording to ") {
             p.files.push(PathBuf::from(rest.trim()));
         }
@@ -99,6 +98,39 @@ fn start_proxy(
         metrics: p.metrics,
         files: p.files,
     }
+}
+
+/// `dicomtap proxy --listen 127.0.0.1:0 --upstream 127.0.0.1:UP --metrics off --record
+/// REC EXTRA`, once it printed its listener and its two recording files.
+fn recording_proxy(name: &str, up: u16, rec: &Path, extra: &[&str], dir: &Path) -> Proxy {
+    let upstream = format!("127.0.0.1:{up}");
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+        "--metrics",
+        "off",
+        "--record",
+        rec.to_str().expect("temporary paths are UTF-8"),
+    ];
+    args.extend_from_slice(extra);
+    start_proxy(name, &args, dir, 1, false, 2)
+}
+
+/// `dicomtap proxy --config DIR/proxy.toml` with `toml` written there, once it printed
+/// `listeners` listening lines, its metrics line when `metrics`, and `files` recording lines.
+fn configured_proxy(
+    toml: &str,
+    dir: &Path,
+    listeners: usize,
+    metrics: bool,
+    files: usize,
+) -> Proxy {
+    let cfg = dir.join("proxy.toml");
+    std::fs::write(&cfg, toml).expect("writing the proxy's configuration");
+    let cfg = cfg.to_str().expect("temporary paths are UTF-8");
+    start_proxy("proxy", &["--config", cfg], dir, listeners, metrics, files)
 }
 
 /// Every event of every `*.jsonl` file in `dir`, files in name order.
@@ -141,30 +173,18 @@ fn wait_events(dir: &Path, timeout: Duration, cond: impl Fn(&[serde_json::Value]
     wait_until(timeout, || cond(&events_in(dir)))
 }
 
-/// `GET path` from the metrics endpoint: (status line, body).
-fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connecting");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = Vec::new();
-    let _ = s.read_to_end(&mut text);
-    let text = String::from_utf8_lossy(&text).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-    )
-}
-
 // ---------------------------------------------------------------------------------------
 // Peers
 
-use support::peers::storescp;
+/// storescu (STORESCU to ANY-SCP, each file in its own transfer syntax), to success.
+fn storescu(name: &str, port: u16, files: &[PathBuf], dir: &Path) -> support::RunOutput {
+    run_ok(
+        name,
+        command("storescu", &storescu_args(port, files)),
+        dir,
+        PEER,
+    )
+}
 
 fn storescu_args(port: u16, files: &[PathBuf]) -> Vec<String> {
     let mut args: Vec<String> = ["-aet", "STORESCU", "-aec", "ANY-SCP", "-R", "127.0.0.1"]
@@ -284,29 +304,8 @@ ae.start_server(("127.0.0.1", int(sys.argv[1])), block=True,
                 evt_handlers=[(evt.EVT_C_STORE, on_store)])
 "#;
 
-const PY_SCU: &str = r#"
-import sys
-from pydicom import dcmread
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification
-
-ae = AE(ae_title="PYSCU")
-ae.add_requested_context(Verification)
-datasets = [dcmread(f) for f in sys.argv[2:]]
-seen = set()
-for ds in datasets:
-    key = (ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    if key not in seen:
-        seen.add(key)
-        ae.add_requested_context(*key)
-assoc = ae.associate("127.0.0.1", int(sys.argv[1]), ae_title="PYSCP")
-if not assoc.is_established:
-    sys.exit("association not established")
-print("ECHO 0x%04x" % assoc.send_c_echo().Status, flush=True)
-for ds in datasets:
-    print("STORE 0x%04x" % assoc.send_c_store(ds).Status, flush=True)
-assoc.release()
-"#;
+/// Echo, then store every file, printing each status (tests/peers_py/store_scu.py).
+const PY_SCU: &str = include_str!("peers_py/store_scu.py");
 
 #[test]
 fn pynetdicom_store_is_byte_identical_through_the_proxy() {
@@ -333,16 +332,7 @@ fn pynetdicom_store_is_byte_identical_through_the_proxy() {
 
     let scp = |name: &str, out: &Path| -> (Proc, u16) {
         std::fs::create_dir_all(out).unwrap();
-        let port = free_port();
-        let mut cmd = Command::new(&python);
-        cmd.arg(dir.join("scp.py")).arg(port.to_string()).arg(out);
-        let mut p = Proc::spawn(name, cmd, dir);
-        assert!(
-            wait_for_port(port, START, Some(&mut p)),
-            "the pynetdicom SCP did not listen\n{}",
-            p.output()
-        );
-        (p, port)
+        python_scp(name, &python, &dir.join("scp.py"), &[out], dir)
     };
     let scu = |name: &str, port: u16| {
         let mut cmd = Command::new(&python);
@@ -363,24 +353,7 @@ fn pynetdicom_store_is_byte_identical_through_the_proxy() {
     let (_scp1, p1) = scp("scp-direct", &direct_dir);
     scu("scu-direct", p1);
     let (_scp2, p2) = scp("scp-proxied", &proxied_dir);
-    let up = format!("127.0.0.1:{p2}");
-    let proxy = start_proxy(
-        "proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &up,
-            "--metrics",
-            "off",
-            "--record",
-            rec.to_str().unwrap(),
-        ],
-        dir,
-        1,
-        false,
-        2,
-    );
+    let proxy = recording_proxy("proxy", p2, &rec, &[], dir);
     scu("scu-proxied", proxy.port());
 
     let n = assert_same_files(&direct_dir, &proxied_dir, "pynetdicom SCP");
@@ -411,26 +384,6 @@ fn pynetdicom_store_is_byte_identical_through_the_proxy() {
 
 // ---------------------------------------------------------------------------------------
 // 2. findscu / movescu / getscu against dcmqrscp
-
-/// dcmqrscp's configuration: AE QRSCP over `db`, move destinations DESTA and DESTB.
-fn write_dcmqrscp_config(dir: &Path, port: u16, dests: &[(&str, u16)]) -> PathBuf {
-    let db = dir.join("db");
-    std::fs::create_dir_all(&db).unwrap();
-    let cfg = dir.join("dcmqrscp.cfg");
-    let hosts: String = dests
-        .iter()
-        .map(|(ae, p)| format!("{} = ({ae}, 127.0.0.1, {p})\n", ae.to_lowercase()))
-        .collect();
-    let text = format!(
-        "NetworkTCPPort  = {port}\nMaxPDUSize      = 16384\nMaxAssociations = 16\n\
-         HostTable BEGIN\n{hosts}HostTable END\n\
-         VendorTable BEGIN\nVendorTable END\n\
-         AETable BEGIN\nQRSCP {} RW (50, 256mb) ANY\nAETable END\n",
-        db.display()
-    );
-    std::fs::write(&cfg, text).unwrap();
-    cfg
-}
 
 /// One value of `tag` (e.g. "0020,000d") of a file, by dcmdump.
 fn dcmdump_value(file: &Path, tag: &str, dir: &Path) -> String {
@@ -486,18 +439,10 @@ fn find_move_get_through_the_proxy_match_direct() {
         dir,
         &["-aet", "DESTB"],
     );
-    let qr_port = free_port();
-    let cfg = write_dcmqrscp_config(dir, qr_port, &[("DESTA", port_a), ("DESTB", port_b)]);
-    let mut qr = Proc::spawn(
-        "dcmqrscp",
-        command("dcmqrscp", &["-d".as_ref(), "-c".as_ref(), cfg.as_os_str()]),
-        dir,
-    );
-    assert!(
-        wait_for_port(qr_port, START, Some(&mut qr)),
-        "dcmqrscp did not listen\n{}",
-        qr.output()
-    );
+    // AE QRSCP, move destinations DESTA and DESTB.
+    let qr = Dcmqrscp::configure(dir, &[("DESTA", port_a), ("DESTB", port_b)]);
+    let qr_port = qr.port;
+    let _qr = qr.start("dcmqrscp", dir, &["-d"]);
     let files = [
         data.test_files.join("CT_small.dcm"),
         data.test_files.join("MR_small.dcm"),
@@ -514,24 +459,7 @@ fn find_move_get_through_the_proxy_match_direct() {
     let patient = dcmdump_value(&files[0], "0010,0020", dir);
 
     let rec = dir.join("rec");
-    let up = format!("127.0.0.1:{qr_port}");
-    let proxy = start_proxy(
-        "proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &up,
-            "--metrics",
-            "off",
-            "--record",
-            rec.to_str().unwrap(),
-        ],
-        dir,
-        1,
-        false,
-        2,
-    );
+    let proxy = recording_proxy("proxy", qr_port, &rec, &[], dir);
 
     let round = |label: &str, port: u16, dest: &str| -> QrResult {
         let p = port.to_string();
@@ -753,12 +681,7 @@ fn both_legs_carry_identical_bytes_on_the_wire() {
     .map(|n| data.test_files.join(n))
     .collect();
     let cap = support::Capture::start("legs", &[listen_port, up_port], dir);
-    run_ok(
-        "storescu",
-        command("storescu", &storescu_args(proxy.port(), &files)),
-        dir,
-        PEER,
-    );
+    storescu("storescu", proxy.port(), &files, dir);
     run_ok(
         "echoscu",
         command(
@@ -882,16 +805,7 @@ fn storage_commitment_with_orthanc_through_the_proxy() {
          [recording]\ndir = \"{}\"\n",
         rec.display()
     );
-    std::fs::write(dir.join("proxy.toml"), toml).unwrap();
-    let cfg = dir.join("proxy.toml");
-    let _proxy = start_proxy(
-        "proxy",
-        &["--config", cfg.to_str().unwrap()],
-        dir,
-        2,
-        false,
-        2,
-    );
+    let _proxy = configured_proxy(&toml, dir, 2, false, 2);
     let _orthanc = support::peers::orthanc(
         dir,
         "orthanc",
@@ -1056,16 +970,7 @@ fn upstream_killed_mid_transfer_aborts_the_client_and_spares_others() {
          [recording]\ndir = \"{}\"\npayload = \"headers\"\n",
         rec.display()
     );
-    std::fs::write(dir.join("proxy.toml"), toml).unwrap();
-    let cfg = dir.join("proxy.toml");
-    let mut proxy = start_proxy(
-        "proxy",
-        &["--config", cfg.to_str().unwrap()],
-        dir,
-        2,
-        true,
-        2,
-    );
+    let mut proxy = configured_proxy(&toml, dir, 2, true, 2);
 
     let mut scu = Proc::spawn(
         "storescu-big",
@@ -1142,7 +1047,8 @@ fn upstream_killed_mid_transfer_aborts_the_client_and_spares_others() {
     let echoes = commands(&ev, "C-ECHO-RSP");
     assert_eq!(echoes.len(), 2, "both echoes answered");
     // The fault shows in the metrics too, and the exposition still passes promtool.
-    let (_, body) = http_get(proxy.metrics.expect("a metrics address"), "/metrics");
+    let metrics = proxy.metrics.expect("a metrics address").port();
+    let (_, body) = http_get_status_body(metrics, "/metrics", None);
     promtool_check(&body, dir);
     assert_eq!(
         metric_sum(&body, "dicomtap_upstream_errors_total", "kind=\"reset\""),
@@ -1264,39 +1170,19 @@ fn recording_rotates_by_size_and_keeps_the_newest() {
     let dir = tmp.path();
     let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
     let rec = dir.join("rec");
-    let upstream = format!("127.0.0.1:{up}");
-    let mut proxy = start_proxy(
+    let mut proxy = recording_proxy(
         "proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--metrics",
-            "off",
-            "--record",
-            rec.to_str().unwrap(),
-            "--rotate-bytes",
-            "30000",
-            "--keep-files",
-            "3",
-        ],
+        up,
+        &rec,
+        &["--rotate-bytes", "30000", "--keep-files", "3"],
         dir,
-        1,
-        false,
-        2,
     );
     let files = [
         data.test_files.join("CT_small.dcm"),
         data.test_files.join("MR_small.dcm"),
     ];
     for i in 0..3 {
-        run_ok(
-            &format!("storescu-{i}"),
-            command("storescu", &storescu_args(proxy.port(), &files)),
-            dir,
-            PEER,
-        );
+        storescu(&format!("storescu-{i}"), proxy.port(), &files, dir);
     }
     let status = proxy.proc.stop("TERM", Duration::from_secs(30));
     assert!(
@@ -1359,41 +1245,13 @@ fn recording_both_legs_has_two_conversations_per_association() {
     let dir = tmp.path();
     let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
     let rec = dir.join("rec");
-    let upstream = format!("127.0.0.1:{up}");
-    let mut proxy = start_proxy(
-        "proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--metrics",
-            "off",
-            "--record",
-            rec.to_str().unwrap(),
-            "--both-legs",
-        ],
-        dir,
-        1,
-        false,
-        2,
-    );
+    let mut proxy = recording_proxy("proxy", up, &rec, &["--both-legs"], dir);
     let files = [
         data.test_files.join("CT_small.dcm"),
         data.test_files.join("MR_small.dcm"),
     ];
-    run_ok(
-        "storescu-1",
-        command("storescu", &storescu_args(proxy.port(), &files)),
-        dir,
-        PEER,
-    );
-    run_ok(
-        "storescu-2",
-        command("storescu", &storescu_args(proxy.port(), &files)),
-        dir,
-        PEER,
-    );
+    storescu("storescu-1", proxy.port(), &files, dir);
+    storescu("storescu-2", proxy.port(), &files, dir);
     let listen = proxy.port();
     proxy.proc.stop("TERM", Duration::from_secs(30));
     let pcap = &recordings(&rec, "pcapng")[0];
@@ -1453,35 +1311,17 @@ fn recording_headers_mode_keeps_commands_not_pixels() {
         big,
     ];
     let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
-    let upstream = format!("127.0.0.1:{up}");
     let mut sizes = Vec::new();
     for mode in ["full", "headers"] {
         let rec = dir.join(mode);
-        let mut proxy = start_proxy(
+        let mut proxy = recording_proxy(
             &format!("proxy-{mode}"),
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                &upstream,
-                "--metrics",
-                "off",
-                "--record",
-                rec.to_str().unwrap(),
-                "--payload",
-                mode,
-            ],
+            up,
+            &rec,
+            &["--payload", mode],
             dir,
-            1,
-            false,
-            2,
         );
-        run_ok(
-            &format!("storescu-{mode}"),
-            command("storescu", &storescu_args(proxy.port(), &files)),
-            dir,
-            PEER,
-        );
+        storescu(&format!("storescu-{mode}"), proxy.port(), &files, dir);
         proxy.proc.stop("TERM", Duration::from_secs(30));
         let pcap = recordings(&rec, "pcapng")[0].clone();
         sizes.push(pcap.metadata().unwrap().len());
@@ -1545,26 +1385,7 @@ fn idle_association_is_aborted_after_the_idle_timeout() {
     let dir = tmp.path();
     let (scp, up) = storescp("storescp", &dir.join("in"), dir, &["-v"]);
     let rec = dir.join("rec");
-    let upstream = format!("127.0.0.1:{up}");
-    let proxy = start_proxy(
-        "proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--metrics",
-            "off",
-            "--record",
-            rec.to_str().unwrap(),
-            "--idle-timeout",
-            "1s",
-        ],
-        dir,
-        1,
-        false,
-        2,
-    );
+    let proxy = recording_proxy("proxy", up, &rec, &["--idle-timeout", "1s"], dir);
     std::fs::write(dir.join("idle.py"), PY_IDLE).unwrap();
     let mut cmd = Command::new(&python);
     cmd.arg(dir.join("idle.py"))
@@ -1635,26 +1456,7 @@ fn sigterm_lets_an_association_in_progress_finish() {
     // A slow upstream: a second per PDU, so CT_small takes several seconds.
     let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &["--sleep-during", "1"]);
     let rec = dir.join("rec");
-    let upstream = format!("127.0.0.1:{up}");
-    let mut proxy = start_proxy(
-        "proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--metrics",
-            "off",
-            "--record",
-            rec.to_str().unwrap(),
-            "--drain",
-            "30s",
-        ],
-        dir,
-        1,
-        false,
-        2,
-    );
+    let mut proxy = recording_proxy("proxy", up, &rec, &["--drain", "30s"], dir);
     let port = proxy.port();
     let files = [data.test_files.join("CT_small.dcm")];
     let mut scu = Proc::spawn(
@@ -1716,25 +1518,7 @@ fn sigterm_lets_an_association_in_progress_finish() {
     let big = dir.join("big.dcm");
     write_big_dicom(&big, 1 << 20);
     let rec2 = dir.join("rec-cut");
-    let mut proxy = start_proxy(
-        "proxy-cut",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--metrics",
-            "off",
-            "--record",
-            rec2.to_str().unwrap(),
-            "--drain",
-            "1s",
-        ],
-        dir,
-        1,
-        false,
-        2,
-    );
+    let mut proxy = recording_proxy("proxy-cut", up, &rec2, &["--drain", "1s"], dir);
     let mut scu = Proc::spawn(
         "storescu-cut",
         command("storescu", &storescu_args(proxy.port(), &[big])),
@@ -1796,24 +1580,7 @@ fn kill_9_leaves_a_readable_recording() {
     let dir = tmp.path();
     let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
     let rec = dir.join("rec");
-    let upstream = format!("127.0.0.1:{up}");
-    let mut proxy = start_proxy(
-        "proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &upstream,
-            "--metrics",
-            "off",
-            "--record",
-            rec.to_str().unwrap(),
-        ],
-        dir,
-        1,
-        false,
-        2,
-    );
+    let mut proxy = recording_proxy("proxy", up, &rec, &[], dir);
     let one = [
         data.test_files.join("CT_small.dcm"),
         data.test_files.join("MR_small.dcm"),
@@ -1978,27 +1745,13 @@ fn metrics_pass_promtool_and_ae_titles_are_capped() {
          [[listener]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{up}\"\n\
          [metrics]\nae_title_cap = 50\n"
     );
-    std::fs::write(dir.join("proxy.toml"), toml).unwrap();
-    let cfg = dir.join("proxy.toml");
-    let proxy = start_proxy(
-        "proxy",
-        &["--config", cfg.to_str().unwrap()],
-        dir,
-        1,
-        true,
-        0,
-    );
+    let proxy = configured_proxy(&toml, dir, 1, true, 0);
     let port = proxy.port().to_string();
     let files = [
         data.test_files.join("CT_small.dcm"),
         data.test_files.join("MR_small.dcm"),
     ];
-    run_ok(
-        "storescu",
-        command("storescu", &storescu_args(proxy.port(), &files)),
-        dir,
-        PEER,
-    );
+    storescu("storescu", proxy.port(), &files, dir);
     // 60 distinct calling AE titles against a cap of 50.
     for i in 0..60 {
         let (aet, aec) = (format!("MODALITY{i:02}"), format!("PACS{i:02}"));
@@ -2020,7 +1773,7 @@ fn metrics_pass_promtool_and_ae_titles_are_capped() {
         );
     }
     let metrics = proxy.metrics.expect("a metrics address");
-    let (status, body) = http_get(metrics, "/metrics");
+    let (status, body) = http_get_status_body(metrics.port(), "/metrics", None);
     assert!(status.contains("200"), "{status}");
     promtool_check(&body, dir);
 

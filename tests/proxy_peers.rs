@@ -2,34 +2,20 @@
 //! to storescp, tshark on the recording. Skips (with a message) when the peers are not
 //! installed; scripts/install-test-peers.sh installs them.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use support::peers::storescp;
+use support::{Proc, free_port, have, http_get, printed_addr, wait_until};
 
 type R = Result<(), Box<dyn std::error::Error>>;
-
-/// Kills and reaps its process by PID when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn peers_available(tools: &[&str]) -> bool {
     let missing: Vec<&&str> = tools.iter().filter(|t| !have(t)).collect();
@@ -40,95 +26,55 @@ fn peers_available(tools: &[&str]) -> bool {
     false
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_port(port: u16) -> std::io::Result<()> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..100 {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(std::io::Error::other(format!(
-        "nothing listening on {port}"
-    )))
-}
-
-fn storescp(dir: &Path) -> Result<(Guard, u16), Box<dyn std::error::Error>> {
-    let port = free_port()?;
-    let child = Command::new("storescp")
-        .arg("+xa") // accept every transfer syntax DCMTK knows
-        .arg("-od")
-        .arg(dir)
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let g = Guard(child);
-    wait_port(port)?;
-    Ok((g, port))
-}
-
 struct Proxy {
-    guard: Guard,
+    proc: Proc,
     port: u16,
     metrics: Option<u16>,
     files: Vec<PathBuf>,
 }
 
-/// Starts `dicomtap proxy --listen 127.0.0.1:0 ARGS` and reads its address lines.
-fn proxy(args: &[&str]) -> Result<Proxy, Box<dyn std::error::Error>> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dicomtap"))
-        .arg("proxy")
+/// Starts `dicomtap proxy --listen 127.0.0.1:0 ARGS` and reads its address lines: its
+/// listener, its metrics endpoint unless `--metrics off`, its recording files with
+/// `--record`.
+fn proxy(args: &[&str], log_dir: &Path) -> Result<Proxy, Box<dyn std::error::Error>> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.arg("proxy")
         .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let guard = Guard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
+        .args(args);
+    let mut proc = Proc::spawn("proxy", cmd, log_dir);
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| *a == name)
+            .map(|i| args.get(i + 1))
+    };
+    let want_metrics = option("--metrics").is_some_and(|v| v != Some(&"off"));
+    let want_files = if option("--record").is_some() { 2 } else { 0 };
+    let addr_port = |s: &str| printed_addr(s).map(|a| a.port());
+    let read = |text: &str| {
+        let (mut port, mut metrics, mut files) = (None, None, Vec::new());
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("dicomtap proxy: listening on ") {
+                port = addr_port(rest);
+            } else if let Some(rest) = line.strip_prefix("dicomtap proxy: metrics on ") {
+                metrics = addr_port(rest);
+            } else if let Some(rest) = line.strip_prefix("dicomtap proxy: recording to ") {
+                files.push(PathBuf::from(rest));
             }
         }
+        (port, metrics, files)
+    };
+    wait_until(Duration::from_secs(10), || {
+        let (port, metrics, files) = read(&proc.stdout());
+        (port.is_some() && metrics.is_some() == want_metrics && files.len() >= want_files)
+            || proc.try_wait().is_some()
     });
-    let (mut port, mut metrics, mut files) = (None, None, Vec::new());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) else {
-            if port.is_some() {
-                break;
-            }
-            continue;
-        };
-        let addr_port = |s: &str| -> Option<u16> {
-            s.split_whitespace()
-                .next()?
-                .trim_start_matches("http://")
-                .split('/')
-                .next()?
-                .parse::<SocketAddr>()
-                .ok()
-                .map(|a| a.port())
-        };
-        if let Some(rest) = line.strip_prefix("dicomtap proxy: listening on ") {
-            port = addr_port(rest);
-        } else if let Some(rest) = line.strip_prefix("dicomtap proxy: metrics on ") {
-            metrics = addr_port(rest);
-        } else if let Some(rest) = line.strip_prefix("dicomtap proxy: recording to ") {
-            files.push(PathBuf::from(rest));
-        }
-    }
+    let (port, metrics, files) = read(&proc.stdout());
+    let Some(port) = port else {
+        return Err(format!("the proxy printed no listening address\n{}", proc.output()).into());
+    };
     Ok(Proxy {
-        guard,
-        port: port.ok_or("the proxy printed no listening address")?,
+        proc,
+        port,
         metrics,
         files,
     })
@@ -176,27 +122,13 @@ fn dir_contents(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
     Ok(out)
 }
 
-fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
-    let mut body = String::new();
-    s.read_to_string(&mut body)?;
-    Ok(body)
-}
-
-fn sigterm(g: &mut Guard) -> std::io::Result<()> {
-    Command::new("kill")
-        .args(["-TERM", &g.0.id().to_string()])
-        .status()?;
-    for _ in 0..100 {
-        if g.0.try_wait()?.is_some() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// Stops the proxy with SIGTERM, within 5 s.
+fn sigterm(p: &mut Proc) -> std::io::Result<()> {
+    p.signal("TERM");
+    match p.wait_timeout(Duration::from_secs(5)) {
+        Some(_) => Ok(()),
+        None => Err(std::io::Error::other("proxy did not exit after SIGTERM")),
     }
-    Err(std::io::Error::other("proxy did not exit after SIGTERM"))
 }
 
 #[test]
@@ -212,11 +144,9 @@ fn storescu_through_proxy_delivers_identical_files_and_a_decodable_recording() -
         tmp.path().join("proxied"),
         tmp.path().join("rec"),
     );
-    std::fs::create_dir_all(&direct_dir)?;
-    std::fs::create_dir_all(&proxied_dir)?;
 
     // Without the proxy.
-    let (_scp1, port1) = storescp(&direct_dir)?;
+    let (_scp1, port1) = storescp("storescp-direct", &direct_dir, tmp.path(), &[]);
     let out = storescu(port1, &files)?;
     assert!(
         out.status.success(),
@@ -225,16 +155,19 @@ fn storescu_through_proxy_delivers_identical_files_and_a_decodable_recording() -
     );
 
     // Through the proxy.
-    let (_scp2, port2) = storescp(&proxied_dir)?;
+    let (_scp2, port2) = storescp("storescp-proxied", &proxied_dir, tmp.path(), &[]);
     let upstream = format!("127.0.0.1:{port2}");
-    let mut p = proxy(&[
-        "--upstream",
-        &upstream,
-        "--record",
-        rec_dir.to_str().ok_or("path")?,
-        "--metrics",
-        "127.0.0.1:0",
-    ])?;
+    let mut p = proxy(
+        &[
+            "--upstream",
+            &upstream,
+            "--record",
+            rec_dir.to_str().ok_or("path")?,
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        tmp.path(),
+    )?;
     let echo = Command::new("echoscu")
         .args(["127.0.0.1", &p.port.to_string()])
         .output()?;
@@ -265,16 +198,16 @@ fn storescu_through_proxy_delivers_identical_files_and_a_decodable_recording() -
     }
 
     // Metrics parse back and count what happened.
-    let metrics = http_get(p.metrics.ok_or("no metrics port")?, "/metrics")?;
+    let metrics = http_get(p.metrics.ok_or("no metrics port")?, "/metrics", None);
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     assert!(
         metrics.contains("dicomtap_associations_total{called_ae=\"ANY-SCP\",calling_ae=\"STORESCU\",result=\"accepted\"} 1"),
         "{metrics}"
     );
-    let health = http_get(p.metrics.ok_or("no metrics port")?, "/healthz")?;
+    let health = http_get(p.metrics.ok_or("no metrics port")?, "/healthz", None);
     assert!(health.ends_with("ok\n"), "{health}");
 
-    sigterm(&mut p.guard)?;
+    sigterm(&mut p.proc)?;
     let pcap = p
         .files
         .iter()
@@ -349,9 +282,10 @@ fn echoscu_sees_an_association_reject_when_nothing_listens_upstream() -> R {
     if !peers_available(&["echoscu"]) {
         return Ok(());
     }
-    let dead = free_port()?;
+    let tmp = tempfile::tempdir()?;
+    let dead = free_port();
     let upstream = format!("127.0.0.1:{dead}");
-    let p = proxy(&["--upstream", &upstream, "--metrics", "off"])?;
+    let p = proxy(&["--upstream", &upstream, "--metrics", "off"], tmp.path())?;
     let out = Command::new("echoscu")
         .args(["-v", "127.0.0.1", &p.port.to_string()])
         .output()?;
@@ -373,9 +307,9 @@ fn a_4gb_pdu_does_not_stop_a_concurrent_echo() -> R {
     }
     use std::io::Write;
     let tmp = tempfile::tempdir()?;
-    let (_scp, port) = storescp(tmp.path())?;
+    let (_scp, port) = storescp("storescp", &tmp.path().join("in"), tmp.path(), &[]);
     let upstream = format!("127.0.0.1:{port}");
-    let p = proxy(&["--upstream", &upstream, "--metrics", "off"])?;
+    let p = proxy(&["--upstream", &upstream, "--metrics", "off"], tmp.path())?;
     let mut raw = TcpStream::connect(("127.0.0.1", p.port))?;
     raw.write_all(&[0x04, 0, 0xff, 0xff, 0xff, 0xff])?;
     raw.write_all(&vec![0u8; 1 << 20])?;
@@ -388,7 +322,7 @@ fn a_4gb_pdu_does_not_stop_a_concurrent_echo() -> R {
         String::from_utf8_lossy(&out.stderr)
     );
     // Memory stays bounded whatever the header says.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", p.guard.0.id()))?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", p.proc.pid()))?;
     let rss_kb: u64 = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))

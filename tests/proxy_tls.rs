@@ -10,135 +10,14 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use support::pki::Pki;
 use support::*;
 
 const T: Duration = Duration::from_secs(60);
 const PEERS: &[&str] = &["openssl", "storescp", "storescu", "echoscu"];
-
-/// A throwaway PKI: a CA, a server certificate for localhost/127.0.0.1, a client
-/// certificate, a client certificate of another (untrusted) CA, an expired server
-/// certificate. All leaf certificates share one key (key generation is the slow part).
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        let dir = dir.join("pki");
-        std::fs::create_dir_all(&dir).unwrap();
-        let ossl = |args: &[&str]| {
-            let mut c = command("openssl", args);
-            c.current_dir(&dir);
-            run_ok("openssl", c, &dir, T);
-        };
-        std::fs::write(
-            dir.join("leaf.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .unwrap();
-        for (name, cn) in [("ca", "dicomtap test CA"), ("rogue-ca", "untrusted CA")] {
-            ossl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "30",
-                "-subj",
-                &format!("/CN={cn}"),
-            ]);
-        }
-        ossl(&["genrsa", "-out", "leaf.key", "2048"]);
-        let pki = Pki { dir };
-        pki.issue("server", "ca", "/O=dicomtap/CN=localhost", "30");
-        pki.issue("client", "ca", "/O=dicomtap/CN=modality", "30");
-        pki.issue("rogue", "rogue-ca", "/CN=rogue", "30");
-        // Valid until a day before it was issued: expired on arrival.
-        pki.issue("expired", "ca", "/O=dicomtap/CN=localhost", "-1");
-        pki
-    }
-
-    fn issue(&self, name: &str, ca: &str, subject: &str, days: &str) {
-        static SERIAL: AtomicU64 = AtomicU64::new(1);
-        let serial = (u64::from(std::process::id()) * 1000
-            + SERIAL.fetch_add(1, Ordering::Relaxed))
-        .to_string();
-        let ossl = |args: &[&str]| {
-            let mut c = command("openssl", args);
-            c.current_dir(&self.dir);
-            run_ok("openssl", c, &self.dir, T);
-        };
-        ossl(&[
-            "req",
-            "-new",
-            "-key",
-            "leaf.key",
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            subject,
-        ]);
-        ossl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-set_serial",
-            &serial,
-            "-days",
-            days,
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            &format!("{name}.pem"),
-        ]);
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.join(file).to_string_lossy().into_owned()
-    }
-
-    /// SHA-256 fingerprint of a PEM certificate as openssl computes it, lowercase hex.
-    fn fingerprint(&self, cert: &str) -> String {
-        let out = run_ok(
-            "openssl-fp",
-            command(
-                "openssl",
-                &[
-                    "x509",
-                    "-noout",
-                    "-fingerprint",
-                    "-sha256",
-                    "-in",
-                    &self.path(cert),
-                ],
-            ),
-            &self.dir,
-            T,
-        );
-        out.stdout
-            .split('=')
-            .nth(1)
-            .unwrap()
-            .trim()
-            .replace(':', "")
-            .to_ascii_lowercase()
-    }
-}
 
 /// `dicomtap proxy --config FILE --record DIR --metrics 127.0.0.1:0`.
 impl Proxy {
@@ -171,21 +50,10 @@ fn events_named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == name).collect()
 }
 
+/// storescp (every transfer syntax) with its TLS options, if any.
 fn storescp(name: &str, dir: &Path, out: &Path, tls: Option<&[String]>) -> (Proc, u16) {
-    std::fs::create_dir_all(out).unwrap();
-    let port = free_port();
-    let mut args: Vec<String> = vec!["+xa".into(), "-od".into(), out.to_string_lossy().into()];
-    if let Some(t) = tls {
-        args.extend(t.iter().cloned());
-    }
-    args.push(port.to_string());
-    let mut p = Proc::spawn(name, command("storescp", &args), dir);
-    assert!(
-        wait_for_port(port, Duration::from_secs(10), Some(&mut p)),
-        "storescp did not start\n{}",
-        p.output()
-    );
-    (p, port)
+    let tls: Vec<&str> = tls.unwrap_or(&[]).iter().map(String::as_str).collect();
+    peers::storescp(name, out, dir, &tls)
 }
 
 fn samples() -> Vec<PathBuf> {
@@ -233,6 +101,16 @@ fn reference(dir: &Path, files: &[PathBuf]) -> BTreeMap<String, Vec<u8>> {
     dir_contents(&out)
 }
 
+/// A test's start: its directory, the PKI, the sample files and what storescp writes
+/// for them directly.
+fn setup(prefix: &str) -> (TempDir, Pki, Vec<PathBuf>, BTreeMap<String, Vec<u8>>) {
+    let tmp = temp_dir(prefix);
+    let pki = Pki::new(tmp.path());
+    let files = samples();
+    let direct = reference(tmp.path(), &files);
+    (tmp, pki, files, direct)
+}
+
 fn tls_args(pki: &Pki, cert: &str) -> Vec<String> {
     vec![
         "+tls".into(),
@@ -248,11 +126,8 @@ fn plain_client_to_tls_upstream() {
     if !require("plain_client_to_tls_upstream", PEERS) {
         return;
     }
-    let tmp = temp_dir("tls-up");
+    let (tmp, pki, files, direct) = setup("tls-up");
     let dir = tmp.path();
-    let pki = Pki::new(dir);
-    let files = samples();
-    let direct = reference(dir, &files);
 
     // storescp requires a client certificate (DCMTK's default).
     let out = dir.join("received");
@@ -304,11 +179,8 @@ fn tls_client_to_plain_upstream_and_refusals() {
     if !require("tls_client_to_plain_upstream_and_refusals", PEERS) {
         return;
     }
-    let tmp = temp_dir("tls-down");
+    let (tmp, pki, files, direct) = setup("tls-down");
     let dir = tmp.path();
-    let pki = Pki::new(dir);
-    let files = samples();
-    let direct = reference(dir, &files);
 
     let out = dir.join("received");
     let (_scp, scp_port) = storescp("storescp", dir, &out, None);
@@ -391,11 +263,8 @@ fn tls_to_tls_with_reload_and_expired_upstream() {
     if !require("tls_to_tls_with_reload_and_expired_upstream", PEERS) {
         return;
     }
-    let tmp = temp_dir("tls-both");
+    let (tmp, pki, files, direct) = setup("tls-both");
     let dir = tmp.path();
-    let pki = Pki::new(dir);
-    let files = samples();
-    let direct = reference(dir, &files);
 
     let out = dir.join("received");
     let (_scp, scp_port) = storescp("storescp", dir, &out, Some(&tls_args(&pki, "server.pem")));

@@ -30,35 +30,21 @@ ae.start_server(("127.0.0.1", int(sys.argv[1])), block=True,
                 evt_handlers=[(evt.EVT_C_STORE, lambda e: 0x0000)])
 "#;
 
-fn storescp(dir: &Path, port: u16, name: &str) -> Proc {
-    let received = dir.join(format!("received-{name}"));
-    std::fs::create_dir_all(&received).unwrap();
-    let mut p = Proc::spawn(
+/// storescp as STORESCP (its default transfer syntaxes) writing into `dir/received-NAME`.
+fn storescp(dir: &Path, name: &str) -> (Proc, u16) {
+    peers::storescp_with(
         name,
-        command(
-            "storescp",
-            &[
-                "-aet",
-                "STORESCP",
-                "-od",
-                received.to_str().unwrap(),
-                &port.to_string(),
-            ],
-        ),
+        &dir.join(format!("received-{name}")),
         dir,
-    );
-    assert!(
-        wait_for_port(port, Duration::from_secs(10), Some(&mut p)),
-        "storescp did not start\n{}",
-        p.output()
-    );
-    p
+        &["-aet", "STORESCP"],
+    )
 }
 
-/// Captures a storescu session (CT_small + MR_small) to a storescp on `port`; also a
-/// second, headers-only capture (snap length 96) of the same traffic.
-fn record_session(dir: &Path, port: u16, test_files: &Path) -> (PathBuf, PathBuf) {
-    let _scp = storescp(dir, port, "storescp-original");
+/// Captures a storescu session (CT_small + MR_small) to a storescp; also a second,
+/// headers-only capture (snap length 96) of the same traffic. Returns both and the port
+/// storescp listened on.
+fn record_session(dir: &Path, test_files: &Path) -> (PathBuf, PathBuf, u16) {
+    let (_scp, port) = storescp(dir, "storescp-original");
     let snapped_file = dir.join("snapped.pcapng");
     let mut snapped = Proc::spawn(
         "dumpcap-snapped",
@@ -102,7 +88,7 @@ fn record_session(dir: &Path, port: u16, test_files: &Path) -> (PathBuf, PathBuf
     );
     let file = capture.finish();
     snapped.stop("INT", Duration::from_secs(10));
-    (file, snapped_file)
+    (file, snapped_file, port)
 }
 
 fn replay(dir: &Path, name: &str, args: &[&str]) -> (i32, String) {
@@ -146,12 +132,10 @@ fn replay_reproduces_a_storescu_session_and_refuses_what_it_must() {
         return;
     };
     let dir = temp_dir("replay-storescp");
-    let original = free_port();
-    let (capture, snapped) = record_session(dir.path(), original, &data.test_files);
+    let (capture, snapped, original) = record_session(dir.path(), &data.test_files);
 
     // Against a fresh storescp: same contexts, same statuses.
-    let fresh = free_port();
-    let _scp = storescp(dir.path(), fresh, "storescp-fresh");
+    let (_scp, fresh) = storescp(dir.path(), "storescp-fresh");
     let to = format!("127.0.0.1:{fresh}");
     let cap = capture.to_str().unwrap();
     let (code, out) = replay_json(dir.path(), "replay-fresh", &[cap, "--to", &to, "--fast"]);
@@ -231,16 +215,15 @@ fn replay_against_an_scp_without_the_sop_class_shows_the_difference() {
         return;
     };
     let dir = temp_dir("replay-ctonly");
-    let (capture, _) = record_session(dir.path(), free_port(), &data.test_files);
+    let (capture, _, _) = record_session(dir.path(), &data.test_files);
     std::fs::write(dir.path().join("ctonly.py"), CT_ONLY_PY).unwrap();
-    let port = free_port();
-    let mut cmd = Command::new(&py);
-    cmd.arg(dir.path().join("ctonly.py")).arg(port.to_string());
-    let mut scp = Proc::spawn("ctonly", cmd, dir.path());
-    assert!(
-        wait_for_port(port, Duration::from_secs(20), Some(&mut scp)),
-        "{}",
-        scp.output()
+    let no_args: [&str; 0] = [];
+    let (_scp, port) = peers::python_scp(
+        "ctonly",
+        &py,
+        &dir.path().join("ctonly.py"),
+        &no_args,
+        dir.path(),
     );
     let to = format!("127.0.0.1:{port}");
     let (code, out) = replay_json(
@@ -291,39 +274,15 @@ fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
         return;
     };
     let dir = temp_dir("replay-orthanc");
-    let (capture, _) = record_session(dir.path(), free_port(), &data.test_files);
+    let (capture, _, _) = record_session(dir.path(), &data.test_files);
     let port = free_port();
-    let db = dir.path().join("orthanc-db");
-    std::fs::create_dir_all(&db).unwrap();
-    let cfg = dir.path().join("orthanc.json");
-    let json = serde_json::json!({
-        "Name": "dicomtap-replay-test", "StorageDirectory": db, "IndexDirectory": db,
-        "DicomAet": "ORTHANC", "DicomPort": port, "HttpPort": free_port(),
-        "RemoteAccessAllowed": false, "AuthenticationEnabled": false, "Plugins": [],
-        "DicomModalities": { "probe": ["DICOMTAP", "127.0.0.1", free_port()] },
-    });
-    std::fs::write(&cfg, serde_json::to_string(&json).unwrap()).unwrap();
-    let cmd = if is_root() && user_ids("orthanc").is_some() {
-        // Only the database belongs to Orthanc; the test directory stays ours (dumpcap
-        // and the other peers write there) but must be traversable.
-        let _ = Command::new("chown")
-            .arg("-R")
-            .arg("orthanc")
-            .arg(&db)
-            .status();
-        set_mode(dir.path(), 0o755);
-        command(
-            "runuser",
-            &["-u", "orthanc", "--", "Orthanc", cfg.to_str().unwrap()],
-        )
-    } else {
-        command("Orthanc", &[cfg.to_str().unwrap()])
-    };
-    let mut orthanc = Proc::spawn("orthanc", cmd, dir.path());
-    assert!(
-        wait_for_port(port, Duration::from_secs(30), Some(&mut orthanc)),
-        "{}",
-        orthanc.output()
+    let _orthanc = peers::orthanc(
+        dir.path(),
+        "orthanc",
+        port,
+        serde_json::json!({
+            "DicomModalities": { "probe": ["DICOMTAP", "127.0.0.1", free_port()] },
+        }),
     );
     let to = format!("127.0.0.1:{port}");
     let (_, out) = replay_json(

@@ -133,19 +133,6 @@ fn data_set(file: &[u8]) -> &[u8] {
     file.get(144 + meta..).unwrap_or(file)
 }
 
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("metrics port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    let _ = s.read_to_string(&mut body);
-    body
-}
-
 /// Metric samples `name{labels} value` (or `name value`) as (labels, value).
 fn metric(text: &str, name: &str) -> Vec<(String, f64)> {
     text.lines()
@@ -580,19 +567,10 @@ fn start_proxy(upstream: u16, rec: &Path, logs: &Path) -> (Proc, u16, SocketAddr
     let (mut listen, mut metrics) = (None, None);
     let up = wait_until(Duration::from_secs(30), || {
         for line in p.stdout().lines() {
-            let addr = |s: &str| {
-                s.split_whitespace()
-                    .next()?
-                    .trim_start_matches("http://")
-                    .split('/')
-                    .next()?
-                    .parse::<SocketAddr>()
-                    .ok()
-            };
             if let Some(r) = line.strip_prefix("dicomtap proxy: listening on ") {
-                listen = addr(r);
+                listen = support::printed_addr(r);
             } else if let Some(r) = line.strip_prefix("dicomtap proxy: metrics on ") {
-                metrics = addr(r);
+                metrics = support::printed_addr(r);
             }
         }
         (listen.is_some() && metrics.is_some()) || p.try_wait().is_some()
@@ -891,7 +869,14 @@ fn soak_proxy_under_faults() {
     );
 
     // 2. Resources return to the baseline; no association is left open.
-    let scrape = || http_get(metrics_addr, "/metrics");
+    let scrape = || {
+        let (status, body) = support::http_get_status_body(metrics_addr.port(), "/metrics", None);
+        assert!(
+            status.contains(" 200"),
+            "/metrics did not answer: {status:?}"
+        );
+        body
+    };
     let settled = wait_until(Duration::from_secs(60), || {
         metric_sum(&scrape(), "dicomtap_associations_active", "") == 0.0
     });

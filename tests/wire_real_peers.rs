@@ -29,18 +29,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use dicomtap_wire::assoc::{AssociateAccept, AssociateRequest};
+use dicomtap_wire::assoc::{AssociateAccept, AssociateRequest, UserInformation};
 use dicomtap_wire::dimse::Command as Dimse;
 use dicomtap_wire::{Conversation, EngineConfig, Event, EventKind, Severity, Side, StreamEnd};
+use support::peers::{Dcmqrscp, orthanc, python_scp, storescp_with};
 use support::{
-    Capture, Proc, by_stream, command, free_port, hex_encode, require, require_python, run, run_ok,
-    tcp_segments, temp_dir, tshark, tshark_fields, wait_for_port,
+    Capture, Proc, RunOutput, by_stream, command, free_port, hex_encode, require, require_python,
+    run, run_ok, tcp_segments, temp_dir, tshark, tshark_fields,
 };
 
 /// Longest any single peer invocation may take.
 const PEER_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest an SCP may take to open its port.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------
 // Our side: the engine fed with what the capture holds
@@ -461,6 +460,26 @@ fn analyse(scenario: &str, pcap: &Path, server_ports: &[u16], dir: &Path) -> Vec
             "{scenario}, TCP stream {s} ({} -> {})",
             c.requestor_port, c.acceptor_port
         );
+        // The user information a side sent: Max Length, implementation class and version.
+        let same_user_info = |ui: &UserInformation, port: u16, who: &str| {
+            assert_eq!(
+                ui.max_length.into_iter().collect::<Vec<_>>(),
+                theirs
+                    .max_length
+                    .get(&(s, port))
+                    .cloned()
+                    .unwrap_or_default(),
+                "{ctx}: {who}'s Max Length"
+            );
+            assert_eq!(
+                Some(&(
+                    ui.implementation_class_uid.clone().unwrap_or_default(),
+                    ui.implementation_version_name.clone().unwrap_or_default()
+                )),
+                theirs.implementation.get(&(s, port)),
+                "{ctx}: {who}'s implementation class UID and version"
+            );
+        };
         for side in [Side::Requestor, Side::Acceptor] {
             let key = (s, c.port(side));
             assert_eq!(
@@ -497,24 +516,7 @@ fn analyse(scenario: &str, pcap: &Path, server_ports: &[u16], dir: &Path) -> Vec
                 theirs.proposed_ids.get(&s),
                 "{ctx}: proposed IDs"
             );
-            let ui = &rq.user_info;
-            assert_eq!(
-                ui.max_length.into_iter().collect::<Vec<_>>(),
-                theirs
-                    .max_length
-                    .get(&(s, c.requestor_port))
-                    .cloned()
-                    .unwrap_or_default(),
-                "{ctx}: requestor's Max Length"
-            );
-            assert_eq!(
-                Some(&(
-                    ui.implementation_class_uid.clone().unwrap_or_default(),
-                    ui.implementation_version_name.clone().unwrap_or_default()
-                )),
-                theirs.implementation.get(&(s, c.requestor_port)),
-                "{ctx}: requestor's implementation class UID and version"
-            );
+            same_user_info(&rq.user_info, c.requestor_port, "requestor");
         }
         if let Some(ac) = c.accept() {
             let results: Vec<(u8, u8)> = ac.results.iter().map(|r| (r.id, r.result)).collect();
@@ -533,24 +535,7 @@ fn analyse(scenario: &str, pcap: &Path, server_ports: &[u16], dir: &Path) -> Vec
                 theirs.accepted_syntaxes.get(&s),
                 "{ctx}: transfer syntaxes of the A-ASSOCIATE-AC"
             );
-            let ui = &ac.user_info;
-            assert_eq!(
-                ui.max_length.into_iter().collect::<Vec<_>>(),
-                theirs
-                    .max_length
-                    .get(&(s, c.acceptor_port))
-                    .cloned()
-                    .unwrap_or_default(),
-                "{ctx}: acceptor's Max Length"
-            );
-            assert_eq!(
-                Some(&(
-                    ui.implementation_class_uid.clone().unwrap_or_default(),
-                    ui.implementation_version_name.clone().unwrap_or_default()
-                )),
-                theirs.implementation.get(&(s, c.acceptor_port)),
-                "{ctx}: acceptor's implementation class UID and version"
-            );
+            same_user_info(&ac.user_info, c.acceptor_port, "acceptor");
         }
         // Feeding one byte at a time (and in odd pieces) gives the very same events.
         for split in [1, 7] {
@@ -765,21 +750,12 @@ fn write_seeds(scenario: &str, c: &Connection) {
 // ---------------------------------------------------------------------------------------
 // Scenarios
 
-/// storescp listening on a fresh port with its log in `dir/name.stderr`.
+/// storescp (verbose, AE STORESCP) listening on a fresh port, writing into
+/// `dir/name-received`, with its log in `dir/name.stderr`.
 fn start_storescp(name: &str, dir: &Path, extra: &[&str]) -> (Proc, u16) {
-    let port = free_port();
-    let out = dir.join(format!("{name}-received"));
-    std::fs::create_dir_all(&out).expect("creating storescp's output directory");
-    let mut args: Vec<String> = vec!["-v".into(), "-aet".into(), "STORESCP".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.extend(["-od".into(), out.display().to_string(), port.to_string()]);
-    let mut scp = Proc::spawn(name, command("storescp", &args), dir);
-    assert!(
-        wait_for_port(port, START_TIMEOUT, Some(&mut scp)),
-        "storescp did not listen on {port}\n{}",
-        scp.output()
-    );
-    (scp, port)
+    let mut args = vec!["-v", "-aet", "STORESCP"];
+    args.extend_from_slice(extra);
+    storescp_with(name, &dir.join(format!("{name}-received")), dir, &args)
 }
 
 #[test]
@@ -1101,20 +1077,30 @@ fn storescu_to_storescp_with_every_kind_of_transfer_syntax() {
     }
 }
 
-/// dcmqrscp's configuration: one AE (QRSCP) over `db`, one move destination (MOVESCU).
-fn write_dcmqrscp_config(dir: &Path, port: u16, move_port: u16) -> PathBuf {
-    let db = dir.join("db");
-    std::fs::create_dir_all(&db).expect("creating dcmqrscp's storage area");
-    let cfg = dir.join("dcmqrscp.cfg");
-    let text = format!(
-        "NetworkTCPPort  = {port}\nMaxPDUSize      = 16384\nMaxAssociations = 16\n\
-         HostTable BEGIN\nmovescu = (MOVESCU, 127.0.0.1, {move_port})\nHostTable END\n\
-         VendorTable BEGIN\nVendorTable END\n\
-         AETable BEGIN\nQRSCP {} RW (50, 256mb) ANY\nAETable END\n",
-        db.display()
-    );
-    std::fs::write(&cfg, text).expect("writing dcmqrscp's configuration");
-    cfg
+/// `storescu COMMON 127.0.0.1 PORT FILES`, to success.
+fn storescu_to(common: &[&str], port: u16, files: &[PathBuf], dir: &Path) -> RunOutput {
+    let mut args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+    args.extend(["127.0.0.1".to_string(), port.to_string()]);
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    run_ok("storescu", command("storescu", &args), dir, PEER_TIMEOUT)
+}
+
+/// A study-level C-FIND (`findscu COMMON -S`) for StudyInstanceUID, PatientName and
+/// `key`, to success.
+fn study_find(common: &[&str], key: &str, port: u16, dir: &Path) -> RunOutput {
+    let p = port.to_string();
+    let mut args: Vec<&str> = common.to_vec();
+    args.push("-S");
+    for k in [
+        "QueryRetrieveLevel=STUDY",
+        "StudyInstanceUID",
+        "PatientName",
+        key,
+    ] {
+        args.extend(["-k", k]);
+    }
+    args.extend(["127.0.0.1", &p]);
+    run_ok("findscu", command("findscu", &args), dir, PEER_TIMEOUT)
 }
 
 #[test]
@@ -1130,18 +1116,11 @@ fn find_move_get_against_dcmqrscp() {
     };
     let dir = temp_dir("qr");
     let dir = dir.path();
-    let (port, move_port) = (free_port(), free_port());
-    let cfg = write_dcmqrscp_config(dir, port, move_port);
-    let mut scp = Proc::spawn(
-        "dcmqrscp",
-        command("dcmqrscp", &["-v".as_ref(), "-c".as_ref(), cfg.as_os_str()]),
-        dir,
-    );
-    assert!(
-        wait_for_port(port, START_TIMEOUT, Some(&mut scp)),
-        "dcmqrscp did not listen on {port}\n{}",
-        scp.output()
-    );
+    // One AE (QRSCP), one move destination (MOVESCU: movescu itself).
+    let move_port = free_port();
+    let qr = Dcmqrscp::configure(dir, &[("MOVESCU", move_port)]);
+    let port = qr.port;
+    let mut scp = qr.start("dcmqrscp", dir, &["-v"]);
     let files = [
         data.test_files.join("CT_small.dcm"),
         data.test_files.join("MR_small.dcm"),
@@ -1163,35 +1142,8 @@ fn find_move_get_against_dcmqrscp() {
     let cap = Capture::start("qr", &[port, move_port], dir);
     let p = port.to_string();
     let common = ["-v", "-aet", "MOVESCU", "-aec", "QRSCP"];
-    let mut store_args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
-    store_args.extend(["127.0.0.1".to_string(), p.clone()]);
-    store_args.extend(files.iter().map(|f| f.display().to_string()));
-    run_ok(
-        "storescu",
-        command("storescu", &store_args),
-        dir,
-        PEER_TIMEOUT,
-    );
-    let keys = [
-        "-S",
-        "-k",
-        "QueryRetrieveLevel=STUDY",
-        "-k",
-        "StudyInstanceUID",
-        "-k",
-        "PatientName",
-        "-k",
-        "StudyDate",
-    ];
-    let find = run_ok(
-        "findscu",
-        command(
-            "findscu",
-            &[&common[..], &keys[..], &["127.0.0.1", &p]].concat(),
-        ),
-        dir,
-        PEER_TIMEOUT,
-    );
+    storescu_to(&common, port, &files, dir);
+    let find = study_find(&common, "StudyDate", port, dir);
     let moved = dir.join("moved");
     let got = dir.join("got");
     std::fs::create_dir_all(&moved).expect("creating a directory");
@@ -1337,29 +1289,8 @@ ae.start_server(("127.0.0.1", int(sys.argv[1])), block=True,
                 evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_C_ECHO, on_echo)])
 "#;
 
-const PY_SCU: &str = r#"
-import sys
-from pydicom import dcmread
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification
-
-ae = AE(ae_title="PYSCU")
-ae.add_requested_context(Verification)
-datasets = [dcmread(f) for f in sys.argv[2:]]
-seen = set()
-for ds in datasets:
-    key = (ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    if key not in seen:
-        seen.add(key)
-        ae.add_requested_context(*key)
-assoc = ae.associate("127.0.0.1", int(sys.argv[1]), ae_title="PYSCP")
-if not assoc.is_established:
-    sys.exit("association not established")
-print("ECHO 0x%04x" % assoc.send_c_echo().Status, flush=True)
-for ds in datasets:
-    print("STORE 0x%04x" % assoc.send_c_store(ds).Status, flush=True)
-assoc.release()
-"#;
+/// Echo, then store every file, printing each status (tests/peers_py/store_scu.py).
+const PY_SCU: &str = include_str!("peers_py/store_scu.py");
 
 #[test]
 fn pynetdicom_scu_to_pynetdicom_scp() {
@@ -1373,16 +1304,15 @@ fn pynetdicom_scu_to_pynetdicom_scp() {
     let dir = dir.path();
     std::fs::write(dir.join("scp.py"), PY_SCP).expect("writing the SCP script");
     std::fs::write(dir.join("scu.py"), PY_SCU).expect("writing the SCU script");
-    let port = free_port();
-    let p = port.to_string();
-    let mut scp_cmd = Command::new(&python);
-    scp_cmd.arg(dir.join("scp.py")).arg(&p);
-    let mut scp = Proc::spawn("pynetdicom-scp", scp_cmd, dir);
-    assert!(
-        wait_for_port(port, START_TIMEOUT, Some(&mut scp)),
-        "the pynetdicom SCP did not listen on {port}\n{}",
-        scp.output()
+    let no_args: [&str; 0] = [];
+    let (mut scp, port) = python_scp(
+        "pynetdicom-scp",
+        &python,
+        &dir.join("scp.py"),
+        &no_args,
+        dir,
     );
+    let p = port.to_string();
     let files = [
         data.test_files.join("CT_small.dcm"),
         data.test_files.join("MR_small.dcm"),
@@ -1457,50 +1387,15 @@ fn storescu_and_findscu_to_orthanc() {
     };
     let dir_guard = temp_dir("orthanc");
     let dir = dir_guard.path();
-    let (port, http_port, scu_port) = (free_port(), free_port(), free_port());
-    let storage = dir.join("storage");
-    std::fs::create_dir_all(&storage).expect("creating Orthanc's storage directory");
-    let orthanc_user = if support::is_root() {
-        support::user_ids("orthanc")
-    } else {
-        None
-    };
-    if let Some((uid, gid)) = orthanc_user {
-        std::os::unix::fs::chown(&storage, Some(uid), Some(gid))
-            .expect("giving Orthanc's storage directory to the orthanc user");
-    }
-    let config = serde_json::json!({
-        "Name": "dicomtap-test",
-        "StorageDirectory": storage,
-        "IndexDirectory": storage,
-        "DicomAet": "ORTHANC",
-        "DicomPort": port,
-        "HttpPort": http_port,
-        "HttpServerEnabled": false,
-        "RemoteAccessAllowed": false,
-        "DicomServerEnabled": true,
-        "Plugins": [],
-        "DicomCheckCalledAet": false,
-        "DicomAlwaysAllowEcho": true,
-        "DicomAlwaysAllowStore": true,
-        "DicomAlwaysAllowFind": true,
-        "DicomModalities": { "dicomtap": ["DICOMTAP", "127.0.0.1", scu_port] },
-    });
-    let cfg = dir.join("orthanc.json");
-    std::fs::write(&cfg, serde_json::to_vec_pretty(&config).expect("JSON"))
-        .expect("writing Orthanc's configuration");
-    support::set_mode(&cfg, 0o644);
-    let mut cmd = command("Orthanc", &[cfg.as_os_str()]);
-    if let Some((uid, gid)) = orthanc_user {
-        // As the orthanc user, like `runuser -u orthanc`, but this PID is Orthanc itself.
-        use std::os::unix::process::CommandExt;
-        cmd.uid(uid).gid(gid).current_dir(dir);
-    }
-    let mut scp = Proc::spawn("orthanc", cmd, dir);
-    assert!(
-        wait_for_port(port, START_TIMEOUT, Some(&mut scp)),
-        "Orthanc did not listen on {port}\n{}",
-        scp.output()
+    let port = free_port();
+    let mut scp = orthanc(
+        dir,
+        "orthanc",
+        port,
+        serde_json::json!({
+            "DicomAlwaysAllowFind": true,
+            "DicomModalities": { "dicomtap": ["DICOMTAP", "127.0.0.1", free_port()] },
+        }),
     );
     let files = [
         data.test_files.join("CT_small.dcm"),
@@ -1516,39 +1411,12 @@ fn storescu_and_findscu_to_orthanc() {
         dir,
         PEER_TIMEOUT,
     );
-    let mut store_args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
-    store_args.extend(["127.0.0.1".to_string(), p.clone()]);
-    store_args.extend(files.iter().map(|f| f.display().to_string()));
-    let store = run_ok(
-        "storescu",
-        command("storescu", &store_args),
-        dir,
-        PEER_TIMEOUT,
-    );
+    let store = storescu_to(&common, port, &files, dir);
     assert_eq!(
         lines_with(&store.stderr, "Received Store Response (Success)"),
         files.len()
     );
-    let keys = [
-        "-S",
-        "-k",
-        "QueryRetrieveLevel=STUDY",
-        "-k",
-        "StudyInstanceUID",
-        "-k",
-        "PatientName",
-        "-k",
-        "SpecificCharacterSet=ISO_IR 192",
-    ];
-    let find = run_ok(
-        "findscu",
-        command(
-            "findscu",
-            &[&common[..], &keys[..], &["127.0.0.1", &p]].concat(),
-        ),
-        dir,
-        PEER_TIMEOUT,
-    );
+    let find = study_find(&common, "SpecificCharacterSet=ISO_IR 192", port, dir);
     let pcap = cap.finish();
     scp.stop("TERM", Duration::from_secs(10));
 

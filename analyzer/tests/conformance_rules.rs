@@ -246,6 +246,50 @@ impl H {
         .ac(&[(1, 0, Some(J2K)), (3, 0, Some(IMPLICIT))], ui_pacs())
     }
 
+    /// CT9000 stores `inst` with C-STORE message 1 on context 1, answered Success.
+    fn stored(&mut self, inst: &str) -> &mut Self {
+        self.command(Side::Requestor, 1, store_rq(1, inst)).command(
+            Side::Acceptor,
+            1,
+            rsp(field::C_STORE_RSP, 1, 0, CT, Some(inst)),
+        )
+    }
+
+    /// CT9000 requests the commitment of `ok` (transaction `txn`) with N-ACTION message
+    /// `id` on context 3.
+    fn commitment_requested(&mut self, id: u16, txn: &str, ok: &[&str]) -> &mut Self {
+        self.command(Side::Requestor, 3, n_action(id)).data(
+            Side::Requestor,
+            3,
+            commit_ds(txn, ok, &[]),
+        )
+    }
+
+    /// The PACS opens association `id` to CT9000 at `secs` for its commitment reports.
+    fn report_association(&mut self, id: u64, secs: f64) -> &mut Self {
+        self.on(id, "10.0.0.9:6000", "10.0.0.5:104")
+            .at(secs)
+            .rq(
+                "PACS",
+                "CT9000",
+                &[(1, COMMIT, &[IMPLICIT])],
+                UserInformation::default(),
+            )
+            .ac(&[(1, 0, Some(IMPLICIT))], UserInformation::default())
+    }
+
+    /// The requestor sends N-EVENT-REPORT message 1 of `event_type` on context 1 for
+    /// transaction `txn`, `ok` committed and `failed` not.
+    fn reported(&mut self, event_type: u16, txn: &str, ok: &[&str], failed: &[&str]) -> &mut Self {
+        self.command(Side::Requestor, 1, n_event_report(1, event_type))
+            .data(Side::Requestor, 1, commit_ds(txn, ok, failed))
+    }
+
+    /// Whether any finding of `rule` was raised.
+    fn raised(&self, rule: &str) -> bool {
+        self.findings.iter().any(|f| f.rule.as_str() == rule)
+    }
+
     fn rules(&self) -> Vec<(String, String)> {
         self.findings
             .iter()
@@ -436,12 +480,7 @@ fn a_conforming_association_raises_nothing() {
             1,
             rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")),
         )
-        .command(Side::Requestor, 3, n_action(2))
-        .data(
-            Side::Requestor,
-            3,
-            commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]),
-        )
+        .commitment_requested(2, "1.2.3.99", &["1.2.3.4.1"])
         .command(
             Side::Acceptor,
             3,
@@ -774,7 +813,7 @@ fn acceptor_rules() {
         }),
     );
     h.has("pdu-exceeds-claimed-max-send", "CT_DEVICE");
-    assert!(!h.rules().iter().any(|(r, _)| r == "pdu-exceeds-peer-max"));
+    assert!(!h.raised("pdu-exceeds-peer-max"));
     // The PACS sends a PDU above the CT's 16384.
     h.ev(
         Side::Acceptor,
@@ -861,9 +900,7 @@ tls = { required = true }
         )
         .rj(1, 7);
     assert!(
-        !h.rules()
-            .iter()
-            .any(|(r, _)| r == "association-rejected-for-allowed-ae"),
+        !h.raised("association-rejected-for-allowed-ae"),
         "{:#?}",
         h.findings
     );
@@ -958,24 +995,14 @@ fn data_rules() {
 fn silent_success_on_the_same_association_and_report_association_claim() {
     let mut h = H::new(&[MODALITY, PACS]);
     h.good_assoc()
-        .command(Side::Requestor, 1, store_rq(1, "1.2.3.4.1"))
-        .command(
-            Side::Acceptor,
-            1,
-            rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")),
-        )
+        .stored("1.2.3.4.1")
         .command(Side::Requestor, 1, store_rq(2, "1.2.3.4.2"))
         .command(
             Side::Acceptor,
             1,
             rsp(field::C_STORE_RSP, 2, 0xA700, CT, Some("1.2.3.4.2")),
         )
-        .command(Side::Requestor, 3, n_action(3))
-        .data(
-            Side::Requestor,
-            3,
-            commit_ds("1.2.3.99", &["1.2.3.4.1", "1.2.3.4.2"], &[]),
-        )
+        .commitment_requested(3, "1.2.3.99", &["1.2.3.4.1", "1.2.3.4.2"])
         .at(5.0)
         .command(Side::Acceptor, 3, n_event_report(1, 2))
         .data(
@@ -1001,33 +1028,10 @@ fn silent_success_on_the_same_association_and_report_association_claim() {
     assert_eq!(silent[0].evidence.related.len(), 2);
     // Same association is claimed: no report-association finding. A report for another
     // transaction on a new association is.
-    assert!(
-        !h.rules()
-            .iter()
-            .any(|(r, _)| r == "storage-commitment-report-association")
-    );
-    h.command(Side::Requestor, 3, n_action(4))
-        .data(
-            Side::Requestor,
-            3,
-            commit_ds("1.2.3.100", &["1.2.3.4.3"], &[]),
-        )
-        .end();
-    h.on(1, "10.0.0.9:6000", "10.0.0.5:104")
-        .at(10.0)
-        .rq(
-            "PACS",
-            "CT9000",
-            &[(1, COMMIT, &[IMPLICIT])],
-            UserInformation::default(),
-        )
-        .ac(&[(1, 0, Some(IMPLICIT))], UserInformation::default())
-        .command(Side::Requestor, 1, n_event_report(1, 1))
-        .data(
-            Side::Requestor,
-            1,
-            commit_ds("1.2.3.100", &["1.2.3.4.3"], &[]),
-        );
+    assert!(!h.raised("storage-commitment-report-association"));
+    h.commitment_requested(4, "1.2.3.100", &["1.2.3.4.3"]).end();
+    h.report_association(1, 10.0)
+        .reported(1, "1.2.3.100", &["1.2.3.4.3"], &[]);
     assert!(
         h.has("storage-commitment-report-association", "PACS_DEVICE")
             .observed
@@ -1038,31 +1042,12 @@ fn silent_success_on_the_same_association_and_report_association_claim() {
 #[test]
 fn commitment_never_reported_within_the_claimed_wait_is_overdue() {
     let mut h = H::new(&[MODALITY, PACS]);
-    h.good_assoc()
-        .command(Side::Requestor, 1, store_rq(1, "1.2.3.4.1"))
-        .command(
-            Side::Acceptor,
-            1,
-            rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")),
-        )
-        .command(Side::Requestor, 3, n_action(2))
-        .data(
-            Side::Requestor,
-            3,
-            commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]),
-        )
-        .end();
+    stored_and_commitment_requested(&mut h);
     // 30 s later (within the claimed 60 s), nothing yet.
     h.on(1, "10.0.0.5:40001", "10.0.0.9:104")
         .at(30.0)
         .good_assoc();
-    assert!(
-        !h.rules()
-            .iter()
-            .any(|(r, _)| r == "storage-commitment-overdue"),
-        "{:?}",
-        h.rules()
-    );
+    assert!(!h.raised("storage-commitment-overdue"), "{:?}", h.rules());
     // 61 s later, any traffic moves the clock past the deadline.
     h.at(61.5).ev(Side::Requestor, EventKind::ReleaseRq);
     let f = h.has("storage-commitment-overdue", "PACS_DEVICE");
@@ -1094,39 +1079,16 @@ fn overdue(h: &H) -> Vec<&ConformanceFinding> {
 /// (transaction 1.2.3.99, N-ACTION message 2), then releases.
 fn stored_and_commitment_requested(h: &mut H) {
     h.good_assoc()
-        .command(Side::Requestor, 1, store_rq(1, "1.2.3.4.1"))
-        .command(
-            Side::Acceptor,
-            1,
-            rsp(field::C_STORE_RSP, 1, 0, CT, Some("1.2.3.4.1")),
-        )
-        .command(Side::Requestor, 3, n_action(2))
-        .data(
-            Side::Requestor,
-            3,
-            commit_ds("1.2.3.99", &["1.2.3.4.1"], &[]),
-        )
+        .stored("1.2.3.4.1")
+        .commitment_requested(2, "1.2.3.99", &["1.2.3.4.1"])
         .end();
 }
 
 /// The PACS reports transaction 1.2.3.99 at `secs` on a new association (id 1), with
 /// 1.2.3.4.1 failed.
 fn failed_report_on_a_new_association(h: &mut H, secs: f64) {
-    h.on(1, "10.0.0.9:6000", "10.0.0.5:104")
-        .at(secs)
-        .rq(
-            "PACS",
-            "CT9000",
-            &[(1, COMMIT, &[IMPLICIT])],
-            UserInformation::default(),
-        )
-        .ac(&[(1, 0, Some(IMPLICIT))], UserInformation::default())
-        .command(Side::Requestor, 1, n_event_report(1, 2))
-        .data(
-            Side::Requestor,
-            1,
-            commit_ds("1.2.3.99", &[], &["1.2.3.4.1"]),
-        );
+    h.report_association(1, secs)
+        .reported(2, "1.2.3.99", &[], &["1.2.3.4.1"]);
 }
 
 #[test]
@@ -1166,23 +1128,9 @@ fn a_report_just_after_the_wait_is_overdue_with_its_delay() {
     // The report's association opens within the wait (59.8 s) and the report comes at
     // 60.5 s, before the passing deadline was noticed (expiry runs once a second): the
     // report itself is overdue and says how late it came.
-    h.on(1, "10.0.0.9:6000", "10.0.0.5:104")
-        .at(59.8)
-        .rq(
-            "PACS",
-            "CT9000",
-            &[(1, COMMIT, &[IMPLICIT])],
-            UserInformation::default(),
-        )
-        .ac(&[(1, 0, Some(IMPLICIT))], UserInformation::default());
+    h.report_association(1, 59.8);
     assert!(overdue(&h).is_empty(), "{:?}", h.rules());
-    h.at(60.5)
-        .command(Side::Requestor, 1, n_event_report(1, 2))
-        .data(
-            Side::Requestor,
-            1,
-            commit_ds("1.2.3.99", &[], &["1.2.3.4.1"]),
-        );
+    h.at(60.5).reported(2, "1.2.3.99", &[], &["1.2.3.4.1"]);
     let o = overdue(&h);
     assert_eq!(o.len(), 1, "{:?}", h.rules());
     assert!(
@@ -1230,25 +1178,10 @@ fn overdue_transactions_are_bounded_in_number_and_age() {
     // Forgotten after the commitment memory (120 s here): a report then matches nothing.
     h.at(121.5).ev(Side::Acceptor, EventKind::ReleaseRp).end();
     assert_eq!(h.checker.pending().0, 0);
-    h.on(1, "10.0.0.9:6000", "10.0.0.5:104")
-        .at(130.0)
-        .rq(
-            "PACS",
-            "CT9000",
-            &[(1, COMMIT, &[IMPLICIT])],
-            UserInformation::default(),
-        )
-        .ac(&[(1, 0, Some(IMPLICIT))], UserInformation::default())
-        .command(Side::Requestor, 1, n_event_report(1, 1))
-        .data(
-            Side::Requestor,
-            1,
-            commit_ds("1.2.3.9", &["1.2.3.4.1"], &[]),
-        );
+    h.report_association(1, 130.0)
+        .reported(1, "1.2.3.9", &["1.2.3.4.1"], &[]);
     assert!(
-        !h.rules()
-            .iter()
-            .any(|(r, _)| r == "storage-commitment-report-association"),
+        !h.raised("storage-commitment-report-association"),
         "{:?}",
         h.rules()
     );

@@ -14,6 +14,8 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel, StorageCommitmentPushModelInstance
 
+from common import sop_items
+
 
 def commit(port, called, listen_port, paths):
     done = threading.Event()
@@ -39,14 +41,8 @@ def commit(port, called, listen_port, paths):
             sys.exit("association not established")
         ds = Dataset()
         ds.TransactionUID = generate_uid()
-        refs = []
-        for path in paths:
-            src = dcmread(path, stop_before_pixels=True)
-            item = Dataset()
-            item.ReferencedSOPClassUID = src.SOPClassUID
-            item.ReferencedSOPInstanceUID = src.SOPInstanceUID
-            refs.append(item)
-        ds.ReferencedSOPSequence = refs
+        sources = [dcmread(path, stop_before_pixels=True) for path in paths]
+        ds.ReferencedSOPSequence = sop_items([(s.SOPClassUID, s.SOPInstanceUID) for s in sources])
         status, _ = assoc.send_n_action(ds, 1, StorageCommitmentPushModel,
                                         StorageCommitmentPushModelInstance)
         print("N_ACTION 0x%04x" % (status.Status if status else 0xFFFF), flush=True)

@@ -47,13 +47,13 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     PYDICOM_IMPLEMENTATION_UID,
-    generate_uid,
 )
-from pynetdicom import AE, StoragePresentationContexts, _config, build_role, evt
+from pynetdicom import AE, StoragePresentationContexts, _config, evt
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.sop_class import CTImageStorage, StorageCommitmentPushModel, Verification
 
-INSTANCE = "1.2.840.10008.1.20.1.1"
+from common import (INSTANCE, associate, commitment_scp_ae, referenced,
+                    report_on_new_association, request_commitment, sop_items)
 
 
 def mislabel(src, wrong, right):
@@ -88,10 +88,7 @@ def send(port, called, calling, path, pdu):
     meta = dcmread(path, stop_before_pixels=True).file_meta
     ae = AE(ae_title=calling)
     ae.add_requested_context(meta.MediaStorageSOPClassUID, meta.TransferSyntaxUID)
-    assoc = ae.associate("127.0.0.1", port, ae_title=called)
-    if not assoc.is_established:
-        print("association failed", flush=True)
-        sys.exit(1)
+    assoc = associate(ae, port, called)
     rsp = assoc.send_c_store(path)
     print("stored", f"{rsp.Status:04X}" if rsp and "Status" in rsp else None, flush=True)
     if assoc.is_established:
@@ -110,10 +107,7 @@ def private_scu(port, called, calling, ts):
     ae = AE(ae_title=calling)
     ae.add_requested_context(CTImageStorage, [ts])
     ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title=called)
-    if not assoc.is_established:
-        print("association failed", flush=True)
-        sys.exit(1)
+    assoc = associate(ae, port, called)
     for cx in assoc.accepted_contexts:
         print("accepted", cx.abstract_syntax, cx.transfer_syntax[0], flush=True)
     rsp = assoc.send_c_echo()
@@ -122,26 +116,13 @@ def private_scu(port, called, calling, ts):
 
 
 def commit_scp(port, mode, delay, report_port):
-    ae = AE(ae_title="ARCHIVE")
-    for cx in StoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax)
-    ae.add_supported_context(StorageCommitmentPushModel)
-
-    def result(txn, refs):
-        ds = Dataset()
-        ds.TransactionUID = txn
-        items = []
-        for cls, inst in refs:
-            item = Dataset()
-            item.ReferencedSOPClassUID = cls
-            item.ReferencedSOPInstanceUID = inst
-            items.append(item)
-        ds.ReferencedSOPSequence = items
-        return ds
+    ae = commitment_scp_ae("ARCHIVE")
 
     def report(assoc, txn, refs):
         time.sleep(delay)
-        ds = result(txn, refs)
+        ds = Dataset()
+        ds.TransactionUID = txn
+        ds.ReferencedSOPSequence = sop_items(refs)
         if mode == "same":
             if not assoc.is_established:
                 print("association gone before the report", flush=True)
@@ -149,22 +130,13 @@ def commit_scp(port, mode, delay, report_port):
             rsp, _ = assoc.send_n_event_report(ds, 1, StorageCommitmentPushModel, INSTANCE)
             print("report answered", rsp.Status if rsp else None, flush=True)
             return
-        out = AE(ae_title="ARCHIVE")
-        out.add_requested_context(StorageCommitmentPushModel)
-        role = build_role(StorageCommitmentPushModel, scp_role=True)
-        new = out.associate("127.0.0.1", report_port, ae_title="MODALITY", ext_neg=[role])
-        if new.is_established:
-            rsp, _ = new.send_n_event_report(ds, 1, StorageCommitmentPushModel, INSTANCE)
-            print("report answered", rsp.Status if rsp else None, flush=True)
-            new.release()
-        else:
-            print("report association failed", flush=True)
+        report_on_new_association(ds, report_port, 1)
 
     def on_action(event):
         req = event.action_information
-        refs = [(i.ReferencedSOPClassUID, i.ReferencedSOPInstanceUID) for i in req.ReferencedSOPSequence]
         if mode != "none":
-            threading.Thread(target=report, args=(event.assoc, req.TransactionUID, refs), daemon=True).start()
+            threading.Thread(target=report, args=(event.assoc, req.TransactionUID, referenced(req)),
+                             daemon=True).start()
         return 0x0000, None
 
     print("listening", flush=True)
@@ -186,20 +158,8 @@ def commit_scu(port, listen_port, path, hold):
     server = ae.start_server(("127.0.0.1", listen_port), block=False, evt_handlers=handlers)
     ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
     ae.add_requested_context(StorageCommitmentPushModel)
-    assoc = ae.associate("127.0.0.1", port, ae_title="ARCHIVE", evt_handlers=handlers)
-    if not assoc.is_established:
-        print("association failed", flush=True)
-        sys.exit(1)
-    rsp = assoc.send_c_store(ds)
-    print("stored", rsp.Status if rsp else None, flush=True)
-    action = Dataset()
-    action.TransactionUID = generate_uid()
-    item = Dataset()
-    item.ReferencedSOPClassUID = ds.SOPClassUID
-    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
-    action.ReferencedSOPSequence = [item]
-    rsp, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel, INSTANCE)
-    print("commitment requested", rsp.Status if rsp else None, flush=True)
+    assoc = associate(ae, port, "ARCHIVE", evt_handlers=handlers)
+    request_commitment(assoc, ds)
     ok = got.wait(hold)
     # A moment for the reporter to see its N-EVENT-REPORT-RSP before the release.
     time.sleep(0.3)
@@ -214,10 +174,7 @@ def idle(port, called, calling, hold):
     ae.add_requested_context(Verification)
     # pynetdicom's own idle timer must not fire first.
     ae.network_timeout = hold + 30
-    assoc = ae.associate("127.0.0.1", port, ae_title=called)
-    if not assoc.is_established:
-        print("association failed", flush=True)
-        sys.exit(1)
+    assoc = associate(ae, port, called)
     start = time.monotonic()
     while assoc.is_established and time.monotonic() - start < hold:
         time.sleep(0.05)

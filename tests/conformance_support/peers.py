@@ -18,50 +18,31 @@ import time
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
-from pynetdicom import AE, StoragePresentationContexts, build_role, evt
+from pynetdicom import AE, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
-INSTANCE = "1.2.840.10008.1.20.1.1"
+from common import (associate, commitment_scp_ae, referenced, report_on_new_association,
+                    request_commitment, sop_items)
 
 
 def archive(port, status, report_port):
-    ae = AE(ae_title="ARCHIVE")
-    for cx in StoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax)
-    ae.add_supported_context(StorageCommitmentPushModel)
+    ae = commitment_scp_ae("ARCHIVE")
 
     def report(txn, refs):
         time.sleep(1.0)
         ds = Dataset()
         ds.TransactionUID = txn
-        failed = []
-        for cls, inst in refs:
-            item = Dataset()
-            item.ReferencedSOPClassUID = cls
-            item.ReferencedSOPInstanceUID = inst
-            item.FailureReason = 0x0110
-            failed.append(item)
-        ds.FailedSOPSequence = failed
-        out = AE(ae_title="ARCHIVE")
-        out.add_requested_context(StorageCommitmentPushModel)
-        role = build_role(StorageCommitmentPushModel, scp_role=True)
-        assoc = out.associate("127.0.0.1", report_port, ae_title="MODALITY", ext_neg=[role])
-        if assoc.is_established:
-            rsp, _ = assoc.send_n_event_report(ds, 2, StorageCommitmentPushModel, INSTANCE)
-            print("report answered", rsp.Status if rsp else None, flush=True)
-            assoc.release()
-        else:
-            print("report association failed", flush=True)
+        ds.FailedSOPSequence = sop_items(refs, failure_reason=0x0110)
+        report_on_new_association(ds, report_port, 2)
 
     def on_store(event):
         return status
 
     def on_action(event):
         req = event.action_information
-        refs = [(i.ReferencedSOPClassUID, i.ReferencedSOPInstanceUID) for i in req.ReferencedSOPSequence]
         if report_port:
-            threading.Thread(target=report, args=(req.TransactionUID, refs), daemon=True).start()
+            threading.Thread(target=report, args=(req.TransactionUID, referenced(req)),
+                             daemon=True).start()
         return 0x0000, None
 
     print("listening", flush=True)
@@ -83,20 +64,8 @@ def modality(archive_port, listen_port, path):
                              evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
     ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
     ae.add_requested_context(StorageCommitmentPushModel)
-    assoc = ae.associate("127.0.0.1", archive_port, ae_title="ARCHIVE")
-    if not assoc.is_established:
-        print("association failed", flush=True)
-        sys.exit(1)
-    rsp = assoc.send_c_store(ds)
-    print("stored", rsp.Status if rsp else None, flush=True)
-    action = Dataset()
-    action.TransactionUID = generate_uid()
-    item = Dataset()
-    item.ReferencedSOPClassUID = ds.SOPClassUID
-    item.ReferencedSOPInstanceUID = ds.SOPInstanceUID
-    action.ReferencedSOPSequence = [item]
-    rsp, _ = assoc.send_n_action(action, 1, StorageCommitmentPushModel, INSTANCE)
-    print("commitment requested", rsp.Status if rsp else None, flush=True)
+    assoc = associate(ae, archive_port, "ARCHIVE")
+    request_commitment(assoc, ds)
     assoc.release()
     ok = got.wait(15)
     server.shutdown()
@@ -108,9 +77,7 @@ def store(port, called, calling, path):
     ds = dcmread(path)
     ae = AE(ae_title=calling)
     ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    assoc = ae.associate("127.0.0.1", port, ae_title=called)
-    if not assoc.is_established:
-        sys.exit(1)
+    assoc = associate(ae, port, called)
     rsp = assoc.send_c_store(ds)
     print("stored", rsp.Status if rsp else None, flush=True)
     assoc.release()

@@ -13,6 +13,25 @@ use super::{Proc, TempDir, command, run, run_ok, temp_dir, wait_for_port};
 
 const PEERS_PY: &str = include_str!("../conformance_support/peers.py");
 
+/// The pynetdicom scripts of tests/conformance_support/, written into every scene:
+/// `common.py` holds what the others share and is imported from beside them.
+const SCRIPTS: [(&str, &str); 5] = [
+    ("peers.py", PEERS_PY),
+    (
+        "common.py",
+        include_str!("../conformance_support/common.py"),
+    ),
+    ("data.py", include_str!("../conformance_support/data.py")),
+    (
+        "negotiation.py",
+        include_str!("../conformance_support/negotiation.py"),
+    ),
+    (
+        "bundled.py",
+        include_str!("../conformance_support/bundled.py"),
+    ),
+];
+
 /// A test's temporary directory with its statements.
 pub struct Scene {
     dir: TempDir,
@@ -23,7 +42,9 @@ impl Scene {
         let dir = temp_dir(&format!("conf-{name}"));
         std::fs::create_dir_all(dir.path().join("statements")).unwrap();
         std::fs::create_dir_all(dir.path().join("received")).unwrap();
-        std::fs::write(dir.path().join("peers.py"), PEERS_PY).unwrap();
+        for (file, text) in SCRIPTS {
+            std::fs::write(dir.path().join(file), text).unwrap();
+        }
         Scene { dir }
     }
 
@@ -58,9 +79,26 @@ impl Scene {
         p
     }
 
+    /// storescu `-R` `extra` from `calling` to STORESCP on `port` with `files`; must
+    /// succeed within 30 s.
     pub fn storescu(&self, port: u16, calling: &str, extra: &[&str], files: &[PathBuf]) {
+        let mut args = vec!["-R"];
+        args.extend_from_slice(extra);
+        let out = self.storescu_within(port, calling, &args, files, Duration::from_secs(30));
+        assert!(out.status.success(), "storescu failed:\n{}", out.text());
+    }
+
+    /// storescu `extra` from `calling` to STORESCP on `port` with `files`, run to its end
+    /// (at most `timeout`) whatever its outcome.
+    pub fn storescu_within(
+        &self,
+        port: u16,
+        calling: &str,
+        extra: &[&str],
+        files: &[PathBuf],
+        timeout: Duration,
+    ) -> super::RunOutput {
         let mut args: Vec<String> = vec![
-            "-R".into(),
             "-aet".into(),
             calling.into(),
             "-aec".into(),
@@ -69,18 +107,93 @@ impl Scene {
         args.extend(extra.iter().map(|s| s.to_string()));
         args.extend(["127.0.0.1".to_string(), port.to_string()]);
         args.extend(files.iter().map(|f| f.display().to_string()));
-        run_ok(
-            "storescu",
-            command("storescu", &args),
-            self.path(),
-            Duration::from_secs(30),
-        );
+        run("storescu", command("storescu", &args), self.path(), timeout)
     }
 
     pub fn python(&self, py: &Path, args: &[String]) -> std::process::Command {
         let mut all = vec![self.path().join("peers.py").display().to_string()];
         all.extend(args.iter().cloned());
         command(py.to_str().unwrap(), &all)
+    }
+
+    /// `python SCRIPT ARGS...` (one of the scripts in tests/conformance_support/) in the
+    /// scene's directory.
+    pub fn script(&self, py: &Path, script: &str, args: &[&str]) -> std::process::Command {
+        let mut all = vec![self.path().join(script).display().to_string()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        command(py.to_str().unwrap(), &all)
+    }
+
+    /// A script's server peer, started and listening on `port` (bounded wait).
+    pub fn script_peer(
+        &self,
+        py: &Path,
+        script: &str,
+        name: &str,
+        port: u16,
+        args: &[&str],
+    ) -> Proc {
+        let mut p = Proc::spawn(name, self.script(py, script, args), self.path());
+        assert!(
+            wait_for_port(port, Duration::from_secs(20), Some(&mut p)),
+            "{name} did not start\n{}",
+            p.output()
+        );
+        p
+    }
+
+    /// A script run as a client to completion (bounded, must succeed): its standard
+    /// output.
+    pub fn script_run(&self, py: &Path, script: &str, name: &str, args: &[&str]) -> String {
+        run_ok(
+            name,
+            self.script(py, script, args),
+            self.path(),
+            Duration::from_secs(60),
+        )
+        .stdout
+    }
+
+    /// Runs `traffic` while dumpcap captures `ports` on loopback; the capture file.
+    pub fn capture(&self, name: &str, ports: &[u16], traffic: impl FnOnce()) -> PathBuf {
+        let cap = super::Capture::start(name, ports, self.path());
+        traffic();
+        cap.finish()
+    }
+
+    /// `traffic` to storescp (started with `args`) on a fresh port, which it is given,
+    /// while dumpcap captures that port; the capture and the port.
+    pub fn with_storescp(
+        &self,
+        name: &str,
+        args: &[&str],
+        traffic: impl FnOnce(u16),
+    ) -> (PathBuf, u16) {
+        let port = super::free_port();
+        let capture = self.capture(name, &[port], || {
+            let scp = self.storescp(port, args);
+            traffic(port);
+            drop(scp);
+        });
+        (capture, port)
+    }
+
+    /// Writes the statement `file` and analyzes `capture` against the statements.
+    pub fn analyze_with(
+        &self,
+        file: &str,
+        text: &str,
+        capture: &Path,
+    ) -> (Vec<Value>, i32, String) {
+        self.statement(file, text);
+        self.analyze(capture)
+    }
+
+    /// With the statement `file`, `capture` raises no finding at all and `--fail-on
+    /// warning` passes.
+    pub fn assert_conforms(&self, file: &str, text: &str, capture: &Path) {
+        let (findings, code, _) = self.analyze_with(file, text, capture);
+        assert_no_findings(&findings, code);
     }
 
     /// `dicomtap analyze --json --statements DIR --junit FILE --fail-on warning CAPTURE`:
@@ -147,4 +260,31 @@ pub fn bundled(name: &str) -> String {
             .join(name),
     )
     .unwrap()
+}
+
+/// The one finding of `rule`, for `device`, being the only finding at all.
+pub fn sole(findings: &[Value], rule: &str, device: &str) -> Value {
+    let f = with(findings, rule, device);
+    assert_eq!(f.len(), 1, "{}", dump(findings));
+    assert_eq!(findings.len(), 1, "{}", dump(findings));
+    f[0].clone()
+}
+
+/// No finding at all, and `--fail-on warning` passed.
+pub fn assert_no_findings(findings: &[Value], code: i32) {
+    assert!(findings.is_empty(), "{}", dump(findings));
+    assert_eq!(code, 0);
+}
+
+/// A scene for a test that needs the peers `tools` and pynetdicom with pydicom's sample
+/// files; `None` (the test returns) when one is missing and allowed to be.
+pub fn conformance_scene(
+    name: &str,
+    tools: &[&str],
+) -> Option<(Scene, PathBuf, super::PydicomData)> {
+    if !super::require("conformance", tools) {
+        return None;
+    }
+    let (py, data) = super::require_python("conformance")?;
+    Some((Scene::new(name), py, data))
 }

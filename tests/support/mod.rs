@@ -24,6 +24,7 @@ pub use tempfile::TempDir;
 
 pub mod conformance;
 pub mod peers;
+pub mod pki;
 
 /// The loopback address every test binds and connects to.
 pub const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -449,6 +450,18 @@ impl Capture {
     /// Starts `dumpcap -i lo -f "tcp port A or tcp port B..." -w dir/name.pcapng` and
     /// waits (bounded) until it reports that it is capturing.
     pub fn start(name: &str, ports: &[u16], dir: &Path) -> Capture {
+        Capture::start_with(name, "lo", ports, dir, |args| command("dumpcap", args))
+    }
+
+    /// Like [`Capture::start`], on interface `iface`, running the command `dumpcap` makes
+    /// of dumpcap's arguments (e.g. dumpcap inside a network namespace).
+    pub fn start_with(
+        name: &str,
+        iface: &str,
+        ports: &[u16],
+        dir: &Path,
+        dumpcap: impl FnOnce(&[String]) -> Command,
+    ) -> Capture {
         assert!(!ports.is_empty(), "a capture needs at least one port");
         let file = dir.join(format!("{name}.pcapng"));
         let filter = ports
@@ -456,25 +469,22 @@ impl Capture {
             .map(|p| format!("tcp port {p}"))
             .collect::<Vec<_>>()
             .join(" or ");
-        let cmd = command(
-            "dumpcap",
-            &[
-                "-i",
-                "lo",
-                "-q",
-                "-f",
-                &filter,
-                "-w",
-                file.to_str().expect("temporary paths are UTF-8"),
-            ],
-        );
-        let mut proc = Proc::spawn(&format!("dumpcap-{name}"), cmd, dir);
+        let args: Vec<String> = vec![
+            "-i".into(),
+            iface.into(),
+            "-q".into(),
+            "-f".into(),
+            filter,
+            "-w".into(),
+            file.to_str().expect("temporary paths are UTF-8").into(),
+        ];
+        let mut proc = Proc::spawn(&format!("dumpcap-{name}"), dumpcap(&args), dir);
         let started = wait_until(Duration::from_secs(15), || {
             proc.stderr().contains("Capturing on") || proc.try_wait().is_some()
         });
         assert!(
             started && proc.try_wait().is_none(),
-            "dumpcap did not start capturing on lo (needs root or CAP_NET_RAW):\n{}",
+            "dumpcap did not start capturing on {iface} (needs root or CAP_NET_RAW):\n{}",
             proc.output()
         );
         // "Capturing on" is printed as the capture starts; give the filter a moment.
@@ -673,8 +683,30 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
     out
 }
 
+/// [`http_get`] split into the status line and the body (both "" when nothing answered).
+pub fn http_get_status_body(port: u16, path: &str, token: Option<&str>) -> (String, String) {
+    let text = http_get(port, path, token);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // dicomtap proxy
+
+/// The address a `dicomtap proxy` start-up line begins with, after its prefix:
+/// `ADDR -> UPSTREAM` (after "listening on ") or `http://ADDR/metrics` (after "metrics on ").
+pub fn printed_addr(rest: &str) -> Option<SocketAddr> {
+    rest.split_whitespace()
+        .next()?
+        .trim_start_matches("http://")
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
 
 /// `dicomtap proxy` started from a configuration file, with its bound ports read from
 /// its standard output.

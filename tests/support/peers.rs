@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use super::{Proc, command, free_port, is_root, set_mode, user_ids, wait_for_port};
@@ -12,14 +14,22 @@ use super::{Proc, command, free_port, is_root, set_mode, user_ids, wait_for_port
 /// How long a peer may take to start listening.
 pub const PEER_START: Duration = Duration::from_secs(30);
 
-/// `storescp +xa -od OUT EXTRA PORT` (accepts every transfer syntax it knows); returns it
+/// `storescp +xa EXTRA -od OUT PORT` (accepts every transfer syntax it knows); returns it
 /// and its port once it listens.
 pub fn storescp(name: &str, out: &Path, log_dir: &Path, extra: &[&str]) -> (Proc, u16) {
+    let args: Vec<&str> = std::iter::once("+xa")
+        .chain(extra.iter().copied())
+        .collect();
+    storescp_with(name, out, log_dir, &args)
+}
+
+/// `storescp ARGS -od OUT PORT` with only the options given (storescp's own default
+/// transfer syntaxes unless they say otherwise); returns it and its port once it listens.
+pub fn storescp_with(name: &str, out: &Path, log_dir: &Path, args: &[&str]) -> (Proc, u16) {
     std::fs::create_dir_all(out).expect("creating storescp's output directory");
     let port = free_port();
-    let mut args: Vec<String> = vec!["+xa".into(), "-od".into(), out.display().to_string()];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(port.to_string());
+    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    args.extend(["-od".into(), out.display().to_string(), port.to_string()]);
     let mut p = Proc::spawn(name, command("storescp", &args), log_dir);
     assert!(
         wait_for_port(port, PEER_START, Some(&mut p)),
@@ -43,12 +53,21 @@ pub struct Dcmqrscp {
 impl Dcmqrscp {
     /// Writes the configuration (MaxPDUSize 16384, at most 16 associations).
     pub fn configure(dir: &Path, dests: &[(&str, u16)]) -> Dcmqrscp {
-        let port = free_port();
+        let dests: Vec<(&str, &str, u16)> = dests
+            .iter()
+            .map(|&(ae, port)| (ae, "127.0.0.1", port))
+            .collect();
+        Dcmqrscp::configure_at(dir, free_port(), &dests)
+    }
+
+    /// Like [`Dcmqrscp::configure`], listening on `port`, with move destinations
+    /// `(AE title, host, port)` on any host (e.g. the other side of a network namespace).
+    pub fn configure_at(dir: &Path, port: u16, dests: &[(&str, &str, u16)]) -> Dcmqrscp {
         let db = dir.join("dcmqrscp-db");
         std::fs::create_dir_all(&db).expect("creating dcmqrscp's storage area");
         let hosts: String = dests
             .iter()
-            .map(|(ae, p)| format!("{} = ({ae}, 127.0.0.1, {p})\n", ae.to_lowercase()))
+            .map(|(ae, host, p)| format!("{} = ({ae}, {host}, {p})\n", ae.to_lowercase()))
             .collect();
         let text = format!(
             "NetworkTCPPort  = {port}\nMaxPDUSize      = 16384\nMaxAssociations = 16\n\
@@ -132,4 +151,26 @@ pub fn orthanc(dir: &Path, name: &str, port: u16, extra: serde_json::Value) -> P
         p.output()
     );
     p
+}
+
+/// `PYTHON SCRIPT PORT ARGS`: a pynetdicom SCP that listens on the port given as its first
+/// argument; returns it and its port once it listens.
+pub fn python_scp<S: AsRef<OsStr>>(
+    name: &str,
+    python: &Path,
+    script: &Path,
+    args: &[S],
+    log_dir: &Path,
+) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(python);
+    cmd.arg(script).arg(port.to_string()).args(args);
+    let mut p = Proc::spawn(name, cmd, log_dir);
+    assert!(
+        wait_for_port(port, PEER_START, Some(&mut p)),
+        "the pynetdicom SCP {} did not listen on {port}\n{}",
+        script.display(),
+        p.output()
+    );
+    (p, port)
 }
