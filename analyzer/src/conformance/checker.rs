@@ -1155,14 +1155,7 @@ impl<'a> Ctx<'a> {
                     pending.push((
                         RuleId::UserIdentityDiffers,
                         ui.identity_type.to_string(),
-                        format!(
-                            "user_identity = [{}]",
-                            ae.user_identity
-                                .iter()
-                                .map(|t| t.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
+                        user_identity_claim(ae),
                         format!(
                             "sent user identity of type {} ({})",
                             ui.identity_type, ui.identity_type_name
@@ -1614,14 +1607,7 @@ impl<'a> Ctx<'a> {
             pending.push((
                 RuleId::UserIdentityDiffers,
                 "no-response".into(),
-                format!(
-                    "user_identity = [{}]",
-                    ae.user_identity
-                        .iter()
-                        .map(|t| t.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                user_identity_claim(ae),
                 format!(
                     "accepted user identity of type {} ({}) with a positive response requested, without a response",
                     ui.identity_type, ui.identity_type_name
@@ -2317,6 +2303,12 @@ impl<'a> Ctx<'a> {
             }
         }
     }
+}
+
+/// The statement's `user_identity` claim as findings quote it.
+fn user_identity_claim(ae: &Ae) -> String {
+    let types: Vec<&str> = ae.user_identity.iter().map(|t| t.as_str()).collect();
+    format!("user_identity = [{}]", types.join(", "))
 }
 
 fn roles_claimed(ae: &Ae, sop: &str) -> String {
