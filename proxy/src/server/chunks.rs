@@ -20,7 +20,7 @@ pub struct ChunkPool {
 impl ChunkPool {
     /// At most this many blocks wait to be reused (a busy direction holds up to
     /// `MAX_RETIRED + 1` blocks while its consumers lag; an idle one holds one).
-    pub const MAX_RETIRED: usize = 8;
+    pub const MAX_RETIRED: usize = 16;
 
     /// Blocks of `block` bytes; a read is never offered less than a quarter of one.
     pub fn new(block: usize) -> ChunkPool {
