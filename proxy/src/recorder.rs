@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -42,8 +42,15 @@ pub enum RecorderError {
 
 /// Largest TCP payload per synthesized frame (IPv4 total length must stay below 65535).
 pub const MAX_SEGMENT: usize = 65_000;
-/// Buffered bytes that trigger a write before the flush interval.
-const FLUSH_AT: usize = 1 << 20;
+/// Buffered bytes that trigger a write before the flush interval. Payload chunks wait in
+/// the buffer by reference, so this also bounds how long the recorder keeps the proxy's
+/// read blocks from being reused.
+const FLUSH_AT: usize = 512 * 1024;
+/// Payloads shorter than this are copied into the buffer; longer ones are written from
+/// the forwarded chunk itself (one `writev` entry each).
+const COPY_BELOW: usize = 2048;
+/// Entries per `writev` call (the kernel's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 1024;
 
 /// A message to the recorder thread.
 #[derive(Debug)]
@@ -325,7 +332,12 @@ struct Conv {
 struct OpenFile {
     path: PathBuf,
     file: File,
+    /// Bytes written by the recorder itself (block headers, event lines, short payloads).
     buf: Vec<u8>,
+    /// Long payloads, written from the forwarded chunks themselves: each goes into the
+    /// file at its offset in `buf`.
+    shared: Vec<(usize, Bytes)>,
+    shared_len: usize,
     written: u64,
 }
 
@@ -345,20 +357,53 @@ impl OpenFile {
             path,
             file,
             buf: Vec::with_capacity(FLUSH_AT + MAX_SEGMENT + 256),
+            shared: Vec::new(),
+            shared_len: 0,
             written: 0,
         })
     }
 
-    /// Writes the buffered whole blocks. When the write fails (a full disk), whatever part
-    /// of it reached the file is cut off again, so the file still ends on a block boundary,
-    /// and the buffer is dropped: the caller counts the loss.
+    /// Appends `payload`: copied when short, else kept by reference until the flush.
+    fn push_payload(&mut self, payload: Bytes) {
+        if payload.len() < COPY_BELOW {
+            self.buf.extend_from_slice(&payload);
+        } else {
+            self.shared_len += payload.len();
+            self.shared.push((self.buf.len(), payload));
+        }
+    }
+
+    fn pending(&self) -> usize {
+        self.buf.len() + self.shared_len
+    }
+
+    /// Writes the buffered whole blocks (one vectored write of the recorder's own bytes
+    /// and the shared payloads). When the write fails (a full disk), whatever part of it
+    /// reached the file is cut off again, so the file still ends on a block boundary, and
+    /// the buffer is dropped: the caller counts the loss.
     fn flush(&mut self) -> Result<(), RecorderError> {
-        if self.buf.is_empty() {
+        let pending = self.pending();
+        if pending == 0 {
             return Ok(());
         }
-        let result = self.file.write_all(&self.buf);
+        let mut slices = Vec::with_capacity(2 * self.shared.len() + 1);
+        let mut from = 0;
+        for (at, payload) in &self.shared {
+            if *at > from {
+                slices.push(IoSlice::new(&self.buf[from..*at]));
+            }
+            slices.push(IoSlice::new(payload));
+            from = *at;
+        }
+        if from < self.buf.len() {
+            slices.push(IoSlice::new(&self.buf[from..]));
+        }
+        let result = write_all_vectored(&mut self.file, &mut slices);
+        drop(slices);
+        self.buf.clear();
+        self.shared.clear();
+        self.shared_len = 0;
         if let Err(source) = result {
-            self.buf.clear();
             let _ = self.file.set_len(self.written);
             let _ = self.file.seek(SeekFrom::Start(self.written));
             return Err(RecorderError::Io {
@@ -366,14 +411,27 @@ impl OpenFile {
                 source,
             });
         }
-        self.written += self.buf.len() as u64;
-        self.buf.clear();
+        self.written += pending as u64;
         Ok(())
     }
 
     fn size(&self) -> u64 {
-        self.written + self.buf.len() as u64
+        self.written + self.pending() as u64
     }
+}
+
+/// `write_all` for a list of slices, at most [`MAX_IOVECS`] per call.
+fn write_all_vectored(file: &mut File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        let n = match file.write_vectored(&slices[..slices.len().min(MAX_IOVECS)]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }
 
 struct Writer {
@@ -386,6 +444,8 @@ struct Writer {
     files: Arc<Mutex<Vec<PathBuf>>>,
     stats: RecorderStats,
     all_files: Vec<PathBuf>,
+    /// Scratch for one packet's Ethernet/IP/TCP headers.
+    headers: Vec<u8>,
 }
 
 impl Writer {
@@ -404,6 +464,7 @@ impl Writer {
             files,
             stats: RecorderStats::default(),
             all_files: Vec::new(),
+            headers: Vec::with_capacity(128),
         };
         w.publish_files();
         w.enforce_retention();
@@ -467,7 +528,7 @@ impl Writer {
                 from,
                 bytes,
                 skipped_before,
-            } => self.data(assoc, ts_us, from, &bytes, skipped_before)?,
+            } => self.data(assoc, ts_us, from, bytes, skipped_before)?,
             RecordMsg::End {
                 assoc,
                 ts_us,
@@ -494,7 +555,7 @@ impl Writer {
                             seq,
                             ack,
                             flags,
-                            &[],
+                            Bytes::new(),
                             &conv.comment,
                         )?;
                         leg.seq[i] = seq.wrapping_add(1);
@@ -513,7 +574,7 @@ impl Writer {
                     }
                     Err(e) => tracing::warn!("event log: {e}"),
                 }
-                if self.log.buf.len() >= FLUSH_AT {
+                if self.log.pending() >= FLUSH_AT {
                     self.log.flush()?;
                 }
             }
@@ -528,7 +589,7 @@ impl Writer {
         assoc: u64,
         ts_us: u64,
         from: Side,
-        bytes: &[u8],
+        bytes: Bytes,
         skipped: u64,
     ) -> Result<(), RecorderError> {
         let Some(mut conv) = self.convs.remove(&assoc) else {
@@ -545,7 +606,7 @@ impl Writer {
             }
         }
         if self.config.payload == PayloadMode::Headers {
-            conv.framers[i].scan(bytes, &mut pdus, &mut spans);
+            conv.framers[i].scan(&bytes, &mut pdus, &mut spans);
         } else {
             spans.push(Span {
                 len: bytes.len(),
@@ -554,16 +615,21 @@ impl Writer {
         }
         let mut off = 0usize;
         for span in spans {
-            let part = bytes.get(off..off + span.len).unwrap_or(&[]);
+            let end = (off + span.len).min(bytes.len());
+            let part = bytes.slice(off.min(end)..end);
             off += span.len;
             for li in 0..conv.legs.len() {
                 if span.keep {
-                    for seg in part.chunks(MAX_SEGMENT) {
+                    let mut at = 0;
+                    while at < part.len() {
+                        let seg = part.slice(at..(at + MAX_SEGMENT).min(part.len()));
+                        at += seg.len();
                         let leg = &conv.legs[li];
                         let (seq, ack) = (leg.seq[i], leg.seq[1 - i]);
                         let (src, dst) = (leg.addr[i], leg.addr[1 - i]);
+                        let len = seg.len() as u32;
                         self.packet(ts_us, src, dst, seq, ack, PSH | ACK, seg, &conv.comment)?;
-                        conv.legs[li].seq[i] = seq.wrapping_add(seg.len() as u32);
+                        conv.legs[li].seq[i] = seq.wrapping_add(len);
                     }
                 } else {
                     conv.legs[li].seq[i] = conv.legs[li].seq[i].wrapping_add(span.len as u32);
@@ -577,9 +643,27 @@ impl Writer {
     fn handshake(&mut self, ts_us: u64, leg: &Leg, comment: &str) -> Result<(), RecorderError> {
         let (c, s) = (leg.addr[0], leg.addr[1]);
         let (cs, ss) = (leg.seq[0].wrapping_sub(1), leg.seq[1].wrapping_sub(1));
-        self.packet(ts_us, c, s, cs, 0, SYN, &[], comment)?;
-        self.packet(ts_us, s, c, ss, leg.seq[0], SYN | ACK, &[], comment)?;
-        self.packet(ts_us, c, s, leg.seq[0], leg.seq[1], ACK, &[], comment)
+        self.packet(ts_us, c, s, cs, 0, SYN, Bytes::new(), comment)?;
+        self.packet(
+            ts_us,
+            s,
+            c,
+            ss,
+            leg.seq[0],
+            SYN | ACK,
+            Bytes::new(),
+            comment,
+        )?;
+        self.packet(
+            ts_us,
+            c,
+            s,
+            leg.seq[0],
+            leg.seq[1],
+            ACK,
+            Bytes::new(),
+            comment,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -591,17 +675,17 @@ impl Writer {
         seq: u32,
         ack: u32,
         flags: u8,
-        payload: &[u8],
+        payload: Bytes,
         comment: &str,
     ) -> Result<(), RecorderError> {
         let Some(pcap) = self.pcap.as_mut() else {
             return Ok(());
         };
-        write_epb(&mut pcap.buf, ts_us, comment, |out| {
-            write_frame(out, src, dst, seq, ack, flags, payload)
-        });
+        self.headers.clear();
+        write_frame_headers(&mut self.headers, src, dst, seq, ack, flags, &payload);
+        write_epb(pcap, ts_us, comment, &self.headers, payload);
         self.stats.packets += 1;
-        if pcap.buf.len() >= FLUSH_AT {
+        if pcap.pending() >= FLUSH_AT {
             pcap.flush()?;
         }
         Ok(())
@@ -774,10 +858,9 @@ fn mac_of(addr: &SocketAddr) -> [u8; 6] {
     [0x02, 0x00, b[0], b[1], b[2], b[3]]
 }
 
-/// Appends Ethernet + IPv4/IPv6 + TCP (20-byte header) + payload to `out`. The payload is
-/// copied once, straight into the block buffer, and summed for the TCP checksum from
-/// there: this runs over every recorded byte.
-fn write_frame(
+/// Appends the Ethernet + IPv4/IPv6 + TCP (20-byte) headers of a packet carrying
+/// `payload` to `out`; the TCP checksum is summed over `payload` where it lies.
+fn write_frame_headers(
     out: &mut Vec<u8>,
     src: SocketAddr,
     dst: SocketAddr,
@@ -843,7 +926,6 @@ fn write_frame(
     let c = checksum(sum, payload);
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
     out.extend_from_slice(&tcp);
-    out.extend_from_slice(payload);
 }
 
 fn to_v6(ip: IpAddr) -> std::net::Ipv6Addr {
@@ -939,27 +1021,29 @@ fn finish_block(block: &mut Vec<u8>) {
     block.extend_from_slice(&total.to_le_bytes());
 }
 
-/// Appends an Enhanced Packet Block with an `opt_comment`; `frame` appends the packet
-/// bytes in place (no intermediate buffer).
-fn write_epb(out: &mut Vec<u8>, ts_us: u64, comment: &str, frame: impl FnOnce(&mut Vec<u8>)) {
-    let start = out.len();
-    out.extend_from_slice(&6u32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes()); // interface 0
-    out.extend_from_slice(&((ts_us >> 32) as u32).to_le_bytes());
-    out.extend_from_slice(&(ts_us as u32).to_le_bytes());
-    let lengths = out.len();
-    out.extend_from_slice(&[0u8; 8]); // captured and original length, patched
-    frame(out);
-    let frame_len = ((out.len() - lengths - 8) as u32).to_le_bytes();
-    out[lengths..lengths + 4].copy_from_slice(&frame_len);
-    out[lengths + 4..lengths + 8].copy_from_slice(&frame_len);
-    pad4(out);
-    push_option(out, 1, comment.as_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    let total = (out.len() - start + 4) as u32;
-    out[start + 4..start + 8].copy_from_slice(&total.to_le_bytes());
-    out.extend_from_slice(&total.to_le_bytes());
+/// Appends an Enhanced Packet Block with an `opt_comment`: the packet is `headers` then
+/// `payload`, which goes in by reference when it is long.
+fn write_epb(out: &mut OpenFile, ts_us: u64, comment: &str, headers: &[u8], payload: Bytes) {
+    let frame_len = headers.len() + payload.len();
+    let padded = frame_len.next_multiple_of(4);
+    let mut options = Vec::with_capacity(comment.len() + 12);
+    push_option(&mut options, 1, comment.as_bytes());
+    options.extend_from_slice(&[0, 0, 0, 0]);
+    let total = (28 + padded + options.len() + 4) as u32;
+    let buf = &mut out.buf;
+    buf.extend_from_slice(&6u32.to_le_bytes());
+    buf.extend_from_slice(&total.to_le_bytes());
+    buf.extend_from_slice(&0u32.to_le_bytes()); // interface 0
+    buf.extend_from_slice(&((ts_us >> 32) as u32).to_le_bytes());
+    buf.extend_from_slice(&(ts_us as u32).to_le_bytes());
+    buf.extend_from_slice(&(frame_len as u32).to_le_bytes());
+    buf.extend_from_slice(&(frame_len as u32).to_le_bytes());
+    buf.extend_from_slice(headers);
+    out.push_payload(payload);
+    let buf = &mut out.buf;
+    buf.resize(buf.len() + (padded - frame_len), 0);
+    buf.extend_from_slice(&options);
+    buf.extend_from_slice(&total.to_le_bytes());
 }
 
 /// Whether `path` looks like one of the recorder's files.
@@ -1011,15 +1095,17 @@ mod tests {
         let b: SocketAddr = "10.0.0.2:104".parse().unwrap_or_else(|_| unreachable!());
         for payload in [&b"hello"[..], b"even", b"", &[0xFF; 1001]] {
             let mut f = Vec::new();
-            write_frame(&mut f, a, b, 1, 2, ACK | PSH, payload);
-            assert_eq!(f.len(), 14 + 20 + 20 + payload.len());
+            write_frame_headers(&mut f, a, b, 1, 2, ACK | PSH, payload);
+            assert_eq!(f.len(), 14 + 20 + 20);
+            f.extend_from_slice(payload);
             assert_eq!(checksum(0, &f[14..34]), 0, "IPv4 header");
             // Pseudo-header + segment (checksum included) sums to all ones.
             let tcp = &f[34..];
             let mut pseudo = add_words(0, &[10, 0, 0, 1, 10, 0, 0, 2]);
             pseudo += 6 + tcp.len() as u32;
             assert_eq!(checksum(pseudo, tcp), 0, "TCP, payload {}", payload.len());
-            assert_eq!(&tcp[20..], payload);
+            let total = u16::from_be_bytes([f[16], f[17]]) as usize;
+            assert_eq!(total, 20 + 20 + payload.len(), "IPv4 total length");
         }
     }
 
@@ -1028,7 +1114,8 @@ mod tests {
         let a: SocketAddr = "[fd00::1]:1234".parse().unwrap_or_else(|_| unreachable!());
         let b: SocketAddr = "[fd00::2]:104".parse().unwrap_or_else(|_| unreachable!());
         let mut f = Vec::new();
-        write_frame(&mut f, a, b, 7, 9, ACK | PSH, b"odd");
+        write_frame_headers(&mut f, a, b, 7, 9, ACK | PSH, b"odd");
+        f.extend_from_slice(b"odd");
         let tcp = &f[14 + 40..];
         let mut pseudo = add_words(0, &f[14 + 8..14 + 40]);
         pseudo += 6 + tcp.len() as u32;
@@ -1059,14 +1146,64 @@ mod tests {
     }
 
     #[test]
-    fn epb_is_aligned() {
-        let mut out = Vec::new();
-        write_epb(&mut out, 1, "assoc=1", |o| o.extend_from_slice(&[1, 2, 3]));
-        assert_eq!(out.len() % 4, 0);
-        let total = u32::from_le_bytes([out[4], out[5], out[6], out[7]]) as usize;
-        assert_eq!(total, out.len());
+    fn more_payloads_than_one_writev_takes_are_all_written() {
+        let dir = tempfile::tempdir().unwrap_or_else(|_| unreachable!());
+        let path = dir.path().join("many.pcapng");
+        let mut file = OpenFile::create(path.clone()).unwrap_or_else(|_| unreachable!());
+        let payload = Bytes::from(vec![0x5A; COPY_BELOW]);
+        for n in 0..MAX_IOVECS {
+            write_epb(&mut file, n as u64, "c", b"", payload.clone());
+        }
+        assert!(2 * file.shared.len() > MAX_IOVECS);
+        let pending = file.pending();
+        file.flush().unwrap_or_else(|_| unreachable!());
+        let out = std::fs::read(&path).unwrap_or_else(|_| unreachable!());
+        assert_eq!(out.len(), pending);
         let word = |i: usize| u32::from_le_bytes([out[i], out[i + 1], out[i + 2], out[i + 3]]);
-        assert_eq!((word(20), word(24)), (3, 3), "captured and original length");
-        assert_eq!(&out[28..31], &[1, 2, 3]);
+        let (mut at, mut blocks) = (0, 0);
+        while at < out.len() {
+            let captured = word(at + 20) as usize;
+            assert_eq!(captured, COPY_BELOW);
+            assert!(out[at + 28..at + 28 + captured].iter().all(|&b| b == 0x5A));
+            at += word(at + 4) as usize;
+            blocks += 1;
+        }
+        assert_eq!((at, blocks), (out.len(), MAX_IOVECS));
+    }
+
+    #[test]
+    fn blocks_with_short_and_long_payloads_are_written_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap_or_else(|_| unreachable!());
+        let path = dir.path().join("t.pcapng");
+        let mut file = OpenFile::create(path.clone()).unwrap_or_else(|_| unreachable!());
+        let long: Bytes = (0..5000u32).map(|i| i as u8).collect::<Vec<u8>>().into();
+        let payloads = [Bytes::from_static(b"abc"), long.clone(), Bytes::new(), long];
+        for (n, p) in payloads.iter().enumerate() {
+            write_epb(&mut file, n as u64, "assoc=1", b"HDR", p.clone());
+        }
+        assert_eq!(
+            file.shared.len(),
+            2,
+            "the long payloads went in by reference"
+        );
+        let pending = file.pending();
+        file.flush().unwrap_or_else(|_| unreachable!());
+        let out = std::fs::read(&path).unwrap_or_else(|_| unreachable!());
+        assert_eq!(out.len(), pending);
+        assert_eq!(file.size(), pending as u64);
+        let word = |i: usize| u32::from_le_bytes([out[i], out[i + 1], out[i + 2], out[i + 3]]);
+        let mut at = 0;
+        for p in &payloads {
+            assert_eq!(word(at), 6, "an Enhanced Packet Block at {at}");
+            let total = word(at + 4) as usize;
+            assert_eq!(total % 4, 0);
+            assert_eq!(word(at + total - 4), total as u32, "trailing length");
+            let captured = word(at + 20) as usize;
+            assert_eq!(captured, 3 + p.len());
+            assert_eq!(&out[at + 28..at + 31], b"HDR");
+            assert_eq!(&out[at + 31..at + 31 + p.len()], &p[..]);
+            at += total;
+        }
+        assert_eq!(at, out.len());
     }
 }
