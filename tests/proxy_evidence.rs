@@ -1234,6 +1234,111 @@ fn recording_rotates_by_size_and_keeps_the_newest() {
 }
 
 #[test]
+fn recording_rotates_by_age_and_keeps_each_association_whole() {
+    if !require("rotate_age", &["storescp", "storescu", "tshark"]) {
+        return;
+    }
+    let Some((_, data)) = require_python("rotate_age") else {
+        return;
+    };
+    let tmp = temp_dir("ev-rotate-age");
+    let dir = tmp.path();
+    // A slow upstream: a second per PDU, so one association spans several rotations.
+    let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &["--sleep-during", "1"]);
+    let rec = dir.join("rec");
+    let mut proxy = recording_proxy("proxy", up, &rec, &["--rotate-every", "1s"], dir);
+    let files = [
+        data.test_files.join("CT_small.dcm"),
+        data.test_files.join("MR_small.dcm"),
+    ];
+    let t0 = Instant::now();
+    storescu("storescu", proxy.port(), &files, dir);
+    let took = t0.elapsed();
+    let status = proxy.proc.stop("TERM", Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{}",
+        proxy.proc.output()
+    );
+    assert!(took > Duration::from_secs(2), "the store took {took:?}");
+
+    // Size never triggers (256 MiB by default): every new pair is the age limit's.
+    let pcaps = recordings(&rec, "pcapng");
+    let logs = recordings(&rec, "jsonl");
+    assert!(
+        pcaps.len() >= 3,
+        "a new pair every second of a {took:?} store: {pcaps:?}"
+    );
+    let stems =
+        |v: &[PathBuf]| -> Vec<PathBuf> { v.iter().map(|p| p.with_extension("")).collect() };
+    assert_eq!(
+        stems(&pcaps),
+        stems(&logs),
+        "capture and log rotate together"
+    );
+    assert_eq!(mode_of(&rec), 0o700);
+    for f in pcaps.iter().chain(&logs) {
+        assert_eq!(mode_of(f), 0o600, "{}", f.display());
+    }
+
+    let ev = events_in(&rec);
+    let closed: Vec<_> = ev.iter().filter(|e| e["event"] == "closed").collect();
+    assert_eq!(closed.len(), 1, "one association: {closed:?}");
+    assert_eq!(closed[0]["how"], "closed", "{}", closed[0]);
+    assert_eq!(commands(&ev, "C-STORE-RSP").len(), 2, "{ev:?}");
+    let sent = [
+        closed[0]["bytes_from_requestor"].as_u64().unwrap(),
+        closed[0]["bytes_from_acceptor"].as_u64().unwrap(),
+    ];
+    assert!(sent[0] > 0 && sent[1] > 0, "{}", closed[0]);
+
+    // Each file stands on its own, and together they hold every byte of the association.
+    let mut recorded = [0u64; 2];
+    let mut files_with_traffic = 0;
+    for p in &pcaps {
+        let streams = tshark_streams(p, &[up], dir);
+        for (s, (starts_with_syn, _)) in &streams {
+            assert!(
+                starts_with_syn,
+                "stream {s} of {} has no handshake of its own",
+                p.display()
+            );
+        }
+        let problems = tcp_analysis_problems(p, dir);
+        assert!(problems.is_empty(), "{}: {problems:#?}", p.display());
+        let mut payload = 0;
+        for row in support::tshark_fields(p, &[], &["tcp.dstport", "tcp.len"], dir) {
+            let len: u64 = row.get(1).and_then(|l| l.parse().ok()).unwrap_or(0);
+            let to_upstream = row.first().is_some_and(|d| *d == up.to_string());
+            recorded[usize::from(!to_upstream)] += len;
+            payload += len;
+        }
+        files_with_traffic += usize::from(payload > 0);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+        cmd.arg("analyze")
+            .arg(p)
+            .arg("--json")
+            .arg("--port")
+            .arg(up.to_string());
+        let r = run("dicomtap-analyze", cmd, dir, PEER);
+        assert!(
+            r.status.code().is_some_and(|c| c <= 1),
+            "dicomtap analyze {}:\n{}",
+            p.display(),
+            r.text()
+        );
+    }
+    assert!(
+        files_with_traffic >= 2,
+        "the association's bytes span several files: {pcaps:?}"
+    );
+    assert_eq!(
+        recorded, sent,
+        "bytes [to upstream, to client] in the captures vs. forwarded"
+    );
+}
+
+#[test]
 fn recording_both_legs_has_two_conversations_per_association() {
     if !require("both_legs", &["storescp", "storescu", "tshark"]) {
         return;

@@ -12,9 +12,10 @@ pub mod framing;
 mod origdst;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -177,7 +178,9 @@ pub struct ProxySummary {
     pub associations: u64,
     pub bytes_from_requestors: u64,
     pub bytes_from_acceptors: u64,
-    /// Associations still open when the drain timeout ran out (they were closed).
+    /// Associations still open when the drain timeout ran out (they were closed), in any
+    /// phase: forwarding, connecting upstream, in a TLS handshake, waiting for the first
+    /// PDU, or being answered with an A-ASSOCIATE-RJ.
     pub cut_at_drain: usize,
     pub recorder_dropped: u64,
     pub recording_files: Vec<PathBuf>,
@@ -204,6 +207,29 @@ struct Shared {
     /// Set when the drain time is over: open associations are cut (A-ABORT where between
     /// PDUs, close, `closed` event) rather than dropped silently.
     cut: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Associations not ended yet: admitted ones and those being turned away.
+    fn open(&self) -> usize {
+        self.active.load(Ordering::Acquire) + self.rejecting.load(Ordering::Acquire)
+    }
+
+    /// Runs `work` (an association's steps before forwarding, which are not cut-aware
+    /// themselves) until it is done, or until the drain time is over (`None`; `work` is
+    /// dropped, which closes its sockets).
+    async fn unless_cut<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let mut cut_rx = self.cut.subscribe();
+        tokio::select! {
+            r = work => Some(r),
+            () = async {
+                if cut_rx.wait_for(|c| *c).await.is_err() {
+                    // The sender lives in `self`: cannot happen; never cut then.
+                    std::future::pending::<()>().await;
+                }
+            } => None,
+        }
+    }
 }
 
 /// A started proxy: its sockets are bound and it serves until [`RunningProxy::shutdown`].
@@ -404,17 +430,19 @@ impl RunningProxy {
             let _ = t.await;
         }
         let deadline = Instant::now() + drain;
-        while self.shared.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while self.shared.open() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let cut = self.shared.active.load(Ordering::Acquire);
+        let cut = self.shared.open();
         if cut > 0 {
             tracing::warn!("drain timeout: closing {cut} open association(s)");
-            // Each association aborts its peers and logs its end itself; whatever is still
-            // running after that (e.g. a connect in progress) is dropped.
+            // Each association ends itself, whatever phase it is in (connecting upstream, a
+            // TLS handshake, waiting for the first PDU, forwarding): A-ABORT where between
+            // PDUs, close, `closed` event. A task still running after that is aborted; its
+            // association logs its `closed` event when dropped.
             let _ = self.shared.cut.send(true);
             let deadline = Instant::now() + Duration::from_secs(5);
-            while self.shared.active.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            while self.shared.open() > 0 && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let handles: Vec<AbortHandle> = self
@@ -429,8 +457,7 @@ impl RunningProxy {
         }
         // Analyses finish their queues and hand their last events to the recorder.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while (self.shared.analyses.load(Ordering::Acquire) > 0
-            || self.shared.active.load(Ordering::Acquire) > 0)
+        while (self.shared.analyses.load(Ordering::Acquire) > 0 || self.shared.open() > 0)
             && Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -500,9 +527,15 @@ async fn accept_loop(
             tokio::spawn(async move {
                 let assoc = Association::new(id, client_addr, local, shared2.clone());
                 assoc.notice(Notice::Accepted { listen: local });
-                if let Some(client) = tls_accept(&assoc, &tls, client).await {
-                    reject(client, Vec::new(), assoc, RejectWhy::Limit, None).await;
+                let work = async {
+                    if let Some(client) = tls_accept(&assoc, &tls, client).await {
+                        reject(client, Vec::new(), &assoc, RejectWhy::Limit, None).await;
+                    }
+                };
+                if shared2.unless_cut(work).await.is_none() {
+                    assoc.cut_before_forwarding().await;
                 }
+                drop(assoc);
                 shared2.rejecting.fetch_sub(1, Ordering::AcqRel);
             });
             continue;
@@ -584,6 +617,44 @@ struct Association {
     /// Milliseconds since `started` of the last byte either way.
     last_activity_ms: AtomicU64,
     recording: AtomicBool,
+    /// Where the association is ([`Phase`] as u8), for the `closed` event of a cut.
+    phase: AtomicU8,
+    /// The `closed` event was logged: it is logged exactly once.
+    closed_sent: AtomicBool,
+}
+
+/// The steps of an association, named in its `closed` event when the drain cuts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    ClientTls,
+    FirstPdu,
+    ConnectingUpstream,
+    UpstreamTls,
+    Rejecting,
+    Forwarding,
+}
+
+impl Phase {
+    const ALL: [Phase; 6] = [
+        Phase::ClientTls,
+        Phase::FirstPdu,
+        Phase::ConnectingUpstream,
+        Phase::UpstreamTls,
+        Phase::Rejecting,
+        Phase::Forwarding,
+    ];
+
+    fn text(self) -> &'static str {
+        match self {
+            Phase::ClientTls => "client TLS handshake",
+            Phase::FirstPdu => "waiting for the first PDU",
+            Phase::ConnectingUpstream => "connecting upstream",
+            Phase::UpstreamTls => "upstream TLS handshake",
+            Phase::Rejecting => "answering with A-ASSOCIATE-RJ",
+            Phase::Forwarding => "forwarding",
+        }
+    }
 }
 
 impl Association {
@@ -610,7 +681,31 @@ impl Association {
             started: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             recording: AtomicBool::new(false),
+            phase: AtomicU8::new(Phase::ClientTls as u8),
+            closed_sent: AtomicBool::new(false),
         }
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    fn phase(&self) -> Phase {
+        let p = self.phase.load(Ordering::Acquire);
+        Phase::ALL
+            .into_iter()
+            .find(|x| *x as u8 == p)
+            .unwrap_or(Phase::Forwarding)
+    }
+
+    /// The drain time ran out before forwarding began (connecting upstream, a TLS
+    /// handshake, waiting for the first PDU, answering with an RJ): the sockets are
+    /// already closed; log the end.
+    async fn cut_before_forwarding(&self) {
+        let phase = self.phase();
+        tracing::warn!(assoc = self.id, client = %self.client, "cut at drain while {}", phase.text());
+        self.end(Side::Requestor, StreamEnd::Close).await;
+        self.closed(&format!("cut at drain ({})", phase.text()));
     }
 
     fn notice(&self, what: Notice) {
@@ -619,22 +714,21 @@ impl Association {
             what,
         };
         // Notices are rare; wait-free try, then a spawned send so none is lost.
-        if let Err(mpsc::error::TrySendError::Full(msg)) =
-            self.analysis.try_send(AnalysisMsg::Notice(n))
-        {
-            let tx = self.analysis.clone();
-            tokio::spawn(async move {
-                let _ = tx.send(msg).await;
-            });
-        }
+        self.control(AnalysisMsg::Notice(n));
     }
 
     fn control(&self, msg: AnalysisMsg) {
         if let Err(mpsc::error::TrySendError::Full(msg)) = self.analysis.try_send(msg) {
             let tx = self.analysis.clone();
-            tokio::spawn(async move {
-                let _ = tx.send(msg).await;
-            });
+            // Also called from `drop`, which may run outside the runtime (at its shutdown).
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        let _ = tx.send(msg).await;
+                    });
+                }
+                Err(_) => tracing::debug!(assoc = self.id, "runtime gone: a notice is lost"),
+            }
         }
     }
 
@@ -710,7 +804,11 @@ impl Association {
         }
     }
 
+    /// Logs the association's end: the first call does, later ones do nothing.
     fn closed(&self, how: &str) {
+        if self.closed_sent.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.notice(Notice::Closed {
             bytes_from_requestor: self.bytes[0].load(Ordering::Relaxed),
             bytes_from_acceptor: self.bytes[1].load(Ordering::Relaxed),
@@ -724,6 +822,22 @@ impl Association {
             self.bytes[0].load(Ordering::Relaxed),
             self.bytes[1].load(Ordering::Relaxed)
         );
+    }
+}
+
+impl Drop for Association {
+    /// A task aborted (or a path that forgot): the association still gets its `closed`.
+    fn drop(&mut self) {
+        if self.closed_sent.load(Ordering::Acquire) {
+            return;
+        }
+        let phase = self.phase().text();
+        let how = if *self.shared.cut.borrow() {
+            format!("cut at drain ({phase})")
+        } else {
+            format!("ended ({phase})")
+        };
+        self.closed(&how);
     }
 }
 
@@ -952,10 +1066,11 @@ enum RejectWhy {
 async fn reject(
     mut client: Conn,
     mut pre: Vec<u8>,
-    assoc: Association,
+    assoc: &Association,
     why: RejectWhy,
     intended: Option<SocketAddr>,
 ) {
+    assoc.set_phase(Phase::Rejecting);
     let limits = assoc.shared.limits.clone();
     let (result, source, reason, why_text, outcome) = match &why {
         RejectWhy::Limit => (
@@ -1041,23 +1156,44 @@ async fn run_association(
     tls: Arc<ListenerTls>,
     shared: Arc<Shared>,
 ) {
-    let limits = shared.limits.clone();
     let assoc = Association::new(id, client_addr, listen, shared.clone());
     assoc.notice(Notice::Accepted { listen });
     tracing::info!(assoc = id, client = %client_addr, "association accepted on {listen}");
     let _ = client.set_nodelay(true);
-    let Some(mut client) = tls_accept(&assoc, &tls, client).await else {
-        return;
-    };
+    match shared.unless_cut(prepare(&assoc, client, &lc, &tls)).await {
+        Some(Some((client, upstream, pre))) => {
+            assoc.set_phase(Phase::Forwarding);
+            forward(&assoc, client, upstream, pre).await;
+        }
+        // Ended before forwarding (rejected, failed handshake...): logged already.
+        Some(None) => {}
+        None => assoc.cut_before_forwarding().await,
+    }
+}
+
+/// Everything before forwarding: the client's TLS handshake, access control, routing,
+/// the upstream connection and its TLS handshake. `None` when the association ended
+/// here (its `closed` event is logged).
+async fn prepare(
+    assoc: &Association,
+    client: TcpStream,
+    lc: &ListenerConfig,
+    tls: &ListenerTls,
+) -> Option<(Conn, Conn, Vec<u8>)> {
+    let shared = &assoc.shared;
+    let limits = &shared.limits;
+    let (id, client_addr, listen) = (assoc.id, assoc.client, assoc.listen);
+    let mut client = tls_accept(assoc, tls, client).await?;
     let mut pre = Vec::new();
 
     // Access control (docs/access-control.md): decided on the A-ASSOCIATE-RQ.
     if let Some(acl) = lc.access.as_ref().filter(|a| a.is_active()) {
-        let first = read_first_pdu(&mut client, &mut pre, &limits).await;
+        assoc.set_phase(Phase::FirstPdu);
+        let first = read_first_pdu(&mut client, &mut pre, limits).await;
         if matches!(first, FirstPdu::Nothing | FirstPdu::Timeout) && pre.is_empty() {
             assoc.end(Side::Requestor, StreamEnd::Close).await;
             assoc.closed("client sent nothing");
-            return;
+            return None;
         }
         let rq = matches!(first, FirstPdu::Rq(_)).then_some(pre.as_slice());
         if let Err(denial) = acl.check_addr(client_addr, rq) {
@@ -1072,7 +1208,7 @@ async fn run_association(
                 detail: denial.detail.clone(),
             });
             reject(client, pre, assoc, RejectWhy::Access(denial), None).await;
-            return;
+            return None;
         }
     }
 
@@ -1087,7 +1223,8 @@ async fn run_association(
             Err(e) => Err(("other".into(), format!("SO_ORIGINAL_DST: {e}"))),
         }
     } else if !lc.routes.is_empty() {
-        match read_first_pdu(&mut client, &mut pre, &limits).await {
+        assoc.set_phase(Phase::FirstPdu);
+        match read_first_pdu(&mut client, &mut pre, limits).await {
             FirstPdu::Rq(called) => {
                 let route = lc.routes.iter().find(|r| r.called_ae == called);
                 tracing::debug!(
@@ -1107,7 +1244,7 @@ async fn run_association(
             FirstPdu::Nothing | FirstPdu::Timeout if pre.is_empty() => {
                 assoc.end(Side::Requestor, StreamEnd::Close).await;
                 assoc.closed("client sent nothing");
-                return;
+                return None;
             }
             _ => lc
                 .upstream
@@ -1124,6 +1261,7 @@ async fn run_association(
         .as_ref()
         .map(|t| crate::tls::host_of(t))
         .unwrap_or_default();
+    assoc.set_phase(Phase::ConnectingUpstream);
     let connected = match target {
         Ok(t) => match tokio::time::timeout(limits.connect_timeout, TcpStream::connect(t.as_str()))
             .await
@@ -1143,12 +1281,13 @@ async fn run_association(
             tracing::warn!(assoc = id, client = %client_addr, "upstream {kind}: {message}");
             assoc.notice(Notice::UpstreamError { kind, message });
             reject(client, pre, assoc, RejectWhy::Upstream, None).await;
-            return;
+            return None;
         }
     };
     let _ = upstream.set_nodelay(true);
     let upstream_addr = upstream.peer_addr().ok();
     let local = upstream.local_addr().ok();
+    assoc.set_phase(Phase::UpstreamTls);
     let upstream = match tls
         .connect(
             upstream,
@@ -1172,7 +1311,7 @@ async fn run_association(
                 message: f.reason,
             });
             reject(client, pre, assoc, RejectWhy::Upstream, upstream_addr).await;
-            return;
+            return None;
         }
     };
     if let Some(u) = upstream_addr {
@@ -1182,13 +1321,14 @@ async fn run_association(
         }
         assoc.open_recording(u, local).await;
     }
-    forward(&assoc, client, upstream, pre).await;
+    Some((client, upstream, pre))
 }
 
 /// The client leg's TLS handshake when the listener terminates TLS (docs/tls.md); the
 /// plain stream otherwise. On failure the association ends here (nothing was forwarded).
 async fn tls_accept(assoc: &Association, tls: &ListenerTls, tcp: TcpStream) -> Option<Conn> {
     let shared = &assoc.shared;
+    assoc.set_phase(Phase::ClientTls);
     match tls
         .accept(tcp, shared.limits.associate_rq_timeout, &shared.metrics)
         .await

@@ -322,3 +322,109 @@ async fn recording_files_are_owner_only_and_readable_after_shutdown() -> R {
     assert!(log.contains("\"associate_rq\""), "{log}");
     Ok(())
 }
+
+/// A listener whose accept queue is full (backlog 0, one connection queued, nobody
+/// accepting): a further connect to it hangs in SYN retries, as to a blackholed host.
+async fn blackhole() -> std::io::Result<(TcpListener, SocketAddr, Vec<TcpStream>)> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(localhost0())?;
+    let listener = sock.listen(0)?;
+    let addr = listener.local_addr()?;
+    let mut queued = Vec::new();
+    for _ in 0..16 {
+        match timeout(Duration::from_millis(300), TcpStream::connect(addr)).await {
+            Ok(s) => queued.push(s?),
+            Err(_) => return Ok((listener, addr, queued)),
+        }
+    }
+    Err(std::io::Error::other("the accept queue never filled"))
+}
+
+#[tokio::test]
+async fn drain_cuts_associations_before_forwarding_with_one_closed_event_each() -> R {
+    let dir = tempfile::tempdir()?;
+    let (_hole, hole_addr, _queued) = blackhole().await?;
+    // Listener 0 connects to the blackhole; listener 1 routes by called AE, so it waits
+    // for the A-ASSOCIATE-RQ first. Both would wait 30 s: only the drain ends them.
+    let mut routed = ListenerConfig::new(localhost0(), hole_addr);
+    routed.routes = vec![Route {
+        called_ae: "ROUTED".into(),
+        upstream: hole_addr.to_string(),
+    }];
+    let mut cfg = config(hole_addr);
+    cfg.listeners.push(routed);
+    cfg.limits = Limits {
+        max_associations: 2,
+        connect_timeout: Duration::from_secs(30),
+        associate_rq_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
+    cfg.recording = Some(RecordingConfig::new(dir.path()));
+    let proxy = RunningProxy::start(cfg).await?;
+    let mut events = proxy.subscribe_events();
+    let addrs = proxy.listen_addrs().to_vec();
+
+    let mut connecting = TcpStream::connect(addrs[0]).await?;
+    connecting.write_all(&associate_rq("ANY")).await?;
+    let mut silent = TcpStream::connect(addrs[1]).await?;
+    let mut accepted = 0;
+    while accepted < 2 {
+        let ev = timeout(T, events.recv()).await??;
+        accepted += usize::from(serde_json::to_value(&ev)?["event"] == "accepted");
+    }
+    // Over the limit: the proxy waits for its RQ to answer with an RJ.
+    let mut turned_away = TcpStream::connect(addrs[0]).await?;
+    while serde_json::to_value(timeout(T, events.recv()).await??)?["event"] != "accepted" {}
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(proxy.active_associations(), 2);
+
+    let started = std::time::Instant::now();
+    let summary = proxy.shutdown(Duration::from_millis(300)).await?;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
+    assert_eq!(summary.cut_at_drain, 3, "{summary:?}");
+    // Every client was closed, none was left hanging.
+    for c in [&mut connecting, &mut silent, &mut turned_away] {
+        let _ = timeout(T, c.read_to_end(&mut Vec::new())).await?;
+    }
+
+    let log = summary
+        .recording_files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .ok_or("no event log")?;
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(log)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let mut how = std::collections::BTreeMap::new();
+    for ev in &lines {
+        let id = ev["assoc"].as_u64().ok_or("no assoc")?;
+        match ev["event"].as_str() {
+            Some("accepted") => {
+                how.entry(id).or_insert_with(Vec::new);
+            }
+            Some("closed") => how
+                .entry(id)
+                .or_insert_with(Vec::new)
+                .push(ev["how"].as_str().unwrap_or_default().to_string()),
+            _ => {}
+        }
+    }
+    let mut hows: Vec<String> = Vec::new();
+    for (id, closed) in &how {
+        assert_eq!(closed.len(), 1, "association {id}: {closed:?}\n{lines:#?}");
+        hows.push(closed[0].clone());
+    }
+    hows.sort();
+    assert_eq!(
+        hows,
+        [
+            "cut at drain (answering with A-ASSOCIATE-RJ)",
+            "cut at drain (connecting upstream)",
+            "cut at drain (waiting for the first PDU)",
+        ],
+        "{lines:#?}"
+    );
+    Ok(())
+}

@@ -142,7 +142,11 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
             rc.rotate_bytes = b;
         }
         if let Some(d) = &args.rotate_every {
-            rc.rotate_seconds = parse_duration(d).map_err(anyhow::Error::msg)?.as_secs();
+            let every = parse_duration(d).map_err(anyhow::Error::msg)?;
+            if every > Duration::ZERO && every < Duration::from_secs(1) {
+                bail!("--rotate-every {d}: at least 1s (0 turns rotation by age off)");
+            }
+            rc.rotate_seconds = every.as_secs();
         }
         if let Some(k) = args.keep_files {
             rc.keep_files = k;
