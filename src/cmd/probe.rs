@@ -31,7 +31,9 @@ rejected and why, latencies\n  timeouts    (only when named) ARTIM, idle associa
 slow-response (DIMSE) timeouts, measured\n  malformed   (only when named) truncated / oversized \
 PDUs, bad lengths, bad command sets, bad data sets (unknown or wrong VR, length past the \
 end, unterminated sequence), each followed by a C-ECHO\n\n--tls runs every check over TLS \
-(--tls-ca, optionally --tls-cert/--tls-key, --tls-server-name).\n\n`dicomtap probe matrix --devices DIR` instead runs a \
+(--tls-ca, optionally --tls-cert/--tls-key, --tls-server-name); --listen-tls-cert and \
+--listen-tls-key make the probe's own SCP (--listen) a TLS one (--listen-tls-ca: client \
+certificates required).\n\n`dicomtap probe matrix --devices DIR` instead runs a \
 C-ECHO from every source AE title to every destination of a device list (statements) and sets \
 each result against the destination's accept_calling_ae_titles.\n\nExit codes: 0 no check failed, 1 a check failed \
 (or, with --strict, differs from the statement), 2 usage or input error."
@@ -63,6 +65,8 @@ pub struct Args {
     /// association): PORT or ADDR:PORT.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
+    #[command(flatten)]
+    listen_tls: Box<ListenTls>,
     /// The AE title the device knows the probe's SCP by (C-MOVE destination).
     #[arg(long, value_name = "TITLE", default_value = "DICOMTAP")]
     move_ae: String,
@@ -115,6 +119,22 @@ pub struct Args {
     /// Checks to run (see above); `all` for every non-disruptive one.
     #[arg(value_name = "CHECK")]
     checks: Vec<String>,
+}
+
+/// TLS on the probe's own SCP (boxed: the command enum stays small).
+#[derive(clap::Args)]
+struct ListenTls {
+    /// The probe's SCP (--listen) speaks TLS only, with this certificate chain (PEM, leaf
+    /// first); needs --listen-tls-key.
+    #[arg(long, value_name = "FILE")]
+    listen_tls_cert: Option<PathBuf>,
+    /// The private key of --listen-tls-cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    listen_tls_key: Option<PathBuf>,
+    /// Trust store (PEM) for the device's client certificate: when given, the probe's SCP
+    /// requires one and verifies it.
+    #[arg(long, value_name = "FILE")]
+    listen_tls_ca: Option<PathBuf>,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -194,6 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Err(_) => addr(l, "--listen")?,
         });
     }
+    listen_tls(&args, &mut cfg)?;
     if let Some(path) = &args.statement {
         let st = dicomtap_analyzer::statement::load(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -282,6 +303,45 @@ fn tls_client(args: &Args, target: &str) -> anyhow::Result<Option<probe::link::T
     probe::link::TlsClient::new(config, &name)
         .map(Some)
         .map_err(|e| anyhow::anyhow!("--tls-server-name: {e}"))
+}
+
+/// The rustls server configuration of the probe's listener (`--listen-tls-*`), built by
+/// the proxy's TLS module.
+fn listen_tls(args: &Args, cfg: &mut ProbeConfig) -> anyhow::Result<()> {
+    use dicomtap_proxy::tls;
+    let lt = &args.listen_tls;
+    let (cert, key) = match (&lt.listen_tls_cert, &lt.listen_tls_key) {
+        (None, None) => {
+            if lt.listen_tls_ca.is_some() {
+                bail!("--listen-tls-ca needs --listen-tls-cert and --listen-tls-key");
+            }
+            return Ok(());
+        }
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => bail!("--listen-tls-cert and --listen-tls-key go together"),
+    };
+    if args.listen.is_none() {
+        bail!("--listen-tls-cert needs --listen (the probe's SCP)");
+    }
+    let client_auth = if lt.listen_tls_ca.is_some() {
+        tls::ClientAuth::Required
+    } else {
+        tls::ClientAuth::Off
+    };
+    let config = tls::build_server_config(&tls::ServerTlsConfig {
+        cert,
+        key,
+        client_ca: lt.listen_tls_ca.clone(),
+        client_auth,
+        versions: tls::default_versions(),
+        cipher_suites: tls::DEFAULT_CIPHER_SUITES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    })
+    .map_err(|e| anyhow::anyhow!("--listen-tls: {e}"))?;
+    cfg.listen_tls = Some(config);
+    Ok(())
 }
 
 fn run_matrix(args: &Args) -> anyhow::Result<ExitCode> {

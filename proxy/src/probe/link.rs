@@ -90,7 +90,7 @@ pub struct TlsInfo {
 }
 
 impl TlsInfo {
-    fn of(conn: &rustls::ClientConnection) -> TlsInfo {
+    fn of(conn: &rustls::CommonState) -> TlsInfo {
         let (version, cipher_suite) = crate::tls::negotiated(conn);
         TlsInfo {
             version,
@@ -99,10 +99,12 @@ impl TlsInfo {
     }
 }
 
-/// The transport under a link: plain TCP or TLS over TCP (client side).
+/// The transport under a link: plain TCP, or TLS over TCP as client (we connected) or
+/// as server (the probe's listener accepted).
 enum Stream {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    TlsServer(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
 }
 
 impl Stream {
@@ -110,6 +112,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => &s.sock,
+            Stream::TlsServer(s) => &s.sock,
         }
     }
 
@@ -119,11 +122,22 @@ impl Stream {
 
     /// Half-closes our direction (after a TLS close_notify).
     fn shutdown_write(&mut self) {
-        if let Stream::Tls(s) = self {
-            s.conn.send_close_notify();
-            while s.conn.wants_write() {
-                if s.conn.write_tls(&mut s.sock).is_err() {
-                    break;
+        match self {
+            Stream::Plain(_) => {}
+            Stream::Tls(s) => {
+                s.conn.send_close_notify();
+                while s.conn.wants_write() {
+                    if s.conn.write_tls(&mut s.sock).is_err() {
+                        break;
+                    }
+                }
+            }
+            Stream::TlsServer(s) => {
+                s.conn.send_close_notify();
+                while s.conn.wants_write() {
+                    if s.conn.write_tls(&mut s.sock).is_err() {
+                        break;
+                    }
                 }
             }
         }
@@ -140,6 +154,10 @@ impl Read for Stream {
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(0),
                 other => other,
             },
+            Stream::TlsServer(s) => match s.read(buf) {
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
         }
     }
 }
@@ -149,6 +167,7 @@ impl Write for Stream {
         match self {
             Stream::Plain(s) => s.write(buf),
             Stream::Tls(s) => s.write(buf),
+            Stream::TlsServer(s) => s.write(buf),
         }
     }
 
@@ -156,6 +175,7 @@ impl Write for Stream {
         match self {
             Stream::Plain(s) => s.flush(),
             Stream::Tls(s) => s.flush(),
+            Stream::TlsServer(s) => s.flush(),
         }
     }
 }
@@ -484,6 +504,49 @@ impl Link {
     pub fn accepted_from(stream: TcpStream, peer: SocketAddr) -> Link {
         let _ = stream.set_nodelay(true);
         Self::wrap(Stream::Plain(stream), peer, Side::Acceptor)
+    }
+
+    /// Wraps an accepted connection after a TLS handshake as server with `config`
+    /// (completed within `timeout`, else an error: the connection is then dropped).
+    pub fn accepted_tls(
+        mut tcp: TcpStream,
+        peer: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+        timeout: Duration,
+    ) -> Result<Link, LinkError> {
+        let _ = tcp.set_nodelay(true);
+        let fail = |reason: String| LinkError::Tls { addr: peer, reason };
+        let mut conn = rustls::ServerConnection::new(config).map_err(|e| fail(e.to_string()))?;
+        let deadline = Instant::now() + timeout;
+        while conn.is_handshaking() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(fail(format!("no handshake within {timeout:?}")));
+            }
+            let _ = tcp.set_read_timeout(Some(left));
+            match conn.complete_io(&mut tcp) {
+                Ok((0, 0)) if conn.is_handshaking() => {
+                    return Err(fail("the peer closed the connection".into()));
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Tell the peer why (the alert rustls queued), as far as it listens.
+                    let _ = conn.write_tls(&mut tcp);
+                    return Err(fail(e.to_string()));
+                }
+            }
+        }
+        let _ = tcp.set_read_timeout(None);
+        let info = TlsInfo::of(&conn);
+        let mut link = Self::wrap(
+            Stream::TlsServer(Box::new(rustls::StreamOwned::new(conn, tcp))),
+            peer,
+            Side::Acceptor,
+        );
+        link.tls = Some(info);
+        Ok(link)
     }
 
     fn wrap(stream: Stream, peer: SocketAddr, me: Side) -> Link {

@@ -4,6 +4,12 @@
 //! proposed, for storage), answers C-STORE, N-EVENT-REPORT and C-ECHO with Success, and
 //! keeps what arrived.
 //!
+//! With a rustls server configuration ([`Listener::start_tls`]) it speaks DICOM TLS only:
+//! each connection's handshake must complete within [`HANDSHAKE_TIMEOUT`]; a failed one is
+//! logged and kept ([`Listener::handshake_failures`]) and the connection closed, while the
+//! listener goes on accepting. What arrived over TLS carries the negotiated version and
+//! cipher suite ([`Received::tls`]).
+//!
 //! For the slow-response measurement of the timeouts check it can also hold its
 //! C-STORE-RSPs back ([`Listener::hold_store_responses`]) and note how long the device,
 //! as the SCU of C-MOVE sub-operations, waits before it gives up.
@@ -15,7 +21,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::dataset::{EXPLICIT_LE, IMPLICIT_LE};
-use super::link::{Incoming, Link, Message, RELEASE_RP, encode_accept};
+use super::link::{Incoming, Link, Message, RELEASE_RP, TlsInfo, encode_accept};
+
+/// Longest TLS handshake the listener waits for before it closes the connection.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A message the listener received.
 #[derive(Debug, Clone)]
@@ -23,6 +32,15 @@ pub struct Received {
     pub calling_ae: String,
     pub transfer_syntax: String,
     pub message: Message,
+    /// What the TLS handshake of its association negotiated (`None`: plain TCP).
+    pub tls: Option<TlsInfo>,
+}
+
+/// A connection to the listener whose TLS handshake failed.
+#[derive(Debug, Clone)]
+pub struct HandshakeFailed {
+    pub peer: SocketAddr,
+    pub reason: String,
 }
 
 /// A C-STORE-RSP the listener held back, and what the device did meanwhile.
@@ -43,6 +61,7 @@ struct Shared {
     /// Longest hold of C-STORE-RSPs; `None` = answer at once.
     hold: Mutex<Option<Duration>>,
     held: Mutex<Vec<Held>>,
+    handshake_failures: Mutex<Vec<HandshakeFailed>>,
 }
 
 /// A running listener; stopped on drop.
@@ -54,7 +73,17 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// A plain TCP listener.
     pub fn start(addr: SocketAddr) -> std::io::Result<Listener> {
+        Self::start_tls(addr, None)
+    }
+
+    /// A listener speaking TLS with `tls` (built by [`crate::tls::build_server_config`]),
+    /// or plain TCP with `None`.
+    pub fn start_tls(
+        addr: SocketAddr,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<Listener> {
         let sock = TcpListener::bind(addr)?;
         sock.set_nonblocking(true)?;
         let addr = sock.local_addr()?;
@@ -68,8 +97,11 @@ impl Listener {
                         let _ = stream.set_nonblocking(false);
                         let sh = sh.clone();
                         let st = st.clone();
+                        let tls = tls.clone();
                         std::thread::spawn(move || {
-                            serve(Link::accepted_from(stream, peer), &sh, &st)
+                            if let Some(link) = open(stream, peer, tls, &sh) {
+                                serve(link, &sh, &st)
+                            }
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
@@ -94,6 +126,56 @@ impl Listener {
             .lock()
             .map(|g| g.clone())
             .unwrap_or_default()
+    }
+
+    /// The connections whose TLS handshake failed so far.
+    pub fn handshake_failures(&self) -> Vec<HandshakeFailed> {
+        self.shared
+            .handshake_failures
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    /// For the results: how the C-STORE-RQs of `instances` (SOP Instance UIDs) arrived
+    /// (TLS version and cipher suite, or plain TCP), and every failed TLS handshake.
+    pub fn transport_report(&self, instances: &[String]) -> Vec<String> {
+        let mut by: Vec<(Option<TlsInfo>, usize)> = Vec::new();
+        for r in self.received() {
+            let ours = r
+                .message
+                .command
+                .affected_sop_instance
+                .as_ref()
+                .is_some_and(|u| instances.contains(u));
+            if !ours {
+                continue;
+            }
+            match by.iter_mut().find(|(t, _)| *t == r.tls) {
+                Some((_, n)) => *n += 1,
+                None => by.push((r.tls.clone(), 1)),
+            }
+        }
+        let mut out: Vec<String> = by
+            .into_iter()
+            .map(|(tls, n)| match tls {
+                Some(t) => format!(
+                    "listener received {n} instance(s) over TLS ({} {})",
+                    t.version, t.cipher_suite
+                ),
+                None => format!("listener received {n} instance(s) over plain TCP"),
+            })
+            .collect();
+        let failures = self.handshake_failures();
+        if let Some(last) = failures.last() {
+            out.push(format!(
+                "listener: {} connection(s) refused at the TLS handshake; last from {}: {}",
+                failures.len(),
+                last.peer,
+                last.reason
+            ));
+        }
+        out
     }
 
     /// From now on, C-STORE-RSPs are held back up to `max` (`None`: answered at once).
@@ -141,6 +223,51 @@ impl Drop for Listener {
             let _ = t.join();
         }
     }
+}
+
+/// The link of an accepted connection after its TLS handshake (or, on a plain-TCP
+/// listener, after checking that it does not open with one); `None` when it failed, which
+/// is logged and kept.
+fn open(
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shared: &Shared,
+) -> Option<Link> {
+    let failed = |reason: String| {
+        tracing::warn!(%peer, %reason, "probe listener: TLS handshake failed");
+        if let Ok(mut g) = shared.handshake_failures.lock() {
+            g.push(HandshakeFailed { peer, reason });
+        }
+        shared.cond.notify_all();
+        None
+    };
+    match tls {
+        None => match tls_on_plain(&stream) {
+            Some(reason) => failed(reason),
+            None => Some(Link::accepted_from(stream, peer)),
+        },
+        Some(config) => match Link::accepted_tls(stream, peer, config, HANDSHAKE_TIMEOUT) {
+            Ok(link) => Some(link),
+            Err(super::link::LinkError::Tls { reason, .. }) => failed(reason),
+            Err(other) => failed(other.to_string()),
+        },
+    }
+}
+
+/// On a plain-TCP listener: `Some(reason)` when the peer opens with a TLS record (a
+/// ClientHello) instead of an A-ASSOCIATE-RQ.
+fn tls_on_plain(stream: &std::net::TcpStream) -> Option<String> {
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let mut first = [0u8; 1];
+    let peeked = stream.peek(&mut first);
+    let _ = stream.set_read_timeout(None);
+    // 0x16: TLS handshake record; no DICOM PDU has this type.
+    (matches!(peeked, Ok(1)) && first[0] == 0x16).then(|| {
+        "the peer started a TLS handshake, but this listener speaks plain TCP \
+         (give --listen-tls-cert and --listen-tls-key)"
+            .to_string()
+    })
 }
 
 fn choose(_abstract: &str, proposed: &[String]) -> Option<String> {
@@ -226,6 +353,7 @@ fn serve(mut link: Link, shared: &Shared, stop: &AtomicBool) {
                         calling_ae: calling.clone(),
                         transfer_syntax: ts,
                         message: *m,
+                        tls: link.tls.clone(),
                     });
                 }
                 shared.cond.notify_all();

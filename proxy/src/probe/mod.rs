@@ -199,6 +199,9 @@ pub struct ProbeConfig {
     pub load_associations: Option<u32>,
     /// TLS to the target: every association of every check goes over it.
     pub tls: Option<link::TlsClient>,
+    /// TLS on the probe's own listener (`listen`): the rustls server configuration built
+    /// by [`crate::tls::build_server_config`]; `None` = plain TCP.
+    pub listen_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl ProbeConfig {
@@ -218,6 +221,7 @@ impl ProbeConfig {
             timeouts_max: Duration::from_secs(120),
             load_associations: None,
             tls: None,
+            listen_tls: None,
         }
     }
 
@@ -241,7 +245,7 @@ pub enum ProbeError {
 pub fn run(config: &ProbeConfig, wanted: &[Check]) -> Result<ProbeReport, ProbeError> {
     let listener = match config.listen {
         Some(addr) => Some(
-            listener::Listener::start(addr)
+            listener::Listener::start_tls(addr, config.listen_tls.clone())
                 .map_err(|source| ProbeError::Listen { addr, source })?,
         ),
         None => None,

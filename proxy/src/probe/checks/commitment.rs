@@ -98,6 +98,8 @@ impl State<'_> {
         // Wait for the report on this association, or on the listener.
         let deadline = Instant::now() + self.cfg.commit_wait;
         let mut report: Option<(Dataset, Option<u16>, ReportOn, Duration)> = None;
+        // How the report's new association reached the listener.
+        let mut report_transport: Option<String> = None;
         while report.is_none() && Instant::now() < deadline {
             let step = (Instant::now() + Duration::from_millis(200)).min(deadline);
             match link.next(step, "N-EVENT-REPORT") {
@@ -138,6 +140,13 @@ impl State<'_> {
                     let ds =
                         Dataset::decode(r.message.dataset.as_deref().unwrap_or_default(), explicit);
                     if ds.text(tag::TRANSACTION_UID).as_deref() == Some(transaction.as_str()) {
+                        report_transport = Some(match &r.tls {
+                            Some(t) => format!(
+                                "the report's association came over TLS ({} {})",
+                                t.version, t.cipher_suite
+                            ),
+                            None => "the report's association came over plain TCP".into(),
+                        });
                         report = Some((
                             ds,
                             r.message.command.event_type_id,
@@ -193,6 +202,7 @@ impl State<'_> {
             committed.len(),
             failed.len()
         ));
+        r.details.extend(report_transport);
         if ds.text(tag::TRANSACTION_UID).as_deref() != Some(transaction.as_str()) {
             r.details
                 .push("the report's Transaction UID is not the one asked for".into());

@@ -33,7 +33,9 @@ struct Plan<'c> {
     timeout: Duration,
     tls: Option<&'c TlsClient>,
     rq: AssociateRqBuilder,
-    object: Option<EncodedObject>,
+    /// One object per association (distinct instances: stores of one instance at the
+    /// same moment would measure the archive's locking, not its load).
+    objects: Vec<EncodedObject>,
     /// The statement claims the object's storage: a refused context is an error.
     store_claimed: bool,
 }
@@ -53,7 +55,12 @@ fn ms(us: Option<u64>) -> String {
 }
 
 /// One association of the load: associate, wait for the others, operate, wait, release.
-fn one(plan: &Plan<'_>, all_tried: &Barrier, all_done: &Barrier) -> Outcome {
+fn one(
+    plan: &Plan<'_>,
+    object: Option<&EncodedObject>,
+    all_tried: &Barrier,
+    all_done: &Barrier,
+) -> Outcome {
     let t = Instant::now();
     let link = Link::connect_with(plan.target, plan.timeout, plan.tls).and_then(|mut l| {
         l.associate(&plan.rq, plan.timeout)?;
@@ -101,7 +108,7 @@ fn one(plan: &Plan<'_>, all_tried: &Barrier, all_done: &Barrier) -> Outcome {
         None => error = Some("Verification context rejected".into()),
     }
     let mut store_us = None;
-    if let (None, Some(o)) = (&error, &plan.object) {
+    if let (None, Some(o)) = (&error, object) {
         match link.context_for(&o.sop_class_uid, Some(&o.transfer_syntax)) {
             Some((pc, _)) => {
                 let id = link.next_message_id();
@@ -162,30 +169,39 @@ impl State<'_> {
         let mut rq = self
             .builder()
             .context(Proposal::new(VERIFICATION, &[IMPLICIT_LE, EXPLICIT_LE]));
-        let object = store.then(|| {
+        let mut objects = Vec::new();
+        if store {
             rq.contexts
                 .push(Proposal::new(dataset::SECONDARY_CAPTURE, &[ts.as_str()]));
-            dataset::generate(&ObjectSpec {
-                patient_name: format!("{}^LOAD", self.token),
-                patient_id: format!("{}L", self.token),
-                study_uid: crate::peers::study::new_uid(),
-                study_date: today(),
-                transfer_syntax: ts.clone(),
-            })
-        });
+            let study_uid = crate::peers::study::new_uid();
+            objects = (0..n)
+                .map(|_| {
+                    dataset::generate(&ObjectSpec {
+                        patient_name: format!("{}^LOAD", self.token),
+                        patient_id: format!("{}L", self.token),
+                        study_uid: study_uid.clone(),
+                        study_date: today(),
+                        transfer_syntax: ts.clone(),
+                    })
+                })
+                .collect();
+        }
         let plan = Plan {
             target: self.cfg.target,
             timeout: self.cfg.timeout,
             tls: self.cfg.tls.as_ref(),
             rq,
-            object,
+            objects,
             store_claimed,
         };
         let (all_tried, all_done) = (Barrier::new(n), Barrier::new(n));
         let started = Instant::now();
         let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..n)
-                .map(|_| scope.spawn(|| one(&plan, &all_tried, &all_done)))
+                .map(|i| {
+                    let (plan, tried, done) = (&plan, &all_tried, &all_done);
+                    scope.spawn(move || one(plan, plan.objects.get(i), tried, done))
+                })
                 .collect();
             handles
                 .into_iter()

@@ -238,6 +238,9 @@ impl State<'_> {
                         self.cfg.move_ae,
                         status_text(status, field::C_MOVE_RSP)
                     ));
+                    if let Some(l) = &self.listener {
+                        r.details.extend(l.transport_report(&expect));
+                    }
                     if status == 0 && all {
                         parts.push("C-MOVE delivered it".into());
                     } else {
@@ -250,6 +253,11 @@ impl State<'_> {
                                 "did not deliver the stored instance"
                             }
                         ));
+                        if let Some(l) = &self.listener
+                            && let Some(f) = l.handshake_failures().last()
+                        {
+                            parts.push(format!("the move destination's listener: {}", f.reason));
+                        }
                     }
                 }
                 Err(e) => {
