@@ -99,6 +99,36 @@ impl TlsInfo {
     }
 }
 
+/// Drives the TLS handshake of `conn` over the blocking `tcp` to its end within `timeout`.
+/// On a failure the alert rustls queued is sent, as far as the peer still listens.
+fn handshake(
+    conn: &mut rustls::Connection,
+    tcp: &mut TcpStream,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while conn.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no handshake within {timeout:?}"));
+        }
+        let _ = tcp.set_read_timeout(Some(left));
+        match conn.complete_io(tcp) {
+            Ok((0, 0)) if conn.is_handshaking() => {
+                return Err("the peer closed the connection".into());
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = conn.write_tls(tcp);
+                return Err(e.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The transport under a link: plain TCP, or TLS over TCP as client (we connected) or
 /// as server (the probe's listener accepted).
 enum Stream {
@@ -471,25 +501,13 @@ impl Link {
             .map_err(|source| LinkError::Connect { addr, source })?;
         let _ = tcp.set_nodelay(true);
         let fail = |reason: String| LinkError::Tls { addr, reason };
-        let mut conn = rustls::ClientConnection::new(tls.config.clone(), tls.server_name.clone())
+        let conn = rustls::ClientConnection::new(tls.config.clone(), tls.server_name.clone())
             .map_err(|e| fail(e.to_string()))?;
-        let deadline = Instant::now() + timeout;
-        while conn.is_handshaking() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(fail(format!("no handshake within {timeout:?}")));
-            }
-            let _ = tcp.set_read_timeout(Some(left));
-            match conn.complete_io(&mut tcp) {
-                Ok((0, 0)) if conn.is_handshaking() => {
-                    return Err(fail("the peer closed the connection".into()));
-                }
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(fail(e.to_string())),
-            }
-        }
+        let mut conn = rustls::Connection::Client(conn);
+        handshake(&mut conn, &mut tcp, timeout).map_err(fail)?;
+        let rustls::Connection::Client(conn) = conn else {
+            return Err(fail("not a client connection".into()));
+        };
         let info = TlsInfo::of(&conn);
         let mut link = Self::wrap(
             Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))),
@@ -516,28 +534,12 @@ impl Link {
     ) -> Result<Link, LinkError> {
         let _ = tcp.set_nodelay(true);
         let fail = |reason: String| LinkError::Tls { addr: peer, reason };
-        let mut conn = rustls::ServerConnection::new(config).map_err(|e| fail(e.to_string()))?;
-        let deadline = Instant::now() + timeout;
-        while conn.is_handshaking() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(fail(format!("no handshake within {timeout:?}")));
-            }
-            let _ = tcp.set_read_timeout(Some(left));
-            match conn.complete_io(&mut tcp) {
-                Ok((0, 0)) if conn.is_handshaking() => {
-                    return Err(fail("the peer closed the connection".into()));
-                }
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Tell the peer why (the alert rustls queued), as far as it listens.
-                    let _ = conn.write_tls(&mut tcp);
-                    return Err(fail(e.to_string()));
-                }
-            }
-        }
+        let conn = rustls::ServerConnection::new(config).map_err(|e| fail(e.to_string()))?;
+        let mut conn = rustls::Connection::Server(conn);
+        handshake(&mut conn, &mut tcp, timeout).map_err(fail)?;
+        let rustls::Connection::Server(conn) = conn else {
+            return Err(fail("not a server connection".into()));
+        };
         let _ = tcp.set_read_timeout(None);
         let info = TlsInfo::of(&conn);
         let mut link = Self::wrap(
