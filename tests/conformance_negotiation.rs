@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::conformance::*;
+use support::peers::echoscu;
 use support::pki::Pki;
 use support::*;
 
@@ -265,25 +266,6 @@ fn text<'a>(f: &'a Value, key: &str) -> &'a str {
 
 fn storescu(neg: &Neg, port: u16, calling: &str, extra: &[&str], files: &[PathBuf]) -> RunOutput {
     neg.scene.storescu_within(port, calling, extra, files, T)
-}
-
-fn echoscu(dir: &Path, port: u16, calling: &str, called: &str) -> RunOutput {
-    run(
-        "echoscu",
-        command(
-            "echoscu",
-            &[
-                "-aet",
-                calling,
-                "-aec",
-                called,
-                "127.0.0.1",
-                &port.to_string(),
-            ],
-        ),
-        dir,
-        T,
-    )
 }
 
 /// dcmqrscp with AE `QRSCP`: `peer` = `None` accepts any calling AE, `Some(title)` only

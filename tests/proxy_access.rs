@@ -7,13 +7,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::peers::echoscu;
 use support::*;
-
-const T: Duration = Duration::from_secs(60);
 
 fn stop(mut p: Proxy) -> Vec<Value> {
     let status = p.proc.stop("TERM", Duration::from_secs(20));
@@ -32,25 +30,6 @@ fn stop(mut p: Proxy) -> Vec<Value> {
         }
     }
     events
-}
-
-fn echoscu(dir: &Path, port: u16, calling: &str, called: &str) -> RunOutput {
-    run(
-        "echoscu",
-        command(
-            "echoscu",
-            &[
-                "-aet",
-                calling,
-                "-aec",
-                called,
-                "127.0.0.1",
-                &port.to_string(),
-            ],
-        ),
-        dir,
-        T,
-    )
 }
 
 #[test]

@@ -67,6 +67,14 @@ pub const DEFAULT_CIPHER_SUITES: &[&str] = &[
     "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
 ];
 
+/// [`DEFAULT_CIPHER_SUITES`] as configuration values.
+pub fn default_cipher_suites() -> Vec<String> {
+    DEFAULT_CIPHER_SUITES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
 /// Whether the proxy asks devices for a client certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,12 +127,7 @@ impl TryFrom<RawServerTls> for ServerTlsConfig {
         if client_auth != ClientAuth::Off && raw.client_ca.is_none() {
             return Err("client_auth = \"required\" or \"optional\" needs `client_ca`".into());
         }
-        let cipher_suites = raw.cipher_suites.unwrap_or_else(|| {
-            DEFAULT_CIPHER_SUITES
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        });
+        let cipher_suites = raw.cipher_suites.unwrap_or_else(default_cipher_suites);
         let config = ServerTlsConfig {
             cert: raw.cert,
             key: raw.key,
@@ -177,12 +180,7 @@ impl TryFrom<RawClientTls> for ClientTlsConfig {
             ServerName::try_from(name.clone())
                 .map_err(|_| format!("server_name {name:?} is not a DNS name or IP address"))?;
         }
-        let cipher_suites = raw.cipher_suites.unwrap_or_else(|| {
-            DEFAULT_CIPHER_SUITES
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        });
+        let cipher_suites = raw.cipher_suites.unwrap_or_else(default_cipher_suites);
         let config = ClientTlsConfig {
             ca: raw.ca,
             cert: raw.cert,
@@ -1066,11 +1064,7 @@ mod tests {
             normalise_suite("tls_ecdhe_rsa_with_aes_128_gcm_sha256"),
             "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
         );
-        let defaults: Vec<String> = DEFAULT_CIPHER_SUITES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let p = provider(&default_versions(), &defaults);
+        let p = provider(&default_versions(), &default_cipher_suites());
         assert_eq!(p.map(|p| p.cipher_suites.len()).ok(), Some(7));
         assert!(provider(&default_versions(), &["TLS_RSA_WITH_RC4_128_MD5".into()]).is_err());
         // A TLS 1.2 suite alone with only TLS 1.3 allowed is useless.

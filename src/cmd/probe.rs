@@ -294,10 +294,7 @@ fn tls_client(args: &Args, target: &str) -> anyhow::Result<Option<probe::link::T
         key: args.tls_key.clone(),
         server_name: Some(name.clone()),
         versions: tls::default_versions(),
-        cipher_suites: tls::DEFAULT_CIPHER_SUITES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        cipher_suites: tls::default_cipher_suites(),
     })
     .map_err(|e| anyhow::anyhow!("--tls: {e}"))?;
     probe::link::TlsClient::new(config, &name)
@@ -334,10 +331,7 @@ fn listen_tls(args: &Args, cfg: &mut ProbeConfig) -> anyhow::Result<()> {
         client_ca: lt.listen_tls_ca.clone(),
         client_auth,
         versions: tls::default_versions(),
-        cipher_suites: tls::DEFAULT_CIPHER_SUITES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        cipher_suites: tls::default_cipher_suites(),
     })
     .map_err(|e| anyhow::anyhow!("--listen-tls: {e}"))?;
     cfg.listen_tls = Some(config);

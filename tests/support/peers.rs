@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Proc, command, free_port, is_root, set_mode, user_ids, wait_for_port};
+use super::{Proc, RunOutput, command, free_port, is_root, run, set_mode, user_ids, wait_for_port};
 
 /// How long a peer may take to start listening.
 pub const PEER_START: Duration = Duration::from_secs(30);
@@ -173,4 +173,23 @@ pub fn python_scp<S: AsRef<OsStr>>(
         p.output()
     );
     (p, port)
+}
+
+/// `echoscu -aet CALLING -aec CALLED 127.0.0.1 PORT`, bounded by a minute; the caller
+/// asserts on the outcome (accepted, rejected, refused).
+pub fn echoscu(dir: &Path, port: u16, calling: &str, called: &str) -> RunOutput {
+    let args = [
+        "-aet",
+        calling,
+        "-aec",
+        called,
+        "127.0.0.1",
+        &port.to_string(),
+    ];
+    run(
+        "echoscu",
+        command("echoscu", &args),
+        dir,
+        Duration::from_secs(60),
+    )
 }
