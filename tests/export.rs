@@ -352,22 +352,8 @@ fn storescp(name: &str, recv: &Path, log: &Path) -> (Proc, u16) {
 }
 
 fn storescu(opt: &str, aet: &str, aec: &str, port: u16, files: &[PathBuf], log: &Path) {
-    let mut args: Vec<String> = vec![
-        opt.into(),
-        "-aet".into(),
-        aet.into(),
-        "-aec".into(),
-        aec.into(),
-        "127.0.0.1".into(),
-        port.to_string(),
-    ];
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    run_ok(
-        &format!("storescu-{aet}"),
-        command("storescu", &args),
-        log,
-        TIMEOUT,
-    );
+    let cmd = support::peers::storescu_command(&[opt, "-aet", aet, "-aec", aec], port, files);
+    run_ok(&format!("storescu-{aet}"), cmd, log, TIMEOUT);
 }
 
 /// Sends the samples from storescu to storescp under a capture. Returns the capture, the

@@ -178,22 +178,13 @@ fn wait_events(dir: &Path, timeout: Duration, cond: impl Fn(&[serde_json::Value]
 
 /// storescu (STORESCU to ANY-SCP, each file in its own transfer syntax), to success.
 fn storescu(name: &str, port: u16, files: &[PathBuf], dir: &Path) -> support::RunOutput {
-    run_ok(
-        name,
-        command("storescu", &storescu_args(port, files)),
-        dir,
-        PEER,
-    )
+    run_ok(name, storescu_command(port, files), dir, PEER)
 }
 
-fn storescu_args(port: u16, files: &[PathBuf]) -> Vec<String> {
-    let mut args: Vec<String> = ["-aet", "STORESCU", "-aec", "ANY-SCP", "-R", "127.0.0.1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.push(port.to_string());
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    args
+/// storescu from STORESCU to ANY-SCP, each file in its own transfer syntax (`-R`).
+fn storescu_command(port: u16, files: &[PathBuf]) -> std::process::Command {
+    let options = ["-aet", "STORESCU", "-aec", "ANY-SCP", "-R"];
+    support::peers::storescu_command(&options, port, files)
 }
 
 /// Files by relative path with their bytes; Debug shows names and sizes only.
@@ -974,7 +965,7 @@ fn upstream_killed_mid_transfer_aborts_the_client_and_spares_others() {
 
     let mut scu = Proc::spawn(
         "storescu-big",
-        command("storescu", &storescu_args(a, std::slice::from_ref(&big))),
+        storescu_command(a, std::slice::from_ref(&big)),
         dir,
     );
     assert!(
@@ -1564,11 +1555,7 @@ fn sigterm_lets_an_association_in_progress_finish() {
     let mut proxy = recording_proxy("proxy", up, &rec, &["--drain", "30s"], dir);
     let port = proxy.port();
     let files = [data.test_files.join("CT_small.dcm")];
-    let mut scu = Proc::spawn(
-        "storescu",
-        command("storescu", &storescu_args(port, &files)),
-        dir,
-    );
+    let mut scu = Proc::spawn("storescu", storescu_command(port, &files), dir);
     assert!(
         wait_events(&rec, START, |ev| count_event(ev, "associate_ac") == 1),
         "the association did not start: {:?}",
@@ -1624,11 +1611,7 @@ fn sigterm_lets_an_association_in_progress_finish() {
     write_big_dicom(&big, 1 << 20);
     let rec2 = dir.join("rec-cut");
     let mut proxy = recording_proxy("proxy-cut", up, &rec2, &["--drain", "1s"], dir);
-    let mut scu = Proc::spawn(
-        "storescu-cut",
-        command("storescu", &storescu_args(proxy.port(), &[big])),
-        dir,
-    );
+    let mut scu = Proc::spawn("storescu-cut", storescu_command(proxy.port(), &[big]), dir);
     assert!(
         wait_events(&rec2, START, |ev| count_event(ev, "associate_ac") == 1),
         "the association did not start: {:?}",
@@ -1691,11 +1674,7 @@ fn kill_9_leaves_a_readable_recording() {
         data.test_files.join("MR_small.dcm"),
     ];
     let many: Vec<PathBuf> = one.iter().cycle().take(400).cloned().collect();
-    let mut scu = Proc::spawn(
-        "storescu",
-        command("storescu", &storescu_args(proxy.port(), &many)),
-        dir,
-    );
+    let mut scu = Proc::spawn("storescu", storescu_command(proxy.port(), &many), dir);
     let pcap = proxy
         .files
         .iter()

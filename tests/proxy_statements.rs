@@ -133,20 +133,8 @@ fn live_findings_in_event_log_and_metrics() {
         data.test_files.join("MR_small.dcm"),
         data.test_files.join("CT_small.dcm"),
     ];
-    let mut args = vec![
-        "-xi".to_string(),
-        "-aec".into(),
-        "STORESCP".into(),
-        "127.0.0.1".into(),
-        port.to_string(),
-    ];
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    run_ok(
-        "storescu",
-        command("storescu", &args),
-        dir,
-        Duration::from_secs(60),
-    );
+    let cmd = support::peers::storescu_command(&["-xi", "-aec", "STORESCP"], port, &files);
+    run_ok("storescu", cmd, dir, Duration::from_secs(60));
 
     let mut metrics = String::new();
     let seen = wait_until(Duration::from_secs(10), || {

@@ -66,11 +66,10 @@ fn samples() -> Vec<PathBuf> {
 }
 
 fn storescu(dir: &Path, port: u16, tls: &[String], files: &[PathBuf]) -> RunOutput {
-    let mut args: Vec<String> = tls.to_vec();
-    args.extend(["-aet", "STORESCU", "-aec", "ANY-SCP", "-R"].map(String::from));
-    args.extend(["127.0.0.1".into(), port.to_string()]);
-    args.extend(files.iter().map(|f| f.to_string_lossy().into_owned()));
-    run("storescu", command("storescu", &args), dir, T)
+    let mut options: Vec<String> = tls.to_vec();
+    options.extend(["-aet", "STORESCU", "-aec", "ANY-SCP", "-R"].map(String::from));
+    let cmd = support::peers::storescu_command(&options, port, files);
+    run("storescu", cmd, dir, T)
 }
 
 fn echoscu(dir: &Path, port: u16, tls: &[String]) -> RunOutput {

@@ -38,21 +38,9 @@ fn capture_traffic(dir: &Path) -> (std::path::PathBuf, u16) {
         data.test_files.join("CT_small.dcm"),
         data.test_files.join("MR_small.dcm"),
     ];
-    let mut args = vec![
-        "-aec".to_string(),
-        "STORESCP".into(),
-        "-aet".into(),
-        "MODALITY".into(),
-        "127.0.0.1".into(),
-        port.to_string(),
-    ];
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    run_ok(
-        "storescu",
-        command("storescu", &args),
-        dir,
-        Duration::from_secs(60),
-    );
+    let options = ["-aec", "STORESCP", "-aet", "MODALITY"];
+    let cmd = support::peers::storescu_command(&options, port, &files);
+    run_ok("storescu", cmd, dir, Duration::from_secs(60));
     run_ok(
         "echoscu",
         command(

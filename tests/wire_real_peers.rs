@@ -1079,10 +1079,8 @@ fn storescu_to_storescp_with_every_kind_of_transfer_syntax() {
 
 /// `storescu COMMON 127.0.0.1 PORT FILES`, to success.
 fn storescu_to(common: &[&str], port: u16, files: &[PathBuf], dir: &Path) -> RunOutput {
-    let mut args: Vec<String> = common.iter().map(|s| s.to_string()).collect();
-    args.extend(["127.0.0.1".to_string(), port.to_string()]);
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    run_ok("storescu", command("storescu", &args), dir, PEER_TIMEOUT)
+    let cmd = support::peers::storescu_command(common, port, files);
+    run_ok("storescu", cmd, dir, PEER_TIMEOUT)
 }
 
 /// A study-level C-FIND (`findscu COMMON -S`) for StudyInstanceUID, PatientName and

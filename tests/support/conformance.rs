@@ -98,16 +98,10 @@ impl Scene {
         files: &[PathBuf],
         timeout: Duration,
     ) -> super::RunOutput {
-        let mut args: Vec<String> = vec![
-            "-aet".into(),
-            calling.into(),
-            "-aec".into(),
-            "STORESCP".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args.extend(["127.0.0.1".to_string(), port.to_string()]);
-        args.extend(files.iter().map(|f| f.display().to_string()));
-        run("storescu", command("storescu", &args), self.path(), timeout)
+        let mut options = vec!["-aet", calling, "-aec", "STORESCP"];
+        options.extend_from_slice(extra);
+        let cmd = super::peers::storescu_command(&options, port, files);
+        run("storescu", cmd, self.path(), timeout)
     }
 
     pub fn python(&self, py: &Path, args: &[String]) -> std::process::Command {

@@ -193,3 +193,12 @@ pub fn echoscu(dir: &Path, port: u16, calling: &str, called: &str) -> RunOutput 
         Duration::from_secs(60),
     )
 }
+
+/// `storescu OPTIONS 127.0.0.1 PORT FILES`: the command line every storescu in the tests
+/// shares; the caller runs it with its own bound and says whether it must succeed.
+pub fn storescu_command<S: AsRef<str>>(options: &[S], port: u16, files: &[PathBuf]) -> Command {
+    let mut args: Vec<String> = options.iter().map(|o| o.as_ref().to_string()).collect();
+    args.extend(["127.0.0.1".to_string(), port.to_string()]);
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    command("storescu", &args)
+}
