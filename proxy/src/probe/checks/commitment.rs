@@ -81,9 +81,7 @@ impl State<'_> {
                     Verdict::Fail,
                     format!(
                         "N-ACTION answered {}",
-                        ex.status()
-                            .map(|s| status_text(s, field::N_ACTION_RSP))
-                            .unwrap_or("without status".into())
+                        status_or_none(ex.status(), field::N_ACTION_RSP)
                     ),
                 );
             }

@@ -101,9 +101,7 @@ impl State<'_> {
                         r.verdict = Verdict::Fail;
                         r.details.push(format!(
                             "C-STORE in PDUs of its own max length {advertised_max} answered {}",
-                            ex.status()
-                                .map(|s| status_text(s, field::C_STORE_RSP))
-                                .unwrap_or("without status".into())
+                            status_or_none(ex.status(), field::C_STORE_RSP)
                         ));
                     }
                     Err(e) => {

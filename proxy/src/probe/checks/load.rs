@@ -97,9 +97,7 @@ fn one(
                 Ok(ex) => {
                     error = Some(format!(
                         "C-ECHO {}",
-                        ex.status()
-                            .map(|s| status_text(s, field::C_ECHO_RSP))
-                            .unwrap_or("without status".into())
+                        status_or_none(ex.status(), field::C_ECHO_RSP)
                     ))
                 }
                 Err(e) => error = Some(format!("C-ECHO: {e}")),
@@ -128,9 +126,7 @@ fn one(
                     Ok(ex) => {
                         error = Some(format!(
                             "C-STORE {}",
-                            ex.status()
-                                .map(|s| status_text(s, field::C_STORE_RSP))
-                                .unwrap_or("without status".into())
+                            status_or_none(ex.status(), field::C_STORE_RSP)
                         ))
                     }
                     Err(e) => error = Some(format!("C-STORE: {e}")),

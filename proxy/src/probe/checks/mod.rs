@@ -104,6 +104,12 @@ fn status_text(code: u16, command_field: u16) -> String {
     format!("{:04X} ({})", code, s.meaning)
 }
 
+/// [`status_text`] of a response's status, or "without status" when it carried none.
+fn status_or_none(code: Option<u16>, command_field: u16) -> String {
+    code.map(|s| status_text(s, command_field))
+        .unwrap_or_else(|| "without status".into())
+}
+
 /// One malformed-data case: sends it and returns the device's reaction.
 type MalformedCase = fn(&State<'_>) -> Result<String, String>;
 

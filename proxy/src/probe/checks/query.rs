@@ -54,9 +54,7 @@ impl State<'_> {
         if ex.status() != Some(0) {
             return Err(format!(
                 "C-FIND answered {}",
-                ex.status()
-                    .map(|s| status_text(s, field::C_FIND_RSP))
-                    .unwrap_or("without status".into())
+                status_or_none(ex.status(), field::C_FIND_RSP)
             ));
         }
         let matches = ex
