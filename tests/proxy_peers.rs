@@ -332,3 +332,30 @@ fn a_4gb_pdu_does_not_stop_a_concurrent_echo() -> R {
     assert!(rss_kb < 200_000, "proxy RSS {rss_kb} kB");
     Ok(())
 }
+
+/// Recording options without `--record` would be silently ignored: they are refused.
+#[test]
+fn recording_flags_without_a_recording_directory_are_refused() {
+    for flag in [
+        &["--rotate-every", "1h"][..],
+        &["--keep-files", "3"],
+        &["--backpressure"],
+        &["--no-direct-io"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dicomtap"))
+            .args([
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:9",
+            ])
+            .args(["--metrics", "off"])
+            .args(flag)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag:?} was accepted");
+        assert!(stderr.contains("need --record DIR"), "{flag:?}: {stderr}");
+    }
+}

@@ -9,10 +9,8 @@
 //! `keep_files` are deleted, and every file is created with mode 0600.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +24,9 @@ use crate::config::{PayloadMode, RecordingConfig};
 use crate::metrics::Metrics;
 use crate::server::ProxyEvent;
 use crate::server::framing::{Framer, Span};
+
+mod file;
+use file::{BlockFile, WriteMode};
 
 /// Why recording failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,16 +43,6 @@ pub enum RecorderError {
 
 /// Largest TCP payload per synthesized frame (IPv4 total length must stay below 65535).
 pub const MAX_SEGMENT: usize = 65_000;
-/// Buffered bytes that trigger a write before the flush interval. Payload chunks wait in
-/// the buffer by reference, so this also bounds how long the recorder keeps the proxy's
-/// read blocks from being reused.
-const FLUSH_AT: usize = 512 * 1024;
-/// Payloads shorter than this are copied into the buffer; longer ones are written from
-/// the forwarded chunk itself (one `writev` entry each).
-const COPY_BELOW: usize = 2048;
-/// Entries per `writev` call (the kernel's IOV_MAX is 1024).
-const MAX_IOVECS: usize = 1024;
-
 /// A message to the recorder thread.
 #[derive(Debug)]
 pub enum RecordMsg {
@@ -329,115 +320,10 @@ struct Conv {
     comment: String,
 }
 
-struct OpenFile {
-    path: PathBuf,
-    file: File,
-    /// Bytes written by the recorder itself (block headers, event lines, short payloads).
-    buf: Vec<u8>,
-    /// Long payloads, written from the forwarded chunks themselves: each goes into the
-    /// file at its offset in `buf`.
-    shared: Vec<(usize, Bytes)>,
-    shared_len: usize,
-    written: u64,
-}
-
-impl OpenFile {
-    fn create(path: PathBuf) -> Result<OpenFile, RecorderError> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|source| RecorderError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(OpenFile {
-            path,
-            file,
-            buf: Vec::with_capacity(FLUSH_AT + MAX_SEGMENT + 256),
-            shared: Vec::new(),
-            shared_len: 0,
-            written: 0,
-        })
-    }
-
-    /// Appends `payload`: copied when short, else kept by reference until the flush.
-    fn push_payload(&mut self, payload: Bytes) {
-        if payload.len() < COPY_BELOW {
-            self.buf.extend_from_slice(&payload);
-        } else {
-            self.shared_len += payload.len();
-            self.shared.push((self.buf.len(), payload));
-        }
-    }
-
-    fn pending(&self) -> usize {
-        self.buf.len() + self.shared_len
-    }
-
-    /// Writes the buffered whole blocks (one vectored write of the recorder's own bytes
-    /// and the shared payloads). When the write fails (a full disk), whatever part of it
-    /// reached the file is cut off again, so the file still ends on a block boundary, and
-    /// the buffer is dropped: the caller counts the loss.
-    fn flush(&mut self) -> Result<(), RecorderError> {
-        let pending = self.pending();
-        if pending == 0 {
-            return Ok(());
-        }
-        let mut slices = Vec::with_capacity(2 * self.shared.len() + 1);
-        let mut from = 0;
-        for (at, payload) in &self.shared {
-            if *at > from {
-                slices.push(IoSlice::new(&self.buf[from..*at]));
-            }
-            slices.push(IoSlice::new(payload));
-            from = *at;
-        }
-        if from < self.buf.len() {
-            slices.push(IoSlice::new(&self.buf[from..]));
-        }
-        let result = write_all_vectored(&mut self.file, &mut slices);
-        drop(slices);
-        self.buf.clear();
-        self.shared.clear();
-        self.shared_len = 0;
-        if let Err(source) = result {
-            let _ = self.file.set_len(self.written);
-            let _ = self.file.seek(SeekFrom::Start(self.written));
-            return Err(RecorderError::Io {
-                path: self.path.clone(),
-                source,
-            });
-        }
-        self.written += pending as u64;
-        Ok(())
-    }
-
-    fn size(&self) -> u64 {
-        self.written + self.pending() as u64
-    }
-}
-
-/// `write_all` for a list of slices, at most [`MAX_IOVECS`] per call.
-fn write_all_vectored(file: &mut File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
-    while !slices.is_empty() {
-        let n = match file.write_vectored(&slices[..slices.len().min(MAX_IOVECS)]) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
-}
-
 struct Writer {
     config: RecordingConfig,
-    pcap: Option<OpenFile>,
-    log: OpenFile,
+    pcap: Option<BlockFile>,
+    log: BlockFile,
     opened_at: Instant,
     seq_no: u64,
     convs: HashMap<u64, Conv>,
@@ -569,13 +455,13 @@ impl Writer {
                 match serde_json::to_vec(&ev) {
                     Ok(mut line) => {
                         line.push(b'\n');
-                        self.log.buf.extend_from_slice(&line);
+                        self.log.buf().extend_from_slice(&line);
                         self.stats.events += 1;
                     }
                     Err(e) => tracing::warn!("event log: {e}"),
                 }
-                if self.log.pending() >= FLUSH_AT {
-                    self.log.flush()?;
+                if self.log.end_block() {
+                    self.log.flush(true)?;
                 }
             }
             RecordMsg::Flush => self.flush()?,
@@ -685,17 +571,17 @@ impl Writer {
         write_frame_headers(&mut self.headers, src, dst, seq, ack, flags, &payload);
         write_epb(pcap, ts_us, comment, &self.headers, payload);
         self.stats.packets += 1;
-        if pcap.pending() >= FLUSH_AT {
-            pcap.flush()?;
+        if pcap.end_block() {
+            pcap.flush(false)?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), RecorderError> {
         if let Some(p) = self.pcap.as_mut() {
-            p.flush()?;
+            p.flush(true)?;
         }
-        self.log.flush()
+        self.log.flush(true)
     }
 
     fn maybe_rotate(&mut self) -> Result<(), RecorderError> {
@@ -767,17 +653,15 @@ impl Writer {
 
     fn finish(mut self) -> Result<RecorderStats, RecorderError> {
         // Conversations still open are left without FIN: they did not end.
-        if let Err(e) = self.flush() {
-            tracing::error!(
-                "recorder: the last buffered data was lost: {}",
-                with_cause(&e)
-            );
-            self.stats.write_errors += 1;
+        for file in self.pcap.iter_mut().chain(std::iter::once(&mut self.log)) {
+            if let Err(e) = file.close() {
+                tracing::error!(
+                    "recorder: the last buffered data may be lost: {}",
+                    with_cause(&e)
+                );
+                self.stats.write_errors += 1;
+            }
         }
-        if let Some(p) = &self.pcap {
-            let _ = p.file.sync_all();
-        }
-        let _ = self.log.file.sync_all();
         let mut stats = self.stats.clone();
         stats.files = self.all_files.clone();
         Ok(stats)
@@ -799,7 +683,7 @@ fn with_cause(e: &dyn std::error::Error) -> String {
 fn open_pair(
     config: &RecordingConfig,
     seq: u64,
-) -> Result<(Option<OpenFile>, OpenFile), RecorderError> {
+) -> Result<(Option<BlockFile>, BlockFile), RecorderError> {
     let stem = format!(
         "dicomtap-{}-{:06}-{seq:04}",
         utc_stamp(now_us() / 1_000_000),
@@ -808,12 +692,20 @@ fn open_pair(
     let pcap = if config.payload == PayloadMode::None {
         None
     } else {
-        let mut f = OpenFile::create(config.dir.join(format!("{stem}.pcapng")))?;
-        write_shb_idb(&mut f.buf);
-        f.flush()?;
+        let mode = if config.direct_io {
+            WriteMode::Direct
+        } else {
+            WriteMode::Buffered
+        };
+        let mut f = BlockFile::create(config.dir.join(format!("{stem}.pcapng")), mode)?;
+        write_shb_idb(f.buf());
+        f.flush(true)?;
         Some(f)
     };
-    let log = OpenFile::create(config.dir.join(format!("{stem}.jsonl")))?;
+    let log = BlockFile::create(
+        config.dir.join(format!("{stem}.jsonl")),
+        WriteMode::Buffered,
+    )?;
     Ok((pcap, log))
 }
 
@@ -1023,14 +915,14 @@ fn finish_block(block: &mut Vec<u8>) {
 
 /// Appends an Enhanced Packet Block with an `opt_comment`: the packet is `headers` then
 /// `payload`, which goes in by reference when it is long.
-fn write_epb(out: &mut OpenFile, ts_us: u64, comment: &str, headers: &[u8], payload: Bytes) {
+fn write_epb(out: &mut BlockFile, ts_us: u64, comment: &str, headers: &[u8], payload: Bytes) {
     let frame_len = headers.len() + payload.len();
     let padded = frame_len.next_multiple_of(4);
     let mut options = Vec::with_capacity(comment.len() + 12);
     push_option(&mut options, 1, comment.as_bytes());
     options.extend_from_slice(&[0, 0, 0, 0]);
     let total = (28 + padded + options.len() + 4) as u32;
-    let buf = &mut out.buf;
+    let buf = out.buf();
     buf.extend_from_slice(&6u32.to_le_bytes());
     buf.extend_from_slice(&total.to_le_bytes());
     buf.extend_from_slice(&0u32.to_le_bytes()); // interface 0
@@ -1040,7 +932,7 @@ fn write_epb(out: &mut OpenFile, ts_us: u64, comment: &str, headers: &[u8], payl
     buf.extend_from_slice(&(frame_len as u32).to_le_bytes());
     buf.extend_from_slice(headers);
     out.push_payload(payload);
-    let buf = &mut out.buf;
+    let buf = out.buf();
     buf.resize(buf.len() + (padded - frame_len), 0);
     buf.extend_from_slice(&options);
     buf.extend_from_slice(&total.to_le_bytes());
@@ -1143,67 +1035,5 @@ mod tests {
         drop(tx);
         // Busy (a message just came), queue empty, senders gone: ends, no hang.
         assert!(b.next(&mut rx).is_none());
-    }
-
-    #[test]
-    fn more_payloads_than_one_writev_takes_are_all_written() {
-        let dir = tempfile::tempdir().unwrap_or_else(|_| unreachable!());
-        let path = dir.path().join("many.pcapng");
-        let mut file = OpenFile::create(path.clone()).unwrap_or_else(|_| unreachable!());
-        let payload = Bytes::from(vec![0x5A; COPY_BELOW]);
-        for n in 0..MAX_IOVECS {
-            write_epb(&mut file, n as u64, "c", b"", payload.clone());
-        }
-        assert!(2 * file.shared.len() > MAX_IOVECS);
-        let pending = file.pending();
-        file.flush().unwrap_or_else(|_| unreachable!());
-        let out = std::fs::read(&path).unwrap_or_else(|_| unreachable!());
-        assert_eq!(out.len(), pending);
-        let word = |i: usize| u32::from_le_bytes([out[i], out[i + 1], out[i + 2], out[i + 3]]);
-        let (mut at, mut blocks) = (0, 0);
-        while at < out.len() {
-            let captured = word(at + 20) as usize;
-            assert_eq!(captured, COPY_BELOW);
-            assert!(out[at + 28..at + 28 + captured].iter().all(|&b| b == 0x5A));
-            at += word(at + 4) as usize;
-            blocks += 1;
-        }
-        assert_eq!((at, blocks), (out.len(), MAX_IOVECS));
-    }
-
-    #[test]
-    fn blocks_with_short_and_long_payloads_are_written_whole_and_in_order() {
-        let dir = tempfile::tempdir().unwrap_or_else(|_| unreachable!());
-        let path = dir.path().join("t.pcapng");
-        let mut file = OpenFile::create(path.clone()).unwrap_or_else(|_| unreachable!());
-        let long: Bytes = (0..5000u32).map(|i| i as u8).collect::<Vec<u8>>().into();
-        let payloads = [Bytes::from_static(b"abc"), long.clone(), Bytes::new(), long];
-        for (n, p) in payloads.iter().enumerate() {
-            write_epb(&mut file, n as u64, "assoc=1", b"HDR", p.clone());
-        }
-        assert_eq!(
-            file.shared.len(),
-            2,
-            "the long payloads went in by reference"
-        );
-        let pending = file.pending();
-        file.flush().unwrap_or_else(|_| unreachable!());
-        let out = std::fs::read(&path).unwrap_or_else(|_| unreachable!());
-        assert_eq!(out.len(), pending);
-        assert_eq!(file.size(), pending as u64);
-        let word = |i: usize| u32::from_le_bytes([out[i], out[i + 1], out[i + 2], out[i + 3]]);
-        let mut at = 0;
-        for p in &payloads {
-            assert_eq!(word(at), 6, "an Enhanced Packet Block at {at}");
-            let total = word(at + 4) as usize;
-            assert_eq!(total % 4, 0);
-            assert_eq!(word(at + total - 4), total as u32, "trailing length");
-            let captured = word(at + 20) as usize;
-            assert_eq!(captured, 3 + p.len());
-            assert_eq!(&out[at + 28..at + 31], b"HDR");
-            assert_eq!(&out[at + 31..at + 31 + p.len()], &p[..]);
-            at += total;
-        }
-        assert_eq!(at, out.len());
     }
 }
