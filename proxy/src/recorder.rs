@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::server::ProxyEvent;
 use crate::server::framing::{Framer, Span};
 
+mod direct;
 mod file;
 use file::{BlockFile, WriteMode};
 

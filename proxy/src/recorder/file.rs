@@ -7,9 +7,10 @@
 //! it: the disk reads the recorder's own buffer and the kernel copies nothing. Direct
 //! writes must start and end on [`ALIGN`] boundaries; the unaligned end of what is
 //! buffered stays in memory for the next write and, when the recorder flushes, goes in
-//! through a second, ordinary descriptor (the next direct write covers it again). Where
-//! direct I/O is refused (tmpfs, some network file systems), the file is written through
-//! the page cache instead, as the event log always is.
+//! through a second, ordinary descriptor (the next direct write covers it again). The
+//! writes run on a thread of their own ([`DirectWriter`]). Where direct I/O is refused
+//! (tmpfs on older kernels, some network file systems), the file is written through the
+//! page cache instead, as the event log always is.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
+use super::direct::DirectWriter;
 use super::{MAX_SEGMENT, RecorderError};
 
 /// Buffered bytes that trigger a write before the flush interval. Payload chunks wait in
@@ -47,10 +49,10 @@ pub(super) enum WriteMode {
 
 pub(super) struct BlockFile {
     pub(super) path: PathBuf,
-    /// The descriptor whole-block writes go through (`O_DIRECT` in direct mode).
+    /// The ordinary descriptor: buffered writes, and cutting the file after a failure.
     file: File,
-    /// Direct mode: an ordinary descriptor of the same file for the unaligned end.
-    tail: Option<File>,
+    /// Direct mode: the writer of the `O_DIRECT` descriptor.
+    direct: Option<DirectWriter>,
     /// Bytes waiting to be written, from `start` on. In direct mode `start` places them
     /// at an [`ALIGN`]ed address, and every payload is copied in.
     buf: Vec<u8>,
@@ -59,12 +61,11 @@ pub(super) struct BlockFile {
     /// at its offset in `buf`.
     shared: Vec<(usize, Bytes)>,
     shared_len: usize,
-    /// Bytes at their final place in the file (in direct mode, a multiple of [`ALIGN`]).
+    /// Bytes handed to the file (in direct mode, a multiple of [`ALIGN`]).
     written: u64,
-    /// Direct mode: where the file ends on a block boundary with every block before it
-    /// whole (aligned writes stop inside blocks), and the ends of the blocks still
-    /// (partly) buffered. A failed write cuts the file back to `safe_end`.
-    safe_end: u64,
+    /// Direct mode: the ends of the blocks not yet wholly handed to the file. Aligned
+    /// writes stop inside blocks; a failed write cuts the file back to the last end
+    /// known to be written.
     block_ends: VecDeque<u64>,
 }
 
@@ -83,36 +84,43 @@ impl BlockFile {
             }
             options.open(&path)
         };
-        let mut file = None;
-        if mode == WriteMode::Direct {
+        let direct = if mode == WriteMode::Direct {
             match open(true) {
-                Ok(f) => file = Some(f),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Ok(f) => Some(f),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+                Err(e) => return Err(io(e)),
+            }
+        } else {
+            None
+        };
+        let file = match &direct {
+            Some(_) => OpenOptions::new().write(true).open(&path).map_err(io)?,
+            None => open(false).map_err(io)?,
+        };
+        let direct = match direct {
+            Some(d) if accepts_direct_writes(&d) => {
+                file.set_len(0).map_err(io)?;
+                Some(DirectWriter::start(d, file.try_clone().map_err(io)?).map_err(io)?)
+            }
+            _ => {
+                if mode == WriteMode::Direct {
                     tracing::info!(
                         "{}: the file system refuses direct I/O; writing through the page cache",
                         path.display()
                     );
                 }
-                Err(e) => return Err(io(e)),
+                None
             }
-        }
-        let (file, tail) = match file {
-            Some(direct) => {
-                let tail = OpenOptions::new().write(true).open(&path).map_err(io)?;
-                (direct, Some(tail))
-            }
-            None => (open(false).map_err(io)?, None),
         };
         let mut f = BlockFile {
             path,
             file,
-            tail,
+            direct,
             buf: Vec::new(),
             start: 0,
             shared: Vec::new(),
             shared_len: 0,
             written: 0,
-            safe_end: 0,
             block_ends: VecDeque::new(),
         };
         f.buf = f.fresh_buffer(&[]);
@@ -121,7 +129,7 @@ impl BlockFile {
 
     /// Whether whole blocks go to the disk without the page cache.
     pub(super) fn is_direct(&self) -> bool {
-        self.tail.is_some()
+        self.direct.is_some()
     }
 
     /// The buffer, for appending block bytes.
@@ -136,7 +144,10 @@ impl BlockFile {
         } else {
             (FLUSH_AT, 0)
         };
-        let mut buf: Vec<u8> = Vec::with_capacity(slack + flush_at + MAX_SEGMENT + 1024);
+        let reused = self.direct.as_mut().and_then(|d| d.spare.pop());
+        let mut buf =
+            reused.unwrap_or_else(|| Vec::with_capacity(slack + flush_at + MAX_SEGMENT + 1024));
+        buf.clear();
         self.start = if self.is_direct() {
             buf.as_ptr().align_offset(ALIGN)
         } else {
@@ -208,18 +219,16 @@ impl BlockFile {
     /// whole block. That end is no longer aligned, so a direct file goes on through the
     /// page cache.
     fn cut_after_failure(&mut self) {
-        let cut = if self.is_direct() {
-            self.safe_end
-        } else {
-            self.written
+        let cut = match self.direct.take() {
+            Some(mut direct) => {
+                direct.stop();
+                direct.safe_end()
+            }
+            None => self.written,
         };
-        if let Some(tail) = self.tail.take() {
-            self.file = tail;
-        }
         let _ = self.file.set_len(cut);
         let _ = (&self.file).seek(SeekFrom::Start(cut));
         self.written = cut;
-        self.safe_end = cut;
         self.block_ends.clear();
         self.buf.truncate(self.start);
         self.shared.clear();
@@ -248,10 +257,11 @@ impl BlockFile {
         self.shared_len = 0;
         result?;
         self.written += pending as u64;
-        self.safe_end = self.written;
         Ok(())
     }
 
+    /// Hands the aligned part of the buffer to the I/O thread (the rest starts the next
+    /// buffer); with `whole` also the rest, and waits until all of it is written.
     fn flush_direct(&mut self, whole: bool) -> std::io::Result<()> {
         if (self.buf.as_ptr() as usize + self.start) % ALIGN != 0 {
             // The buffer grew past its capacity and moved: align it again.
@@ -260,39 +270,31 @@ impl BlockFile {
         }
         let aligned = (self.buf.len() - self.start) / ALIGN * ALIGN;
         if aligned > 0 {
-            let block = &self.buf[self.start..self.start + aligned];
-            match self.file.write_all_at(block, self.written) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.written == 0 => {
-                    self.block_ends.clear();
-                    // Opened with O_DIRECT but the writes are refused: go on buffered.
-                    tracing::info!(
-                        "{}: direct writes refused ({e}); writing through the page cache",
-                        self.path.display()
-                    );
-                    if let Some(tail) = self.tail.take() {
-                        self.file = tail;
-                    }
-                    (&self.file).seek(SeekFrom::Start(0))?;
-                    return self.flush_buffered();
-                }
-                Err(e) => return Err(e),
-            }
-            self.written += aligned as u64;
-            while let Some(&end) = self.block_ends.front().filter(|&&end| end <= self.written) {
-                self.safe_end = end;
+            let end = self.written + aligned as u64;
+            let mut safe_after = 0;
+            while let Some(block_end) = self.block_ends.front().copied().filter(|&e| e <= end) {
+                safe_after = block_end;
                 self.block_ends.pop_front();
             }
-            let from = self.start + aligned;
-            self.buf.copy_within(from.., self.start);
-            self.buf.truncate(self.buf.len() - aligned);
+            let range = self.start..self.start + aligned;
+            let mut next = self.fresh_buffer(&[]);
+            next.extend_from_slice(&self.buf[range.end..]);
+            let full = std::mem::replace(&mut self.buf, next);
+            if let Some(direct) = self.direct.as_mut() {
+                direct.write_aligned(full, range, self.written, safe_after)?;
+            }
+            self.written = end;
         }
-        if whole && self.buf.len() > self.start {
-            if let Some(tail) = &self.tail {
-                // Stays buffered: the next aligned write starts at `written` and covers it.
-                tail.write_all_at(&self.buf[self.start..], self.written)?;
-                self.safe_end = self.size();
-                self.block_ends.clear();
+        if whole {
+            let size = self.size();
+            if let Some(direct) = self.direct.as_mut() {
+                if self.buf.len() > self.start {
+                    // Stays buffered: the next aligned write starts at `written` and
+                    // covers it again.
+                    direct.write_tail(self.buf[self.start..].to_vec(), self.written, size)?;
+                    self.block_ends.clear();
+                }
+                direct.wait_all()?;
             }
         }
         Ok(())
@@ -301,15 +303,23 @@ impl BlockFile {
     /// Flushes everything and asks the disk to keep it.
     pub(super) fn close(&mut self) -> Result<(), RecorderError> {
         self.flush(true)?;
-        let sync = self
-            .file
-            .sync_all()
-            .and_then(|()| self.tail.as_ref().map_or(Ok(()), File::sync_all));
-        sync.map_err(|source| RecorderError::Io {
+        if let Some(direct) = self.direct.as_mut() {
+            direct.stop();
+        }
+        self.file.sync_all().map_err(|source| RecorderError::Io {
             path: self.path.clone(),
             source,
         })
     }
+}
+
+/// Whether `direct` (opened with `O_DIRECT`) takes an aligned write: some file systems
+/// accept the flag and refuse the writes.
+fn accepts_direct_writes(direct: &File) -> bool {
+    let mut block: Vec<u8> = vec![0; 2 * ALIGN];
+    let at = block.as_ptr().align_offset(ALIGN);
+    block.truncate(at + ALIGN);
+    direct.write_all_at(&block[at..], 0).is_ok()
 }
 
 /// `write_all` for a list of slices, at most [`MAX_IOVECS`] per call.
