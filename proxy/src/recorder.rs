@@ -90,6 +90,10 @@ pub struct RecorderStats {
     pub events: u64,
     /// Writes that failed (disk full, I/O error); what they held was dropped and counted.
     pub write_errors: u64,
+    /// Capture bytes written with direct I/O, and through the page cache (all of them
+    /// without direct I/O; with it, what came while the disk was behind).
+    pub direct_bytes: u64,
+    pub cached_bytes: u64,
     pub files: Vec<PathBuf>,
 }
 
@@ -596,6 +600,7 @@ impl Writer {
         self.flush()?;
         self.seq_no += 1;
         let (pcap, log) = open_pair(&self.config, self.seq_no)?;
+        self.count_written();
         self.pcap = pcap;
         self.log = log;
         self.opened_at = Instant::now();
@@ -615,6 +620,19 @@ impl Writer {
         self.publish_files();
         self.enforce_retention();
         Ok(())
+    }
+
+    /// Adds how the current capture was written to the totals.
+    fn count_written(&mut self) {
+        if let Some(p) = &self.pcap {
+            let (direct, cached) = p.written_by_path();
+            self.stats.direct_bytes += direct;
+            self.stats.cached_bytes += cached;
+            tracing::debug!(
+                "{}: {direct} bytes written directly, {cached} through the page cache",
+                p.path.display()
+            );
+        }
     }
 
     fn enforce_retention(&mut self) {
@@ -663,6 +681,7 @@ impl Writer {
                 self.stats.write_errors += 1;
             }
         }
+        self.count_written();
         let mut stats = self.stats.clone();
         stats.files = self.all_files.clone();
         Ok(stats)

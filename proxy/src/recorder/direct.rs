@@ -2,6 +2,10 @@
 //! the data, so the recorder fills its next buffer while the disk takes the last one.
 //!
 //! Jobs run in order, at most [`IN_FLIGHT`] at a time; the buffers come back for reuse.
+//! While the disk keeps up, every aligned buffer is written directly. When it falls
+//! behind (a write is already waiting for the one in progress), the next buffer goes
+//! through the page cache instead, which takes it at memory speed: a burst faster than
+//! the disk costs CPU for the copy rather than a full recorder queue and dropped data.
 //! Once a write fails, the jobs after it are not written (the file is cut back to its
 //! last whole block anyway) and the failure is reported at the next submission or wait.
 
@@ -12,16 +16,21 @@ use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-/// Writes queued or running at once: one being written, one waiting.
-const IN_FLIGHT: usize = 2;
+/// Writes queued or running at once.
+const IN_FLIGHT: usize = 3;
+/// Pending writes from which the next buffer goes through the page cache: one being
+/// written and one waiting means the disk is behind.
+const BEHIND: usize = 2;
 
 enum Job {
-    /// `buf[range]` (aligned) at `offset` through the `O_DIRECT` descriptor.
+    /// `buf[range]` (aligned) at `offset` through the `O_DIRECT` descriptor, or the
+    /// ordinary one when `cached`.
     Aligned {
         buf: Vec<u8>,
         range: Range<usize>,
         offset: u64,
         safe_after: u64,
+        cached: bool,
     },
     /// The unaligned end through the ordinary descriptor.
     Tail {
@@ -48,6 +57,8 @@ pub(super) struct DirectWriter {
     failed: Option<io::Error>,
     /// The end of the last whole block that is known to be in the file.
     safe_end: u64,
+    /// Pending writes from which buffers go through the page cache ([`BEHIND`]).
+    behind: usize,
 }
 
 impl DirectWriter {
@@ -67,9 +78,12 @@ impl DirectWriter {
                             range,
                             offset,
                             safe_after,
+                            cached,
                         } => {
                             let r = if failed {
                                 Err(io::Error::other("not written after an earlier failure"))
+                            } else if cached {
+                                tail.write_all_at(&buf[range], offset)
                             } else {
                                 direct.write_all_at(&buf[range], offset)
                             };
@@ -110,23 +124,28 @@ impl DirectWriter {
             spare: Vec::new(),
             failed: None,
             safe_end: 0,
+            behind: BEHIND,
         })
     }
 
     /// Queues `buf[range]` for `offset`; waits while [`IN_FLIGHT`] writes are pending.
+    /// Returns whether it goes through the page cache (the disk is behind).
     pub(super) fn write_aligned(
         &mut self,
         buf: Vec<u8>,
         range: Range<usize>,
         offset: u64,
         safe_after: u64,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
+        let cached = self.in_flight >= self.behind;
         self.submit(Job::Aligned {
             buf,
             range,
             offset,
             safe_after,
-        })
+            cached,
+        })?;
+        Ok(cached)
     }
 
     /// Queues the unaligned end `bytes` for `offset`.
@@ -157,6 +176,12 @@ impl DirectWriter {
         }
         self.in_flight += 1;
         Ok(())
+    }
+
+    /// Sends buffers through the page cache from `pending` writes on (tests: 0 = always).
+    #[cfg(test)]
+    pub(super) fn set_behind(&mut self, pending: usize) {
+        self.behind = pending;
     }
 
     /// Waits until every queued write is done; the first failure, if any.

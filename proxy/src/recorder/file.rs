@@ -67,6 +67,8 @@ pub(super) struct BlockFile {
     /// writes stop inside blocks; a failed write cuts the file back to the last end
     /// known to be written.
     block_ends: VecDeque<u64>,
+    /// Bytes written with direct I/O (the others went through the page cache).
+    direct_bytes: u64,
 }
 
 impl BlockFile {
@@ -122,6 +124,7 @@ impl BlockFile {
             shared_len: 0,
             written: 0,
             block_ends: VecDeque::new(),
+            direct_bytes: 0,
         };
         f.buf = f.fresh_buffer(&[]);
         Ok(f)
@@ -171,6 +174,11 @@ impl BlockFile {
 
     pub(super) fn pending(&self) -> usize {
         self.buf.len() - self.start + self.shared_len
+    }
+
+    /// Bytes written with direct I/O and through the page cache (after a whole flush).
+    pub(super) fn written_by_path(&self) -> (u64, u64) {
+        (self.direct_bytes, self.size() - self.direct_bytes)
     }
 
     /// Marks the end of a whole block (or event line) and tells whether enough is
@@ -281,7 +289,9 @@ impl BlockFile {
             next.extend_from_slice(&self.buf[range.end..]);
             let full = std::mem::replace(&mut self.buf, next);
             if let Some(direct) = self.direct.as_mut() {
-                direct.write_aligned(full, range, self.written, safe_after)?;
+                if !direct.write_aligned(full, range, self.written, safe_after)? {
+                    self.direct_bytes += aligned as u64;
+                }
             }
             self.written = end;
         }
@@ -445,11 +455,22 @@ mod tests {
             })
             .collect();
         let mut files = Vec::new();
-        for mode in [WriteMode::Buffered, WriteMode::Direct] {
-            let path = dir.path().join(format!("{mode:?}.pcapng"));
+        // Direct writes with the page cache taking buffers never (as long as the disk
+        // keeps up), always, and every other one.
+        let modes = [
+            (WriteMode::Buffered, None),
+            (WriteMode::Direct, None),
+            (WriteMode::Direct, Some(0)),
+            (WriteMode::Direct, Some(1)),
+        ];
+        for (mode, behind) in modes {
+            let path = dir.path().join(format!("{mode:?}-{behind:?}.pcapng"));
             let mut file = BlockFile::create(path.clone(), mode).unwrap_or_else(|_| unreachable!());
             if mode == WriteMode::Direct && direct_io_works_in(dir.path()) {
                 assert!(file.is_direct());
+            }
+            if let (Some(pending), Some(direct)) = (behind, file.direct.as_mut()) {
+                direct.set_behind(pending);
             }
             for (n, p) in payloads.iter().enumerate() {
                 write_epb(&mut file, n as u64, "assoc=7", b"HDR", p.clone());
@@ -468,6 +489,15 @@ mod tests {
             }
             let size = file.size();
             file.close().unwrap_or_else(|_| unreachable!());
+            let (direct, cached) = file.written_by_path();
+            assert_eq!(direct + cached, size);
+            if file.is_direct() {
+                match behind {
+                    Some(0) => assert_eq!(direct, 0, "every buffer through the page cache"),
+                    Some(_) => assert!(direct > 0 && cached > 0, "{direct} {cached}"),
+                    None => assert!(direct > 0),
+                }
+            }
             let out = std::fs::read(&path).unwrap_or_else(|_| unreachable!());
             assert_eq!(out.len() as u64, size);
             let (seen, whole) = blocks(&out);
@@ -479,7 +509,9 @@ mod tests {
             }
             files.push(out);
         }
-        assert!(files[0] == files[1], "direct and buffered files differ");
+        for (i, f) in files.iter().enumerate() {
+            assert!(*f == files[0], "{:?} gives another file", modes[i]);
+        }
     }
 
     #[test]
