@@ -2,12 +2,12 @@
 //! the data, so the recorder fills its next buffer while the disk takes the last one.
 //!
 //! Jobs run in order, at most [`IN_FLIGHT`] at a time; the buffers come back for reuse.
-//! While the disk keeps up, every aligned buffer is written directly. When it falls
-//! behind (a write is already waiting for the one in progress), the next buffer goes
-//! through the page cache instead, which takes it at memory speed: a burst faster than
-//! the disk costs CPU for the copy rather than a full recorder queue and dropped data.
-//! Once a write fails, the jobs after it are not written (the file is cut back to its
-//! last whole block anyway) and the failure is reported at the next submission or wait.
+//! A buffer is written directly when nothing waits behind it. When something does, the
+//! disk is behind the traffic, and the buffer goes through the page cache instead, which
+//! takes it at memory speed: a burst faster than the disk costs CPU for the copy rather
+//! than a full recorder queue and dropped data. Once a write fails, the jobs after it are
+//! not written (the file is cut back to its last whole block anyway) and the failure is
+//! reported at the next submission or wait.
 
 use std::fs::File;
 use std::io;
@@ -18,21 +18,32 @@ use std::thread::JoinHandle;
 
 /// Writes queued or running at once.
 const IN_FLIGHT: usize = 3;
-/// Pending writes from which the next buffer goes through the page cache: one being
-/// written and one waiting means the disk is behind.
-const BEHIND: usize = 2;
+
+/// When aligned buffers go through the page cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Policy {
+    /// When another write waits behind it (the disk is behind).
+    WhenBehind,
+    /// Always (tests).
+    #[cfg(test)]
+    Always,
+    /// Never (tests).
+    #[cfg(test)]
+    Never,
+    /// Every other job (tests).
+    #[cfg(test)]
+    Alternate,
+}
 
 enum Job {
-    /// `buf[range]` (aligned) at `offset` through the `O_DIRECT` descriptor, or the
-    /// ordinary one when `cached`.
+    /// `buf[range]` (aligned) at `offset`.
     Aligned {
         buf: Vec<u8>,
         range: Range<usize>,
         offset: u64,
         safe_after: u64,
-        cached: bool,
     },
-    /// The unaligned end through the ordinary descriptor.
+    /// The unaligned end, through the ordinary descriptor.
     Tail {
         bytes: Vec<u8>,
         offset: u64,
@@ -45,10 +56,12 @@ struct Done {
     result: io::Result<()>,
     /// Where the file ends on a block boundary once this job is written.
     safe_after: u64,
+    /// Bytes this job wrote with direct I/O.
+    direct_bytes: u64,
 }
 
 pub(super) struct DirectWriter {
-    jobs: Option<SyncSender<Job>>,
+    jobs: Option<SyncSender<(Job, Policy)>>,
     done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
     in_flight: usize,
@@ -57,65 +70,21 @@ pub(super) struct DirectWriter {
     failed: Option<io::Error>,
     /// The end of the last whole block that is known to be in the file.
     safe_end: u64,
-    /// Pending writes from which buffers go through the page cache ([`BEHIND`]).
-    behind: usize,
+    /// Bytes written with direct I/O so far.
+    direct_bytes: u64,
+    policy: Policy,
+    submitted: u64,
 }
 
 impl DirectWriter {
-    /// Starts the thread writing `direct` (opened with `O_DIRECT`) and `tail` (the same
+    /// Starts the thread writing `direct` (opened with `O_DIRECT`) and `cached` (the same
     /// file, opened without).
-    pub(super) fn start(direct: File, tail: File) -> io::Result<DirectWriter> {
-        let (jobs, rx) = sync_channel::<Job>(IN_FLIGHT);
+    pub(super) fn start(direct: File, cached: File) -> io::Result<DirectWriter> {
+        let (jobs, rx) = sync_channel::<(Job, Policy)>(IN_FLIGHT);
         let (tx, done) = sync_channel::<Done>(IN_FLIGHT + 1);
         let thread = std::thread::Builder::new()
             .name("dicomtap-rec-io".into())
-            .spawn(move || {
-                let mut failed = false;
-                for job in rx {
-                    let (buf, result, safe_after) = match job {
-                        Job::Aligned {
-                            buf,
-                            range,
-                            offset,
-                            safe_after,
-                            cached,
-                        } => {
-                            let r = if failed {
-                                Err(io::Error::other("not written after an earlier failure"))
-                            } else if cached {
-                                tail.write_all_at(&buf[range], offset)
-                            } else {
-                                direct.write_all_at(&buf[range], offset)
-                            };
-                            (Some(buf), r, safe_after)
-                        }
-                        Job::Tail {
-                            bytes,
-                            offset,
-                            safe_after,
-                        } => {
-                            let r = if failed {
-                                Err(io::Error::other("not written after an earlier failure"))
-                            } else {
-                                tail.write_all_at(&bytes, offset)
-                            };
-                            (None, r, safe_after)
-                        }
-                    };
-                    failed |= result.is_err();
-                    if tx
-                        .send(Done {
-                            buf,
-                            result,
-                            safe_after,
-                        })
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-                let _ = direct.sync_all();
-            })?;
+            .spawn(move || write_jobs(&direct, &cached, &rx, &tx))?;
         Ok(DirectWriter {
             jobs: Some(jobs),
             done,
@@ -124,28 +93,31 @@ impl DirectWriter {
             spare: Vec::new(),
             failed: None,
             safe_end: 0,
-            behind: BEHIND,
+            direct_bytes: 0,
+            policy: Policy::WhenBehind,
+            submitted: 0,
         })
     }
 
+    #[cfg(test)]
+    pub(super) fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
     /// Queues `buf[range]` for `offset`; waits while [`IN_FLIGHT`] writes are pending.
-    /// Returns whether it goes through the page cache (the disk is behind).
     pub(super) fn write_aligned(
         &mut self,
         buf: Vec<u8>,
         range: Range<usize>,
         offset: u64,
         safe_after: u64,
-    ) -> io::Result<bool> {
-        let cached = self.in_flight >= self.behind;
+    ) -> io::Result<()> {
         self.submit(Job::Aligned {
             buf,
             range,
             offset,
             safe_after,
-            cached,
-        })?;
-        Ok(cached)
+        })
     }
 
     /// Queues the unaligned end `bytes` for `offset`.
@@ -167,21 +139,23 @@ impl DirectWriter {
             self.wait_one();
         }
         self.take_failure()?;
+        let policy = match self.policy {
+            #[cfg(test)]
+            Policy::Alternate if self.submitted % 2 == 0 => Policy::Always,
+            #[cfg(test)]
+            Policy::Alternate => Policy::Never,
+            policy => policy,
+        };
         let sent = self
             .jobs
             .as_ref()
-            .is_some_and(|jobs| jobs.send(job).is_ok());
+            .is_some_and(|jobs| jobs.send((job, policy)).is_ok());
         if !sent {
             return Err(io::Error::other("the recorder's I/O thread ended"));
         }
         self.in_flight += 1;
+        self.submitted += 1;
         Ok(())
-    }
-
-    /// Sends buffers through the page cache from `pending` writes on (tests: 0 = always).
-    #[cfg(test)]
-    pub(super) fn set_behind(&mut self, pending: usize) {
-        self.behind = pending;
     }
 
     /// Waits until every queued write is done; the first failure, if any.
@@ -197,10 +171,16 @@ impl DirectWriter {
         self.safe_end
     }
 
+    /// Bytes written with direct I/O so far.
+    pub(super) fn direct_bytes(&self) -> u64 {
+        self.direct_bytes
+    }
+
     fn wait_one(&mut self) {
         match self.done.recv() {
             Ok(done) => {
                 self.in_flight -= 1;
+                self.direct_bytes += done.direct_bytes;
                 if let Some(buf) = done.buf {
                     self.spare.push(buf);
                 }
@@ -248,4 +228,63 @@ impl Drop for DirectWriter {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The I/O thread: runs the jobs in order until the writer is gone.
+fn write_jobs(direct: &File, cached: &File, rx: &Receiver<(Job, Policy)>, tx: &SyncSender<Done>) {
+    let mut failed = false;
+    let mut next = None;
+    while let Some((job, policy)) = next.take().or_else(|| rx.recv().ok()) {
+        next = rx.try_recv().ok();
+        let through_cache = match policy {
+            Policy::WhenBehind => next.is_some(),
+            #[cfg(test)]
+            Policy::Always => true,
+            #[cfg(test)]
+            Policy::Never | Policy::Alternate => false,
+        };
+        let skipped = || Err(io::Error::other("not written after an earlier failure"));
+        let done = match job {
+            Job::Aligned {
+                buf,
+                range,
+                offset,
+                safe_after,
+            } => {
+                let len = range.len() as u64;
+                let (result, direct_bytes) = if failed {
+                    (skipped(), 0)
+                } else if through_cache {
+                    (cached.write_all_at(&buf[range], offset), 0)
+                } else {
+                    (direct.write_all_at(&buf[range], offset), len)
+                };
+                Done {
+                    buf: Some(buf),
+                    direct_bytes: if result.is_ok() { direct_bytes } else { 0 },
+                    result,
+                    safe_after,
+                }
+            }
+            Job::Tail {
+                bytes,
+                offset,
+                safe_after,
+            } => Done {
+                buf: None,
+                result: if failed {
+                    skipped()
+                } else {
+                    cached.write_all_at(&bytes, offset)
+                },
+                safe_after,
+                direct_bytes: 0,
+            },
+        };
+        failed |= done.result.is_err();
+        if tx.send(done).is_err() {
+            break;
+        }
+    }
+    let _ = direct.sync_all();
 }

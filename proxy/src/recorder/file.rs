@@ -67,7 +67,8 @@ pub(super) struct BlockFile {
     /// writes stop inside blocks; a failed write cuts the file back to the last end
     /// known to be written.
     block_ends: VecDeque<u64>,
-    /// Bytes written with direct I/O (the others went through the page cache).
+    /// Bytes written with direct I/O by writers no longer in use (the others went
+    /// through the page cache).
     direct_bytes: u64,
 }
 
@@ -178,7 +179,8 @@ impl BlockFile {
 
     /// Bytes written with direct I/O and through the page cache (after a whole flush).
     pub(super) fn written_by_path(&self) -> (u64, u64) {
-        (self.direct_bytes, self.size() - self.direct_bytes)
+        let direct = self.direct_bytes + self.direct.as_ref().map_or(0, |d| d.direct_bytes());
+        (direct, self.size() - direct)
     }
 
     /// Marks the end of a whole block (or event line) and tells whether enough is
@@ -230,6 +232,7 @@ impl BlockFile {
         let cut = match self.direct.take() {
             Some(mut direct) => {
                 direct.stop();
+                self.direct_bytes += direct.direct_bytes();
                 direct.safe_end()
             }
             None => self.written,
@@ -289,9 +292,7 @@ impl BlockFile {
             next.extend_from_slice(&self.buf[range.end..]);
             let full = std::mem::replace(&mut self.buf, next);
             if let Some(direct) = self.direct.as_mut() {
-                if !direct.write_aligned(full, range, self.written, safe_after)? {
-                    self.direct_bytes += aligned as u64;
-                }
+                direct.write_aligned(full, range, self.written, safe_after)?;
             }
             self.written = end;
         }
@@ -348,6 +349,7 @@ fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> std::i
 
 #[cfg(test)]
 mod tests {
+    use super::super::direct::Policy;
     use super::super::write_epb;
     use super::*;
 
@@ -455,13 +457,13 @@ mod tests {
             })
             .collect();
         let mut files = Vec::new();
-        // Direct writes with the page cache taking buffers never (as long as the disk
-        // keeps up), always, and every other one.
+        // Direct writes with the page cache taking buffers when the disk is behind,
+        // always, and every other one.
         let modes = [
             (WriteMode::Buffered, None),
             (WriteMode::Direct, None),
-            (WriteMode::Direct, Some(0)),
-            (WriteMode::Direct, Some(1)),
+            (WriteMode::Direct, Some(Policy::Always)),
+            (WriteMode::Direct, Some(Policy::Alternate)),
         ];
         for (mode, behind) in modes {
             let path = dir.path().join(format!("{mode:?}-{behind:?}.pcapng"));
@@ -469,8 +471,8 @@ mod tests {
             if mode == WriteMode::Direct && direct_io_works_in(dir.path()) {
                 assert!(file.is_direct());
             }
-            if let (Some(pending), Some(direct)) = (behind, file.direct.as_mut()) {
-                direct.set_behind(pending);
+            if let (Some(policy), Some(direct)) = (behind, file.direct.as_mut()) {
+                direct.set_policy(policy);
             }
             for (n, p) in payloads.iter().enumerate() {
                 write_epb(&mut file, n as u64, "assoc=7", b"HDR", p.clone());
@@ -493,7 +495,9 @@ mod tests {
             assert_eq!(direct + cached, size);
             if file.is_direct() {
                 match behind {
-                    Some(0) => assert_eq!(direct, 0, "every buffer through the page cache"),
+                    Some(Policy::Always) => {
+                        assert_eq!(direct, 0, "every buffer through the page cache")
+                    }
                     Some(_) => assert!(direct > 0 && cached > 0, "{direct} {cached}"),
                     None => assert!(direct > 0),
                 }
