@@ -12,8 +12,8 @@ use std::time::Duration;
 use dicomtap_wire::event::EventKind;
 use dicomtap_wire::{Event, Side};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -245,6 +245,15 @@ impl AeCap {
     }
 }
 
+/// Where [`AssociationObserver`] keeps the series of a PDU type: one slot per label of
+/// [`pdu_type_name`].
+fn pdu_type_slot(t: u8) -> usize {
+    match t {
+        0x01..=0x07 => t as usize,
+        _ => 0,
+    }
+}
+
 /// Label of a PDU type.
 pub fn pdu_type_name(t: u8) -> &'static str {
     match t {
@@ -274,13 +283,37 @@ pub fn uid_label(uid: Option<&str>) -> String {
 }
 
 /// Per-association metric bookkeeping: AE labels, proposed contexts, the outcome.
+///
+/// It also keeps the labelled series it updates per PDU and per DIMSE message: resolving
+/// one through `with_label_values` hashes every label value and takes the vector's lock,
+/// which was a good part of the analysis cost of a small message. A series is resolved the
+/// first time it is needed, exactly when it was before, so the exposition is unchanged.
 pub struct AssociationObserver {
     metrics: Arc<Metrics>,
     calling: String,
     called: String,
     proposed: HashMap<u8, String>,
     counted: bool,
+    /// `dicomtap_pdu_bytes` by [`pdu_type_slot`].
+    pdu_bytes: [Option<Histogram>; 8],
+    /// `dicomtap_dimse_messages_total` by command, SOP class UID as sent and status class.
+    dimse: Vec<(DimseKey, IntCounter)>,
+    /// `dicomtap_dimse_response_seconds` by command.
+    response_seconds: Vec<(&'static str, Histogram)>,
 }
+
+/// What a `dicomtap_dimse_messages_total` series of an association is looked up by: the
+/// UID as sent (its label is derived from it), so a repeated message needs no registry
+/// lookup either.
+struct DimseKey {
+    command: &'static str,
+    sop_uid: Option<String>,
+    status: &'static str,
+}
+
+/// Series cached per association and metric; beyond this (a peer cycling through many SOP
+/// classes) they are resolved each time as before.
+const SERIES_CACHE: usize = 32;
 
 impl AssociationObserver {
     pub fn new(metrics: Arc<Metrics>) -> Self {
@@ -290,6 +323,59 @@ impl AssociationObserver {
             called: "unknown".into(),
             proposed: HashMap::new(),
             counted: false,
+            pdu_bytes: Default::default(),
+            dimse: Vec::new(),
+            response_seconds: Vec::new(),
+        }
+    }
+
+    /// Counts one PDU header seen on the wire, as [`Metrics::observe_pdu`].
+    pub fn observe_pdu(&mut self, pdu_type: u8, total_len: u64) {
+        let slot = &mut self.pdu_bytes[pdu_type_slot(pdu_type)];
+        let h = slot.get_or_insert_with(|| {
+            self.metrics
+                .pdu_bytes
+                .with_label_values(&[pdu_type_name(pdu_type)])
+        });
+        h.observe(total_len as f64);
+    }
+
+    fn count_dimse(&mut self, command: &'static str, sop_uid: Option<&str>, status: &'static str) {
+        let hit = self.dimse.iter().find(|(k, _)| {
+            k.command == command && k.status == status && k.sop_uid.as_deref() == sop_uid
+        });
+        if let Some((_, c)) = hit {
+            c.inc();
+            return;
+        }
+        let sop = uid_label(sop_uid);
+        let c = self
+            .metrics
+            .dimse_messages_total
+            .with_label_values(&[command, &sop, status]);
+        c.inc();
+        if self.dimse.len() < SERIES_CACHE {
+            let key = DimseKey {
+                command,
+                sop_uid: sop_uid.map(str::to_owned),
+                status,
+            };
+            self.dimse.push((key, c));
+        }
+    }
+
+    fn observe_response_time(&mut self, command: &'static str, seconds: f64) {
+        if let Some((_, h)) = self.response_seconds.iter().find(|(c, _)| *c == command) {
+            h.observe(seconds);
+            return;
+        }
+        let h = self
+            .metrics
+            .dimse_response_seconds
+            .with_label_values(&[command]);
+        h.observe(seconds);
+        if self.response_seconds.len() < SERIES_CACHE {
+            self.response_seconds.push((command, h));
         }
     }
 
@@ -343,25 +429,20 @@ impl AssociationObserver {
             }
             EventKind::Command(c) => {
                 let cmd = &c.command;
-                let sop = uid_label(
-                    cmd.affected_sop_class
-                        .as_deref()
-                        .or(cmd.requested_sop_class.as_deref())
-                        .or(c.abstract_syntax.as_deref()),
-                );
+                let sop_uid = cmd
+                    .affected_sop_class
+                    .as_deref()
+                    .or(cmd.requested_sop_class.as_deref())
+                    .or(c.abstract_syntax.as_deref());
                 let status = match &cmd.status {
                     Some(s) => status_class_name(s.class),
                     None => "none",
                 };
-                m.dimse_messages_total
-                    .with_label_values(&[cmd.command, &sop, status])
-                    .inc();
+                self.count_dimse(cmd.command, sop_uid, status);
                 if let Some(lat) = c.latency_us
                     && !cmd.is_request()
                 {
-                    m.dimse_response_seconds
-                        .with_label_values(&[cmd.command])
-                        .observe(lat as f64 / 1e6);
+                    self.observe_response_time(cmd.command, lat as f64 / 1e6);
                 }
             }
             EventKind::Finding(f) => {

@@ -15,8 +15,10 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,7 +38,7 @@ use crate::metrics::{AssociationObserver, Metrics};
 use crate::recorder::{RecordMsg, Recorder, RecorderHandle, now_us};
 use crate::tls::{Conn, ConnRead, ConnWrite, Leg, ListenerTls};
 use chunks::ChunkPool;
-use framing::Framer;
+use framing::PduFramer;
 
 /// Something the proxy saw or did, for one association.
 #[derive(Debug, Clone, Serialize)]
@@ -758,8 +760,11 @@ impl Association {
         self.bytes[i].fetch_add(n, Ordering::Relaxed);
         self.shared.bytes[i].fetch_add(n, Ordering::Relaxed);
         self.bytes_metric[i].inc_by(n);
-        self.last_activity_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        // Only the idle watch reads it: no clock read per chunk without an idle timeout.
+        if self.shared.limits.idle_timeout.is_some() {
+            self.last_activity_ms
+                .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
         let gap_before = self.analysis_gap[i].swap(0, Ordering::AcqRel);
         let msg = AnalysisMsg::Data {
             from,
@@ -870,25 +875,31 @@ async fn analyse(
         first_ts_us: now_us(),
         requestor_known_by: RequestorBy::SynSeen,
     };
-    let mut framers = [Framer::new(None), Framer::new(None)];
-    let mut pdus = Vec::new();
-    let mut spans = Vec::new();
+    let mut framers = [PduFramer::new(), PduFramer::new()];
     let mut upstream = None;
+    let recording = shared.recorder.is_some();
+    // The event for the subscribers and the recorder; `None` when neither would see it
+    // (no recording and nobody subscribed: the usual case outside tests and the demo),
+    // which spares building and moving it.
     let emit = |kind: ProxyEventKind, upstream: Option<SocketAddr>| {
+        let subscribed = shared.events.receiver_count() > 0;
+        if !subscribed && !recording {
+            return None;
+        }
         let ev = ProxyEvent {
             association: id,
             client,
             upstream,
             kind,
         };
-        // Nobody subscribed (the usual case outside tests and the demo): no copy.
-        if shared.events.receiver_count() > 0 {
+        if subscribed {
             let _ = shared.events.send(ev.clone());
         }
-        ev
+        recording.then_some(ev)
     };
+    // For the recorder, per message; reused.
+    let mut out: Vec<ProxyEvent> = Vec::new();
     while let Some(msg) = rx.recv().await {
-        let mut out = Vec::new();
         match msg {
             AnalysisMsg::Data {
                 from,
@@ -899,14 +910,9 @@ async fn analyse(
                 let i = from.index();
                 if gap_before > 0 {
                     conv.gap(from, ts_us, gap_before);
-                    framers[i] = Framer::new(None);
+                    framers[i] = PduFramer::new();
                 }
-                pdus.clear();
-                spans.clear();
-                framers[i].scan(&bytes, &mut pdus, &mut spans);
-                for &(t, len) in &pdus {
-                    shared.metrics.observe_pdu(t, len);
-                }
+                framers[i].scan(&bytes, |t, len| observer.observe_pdu(t, len));
                 conv.feed(from, ts_us, &bytes);
             }
             AnalysisMsg::End { from, ts_us, how } => conv.end(from, ts_us, how),
@@ -928,7 +934,7 @@ async fn analyse(
                     }
                     _ => {}
                 }
-                out.push(emit(ProxyEventKind::Proxy(n), upstream));
+                out.extend(emit(ProxyEventKind::Proxy(n), upstream));
             }
             AnalysisMsg::Upstream(u) => {
                 upstream = Some(u);
@@ -936,30 +942,35 @@ async fn analyse(
             }
             AnalysisMsg::Outcome(o) => observer.outcome(o),
         }
-        while let Some(ev) = conv.poll() {
-            observer.observe(&ev);
+        // Events are looked at in place and only taken when someone gets them.
+        while let Some(ev) = conv.peek_event() {
+            observer.observe(ev);
             if let Some(checker) = &shared.checker {
                 if let Some(s) = session.as_mut() {
-                    s.observe(&ev);
+                    s.observe(ev);
                 }
                 let findings = match checker.lock() {
                     Ok(mut c) => {
-                        c.observe(&conn_info, &ev);
+                        c.observe(&conn_info, ev);
                         c.drain()
                     }
                     Err(_) => Vec::new(),
                 };
                 for f in findings {
-                    out.push(emit(conformance_event(&shared, f), upstream));
+                    out.extend(emit(conformance_event(&shared, f), upstream));
                 }
             }
             // Data set bytes are for the rules only; they are not part of the event log.
-            if !matches!(ev.kind, dicomtap_wire::EventKind::DataFragment(_)) {
-                out.push(emit(ProxyEventKind::Wire(ev), upstream));
+            let logged = !matches!(ev.kind, dicomtap_wire::EventKind::DataFragment(_))
+                && (recording || shared.events.receiver_count() > 0);
+            if !logged {
+                conv.skip();
+            } else if let Some(ev) = conv.poll() {
+                out.extend(emit(ProxyEventKind::Wire(ev), upstream));
             }
         }
         if let Some(rec) = &shared.recorder {
-            for ev in out {
+            for ev in out.drain(..) {
                 rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
             }
         }
@@ -975,7 +986,7 @@ async fn analyse(
         };
         let events: Vec<ProxyEvent> = findings
             .into_iter()
-            .map(|f| emit(conformance_event(&shared, f), upstream))
+            .filter_map(|f| emit(conformance_event(&shared, f), upstream))
             .collect();
         if let Some(rec) = &shared.recorder {
             for ev in events {
@@ -1366,12 +1377,10 @@ async fn pump(
     wr: &mut ConnWrite,
     from: Side,
     assoc: &Association,
-    framer: &mut Framer,
+    framer: &mut PduFramer,
     buf_size: usize,
 ) -> PumpEnd {
     let mut pool = ChunkPool::new(buf_size);
-    let mut pdus = Vec::new();
-    let mut spans = Vec::new();
     loop {
         match rd.read_buf(pool.buffer()).await {
             Ok(0) => {
@@ -1392,9 +1401,8 @@ async fn pump(
             tracing::debug!(assoc = assoc.id, "write to {}: {e}", from.peer());
             return PumpEnd::WriteFailed;
         }
-        pdus.clear();
-        spans.clear();
-        framer.scan(&chunk, &mut pdus, &mut spans);
+        // Only the boundaries matter here (where an A-ABORT may go).
+        framer.scan(&chunk, |_, _| {});
         assoc.tap(from, ts, chunk).await;
     }
 }
@@ -1413,13 +1421,81 @@ async fn idle_watch(assoc: &Association, idle: Option<Duration>) {
     }
 }
 
+/// A future polled only on its first poll and after its own wake-ups.
+///
+/// `forward` waits on both pumps, the idle watch and the drain cut in one `select!`, which
+/// polls every branch whenever the task is woken: each chunk forwarded one way also polled
+/// the other pump, the idle timer and the cut watch, a fixed cost per chunk that showed in
+/// the per-message profile. Each branch gets its own waker here, which notes the wake-up
+/// before waking the task.
+struct WhenWoken<F> {
+    fut: F,
+    wakeup: Arc<Wakeup>,
+    /// `wakeup` as a waker, made once.
+    waker: Waker,
+}
+
+struct Wakeup {
+    woken: AtomicBool,
+    /// The task's waker as of the last poll.
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for Wakeup {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Noted before the task is woken, so the poll it leads to sees it.
+        self.woken.store(true, Ordering::Release);
+        let task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = task.as_ref() {
+            t.wake_by_ref();
+        }
+    }
+}
+
+impl<F: Future + Unpin> WhenWoken<F> {
+    fn new(fut: F) -> Self {
+        let wakeup = Arc::new(Wakeup {
+            woken: AtomicBool::new(true),
+            task: Mutex::new(None),
+        });
+        let waker = Waker::from(wakeup.clone());
+        WhenWoken { fut, wakeup, waker }
+    }
+}
+
+impl<F: Future + Unpin> Future for WhenWoken<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        {
+            let mut task = this
+                .wakeup
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        if !this.wakeup.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        Pin::new(&mut this.fut).poll(&mut Context::from_waker(&this.waker))
+    }
+}
+
 /// Forwards both directions until both are closed, or one fails (then the other side
 /// gets an A-ABORT where a PDU boundary allows, and is closed).
 async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>) {
     let limits = &assoc.shared.limits;
     let (mut cr, mut cw) = client.into_split();
     let (mut ur, mut uw) = upstream.into_split();
-    let mut framers = [Framer::new(None), Framer::new(None)];
+    let mut framers = [PduFramer::new(), PduFramer::new()];
     let mut ended = [false, false];
     if !pre.is_empty() {
         let ts = now_us();
@@ -1429,8 +1505,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                 message: "upstream closed before the A-ASSOCIATE-RQ was forwarded".into(),
             });
         }
-        let (mut p, mut s) = (Vec::new(), Vec::new());
-        framers[0].scan(&pre, &mut p, &mut s);
+        framers[0].scan(&pre, |_, _| {});
         assoc.tap(Side::Requestor, ts, Bytes::from(pre)).await;
     }
     enum Stop {
@@ -1452,6 +1527,8 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
             }
         };
         tokio::pin!(c2u, u2c, idle, cut);
+        let (mut c2u, mut u2c) = (WhenWoken::new(c2u), WhenWoken::new(u2c));
+        let (mut idle, mut cut) = (WhenWoken::new(idle), WhenWoken::new(cut));
         loop {
             if ended[0] && ended[1] {
                 break Stop::Done;
@@ -1550,5 +1627,68 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
             }
             assoc.closed(why);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts its polls; ready once `ready` is set (it wakes itself through the waker it
+    /// was last given when `ready` is set from outside).
+    struct Probe {
+        polls: Arc<AtomicUsize>,
+        ready: Arc<AtomicBool>,
+        waker: Arc<Mutex<Option<Waker>>>,
+    }
+
+    impl Future for Probe {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            if self.ready.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            if let Ok(mut w) = self.waker.lock() {
+                *w = Some(cx.waker().clone());
+            }
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn when_woken_polls_a_branch_only_after_its_own_wake_up() {
+        let (polls, ready) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let waker = Arc::new(Mutex::new(None::<Waker>));
+        let probe = Probe {
+            polls: polls.clone(),
+            ready: ready.clone(),
+            waker: waker.clone(),
+        };
+        tokio::pin!(probe);
+        let mut quiet = WhenWoken::new(probe);
+        let mut ticks = 0;
+        let done = loop {
+            tokio::select! {
+                () = &mut quiet => break ticks,
+                () = tokio::time::sleep(Duration::from_millis(1)) => {
+                    ticks += 1;
+                    if ticks == 5 {
+                        // Woken from elsewhere, as a socket would.
+                        ready.store(true, Ordering::SeqCst);
+                        let w = waker.lock().ok().and_then(|w| w.clone());
+                        if let Some(w) = w {
+                            w.wake();
+                        }
+                    }
+                }
+            }
+        };
+        assert_eq!(done, 5);
+        // The first poll and the one after its wake-up; none for the other branch's ticks.
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
     }
 }

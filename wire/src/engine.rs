@@ -7,6 +7,7 @@
 //! than the receiver advertised, a response without its request) need no second pass.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 
@@ -170,17 +171,64 @@ pub struct Conversation {
     /// The negotiation was seen from its start (so absences mean something).
     start_seen: bool,
     negotiation_not_seen_reported: bool,
-    proposed: HashMap<u8, ProposedContext>,
-    accepted: HashMap<u8, AcceptedContext>,
+    proposed: SmallKeyMap<u8, ProposedContext>,
+    accepted: SmallKeyMap<u8, AcceptedContext>,
     /// Max Length each side advertised it can receive (index: [`Side::index`]).
     max_length: [Option<u32>; 2],
-    outstanding: HashMap<(Side, u16), (u64, u16)>,
-    assemblies: HashMap<(Side, u8), Assembly>,
-    reported_contexts: HashSet<(Side, u8)>,
+    outstanding: SmallKeyMap<(Side, u16), (u64, u16)>,
+    assemblies: SmallKeyMap<(Side, u8), Assembly>,
+    reported_contexts: HashSet<(Side, u8), SmallKeys>,
+}
+
+/// The engine's maps are keyed by sides, presentation context IDs and message IDs, and
+/// looked up several times per PDV: SipHash cost more there than the decoding around it.
+/// The key space is tiny (at most 2 x 65536 keys, and the tables are capped), so a hasher
+/// that peers could steer into collisions cannot make them costly.
+type SmallKeyMap<K, V> = HashMap<K, V, SmallKeys>;
+type SmallKeys = BuildHasherDefault<SmallKeyHasher>;
+
+/// A multiply-and-fold hash of the few integers of a key.
+#[derive(Debug, Default, Clone, Copy)]
+struct SmallKeyHasher(u64);
+
+impl SmallKeyHasher {
+    fn add(&mut self, v: u64) {
+        let p = u128::from(self.0 ^ v) * 0x9E37_79B9_7F4A_7C15;
+        self.0 = (p as u64) ^ ((p >> 64) as u64);
+    }
+}
+
+impl Hasher for SmallKeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Outstanding requests kept for latency pairing; beyond this, the oldest are not tracked.
 const MAX_OUTSTANDING: usize = 4096;
+
+/// A command reassembly buffer up to this size is kept for the next command.
+const KEEP_COMMAND_BUFFER: usize = 4096;
 
 impl Conversation {
     pub fn new(config: EngineConfig) -> Self {
@@ -197,12 +245,12 @@ impl Conversation {
             phase: Phase::Unknown,
             start_seen: false,
             negotiation_not_seen_reported: false,
-            proposed: HashMap::new(),
-            accepted: HashMap::new(),
+            proposed: SmallKeyMap::default(),
+            accepted: SmallKeyMap::default(),
             max_length: [None, None],
-            outstanding: HashMap::new(),
-            assemblies: HashMap::new(),
-            reported_contexts: HashSet::new(),
+            outstanding: SmallKeyMap::default(),
+            assemblies: SmallKeyMap::default(),
+            reported_contexts: HashSet::default(),
         }
     }
 
@@ -416,6 +464,18 @@ impl Conversation {
     /// The next event, if any.
     pub fn poll(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next event, left in place: for a consumer that mostly only looks at events (the
+    /// live proxy without recording), moving each one out is a copy for nothing. Then
+    /// [`Conversation::poll`] takes it or [`Conversation::skip`] drops it.
+    pub fn peek_event(&self) -> Option<&Event> {
+        self.events.front()
+    }
+
+    /// Drops the next event (see [`Conversation::peek_event`]).
+    pub fn skip(&mut self) {
+        self.events.pop_front();
     }
 
     /// Where the association is.
@@ -1245,14 +1305,21 @@ impl Conversation {
         let Some(asm) = self.assemblies.get_mut(&(from, pc_id)) else {
             return;
         };
-        let bytes = std::mem::take(&mut asm.command);
         let start = asm.command_start.take().unwrap_or(0);
         let overflow = std::mem::take(&mut asm.command_overflow);
-        if overflow {
+        let decoded = (!overflow).then(|| dimse::decode_command(&asm.command));
+        // Emptied, not taken: the next command on this context reuses the buffer (unless
+        // it grew large).
+        if asm.command.capacity() > KEEP_COMMAND_BUFFER {
+            asm.command = Vec::new();
+        } else {
+            asm.command.clear();
+        }
+        let Some(decoded) = decoded else {
             asm.expecting_data = false;
             return;
-        }
-        match dimse::decode_command(&bytes) {
+        };
+        match decoded {
             Ok(command) => {
                 asm.expecting_data = command.has_dataset;
                 asm.message_id = command.pairing_id();

@@ -91,12 +91,23 @@ pub fn classify(code: u16, command_field: u16) -> Status {
         None => (UNKNOWN, false),
     };
     Status {
-        code: format!("{code:04X}"),
+        code: hex4(code),
         value: code,
         class: StatusClass::of(code),
         meaning,
         known,
     }
+}
+
+/// `code` as four upper-case hex digits, like `format!("{code:04X}")` without the
+/// formatting machinery (every response status goes through here).
+fn hex4(code: u16) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(4);
+    for shift in [12, 8, 4, 0] {
+        s.push(char::from(DIGITS[usize::from((code >> shift) & 0xF)]));
+    }
+    s
 }
 
 /// The meaning of `code` for the request field `service` (0x8000 cleared), service tables
@@ -283,6 +294,13 @@ mod tests {
     const MOVE_RSP: u16 = 0x8021;
     const GET_RSP: u16 = 0x8010;
     const ECHO_RSP: u16 = 0x8030;
+
+    #[test]
+    fn code_is_four_hex_digits() {
+        for code in [0u16, 0x1, 0xA700, 0xC000, 0xFF01, 0xFFFF, 0x0ABC, 0x1234] {
+            assert_eq!(hex4(code), format!("{code:04X}"));
+        }
+    }
 
     #[test]
     fn class_rules() {

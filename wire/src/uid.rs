@@ -40,7 +40,10 @@ pub fn from_wire(raw: &[u8]) -> WireUid {
         end -= 1;
     }
     let trimmed = raw.get(..end).unwrap_or_default();
-    let uid = String::from_utf8_lossy(trimmed).into_owned();
+    let uid = match std::str::from_utf8(trimmed) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(trimmed).into_owned(),
+    };
     WireUid {
         valid: is_valid(&uid),
         padded: end != raw.len(),
@@ -50,14 +53,34 @@ pub fn from_wire(raw: &[u8]) -> WireUid {
 }
 
 /// PS3.5 9.1: components of digits separated by dots, no leading zeros, at most 64 chars.
+///
+/// One pass over the bytes: every command set's UIDs are checked.
 pub fn is_valid(uid: &str) -> bool {
-    !uid.is_empty()
-        && uid.len() <= 64
-        && uid.split('.').all(|c| {
-            !c.is_empty()
-                && c.bytes().all(|b| b.is_ascii_digit())
-                && (c == "0" || !c.starts_with('0'))
-        })
+    let b = uid.as_bytes();
+    if b.is_empty() || b.len() > 64 {
+        return false;
+    }
+    // Start of the current component.
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'.' => {
+                if i == start {
+                    return false;
+                }
+                start = i + 1;
+            }
+            b'0' if i == start => {
+                // A component may be "0" but not start with 0 otherwise.
+                if b.get(i + 1).is_some_and(|&n| n != b'.') {
+                    return false;
+                }
+            }
+            b'0'..=b'9' => {}
+            _ => return false,
+        }
+    }
+    start < b.len()
 }
 
 /// The registry entry of a standard UID (SOP class, meta SOP class, transfer syntax,
@@ -268,6 +291,35 @@ mod tests {
         assert!(!is_valid(""));
         assert!(!is_valid(&format!("1.{}", "2".repeat(63))));
         assert!(is_valid(&format!("1.{}", "2".repeat(62))));
+    }
+
+    /// The one-pass check agrees with the rule read literally, on every string of up to
+    /// four characters over the interesting alphabet.
+    #[test]
+    fn validity_matches_the_component_rule() {
+        fn literal(uid: &str) -> bool {
+            !uid.is_empty()
+                && uid.len() <= 64
+                && uid.split('.').all(|c| {
+                    !c.is_empty()
+                        && c.bytes().all(|b| b.is_ascii_digit())
+                        && (c == "0" || !c.starts_with('0'))
+                })
+        }
+        let alphabet = ['0', '1', '9', '.', 'a', ' ', 'é'];
+        let mut cases = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = cases
+                .iter()
+                .flat_map(|c| alphabet.iter().map(move |a| format!("{c}{a}")))
+                .collect();
+            cases.extend(longer);
+            cases.sort();
+            cases.dedup();
+        }
+        for c in &cases {
+            assert_eq!(is_valid(c), literal(c), "{c:?}");
+        }
     }
 
     #[test]

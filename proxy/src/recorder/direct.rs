@@ -17,7 +17,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 /// Writes queued or running at once.
-const IN_FLIGHT: usize = 3;
+const IN_FLIGHT: usize = 4;
 
 /// When aligned buffers go through the page cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

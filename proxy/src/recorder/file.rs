@@ -180,7 +180,7 @@ impl BlockFile {
     /// Bytes written with direct I/O and through the page cache (after a whole flush).
     pub(super) fn written_by_path(&self) -> (u64, u64) {
         let direct = self.direct_bytes + self.direct.as_ref().map_or(0, |d| d.direct_bytes());
-        (direct, self.size() - direct)
+        (direct, self.size().saturating_sub(direct))
     }
 
     /// Marks the end of a whole block (or event line) and tells whether enough is
@@ -232,7 +232,9 @@ impl BlockFile {
         let cut = match self.direct.take() {
             Some(mut direct) => {
                 direct.stop();
-                self.direct_bytes += direct.direct_bytes();
+                // What is cut off no longer counts.
+                self.direct_bytes =
+                    (self.direct_bytes + direct.direct_bytes()).min(direct.safe_end());
                 direct.safe_end()
             }
             None => self.written,
