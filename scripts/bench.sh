@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The end-to-end benchmarks in one command: installs the peers that are missing (DCMTK,
-# tshark/dumpcap, socat, HAProxy, GNU time; perf with --profile) from Debian's packages,
+# tshark/dumpcap, socat, HAProxy, GNU time, valgrind; perf with --profile) from Debian's packages,
 # builds dicomtap and the harness in release mode, raises the open-files limit, runs
 # benches/e2e (see docs/performance.md), writes benches/results/latest.json and prints
 # the table. Arguments go to the harness: --quick, --reps N, --profile,
@@ -15,6 +15,7 @@ command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 [ -x /usr/bin/time ] || need_apt+=(time)
+command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
 if [[ " $* " == *" --profile "* ]] && ! command -v perf >/dev/null 2>&1; then
   need_apt+=(linux-perf)
 fi

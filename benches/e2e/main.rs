@@ -10,6 +10,8 @@
 //!    of them against as many opened directly.
 //! 4. `dicomtap analyze` against tshark on a capture of item 1's traffic: wall time and
 //!    peak memory.
+//! 5. Instructions the proxy executes per C-ECHO round trip and per 64 KiB C-STORE
+//!    (callgrind): the figure that noise does not move.
 //!
 //! Everything listens on 127.0.0.1; every process it starts is ended by its pid when its
 //! guard drops; every loop is bounded.
@@ -21,6 +23,7 @@
 mod analyze;
 mod dicom;
 mod echo;
+mod instructions;
 mod many;
 mod profile;
 mod store;
@@ -67,7 +70,8 @@ usage: cargo bench --bench e2e -- [options]      (or scripts/bench.sh [options])
   --large N            16 MiB objects in the large workload (default 20)
   --small N            64 KiB objects in the small workload (default 2000)
   --associations N     simultaneous associations for item 3 (default 1000)
-  --sections LIST      comma-separated subset of store,echo,many,analyze (default all)
+  --sections LIST      comma-separated subset of store,echo,many,analyze,instructions
+                       (default all; instructions needs valgrind)
   --profile            also perf-record the proxy and the analyzer (needs perf)
   --out FILE           JSON results (default benches/results/latest.json)
   --keep               keep the scratch directory (capture, recordings, logs)
@@ -120,7 +124,7 @@ fn parse_args() -> anyhow::Result<Option<Opts>> {
         analyze_reps: 3,
         tshark_reps: 2,
     };
-    let mut sections: Vec<String> = ["store", "echo", "many", "analyze"]
+    let mut sections: Vec<String> = ["store", "echo", "many", "analyze", "instructions"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -420,6 +424,26 @@ fn table(results: &Value) -> (String, Vec<Value>) {
             "primary": true,
         }));
     }
+    if let Some(i) = results.get("instructions") {
+        let _ = writeln!(
+            t,
+            "\n== 5. instructions per message in the proxy (callgrind, user space, all threads) =="
+        );
+        let _ = writeln!(
+            t,
+            "{:26} {:>18} {:>18}",
+            "path", "C-ECHO round trip", "64 KiB C-STORE"
+        );
+        for r in i["rows"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                t,
+                "{:26} {:>18.0} {:>18.0}",
+                r["path"].as_str().unwrap_or(""),
+                f(&r["per_echo_round_trip"]),
+                f(&r["per_store_64k"])
+            );
+        }
+    }
     if !goals.is_empty() {
         let _ = writeln!(t, "\n== goals ==");
         for g in &goals {
@@ -480,7 +504,7 @@ fn main() -> anyhow::Result<()> {
         std::env::temp_dir()
     };
     let data = util::TempDir::new(shm.join(format!("dicomtap-bench-{}", std::process::id())))?;
-    let need_data = want("store") || want("analyze") || profile;
+    let need_data = want("store") || want("analyze") || want("instructions") || profile;
     let workloads = if need_data {
         let t = Instant::now();
         let w = store::generate(&data.path, ctx.large, ctx.small)?;
@@ -511,7 +535,7 @@ fn main() -> anyhow::Result<()> {
         ),
     );
 
-    if want("store") || want("analyze") || profile {
+    if want("store") || want("analyze") || want("instructions") || profile {
         let (scp, scp_addr) = store::start_storescp(&ctx, false)?;
         if want("store") {
             results.insert("store".into(), store::run(&ctx, &workloads, scp_addr)?);
@@ -531,6 +555,18 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             let _ = std::fs::remove_file(&file);
+        }
+        if want("instructions") {
+            match workloads.iter().find(|w| w.name == "small") {
+                Some(small) if util::have("valgrind") => {
+                    results.insert(
+                        "instructions".into(),
+                        instructions::run(&ctx, small, scp_addr)?,
+                    );
+                }
+                Some(_) => eprintln!("e2e: valgrind not installed, item 5 skipped"),
+                None => eprintln!("e2e: no small workload, item 5 skipped"),
+            }
         }
         if profile {
             let dir = out.parent().unwrap_or(Path::new(".")).to_path_buf();

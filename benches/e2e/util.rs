@@ -150,6 +150,12 @@ impl Proc {
         })
     }
 
+    /// How long [`Proc::stop_with`] waits before SIGKILL.
+    pub fn with_grace(mut self, grace: Duration) -> Proc {
+        self.grace = grace;
+        self
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -213,8 +213,9 @@ impl DirectWriter {
         }
     }
 
-    /// Waits for the pending writes and ends the thread (which syncs the direct
-    /// descriptor).
+    /// Waits for the pending writes and ends the thread. Nothing is synced here: on
+    /// rotation an fsync would hold the recorder up for as long as the disk takes the
+    /// file's cached part; [`super::file::BlockFile::close`] syncs at shutdown.
     pub(super) fn stop(&mut self) {
         let _ = self.wait_all();
         self.jobs = None;
@@ -286,5 +287,4 @@ fn write_jobs(direct: &File, cached: &File, rx: &Receiver<(Job, Policy)>, tx: &S
             break;
         }
     }
-    let _ = direct.sync_all();
 }
