@@ -207,6 +207,39 @@ fn storescu_through_proxy_delivers_identical_files_and_a_decodable_recording() -
     let health = http_get(p.metrics.ok_or("no metrics port")?, "/healthz", None);
     assert!(health.ends_with("ok\n"), "{health}");
 
+    // The capture's bytes are counted as written (directly or through the page cache)
+    // once a flush tick has passed, and never more than the file holds.
+    let capture = p
+        .files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "pcapng"))
+        .ok_or("no pcapng")?
+        .clone();
+    let written = || {
+        let text = http_get(p.metrics.unwrap_or(0), "/metrics", None);
+        ["direct", "page_cache"].map(|io| {
+            let key = format!("dicomtap_recorder_written_bytes_total{{io=\"{io}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(key.as_str()))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let [d, c] = written();
+            d + c > 40_000
+        }),
+        "written bytes never counted: {:?}",
+        written()
+    );
+    let [d, c] = written();
+    let on_disk = std::fs::metadata(&capture)?.len();
+    assert!(d + c <= on_disk, "{d} + {c} counted, {on_disk} on disk");
+    if direct_io_works_in(&rec_dir) {
+        assert!(d > 0, "nothing written directly: {d} + {c}");
+    }
+
     sigterm(&mut p.proc)?;
     let pcap = p
         .files
@@ -358,4 +391,21 @@ fn recording_flags_without_a_recording_directory_are_refused() {
         assert!(!out.status.success(), "{flag:?} was accepted");
         assert!(stderr.contains("need --record DIR"), "{flag:?}: {stderr}");
     }
+}
+
+/// Whether files in `dir` can be opened with O_DIRECT (not on tmpfs of older kernels).
+fn direct_io_works_in(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    #[cfg(target_arch = "x86_64")]
+    const O_DIRECT: i32 = 0o40000;
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+    #[cfg(target_arch = "x86_64")]
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(O_DIRECT)
+        .open(dir.join(".direct-probe"))
+        .is_ok()
 }

@@ -275,6 +275,9 @@ pub fn run(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result
                 if r.large_only && w.name != "large" {
                     continue;
                 }
+                // Dirty pages left by the previous run (a recording written through the
+                // page cache) go to the disk now, not during this run.
+                let _ = std::process::Command::new("sync").status();
                 let pid = r.proc.as_ref().map(|p| p.pid());
                 let cpu0 = pid.and_then(util::proc_cpu_secs);
                 let s = send(ctx, r.addr, w).map_err(|e| anyhow::anyhow!("via {}: {e}", r.name))?;
@@ -338,6 +341,8 @@ pub fn run(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result
         proxies.push(json!({
             "path": r.name,
             "recorder_dropped_total": util::metric_sum(&text, "dicomtap_recorder_dropped_total"),
+            "recorder_written_direct_bytes": util::metric_sum(&text, "dicomtap_recorder_written_bytes_total{io=\"direct\"}"),
+            "recorder_written_page_cache_bytes": util::metric_sum(&text, "dicomtap_recorder_written_bytes_total{io=\"page_cache\"}"),
             "analysis_dropped_bytes_total": util::metric_sum(&text, "dicomtap_analysis_dropped_bytes_total"),
             "bytes_total": util::metric_sum(&text, "dicomtap_bytes_total"),
             "dimse_messages_total": util::metric_sum(&text, "dicomtap_dimse_messages_total"),

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub presentation_contexts_total: IntCounterVec,
     pub upstream_errors_total: IntCounterVec,
     pub recorder_dropped_total: IntCounter,
+    /// Capture bytes written, by `io`: `direct` (O_DIRECT) or `page_cache`.
+    pub recorder_written_bytes_total: IntCounterVec,
     pub analysis_dropped_bytes_total: IntCounter,
     pub protocol_findings_total: IntCounterVec,
     pub aborts_total: IntCounterVec,
@@ -108,6 +110,11 @@ impl Metrics {
             "dicomtap_recorder_dropped_total",
             "Chunks and events the recorder dropped because its queue was full.",
         )?;
+        let recorder_written_bytes_total = counter_vec(
+            "dicomtap_recorder_written_bytes_total",
+            "Capture bytes written, by io: direct (O_DIRECT, no page cache) or page_cache (without direct I/O, or while the disk was behind).",
+            &["io"],
+        )?;
         let analysis_dropped_bytes_total = IntCounter::new(
             "dicomtap_analysis_dropped_bytes_total",
             "Bytes forwarded but not analysed because the analysis queue was full (reported to the engine as gaps).",
@@ -146,6 +153,7 @@ impl Metrics {
         registry.register(Box::new(presentation_contexts_total.clone()))?;
         registry.register(Box::new(upstream_errors_total.clone()))?;
         registry.register(Box::new(recorder_dropped_total.clone()))?;
+        registry.register(Box::new(recorder_written_bytes_total.clone()))?;
         registry.register(Box::new(analysis_dropped_bytes_total.clone()))?;
         registry.register(Box::new(protocol_findings_total.clone()))?;
         registry.register(Box::new(aborts_total.clone()))?;
@@ -163,6 +171,7 @@ impl Metrics {
             presentation_contexts_total,
             upstream_errors_total,
             recorder_dropped_total,
+            recorder_written_bytes_total,
             analysis_dropped_bytes_total,
             protocol_findings_total,
             aborts_total,

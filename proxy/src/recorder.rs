@@ -165,7 +165,7 @@ impl Recorder {
                 source,
             })?;
         let files = Arc::new(Mutex::new(Vec::new()));
-        let mut writer = Writer::new(config.clone(), files.clone())?;
+        let mut writer = Writer::new(config.clone(), files.clone(), &metrics)?;
         let (tx, mut rx) = mpsc::channel(config.queue_chunks.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         let (thread_dropped, thread_metrics) = (dropped.clone(), metrics.clone());
@@ -337,12 +337,17 @@ struct Writer {
     all_files: Vec<PathBuf>,
     /// Scratch for one packet's Ethernet/IP/TCP headers.
     headers: Vec<u8>,
+    /// `dicomtap_recorder_written_bytes_total` for direct and page-cache writes, and
+    /// what of the current capture they already count.
+    written_total: [prometheus::IntCounter; 2],
+    counted: [u64; 2],
 }
 
 impl Writer {
     fn new(
         config: RecordingConfig,
         files: Arc<Mutex<Vec<PathBuf>>>,
+        metrics: &Metrics,
     ) -> Result<Writer, RecorderError> {
         let (pcap, log) = open_pair(&config, 0)?;
         let mut w = Writer {
@@ -356,6 +361,12 @@ impl Writer {
             stats: RecorderStats::default(),
             all_files: Vec::new(),
             headers: Vec::with_capacity(128),
+            written_total: ["direct", "page_cache"].map(|io| {
+                metrics
+                    .recorder_written_bytes_total
+                    .with_label_values(&[io])
+            }),
+            counted: [0, 0],
         };
         w.publish_files();
         w.enforce_retention();
@@ -586,6 +597,7 @@ impl Writer {
         if let Some(p) = self.pcap.as_mut() {
             p.flush(true)?;
         }
+        self.count_written();
         self.log.flush(true)
     }
 
@@ -601,6 +613,7 @@ impl Writer {
         self.seq_no += 1;
         let (pcap, log) = open_pair(&self.config, self.seq_no)?;
         self.count_written();
+        self.counted = [0, 0];
         self.pcap = pcap;
         self.log = log;
         self.opened_at = Instant::now();
@@ -622,16 +635,22 @@ impl Writer {
         Ok(())
     }
 
-    /// Adds how the current capture was written to the totals.
+    /// Brings the totals of direct and page-cache writes up to date with the current
+    /// capture (after a whole flush).
     fn count_written(&mut self) {
-        if let Some(p) = &self.pcap {
-            let (direct, cached) = p.written_by_path();
-            self.stats.direct_bytes += direct;
-            self.stats.cached_bytes += cached;
-            tracing::debug!(
-                "{}: {direct} bytes written directly, {cached} through the page cache",
-                p.path.display()
-            );
+        let Some(p) = &self.pcap else {
+            return;
+        };
+        let (direct, cached) = p.written_by_path();
+        for (i, now) in [direct, cached].into_iter().enumerate() {
+            let new = now.saturating_sub(self.counted[i]);
+            self.written_total[i].inc_by(new);
+            self.counted[i] = self.counted[i].max(now);
+            if i == 0 {
+                self.stats.direct_bytes += new;
+            } else {
+                self.stats.cached_bytes += new;
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 //! the data, so the recorder fills its next buffer while the disk takes the last one.
 //!
 //! Jobs run in order, at most [`IN_FLIGHT`] at a time; the buffers come back for reuse.
-//! A buffer is written directly when nothing waits behind it. When something does, the
+//! A buffer is written directly when no other buffer waits behind it. When one does, the
 //! disk is behind the traffic, and the buffer goes through the page cache instead, which
 //! takes it at memory speed: a burst faster than the disk costs CPU for the copy rather
 //! than a full recorder queue and dropped data. Once a write fails, the jobs after it are
@@ -238,7 +238,8 @@ fn write_jobs(direct: &File, cached: &File, rx: &Receiver<(Job, Policy)>, tx: &S
     while let Some((job, policy)) = next.take().or_else(|| rx.recv().ok()) {
         next = rx.try_recv().ok();
         let through_cache = match policy {
-            Policy::WhenBehind => next.is_some(),
+            // The end written after a flush does not mean the disk is behind.
+            Policy::WhenBehind => matches!(next, Some((Job::Aligned { .. }, _))),
             #[cfg(test)]
             Policy::Always => true,
             #[cfg(test)]
