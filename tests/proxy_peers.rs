@@ -163,6 +163,7 @@ fn storescu_through_proxy_delivers_identical_files_and_a_decodable_recording() -
             &upstream,
             "--record",
             rec_dir.to_str().ok_or("path")?,
+            "--direct-io",
             "--metrics",
             "127.0.0.1:0",
         ],
@@ -373,7 +374,7 @@ fn recording_flags_without_a_recording_directory_are_refused() {
         &["--rotate-every", "1h"][..],
         &["--keep-files", "3"],
         &["--backpressure"],
-        &["--no-direct-io"],
+        &["--direct-io"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_dicomtap"))
             .args([

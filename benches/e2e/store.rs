@@ -247,10 +247,10 @@ pub fn run(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result
     relays.push(start_dicomtap(ctx, scp, None, &[])?);
     relays.push(start_dicomtap(ctx, scp, Some("headers"), &[])?);
     relays.push(start_dicomtap(ctx, scp, Some("full"), &[])?);
-    // The same through the page cache, to show what direct I/O saves.
-    let mut cached = start_dicomtap(ctx, scp, Some("full"), &["--no-direct-io"])?;
-    cached.name = "dicomtap full --no-direct-io".into();
-    relays.push(cached);
+    // The same with direct I/O, against the page cache of the default.
+    let mut direct = start_dicomtap(ctx, scp, Some("full"), &["--direct-io"])?;
+    direct.name = "dicomtap full --direct-io".into();
+    relays.push(direct);
     // Full recording that never drops (the forwarding waits for the recorder).
     let mut bp = start_dicomtap(ctx, scp, Some("full"), &["--backpressure"])?;
     bp.name = "dicomtap full --backpressure".into();

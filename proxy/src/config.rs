@@ -249,9 +249,11 @@ pub struct RecordingConfig {
     /// `dicomtap_recorder_dropped_total`; `true` slows forwarding down instead.
     #[serde(default)]
     pub backpressure: bool,
-    /// Write the capture with direct I/O (`O_DIRECT`), bypassing the page cache: the
-    /// kernel then copies nothing, which roughly halves the recorder's CPU. Falls back
-    /// to the page cache where the file system refuses it. Default `true`.
+    /// Write the capture with direct I/O (`O_DIRECT`), bypassing the page cache: no
+    /// kernel copy and no captured patient data kept in memory, but every write waits
+    /// for the disk (the page cache takes over while the disk is behind). For a local
+    /// disk much faster than the traffic. Falls back to the page cache where the file
+    /// system refuses it. Default `false`.
     #[serde(default = "default_direct_io")]
     pub direct_io: bool,
     /// Chunks queued to the recorder before dropping or backpressure. Default 4096.
@@ -295,7 +297,7 @@ fn default_keep_files() -> usize {
     48
 }
 fn default_direct_io() -> bool {
-    true
+    false
 }
 fn default_queue_chunks() -> usize {
     4096

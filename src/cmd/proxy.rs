@@ -55,9 +55,9 @@ pub struct Args {
     /// Slow forwarding down rather than drop recording data when the disk lags.
     #[arg(long)]
     backpressure: bool,
-    /// Write the capture through the page cache instead of with direct I/O.
+    /// Write the capture with direct I/O (O_DIRECT) instead of through the page cache.
     #[arg(long)]
-    no_direct_io: bool,
+    direct_io: bool,
     /// Rotate the recording at this many bytes.
     #[arg(long, value_name = "BYTES")]
     rotate_bytes: Option<u64>,
@@ -141,7 +141,7 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
         }
         rc.both_legs |= args.both_legs;
         rc.backpressure |= args.backpressure;
-        rc.direct_io &= !args.no_direct_io;
+        rc.direct_io |= args.direct_io;
         if let Some(b) = args.rotate_bytes {
             rc.rotate_bytes = b;
         }
@@ -158,13 +158,13 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
     } else if args.payload.is_some()
         || args.both_legs
         || args.backpressure
-        || args.no_direct_io
+        || args.direct_io
         || args.rotate_bytes.is_some()
         || args.rotate_every.is_some()
         || args.keep_files.is_some()
     {
         bail!(
-            "--payload, --both-legs, --backpressure, --no-direct-io, --rotate-bytes, \
+            "--payload, --both-legs, --backpressure, --direct-io, --rotate-bytes, \
              --rotate-every and --keep-files need --record DIR"
         );
     }

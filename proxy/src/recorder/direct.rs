@@ -33,6 +33,9 @@ pub(super) enum Policy {
     /// Every other job (tests).
     #[cfg(test)]
     Alternate,
+    /// The write fails as on a full disk (tests).
+    #[cfg(test)]
+    Fail,
 }
 
 enum Job {
@@ -74,6 +77,9 @@ pub(super) struct DirectWriter {
     direct_bytes: u64,
     policy: Policy,
     submitted: u64,
+    /// Tests: writes reaching past this offset fail as on a full disk.
+    #[cfg(test)]
+    full_at: Option<u64>,
 }
 
 impl DirectWriter {
@@ -96,12 +102,20 @@ impl DirectWriter {
             direct_bytes: 0,
             policy: Policy::WhenBehind,
             submitted: 0,
+            #[cfg(test)]
+            full_at: None,
         })
     }
 
     #[cfg(test)]
     pub(super) fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
+    }
+
+    /// Tests: the disk is full from `offset` on.
+    #[cfg(test)]
+    pub(super) fn set_full_at(&mut self, offset: u64) {
+        self.full_at = Some(offset);
     }
 
     /// Queues `buf[range]` for `offset`; waits while [`IN_FLIGHT`] writes are pending.
@@ -145,6 +159,18 @@ impl DirectWriter {
             #[cfg(test)]
             Policy::Alternate => Policy::Never,
             policy => policy,
+        };
+        #[cfg(test)]
+        let policy = {
+            let end = match &job {
+                Job::Aligned { range, offset, .. } => offset + range.len() as u64,
+                Job::Tail { bytes, offset, .. } => offset + bytes.len() as u64,
+            };
+            if self.full_at.is_some_and(|at| end > at) {
+                Policy::Fail
+            } else {
+                policy
+            }
         };
         let sent = self
             .jobs
@@ -243,8 +269,12 @@ fn write_jobs(direct: &File, cached: &File, rx: &Receiver<(Job, Policy)>, tx: &S
             #[cfg(test)]
             Policy::Always => true,
             #[cfg(test)]
-            Policy::Never | Policy::Alternate => false,
+            Policy::Never | Policy::Alternate | Policy::Fail => false,
         };
+        #[cfg(test)]
+        if policy == Policy::Fail {
+            failed = true;
+        }
         let skipped = || Err(io::Error::other("not written after an earlier failure"));
         let done = match job {
             Job::Aligned {

@@ -521,6 +521,62 @@ mod tests {
     }
 
     #[test]
+    fn a_full_disk_under_direct_writes_leaves_whole_blocks_and_writing_goes_on() {
+        let dir = tempfile::tempdir().unwrap_or_else(|_| unreachable!());
+        if !direct_io_works_in(dir.path()) {
+            eprintln!("SKIPPED: no direct I/O in {}", dir.path().display());
+            return;
+        }
+        let path = dir.path().join("full.pcapng");
+        let mut file =
+            BlockFile::create(path.clone(), WriteMode::Direct).unwrap_or_else(|_| unreachable!());
+        // The disk fills in the middle of the third megabyte, inside some block.
+        if let Some(direct) = file.direct.as_mut() {
+            direct.set_full_at(2_500_000);
+        }
+        let payload =
+            |n: u64| -> Bytes { vec![(n % 251) as u8; 9000 + (n as usize % 7) * 333].into() };
+        let (mut failures, mut n) = (0, 0u64);
+        while n < 400 {
+            write_epb(&mut file, n, "c", b"HDR", payload(n));
+            n += 1;
+            if file.end_block() && file.flush(false).is_err() {
+                failures += 1;
+            }
+            if n % 50 == 0 && file.flush(true).is_err() {
+                failures += 1;
+            }
+        }
+        assert!(failures > 0, "the full disk was never hit");
+        assert!(
+            !file.is_direct(),
+            "after the failure the file goes on buffered"
+        );
+        file.close().unwrap_or_else(|_| unreachable!());
+        let out = std::fs::read(&path).unwrap_or_else(|_| unreachable!());
+        let (seen, whole) = blocks(&out);
+        assert!(whole, "the file ends on a block boundary");
+        // Every block is one that was written, whole; some in the middle were lost.
+        assert!(seen.len() > 100 && seen.len() < 400, "{}", seen.len());
+        let mut last = None;
+        for s in &seen {
+            assert_eq!(&s[..3], b"HDR");
+            let k = u64::from(s[3]);
+            assert!(s[3..].iter().all(|&b| b == s[3]));
+            let n = (0..400u64)
+                .filter(|n| n % 251 == k && payload(*n).len() == s.len() - 3)
+                .find(|n| last.is_none_or(|l| *n > l))
+                .unwrap_or_else(|| unreachable!());
+            last = Some(n);
+        }
+        assert_eq!(
+            last,
+            Some(399),
+            "blocks written after the failure are in the file"
+        );
+    }
+
+    #[test]
     fn a_buffer_that_outgrew_its_capacity_is_aligned_again() {
         let dir = tempfile::tempdir().unwrap_or_else(|_| unreachable!());
         let path = dir.path().join("big.pcapng");
