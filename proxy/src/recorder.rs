@@ -597,7 +597,7 @@ impl Writer {
         if let Some(p) = self.pcap.as_mut() {
             p.flush(true)?;
         }
-        self.count_written();
+        self.count_written(false);
         self.log.flush(true)
     }
 
@@ -612,7 +612,7 @@ impl Writer {
         self.flush()?;
         self.seq_no += 1;
         let (pcap, log) = open_pair(&self.config, self.seq_no)?;
-        self.count_written();
+        self.count_written(true);
         self.counted = [0, 0];
         self.pcap = pcap;
         self.log = log;
@@ -636,12 +636,12 @@ impl Writer {
     }
 
     /// Brings the totals of direct and page-cache writes up to date with the current
-    /// capture (after a whole flush).
-    fn count_written(&mut self) {
+    /// capture (after a whole flush; `closing`: its end is final too).
+    fn count_written(&mut self, closing: bool) {
         let Some(p) = &self.pcap else {
             return;
         };
-        let (direct, cached) = p.written_by_path();
+        let (direct, cached) = p.written_by_path(closing);
         for (i, now) in [direct, cached].into_iter().enumerate() {
             let new = now.saturating_sub(self.counted[i]);
             self.written_total[i].inc_by(new);
@@ -700,7 +700,7 @@ impl Writer {
                 self.stats.write_errors += 1;
             }
         }
-        self.count_written();
+        self.count_written(true);
         let mut stats = self.stats.clone();
         stats.files = self.all_files.clone();
         Ok(stats)

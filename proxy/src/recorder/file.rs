@@ -177,10 +177,13 @@ impl BlockFile {
         self.buf.len() - self.start + self.shared_len
     }
 
-    /// Bytes written with direct I/O and through the page cache (after a whole flush).
-    pub(super) fn written_by_path(&self) -> (u64, u64) {
+    /// Bytes written with direct I/O and through the page cache. The end written after a
+    /// flush is written again by the next direct write, so it counts only once it is
+    /// final (`with_end`: the file is closing).
+    pub(super) fn written_by_path(&self, with_end: bool) -> (u64, u64) {
         let direct = self.direct_bytes + self.direct.as_ref().map_or(0, |d| d.direct_bytes());
-        (direct, self.size().saturating_sub(direct))
+        let total = if with_end { self.size() } else { self.written };
+        (direct, total.saturating_sub(direct))
     }
 
     /// Marks the end of a whole block (or event line) and tells whether enough is
@@ -493,7 +496,7 @@ mod tests {
             }
             let size = file.size();
             file.close().unwrap_or_else(|_| unreachable!());
-            let (direct, cached) = file.written_by_path();
+            let (direct, cached) = file.written_by_path(true);
             assert_eq!(direct + cached, size);
             if file.is_direct() {
                 match behind {
