@@ -191,15 +191,21 @@ fn monitor_serves_metrics_of_a_capture() {
         "monitor: {}",
         mon.output()
     );
+    // The monitor goes through the capture as it reads it: the association is counted at
+    // its A-ASSOCIATE-AC, its messages after. Wait for all of them.
+    let expected = [
+        "dicomtap_associations_total{called_ae=\"STORESCP\",calling_ae=\"MODALITY\",result=\"accepted\"} 1",
+        "dicomtap_dimse_messages_total{command=\"C-STORE-RQ\",sop_class=\"CTImageStorage\",status_class=\"none\"} 1",
+        "dicomtap_dimse_messages_total{command=\"C-STORE-RSP\",sop_class=\"MRImageStorage\",status_class=\"success\"} 1",
+        "dicomtap_dimse_messages_total{command=\"C-ECHO-RSP\",sop_class=\"Verification\",status_class=\"success\"} 1",
+    ];
     let mut body = String::new();
     let ok = wait_until(Duration::from_secs(20), || {
         body = http_get(mport, "/metrics", None);
-        body.contains("dicomtap_associations_total{called_ae=\"STORESCP\",calling_ae=\"MODALITY\",result=\"accepted\"} 1")
+        expected.iter().all(|line| body.contains(line))
     });
-    assert!(ok, "metrics never showed the association:\n{body}");
-    assert!(body.contains("dicomtap_dimse_messages_total{command=\"C-STORE-RQ\",sop_class=\"CTImageStorage\",status_class=\"none\"} 1"), "{body}");
-    assert!(body.contains("dicomtap_dimse_messages_total{command=\"C-STORE-RSP\",sop_class=\"MRImageStorage\",status_class=\"success\"} 1"), "{body}");
-    assert!(body.contains("dicomtap_dimse_messages_total{command=\"C-ECHO-RSP\",sop_class=\"Verification\",status_class=\"success\"} 1"), "{body}");
+    let missing: Vec<&&str> = expected.iter().filter(|l| !body.contains(**l)).collect();
+    assert!(ok, "metrics never showed {missing:?}:\n{body}");
     // No patient data in labels: the samples' patient names never appear.
     assert!(
         !body.contains("CompressedSamples") && !body.contains("^"),
