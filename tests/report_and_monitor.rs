@@ -266,38 +266,14 @@ fn monitor_counts_tls_on_a_given_port_as_dicom() {
     };
     let tmp = temp_dir("monitor-tls");
     let dir = tmp.path();
-    // A throwaway self-signed certificate, used and trusted by both sides.
-    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
-    run_ok(
-        "openssl",
-        command(
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                key.to_str().unwrap(),
-                "-out",
-                cert.to_str().unwrap(),
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ),
-        dir,
-        Duration::from_secs(60),
+    // The test PKI's localhost certificate, used by both sides, which trust its CA.
+    let pki = support::pki::Pki::new(dir);
+    let (key, cert, ca) = (
+        pki.path("leaf.key"),
+        pki.path("server.pem"),
+        pki.path("ca.pem"),
     );
-    let tls = [
-        "+tls",
-        key.to_str().unwrap(),
-        cert.to_str().unwrap(),
-        "+cf",
-        cert.to_str().unwrap(),
-    ];
+    let tls = ["+tls", key.as_str(), cert.as_str(), "+cf", ca.as_str()];
     // storescp over TLS on a free (non-default) port; storescu sends CT_small.dcm.
     let (scp, port) = support::peers::storescp(
         "storescp-tls",

@@ -4,8 +4,9 @@
 //!
 //! Forwarding hands chunks over through a bounded queue ([`RecorderHandle`]); a dedicated
 //! thread writes them. Each block is built whole in memory and buffers are written out as
-//! whole blocks (every `flush_interval_ms`, or when 1 MiB is pending), so after a `kill -9`
-//! the file ends at a block boundary. Files rotate by size and age, the oldest pairs beyond
+//! whole blocks (every `flush_interval_ms`, or when half a megabyte is pending; how, with
+//! or without direct I/O, is `recorder/file.rs`'s business), so after a `kill -9` the file
+//! ends at a block boundary. Files rotate by size and age, the oldest pairs beyond
 //! `keep_files` are deleted, and every file is created with mode 0600.
 
 use std::collections::HashMap;

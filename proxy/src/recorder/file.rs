@@ -26,14 +26,14 @@ use super::{MAX_SEGMENT, RecorderError};
 /// Buffered bytes that trigger a write before the flush interval. Payload chunks wait in
 /// the buffer by reference, so this also bounds how long the recorder keeps the proxy's
 /// read blocks from being reused.
-pub(super) const FLUSH_AT: usize = 512 * 1024;
+const FLUSH_AT: usize = 512 * 1024;
 /// Buffered bytes that trigger a direct write: larger writes keep the disk busier.
 const DIRECT_FLUSH_AT: usize = 1024 * 1024;
 /// Payloads shorter than this are copied into the buffer; longer ones are written from
 /// the forwarded chunk itself (one `writev` entry each).
-pub(super) const COPY_BELOW: usize = 2048;
+const COPY_BELOW: usize = 2048;
 /// Entries per `writev` call (the kernel's IOV_MAX is 1024).
-pub(super) const MAX_IOVECS: usize = 1024;
+const MAX_IOVECS: usize = 1024;
 /// Alignment of direct writes: memory address, file offset and length. 4 KiB covers
 /// every logical block size in use.
 const ALIGN: usize = 4096;
