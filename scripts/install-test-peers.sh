@@ -20,17 +20,24 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+  # Orthanc's and Prometheus's packages start system services (4242/8042, 9090) when they
+  # are installed; the tests start their own peers on free ports and need neither. A
+  # policy-rc.d that refuses service starts keeps this install from starting them; it is
+  # ours only when none was there, and only then removed. Nothing already running on the
+  # machine is stopped.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  if [ -n "${policy:-}" ] && [ "$(trap -p EXIT)" != "" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
 fi
-# Orthanc's package starts a system service on port 4242/8042; the tests start their own.
-# Prometheus's package starts a server on 9090; the tests only need promtool.
-if command -v service >/dev/null 2>&1; then
-  service orthanc stop >/dev/null 2>&1 || true
-  service prometheus stop >/dev/null 2>&1 || true
-fi
-pkill -x Orthanc 2>/dev/null || true
-pkill -x prometheus 2>/dev/null || true
 
 venv="$here/.venv"
 if [ ! -x "$venv/bin/python" ]; then

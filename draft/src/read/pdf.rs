@@ -1,0 +1,13 @@
+//! PDF reader.
+
+use crate::document::Document;
+
+use super::ReadError;
+
+/// Reads a PDF document.
+pub fn read(bytes: &[u8], source: &str) -> Result<Document, ReadError> {
+    let _ = (bytes, source);
+    Err(ReadError::UnknownFormat(
+        "the PDF reader is not written yet".into(),
+    ))
+}
