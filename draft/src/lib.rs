@@ -11,7 +11,10 @@
 //! Nothing here opens a socket; file access is limited to reading the input.
 
 pub mod document;
+pub mod drafter;
+pub mod names;
 pub mod read;
 
 pub use document::{Block, Document, Format, Loc, Row, Table};
 pub use read::{ReadError, read_bytes, read_file};
+pub use drafter::{DraftError, Drafted, Report, draft, draft_named};

@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod demo;
 pub mod export;
+pub mod import;
 pub mod monitor;
 pub mod pdu;
 pub mod probe;

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use dicomtap_analyzer::analysis::Analysis;
 use dicomtap_analyzer::capture::{CaptureConfig, CaptureReader, DEFAULT_SERVER_PORTS};
 use dicomtap_analyzer::statement::{
-    self, Diagnostic, Role, Statement, diff, import, infer::Inference, write,
+    self, Diagnostic, Role, Statement, diff, infer::Inference, write,
 };
 use dicomtap_wire::EngineConfig;
 
@@ -31,16 +31,13 @@ enum Sub {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
-    /// Convert a dcm4che device configuration (JSON, as exported by dcm4chee-arc) into a
-    /// statement. The output is validated before it is written.
-    Import {
-        /// The dcm4che device JSON.
-        #[arg(value_name = "DCM4CHE_JSON")]
-        input: PathBuf,
-        /// Write the statement here instead of standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-    },
+    /// Draft statements from conformance statement documents: a vendor's DICOM
+    /// Conformance Statement as PDF, HTML, plain text, Markdown or reStructuredText, or a
+    /// dcm4che device configuration (JSON); the format is told from the content. Every
+    /// drafted claim records where in the document it was read (`[x.evidence]`), and the
+    /// draft is validated before it is written. A document that cannot be read is an
+    /// error naming the file; then nothing is written (exit 2).
+    Import(super::import::Args),
     /// Predict, for every initiator/acceptor pair of AEs and every SOP class, whether
     /// presentation context negotiation succeeds and with which transfer syntax the
     /// acceptor answers, plus the differences that matter (PDU sizes, context limits,
@@ -88,7 +85,7 @@ enum Sub {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Sub::Check { files } => check(&files),
-        Sub::Import { input, output } => import_cmd(&input, output.as_deref()),
+        Sub::Import(a) => super::import::run(a),
         Sub::Diff {
             files,
             json,
@@ -124,7 +121,7 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn print_diagnostics(d: &[Diagnostic]) {
+pub(super) fn print_diagnostics(d: &[Diagnostic]) {
     let mut err = std::io::stderr().lock();
     for x in d {
         let _ = writeln!(err, "{x}");
@@ -201,7 +198,7 @@ fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn emit(text: &str, output: Option<&Path>) -> anyhow::Result<()> {
+pub(super) fn emit(text: &str, output: Option<&Path>) -> anyhow::Result<()> {
     match output {
         Some(p) => {
             std::fs::write(p, text).with_context(|| format!("{}: cannot write", p.display()))
@@ -214,57 +211,12 @@ fn emit(text: &str, output: Option<&Path>) -> anyhow::Result<()> {
 }
 
 /// Validates generated text by loading it back; a failure is a bug in the generator.
-fn verify(text: &str, name: &Path) -> anyhow::Result<()> {
+pub(super) fn verify(text: &str, name: &Path) -> anyhow::Result<()> {
     if let Err(e) = statement::parse(text, name) {
         print_diagnostics(&e.diagnostics());
         bail!("the generated statement does not validate (a dicomtap bug; please report it)");
     }
     Ok(())
-}
-
-fn import_cmd(input: &Path, output: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(input)
-        .with_context(|| format!("{}: cannot read", input.display()))?;
-    let json: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("{}:{}: invalid JSON: {e}", input.display(), e.line());
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-    };
-    let name = input.file_name().map_or_else(
-        || input.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let imported = match import::from_dcm4che(&json, &name) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("{}: {e}", input.display());
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-    };
-    let mut header = vec![format!(
-        "Imported by dicomtap {} from {name}.",
-        env!("CARGO_PKG_VERSION")
-    )];
-    header.push(
-        "Review before use: dcm4che configurations say nothing of statuses, private creators,"
-            .into(),
-    );
-    header.push("implementation identity or storage commitment behaviour.".into());
-    if !imported.notes.is_empty() {
-        header.push(String::new());
-        header.push("Not imported:".into());
-        header.extend(imported.notes.iter().map(|n| format!("- {n}")));
-    }
-    for n in &imported.notes {
-        eprintln!("{}: note: {n}", input.display());
-    }
-    let opts = write::WriteOptions { header, x: None };
-    let out = write::to_toml_with(&imported.statement, &opts);
-    verify(&out, output.unwrap_or(Path::new("<import>")))?;
-    emit(&out, output)?;
-    Ok(ExitCode::SUCCESS)
 }
 
 fn diff_cmd(

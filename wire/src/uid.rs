@@ -137,6 +137,22 @@ pub fn is_retired(uid: &str) -> bool {
     lookup(uid).is_some_and(|e| e.retired)
 }
 
+/// Every entry of the registry: SOP classes, meta SOP classes, transfer syntaxes,
+/// well-known SOP instances and application context names. For lookups by name (a
+/// conformance statement document names SOP classes in words), which the registry's own
+/// index does not offer.
+pub fn all() -> impl Iterator<Item = &'static UidEntry> {
+    SOP_CLASS_UIDS
+        .lines()
+        .filter_map(|u| sop_class::registry().by_uid(u.trim()))
+        .chain(EXTRA.iter())
+}
+
+/// The SOP class UIDs of `dicom-dictionary-std` 0.10.1 (`uids.rs` SOP_CLASSES, crate-private
+/// there), one per line; names and flags come from the registry itself.
+/// `sop_class_list_is_the_registry` guards it.
+const SOP_CLASS_UIDS: &str = include_str!("sop_class_uids.txt");
+
 struct ExtraIndex {
     by_uid: HashMap<&'static str, &'static UidEntry>,
     by_keyword: HashMap<&'static str, &'static UidEntry>,
@@ -383,6 +399,16 @@ mod tests {
 
     #[test]
     #[allow(deprecated)]
+    fn sop_class_list_is_the_registry() {
+        let n = SOP_CLASS_UIDS.lines().count();
+        let found = all().filter(|e| e.r#type == UidType::SopClass).count();
+        assert_eq!(found, n, "every listed UID is a SOP class of the registry");
+        for uid in [uids::VERIFICATION, uids::CT_IMAGE_STORAGE, uids::STORAGE_COMMITMENT_PUSH_MODEL] {
+            assert!(all().any(|e| e.uid == uid), "{uid}");
+        }
+    }
+
+    #[test]
     fn extra_table_matches_public_constants() {
         for (uid, kw) in [
             (uids::IMPLICIT_VR_LITTLE_ENDIAN, "ImplicitVRLittleEndian"),
