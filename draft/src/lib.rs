@@ -14,7 +14,8 @@ pub mod document;
 pub mod drafter;
 pub mod names;
 pub mod read;
+pub mod score;
 
 pub use document::{Block, Document, Format, Loc, Row, Table};
-pub use read::{ReadError, read_bytes, read_file};
 pub use drafter::{DraftError, Drafted, Report, draft, draft_named};
+pub use read::{ReadError, read_bytes, read_file};

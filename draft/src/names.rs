@@ -137,7 +137,10 @@ const TRANSFER_SYNTAX_ALIASES: &[(&str, &str)] = &[
     ("Big Endian Explicit", "1.2.840.10008.1.2.2"),
     ("BigEndianExplicitTransferSyntax", "1.2.840.10008.1.2.2"),
     ("Deflated Explicit Little Endian", "1.2.840.10008.1.2.1.99"),
-    ("DeflatedExplicitVRLittleEndianTransferSyntax", "1.2.840.10008.1.2.1.99"),
+    (
+        "DeflatedExplicitVRLittleEndianTransferSyntax",
+        "1.2.840.10008.1.2.1.99",
+    ),
     ("Deflate", "1.2.840.10008.1.2.1.99"),
     ("JPEG Baseline", "1.2.840.10008.1.2.4.50"),
     ("JPEG Baseline Process 1", "1.2.840.10008.1.2.4.50"),
@@ -151,7 +154,10 @@ const TRANSFER_SYNTAX_ALIASES: &[(&str, &str)] = &[
     ("JPEG Lossless Process 14", "1.2.840.10008.1.2.4.57"),
     ("JPEGProcess14TransferSyntax", "1.2.840.10008.1.2.4.57"),
     ("JPEG Lossless SV1", "1.2.840.10008.1.2.4.70"),
-    ("JPEG Lossless First Order Prediction", "1.2.840.10008.1.2.4.70"),
+    (
+        "JPEG Lossless First Order Prediction",
+        "1.2.840.10008.1.2.4.70",
+    ),
     ("JPEG Lossless Process 14 SV1", "1.2.840.10008.1.2.4.70"),
     ("JPEG Lossless Selection Value 1", "1.2.840.10008.1.2.4.70"),
     ("JPEGProcess14SV1TransferSyntax", "1.2.840.10008.1.2.4.70"),
@@ -162,8 +168,14 @@ const TRANSFER_SYNTAX_ALIASES: &[(&str, &str)] = &[
     ("JPEGLSLossyTransferSyntax", "1.2.840.10008.1.2.4.81"),
     ("JPEG 2000 Lossless", "1.2.840.10008.1.2.4.90"),
     ("JPEG 2000 Lossless Only", "1.2.840.10008.1.2.4.90"),
-    ("JPEG 2000 Image Compression Lossless", "1.2.840.10008.1.2.4.90"),
-    ("JPEG2000LosslessOnlyTransferSyntax", "1.2.840.10008.1.2.4.90"),
+    (
+        "JPEG 2000 Image Compression Lossless",
+        "1.2.840.10008.1.2.4.90",
+    ),
+    (
+        "JPEG2000LosslessOnlyTransferSyntax",
+        "1.2.840.10008.1.2.4.90",
+    ),
     ("JPEG2K Lossless", "1.2.840.10008.1.2.4.90"),
     ("JPEG 2000", "1.2.840.10008.1.2.4.91"),
     ("JPEG 2000 Lossy", "1.2.840.10008.1.2.4.91"),
@@ -173,18 +185,45 @@ const TRANSFER_SYNTAX_ALIASES: &[(&str, &str)] = &[
     ("RLE", "1.2.840.10008.1.2.5"),
     ("RLE Lossless", "1.2.840.10008.1.2.5"),
     ("RLELosslessTransferSyntax", "1.2.840.10008.1.2.5"),
-    ("MPEG2 Main Profile at Main Level", "1.2.840.10008.1.2.4.100"),
-    ("MPEG2MainProfileAtMainLevelTransferSyntax", "1.2.840.10008.1.2.4.100"),
-    ("MPEG2 Main Profile at High Level", "1.2.840.10008.1.2.4.101"),
-    ("MPEG2MainProfileAtHighLevelTransferSyntax", "1.2.840.10008.1.2.4.101"),
+    (
+        "MPEG2 Main Profile at Main Level",
+        "1.2.840.10008.1.2.4.100",
+    ),
+    (
+        "MPEG2MainProfileAtMainLevelTransferSyntax",
+        "1.2.840.10008.1.2.4.100",
+    ),
+    (
+        "MPEG2 Main Profile at High Level",
+        "1.2.840.10008.1.2.4.101",
+    ),
+    (
+        "MPEG2MainProfileAtHighLevelTransferSyntax",
+        "1.2.840.10008.1.2.4.101",
+    ),
     ("MPEG4 High Profile Level 4.1", "1.2.840.10008.1.2.4.102"),
-    ("MPEG4HighProfileLevel4_1TransferSyntax", "1.2.840.10008.1.2.4.102"),
-    ("MPEG4 BD compatible High Profile Level 4.1", "1.2.840.10008.1.2.4.103"),
-    ("MPEG4BDcompatibleHighProfileLevel4_1TransferSyntax", "1.2.840.10008.1.2.4.103"),
+    (
+        "MPEG4HighProfileLevel4_1TransferSyntax",
+        "1.2.840.10008.1.2.4.102",
+    ),
+    (
+        "MPEG4 BD compatible High Profile Level 4.1",
+        "1.2.840.10008.1.2.4.103",
+    ),
+    (
+        "MPEG4BDcompatibleHighProfileLevel4_1TransferSyntax",
+        "1.2.840.10008.1.2.4.103",
+    ),
     ("HEVC Main Profile Level 5.1", "1.2.840.10008.1.2.4.107"),
-    ("HEVCMainProfileLevel5_1TransferSyntax", "1.2.840.10008.1.2.4.107"),
+    (
+        "HEVCMainProfileLevel5_1TransferSyntax",
+        "1.2.840.10008.1.2.4.107",
+    ),
     ("HEVC Main 10 Profile Level 5.1", "1.2.840.10008.1.2.4.108"),
-    ("HEVCMain10ProfileLevel5_1TransferSyntax", "1.2.840.10008.1.2.4.108"),
+    (
+        "HEVCMain10ProfileLevel5_1TransferSyntax",
+        "1.2.840.10008.1.2.4.108",
+    ),
     ("JPIP Referenced", "1.2.840.10008.1.2.4.94"),
     ("JPIP Referenced Deflate", "1.2.840.10008.1.2.4.95"),
 ];
@@ -221,7 +260,20 @@ pub fn resolve(name: &str, kind: Kind) -> Option<Match> {
         });
     }
     // Toolkit suffixes ("...TransferSyntax", "...SOPClass") and DCMTK's abbreviations.
-    for suffix in ["transfersyntax", "storagesopclass"] {
+    // DCMTK's "FINDPatientRootQueryRetrieveInformationModel": the service first.
+    for service in ["find", "move", "get"] {
+        if let Some(rest) = key.strip_prefix(service) {
+            if rest.ends_with("informationmodel") {
+                if let Some(m) = resolve(&format!("{rest}{service}"), kind) {
+                    return Some(Match {
+                        quality: Quality::Alias,
+                        ..m
+                    });
+                }
+            }
+        }
+    }
+    for suffix in ["transfersyntax", "sopclass"] {
         if let Some(stem) = key.strip_suffix(suffix) {
             if let Some(m) = resolve(stem, kind) {
                 return Some(Match {
@@ -327,10 +379,19 @@ mod tests {
                 .map(|m| m.entry.alias.to_owned())
                 .or(uid::keyword("1.2.840.10008.5.1.4.1.1.3").map(str::to_owned))
         );
-        let retired = resolve("Ultrasound Multi-frame Image Storage (Retired)", Kind::SopClass);
-        assert_eq!(retired.map(|m| m.entry.uid), Some("1.2.840.10008.5.1.4.1.1.3"));
+        let retired = resolve(
+            "Ultrasound Multi-frame Image Storage (Retired)",
+            Kind::SopClass,
+        );
+        assert_eq!(
+            retired.map(|m| m.entry.uid),
+            Some("1.2.840.10008.5.1.4.1.1.3")
+        );
         let current = resolve("Ultrasound Multi-frame Image Storage", Kind::SopClass);
-        assert_eq!(current.map(|m| m.entry.uid), Some("1.2.840.10008.5.1.4.1.1.3.1"));
+        assert_eq!(
+            current.map(|m| m.entry.uid),
+            Some("1.2.840.10008.5.1.4.1.1.3.1")
+        );
         assert_eq!(
             sop("Digital X-Ray Image Storage - For Processing"),
             Some("DigitalXRayImageStorageForProcessing")
@@ -359,23 +420,37 @@ mod tests {
         let m = resolve("Enhanced MR Imgae Storage", Kind::SopClass);
         assert_eq!(m.map(|m| m.entry.alias), Some("EnhancedMRImageStorage"));
         assert_eq!(m.map(|m| m.quality), Some(Quality::Close));
+        assert_eq!(sop("VerificationSOPClass"), Some("Verification"));
+        assert_eq!(
+            sop("FINDPatientRootQueryRetrieveInformationModel"),
+            Some("PatientRootQueryRetrieveInformationModelFind")
+        );
         assert_eq!(sop("Coffee Machine Storage"), None);
         assert_eq!(sop(""), None);
     }
 
     #[test]
     fn transfer_syntaxes_as_vendors_write_them() {
-        assert_eq!(ts("Implicit VR Little Endian"), Some("ImplicitVRLittleEndian"));
+        assert_eq!(
+            ts("Implicit VR Little Endian"),
+            Some("ImplicitVRLittleEndian")
+        );
         assert_eq!(
             ts("LittleEndianImplicitTransferSyntax"),
             Some("ImplicitVRLittleEndian")
         );
         assert_eq!(ts("JPEG Lossless SV1"), Some("JPEGLosslessSV1"));
         assert_eq!(ts("JPEG Baseline (Process 1)"), Some("JPEGBaseline8Bit"));
-        assert_eq!(ts("JPEG 2000 Image Compression (Lossless Only)"), Some("JPEG2000Lossless"));
+        assert_eq!(
+            ts("JPEG 2000 Image Compression (Lossless Only)"),
+            Some("JPEG2000Lossless")
+        );
         assert_eq!(ts("RLE Lossless"), Some("RLELossless"));
         assert_eq!(ts("Explicit VR Big Endian"), Some("ExplicitVRBigEndian"));
-        assert_eq!(ts("Deflated Explicit VR Little Endian"), Some("DeflatedExplicitVRLittleEndian"));
+        assert_eq!(
+            ts("Deflated Explicit VR Little Endian"),
+            Some("DeflatedExplicitVRLittleEndian")
+        );
         // A SOP class is not a transfer syntax.
         assert_eq!(ts("CT Image Storage"), None);
     }

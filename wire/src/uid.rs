@@ -403,7 +403,11 @@ mod tests {
         let n = SOP_CLASS_UIDS.lines().count();
         let found = all().filter(|e| e.r#type == UidType::SopClass).count();
         assert_eq!(found, n, "every listed UID is a SOP class of the registry");
-        for uid in [uids::VERIFICATION, uids::CT_IMAGE_STORAGE, uids::STORAGE_COMMITMENT_PUSH_MODEL] {
+        for uid in [
+            uids::VERIFICATION,
+            uids::CT_IMAGE_STORAGE,
+            uids::STORAGE_COMMITMENT_PUSH_MODEL,
+        ] {
             assert!(all().any(|e| e.uid == uid), "{uid}");
         }
     }

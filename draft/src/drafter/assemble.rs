@@ -51,9 +51,11 @@ fn section_roles(scan: &Scan, s: usize) -> Option<Roles> {
 }
 
 fn ts_roles(scan: &Scan, s: usize) -> Option<Roles> {
-    section_chain(scan, s)
-        .into_iter()
-        .find_map(|i| scan.sections.get(i).and_then(|x| x.ts_roles.or(x.heading_roles)))
+    section_chain(scan, s).into_iter().find_map(|i| {
+        scan.sections
+            .get(i)
+            .and_then(|x| x.ts_roles.or(x.heading_roles))
+    })
 }
 
 fn uidref(r: &Resolved) -> UidRef {
@@ -97,19 +99,36 @@ pub fn device_name(doc: &Document) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let raw = from_title.filter(|t| t.chars().any(char::is_alphanumeric)).unwrap_or(stem);
+    let raw = from_title
+        .filter(|t| t.chars().any(char::is_alphanumeric))
+        .unwrap_or(stem);
     let mut name: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     while name.contains("__") {
         name = name.replace("__", "_");
     }
     let name = name.trim_matches('_').chars().take(48).collect::<String>();
-    if name.is_empty() { "DRAFTED_DEVICE".into() } else { name }
+    if name.is_empty() {
+        "DRAFTED_DEVICE".into()
+    } else {
+        name
+    }
 }
 
-pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut Report) -> Assembled {
+pub fn assemble(
+    doc: &Document,
+    scan: &Scan,
+    params: &Parameters,
+    report: &mut Report,
+) -> Assembled {
     let mut ev = EvidenceMap::default();
     // Device.
     let name = device_name(doc);
@@ -119,7 +138,11 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
             &Loc::default(),
             &format!(
                 "from the document's {}",
-                if doc.title.is_some() { "title" } else { "file name" }
+                if doc.title.is_some() {
+                    "title"
+                } else {
+                    "file name"
+                }
             ),
         ),
     );
@@ -188,9 +211,22 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
     }
     // Transfer syntax lists by caption reference.
     let mut by_ref: BTreeMap<String, Vec<Resolved>> = BTreeMap::new();
-    for l in &scan.ts_lists {
+    for l in scan.ts_lists.iter().filter(|l| l.conditional) {
+        report.assumptions.push(Note {
+            at: l.ev.at.clone(),
+            text: format!(
+                "{} transfer syntax(es) offered only with an option or configuration: not drafted as claims ({})",
+                l.entries.len(),
+                l.entries.iter().map(|e| label(&e.uid)).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    for l in scan.ts_lists.iter().filter(|l| !l.conditional) {
         if let Some(r) = l.caption.as_deref().and_then(table_ref) {
-            by_ref.entry(r).or_default().extend(l.entries.iter().cloned());
+            by_ref
+                .entry(r)
+                .or_default()
+                .extend(l.entries.iter().cloned());
         }
     }
     // Capabilities: (ae index, sop uid, role) -> capability under construction.
@@ -211,10 +247,16 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
             return 0;
         }
         for s in section_chain(scan, section) {
-            let title = scan.sections.get(s).map(|x| x.title.to_lowercase()).unwrap_or_default();
+            let title = scan
+                .sections
+                .get(s)
+                .map(|x| x.title.to_lowercase())
+                .unwrap_or_default();
             for (i, (a, fname)) in aes.iter().enumerate() {
                 if title.contains(&a.title.to_lowercase())
-                    || fname.as_deref().is_some_and(|f| !f.is_empty() && title.contains(&f.to_lowercase()))
+                    || fname
+                        .as_deref()
+                        .is_some_and(|f| !f.is_empty() && title.contains(&f.to_lowercase()))
                 {
                     return i;
                 }
@@ -224,7 +266,11 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
     };
     let fallback_role = {
         let n = name.to_lowercase();
-        if n.ends_with("scu") { Role::Scu } else { Role::Scp }
+        if n.ends_with("scu") {
+            Role::Scu
+        } else {
+            Role::Scp
+        }
     };
     for c in &scan.caps {
         let roles = c
@@ -299,11 +345,15 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
             .filter(|(_, _, _)| true)
             .filter(|k| {
                 caps.get(*k).is_some_and(|b| {
-                    section_chain(scan, b.section).iter().any(|s| sections.contains(s))
+                    section_chain(scan, b.section)
+                        .iter()
+                        .any(|s| sections.contains(s))
                         || table_target.as_ref().is_some_and(|t| {
                             scan.caps.iter().any(|rc| {
                                 rc.sop.uid == b.sop.uid
-                                    && rc.table.and_then(|ti| scan.captions.get(ti).cloned().flatten())
+                                    && rc
+                                        .table
+                                        .and_then(|ti| scan.captions.get(ti).cloned().flatten())
                                         .as_deref()
                                         .and_then(table_ref)
                                         .as_ref()
@@ -317,7 +367,10 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
         if src.is_empty() {
             report.unreadable.push(Note {
                 at: cp.ev.at.clone(),
-                text: format!("refers to \"{}\" for its SOP classes, but found no SOP classes there", cp.target),
+                text: format!(
+                    "refers to \"{}\" for its SOP classes, but found no SOP classes there",
+                    cp.target
+                ),
             });
             continue;
         }
@@ -358,6 +411,7 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
         let near: Vec<&super::scan::TsList> = scan
             .ts_lists
             .iter()
+            .filter(|l| !l.conditional)
             .filter(|l| {
                 let lc = section_chain(scan, l.section);
                 l.section == b.section
@@ -369,7 +423,7 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
         let lists: Vec<&super::scan::TsList> = if near.is_empty() {
             scan.ts_lists
                 .iter()
-                .filter(|l| l.caption.is_none() || true)
+                .filter(|l| !l.conditional)
                 .filter(|l| {
                     // A general list: in a section of its own, not among SOP classes.
                     !scan.caps.iter().any(|c| c.section == l.section)
@@ -427,18 +481,27 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
             if uid::lookup(&r.uid).is_none() {
                 private_uids.entry(r.uid.clone()).or_insert(PrivateUid {
                     private: true,
-                    name: r.private_name.clone().map(|n| super::evidence::one_line(&n, 80)),
+                    name: r
+                        .private_name
+                        .clone()
+                        .map(|n| super::evidence::one_line(&n, 80)),
                 });
             }
         }
     }
     // Preferred transfer syntaxes (SCP).
-    let preferred: Vec<String> = params.preferred_ts.iter().map(|f| f.value.clone()).collect();
+    let preferred: Vec<String> = params
+        .preferred_ts
+        .iter()
+        .map(|f| f.value.clone())
+        .collect();
     // Build the AEs' capabilities.
     for key in &order {
         let Some(b) = caps.get(key) else { continue };
         let (ai, _, role) = key;
-        let Some((ae, _)) = aes.get_mut(*ai) else { continue };
+        let Some((ae, _)) = aes.get_mut(*ai) else {
+            continue;
+        };
         let sop = uidref(&b.sop);
         let ts: Vec<UidRef> = b.ts.iter().map(uidref).collect();
         let pref: Vec<UidRef> = if *role == Role::Scp {
@@ -450,7 +513,12 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
         } else {
             Vec::new()
         };
-        let claim = format!("ae.{}.capability.{}.{}", ae.title, label(&sop.uid), role.as_str());
+        let claim = format!(
+            "ae.{}.capability.{}.{}",
+            ae.title,
+            label(&sop.uid),
+            role.as_str()
+        );
         ev.add(claim.clone(), b.ev.clone());
         if let Some(t) = &b.ts_ev {
             ev.add(format!("{claim}.transfer_syntaxes"), t.clone());
@@ -460,21 +528,22 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
                 ev.add(format!("{claim}.preferred_transfer_syntaxes"), f.ev.clone());
             }
         }
-        let storage_commitment = (sop.uid == STORAGE_COMMITMENT && !params.commitment_report.is_empty())
-            .then(|| StorageCommitment {
-                report_on: params
-                    .commitment_report
-                    .iter()
-                    .map(|f| {
-                        if f.value == "same_association" {
-                            ReportOn::SameAssociation
-                        } else {
-                            ReportOn::NewAssociation
-                        }
-                    })
-                    .collect(),
-                max_wait_s: None,
-            });
+        let storage_commitment = (sop.uid == STORAGE_COMMITMENT
+            && !params.commitment_report.is_empty())
+        .then(|| StorageCommitment {
+            report_on: params
+                .commitment_report
+                .iter()
+                .map(|f| {
+                    if f.value == "same_association" {
+                        ReportOn::SameAssociation
+                    } else {
+                        ReportOn::NewAssociation
+                    }
+                })
+                .collect(),
+            max_wait_s: None,
+        });
         if storage_commitment.is_some() {
             if let Some(f) = params.commitment_report.first() {
                 ev.add(format!("{claim}.storage_commitment"), f.ev.clone());
@@ -558,7 +627,11 @@ pub fn assemble(doc: &Document, scan: &Scan, params: &Parameters, report: &mut R
             claim("implementation_version_name", &f.ev);
         }
         if !params.character_sets.is_empty() {
-            let mut cs: Vec<String> = params.character_sets.iter().map(|f| f.value.clone()).collect();
+            let mut cs: Vec<String> = params
+                .character_sets
+                .iter()
+                .map(|f| f.value.clone())
+                .collect();
             if !cs.iter().any(|c| c == "ISO_IR 6") {
                 cs.insert(0, "ISO_IR 6".into());
             }
@@ -643,14 +716,22 @@ fn file_name(source: &str) -> String {
 /// An extended negotiation cell read for what the format can state.
 fn ext_neg(text: &str, sop: &UidRef) -> Option<ExtendedNegotiation> {
     let l = text.to_lowercase();
-    if l.trim().is_empty() || l.starts_with("none") || l.starts_with("no") || l.contains("not support") {
+    if l.trim().is_empty()
+        || l.starts_with("none")
+        || l.starts_with("no")
+        || l.contains("not support")
+    {
         return None;
     }
     let kw = sop.keyword.as_deref().unwrap_or("");
-    if kw.contains("QueryRetrieve") && kw.ends_with("Find") || kw.contains("WorklistInformationModel") {
+    if kw.contains("QueryRetrieve") && kw.ends_with("Find")
+        || kw.contains("WorklistInformationModel")
+    {
         let relational = l.contains("relational").then_some(true);
         let fuzzy = l.contains("fuzzy").then_some(true);
-        let dt = (l.contains("combined date") || l.contains("date-time") || l.contains("date time")).then_some(true);
+        let dt =
+            (l.contains("combined date") || l.contains("date-time") || l.contains("date time"))
+                .then_some(true);
         let tz = l.contains("timezone").then_some(true);
         if relational.is_some() || fuzzy.is_some() || dt.is_some() || tz.is_some() {
             return Some(ExtendedNegotiation {

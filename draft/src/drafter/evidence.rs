@@ -118,6 +118,9 @@ mod tests {
     #[test]
     fn one_line_cuts_long_text() {
         assert_eq!(one_line("a  b\nc", 10), "a b c");
-        assert_eq!(one_line(&"x".repeat(20), 10), format!("{}...", "x".repeat(7)));
+        assert_eq!(
+            one_line(&"x".repeat(20), 10),
+            format!("{}...", "x".repeat(7))
+        );
     }
 }

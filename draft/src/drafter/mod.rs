@@ -30,9 +30,13 @@ pub struct Drafted {
 /// Why a draft could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum DraftError {
-    #[error("not a conformance statement: no SOP class, transfer syntax or AE title was found in it")]
+    #[error(
+        "not a conformance statement: no SOP class, transfer syntax or AE title was found in it"
+    )]
     NotAStatement,
-    #[error("the draft does not load as a statement ({0}); this is a bug in the drafter, please report it with the document")]
+    #[error(
+        "the draft does not load as a statement ({0}); this is a bug in the drafter, please report it with the document"
+    )]
     Invalid(String),
 }
 
@@ -85,7 +89,11 @@ pub fn draft_named(doc: &Document, device_name: Option<&str>) -> Result<Drafted,
             at: scan
                 .sentences
                 .iter()
-                .find(|x| scan.sections.get(x.section).is_some_and(|y| std::ptr::eq(y, s)))
+                .find(|x| {
+                    scan.sections
+                        .get(x.section)
+                        .is_some_and(|y| std::ptr::eq(y, s))
+                })
                 .map(|x| x.at.clone())
                 .unwrap_or_default(),
             claims: n,
@@ -112,4 +120,250 @@ pub fn draft_named(doc: &Document, device_name: Option<&str>) -> Result<Drafted,
         evidence: asm.evidence,
         report,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::{Block, Format, Loc, Row, Table};
+    use dicomtap_analyzer::statement::Role;
+
+    fn at(page: u32, line: u32) -> Loc {
+        Loc {
+            page: Some(page),
+            line,
+            ..Loc::default()
+        }
+    }
+
+    fn row(page: u32, line: u32, cells: &[&str]) -> Row {
+        Row {
+            cells: cells.iter().map(|c| (*c).to_owned()).collect(),
+            at: at(page, line),
+        }
+    }
+
+    /// A PS3.2-layout statement as a PDF reader gives it: an AE table, a presentation
+    /// context table with a role column, multi-line transfer syntax cells, a reference to
+    /// a transfer syntax table, a private transfer syntax, a name/UID mismatch and a
+    /// parameter table.
+    fn ps32() -> Document {
+        let h = |level, text: &str, page, line| Block::Heading {
+            level,
+            text: text.into(),
+            at: at(page, line),
+        };
+        let l = |text: &str, page, line| Block::Line {
+            text: text.into(),
+            at: at(page, line),
+        };
+        Document {
+            source: "acme-ct.pdf".into(),
+            format: Format::Pdf,
+            pages: Some(9),
+            title: Some("ACME CT-9000 DICOM Conformance Statement".into()),
+            blocks: vec![
+                h(1, "4 Networking", 3, 1),
+                Block::Table(Table {
+                    caption: Some("Table 4.1-1 Application Entities".into()),
+                    header: vec![
+                        "Application Entity".into(),
+                        "Default AE Title".into(),
+                        "Default TCP/IP Port".into(),
+                    ],
+                    rows: vec![row(3, 5, &["Storage", "CT9000", "104"])],
+                    at: at(3, 4),
+                }),
+                h(3, "4.2.1 Storage AE Specification", 4, 1),
+                Block::Table(Table {
+                    caption: Some("Table 4.2-1 Presentation Contexts".into()),
+                    header: vec![
+                        "Abstract Syntax".into(),
+                        "UID".into(),
+                        "Transfer Syntax".into(),
+                        "Role".into(),
+                        "Ext. Neg.".into(),
+                    ],
+                    rows: vec![
+                        row(
+                            4,
+                            6,
+                            &[
+                                "CT Image Storage",
+                                "1.2.840.10008.5.1.4.1.1.2",
+                                "JPEG Lossless SV1\nExplicit VR Little Endian\nImplicit VR Little Endian\nACME Fast Lossless 1.2.3.4.5.6.7.8.999",
+                                "SCU",
+                                "None",
+                            ],
+                        ),
+                        row(
+                            4,
+                            10,
+                            &[
+                                "MR Image Storage",
+                                "1.2.840.10008.5.1.4.1.1.2",
+                                "See Table 4.2-3",
+                                "SCU",
+                                "None",
+                            ],
+                        ),
+                        row(
+                            5,
+                            3,
+                            &[
+                                "Storage Commitment Push Model SOP Class",
+                                "1.2.840.10008.1.20.1",
+                                "Implicit VR Little Endian",
+                                "SCU",
+                                "None",
+                            ],
+                        ),
+                        row(
+                            5,
+                            4,
+                            &[
+                                "Coffee Machine Storage",
+                                "",
+                                "Implicit VR Little Endian",
+                                "SCP",
+                                "",
+                            ],
+                        ),
+                    ],
+                    at: at(4, 5),
+                }),
+                Block::Table(Table {
+                    caption: Some("Table 4.2-3 Uncompressed Transfer Syntaxes".into()),
+                    header: vec!["Transfer Syntax Name".into(), "UID".into()],
+                    rows: vec![
+                        row(5, 8, &["Explicit VR Little Endian", "1.2.840.10008.1.2.1"]),
+                        row(5, 9, &["Implicit VR Little Endian", "1.2.840.10008.1.2"]),
+                    ],
+                    at: at(5, 7),
+                }),
+                l(
+                    "The N-EVENT-REPORT is accepted on the same association or on a new association.",
+                    6,
+                    2,
+                ),
+                Block::Table(Table {
+                    caption: Some("Table 4.2-5 Communication Parameters".into()),
+                    header: vec!["Parameter".into(), "Value".into()],
+                    rows: vec![
+                        row(7, 3, &["Maximum PDU size the AE can receive", "28672"]),
+                        row(7, 4, &["Maximum number of simultaneous associations", "2"]),
+                        row(7, 5, &["ARTIM timeout", "30 s"]),
+                        row(7, 6, &["Implementation Class UID", "1.2.3.4.5.1234.1"]),
+                        row(7, 7, &["Implementation Version Name", "CT9000_52"]),
+                    ],
+                    at: at(7, 2),
+                }),
+                l("Supported character sets: ISO_IR 100 and ISO_IR 192.", 8, 1),
+            ],
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn a_ps32_layout_statement() {
+        let d = draft(&ps32()).expect("drafts");
+        let s = &d.statement;
+        assert_eq!(s.device.name, "ACME_CT_9000");
+        let ae = s.ae("CT9000").expect("AE from the AE table");
+        assert_eq!(ae.port, Some(104));
+        let ct = ae
+            .capability("1.2.840.10008.5.1.4.1.1.2", Role::Scu)
+            .expect("CT SCU");
+        let ts: Vec<&str> = ct
+            .transfer_syntaxes
+            .iter()
+            .map(|t| t.uid.as_str())
+            .collect();
+        assert_eq!(
+            ts,
+            [
+                "1.2.840.10008.1.2.4.70",
+                "1.2.840.10008.1.2.1",
+                "1.2.840.10008.1.2",
+                "1.2.3.4.5.6.7.8.999"
+            ]
+        );
+        // The private transfer syntax is kept with its documented name.
+        let p = s
+            .private_uids
+            .get("1.2.3.4.5.6.7.8.999")
+            .expect("private TS");
+        assert_eq!(p.name.as_deref(), Some("ACME Fast Lossless"));
+        // "MR Image Storage" printed with CT's UID: reported, drafted from the UID.
+        assert!(
+            d.report
+                .inconsistencies
+                .iter()
+                .any(|n| n.text.contains("MR Image Storage") && n.at.page == Some(4)),
+            "{:?}",
+            d.report.inconsistencies
+        );
+        // "Coffee Machine Storage" is in no registry: reported, not drafted.
+        assert!(
+            d.report
+                .unmatched
+                .iter()
+                .any(|n| n.text.contains("Coffee Machine Storage")),
+            "{:?}",
+            d.report.unmatched
+        );
+        let sc = ae
+            .capability("1.2.840.10008.1.20.1", Role::Scu)
+            .expect("commitment SCU");
+        let sc = sc
+            .storage_commitment
+            .as_ref()
+            .expect("commitment behaviour");
+        assert_eq!(sc.report_on.len(), 2);
+        assert_eq!(ae.max_pdu_receive, Some(28672));
+        assert_eq!(ae.max_associations.initiator, Some(2), "{}", d.toml);
+        assert_eq!(ae.timeouts_s.artim, Some(30.0));
+        assert_eq!(
+            ae.implementation_class_uid.as_deref(),
+            Some("1.2.3.4.5.1234.1")
+        );
+        assert_eq!(ae.implementation_version_name.as_deref(), Some("CT9000_52"));
+        assert_eq!(ae.character_sets, ["ISO_IR 6", "ISO_IR 100", "ISO_IR 192"]);
+        // Evidence for a claim names its page and line.
+        let ev = d
+            .evidence
+            .0
+            .get("ae.CT9000.capability.CTImageStorage.SCU")
+            .expect("evidence");
+        assert_eq!(ev.at.to_string(), "page 4, line 6");
+        let ev = d
+            .evidence
+            .0
+            .get("ae.CT9000.max_pdu_receive")
+            .expect("evidence");
+        assert_eq!(ev.at.to_string(), "page 7, line 3");
+        // The written TOML keeps it, and loads.
+        assert!(
+            d.toml
+                .contains("\"ae.CT9000.max_pdu_receive\" = { at = \"page 7, line 3\""),
+            "{}",
+            d.toml
+        );
+    }
+
+    #[test]
+    fn a_document_without_claims_is_not_a_statement() {
+        let doc = Document {
+            source: "notes.txt".into(),
+            format: Format::Text,
+            pages: None,
+            title: None,
+            blocks: vec![Block::Line {
+                text: "Buy milk.".into(),
+                at: Loc::default(),
+            }],
+            problems: vec![],
+        };
+        assert!(matches!(draft(&doc), Err(DraftError::NotAStatement)));
+    }
 }

@@ -83,7 +83,10 @@ fn number_after(text: &str, from: usize) -> Option<u64> {
 /// "(default: 16384)", "default 30", "default value is 30".
 fn default_value(text: &str) -> Option<u64> {
     static R: OnceLock<Regex> = OnceLock::new();
-    let r = re(&R, r"(?i)\bdefault(?:\s+value)?(?:\s+is)?\s*[:=]?\s*([0-9]+)\b");
+    let r = re(
+        &R,
+        r"(?i)\bdefault(?:\s+value)?(?:\s+is)?\s*[:=]?\s*([0-9]+)\b",
+    );
     r.captures(text)?.get(1)?.as_str().parse().ok()
 }
 
@@ -223,7 +226,9 @@ fn one(p: &mut Parameters, s: &Sentence) {
         }
     }
     if l.contains("extended negotiation")
-        && (l.contains("does not support") || l.contains("not supported") || l.contains("no extended"))
+        && (l.contains("does not support")
+            || l.contains("not supported")
+            || l.contains("no extended"))
     {
         set(&mut p.no_extended_negotiation, (), s);
     }
@@ -259,7 +264,11 @@ fn one(p: &mut Parameters, s: &Sentence) {
 }
 
 fn timeouts(p: &mut Parameters, s: &Sentence, l: &str) {
-    if !(l.contains("timeout") || l.contains("time-out") || l.contains("time out") || l.contains("artim")) {
+    if !(l.contains("timeout")
+        || l.contains("time-out")
+        || l.contains("time out")
+        || l.contains("artim"))
+    {
         return;
     }
     if l.contains("unlimited") && !l.contains("default") {
@@ -273,7 +282,10 @@ fn timeouts(p: &mut Parameters, s: &Sentence, l: &str) {
             .filter(|&v| v > 0.0 && v < 1.0e7)
     };
     let at = |w: &str| l.find(w);
-    if let Some(i) = at("artim").or_else(|| at("acse")).or_else(|| at("association request")) {
+    if let Some(i) = at("artim")
+        .or_else(|| at("acse"))
+        .or_else(|| at("association request"))
+    {
         if let Some(v) = value(i) {
             set(&mut p.artim, v, s);
         }
@@ -296,7 +308,10 @@ fn timeouts(p: &mut Parameters, s: &Sentence, l: &str) {
 /// as a cell of their own.
 fn character_sets(p: &mut Parameters, s: &Sentence) {
     static R: OnceLock<Regex> = OnceLock::new();
-    let r = re(&R, r"\b(ISO[ _]IR[ _]?[0-9]{1,3}|ISO 2022 IR [0-9]{1,3}|GB18030|GBK)\b");
+    let r = re(
+        &R,
+        r"\b(ISO[ _]IR[ _]?[0-9]{1,3}|ISO 2022 IR [0-9]{1,3}|GB18030|GBK)\b",
+    );
     let t = s.text.as_str();
     for m in r.find_iter(t) {
         let raw = m.as_str();
@@ -343,7 +358,8 @@ fn tls(p: &mut Parameters, s: &Sentence, l: &str) {
         return;
     }
     let client = l.contains("client certificate") && l.contains("requir");
-    let required = l.contains("only tls") || l.contains("tls only") || l.contains("tls is required");
+    let required =
+        l.contains("only tls") || l.contains("tls only") || l.contains("tls is required");
     match &mut p.tls {
         Some(f) => {
             for v in versions {
@@ -422,7 +438,10 @@ mod tests {
         let tls = p.tls.map(|f| f.value).unwrap_or_default();
         assert_eq!(tls.versions, ["1.2", "1.3"]);
         assert!(tls.client_auth_required);
-        assert_eq!(p.commitment_report.first().map(|f| f.value), Some("new_association"));
+        assert_eq!(
+            p.commitment_report.first().map(|f| f.value),
+            Some("new_association")
+        );
         assert!(p.no_extended_negotiation.is_some());
         assert_eq!(
             p.preferred_ts.first().map(|f| f.value.as_str()),

@@ -74,10 +74,13 @@ impl Report {
                 env!("CARGO_PKG_VERSION"),
                 self.source,
                 self.format.as_str(),
-                self.pages.map(|p| format!(", {p} pages")).unwrap_or_default()
+                self.pages
+                    .map(|p| format!(", {p} pages"))
+                    .unwrap_or_default()
             ),
             "A draft: review every claim against the document before use. [x.evidence] says".into(),
-            "where each claim was read; `dicomtap statement import --report` lists what to check.".into(),
+            "where each claim was read; `dicomtap statement import --report` lists what to check."
+                .into(),
         ];
         let issues = self.unmatched.len() + self.inconsistencies.len() + self.unreadable.len();
         if issues > 0 {
@@ -85,7 +88,11 @@ impl Report {
                 "{} name(s) matched no registry entry, {} inconsistenc{}, {} part(s) not read.",
                 self.unmatched.len(),
                 self.inconsistencies.len(),
-                if self.inconsistencies.len() == 1 { "y" } else { "ies" },
+                if self.inconsistencies.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
                 self.unreadable.len()
             ));
         }
@@ -108,14 +115,20 @@ impl Report {
             "{}: {}{}: device {}, {} AE(s), {} capabilities, {} private UID(s)",
             terminal_safe(&self.source),
             self.format.as_str(),
-            self.pages.map(|p| format!(", {p} pages")).unwrap_or_default(),
+            self.pages
+                .map(|p| format!(", {p} pages"))
+                .unwrap_or_default(),
             terminal_safe(&self.device),
             self.aes.len(),
             caps,
             self.private_uids
         );
         for (t, u, p) in &self.aes {
-            let _ = writeln!(o, "  AE {}: {u} SCU, {p} SCP capabilities", terminal_safe(t));
+            let _ = writeln!(
+                o,
+                "  AE {}: {u} SCU, {p} SCP capabilities",
+                terminal_safe(t)
+            );
         }
         let drafted: Vec<&SectionSummary> = self.sections.iter().filter(|s| s.claims > 0).collect();
         if !drafted.is_empty() {
@@ -131,7 +144,10 @@ impl Report {
             }
         }
         for (title, notes) in [
-            ("Inconsistencies (name and UID disagree)", &self.inconsistencies),
+            (
+                "Inconsistencies (name and UID disagree)",
+                &self.inconsistencies,
+            ),
             ("Names that matched no registry entry", &self.unmatched),
             ("Matched by a close spelling (check)", &self.close_matches),
             ("Not read", &self.unreadable),
@@ -163,7 +179,9 @@ impl Report {
             "<section><h2>{}</h2><p>{}{}: device <b>{}</b>, {} AE(s), {} capabilities, {} private UID(s)</p>",
             escape(&self.source),
             self.format.as_str(),
-            self.pages.map(|p| format!(", {p} pages")).unwrap_or_default(),
+            self.pages
+                .map(|p| format!(", {p} pages"))
+                .unwrap_or_default(),
             escape(&self.device),
             self.aes.len(),
             caps,
@@ -186,9 +204,21 @@ impl Report {
         }
         o.push_str("</table>");
         for (class, title, notes) in [
-            ("bad", "Inconsistencies (name and UID disagree)", &self.inconsistencies),
-            ("bad", "Names that matched no registry entry", &self.unmatched),
-            ("warn", "Matched by a close spelling (check)", &self.close_matches),
+            (
+                "bad",
+                "Inconsistencies (name and UID disagree)",
+                &self.inconsistencies,
+            ),
+            (
+                "bad",
+                "Names that matched no registry entry",
+                &self.unmatched,
+            ),
+            (
+                "warn",
+                "Matched by a close spelling (check)",
+                &self.close_matches,
+            ),
             ("bad", "Not read", &self.unreadable),
             ("warn", "Assumed", &self.assumptions),
         ] {
@@ -207,7 +237,11 @@ impl Report {
             }
             o.push_str("</ul>");
         }
-        let _ = write!(o, "<h3 class=\"warn\">Not stated in the document: {}</h3>", self.missing.len());
+        let _ = write!(
+            o,
+            "<h3 class=\"warn\">Not stated in the document: {}</h3>",
+            self.missing.len()
+        );
         if !self.missing.is_empty() {
             o.push_str("<ul>");
             for m in &self.missing {

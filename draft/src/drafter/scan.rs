@@ -86,6 +86,10 @@ pub struct TsList {
     pub ev: Evidence,
     /// A table's index, or `None` for lines of text.
     pub table: Option<usize>,
+    /// The sentence before it makes it depend on an option or a configuration ("Using
+    /// option --accept-all any of the following transfer syntaxes is supported"): not a
+    /// default claim.
+    pub conditional: bool,
 }
 
 /// "All the SOP Classes listed in the "Store SCP Conformance" section are available as an
@@ -151,6 +155,16 @@ pub fn uids_in(text: &str) -> Vec<&str> {
         .find_iter(text)
         .map(|m| m.as_str())
         .filter(|u| looks_like_uid(u))
+        .collect()
+}
+
+/// The UIDs of a table cell in a column of UIDs or transfer syntaxes, where any valid
+/// UID of five components or more counts.
+fn uids_in_uid_column(text: &str) -> Vec<&str> {
+    uid_re()
+        .find_iter(text)
+        .map(|m| m.as_str())
+        .filter(|u| looks_like_uid(u) || (uid::is_valid(u) && u.split('.').count() >= 5))
         .collect()
 }
 
@@ -240,8 +254,7 @@ enum Col {
 fn col_of_header(h: &str) -> Col {
     let h = h.to_lowercase().replace('\n', " ");
     let has = |w: &str| h.contains(w);
-    if has("ae title") || has("ae-title") || has("aetitle") || has("application entity title")
-    {
+    if has("ae title") || has("ae-title") || has("aetitle") || has("application entity title") {
         return Col::AeTitle;
     }
     if has("port") {
@@ -263,7 +276,11 @@ fn col_of_header(h: &str) -> Col {
         return Col::ScpFlag;
     }
     if has("sop") || has("abstract") || has("iod") || has("name") || has("service") {
-        return if has("uid") { Col::SopUid } else { Col::SopName };
+        return if has("uid") {
+            Col::SopUid
+        } else {
+            Col::SopName
+        };
     }
     if has("uid") {
         return Col::Uid;
@@ -285,6 +302,13 @@ struct Walker<'a> {
     stack: Vec<usize>,
     doc: &'a Document,
     table_index: usize,
+    /// The last lines of running text (a sentence often wraps), cleared at a heading.
+    recent: Vec<String>,
+    /// The text just read makes the next list of transfer syntaxes conditional.
+    conditional: bool,
+    /// The text just read introduces transfer syntaxes; kept while the lines after it
+    /// name transfer syntaxes.
+    ts_context: bool,
 }
 
 /// Reads the document once, in order.
@@ -294,6 +318,9 @@ pub fn scan(doc: &Document) -> Scan {
         stack: vec![0],
         doc,
         table_index: 0,
+        recent: Vec::new(),
+        conditional: false,
+        ts_context: false,
     };
     w.scan.sections.push(Section {
         parent: None,
@@ -330,7 +357,12 @@ impl Walker<'_> {
         let level = level.max(1);
         while self.stack.len() > 1 {
             let top = self.current();
-            if self.scan.sections.get(top).is_some_and(|s| s.level >= level) {
+            if self
+                .scan
+                .sections
+                .get(top)
+                .is_some_and(|s| s.level >= level)
+            {
                 self.stack.pop();
             } else {
                 break;
@@ -348,6 +380,9 @@ impl Walker<'_> {
         });
         self.scan.per_section.push(0);
         self.stack.push(id);
+        self.recent.clear();
+        self.conditional = false;
+        self.ts_context = false;
         self.sentence(text, at);
     }
 
@@ -363,6 +398,11 @@ impl Walker<'_> {
         let sec = self.current();
         self.sentence(text, at);
         let lower = text.to_lowercase();
+        if self.recent.len() >= 3 {
+            self.recent.remove(0);
+        }
+        self.recent.push(lower.clone());
+        let window = self.recent.join(" ");
         // "supports the following SOP Classes as an SCU", "acts as an SCP".
         if let Some(r) = role_sentence(&lower) {
             if let Some(s) = self.scan.sections.get_mut(sec) {
@@ -370,12 +410,18 @@ impl Walker<'_> {
             }
         }
         if lower.contains("transfer syntax") {
-            let r = if lower.contains("accept") || lower.contains("receiv") {
+            self.ts_context = true;
+        }
+        if window.contains("transfer syntax") {
+            self.conditional = ["option", "if configured", "can be configured", "optionally"]
+                .iter()
+                .any(|w| window.contains(w));
+            let r = if window.contains("accept") || window.contains("receiv") {
                 Some(Roles {
                     scu: false,
                     scp: true,
                 })
-            } else if lower.contains("propos") || lower.contains("send") {
+            } else if window.contains("propos") || window.contains("send") {
                 Some(Roles {
                     scu: true,
                     scp: false,
@@ -398,6 +444,7 @@ impl Walker<'_> {
         self.ae_sentence(text, at);
         let uids = uids_in(text);
         if uids.is_empty() {
+            self.name_line(text, at, sec);
             return;
         }
         let mut sop = None;
@@ -466,7 +513,7 @@ impl Walker<'_> {
                 || lower.contains("transfer syntax");
             if is_ts {
                 self.push_ts(sec, None, vec![r], at, text, None);
-            } else {
+            } else if private_sop_row(Some(name_part), &[]) {
                 self.bump(sec);
                 self.scan.caps.push(RawCap {
                     sop: r,
@@ -479,6 +526,53 @@ impl Walker<'_> {
                     table: None,
                 });
             }
+        }
+    }
+
+    /// A line that is only a SOP class name ("• CT Image Storage", "- Storage Commitment
+    /// Push Model SOP Class (SCU)"): a list of SOP classes in running text.
+    fn name_line(&mut self, text: &str, at: &Loc, sec: usize) {
+        let t = text
+            .trim()
+            .trim_start_matches(['•', '-', '*', '–', '·', '◦', '▪'])
+            .trim();
+        if t.is_empty() || t.len() > 100 {
+            return;
+        }
+        // A role in parentheses or after a dash belongs to the item.
+        let (name, roles) = match t.rsplit_once('(') {
+            Some((n, r)) if roles_in(r).is_some() => (n.trim(), roles_in(r)),
+            _ => (t, None),
+        };
+        let name = name.trim_end_matches([':', ',', ';', '.']).trim();
+        if let Some(m) = names::resolve(name, Kind::SopClass) {
+            if m.quality == Quality::Close {
+                return;
+            }
+            self.bump(sec);
+            self.scan.caps.push(RawCap {
+                sop: Resolved {
+                    uid: m.entry.uid.to_owned(),
+                    private_name: None,
+                },
+                roles,
+                section: sec,
+                ts: Vec::new(),
+                ts_ref: None,
+                ext_neg: None,
+                ev: Evidence::new(at, text),
+                table: None,
+            });
+        } else if let Some(m) = names::resolve(name, Kind::TransferSyntax) {
+            if m.quality != Quality::Close && self.ts_context {
+                let r = Resolved {
+                    uid: m.entry.uid.to_owned(),
+                    private_name: None,
+                };
+                self.push_ts(sec, None, vec![r], at, text, None);
+            }
+        } else if !t.to_lowercase().contains("transfer syntax") {
+            self.ts_context = false;
         }
     }
 
@@ -501,7 +595,8 @@ impl Walker<'_> {
     ) {
         self.bump(sec);
         if let Some(last) = self.scan.ts_lists.last_mut() {
-            if last.section == sec && last.table == table {
+            if last.section == sec && last.table == table && !(table.is_none() && self.conditional)
+            {
                 for e in entries {
                     if !last.entries.contains(&e) {
                         last.entries.push(e);
@@ -510,12 +605,14 @@ impl Walker<'_> {
                 return;
             }
         }
+        let conditional = std::mem::take(&mut self.conditional);
         self.scan.ts_lists.push(TsList {
             section: sec,
             caption,
             entries,
             ev: Evidence::new(at, text),
             table,
+            conditional,
         });
     }
 
@@ -563,6 +660,7 @@ impl Walker<'_> {
     }
 
     fn table(&mut self, t: &Table) {
+        self.recent.clear();
         let ti = self.table_index;
         self.table_index += 1;
         self.scan.captions.push(t.caption.clone());
@@ -650,15 +748,12 @@ impl Walker<'_> {
                 match cols.get(i) {
                     Some(Col::AeTitle) => {
                         let v = c.trim().trim_matches('"').trim();
-                        if !v.is_empty() && v.len() <= 16 && !v.contains(char::is_whitespace)
-                        {
+                        if !v.is_empty() && v.len() <= 16 && !v.contains(char::is_whitespace) {
                             title = Some(v.to_owned());
                         }
                     }
                     Some(Col::Port) => port = c.trim().parse().ok(),
-                    _ if name.is_none() && !c.trim().is_empty() => {
-                        name = Some(c.trim().to_owned())
-                    }
+                    _ if name.is_none() && !c.trim().is_empty() => name = Some(c.trim().to_owned()),
                     _ => {}
                 }
             }
@@ -714,7 +809,11 @@ impl Walker<'_> {
                 }
                 _ => {}
             }
-            let uids = uids_in(c);
+            let uids = if matches!(col, Col::SopUid | Col::TsUid | Col::TsName | Col::Uid) {
+                uids_in_uid_column(c)
+            } else {
+                uids_in(c)
+            };
             for u in &uids {
                 match names::kind_of_uid(u) {
                     Some(Kind::SopClass) if col != Col::TsUid && col != Col::TsName => {
@@ -761,8 +860,7 @@ impl Walker<'_> {
                             None if col == Col::SopName => sop_name_text = Some(joined),
                             None => {
                                 // An unlabelled column may hold transfer syntax names.
-                                for l in rest.lines().map(str::trim).filter(|l| !l.is_empty())
-                                {
+                                for l in rest.lines().map(str::trim).filter(|l| !l.is_empty()) {
                                     if names::resolve(l, Kind::TransferSyntax).is_some() {
                                         ts_names.push(l.to_owned());
                                     }
@@ -778,7 +876,10 @@ impl Walker<'_> {
             }
         }
         let _ = flag_cols;
-        // Transfer syntax names.
+        // Transfer syntax names; one that names a private UID of the row is its name.
+        let private_in_row = unknown
+            .iter()
+            .any(|(u, c)| !is_dicom_root(u) && matches!(c, Col::TsName | Col::TsUid));
         let mut ts_by_name = Vec::new();
         for n in &ts_names {
             if n.to_lowercase().starts_with("see ") || table_ref(n).is_some() {
@@ -801,7 +902,7 @@ impl Walker<'_> {
                     };
                     ts_by_name.push(r);
                 }
-                None if !is_none_word(n) => self.scan.unmatched.push(Note {
+                None if !is_none_word(n) && !private_in_row => self.scan.unmatched.push(Note {
                     at: at.clone(),
                     text: format!("transfer syntax \"{n}\" matches no registry entry"),
                 }),
@@ -831,7 +932,10 @@ impl Walker<'_> {
                     uid: u.clone(),
                     private_name: name,
                 });
-            } else if private_sop.is_none() && sop_uid.is_none() {
+            } else if private_sop.is_none()
+                && sop_uid.is_none()
+                && private_sop_row(sop_name_text.as_deref(), cols)
+            {
                 private_sop = Some(Resolved {
                     uid: u.clone(),
                     private_name: sop_name_text.clone(),
@@ -908,9 +1012,6 @@ impl Walker<'_> {
                 table: None,
             })),
             None => {
-                if !ts.is_empty() {
-                    return RowGot::Ts(ts);
-                }
                 if let Some(n) = sop_name_text {
                     if cols.contains(&Col::SopName) && !is_none_word(&n) && looks_like_sop_name(&n)
                     {
@@ -918,7 +1019,11 @@ impl Walker<'_> {
                             at: at.clone(),
                             text: format!("SOP class \"{n}\" matches no registry entry"),
                         });
+                        return RowGot::Nothing;
                     }
+                }
+                if !ts.is_empty() {
+                    return RowGot::Ts(ts);
                 }
                 RowGot::Nothing
             }
@@ -934,23 +1039,44 @@ enum RowGot {
 
 fn is_none_word(s: &str) -> bool {
     let t = s.trim().trim_end_matches('.').to_ascii_lowercase();
-    matches!(t.as_str(), "none" | "n/a" | "na" | "-" | "no" | "not supported" | "")
+    matches!(
+        t.as_str(),
+        "none" | "n/a" | "na" | "-" | "no" | "not supported" | ""
+    )
 }
 
 /// A cell worth reporting when no registry entry matches it: it reads like a SOP class.
 fn looks_like_sop_name(s: &str) -> bool {
     let l = s.to_lowercase();
-    ["storage", "sop", "model", "retrieve", "query", "management", "print", "worklist"]
-        .iter()
-        .any(|w| l.contains(w))
+    [
+        "storage",
+        "sop",
+        "model",
+        "retrieve",
+        "query",
+        "management",
+        "print",
+        "worklist",
+    ]
+    .iter()
+    .any(|w| l.contains(w))
+}
+
+/// Whether an unknown UID in a row is a private SOP class: in a column of SOP classes or
+/// UIDs, or beside a name that reads like one; never a parameter ("Implementation Class
+/// UID | 1.2.3...").
+fn private_sop_row(name: Option<&str>, cols: &[Col]) -> bool {
+    let lower = name.unwrap_or("").to_lowercase();
+    if lower.contains("implementation") || lower.contains("instance") {
+        return false;
+    }
+    cols.iter().any(|c| matches!(c, Col::SopName | Col::SopUid)) || looks_like_sop_name(&lower)
 }
 
 /// A current and a retired entry that share a name (Ultrasound Multi-frame Image Storage).
 fn same_but_retired(a: &str, b: &str) -> bool {
     match (uid::name(a), uid::name(b)) {
-        (Some(x), Some(y)) => {
-            names::normalise(x).0 == names::normalise(y).0
-        }
+        (Some(x), Some(y)) => names::normalise(x).0 == names::normalise(y).0,
         _ => false,
     }
 }
@@ -980,7 +1106,12 @@ fn copy_sentence(text: &str) -> Option<(String, Roles)> {
         r#"(?i)\b(?:listed|given|supported)\s+in\s+(?:the\s+)?(?:"([^"]{3,80})"|“([^”]{3,80})”|(table\s+[A-Z]?[0-9][0-9A-Z.\-–]*))"#,
     );
     let c = r.captures(text)?;
-    let target = c.get(1).or_else(|| c.get(2)).or_else(|| c.get(3))?.as_str().to_owned();
+    let target = c
+        .get(1)
+        .or_else(|| c.get(2))
+        .or_else(|| c.get(3))?
+        .as_str()
+        .to_owned();
     let roles = role_sentence(&text.to_lowercase())?;
     Some((target, roles))
 }
@@ -991,7 +1122,10 @@ mod tests {
 
     #[test]
     fn uids_are_told_from_numbers() {
-        assert_eq!(uids_in("CT | 1.2.840.10008.5.1.4.1.1.2"), ["1.2.840.10008.5.1.4.1.1.2"]);
+        assert_eq!(
+            uids_in("CT | 1.2.840.10008.5.1.4.1.1.2"),
+            ["1.2.840.10008.5.1.4.1.1.2"]
+        );
         assert!(uids_in("see section 4.2.1.3.1 and 127.0.0.1, version 3.6.7").is_empty());
         assert_eq!(
             uids_in("PrivateShutdownSOPClass 1.2.276.0.7230010.3.4.1915765545.18030.917282194.0"),
@@ -1001,7 +1135,10 @@ mod tests {
 
     #[test]
     fn roles_from_words_and_sentences() {
-        assert_eq!(roles_in("Store SCP Conformance").map(|r| (r.scu, r.scp)), Some((false, true)));
+        assert_eq!(
+            roles_in("Store SCP Conformance").map(|r| (r.scu, r.scp)),
+            Some((false, true))
+        );
         assert_eq!(roles_in("STORESCP Application"), None);
         assert_eq!(
             role_sentence("orthanc supports the following sop classes as an scu for c-echo:")
@@ -1012,13 +1149,19 @@ mod tests {
         let c = copy_sentence(
             "All the SOP Classes that are listed in the \"Store SCP Conformance\" (see above) section are available as an SCU for C-Store.",
         );
-        assert_eq!(c.map(|(t, r)| (t, r.scu)), Some(("Store SCP Conformance".into(), true)));
+        assert_eq!(
+            c.map(|(t, r)| (t, r.scu)),
+            Some(("Store SCP Conformance".into(), true))
+        );
     }
 
     #[test]
     fn table_references() {
         assert_eq!(table_ref("See Table 4.2-3").as_deref(), Some("Table 4.2-3"));
-        assert_eq!(table_ref("Table 6: Transfer Syntaxes").as_deref(), Some("Table 6"));
+        assert_eq!(
+            table_ref("Table 6: Transfer Syntaxes").as_deref(),
+            Some("Table 6")
+        );
         assert_eq!(table_ref("no reference"), None);
     }
 }
