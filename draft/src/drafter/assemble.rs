@@ -15,7 +15,7 @@ use dicomtap_wire::uid;
 use super::evidence::{Evidence, EvidenceMap};
 use super::parameters::Parameters;
 use super::report::{Note, Report};
-use super::scan::{Resolved, Roles, Scan, table_ref};
+use super::scan::{RawCap, Resolved, Roles, Scan, table_ref};
 use crate::document::{Document, Loc};
 
 const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
@@ -272,7 +272,68 @@ pub fn assemble(
             Role::Scp
         }
     };
-    for c in &scan.caps {
+    // Rows whose abstract syntax is a table of SOP classes.
+    let mut expanded: Vec<RawCap> = Vec::new();
+    for g in &scan.groups {
+        let tables: Vec<usize> = scan
+            .captions
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.as_deref().and_then(table_ref).as_ref() == Some(&g.target))
+            .map(|(i, _)| i)
+            .collect();
+        let members: Vec<&RawCap> = scan
+            .caps
+            .iter()
+            .filter(|c| c.table.is_some_and(|t| tables.contains(&t)))
+            .collect();
+        if members.is_empty() {
+            report.unreadable.push(Note {
+                at: g.ev.at.clone(),
+                text: format!(
+                    "refers to {} for its SOP classes, but no SOP classes were found there",
+                    g.target
+                ),
+            });
+            continue;
+        }
+        for m in members {
+            let mut ts = g.ts.clone();
+            if ts.is_empty() {
+                if let Some(list) = g.ts_ref.as_ref().and_then(|r| by_ref.get(r)) {
+                    ts = list.clone();
+                }
+            }
+            expanded.push(RawCap {
+                sop: m.sop.clone(),
+                roles: g.roles,
+                section: g.section,
+                ts,
+                ts_ref: None,
+                ext_neg: None,
+                ev: g.ev.clone(),
+                table: None,
+            });
+        }
+    }
+    // The tables a group row points at list SOP classes; only the group rows claim them.
+    let grouped: Vec<usize> = scan
+        .groups
+        .iter()
+        .flat_map(|g| {
+            scan.captions
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.as_deref().and_then(table_ref).as_ref() == Some(&g.target))
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let own = scan
+        .caps
+        .iter()
+        .filter(|c| !c.table.is_some_and(|t| grouped.contains(&t)));
+    for c in own.chain(expanded.iter()) {
         let roles = c
             .roles
             .or_else(|| section_roles(scan, c.section))

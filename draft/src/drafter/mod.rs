@@ -352,6 +352,66 @@ mod tests {
     }
 
     #[test]
+    fn a_row_for_a_group_of_sop_classes_listed_elsewhere() {
+        let doc = Document {
+            source: "pacs.html".into(),
+            format: Format::Html,
+            pages: None,
+            title: Some("PACS DICOM Conformance Statement".into()),
+            blocks: vec![
+                Block::Heading {
+                    level: 2,
+                    text: "4.2 Storage SCP AE".into(),
+                    at: at(1, 1),
+                },
+                Block::Table(Table {
+                    caption: Some("Table 4.2-4 Storage SOP Classes".into()),
+                    header: vec!["SOP Class Name".into(), "SOP Class UID".into()],
+                    rows: vec![
+                        row(1, 3, &["CT Image Storage", "1.2.840.10008.5.1.4.1.1.2"]),
+                        row(1, 4, &["12-lead ECG Waveform Storage", ""]),
+                    ],
+                    at: at(1, 2),
+                }),
+                Block::Table(Table {
+                    caption: Some("Table 4.2-5 Presentation Contexts".into()),
+                    header: vec![
+                        "Abstract Syntax".into(),
+                        "Transfer Syntax".into(),
+                        "Role".into(),
+                    ],
+                    rows: vec![row(
+                        2,
+                        3,
+                        &[
+                            "All Storage SOP Classes of Table 4.2-4",
+                            "Explicit VR Little Endian\nImplicit VR Little Endian",
+                            "SCP",
+                        ],
+                    )],
+                    at: at(2, 2),
+                }),
+            ],
+            problems: vec![],
+        };
+        let d = draft(&doc).expect("drafts");
+        let ae = &d.statement.ae[0];
+        assert_eq!(ae.capability.len(), 2, "{}", d.toml);
+        for uid in ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.9.1.1"] {
+            let c = ae
+                .capability(uid, Role::Scp)
+                .expect("SCP from the group row");
+            let ts: Vec<&str> = c.transfer_syntaxes.iter().map(|t| t.uid.as_str()).collect();
+            assert_eq!(ts, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]);
+        }
+        assert!(
+            d.report.assumptions.is_empty(),
+            "{:?}",
+            d.report.assumptions
+        );
+    }
+
+    #[test]
     fn a_document_without_claims_is_not_a_statement() {
         let doc = Document {
             source: "notes.txt".into(),

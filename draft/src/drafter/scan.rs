@@ -102,6 +102,19 @@ pub struct CopyRef {
     pub ev: Evidence,
 }
 
+/// A presentation context row whose abstract syntax is a group of SOP classes listed in
+/// another table ("Storage SOP Classes, see Table 4.2-4"): the row's transfer syntaxes
+/// and roles apply to every SOP class of that table.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub target: String,
+    pub roles: Option<Roles>,
+    pub ts: Vec<Resolved>,
+    pub ts_ref: Option<String>,
+    pub section: usize,
+    pub ev: Evidence,
+}
+
 /// An AE title the document gives (with its functional name and port when a table does).
 #[derive(Debug, Clone)]
 pub struct RawAe {
@@ -126,6 +139,7 @@ pub struct Scan {
     pub caps: Vec<RawCap>,
     pub ts_lists: Vec<TsList>,
     pub copies: Vec<CopyRef>,
+    pub groups: Vec<GroupRow>,
     pub aes: Vec<RawAe>,
     pub sentences: Vec<Sentence>,
     /// Table captions by table index.
@@ -718,6 +732,12 @@ impl Walker<'_> {
                         _ => ts_only.push((ts, row.at.clone(), text)),
                     }
                 }
+                RowGot::Group(mut g) => {
+                    any_sop = true;
+                    g.section = sec;
+                    self.bump(sec);
+                    self.scan.groups.push(g);
+                }
                 RowGot::Nothing => {}
             }
         }
@@ -947,6 +967,24 @@ impl Walker<'_> {
                 ts.push(r);
             }
         }
+        if sop_uid.is_none() && sop_by_name.is_none() && private_sop.is_none() {
+            let target = cells.iter().enumerate().find_map(|(i, c)| {
+                let col = cols.get(i).copied().unwrap_or(Col::Other);
+                (!matches!(col, Col::TsName | Col::TsUid | Col::Role | Col::ExtNeg))
+                    .then(|| table_ref(c))
+                    .flatten()
+            });
+            if let Some(target) = target {
+                return RowGot::Group(GroupRow {
+                    target,
+                    roles,
+                    ts,
+                    ts_ref,
+                    section: 0,
+                    ev: Evidence::new(at, text),
+                });
+            }
+        }
         let sop = match (&sop_uid, &sop_by_name) {
             (Some(u), Some((nu, _, name))) => {
                 if u != nu && !same_but_retired(u, nu) {
@@ -1033,6 +1071,7 @@ impl Walker<'_> {
 
 enum RowGot {
     Cap(Box<RawCap>),
+    Group(GroupRow),
     Ts(Vec<Resolved>),
     Nothing,
 }
