@@ -42,15 +42,20 @@ enum Sub {
     /// presentation context negotiation succeeds and with which transfer syntax the
     /// acceptor answers, plus the differences that matter (PDU sizes, context limits,
     /// character sets, TLS, AE allow-lists, role selection, extended negotiation,
-    /// storage commitment).
+    /// storage commitment, compression). By default a summary: what fails or degrades,
+    /// pair by pair, then what will negotiate and the totals.
     Diff {
         /// Two or more statement files (or directories of *.toml).
         #[arg(required = true, num_args = 1.., value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Print the report as JSON.
+        /// Print the full listing instead of the summary: the matrix, every pair SOP class
+        /// by SOP class, drift between statements of the same AE title.
+        #[arg(long, conflicts_with = "json")]
+        detail: bool,
+        /// Print the report as JSON (the full report, with the summary under `summary`).
         #[arg(long)]
         json: bool,
-        /// Also write a self-contained HTML report to this file.
+        /// Also write a self-contained HTML matrix to this file.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
         /// Exit with status 1 when any pair has a predicted failure (a rejected association
@@ -88,10 +93,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Sub::Import(a) => super::import::run(a),
         Sub::Diff {
             files,
+            detail,
             json,
             html,
             fail_on_incompatible,
-        } => diff_cmd(&files, json, html.as_deref(), fail_on_incompatible),
+        } => diff_cmd(
+            &files,
+            DiffOutput { detail, json },
+            html.as_deref(),
+            fail_on_incompatible,
+        ),
         Sub::Infer {
             captures,
             ae,
@@ -221,7 +232,7 @@ pub(super) fn verify(text: &str, name: &Path) -> anyhow::Result<()> {
 
 fn diff_cmd(
     files: &[PathBuf],
-    json: bool,
+    output: DiffOutput,
     html: Option<&Path>,
     fail: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -238,24 +249,49 @@ fn diff_cmd(
     };
     let report = diff::diff(&statements);
     let mut out = std::io::stdout().lock();
-    if json {
+    if output.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
-    } else {
+    } else if output.detail {
         out.write_all(diff::to_text(&report).as_bytes())?;
+    } else {
+        out.write_all(diff::to_summary_text(&report).as_bytes())?;
     }
     if let Some(p) = html {
-        let names: Vec<&str> = statements.iter().map(|s| s.device.name.as_str()).collect();
-        let page = diff::to_html(
-            &report,
-            &format!("dicomtap statement diff: {}", names.join(", ")),
-        );
+        let page = diff::to_html_with(&report, &diff_html_options(&statements, &files));
         std::fs::write(p, page).with_context(|| format!("{}: cannot write", p.display()))?;
     }
     if fail && report.has_failure() {
         return Ok(ExitCode::from(super::EXIT_FINDINGS));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which text `statement diff` prints.
+#[derive(Clone, Copy)]
+struct DiffOutput {
+    detail: bool,
+    json: bool,
+}
+
+/// Title, generation time (UTC) and the statement files, for the HTML matrix.
+fn diff_html_options(statements: &[Statement], files: &[PathBuf]) -> diff::HtmlOptions {
+    let names: Vec<&str> = statements.iter().map(|s| s.device.name.as_str()).collect();
+    let t = dicomtap_analyzer::text::UtcTime::now();
+    diff::HtmlOptions {
+        title: format!("dicomtap statement diff: {}", names.join(", ")),
+        generated: Some(format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC by dicomtap {}",
+            t.year,
+            t.month,
+            t.day,
+            t.hour,
+            t.minute,
+            t.second,
+            env!("CARGO_PKG_VERSION")
+        )),
+        sources: files.iter().map(|f| f.display().to_string()).collect(),
+    }
 }
 
 fn infer_cmd(
