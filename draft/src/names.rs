@@ -95,6 +95,26 @@ fn index(kind: Kind) -> &'static Index {
             if let Some((head, _)) = e.name.split_once(':') {
                 names.push(normalise(head).0);
             }
+            // DCMTK's JPEG names go by process: "JPEGProcess3_5", "JPEGProcess14SV1".
+            // The registry's names of the paired processes are cut at the "&"
+            // ("JPEG Extended (Process 3"); the pairs are always N and N+2.
+            if let Some(i) = e.name.find("(Process") {
+                let inner = e.name.get(i + 1..).unwrap_or("");
+                let closed = inner.contains(')');
+                let inner = inner.split(')').next().unwrap_or("");
+                let digits: String = inner
+                    .to_lowercase()
+                    .replace("selection value ", "sv")
+                    .replace("process", "")
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .collect();
+                let key = match digits.parse::<u32>() {
+                    Ok(n) if !closed => format!("jpegprocess{n}{}", n + 2),
+                    _ => format!("jpegprocess{digits}"),
+                };
+                names.push(key);
+            }
             names.sort();
             names.dedup();
             for k in names {
@@ -446,6 +466,12 @@ mod tests {
             Some("JPEG2000Lossless")
         );
         assert_eq!(ts("RLE Lossless"), Some("RLELossless"));
+        assert_eq!(ts("JPEGProcess3_5TransferSyntax").map(|_| ()), Some(()));
+        assert_eq!(
+            resolve("JPEG Process3_5Transfer Syntax", Kind::TransferSyntax).map(|m| m.entry.uid),
+            Some("1.2.840.10008.1.2.4.52")
+        );
+        assert_eq!(ts("JPEGProcess14SV1TransferSyntax"), Some("JPEGLosslessSV1"));
         assert_eq!(ts("Explicit VR Big Endian"), Some("ExplicitVRBigEndian"));
         assert_eq!(
             ts("Deflated Explicit VR Little Endian"),

@@ -497,6 +497,11 @@ impl Walker<'_> {
             });
             return;
         }
+        // "Orthanc will prefer the LittleEndianExplicitTransferSyntax transfer syntax
+        // (1.2.840.10008.1.2.1)": a preference (read by the parameters), not a list.
+        if !ts.is_empty() && lower.contains("prefer") {
+            return;
+        }
         if !ts.is_empty() {
             if let Some(t) = ts.first() {
                 self.check_name(name_part, &t.uid, Kind::TransferSyntax, at);
@@ -865,9 +870,9 @@ impl Walker<'_> {
             }
             match col {
                 Col::TsName | Col::TsUid => {
-                    for l in rest.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                        ts_names.push(l.to_owned());
-                    }
+                    let lines: Vec<&str> =
+                        rest.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                    ts_names.extend(join_wrapped(&lines, Kind::TransferSyntax));
                 }
                 Col::SopName | Col::SopUid | Col::Uid | Col::Other => {
                     if sop_by_name.is_none() && sop_name_text.is_none() {
@@ -1076,6 +1081,38 @@ enum RowGot {
     Nothing,
 }
 
+/// The names in the lines of one cell, where a name may wrap over several lines
+/// ("Little Endian Implicit Transfer" / "Syntax"): lines are joined until the registry
+/// knows the name, at most four at a time; what never resolves is kept line by line.
+pub fn join_wrapped(lines: &[&str], kind: Kind) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let mut taken = None;
+        // The longest run that names an entry exactly wins over a shorter one.
+        for n in (1..=4.min(lines.len() - i)).rev() {
+            let candidate = lines[i..i + n].join(" ");
+            if names::resolve(&candidate, kind).is_some_and(|m| m.quality != Quality::Close) {
+                taken = Some((candidate, n));
+                break;
+            }
+        }
+        match taken {
+            Some((c, n)) => {
+                out.push(c);
+                i += n;
+            }
+            None => {
+                if let Some(l) = lines.get(i) {
+                    out.push((*l).to_owned());
+                }
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 fn is_none_word(s: &str) -> bool {
     let t = s.trim().trim_end_matches('.').to_ascii_lowercase();
     matches!(
@@ -1191,6 +1228,18 @@ mod tests {
         assert_eq!(
             c.map(|(t, r)| (t, r.scu)),
             Some(("Store SCP Conformance".into(), true))
+        );
+    }
+
+    #[test]
+    fn wrapped_names_are_joined() {
+        let got = join_wrapped(
+            &["Little Endian Implicit Transfer", "Syntax", "JPEG Baseline (Process 1)", "RLE Lossless"],
+            Kind::TransferSyntax,
+        );
+        assert_eq!(
+            got,
+            ["Little Endian Implicit Transfer Syntax", "JPEG Baseline (Process 1)", "RLE Lossless"]
         );
     }
 
