@@ -52,7 +52,28 @@ struct Converted {
     summary: String,
 }
 
+/// The PDF libraries panic on some malformed files; the reader catches that and reports
+/// the file as damaged, so the panic's own message (and a backtrace hint) would only
+/// confuse: it goes to the debug log instead. Other panics print as usual.
+fn quiet_library_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_pdf_library = info.location().is_some_and(|l| {
+            let f = l.file();
+            ["pdf-extract", "lopdf", "type1-encoding-parser", "adobe-cmap-parser", "euclid"]
+                .iter()
+                .any(|c| f.contains(c))
+        });
+        if in_pdf_library {
+            tracing::debug!("PDF library panic (caught): {info}");
+        } else {
+            default(info);
+        }
+    }));
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    quiet_library_panics();
     if a.inputs.len() > 1 && a.out_dir.is_none() {
         eprintln!(
             "statement import: {} documents given; use --out-dir DIR to write one statement for each",
