@@ -471,7 +471,10 @@ mod tests {
             resolve("JPEG Process3_5Transfer Syntax", Kind::TransferSyntax).map(|m| m.entry.uid),
             Some("1.2.840.10008.1.2.4.52")
         );
-        assert_eq!(ts("JPEGProcess14SV1TransferSyntax"), Some("JPEGLosslessSV1"));
+        assert_eq!(
+            ts("JPEGProcess14SV1TransferSyntax"),
+            Some("JPEGLosslessSV1")
+        );
         assert_eq!(ts("Explicit VR Big Endian"), Some("ExplicitVRBigEndian"));
         assert_eq!(
             ts("Deflated Explicit VR Little Endian"),

@@ -20,8 +20,14 @@ fn a_printed_ps32_statement_is_drafted_row_for_row() {
     let orthanc = Orthanc::load("2021");
     let printed = statement::build(&orthanc, &Layout::default());
     let dir = tempfile::tempdir().unwrap();
-    let pdf = chromium::print(&chromium, &printed.html, dir.path(), "orthanc", Print::default())
-        .expect("printed");
+    let pdf = chromium::print(
+        &chromium,
+        &printed.html,
+        dir.path(),
+        "orthanc",
+        Print::default(),
+    )
+    .expect("printed");
     let doc = read_bytes(&pdf, "orthanc.pdf").expect("read as PDF");
     assert!(doc.pages.unwrap_or(0) > 10, "{:?}", doc.pages);
     let d = draft(&doc).expect("drafted");
@@ -39,13 +45,22 @@ fn a_printed_ps32_statement_is_drafted_row_for_row() {
     for t in &printed.context_tables {
         for r in &t.rows {
             rows += 1;
-            let role = if r.role == "SCU" { Role::Scu } else { Role::Scp };
+            let role = if r.role == "SCU" {
+                Role::Scu
+            } else {
+                Role::Scp
+            };
             want.insert((r.uid.clone(), role));
             let cap = d.statement.ae[0]
                 .capability(&r.uid, role)
                 .unwrap_or_else(|| panic!("{} {} drafted\n{}", r.uid, r.role, d.report.to_text()));
-            let got: BTreeSet<String> = cap.transfer_syntaxes.iter().map(|t| t.uid.clone()).collect();
-            let expected: BTreeSet<String> = r.transfer_syntaxes.iter().map(|n| ts_uid(n)).collect();
+            let got: BTreeSet<String> = cap
+                .transfer_syntaxes
+                .iter()
+                .map(|t| t.uid.clone())
+                .collect();
+            let expected: BTreeSet<String> =
+                r.transfer_syntaxes.iter().map(|n| ts_uid(n)).collect();
             assert_eq!(got, expected, "{} {}", r.abstract_syntax, r.role);
             // Its evidence is on a page of the PDF.
             let key = format!(
@@ -55,7 +70,12 @@ fn a_printed_ps32_statement_is_drafted_row_for_row() {
                 role.as_str()
             );
             let ev = d.evidence.0.get(&key).expect("evidence");
-            assert!(ev.at.page.is_some_and(|p| p >= 1 && p <= doc.pages.unwrap_or(0)), "{ev:?}");
+            assert!(
+                ev.at
+                    .page
+                    .is_some_and(|p| p >= 1 && p <= doc.pages.unwrap_or(0)),
+                "{ev:?}"
+            );
         }
     }
     assert!(rows > 100, "{rows}");

@@ -60,9 +60,15 @@ fn quiet_library_panics() {
     std::panic::set_hook(Box::new(move |info| {
         let in_pdf_library = info.location().is_some_and(|l| {
             let f = l.file();
-            ["pdf-extract", "lopdf", "type1-encoding-parser", "adobe-cmap-parser", "euclid"]
-                .iter()
-                .any(|c| f.contains(c))
+            [
+                "pdf-extract",
+                "lopdf",
+                "type1-encoding-parser",
+                "adobe-cmap-parser",
+                "euclid",
+            ]
+            .iter()
+            .any(|c| f.contains(c))
         });
         if in_pdf_library {
             tracing::debug!("PDF library panic (caught): {info}");

@@ -232,7 +232,7 @@ fn one(p: &mut Parameters, s: &Sentence) {
     {
         set(&mut p.no_extended_negotiation, (), s);
     }
-    if l.contains("prefer") && (l.contains("transfer syntax") || !uids_in(t).is_empty()) {
+    if has_word_prefer(&l) && (l.contains("transfer syntax") || !uids_in(t).is_empty()) {
         for u in uids_in(t) {
             if names::kind_of_uid(u) == Some(Kind::TransferSyntax)
                 && !p.preferred_ts.iter().any(|f| f.value == u)
@@ -261,6 +261,13 @@ fn one(p: &mut Parameters, s: &Sentence) {
             }
         }
     }
+}
+
+/// "prefer", "prefers", "preferred" as a word ("JPIPReferenced" contains the letters).
+pub fn has_word_prefer(lower: &str) -> bool {
+    lower
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| w.starts_with("prefer"))
 }
 
 fn timeouts(p: &mut Parameters, s: &Sentence, l: &str) {

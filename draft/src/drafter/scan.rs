@@ -323,6 +323,9 @@ struct Walker<'a> {
     /// The text just read introduces transfer syntaxes; kept while the lines after it
     /// name transfer syntaxes.
     ts_context: bool,
+    /// The lines of the paragraph being read (consecutive lines of running text), for
+    /// sentences that wrap.
+    paragraph: Vec<(String, Loc)>,
 }
 
 /// Reads the document once, in order.
@@ -335,6 +338,7 @@ pub fn scan(doc: &Document) -> Scan {
         recent: Vec::new(),
         conditional: false,
         ts_context: false,
+        paragraph: Vec::new(),
     };
     w.scan.sections.push(Section {
         parent: None,
@@ -358,6 +362,7 @@ pub fn scan(doc: &Document) -> Scan {
             Block::Table(t) => w.table(t),
         }
     }
+    w.flush_paragraph();
     let _ = w.doc;
     w.scan
 }
@@ -368,6 +373,7 @@ impl Walker<'_> {
     }
 
     fn heading(&mut self, level: u8, text: &str, at: &Loc) {
+        self.flush_paragraph();
         let level = level.max(1);
         while self.stack.len() > 1 {
             let top = self.current();
@@ -447,14 +453,7 @@ impl Walker<'_> {
                 s.ts_roles = Some(r);
             }
         }
-        if let Some(c) = copy_sentence(text) {
-            self.scan.copies.push(CopyRef {
-                target: c.0,
-                roles: c.1,
-                section: sec,
-                ev: Evidence::new(at, text),
-            });
-        }
+        self.paragraph_line(text, at);
         self.ae_sentence(text, at);
         let uids = uids_in(text);
         if uids.is_empty() {
@@ -499,7 +498,7 @@ impl Walker<'_> {
         }
         // "Orthanc will prefer the LittleEndianExplicitTransferSyntax transfer syntax
         // (1.2.840.10008.1.2.1)": a preference (read by the parameters), not a list.
-        if !ts.is_empty() && lower.contains("prefer") {
+        if !ts.is_empty() && super::parameters::has_word_prefer(&window) {
             return;
         }
         if !ts.is_empty() {
@@ -595,6 +594,54 @@ impl Walker<'_> {
         }
     }
 
+    /// Adds a line to the paragraph: lines that follow each other on the page or in the
+    /// file; anything else ends the paragraph first.
+    fn paragraph_line(&mut self, text: &str, at: &Loc) {
+        let follows = self.paragraph.last().is_some_and(|(_, l)| {
+            l.page == at.page && at.line == l.line + 1 && l.section == at.section
+        });
+        if !follows {
+            self.flush_paragraph();
+        }
+        if text.trim().is_empty() {
+            self.flush_paragraph();
+            return;
+        }
+        self.paragraph.push((text.trim().to_owned(), at.clone()));
+    }
+
+    /// A paragraph of several lines becomes one sentence for the parameter matchers, and
+    /// is read for references to other sections ("All the SOP Classes listed in the
+    /// "Store SCP Conformance" section are available as an SCU").
+    fn flush_paragraph(&mut self) {
+        let lines = std::mem::take(&mut self.paragraph);
+        let Some((_, at)) = lines.first() else {
+            return;
+        };
+        let at = at.clone();
+        let text = lines
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let sec = self.current();
+        if lines.len() > 1 {
+            self.scan.sentences.push(Sentence {
+                text: text.clone(),
+                section: sec,
+                at: at.clone(),
+            });
+        }
+        if let Some(c) = copy_sentence(&text) {
+            self.scan.copies.push(CopyRef {
+                target: c.0,
+                roles: c.1,
+                section: sec,
+                ev: Evidence::new(&at, &text),
+            });
+        }
+    }
+
     fn bump(&mut self, sec: usize) {
         if let Some(n) = self.scan.per_section.get_mut(sec) {
             *n += 1;
@@ -679,6 +726,7 @@ impl Walker<'_> {
     }
 
     fn table(&mut self, t: &Table) {
+        self.flush_paragraph();
         self.recent.clear();
         let ti = self.table_index;
         self.table_index += 1;
@@ -870,8 +918,11 @@ impl Walker<'_> {
             }
             match col {
                 Col::TsName | Col::TsUid => {
-                    let lines: Vec<&str> =
-                        rest.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                    let lines: Vec<&str> = rest
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect();
                     ts_names.extend(join_wrapped(&lines, Kind::TransferSyntax));
                 }
                 Col::SopName | Col::SopUid | Col::Uid | Col::Other => {
@@ -1234,12 +1285,21 @@ mod tests {
     #[test]
     fn wrapped_names_are_joined() {
         let got = join_wrapped(
-            &["Little Endian Implicit Transfer", "Syntax", "JPEG Baseline (Process 1)", "RLE Lossless"],
+            &[
+                "Little Endian Implicit Transfer",
+                "Syntax",
+                "JPEG Baseline (Process 1)",
+                "RLE Lossless",
+            ],
             Kind::TransferSyntax,
         );
         assert_eq!(
             got,
-            ["Little Endian Implicit Transfer Syntax", "JPEG Baseline (Process 1)", "RLE Lossless"]
+            [
+                "Little Endian Implicit Transfer Syntax",
+                "JPEG Baseline (Process 1)",
+                "RLE Lossless"
+            ]
         );
     }
 

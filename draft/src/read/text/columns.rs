@@ -43,7 +43,11 @@ pub(crate) fn take(
     let mut header: Vec<String> = Vec::new();
     let mut j = start + 1;
     if let Some(l) = lines.get(j) {
-        if is_rule(&l.text) && lines.get(j + 1).is_some_and(|n| fits(&mut shape_clone(&shape), &n.text).is_some()) {
+        if is_rule(&l.text)
+            && lines
+                .get(j + 1)
+                .is_some_and(|n| fits(&mut shape_clone(&shape), &n.text).is_some())
+        {
             header = rows.pop().map(|(_, c)| c).unwrap_or_default();
             j += 1;
         }
@@ -85,8 +89,20 @@ pub(crate) fn take(
     if rows.is_empty() {
         return None;
     }
-    let line = if header.is_empty() { rows[0].0 } else { first.no };
-    Some((RawTable { line, header, rows, caption: None }, end))
+    let line = if header.is_empty() {
+        rows[0].0
+    } else {
+        first.no
+    };
+    Some((
+        RawTable {
+            line,
+            header,
+            rows,
+            caption: None,
+        },
+        end,
+    ))
 }
 
 fn shape_clone(s: &Shape) -> Shape {
@@ -97,7 +113,10 @@ fn shape_clone(s: &Shape) -> Shape {
 }
 
 fn clean(cells: Vec<String>, inline: Inline) -> Vec<String> {
-    cells.into_iter().map(|c| markup::strip(&c, inline)).collect()
+    cells
+        .into_iter()
+        .map(|c| markup::strip(&c, inline))
+        .collect()
 }
 
 /// A non-last cell ending like a sentence: the "columns" are two spaces after a full
@@ -113,7 +132,8 @@ fn ends_sentence(cells: &[String]) -> bool {
 fn is_rule(t: &str) -> bool {
     let s = t.trim();
     s.len() >= 3
-        && s.bytes().all(|b| matches!(b, b'-' | b'=' | b'+' | b'|' | b':' | b' '))
+        && s.bytes()
+            .all(|b| matches!(b, b'-' | b'=' | b'+' | b'|' | b':' | b' '))
         && (s.contains("---") || s.contains("==="))
 }
 
@@ -303,7 +323,10 @@ mod tests {
             ]
         );
         assert_eq!(table.rows[2].1[1], "1.2.840.10008.5.1.4.1.1.14.1");
-        assert_eq!(table.rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3, 4, 5]);
+        assert_eq!(
+            table.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [1, 3, 4, 5]
+        );
     }
 
     #[test]
@@ -319,7 +342,10 @@ mod tests {
 
     #[test]
     fn wide_lines_are_not_tables() {
-        let wide = (0..10_000).map(|i| format!("c{i}")).collect::<Vec<_>>().join("  ");
+        let wide = (0..10_000)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join("  ");
         let two = format!("{wide}\n{wide}\n");
         assert!(take(&lines(&two), 0, true, false, Inline::Plain).is_none());
         let pipes = "a|".repeat(10_000);

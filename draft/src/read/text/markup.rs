@@ -45,8 +45,8 @@ const DOXYGEN_STYLE: &[&str] = &[
 ];
 /// HTML tags allowed in doxygen and Markdown text that carry no words.
 const STYLE_TAGS: &[&str] = &[
-    "b", "i", "em", "strong", "tt", "code", "br", "u", "kbd", "var", "sup", "sub", "small",
-    "big", "span", "a", "p", "pre",
+    "b", "i", "em", "strong", "tt", "code", "br", "u", "kbd", "var", "sup", "sub", "small", "big",
+    "span", "a", "p", "pre",
 ];
 
 fn doxygen(s: &str) -> String {
@@ -189,8 +189,10 @@ fn emphasis_marker(b: &[u8], i: usize) -> usize {
     let run = b[i..].iter().take_while(|&&x| x == b'*').count();
     let before = if i == 0 { b' ' } else { b[i - 1] };
     let after = b.get(i + run).copied().unwrap_or(b' ');
-    let opens = !after.is_ascii_whitespace() && (before.is_ascii_whitespace() || before.is_ascii_punctuation());
-    let closes = !before.is_ascii_whitespace() && (after.is_ascii_whitespace() || after.is_ascii_punctuation());
+    let opens = !after.is_ascii_whitespace()
+        && (before.is_ascii_whitespace() || before.is_ascii_punctuation());
+    let closes = !before.is_ascii_whitespace()
+        && (after.is_ascii_whitespace() || after.is_ascii_punctuation());
     if run <= 3 && (opens || closes) {
         run
     } else {
@@ -286,7 +288,10 @@ mod tests {
             "The Image Central Test Node (dcmqrscp) Application"
         );
         assert_eq!(
-            strip("format of <b>dcmqrdb's</b> binary \\e index.dat file", Inline::Doxygen),
+            strip(
+                "format of <b>dcmqrdb's</b> binary \\e index.dat file",
+                Inline::Doxygen
+            ),
             "format of dcmqrdb's binary index.dat file"
         );
         assert_eq!(
@@ -294,7 +299,10 @@ mod tests {
             "#p: complete path"
         );
         assert_eq!(
-            strip("control tables are <em>/etc/hosts.allow</em> and", Inline::Doxygen),
+            strip(
+                "control tables are <em>/etc/hosts.allow</em> and",
+                Inline::Doxygen
+            ),
             "control tables are /etc/hosts.allow and"
         );
     }
@@ -308,17 +316,32 @@ mod tests {
             ),
             "The storescp application implements a port for the Storage service"
         );
-        assert_eq!(strip("see `the docs <https://x>`_ now", Inline::Rst), "see the docs now");
-        assert_eq!(strip("RETIRED_HardcopyColorImageStorage", Inline::Rst), "RETIRED_HardcopyColorImageStorage");
-        assert_eq!(strip("a * b and *TransferSyntaxAccepted", Inline::Rst), "a * b and TransferSyntaxAccepted");
+        assert_eq!(
+            strip("see `the docs <https://x>`_ now", Inline::Rst),
+            "see the docs now"
+        );
+        assert_eq!(
+            strip("RETIRED_HardcopyColorImageStorage", Inline::Rst),
+            "RETIRED_HardcopyColorImageStorage"
+        );
+        assert_eq!(
+            strip("a * b and *TransferSyntaxAccepted", Inline::Rst),
+            "a * b and TransferSyntaxAccepted"
+        );
     }
 
     #[test]
     fn markdown_markup() {
         assert_eq!(
-            strip("**CT Image Storage** (`1.2.840.10008.5.1.4.1.1.2`), see [PS3.4](http://x/p4)", Inline::Markdown),
+            strip(
+                "**CT Image Storage** (`1.2.840.10008.5.1.4.1.1.2`), see [PS3.4](http://x/p4)",
+                Inline::Markdown
+            ),
             "CT Image Storage (1.2.840.10008.5.1.4.1.1.2), see PS3.4"
         );
-        assert_eq!(strip("DRAFT_SRTextStorage", Inline::Markdown), "DRAFT_SRTextStorage");
+        assert_eq!(
+            strip("DRAFT_SRTextStorage", Inline::Markdown),
+            "DRAFT_SRTextStorage"
+        );
     }
 }
