@@ -354,15 +354,15 @@ pub(crate) fn is_grid_border(s: &str) -> bool {
 
 /// `=====  ======  ===` (at least two columns).
 pub(crate) fn is_simple_table_border(s: &str) -> bool {
-    s.starts_with('=') && s.bytes().all(|b| b == b'=' || b == b' ') && s.split_whitespace().count() >= 2
+    s.starts_with('=')
+        && s.bytes().all(|b| b == b'=' || b == b' ')
+        && s.split_whitespace().count() >= 2
 }
 
 /// A line of one punctuation character repeated (at least three): a heading adornment.
 pub(crate) fn is_adornment(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() >= 3
-        && b"=-~^.*+#\"'`:_".contains(&b[0])
-        && b.iter().all(|&c| c == b[0])
+    b.len() >= 3 && b"=-~^.*+#\"'`:_".contains(&b[0]) && b.iter().all(|&c| c == b[0])
 }
 
 /// A Markdown pipe table's separator row: `|---|:---:|`, `--- | ---`.
@@ -452,7 +452,10 @@ mod tests {
         // Latin-1 that is not UTF-8.
         let latin = b"Gr\xfc\xdfe aus K\xf6ln\n";
         let d = decode(latin).ok();
-        assert_eq!(d.as_ref().map(|d| d.text.as_ref()), Some("Grüße aus Köln\n"));
+        assert_eq!(
+            d.as_ref().map(|d| d.text.as_ref()),
+            Some("Grüße aus Köln\n")
+        );
         assert_eq!(d.map(|d| d.encoding), Some("Windows-1252"));
         // A UTF-8 BOM followed by invalid UTF-8 is an encoding error at that byte.
         assert!(matches!(

@@ -47,13 +47,40 @@ const MAX_TABLE_CELLS: usize = 1_000_000;
 const MAX_NESTING: usize = 5000;
 
 const SKIP: &[&str] = &[
-    "script", "style", "nav", "noscript", "template", "head", "iframe", "object", "svg",
-    "button", "select", "form", "input",
+    "script", "style", "nav", "noscript", "template", "head", "iframe", "object", "svg", "button",
+    "select", "form", "input",
 ];
 const BLOCKS: &[&str] = &[
-    "p", "div", "li", "ul", "ol", "dl", "dt", "dd", "blockquote", "section", "article",
-    "main", "header", "footer", "aside", "figure", "figcaption", "address", "center", "body",
-    "html", "hr", "caption", "details", "summary", "fieldset", "legend", "tr", "td", "th",
+    "p",
+    "div",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "blockquote",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "aside",
+    "figure",
+    "figcaption",
+    "address",
+    "center",
+    "body",
+    "html",
+    "hr",
+    "caption",
+    "details",
+    "summary",
+    "fieldset",
+    "legend",
+    "tr",
+    "td",
+    "th",
 ];
 
 /// Reads a HTML document.
@@ -73,7 +100,8 @@ pub fn read(bytes: &[u8], source: &str) -> Result<Document, ReadError> {
     let sink = LineSink {
         inner: HtmlTreeSink::new(Html::new_document()),
         line: Cell::new(1),
-        lines: RefCell::new(HashMap::new()),
+        // About one element per 64 bytes of markup: no rehashing on the way.
+        lines: RefCell::new(HashMap::with_capacity(text.len() / 64)),
     };
     let (html, lines) = html5ever::driver::parse_document(sink, Default::default()).one(text);
     let mut w = Walker {
@@ -148,7 +176,10 @@ fn nesting_estimate(text: &str) -> usize {
             depth = depth.saturating_sub(1);
             continue;
         }
-        let end = b[i..].iter().position(|&c| c == b'>').map_or(b.len(), |e| i + e);
+        let end = b[i..]
+            .iter()
+            .position(|&c| c == b'>')
+            .map_or(b.len(), |e| i + e);
         if end > i && b[end - 1] == b'/' {
             continue;
         }
@@ -207,7 +238,9 @@ fn declared_charset(head: &[u8]) -> Option<&'static Encoding> {
             continue;
         }
         i += 1;
-        while i < lower.len() && (lower[i].is_ascii_whitespace() || lower[i] == b'"' || lower[i] == b'\'') {
+        while i < lower.len()
+            && (lower[i].is_ascii_whitespace() || lower[i] == b'"' || lower[i] == b'\'')
+        {
             i += 1;
         }
         let start = i;
@@ -267,11 +300,22 @@ impl TreeSink for LineSink {
     fn append(&self, parent: &NodeId, child: NodeOrText<NodeId>) {
         self.inner.append(parent, child)
     }
-    fn append_based_on_parent_node(&self, element: &NodeId, prev: &NodeId, child: NodeOrText<NodeId>) {
+    fn append_based_on_parent_node(
+        &self,
+        element: &NodeId,
+        prev: &NodeId,
+        child: NodeOrText<NodeId>,
+    ) {
         self.inner.append_based_on_parent_node(element, prev, child)
     }
-    fn append_doctype_to_document(&self, name: StrTendril, public_id: StrTendril, system_id: StrTendril) {
-        self.inner.append_doctype_to_document(name, public_id, system_id)
+    fn append_doctype_to_document(
+        &self,
+        name: StrTendril,
+        public_id: StrTendril,
+        system_id: StrTendril,
+    ) {
+        self.inner
+            .append_doctype_to_document(name, public_id, system_id)
     }
     fn get_template_contents(&self, target: &NodeId) -> NodeId {
         self.inner.get_template_contents(target)
@@ -346,7 +390,12 @@ fn block_text<'a>(n: NodeRef<'a, Node>, nested: &mut Vec<NodeRef<'a, Node>>) -> 
         .join("\n")
 }
 
-fn collect<'a>(n: NodeRef<'a, Node>, out: &mut String, nested: &mut Vec<NodeRef<'a, Node>>, depth: usize) {
+fn collect<'a>(
+    n: NodeRef<'a, Node>,
+    out: &mut String,
+    nested: &mut Vec<NodeRef<'a, Node>>,
+    depth: usize,
+) {
     for c in n.children() {
         match c.value() {
             Node::Text(t) => out.push_str(t),
@@ -413,7 +462,9 @@ fn paragraph_heading(n: NodeRef<'_, Node>, e: &scraper::node::Element, text: &st
             );
         }
     }
-    let mut elements = n.children().filter(|c| !matches!(c.value(), Node::Text(t) if t.trim().is_empty()));
+    let mut elements = n
+        .children()
+        .filter(|c| !matches!(c.value(), Node::Text(t) if t.trim().is_empty()));
     let only = elements.next()?;
     if elements.next().is_none() && matches!(element_name(&only), Some("b" | "strong")) {
         return text::numbered_heading(text);
@@ -621,7 +672,9 @@ impl<'a> Walker<'a> {
             let mut any_cell = false;
             let mut col = 0usize;
             for cell in tr.children() {
-                let Node::Element(e) = cell.value() else { continue };
+                let Node::Element(e) = cell.value() else {
+                    continue;
+                };
                 let is_th = match e.name() {
                     "th" => true,
                     "td" => false,
@@ -717,7 +770,9 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        let name = caption.clone().unwrap_or_else(|| format!("table {}", self.tables));
+        let name = caption
+            .clone()
+            .unwrap_or_else(|| format!("table {}", self.tables));
         let width = raw
             .rows
             .iter()
@@ -769,5 +824,7 @@ fn fill_spans(spans: &mut [Option<(usize, String)>], row: &mut Vec<String>, col:
 
 /// A `rowspan`/`colspan` value, clamped to `max`; 1 when absent or not a number.
 fn span_attr(v: Option<&str>, max: usize) -> usize {
-    v.and_then(|s| s.trim().parse::<usize>().ok()).unwrap_or(1).min(max)
+    v.and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .min(max)
 }

@@ -104,14 +104,24 @@ pub(crate) fn split_lines(text: &str) -> Vec<SrcLine<'_>> {
         match bytes[i] {
             b'\n' => {
                 no = no.saturating_add(1);
-                out.push(SrcLine { no, text: clean_line(&text[start..i]) });
+                out.push(SrcLine {
+                    no,
+                    text: clean_line(&text[start..i]),
+                });
                 i += 1;
                 start = i;
             }
             b'\r' => {
                 no = no.saturating_add(1);
-                out.push(SrcLine { no, text: clean_line(&text[start..i]) });
-                i += if bytes.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+                out.push(SrcLine {
+                    no,
+                    text: clean_line(&text[start..i]),
+                });
+                i += if bytes.get(i + 1) == Some(&b'\n') {
+                    2
+                } else {
+                    1
+                };
                 start = i;
             }
             _ => i += 1,
@@ -119,7 +129,10 @@ pub(crate) fn split_lines(text: &str) -> Vec<SrcLine<'_>> {
     }
     if start < bytes.len() {
         no = no.saturating_add(1);
-        out.push(SrcLine { no, text: clean_line(&text[start..]) });
+        out.push(SrcLine {
+            no,
+            text: clean_line(&text[start..]),
+        });
     }
     out
 }
@@ -232,20 +245,24 @@ impl Reader {
                     continue;
                 }
             }
-            // A column table with a header rule comes before an underlined heading.
-            if let Some((t, next)) = columns::take(lines, i, false, false, self.inline) {
+            // A column table with a header rule comes before an underlined heading, a
+            // heading before a column table without one.
+            let columns = columns::take(lines, i, false, false, self.inline);
+            if let Some((t, next)) = columns {
                 if !t.header.is_empty() {
                     self.table(t);
                     i = next;
                     continue;
                 }
-            }
-            if let Some(next) = self.heading(lines, i) {
+                if let Some(next) = self.heading(lines, i) {
+                    i = next;
+                    continue;
+                }
+                self.table(t);
                 i = next;
                 continue;
             }
-            if let Some((t, next)) = columns::take(lines, i, false, false, self.inline) {
-                self.table(t);
+            if let Some(next) = self.heading(lines, i) {
                 i = next;
                 continue;
             }
@@ -255,7 +272,12 @@ impl Reader {
     }
 
     /// A doxygen structural command at `lines[i]`: the index after it.
-    fn doxygen_line(&mut self, lines: &[SrcLine<'_>], i: usize, skip_else: &mut bool) -> Option<usize> {
+    fn doxygen_line(
+        &mut self,
+        lines: &[SrcLine<'_>],
+        i: usize,
+        skip_else: &mut bool,
+    ) -> Option<usize> {
         let l = &lines[i];
         let s = l.text.trim();
         if s == "/*!" || s == "*/" || s.starts_with("\\if ") || s.starts_with("\\endif") {
@@ -273,7 +295,11 @@ impl Reader {
             "\\subsubsection" => 4,
             "\\paragraph" => 5,
             "\\verbatim" | "\\code" => {
-                let close = if cmd == "\\verbatim" { "\\endverbatim" } else { "\\endcode" };
+                let close = if cmd == "\\verbatim" {
+                    "\\endverbatim"
+                } else {
+                    "\\endcode"
+                };
                 let end = lines[i + 1..]
                     .iter()
                     .position(|x| x.text.trim() == close)
@@ -320,9 +346,14 @@ impl Reader {
                 Some((end + 1).min(lines.len()))
             }
             Format::Rst => {
-                let code = [".. code-block::", ".. code::", ".. sourcecode::", ".. parsed-literal::"]
-                    .iter()
-                    .any(|d| s.starts_with(d));
+                let code = [
+                    ".. code-block::",
+                    ".. code::",
+                    ".. sourcecode::",
+                    ".. parsed-literal::",
+                ]
+                .iter()
+                .any(|d| s.starts_with(d));
                 let literal = !code && s.ends_with("::") && !s.starts_with("..");
                 if !code && !literal {
                     return None;
@@ -437,7 +468,8 @@ impl Reader {
         if let Some(under) = next {
             if detect::is_adornment(under)
                 && rst::indent_of(&l.text) < 4
-                && under.chars().count() + 2 >= s.chars().count().min(under.chars().count() + 2).max(3)
+                && under.chars().count() + 2
+                    >= s.chars().count().min(under.chars().count() + 2).max(3)
                 && under.chars().count() * 2 >= s.chars().count()
                 && !s.contains("  |")
             {
@@ -577,7 +609,9 @@ impl Reader {
                 }
             }
         }
-        let name = caption.clone().unwrap_or_else(|| format!("table {}", self.tables));
+        let name = caption
+            .clone()
+            .unwrap_or_else(|| format!("table {}", self.tables));
         let width = raw
             .rows
             .iter()
@@ -616,13 +650,19 @@ fn is_option_line(s: &str) -> bool {
         return false;
     };
     rest.find(':').is_some_and(|p| {
-        p > 0 && rest[..p].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        p > 0
+            && rest[..p]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
 }
 
 /// "Table 4.2-3 Storage SOP Classes", "Table A.1: ...".
 pub(crate) fn is_caption(t: &str) -> bool {
-    let Some(rest) = t.strip_prefix("Table ").or_else(|| t.strip_prefix("TABLE ")) else {
+    let Some(rest) = t
+        .strip_prefix("Table ")
+        .or_else(|| t.strip_prefix("TABLE "))
+    else {
         return false;
     };
     let num = rest.split_whitespace().next().unwrap_or("");
@@ -643,9 +683,8 @@ pub(crate) fn numbered_heading(s: &str) -> Option<u8> {
     if parts.is_empty() || parts.len() > 6 {
         return None;
     }
-    let annex = parts.len() > 1
-        && parts[0].len() == 1
-        && parts[0].bytes().all(|b| b.is_ascii_uppercase());
+    let annex =
+        parts.len() > 1 && parts[0].len() == 1 && parts[0].bytes().all(|b| b.is_ascii_uppercase());
     let numeric = |p: &&str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
     if !(parts.iter().all(numeric) || (annex && parts[1..].iter().all(numeric))) {
         return None;
@@ -704,7 +743,10 @@ mod tests {
         let t = d.tables().next().expect("a table");
         assert_eq!(t.header, ["SOP Class", "UID"]);
         assert_eq!(t.caption.as_deref(), Some("Table 3: Storage SOP Classes"));
-        assert_eq!(t.rows[0].cells, ["CT Image Storage", "1.2.840.10008.5.1.4.1.1.2"]);
+        assert_eq!(
+            t.rows[0].cells,
+            ["CT Image Storage", "1.2.840.10008.5.1.4.1.1.2"]
+        );
         assert_eq!(t.rows[1].cells.len(), 2);
         assert_eq!(t.at.section.as_deref(), Some("Storage SCP"));
         assert_eq!(t.at.line, 7);
@@ -721,11 +763,20 @@ mod tests {
         assert_eq!(tables.len(), 2);
         assert_eq!(tables[0].header, ["SOP Class", "UID"]);
         assert_eq!(tables[0].rows.len(), 3);
-        assert_eq!(tables[0].rows[1].cells, ["Legacy Converted CT", "1.2.840.10008.5.1.4.1.1.2.2\n(since 2014)"]);
+        assert_eq!(
+            tables[0].rows[1].cells,
+            [
+                "Legacy Converted CT",
+                "1.2.840.10008.5.1.4.1.1.2.2\n(since 2014)"
+            ]
+        );
         assert_eq!(tables[0].rows[2].at.line, 10);
         assert_eq!(tables[1].caption.as_deref(), Some("Transfer Syntaxes"));
         assert_eq!(tables[1].header, ["Name", "UID"]);
-        assert_eq!(tables[1].rows[0].cells, ["Implicit VR Little Endian", "1.2.840.10008.1.2"]);
+        assert_eq!(
+            tables[1].rows[0].cells,
+            ["Implicit VR Little Endian", "1.2.840.10008.1.2"]
+        );
         assert!(matches!(d.blocks.last(), Some(Block::Line { text, .. }) if text == "After."));
     }
 
@@ -736,7 +787,10 @@ mod tests {
             Format::Rst,
         );
         let t = d.tables().next().expect("a table");
-        assert_eq!(t.header, ["SOP Class", "Transfer Syntax\nName", "Transfer Syntax\nUID"]);
+        assert_eq!(
+            t.header,
+            ["SOP Class", "Transfer Syntax\nName", "Transfer Syntax\nUID"]
+        );
         assert_eq!(t.rows.len(), 2);
         assert_eq!(t.rows[0].cells, ["CT Image\nStorage", "ILE", "1.2"]);
         assert_eq!(t.rows[1].cells, ["CT Image\nStorage", "ELE", "1.2.1"]);

@@ -43,7 +43,11 @@ pub(crate) fn take(
     let mut header: Vec<String> = Vec::new();
     let mut j = start + 1;
     if let Some(l) = lines.get(j) {
-        if is_rule(&l.text) && lines.get(j + 1).is_some_and(|n| fits(&mut shape_clone(&shape), &n.text).is_some()) {
+        if is_rule(&l.text)
+            && lines
+                .get(j + 1)
+                .is_some_and(|n| fits(&mut shape_clone(&shape), &n.text).is_some())
+        {
             header = rows.pop().map(|(_, c)| c).unwrap_or_default();
             j += 1;
         }
@@ -85,8 +89,20 @@ pub(crate) fn take(
     if rows.is_empty() {
         return None;
     }
-    let line = if header.is_empty() { rows[0].0 } else { first.no };
-    Some((RawTable { line, header, rows, caption: None }, end))
+    let line = if header.is_empty() {
+        rows[0].0
+    } else {
+        first.no
+    };
+    Some((
+        RawTable {
+            line,
+            header,
+            rows,
+            caption: None,
+        },
+        end,
+    ))
 }
 
 fn shape_clone(s: &Shape) -> Shape {
@@ -97,7 +113,10 @@ fn shape_clone(s: &Shape) -> Shape {
 }
 
 fn clean(cells: Vec<String>, inline: Inline) -> Vec<String> {
-    cells.into_iter().map(|c| markup::strip(&c, inline)).collect()
+    cells
+        .into_iter()
+        .map(|c| markup::strip(&c, inline))
+        .collect()
 }
 
 /// A non-last cell ending like a sentence: the "columns" are two spaces after a full
@@ -113,7 +132,8 @@ fn ends_sentence(cells: &[String]) -> bool {
 fn is_rule(t: &str) -> bool {
     let s = t.trim();
     s.len() >= 3
-        && s.bytes().all(|b| matches!(b, b'-' | b'=' | b'+' | b'|' | b':' | b' '))
+        && s.bytes()
+            .all(|b| matches!(b, b'-' | b'=' | b'+' | b'|' | b':' | b' '))
         && (s.contains("---") || s.contains("==="))
 }
 
@@ -166,6 +186,17 @@ fn pipe_cells(t: &str) -> Option<Vec<String>> {
     }
     let inner = s.strip_prefix('|').unwrap_or(s);
     let inner = inner.strip_suffix('|').unwrap_or(inner);
+    if !inner.contains(['\\', '`']) {
+        let cells: Vec<String> = inner
+            .split('|')
+            .take(MAX_CELLS + 2)
+            .map(|c| c.trim().to_string())
+            .collect();
+        if cells.len() < 2 || cells.len() > MAX_CELLS || cells.iter().all(|c| c.is_empty()) {
+            return None;
+        }
+        return Some(cells);
+    }
     let mut cells = Vec::new();
     let mut cur = String::new();
     let mut chars = inner.chars().peekable();
@@ -196,16 +227,18 @@ fn pipe_cells(t: &str) -> Option<Vec<String>> {
     Some(cells)
 }
 
+/// Char columns `[start, end)` of the gaps between cells.
+type Gaps = Vec<(usize, usize)>;
+
 /// Cells at least two spaces apart, with the gaps between them as char columns.
-fn space_cells(t: &str) -> Option<(Vec<String>, Vec<(usize, usize)>)> {
+fn space_cells(t: &str) -> Option<(Vec<String>, Gaps)> {
     let mut cells: Vec<String> = Vec::new();
     let mut gaps: Vec<(usize, usize)> = Vec::new();
     let mut cell_start: Option<usize> = None; // byte index
     let mut run_start_col = 0usize;
     let mut run_start_byte = 0usize;
     let mut run = 0usize;
-    let mut col = 0usize;
-    for (bi, c) in t.char_indices() {
+    for (col, (bi, c)) in t.char_indices().enumerate() {
         if c == ' ' {
             if run == 0 {
                 run_start_col = col;
@@ -227,7 +260,6 @@ fn space_cells(t: &str) -> Option<(Vec<String>, Vec<(usize, usize)>)> {
             }
             run = 0;
         }
-        col += 1;
     }
     let s = cell_start?;
     let end = if run > 0 { run_start_byte } else { t.len() };
@@ -303,7 +335,10 @@ mod tests {
             ]
         );
         assert_eq!(table.rows[2].1[1], "1.2.840.10008.5.1.4.1.1.14.1");
-        assert_eq!(table.rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 3, 4, 5]);
+        assert_eq!(
+            table.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            [1, 3, 4, 5]
+        );
     }
 
     #[test]
@@ -319,7 +354,10 @@ mod tests {
 
     #[test]
     fn wide_lines_are_not_tables() {
-        let wide = (0..10_000).map(|i| format!("c{i}")).collect::<Vec<_>>().join("  ");
+        let wide = (0..10_000)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join("  ");
         let two = format!("{wide}\n{wide}\n");
         assert!(take(&lines(&two), 0, true, false, Inline::Plain).is_none());
         let pipes = "a|".repeat(10_000);

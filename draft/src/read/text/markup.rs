@@ -28,6 +28,19 @@ pub(crate) fn strip(s: &str, inline: Inline) -> String {
 
 /// Whitespace runs to one space, trimmed.
 pub(crate) fn collapse(s: &str) -> String {
+    let b = s.as_bytes();
+    let clean = b.first().is_none_or(|c| !c.is_ascii_whitespace())
+        && b.last().is_none_or(|c| !c.is_ascii_whitespace())
+        && !b
+            .windows(2)
+            .any(|w| w[0].is_ascii_whitespace() && w[1].is_ascii_whitespace())
+        && !b
+            .iter()
+            .any(|&c| matches!(c, b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+        && s.is_ascii();
+    if clean {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     for w in s.split_whitespace() {
         if !out.is_empty() {
@@ -45,8 +58,8 @@ const DOXYGEN_STYLE: &[&str] = &[
 ];
 /// HTML tags allowed in doxygen and Markdown text that carry no words.
 const STYLE_TAGS: &[&str] = &[
-    "b", "i", "em", "strong", "tt", "code", "br", "u", "kbd", "var", "sup", "sub", "small",
-    "big", "span", "a", "p", "pre",
+    "b", "i", "em", "strong", "tt", "code", "br", "u", "kbd", "var", "sup", "sub", "small", "big",
+    "span", "a", "p", "pre",
 ];
 
 fn doxygen(s: &str) -> String {
@@ -189,8 +202,10 @@ fn emphasis_marker(b: &[u8], i: usize) -> usize {
     let run = b[i..].iter().take_while(|&&x| x == b'*').count();
     let before = if i == 0 { b' ' } else { b[i - 1] };
     let after = b.get(i + run).copied().unwrap_or(b' ');
-    let opens = !after.is_ascii_whitespace() && (before.is_ascii_whitespace() || before.is_ascii_punctuation());
-    let closes = !before.is_ascii_whitespace() && (after.is_ascii_whitespace() || after.is_ascii_punctuation());
+    let opens = !after.is_ascii_whitespace()
+        && (before.is_ascii_whitespace() || before.is_ascii_punctuation());
+    let closes = !before.is_ascii_whitespace()
+        && (after.is_ascii_whitespace() || after.is_ascii_punctuation());
     if run <= 3 && (opens || closes) {
         run
     } else {
@@ -286,7 +301,10 @@ mod tests {
             "The Image Central Test Node (dcmqrscp) Application"
         );
         assert_eq!(
-            strip("format of <b>dcmqrdb's</b> binary \\e index.dat file", Inline::Doxygen),
+            strip(
+                "format of <b>dcmqrdb's</b> binary \\e index.dat file",
+                Inline::Doxygen
+            ),
             "format of dcmqrdb's binary index.dat file"
         );
         assert_eq!(
@@ -294,7 +312,10 @@ mod tests {
             "#p: complete path"
         );
         assert_eq!(
-            strip("control tables are <em>/etc/hosts.allow</em> and", Inline::Doxygen),
+            strip(
+                "control tables are <em>/etc/hosts.allow</em> and",
+                Inline::Doxygen
+            ),
             "control tables are /etc/hosts.allow and"
         );
     }
@@ -308,17 +329,32 @@ mod tests {
             ),
             "The storescp application implements a port for the Storage service"
         );
-        assert_eq!(strip("see `the docs <https://x>`_ now", Inline::Rst), "see the docs now");
-        assert_eq!(strip("RETIRED_HardcopyColorImageStorage", Inline::Rst), "RETIRED_HardcopyColorImageStorage");
-        assert_eq!(strip("a * b and *TransferSyntaxAccepted", Inline::Rst), "a * b and TransferSyntaxAccepted");
+        assert_eq!(
+            strip("see `the docs <https://x>`_ now", Inline::Rst),
+            "see the docs now"
+        );
+        assert_eq!(
+            strip("RETIRED_HardcopyColorImageStorage", Inline::Rst),
+            "RETIRED_HardcopyColorImageStorage"
+        );
+        assert_eq!(
+            strip("a * b and *TransferSyntaxAccepted", Inline::Rst),
+            "a * b and TransferSyntaxAccepted"
+        );
     }
 
     #[test]
     fn markdown_markup() {
         assert_eq!(
-            strip("**CT Image Storage** (`1.2.840.10008.5.1.4.1.1.2`), see [PS3.4](http://x/p4)", Inline::Markdown),
+            strip(
+                "**CT Image Storage** (`1.2.840.10008.5.1.4.1.1.2`), see [PS3.4](http://x/p4)",
+                Inline::Markdown
+            ),
             "CT Image Storage (1.2.840.10008.5.1.4.1.1.2), see PS3.4"
         );
-        assert_eq!(strip("DRAFT_SRTextStorage", Inline::Markdown), "DRAFT_SRTextStorage");
+        assert_eq!(
+            strip("DRAFT_SRTextStorage", Inline::Markdown),
+            "DRAFT_SRTextStorage"
+        );
     }
 }

@@ -152,10 +152,7 @@ pub(crate) fn grid(
 
 /// A cell's lines, trimmed, without blank lines at either end, joined with `\n`.
 fn join_cell(lines: &[String], inline: Inline) -> String {
-    let parts: Vec<String> = lines
-        .iter()
-        .map(|l| markup::strip(l, inline))
-        .collect();
+    let parts: Vec<String> = lines.iter().map(|l| markup::strip(l, inline)).collect();
     let first = parts.iter().position(|p| !p.is_empty());
     let last = parts.iter().rposition(|p| !p.is_empty());
     match (first, last) {
@@ -200,7 +197,11 @@ pub(crate) fn simple(
         prev = c;
     }
     if cols.len() < 2 || cols.len() > MAX_COLUMNS {
-        return Err(format!("line {}: a simple table border with {} columns", top.no, cols.len()));
+        return Err(format!(
+            "line {}: a simple table border with {} columns",
+            top.no,
+            cols.len()
+        ));
     }
     let mut rows: Vec<(u32, Vec<String>)> = Vec::new();
     let mut header_end: Option<usize> = None;
@@ -228,7 +229,11 @@ pub(crate) fn simple(
         let cells: Vec<String> = (0..cols.len())
             .map(|k| {
                 let a = cols[k].min(chars.len());
-                let b = if k + 1 < cols.len() { cols[k + 1].min(chars.len()) } else { chars.len() };
+                let b = if k + 1 < cols.len() {
+                    cols[k + 1].min(chars.len())
+                } else {
+                    chars.len()
+                };
                 markup::strip(&chars[a..b.max(a)].iter().collect::<String>(), inline)
             })
             .collect();
@@ -251,7 +256,10 @@ pub(crate) fn simple(
         j += 1;
     }
     let Some(end) = end else {
-        return Err(format!("line {}: the simple table has no closing border", top.no));
+        return Err(format!(
+            "line {}: the simple table has no closing border",
+            top.no
+        ));
     };
     let (header, body) = match header_end {
         Some(h) => {
@@ -260,7 +268,15 @@ pub(crate) fn simple(
         }
         None => (Vec::new(), rows),
     };
-    Ok((RawTable { line: top.no, header, rows: body, caption: None }, end))
+    Ok((
+        RawTable {
+            line: top.no,
+            header,
+            rows: body,
+            caption: None,
+        },
+        end,
+    ))
 }
 
 /// A `.. list-table:: caption` directive at `lines[start]`.
@@ -322,18 +338,33 @@ pub(crate) fn list_table(
     }
     let body = rows.split_off(header_rows.min(rows.len()));
     let header = merge_header(rows.into_iter().map(|r| r.1).collect());
-    Ok((RawTable { line: d.no, header, rows: body, caption }, j))
+    Ok((
+        RawTable {
+            line: d.no,
+            header,
+            rows: body,
+            caption,
+        },
+        j,
+    ))
 }
 
 /// A Markdown pipe table: `lines[start]` the header row, `lines[start + 1]` the
 /// separator row.
-pub(crate) fn pipe(lines: &[SrcLine<'_>], start: usize, inline: Inline) -> Option<(RawTable, usize)> {
+pub(crate) fn pipe(
+    lines: &[SrcLine<'_>],
+    start: usize,
+    inline: Inline,
+) -> Option<(RawTable, usize)> {
     let head = lines.get(start)?;
     let sep = lines.get(start + 1)?;
     if !is_pipe_separator(sep.text.trim()) || !head.text.contains('|') {
         return None;
     }
-    let header: Vec<String> = split_pipe_row(&head.text).into_iter().map(|c| markup::strip(&c, inline)).collect();
+    let header: Vec<String> = split_pipe_row(&head.text)
+        .into_iter()
+        .map(|c| markup::strip(&c, inline))
+        .collect();
     let width = header.len();
     if width > MAX_COLUMNS {
         return None;
@@ -354,14 +385,26 @@ pub(crate) fn pipe(lines: &[SrcLine<'_>], start: usize, inline: Inline) -> Optio
         rows.push((l.no, cells));
         j += 1;
     }
-    Some((RawTable { line: head.no, header, rows, caption: None }, j))
+    Some((
+        RawTable {
+            line: head.no,
+            header,
+            rows,
+            caption: None,
+        },
+        j,
+    ))
 }
 
 /// `| a | b |` -> ["a", "b"] (pipes escaped or inside backticks are text).
 fn split_pipe_row(t: &str) -> Vec<String> {
     let s = t.trim();
     let s = s.strip_prefix('|').unwrap_or(s);
-    let s = if s.ends_with('|') && !s.ends_with("\\|") { &s[..s.len() - 1] } else { s };
+    let s = if s.ends_with('|') && !s.ends_with("\\|") {
+        &s[..s.len() - 1]
+    } else {
+        s
+    };
     let mut cells = Vec::new();
     let mut cur = String::new();
     let mut in_code = false;
