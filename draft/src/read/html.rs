@@ -100,7 +100,8 @@ pub fn read(bytes: &[u8], source: &str) -> Result<Document, ReadError> {
     let sink = LineSink {
         inner: HtmlTreeSink::new(Html::new_document()),
         line: Cell::new(1),
-        lines: RefCell::new(HashMap::new()),
+        // About one element per 64 bytes of markup: no rehashing on the way.
+        lines: RefCell::new(HashMap::with_capacity(text.len() / 64)),
     };
     let (html, lines) = html5ever::driver::parse_document(sink, Default::default()).one(text);
     let mut w = Walker {

@@ -245,20 +245,24 @@ impl Reader {
                     continue;
                 }
             }
-            // A column table with a header rule comes before an underlined heading.
-            if let Some((t, next)) = columns::take(lines, i, false, false, self.inline) {
+            // A column table with a header rule comes before an underlined heading, a
+            // heading before a column table without one.
+            let columns = columns::take(lines, i, false, false, self.inline);
+            if let Some((t, next)) = columns {
                 if !t.header.is_empty() {
                     self.table(t);
                     i = next;
                     continue;
                 }
-            }
-            if let Some(next) = self.heading(lines, i) {
+                if let Some(next) = self.heading(lines, i) {
+                    i = next;
+                    continue;
+                }
+                self.table(t);
                 i = next;
                 continue;
             }
-            if let Some((t, next)) = columns::take(lines, i, false, false, self.inline) {
-                self.table(t);
+            if let Some(next) = self.heading(lines, i) {
                 i = next;
                 continue;
             }

@@ -186,6 +186,17 @@ fn pipe_cells(t: &str) -> Option<Vec<String>> {
     }
     let inner = s.strip_prefix('|').unwrap_or(s);
     let inner = inner.strip_suffix('|').unwrap_or(inner);
+    if !inner.contains(['\\', '`']) {
+        let cells: Vec<String> = inner
+            .split('|')
+            .take(MAX_CELLS + 2)
+            .map(|c| c.trim().to_string())
+            .collect();
+        if cells.len() < 2 || cells.len() > MAX_CELLS || cells.iter().all(|c| c.is_empty()) {
+            return None;
+        }
+        return Some(cells);
+    }
     let mut cells = Vec::new();
     let mut cur = String::new();
     let mut chars = inner.chars().peekable();
@@ -216,16 +227,18 @@ fn pipe_cells(t: &str) -> Option<Vec<String>> {
     Some(cells)
 }
 
+/// Char columns `[start, end)` of the gaps between cells.
+type Gaps = Vec<(usize, usize)>;
+
 /// Cells at least two spaces apart, with the gaps between them as char columns.
-fn space_cells(t: &str) -> Option<(Vec<String>, Vec<(usize, usize)>)> {
+fn space_cells(t: &str) -> Option<(Vec<String>, Gaps)> {
     let mut cells: Vec<String> = Vec::new();
     let mut gaps: Vec<(usize, usize)> = Vec::new();
     let mut cell_start: Option<usize> = None; // byte index
     let mut run_start_col = 0usize;
     let mut run_start_byte = 0usize;
     let mut run = 0usize;
-    let mut col = 0usize;
-    for (bi, c) in t.char_indices() {
+    for (col, (bi, c)) in t.char_indices().enumerate() {
         if c == ' ' {
             if run == 0 {
                 run_start_col = col;
@@ -247,7 +260,6 @@ fn space_cells(t: &str) -> Option<(Vec<String>, Vec<(usize, usize)>)> {
             }
             run = 0;
         }
-        col += 1;
     }
     let s = cell_start?;
     let end = if run > 0 { run_start_byte } else { t.len() };
