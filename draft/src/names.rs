@@ -51,7 +51,7 @@ pub fn normalise(s: &str) -> (String, bool) {
     let mut key = String::with_capacity(lower.len());
     for word in lower.split(|c: char| !c.is_ascii_alphanumeric()) {
         match word {
-            "" | "sop" | "class" | "the" | "iod" => {}
+            "" | "sop" | "class" | "the" | "iod" | "and" => {}
             "retired" => retired = true,
             // Orthanc and DCMTK prefix retired and draft keywords.
             w if w.starts_with("retired") && w.len() > 7 => {
@@ -109,11 +109,14 @@ fn index(kind: Kind) -> &'static Index {
                     .chars()
                     .filter(char::is_ascii_alphanumeric)
                     .collect();
-                let key = match digits.parse::<u32>() {
-                    Ok(n) if !closed => format!("jpegprocess{n}{}", n + 2),
-                    _ => format!("jpegprocess{digits}"),
-                };
-                names.push(key);
+                match digits.parse::<u32>() {
+                    Ok(n) if !closed => {
+                        names.push(format!("jpegprocess{n}{}", n + 2));
+                        // "JPEG Extended (Process 2 & 4)" as printed in full.
+                        names.push(format!("{}{}", normalise(e.name).0, n + 2));
+                    }
+                    _ => names.push(format!("jpegprocess{digits}")),
+                }
             }
             names.sort();
             names.dedup();

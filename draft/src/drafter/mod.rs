@@ -84,7 +84,13 @@ pub fn draft_named(doc: &Document, device_name: Option<&str>) -> Result<Drafted,
             title: if s.title.is_empty() {
                 "(before the first heading)".into()
             } else {
-                s.title.clone()
+                // "Storage Service / SOP Classes": generic sub-headings need their parent.
+                match s.parent.and_then(|p| scan.sections.get(p)) {
+                    Some(p) if !p.title.is_empty() && p.level > 0 && s.title.len() < 24 => {
+                        format!("{} / {}", p.title, s.title)
+                    }
+                    _ => s.title.clone(),
+                }
             },
             at: scan
                 .sentences
