@@ -6,9 +6,12 @@
 //!
 //! `cargo bench -p dicomtap-draft --bench drafting` (add `-- --runs N`, default 5).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dicomtap_analyzer::statement;
 use dicomtap_draft::{draft, read_file, score};
@@ -40,7 +43,13 @@ fn documents() -> Vec<(PathBuf, Option<&'static str>)> {
 }
 
 fn gold(name: &str) -> Option<(statement::Statement, Vec<String>)> {
-    let path = root().join("tests/gold").join(format!("{name}.toml"));
+    let printed = PRINTED_GOLD.with(|m| {
+        m.borrow()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone())
+    });
+    let path = printed.unwrap_or_else(|| root().join("tests/gold").join(format!("{name}.toml")));
     let text = std::fs::read_to_string(&path).ok()?;
     let st = statement::parse(&text, &path).ok()?;
     let raw: toml::Table = toml::from_str(&text).ok()?;
@@ -116,11 +125,13 @@ fn main() {
             let s = String::from_utf8_lossy(&out.stdout).into_owned();
             s.split_whitespace().nth(1)?.parse::<f64>().ok()
         });
-        let name = path
-            .strip_prefix(root().join("tests/fixtures"))
-            .unwrap_or(&path)
-            .display()
-            .to_string();
+        let name = match path.strip_prefix(root().join("tests/fixtures")) {
+            Ok(p) => p.display().to_string(),
+            Err(_) => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
         let Some((doc, drafted)) = last else {
             println!("{name:<44} failed to draft");
             continue;
@@ -143,7 +154,81 @@ fn main() {
     }
 }
 
-/// Documents named on the command line after `--`: `PATH[=GOLD]`.
+/// PDFs printed by headless Chromium from Orthanc's statement laid out as PS3.2: the
+/// statement itself (about 28 pages) and a long one (six AEs, about 300 pages), each with
+/// a reference statement of what was printed (in a temporary directory that lives as long
+/// as the process).
 fn extra_documents() -> Vec<(PathBuf, Option<&'static str>)> {
-    Vec::new()
+    use support::statement::{Layout, Orthanc};
+    let Some(chromium) = support::chromium::find() else {
+        eprintln!("no chromium: PDFs not measured");
+        return Vec::new();
+    };
+    let Ok(dir) = tempfile::tempdir() else {
+        return Vec::new();
+    };
+    let dir = dir.keep();
+    let orthanc = Orthanc::load("2021");
+    let mut out = Vec::new();
+    for (name, layout) in [
+        ("orthanc-ps32", Layout::default()),
+        (
+            "orthanc-ps32-300-pages",
+            Layout {
+                aes: 6,
+                min_compressed: 8,
+                max_compressed: 12,
+                rows_unbroken: false,
+            },
+        ),
+    ] {
+        let printed = support::statement::build(&orthanc, &layout);
+        let opts = support::chromium::Print {
+            timeout: Duration::from_secs(900),
+            ..support::chromium::Print::default()
+        };
+        if let Err(e) = support::chromium::print(&chromium, &printed.html, &dir, name, opts) {
+            eprintln!("{name}: {e}");
+            continue;
+        }
+        // The reference: every printed presentation context row.
+        let mut toml = String::from(
+            "schema = \"dicomtap-statement/1\"\n[device]\nname = \"PRINTED\"\n[[ae]]\ntitle = \"PRINTED\"\ninitiator = true\nacceptor = true\n",
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for t in &printed.context_tables {
+            for r in &t.rows {
+                if !seen.insert((r.uid.clone(), r.role.clone())) {
+                    continue;
+                }
+                let ts: Vec<String> = r
+                    .transfer_syntaxes
+                    .iter()
+                    .filter_map(|n| orthanc.transfer_syntaxes().iter().find(|e| &e.name == n))
+                    .map(|e| format!("\"{}\"", e.uid))
+                    .collect();
+                toml.push_str(&format!(
+                    "[[ae.capability]]\nsop_class = \"{}\"\nrole = \"{}\"\ntransfer_syntaxes = [{}]\n",
+                    r.uid,
+                    r.role,
+                    ts.join(", ")
+                ));
+            }
+        }
+        let g = dir.join(format!("{name}.gold.toml"));
+        if std::fs::write(&g, toml).is_ok() {
+            PRINTED_GOLD.with(|m| m.borrow_mut().push((name.to_owned(), g)));
+            out.push((dir.join(format!("{name}.pdf")), Some(leak(name))));
+        }
+    }
+    out
+}
+
+thread_local! {
+    /// References of the printed PDFs, by name (they live in the temporary directory).
+    static PRINTED_GOLD: std::cell::RefCell<Vec<(String, PathBuf)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
 }

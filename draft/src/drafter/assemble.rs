@@ -77,24 +77,30 @@ fn label(u: &str) -> String {
 /// A device name for the statement from the document's title or file name: letters,
 /// digits and underscores, upper case.
 pub fn device_name(doc: &Document) -> String {
-    let from_title = doc.title.as_deref().map(|t| {
-        let l = t.to_lowercase();
-        let mut rest = t.to_owned();
-        for p in [
-            "dicom conformance statement of ",
-            "dicom conformance statement for ",
-            "dicom conformance statement",
-            "conformance statement",
-        ] {
-            if let Some(i) = l.find(p) {
-                let before = t.get(..i).unwrap_or("").trim();
-                let after = t.get(i + p.len()..).unwrap_or("").trim();
-                rest = if after.is_empty() { before } else { after }.to_owned();
-                break;
+    // A title that is not a conformance statement's ("DICOM image archive (central test
+    // node)", a man page's) describes the program; its file is named after it.
+    let from_title = doc
+        .title
+        .as_deref()
+        .filter(|t| t.to_lowercase().contains("conformance statement"))
+        .map(|t| {
+            let l = t.to_lowercase();
+            let mut rest = t.to_owned();
+            for p in [
+                "dicom conformance statement of ",
+                "dicom conformance statement for ",
+                "dicom conformance statement",
+                "conformance statement",
+            ] {
+                if let Some(i) = l.find(p) {
+                    let before = t.get(..i).unwrap_or("").trim();
+                    let after = t.get(i + p.len()..).unwrap_or("").trim();
+                    rest = if after.is_empty() { before } else { after }.to_owned();
+                    break;
+                }
             }
-        }
-        rest
-    });
+            rest
+        });
     let stem = std::path::Path::new(&doc.source)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

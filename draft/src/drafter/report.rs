@@ -144,10 +144,7 @@ impl Report {
             }
         }
         for (title, notes) in [
-            (
-                "Inconsistencies (name and UID disagree)",
-                &self.inconsistencies,
-            ),
+            ("Inconsistencies in the document", &self.inconsistencies),
             ("Names that matched no registry entry", &self.unmatched),
             ("Matched by a close spelling (check)", &self.close_matches),
             ("Not read", &self.unreadable),
@@ -206,7 +203,7 @@ impl Report {
         for (class, title, notes) in [
             (
                 "bad",
-                "Inconsistencies (name and UID disagree)",
+                "Inconsistencies in the document",
                 &self.inconsistencies,
             ),
             (

@@ -978,6 +978,14 @@ impl Walker<'_> {
                     };
                     ts_by_name.push(r);
                 }
+                None if names::resolve(n, Kind::SopClass).is_some() => {
+                    self.scan.inconsistencies.push(Note {
+                        at: at.clone(),
+                        text: format!(
+                            "a column headed as transfer syntaxes holds \"{n}\", a SOP class: the table's header is wrong"
+                        ),
+                    })
+                }
                 None if !is_none_word(n) && !private_in_row => self.scan.unmatched.push(Note {
                     at: at.clone(),
                     text: format!("transfer syntax \"{n}\" matches no registry entry"),
