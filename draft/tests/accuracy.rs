@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 //! Drafts from real conformance statement documents, scored against reference statements
 //! made from the same documents independently of the drafter (`tests/gold/`).
 

@@ -398,7 +398,6 @@ mod tests {
     }
 
     #[test]
-    #[allow(deprecated)]
     fn sop_class_list_is_the_registry() {
         let n = SOP_CLASS_UIDS.lines().count();
         let found = all().filter(|e| e.r#type == UidType::SopClass).count();
@@ -413,6 +412,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(deprecated)]
     fn extra_table_matches_public_constants() {
         for (uid, kw) in [
             (uids::IMPLICIT_VR_LITTLE_ENDIAN, "ImplicitVRLittleEndian"),

@@ -925,8 +925,10 @@ impl Walker<'_> {
                         .collect();
                     ts_names.extend(join_wrapped(&lines, Kind::TransferSyntax));
                 }
-                Col::SopName | Col::SopUid | Col::Uid | Col::Other => {
-                    if sop_by_name.is_none() && sop_name_text.is_none() {
+                Col::SopName | Col::SopUid | Col::Uid | Col::Other
+                    if sop_by_name.is_none() && sop_name_text.is_none() =>
+                {
+                    {
                         let joined = rest.replace('\n', " ");
                         match names::resolve(&joined, Kind::SopClass) {
                             Some(m) => {
