@@ -195,25 +195,31 @@ fn extra_documents() -> Vec<(PathBuf, Option<&'static str>)> {
         let mut toml = String::from(
             "schema = \"dicomtap-statement/1\"\n[device]\nname = \"PRINTED\"\n[[ae]]\ntitle = \"PRINTED\"\ninitiator = true\nacceptor = true\n",
         );
-        let mut seen = std::collections::BTreeSet::new();
+        // The device as a whole: the transfer syntaxes of a SOP class and role are those
+        // of every AE's row for it (scores compare devices, not AEs).
+        let mut rows: std::collections::BTreeMap<(String, String), Vec<String>> =
+            std::collections::BTreeMap::new();
         for t in &printed.context_tables {
             for r in &t.rows {
-                if !seen.insert((r.uid.clone(), r.role.clone())) {
-                    continue;
-                }
-                let ts: Vec<String> = r
+                let ts = rows.entry((r.uid.clone(), r.role.clone())).or_default();
+                for uid in r
                     .transfer_syntaxes
                     .iter()
                     .filter_map(|n| orthanc.transfer_syntaxes().iter().find(|e| &e.name == n))
-                    .map(|e| format!("\"{}\"", e.uid))
-                    .collect();
-                toml.push_str(&format!(
-                    "[[ae.capability]]\nsop_class = \"{}\"\nrole = \"{}\"\ntransfer_syntaxes = [{}]\n",
-                    r.uid,
-                    r.role,
-                    ts.join(", ")
-                ));
+                    .map(|e| e.uid.clone())
+                {
+                    if !ts.contains(&uid) {
+                        ts.push(uid);
+                    }
+                }
             }
+        }
+        for ((uid, role), ts) in rows {
+            let ts: Vec<String> = ts.iter().map(|t| format!("\"{t}\"")).collect();
+            toml.push_str(&format!(
+                "[[ae.capability]]\nsop_class = \"{uid}\"\nrole = \"{role}\"\ntransfer_syntaxes = [{}]\n",
+                ts.join(", ")
+            ));
         }
         let g = dir.join(format!("{name}.gold.toml"));
         if std::fs::write(&g, toml).is_ok() {

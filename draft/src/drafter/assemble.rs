@@ -198,6 +198,46 @@ pub fn assemble(
             a.name.clone(),
         ));
     }
+    // PS3.2 gives each AE a section "4.2.1 Storage SCU AE Specification"; without an AE
+    // title table, those sections name the AEs.
+    if aes.is_empty() {
+        for (i, sec) in scan.sections.iter().enumerate() {
+            let Some(fname) = ae_specification_name(&sec.title) else {
+                continue;
+            };
+            let title: String = fname
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .take(16)
+                .collect();
+            if title.is_empty() || aes.iter().any(|(a, _)| a.title == title) {
+                continue;
+            }
+            let at = scan
+                .sentences
+                .iter()
+                .find(|x| x.section == i)
+                .map(|x| x.at.clone())
+                .unwrap_or_default();
+            report.missing.push(format!(
+                "AE title of {fname}: not stated; drafted \"{title}\" from its section's heading (set the real one)"
+            ));
+            ev.add(format!("ae.{title}.title"), Evidence::new(&at, &sec.title));
+            aes.push((
+                Ae {
+                    title,
+                    ..Ae::default()
+                },
+                Some(fname),
+            ));
+        }
+    }
     if aes.is_empty() {
         let title: String = name.chars().take(16).collect();
         report.missing.push(format!(
@@ -773,6 +813,22 @@ pub fn assemble(
     }
 }
 
+/// The AE's name in a heading "4.2.1 Storage SCU AE Specification" (or "Application
+/// Entity Specification").
+fn ae_specification_name(heading: &str) -> Option<String> {
+    let h = heading.trim();
+    let lower = h.to_lowercase();
+    let end = lower
+        .find(" ae specification")
+        .or_else(|| lower.find(" application entity specification"))?;
+    let name = h.get(..end)?.trim();
+    // Drop the section number.
+    let name = name
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ' ')
+        .trim();
+    (!name.is_empty() && name.len() <= 40).then(|| name.to_owned())
+}
+
 fn file_name(source: &str) -> String {
     std::path::Path::new(source)
         .file_name()
@@ -836,4 +892,23 @@ fn ext_neg(text: &str, sop: &UidRef) -> Option<ExtendedNegotiation> {
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ae_names_from_specification_headings() {
+        assert_eq!(
+            ae_specification_name("4.2.1 Storage SCU AE Specification").as_deref(),
+            Some("Storage SCU")
+        );
+        assert_eq!(
+            ae_specification_name("2.2.3 ORTHANC3 Application Entity Specification").as_deref(),
+            Some("ORTHANC3")
+        );
+        assert_eq!(ae_specification_name("4.2 AE Specifications"), None);
+        assert_eq!(ae_specification_name("Transfer Syntaxes"), None);
+    }
 }
