@@ -7,6 +7,7 @@
 //! bounded queue (when it is full the engine is told of a gap) and to the recorder (drop and
 //! count, or backpressure, as configured).
 
+mod budget;
 mod chunks;
 pub mod framing;
 mod origdst;
@@ -37,6 +38,7 @@ use crate::config::{Limits, ListenerConfig, ProxyConfig};
 use crate::metrics::{AssociationObserver, Metrics};
 use crate::recorder::{RecordMsg, Recorder, RecorderHandle, now_us};
 use crate::tls::{Conn, ConnRead, ConnWrite, Leg, ListenerTls};
+use budget::{EventBudget, Held};
 use chunks::ChunkPool;
 use framing::PduFramer;
 
@@ -143,6 +145,9 @@ pub enum Notice {
     /// Access control refused the association (an A-ASSOCIATE-RJ follows); `rule` is
     /// source, calling_ae, called_ae or unreadable_rq. See docs/access-control.md.
     AccessDenied { rule: String, detail: String },
+    /// Event-log lines of this association held back by its bounds (docs/events.md):
+    /// logged once, before `closed`.
+    EventsSuppressed(budget::Suppressed),
     /// The association ended.
     Closed {
         bytes_from_requestor: u64,
@@ -899,6 +904,22 @@ async fn analyse(
     };
     // For the recorder, per message; reused.
     let mut out: Vec<ProxyEvent> = Vec::new();
+    let mut budget = EventBudget::new();
+    let held = |why: Held| {
+        shared
+            .metrics
+            .event_log_suppressed_total
+            .with_label_values(&[why.label()])
+            .inc();
+    };
+    let summary = |budget: &mut EventBudget| {
+        budget.take_summary().map(|s| {
+            ProxyEventKind::Proxy(ProxyNotice {
+                ts_us: now_us(),
+                what: Notice::EventsSuppressed(s),
+            })
+        })
+    };
     while let Some(msg) = rx.recv().await {
         match msg {
             AnalysisMsg::Data {
@@ -908,6 +929,7 @@ async fn analyse(
                 gap_before,
             } => {
                 let i = from.index();
+                budget.traffic(bytes.len() as u64);
                 if gap_before > 0 {
                     conv.gap(from, ts_us, gap_before);
                     framers[i] = PduFramer::new();
@@ -932,8 +954,15 @@ async fn analyse(
                             .with_label_values(&["proxy"])
                             .inc();
                     }
+                    Notice::Closed { .. } => {
+                        if let Some(s) = summary(&mut budget) {
+                            budget.notice();
+                            out.extend(emit(s, upstream));
+                        }
+                    }
                     _ => {}
                 }
+                budget.notice();
                 out.extend(emit(ProxyEventKind::Proxy(n), upstream));
             }
             AnalysisMsg::Upstream(u) => {
@@ -957,13 +986,21 @@ async fn analyse(
                     Err(_) => Vec::new(),
                 };
                 for f in findings {
-                    out.extend(emit(conformance_event(&shared, f), upstream));
+                    let kind = format!("conformance:{}", f.rule);
+                    let ev = conformance_event(&shared, f);
+                    match budget.finding(&kind) {
+                        Ok(()) => out.extend(emit(ev, upstream)),
+                        Err(why) => held(why),
+                    }
                 }
             }
             // Data set bytes are for the rules only; they are not part of the event log.
             let logged = !matches!(ev.kind, dicomtap_wire::EventKind::DataFragment(_))
                 && (recording || shared.events.receiver_count() > 0);
             if !logged {
+                conv.skip();
+            } else if let Err(why) = budget.wire(ev) {
+                held(why);
                 conv.skip();
             } else if let Some(ev) = conv.poll() {
                 out.extend(emit(ProxyEventKind::Wire(ev), upstream));
@@ -984,14 +1021,27 @@ async fn analyse(
             }
             Err(_) => Vec::new(),
         };
-        let events: Vec<ProxyEvent> = findings
-            .into_iter()
-            .filter_map(|f| emit(conformance_event(&shared, f), upstream))
-            .collect();
-        if let Some(rec) = &shared.recorder {
-            for ev in events {
-                rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
+        for f in findings {
+            let kind = format!("conformance:{}", f.rule);
+            let ev = conformance_event(&shared, f);
+            match budget.finding(&kind) {
+                Ok(()) => out.extend(emit(ev, upstream)),
+                Err(why) => held(why),
             }
+        }
+    }
+    // Held back after `closed` (or no `closed` came): told last.
+    if let Some(s) = summary(&mut budget) {
+        budget.notice();
+        out.extend(emit(s, upstream));
+    }
+    shared
+        .metrics
+        .event_log_lines
+        .observe(budget.lines_logged() as f64);
+    if let Some(rec) = &shared.recorder {
+        for ev in out.drain(..) {
+            rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
         }
     }
 }
