@@ -14,7 +14,7 @@ mod origdst;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -207,6 +207,9 @@ struct Shared {
     active: AtomicUsize,
     /// Connections being turned away (limit rejects): bounded too.
     rejecting: AtomicUsize,
+    /// Admitted associations per source address (entries removed at 0), for
+    /// `limits.max_associations_per_source`.
+    per_source: Mutex<HashMap<IpAddr, usize>>,
     analyses: AtomicUsize,
     associations: AtomicU64,
     bytes: [AtomicU64; 2],
@@ -217,6 +220,38 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts one more association from `ip`, unless that would pass the per-source
+    /// limit (then `false`, nothing counted).
+    fn admit_source(&self, ip: IpAddr) -> bool {
+        let limit = self.limits.per_source_limit();
+        let mut map = self
+            .per_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(ip).or_insert(0);
+        if limit.is_some_and(|l| *n >= l) {
+            if *n == 0 {
+                map.remove(&ip);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release_source(&self, ip: IpAddr) {
+        let mut map = self
+            .per_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
+
     /// Associations not ended yet: admitted ones and those being turned away.
     fn open(&self) -> usize {
         self.active.load(Ordering::Acquire) + self.rejecting.load(Ordering::Acquire)
@@ -327,6 +362,7 @@ impl RunningProxy {
             next_id: AtomicU64::new(1),
             active: AtomicUsize::new(0),
             rejecting: AtomicUsize::new(0),
+            per_source: Mutex::new(HashMap::new()),
             analyses: AtomicUsize::new(0),
             associations: AtomicU64::new(0),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -523,7 +559,18 @@ async fn accept_loop(
                 (n < max).then_some(n + 1)
             })
             .is_ok();
-        if !admitted {
+        let source = client_addr.ip();
+        let mut refuse = (!admitted).then_some(RejectWhy::Limit);
+        if admitted && !shared.admit_source(source) {
+            shared.active.fetch_sub(1, Ordering::AcqRel);
+            shared
+                .metrics
+                .connections_shed_total
+                .with_label_values(&["source_limit"])
+                .inc();
+            refuse = Some(RejectWhy::SourceLimit);
+        }
+        if let Some(why) = refuse {
             if shared.rejecting.load(Ordering::Acquire) >= max.saturating_add(64) {
                 tracing::warn!("association {id} from {client_addr}: over the limit, dropped");
                 continue;
@@ -536,7 +583,7 @@ async fn accept_loop(
                 assoc.notice(Notice::Accepted { listen: local });
                 let work = async {
                     if let Some(client) = tls_accept(&assoc, &tls, client).await {
-                        reject(client, Vec::new(), &assoc, RejectWhy::Limit, None).await;
+                        reject(client, Vec::new(), &assoc, why, None).await;
                     }
                 };
                 if shared2.unless_cut(work).await.is_none() {
@@ -555,6 +602,7 @@ async fn accept_loop(
         let handle = tokio::spawn(async move {
             let _guard = ActiveGuard {
                 id,
+                source,
                 shared: shared2.clone(),
             };
             run_association(id, client, client_addr, local, lc, tls, shared2).await;
@@ -570,11 +618,13 @@ async fn accept_loop(
 /// Keeps the active count and the task table right however the task ends.
 struct ActiveGuard {
     id: u64,
+    source: IpAddr,
     shared: Arc<Shared>,
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
+        self.shared.release_source(self.source);
         self.shared.active.fetch_sub(1, Ordering::AcqRel);
         self.shared.metrics.associations_active.dec();
         if let Ok(mut t) = self.shared.tasks.lock() {
@@ -628,6 +678,8 @@ struct Association {
     phase: AtomicU8,
     /// The `closed` event was logged: it is logged exactly once.
     closed_sent: AtomicBool,
+    /// The client's first PDU has arrived whole (the ARTIM timer is stopped).
+    rq_done: AtomicBool,
 }
 
 /// The steps of an association, named in its `closed` event when the drain cuts it.
@@ -690,7 +742,22 @@ impl Association {
             recording: AtomicBool::new(false),
             phase: AtomicU8::new(Phase::ClientTls as u8),
             closed_sent: AtomicBool::new(false),
+            rq_done: AtomicBool::new(false),
         }
+    }
+
+    fn count_rq_timeout(&self) {
+        self.shared
+            .metrics
+            .connections_shed_total
+            .with_label_values(&["associate_rq_timeout"])
+            .inc();
+    }
+
+    /// When the client's A-ASSOCIATE-RQ must be complete: `associate_rq_timeout` after
+    /// the connection was accepted (PS3.8 ARTIM).
+    fn rq_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.started + self.shared.limits.associate_rq_timeout)
     }
 
     fn set_phase(&self, phase: Phase) {
@@ -1077,7 +1144,12 @@ enum FirstPdu {
 
 /// Reads from `client` into `buf` until the first PDU is complete (or is not an RQ, or
 /// exceeds the cap).
-async fn read_first_pdu(client: &mut Conn, buf: &mut Vec<u8>, limits: &Limits) -> FirstPdu {
+async fn read_first_pdu(
+    client: &mut Conn,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+    deadline: tokio::time::Instant,
+) -> FirstPdu {
     let cap = limits.max_associate_rq_bytes as u64;
     let fut = async {
         let mut chunk = vec![0u8; 16 * 1024];
@@ -1110,13 +1182,15 @@ async fn read_first_pdu(client: &mut Conn, buf: &mut Vec<u8>, limits: &Limits) -
             }
         }
     };
-    tokio::time::timeout(limits.associate_rq_timeout, fut)
+    tokio::time::timeout_at(deadline, fut)
         .await
         .unwrap_or(FirstPdu::Timeout)
 }
 
 enum RejectWhy {
     Limit,
+    /// `limits.max_associations_per_source` from this address.
+    SourceLimit,
     Upstream,
     /// Access control: result 1 (permanent), source 1 (service-user), the denial's reason.
     Access(crate::access::Denial),
@@ -1141,6 +1215,13 @@ async fn reject(
             "concurrent association limit reached",
             "proxy_rejected_limit",
         ),
+        RejectWhy::SourceLimit => (
+            2,
+            3,
+            2,
+            "per-source association limit reached",
+            "proxy_rejected_limit",
+        ),
         RejectWhy::Upstream => (2, 3, 1, "upstream unavailable", "proxy_rejected_upstream"),
         RejectWhy::Access(d) => (1, 1, d.reason, d.detail.as_str(), "proxy_rejected_access"),
     };
@@ -1150,7 +1231,7 @@ async fn reject(
     let first = if pre.len() >= 6 {
         FirstPdu::Other
     } else {
-        read_first_pdu(&mut client, &mut pre, &limits).await
+        read_first_pdu(&mut client, &mut pre, &limits, assoc.rq_deadline()).await
     };
     if !pre.is_empty() {
         assoc
@@ -1250,7 +1331,10 @@ async fn prepare(
     // Access control (docs/access-control.md): decided on the A-ASSOCIATE-RQ.
     if let Some(acl) = lc.access.as_ref().filter(|a| a.is_active()) {
         assoc.set_phase(Phase::FirstPdu);
-        let first = read_first_pdu(&mut client, &mut pre, limits).await;
+        let first = read_first_pdu(&mut client, &mut pre, limits, assoc.rq_deadline()).await;
+        if matches!(first, FirstPdu::Timeout) {
+            assoc.count_rq_timeout();
+        }
         if matches!(first, FirstPdu::Nothing | FirstPdu::Timeout) && pre.is_empty() {
             assoc.end(Side::Requestor, StreamEnd::Close).await;
             assoc.closed("client sent nothing");
@@ -1285,7 +1369,7 @@ async fn prepare(
         }
     } else if !lc.routes.is_empty() {
         assoc.set_phase(Phase::FirstPdu);
-        match read_first_pdu(&mut client, &mut pre, limits).await {
+        match read_first_pdu(&mut client, &mut pre, limits, assoc.rq_deadline()).await {
             FirstPdu::Rq(called) => {
                 let route = lc.routes.iter().find(|r| r.called_ae == called);
                 tracing::debug!(
@@ -1302,7 +1386,10 @@ async fn prepare(
                     )),
                 }
             }
-            FirstPdu::Nothing | FirstPdu::Timeout if pre.is_empty() => {
+            first @ (FirstPdu::Nothing | FirstPdu::Timeout) if pre.is_empty() => {
+                if matches!(first, FirstPdu::Timeout) {
+                    assoc.count_rq_timeout();
+                }
                 assoc.end(Side::Requestor, StreamEnd::Close).await;
                 assoc.closed("client sent nothing");
                 return None;
@@ -1431,6 +1518,7 @@ async fn pump(
     buf_size: usize,
 ) -> PumpEnd {
     let mut pool = ChunkPool::new(buf_size);
+    let mut rq_pending = from == Side::Requestor && !assoc.rq_done.load(Ordering::Acquire);
     loop {
         match rd.read_buf(pool.buffer()).await {
             Ok(0) => {
@@ -1453,7 +1541,19 @@ async fn pump(
         }
         // Only the boundaries matter here (where an A-ABORT may go).
         framer.scan(&chunk, |_, _| {});
+        if rq_pending && framer.first_complete() {
+            rq_pending = false;
+            assoc.rq_done.store(true, Ordering::Release);
+        }
         assoc.tap(from, ts, chunk).await;
+    }
+}
+
+/// Ends when the ARTIM deadline passes before the client's first PDU is complete.
+async fn rq_watch(assoc: &Association) {
+    tokio::time::sleep_until(assoc.rq_deadline()).await;
+    if assoc.rq_done.load(Ordering::Acquire) {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -1556,12 +1656,16 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
             });
         }
         framers[0].scan(&pre, |_, _| {});
+        if framers[0].first_complete() {
+            assoc.rq_done.store(true, Ordering::Release);
+        }
         assoc.tap(Side::Requestor, ts, Bytes::from(pre)).await;
     }
     enum Stop {
         Done,
         Failed(Side, PumpEnd),
         Idle,
+        RqTimeout,
         Cut,
     }
     let stop = {
@@ -1570,15 +1674,17 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
         let c2u = pump(&mut cr, &mut uw, Side::Requestor, assoc, f0, bs);
         let u2c = pump(&mut ur, &mut cw, Side::Acceptor, assoc, f1, bs);
         let idle = idle_watch(assoc, limits.idle_timeout);
+        let artim = rq_watch(assoc);
         let mut cut_rx = assoc.shared.cut.subscribe();
         let cut = async move {
             if cut_rx.wait_for(|c| *c).await.is_err() {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::pin!(c2u, u2c, idle, cut);
+        tokio::pin!(c2u, u2c, idle, artim, cut);
         let (mut c2u, mut u2c) = (WhenWoken::new(c2u), WhenWoken::new(u2c));
         let (mut idle, mut cut) = (WhenWoken::new(idle), WhenWoken::new(cut));
+        let mut artim = WhenWoken::new(artim);
         loop {
             if ended[0] && ended[1] {
                 break Stop::Done;
@@ -1593,6 +1699,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                     if !matches!(r, PumpEnd::Fin) { break Stop::Failed(Side::Acceptor, r); }
                 }
                 _ = &mut idle => break Stop::Idle,
+                _ = &mut artim => break Stop::RqTimeout,
                 _ = &mut cut => break Stop::Cut,
             }
         }
@@ -1647,9 +1754,37 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
             }
             assoc.closed(text);
         }
+        Stop::RqTimeout => {
+            // PS3.8 9.2.3 (AA-2): the ARTIM timer expired before the A-ASSOCIATE-RQ was
+            // whole; the transport connection is closed, no PDU is sent (there is no
+            // association to abort). The upstream had at most part of the RQ.
+            tracing::warn!(
+                assoc = assoc.id,
+                client = %assoc.client,
+                "no complete A-ASSOCIATE-RQ within {:?}: closed",
+                limits.associate_rq_timeout
+            );
+            assoc.count_rq_timeout();
+            let _ = uw.shutdown().await;
+            let _ = cw.shutdown().await;
+            for side in [Side::Requestor, Side::Acceptor] {
+                if !ended[side.index()] {
+                    assoc.end(side, StreamEnd::Close).await;
+                }
+            }
+            assoc.closed("association request timeout");
+        }
         Stop::Idle | Stop::Cut => {
             let why = match stop {
-                Stop::Idle => "idle timeout",
+                Stop::Idle => {
+                    assoc
+                        .shared
+                        .metrics
+                        .connections_shed_total
+                        .with_label_values(&["idle_timeout"])
+                        .inc();
+                    "idle timeout"
+                }
                 _ => "cut at drain",
             };
             for (side, writer) in [(Side::Requestor, &mut uw), (Side::Acceptor, &mut cw)] {
