@@ -1233,6 +1233,9 @@ async fn reject(
     } else {
         read_first_pdu(&mut client, &mut pre, &limits, assoc.rq_deadline()).await
     };
+    if matches!(first, FirstPdu::Timeout) {
+        assoc.count_rq_timeout();
+    }
     if !pre.is_empty() {
         assoc
             .tap(Side::Requestor, now_us(), Bytes::copy_from_slice(&pre))
