@@ -467,3 +467,32 @@ fn escape_sequences_in_an_ae_title_are_printed_escaped() {
         );
     }
 }
+
+#[test]
+fn an_oversized_statement_is_refused_before_it_is_parsed() {
+    let tmp = temp_dir("hostile-statement");
+    let dir = tmp.path();
+    // 4 MiB of one TOML array: parsing it whole took about 36 times its size in memory.
+    let mut text = String::from("[device]\nname = \"BIG\"\n[x]\nv = [");
+    while text.len() < 4 << 20 {
+        text.push_str("\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",");
+    }
+    text.push_str("]\n");
+    let path = dir.join("big.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = run(
+        "statement-check",
+        command(
+            env!("CARGO_BIN_EXE_dicomtap"),
+            &["statement", "check", path.to_str().unwrap()],
+        ),
+        dir,
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success(), "{}", out.text());
+    assert!(
+        out.stderr.contains("big.toml") && out.stderr.contains("larger than 1 MiB"),
+        "{}",
+        out.text()
+    );
+}
