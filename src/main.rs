@@ -1,5 +1,22 @@
 //! The `dicomtap` command line: clap subcommands, each handed to its module in `cmd/`.
 
+/// `eprintln!` that never panics: with stderr closed (a pipe whose reader is gone) the
+/// message is lost instead of the process dying with exit status 101.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics (see [`say_err!`]).
+macro_rules! say_err_inline {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cmd;
 
 use std::process::ExitCode;
@@ -60,7 +77,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("dicomtap: {err:#}");
+            say_err!("dicomtap: {err:#}");
             ExitCode::from(cmd::EXIT_USAGE)
         }
     }

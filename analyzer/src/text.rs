@@ -1,8 +1,50 @@
 //! One-line human descriptions of engine events, shared by `dicomtap pdu`, the analyzer's
 //! detail view and `dicomtap demo`.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use dicomtap_wire::event::{Event, EventKind};
 use dicomtap_wire::uid;
+
+/// Should `c` be written escaped in text meant for a terminal: C0 controls (newline and
+/// tab included: one field, one line), DEL, C1 controls, and the Unicode bidirectional
+/// overrides and isolates (which reorder what the operator reads).
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every control character written as `\xNN` (C0, DEL) or `\u{NNNN}` (C1, bidi
+/// controls), so that text from the wire (AE titles, UIDs, error comments, names) cannot
+/// move the cursor, recolour or retitle the terminal it is printed on. Every text output
+/// of wire-derived strings goes through this; text without such characters is returned
+/// as is. Applying it twice changes nothing more.
+pub fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !needs_escape(c) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        } else {
+            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape_controls`] line by line: the newlines of a multi-line text are kept, every
+/// other control character is escaped.
+pub fn escape_text(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && needs_escape(c)) {
+        return Cow::Borrowed(s);
+    }
+    let lines: Vec<Cow<'_, str>> = s.split('\n').map(escape_controls).collect();
+    Cow::Owned(lines.join("\n"))
+}
 
 /// A UID's registry keyword, or the UID marked as not in the registry.
 pub fn uid_label(u: &str) -> String {
@@ -88,7 +130,18 @@ pub fn timestamp(ts_us: u64) -> String {
 }
 
 /// Lines describing one event: the first is the headline, the rest (indented) are details.
+/// Control characters from the wire are escaped ([`escape_controls`]).
 pub fn describe(event: &Event) -> Vec<String> {
+    describe_raw(event)
+        .into_iter()
+        .map(|l| match escape_controls(&l) {
+            Cow::Borrowed(_) => l,
+            Cow::Owned(e) => e,
+        })
+        .collect()
+}
+
+fn describe_raw(event: &Event) -> Vec<String> {
     let mut lines = Vec::new();
     let head = |s: String| format!("@{:<8} {:<9} {s}", event.offset, event.from.to_string());
     match &event.kind {
@@ -330,8 +383,17 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// The one-line summary of an association.
+/// The one-line summary of an association, control characters from the wire escaped
+/// ([`escape_controls`]).
 pub fn session_line(s: &crate::session::Session) -> String {
+    let line = session_line_raw(s);
+    match escape_controls(&line) {
+        Cow::Borrowed(_) => line,
+        Cow::Owned(e) => e,
+    }
+}
+
+fn session_line_raw(s: &crate::session::Session) -> String {
     use crate::session::{Ending, Outcome};
     let addr =
         |a: Option<std::net::SocketAddr>| a.map_or_else(|| "?".to_string(), |a| a.to_string());
@@ -413,6 +475,22 @@ pub fn session_line(s: &crate::session::Session) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        use super::{escape_controls, escape_text};
+        let ae = "\x1b[31mRED\x1b]0;T\x07";
+        let e = escape_controls(ae);
+        assert_eq!(e, "\\x1b[31mRED\\x1b]0;T\\x07");
+        assert!(!e.chars().any(char::is_control));
+        assert_eq!(escape_controls(&e), e);
+        assert_eq!(escape_controls("STORESCU 1.2.840"), "STORESCU 1.2.840");
+        assert_eq!(
+            escape_controls("a\u{9b}b\u{202e}c\nd"),
+            "a\\u{009b}b\\u{202e}c\\x0ad"
+        );
+        assert_eq!(escape_text("one\x1b\ntwo\n"), "one\\x1b\ntwo\n");
+    }
+
     #[test]
     fn timestamps_are_utc() {
         assert_eq!(super::timestamp(0), "1970-01-01T00:00:00.000000Z");

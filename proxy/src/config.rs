@@ -320,14 +320,24 @@ pub struct Limits {
     /// Upstream connect timeout, e.g. `"10s"`. Default 10 s.
     #[serde(default = "default_connect_timeout", deserialize_with = "de_duration")]
     pub connect_timeout: Duration,
-    /// How long to wait for the A-ASSOCIATE-RQ when it must be read first (routing,
-    /// rejects). Default 30 s.
+    /// The association-request timer (PS3.8 ARTIM): the client's first PDU (its
+    /// A-ASSOCIATE-RQ) must have arrived whole this long after the connection was
+    /// accepted, however slowly it trickles, or the connection is closed. Applies in
+    /// every mode, plain forwarding included. Default 30 s.
     #[serde(default = "default_rq_timeout", deserialize_with = "de_duration")]
     pub associate_rq_timeout: Duration,
-    /// Close an association after this long without a byte either way; absent or `"0s"`
-    /// means never.
-    #[serde(default, deserialize_with = "de_optional_duration")]
+    /// Close an association after this long without a byte either way; `"0s"` means
+    /// never. Default 15 minutes.
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "de_optional_duration"
+    )]
     pub idle_timeout: Option<Duration>,
+    /// Concurrent associations from one source address; beyond it the client gets
+    /// A-ASSOCIATE-RJ (transient, local-limit-exceeded). 0: no per-source limit. Absent:
+    /// half of `max_associations` (rounded up).
+    #[serde(default)]
+    pub max_associations_per_source: Option<usize>,
     /// Largest A-ASSOCIATE-RQ read for routing; larger ones go to the default upstream
     /// unread. Default 1 MiB.
     #[serde(default = "default_max_rq")]
@@ -341,13 +351,25 @@ pub struct Limits {
     pub analysis_queue_chunks: usize,
 }
 
+impl Limits {
+    /// The per-source cap in force: `None` when there is none.
+    pub fn per_source_limit(&self) -> Option<usize> {
+        match self.max_associations_per_source {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(self.max_associations.div_ceil(2).max(1)),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_associations: default_max_associations(),
             connect_timeout: default_connect_timeout(),
             associate_rq_timeout: default_rq_timeout(),
-            idle_timeout: None,
+            idle_timeout: default_idle_timeout(),
+            max_associations_per_source: None,
             max_associate_rq_bytes: default_max_rq(),
             read_buffer_bytes: default_read_buffer(),
             analysis_queue_chunks: default_analysis_queue(),
@@ -363,6 +385,9 @@ fn default_connect_timeout() -> Duration {
 }
 fn default_rq_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_idle_timeout() -> Option<Duration> {
+    Some(Duration::from_secs(15 * 60))
 }
 fn default_max_rq() -> u32 {
     1 << 20
@@ -542,6 +567,9 @@ impl ProxyConfig {
         }
         if self.limits.max_associations == 0 {
             return Err("limits.max_associations must be at least 1".into());
+        }
+        if self.limits.associate_rq_timeout.is_zero() {
+            return Err("limits.associate_rq_timeout must be more than 0s".into());
         }
         if self.limits.read_buffer_bytes < 1024 {
             return Err("limits.read_buffer_bytes must be at least 1024".into());

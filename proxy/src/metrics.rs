@@ -43,6 +43,14 @@ pub struct Metrics {
     /// Conformance findings (with `--statements`): device and rule come from the loaded
     /// statements and the rule catalogue, so the label set is bounded.
     pub conformance_findings_total: IntCounterVec,
+    /// Event-log lines held back by the per-association bounds, by reason
+    /// (repeated_finding, small_p_data, over_budget; docs/events.md).
+    pub event_log_suppressed_total: IntCounterVec,
+    /// Event-log lines written per association.
+    pub event_log_lines: Histogram,
+    /// Connections the proxy closed or refused to protect itself, by reason
+    /// (associate_rq_timeout, idle_timeout, source_limit; docs/proxy.md).
+    pub connections_shed_total: IntCounterVec,
     ae_titles: AeCap,
 }
 
@@ -144,6 +152,26 @@ impl Metrics {
             "Conformance findings against the loaded device statements, by device, rule and severity.",
             &["device", "rule", "severity"],
         )?;
+        let event_log_suppressed_total = counter_vec(
+            "dicomtap_event_log_suppressed_total",
+            "Event-log lines held back by the per-association bounds, by reason (repeated_finding, small_p_data, over_budget).",
+            &["reason"],
+        )?;
+        let event_log_lines = Histogram::with_opts(
+            HistogramOpts::new(
+                "dicomtap_event_log_lines_per_association",
+                "Event-log lines written per association (bounded: docs/events.md).",
+            )
+            .buckets(prometheus::exponential_buckets(8.0, 4.0, 10)?),
+        )?;
+        let connections_shed_total = counter_vec(
+            "dicomtap_connections_shed_total",
+            "Connections the proxy closed or refused to protect its slots, by reason (associate_rq_timeout, idle_timeout, source_limit).",
+            &["reason"],
+        )?;
+        registry.register(Box::new(event_log_suppressed_total.clone()))?;
+        registry.register(Box::new(event_log_lines.clone()))?;
+        registry.register(Box::new(connections_shed_total.clone()))?;
         registry.register(Box::new(associations_total.clone()))?;
         registry.register(Box::new(associations_active.clone()))?;
         registry.register(Box::new(dimse_messages_total.clone()))?;
@@ -178,6 +206,9 @@ impl Metrics {
             tls_handshakes_total,
             access_denied_total,
             conformance_findings_total,
+            event_log_suppressed_total,
+            event_log_lines,
+            connections_shed_total,
             ae_titles: AeCap::new(ae_title_cap),
         })
     }

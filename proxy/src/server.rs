@@ -7,13 +7,14 @@
 //! bounded queue (when it is full the engine is told of a gap) and to the recorder (drop and
 //! count, or backpressure, as configured).
 
+mod budget;
 mod chunks;
 pub mod framing;
 mod origdst;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -37,6 +38,7 @@ use crate::config::{Limits, ListenerConfig, ProxyConfig};
 use crate::metrics::{AssociationObserver, Metrics};
 use crate::recorder::{RecordMsg, Recorder, RecorderHandle, now_us};
 use crate::tls::{Conn, ConnRead, ConnWrite, Leg, ListenerTls};
+use budget::{EventBudget, Held};
 use chunks::ChunkPool;
 use framing::PduFramer;
 
@@ -143,6 +145,9 @@ pub enum Notice {
     /// Access control refused the association (an A-ASSOCIATE-RJ follows); `rule` is
     /// source, calling_ae, called_ae or unreadable_rq. See docs/access-control.md.
     AccessDenied { rule: String, detail: String },
+    /// Event-log lines of this association held back by its bounds (docs/events.md):
+    /// logged once, before `closed`.
+    EventsSuppressed(budget::Suppressed),
     /// The association ended.
     Closed {
         bytes_from_requestor: u64,
@@ -202,6 +207,9 @@ struct Shared {
     active: AtomicUsize,
     /// Connections being turned away (limit rejects): bounded too.
     rejecting: AtomicUsize,
+    /// Admitted associations per source address (entries removed at 0), for
+    /// `limits.max_associations_per_source`.
+    per_source: Mutex<HashMap<IpAddr, usize>>,
     analyses: AtomicUsize,
     associations: AtomicU64,
     bytes: [AtomicU64; 2],
@@ -212,6 +220,38 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts one more association from `ip`, unless that would pass the per-source
+    /// limit (then `false`, nothing counted).
+    fn admit_source(&self, ip: IpAddr) -> bool {
+        let limit = self.limits.per_source_limit();
+        let mut map = self
+            .per_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(ip).or_insert(0);
+        if limit.is_some_and(|l| *n >= l) {
+            if *n == 0 {
+                map.remove(&ip);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release_source(&self, ip: IpAddr) {
+        let mut map = self
+            .per_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
+
     /// Associations not ended yet: admitted ones and those being turned away.
     fn open(&self) -> usize {
         self.active.load(Ordering::Acquire) + self.rejecting.load(Ordering::Acquire)
@@ -322,6 +362,7 @@ impl RunningProxy {
             next_id: AtomicU64::new(1),
             active: AtomicUsize::new(0),
             rejecting: AtomicUsize::new(0),
+            per_source: Mutex::new(HashMap::new()),
             analyses: AtomicUsize::new(0),
             associations: AtomicU64::new(0),
             bytes: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -518,7 +559,18 @@ async fn accept_loop(
                 (n < max).then_some(n + 1)
             })
             .is_ok();
-        if !admitted {
+        let source = client_addr.ip();
+        let mut refuse = (!admitted).then_some(RejectWhy::Limit);
+        if admitted && !shared.admit_source(source) {
+            shared.active.fetch_sub(1, Ordering::AcqRel);
+            shared
+                .metrics
+                .connections_shed_total
+                .with_label_values(&["source_limit"])
+                .inc();
+            refuse = Some(RejectWhy::SourceLimit);
+        }
+        if let Some(why) = refuse {
             if shared.rejecting.load(Ordering::Acquire) >= max.saturating_add(64) {
                 tracing::warn!("association {id} from {client_addr}: over the limit, dropped");
                 continue;
@@ -531,7 +583,7 @@ async fn accept_loop(
                 assoc.notice(Notice::Accepted { listen: local });
                 let work = async {
                     if let Some(client) = tls_accept(&assoc, &tls, client).await {
-                        reject(client, Vec::new(), &assoc, RejectWhy::Limit, None).await;
+                        reject(client, Vec::new(), &assoc, why, None).await;
                     }
                 };
                 if shared2.unless_cut(work).await.is_none() {
@@ -550,6 +602,7 @@ async fn accept_loop(
         let handle = tokio::spawn(async move {
             let _guard = ActiveGuard {
                 id,
+                source,
                 shared: shared2.clone(),
             };
             run_association(id, client, client_addr, local, lc, tls, shared2).await;
@@ -565,11 +618,13 @@ async fn accept_loop(
 /// Keeps the active count and the task table right however the task ends.
 struct ActiveGuard {
     id: u64,
+    source: IpAddr,
     shared: Arc<Shared>,
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
+        self.shared.release_source(self.source);
         self.shared.active.fetch_sub(1, Ordering::AcqRel);
         self.shared.metrics.associations_active.dec();
         if let Ok(mut t) = self.shared.tasks.lock() {
@@ -623,6 +678,8 @@ struct Association {
     phase: AtomicU8,
     /// The `closed` event was logged: it is logged exactly once.
     closed_sent: AtomicBool,
+    /// The client's first PDU has arrived whole (the ARTIM timer is stopped).
+    rq_done: AtomicBool,
 }
 
 /// The steps of an association, named in its `closed` event when the drain cuts it.
@@ -685,7 +742,22 @@ impl Association {
             recording: AtomicBool::new(false),
             phase: AtomicU8::new(Phase::ClientTls as u8),
             closed_sent: AtomicBool::new(false),
+            rq_done: AtomicBool::new(false),
         }
+    }
+
+    fn count_rq_timeout(&self) {
+        self.shared
+            .metrics
+            .connections_shed_total
+            .with_label_values(&["associate_rq_timeout"])
+            .inc();
+    }
+
+    /// When the client's A-ASSOCIATE-RQ must be complete: `associate_rq_timeout` after
+    /// the connection was accepted (PS3.8 ARTIM).
+    fn rq_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.started + self.shared.limits.associate_rq_timeout)
     }
 
     fn set_phase(&self, phase: Phase) {
@@ -899,6 +971,22 @@ async fn analyse(
     };
     // For the recorder, per message; reused.
     let mut out: Vec<ProxyEvent> = Vec::new();
+    let mut budget = EventBudget::new();
+    let held = |why: Held| {
+        shared
+            .metrics
+            .event_log_suppressed_total
+            .with_label_values(&[why.label()])
+            .inc();
+    };
+    let summary = |budget: &mut EventBudget| {
+        budget.take_summary().map(|s| {
+            ProxyEventKind::Proxy(ProxyNotice {
+                ts_us: now_us(),
+                what: Notice::EventsSuppressed(s),
+            })
+        })
+    };
     while let Some(msg) = rx.recv().await {
         match msg {
             AnalysisMsg::Data {
@@ -908,6 +996,7 @@ async fn analyse(
                 gap_before,
             } => {
                 let i = from.index();
+                budget.traffic(bytes.len() as u64);
                 if gap_before > 0 {
                     conv.gap(from, ts_us, gap_before);
                     framers[i] = PduFramer::new();
@@ -932,8 +1021,15 @@ async fn analyse(
                             .with_label_values(&["proxy"])
                             .inc();
                     }
+                    Notice::Closed { .. } => {
+                        if let Some(s) = summary(&mut budget) {
+                            budget.notice();
+                            out.extend(emit(s, upstream));
+                        }
+                    }
                     _ => {}
                 }
+                budget.notice();
                 out.extend(emit(ProxyEventKind::Proxy(n), upstream));
             }
             AnalysisMsg::Upstream(u) => {
@@ -957,13 +1053,21 @@ async fn analyse(
                     Err(_) => Vec::new(),
                 };
                 for f in findings {
-                    out.extend(emit(conformance_event(&shared, f), upstream));
+                    let kind = format!("conformance:{}", f.rule);
+                    let ev = conformance_event(&shared, f);
+                    match budget.finding(&kind) {
+                        Ok(()) => out.extend(emit(ev, upstream)),
+                        Err(why) => held(why),
+                    }
                 }
             }
             // Data set bytes are for the rules only; they are not part of the event log.
             let logged = !matches!(ev.kind, dicomtap_wire::EventKind::DataFragment(_))
                 && (recording || shared.events.receiver_count() > 0);
             if !logged {
+                conv.skip();
+            } else if let Err(why) = budget.wire(ev) {
+                held(why);
                 conv.skip();
             } else if let Some(ev) = conv.poll() {
                 out.extend(emit(ProxyEventKind::Wire(ev), upstream));
@@ -984,14 +1088,27 @@ async fn analyse(
             }
             Err(_) => Vec::new(),
         };
-        let events: Vec<ProxyEvent> = findings
-            .into_iter()
-            .filter_map(|f| emit(conformance_event(&shared, f), upstream))
-            .collect();
-        if let Some(rec) = &shared.recorder {
-            for ev in events {
-                rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
+        for f in findings {
+            let kind = format!("conformance:{}", f.rule);
+            let ev = conformance_event(&shared, f);
+            match budget.finding(&kind) {
+                Ok(()) => out.extend(emit(ev, upstream)),
+                Err(why) => held(why),
             }
+        }
+    }
+    // Held back after `closed` (or no `closed` came): told last.
+    if let Some(s) = summary(&mut budget) {
+        budget.notice();
+        out.extend(emit(s, upstream));
+    }
+    shared
+        .metrics
+        .event_log_lines
+        .observe(budget.lines_logged() as f64);
+    if let Some(rec) = &shared.recorder {
+        for ev in out.drain(..) {
+            rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
         }
     }
 }
@@ -1027,7 +1144,12 @@ enum FirstPdu {
 
 /// Reads from `client` into `buf` until the first PDU is complete (or is not an RQ, or
 /// exceeds the cap).
-async fn read_first_pdu(client: &mut Conn, buf: &mut Vec<u8>, limits: &Limits) -> FirstPdu {
+async fn read_first_pdu(
+    client: &mut Conn,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+    deadline: tokio::time::Instant,
+) -> FirstPdu {
     let cap = limits.max_associate_rq_bytes as u64;
     let fut = async {
         let mut chunk = vec![0u8; 16 * 1024];
@@ -1060,13 +1182,15 @@ async fn read_first_pdu(client: &mut Conn, buf: &mut Vec<u8>, limits: &Limits) -
             }
         }
     };
-    tokio::time::timeout(limits.associate_rq_timeout, fut)
+    tokio::time::timeout_at(deadline, fut)
         .await
         .unwrap_or(FirstPdu::Timeout)
 }
 
 enum RejectWhy {
     Limit,
+    /// `limits.max_associations_per_source` from this address.
+    SourceLimit,
     Upstream,
     /// Access control: result 1 (permanent), source 1 (service-user), the denial's reason.
     Access(crate::access::Denial),
@@ -1091,6 +1215,13 @@ async fn reject(
             "concurrent association limit reached",
             "proxy_rejected_limit",
         ),
+        RejectWhy::SourceLimit => (
+            2,
+            3,
+            2,
+            "per-source association limit reached",
+            "proxy_rejected_limit",
+        ),
         RejectWhy::Upstream => (2, 3, 1, "upstream unavailable", "proxy_rejected_upstream"),
         RejectWhy::Access(d) => (1, 1, d.reason, d.detail.as_str(), "proxy_rejected_access"),
     };
@@ -1100,8 +1231,11 @@ async fn reject(
     let first = if pre.len() >= 6 {
         FirstPdu::Other
     } else {
-        read_first_pdu(&mut client, &mut pre, &limits).await
+        read_first_pdu(&mut client, &mut pre, &limits, assoc.rq_deadline()).await
     };
+    if matches!(first, FirstPdu::Timeout) {
+        assoc.count_rq_timeout();
+    }
     if !pre.is_empty() {
         assoc
             .tap(Side::Requestor, now_us(), Bytes::copy_from_slice(&pre))
@@ -1200,7 +1334,10 @@ async fn prepare(
     // Access control (docs/access-control.md): decided on the A-ASSOCIATE-RQ.
     if let Some(acl) = lc.access.as_ref().filter(|a| a.is_active()) {
         assoc.set_phase(Phase::FirstPdu);
-        let first = read_first_pdu(&mut client, &mut pre, limits).await;
+        let first = read_first_pdu(&mut client, &mut pre, limits, assoc.rq_deadline()).await;
+        if matches!(first, FirstPdu::Timeout) {
+            assoc.count_rq_timeout();
+        }
         if matches!(first, FirstPdu::Nothing | FirstPdu::Timeout) && pre.is_empty() {
             assoc.end(Side::Requestor, StreamEnd::Close).await;
             assoc.closed("client sent nothing");
@@ -1235,7 +1372,7 @@ async fn prepare(
         }
     } else if !lc.routes.is_empty() {
         assoc.set_phase(Phase::FirstPdu);
-        match read_first_pdu(&mut client, &mut pre, limits).await {
+        match read_first_pdu(&mut client, &mut pre, limits, assoc.rq_deadline()).await {
             FirstPdu::Rq(called) => {
                 let route = lc.routes.iter().find(|r| r.called_ae == called);
                 tracing::debug!(
@@ -1252,7 +1389,10 @@ async fn prepare(
                     )),
                 }
             }
-            FirstPdu::Nothing | FirstPdu::Timeout if pre.is_empty() => {
+            first @ (FirstPdu::Nothing | FirstPdu::Timeout) if pre.is_empty() => {
+                if matches!(first, FirstPdu::Timeout) {
+                    assoc.count_rq_timeout();
+                }
                 assoc.end(Side::Requestor, StreamEnd::Close).await;
                 assoc.closed("client sent nothing");
                 return None;
@@ -1381,6 +1521,7 @@ async fn pump(
     buf_size: usize,
 ) -> PumpEnd {
     let mut pool = ChunkPool::new(buf_size);
+    let mut rq_pending = from == Side::Requestor && !assoc.rq_done.load(Ordering::Acquire);
     loop {
         match rd.read_buf(pool.buffer()).await {
             Ok(0) => {
@@ -1403,7 +1544,19 @@ async fn pump(
         }
         // Only the boundaries matter here (where an A-ABORT may go).
         framer.scan(&chunk, |_, _| {});
+        if rq_pending && framer.first_complete() {
+            rq_pending = false;
+            assoc.rq_done.store(true, Ordering::Release);
+        }
         assoc.tap(from, ts, chunk).await;
+    }
+}
+
+/// Ends when the ARTIM deadline passes before the client's first PDU is complete.
+async fn rq_watch(assoc: &Association) {
+    tokio::time::sleep_until(assoc.rq_deadline()).await;
+    if assoc.rq_done.load(Ordering::Acquire) {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -1506,12 +1659,16 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
             });
         }
         framers[0].scan(&pre, |_, _| {});
+        if framers[0].first_complete() {
+            assoc.rq_done.store(true, Ordering::Release);
+        }
         assoc.tap(Side::Requestor, ts, Bytes::from(pre)).await;
     }
     enum Stop {
         Done,
         Failed(Side, PumpEnd),
         Idle,
+        RqTimeout,
         Cut,
     }
     let stop = {
@@ -1520,15 +1677,17 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
         let c2u = pump(&mut cr, &mut uw, Side::Requestor, assoc, f0, bs);
         let u2c = pump(&mut ur, &mut cw, Side::Acceptor, assoc, f1, bs);
         let idle = idle_watch(assoc, limits.idle_timeout);
+        let artim = rq_watch(assoc);
         let mut cut_rx = assoc.shared.cut.subscribe();
         let cut = async move {
             if cut_rx.wait_for(|c| *c).await.is_err() {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::pin!(c2u, u2c, idle, cut);
+        tokio::pin!(c2u, u2c, idle, artim, cut);
         let (mut c2u, mut u2c) = (WhenWoken::new(c2u), WhenWoken::new(u2c));
         let (mut idle, mut cut) = (WhenWoken::new(idle), WhenWoken::new(cut));
+        let mut artim = WhenWoken::new(artim);
         loop {
             if ended[0] && ended[1] {
                 break Stop::Done;
@@ -1543,6 +1702,7 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                     if !matches!(r, PumpEnd::Fin) { break Stop::Failed(Side::Acceptor, r); }
                 }
                 _ = &mut idle => break Stop::Idle,
+                _ = &mut artim => break Stop::RqTimeout,
                 _ = &mut cut => break Stop::Cut,
             }
         }
@@ -1597,9 +1757,37 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
             }
             assoc.closed(text);
         }
+        Stop::RqTimeout => {
+            // PS3.8 9.2.3 (AA-2): the ARTIM timer expired before the A-ASSOCIATE-RQ was
+            // whole; the transport connection is closed, no PDU is sent (there is no
+            // association to abort). The upstream had at most part of the RQ.
+            tracing::warn!(
+                assoc = assoc.id,
+                client = %assoc.client,
+                "no complete A-ASSOCIATE-RQ within {:?}: closed",
+                limits.associate_rq_timeout
+            );
+            assoc.count_rq_timeout();
+            let _ = uw.shutdown().await;
+            let _ = cw.shutdown().await;
+            for side in [Side::Requestor, Side::Acceptor] {
+                if !ended[side.index()] {
+                    assoc.end(side, StreamEnd::Close).await;
+                }
+            }
+            assoc.closed("association request timeout");
+        }
         Stop::Idle | Stop::Cut => {
             let why = match stop {
-                Stop::Idle => "idle timeout",
+                Stop::Idle => {
+                    assoc
+                        .shared
+                        .metrics
+                        .connections_shed_total
+                        .with_label_values(&["idle_timeout"])
+                        .inc();
+                    "idle timeout"
+                }
                 _ => "cut at drain",
             };
             for (side, writer) in [(Side::Requestor, &mut uw), (Side::Acceptor, &mut cw)] {

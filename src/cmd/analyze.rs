@@ -194,6 +194,18 @@ impl AnalysisSink for Output {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Every output file is created before the analysis: a path that cannot be written
+    // fails at once, not after minutes of reading captures.
+    let open_out = |p: &Option<PathBuf>| -> anyhow::Result<Option<std::fs::File>> {
+        p.as_ref()
+            .map(|p| {
+                crate::cmd::create_private(p)
+                    .with_context(|| format!("{}: cannot create", p.display()))
+            })
+            .transpose()
+    };
+    let mut junit_file = open_out(&args.junit)?;
+    let mut html_file = open_out(&args.html)?;
     let events = match &args.events {
         Some(p) => Some(BufWriter::new(
             crate::cmd::create_private(p)
@@ -272,7 +284,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .and_then(|mut r| r.process(&mut analysis))
                 }
                 Err(e) => {
-                    eprintln!("dicomtap: {name}: cannot open: {e}");
+                    say_err!("dicomtap: {name}: cannot open: {e}");
                     failed = Some(());
                     continue;
                 }
@@ -282,7 +294,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         match result {
             Ok(stats) => totals.push((name, stats)),
             Err(e) => {
-                eprintln!("dicomtap: {e}");
+                say_err!("dicomtap: {e}");
                 failed = Some(());
             }
         }
@@ -319,7 +331,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if statements.is_some() && !out.json && args.detail.is_none() {
-        let text = format!("\n{}", out.conformance.text(3));
+        // Claims and observations quote AE titles and UIDs from the wire.
+        let text = format!("\n{}", text::escape_text(&out.conformance.text(3)));
         out.write(|o| o.write_all(text.as_bytes()));
     }
     if let Some(path) = &args.junit {
@@ -334,18 +347,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &checker.devices_seen(),
             args.fail_on.unwrap_or(Severity::Warning),
         );
-        let mut f = crate::cmd::create_private(path)
-            .with_context(|| format!("{}: cannot create", path.display()))?;
-        f.write_all(xml.as_bytes())
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+        if let Some(f) = junit_file.as_mut() {
+            f.write_all(xml.as_bytes())
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
     }
     out.write(|o| o.flush());
     if let (Some(path), Some(report)) = (&args.html, &out.report) {
         let html = dicomtap_analyzer::report::html::render(report);
-        let mut f = crate::cmd::create_private(path)
-            .with_context(|| format!("{}: cannot create", path.display()))?;
-        f.write_all(html.as_bytes())
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+        if let Some(f) = html_file.as_mut() {
+            f.write_all(html.as_bytes())
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
     }
     if let Some(w) = out.events.as_mut() {
         w.flush().context("writing the event log")?;
@@ -424,6 +437,7 @@ fn print_detail(out: &mut Output, id: u64) -> anyhow::Result<()> {
         ));
     }
     for l in lines {
+        let l = text::escape_controls(&l);
         out.write(|o| writeln!(o, "{l}"));
     }
     Ok(())

@@ -148,7 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             match result {
                 Ok(s) => totals.push((name, s)),
                 Err(e) => {
-                    eprintln!("dicomtap: {e}");
+                    say_err!("dicomtap: {e}");
                     failed = true;
                 }
             }

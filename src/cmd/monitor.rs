@@ -168,18 +168,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let code = match result {
         Ok(stats) => {
-            eprintln!(
+            say_err!(
                 "{name}: {} packets, {} TCP connections",
-                stats.packets, stats.connections
+                stats.packets,
+                stats.connections
             );
             ExitCode::SUCCESS
         }
         Err(e) if e.is_truncation() => {
-            eprintln!("dicomtap: {e}");
+            say_err!("dicomtap: {e}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("dicomtap: {e}");
+            say_err!("dicomtap: {e}");
             ExitCode::from(super::EXIT_USAGE)
         }
     };

@@ -47,7 +47,7 @@ impl Progress {
                     std::thread::sleep(Duration::from_millis(250));
                     let n = read.load(Ordering::Relaxed);
                     let secs = start.elapsed().as_secs_f64().max(0.001);
-                    eprint!(
+                    say_err_inline!(
                         "\r{name}: {:5.1}%  {:.0} MB of {:.0} MB  {:.0} MB/s ",
                         n as f64 * 100.0 / size as f64,
                         n as f64 / 1e6,
@@ -55,7 +55,7 @@ impl Progress {
                         n as f64 / 1e6 / secs
                     );
                 }
-                eprint!("\r\x1b[2K");
+                say_err_inline!("\r\x1b[2K");
             })
         });
         (reader, Progress { done, thread })

@@ -76,9 +76,17 @@ pub struct Args {
     /// Upstream connect timeout, e.g. 10s.
     #[arg(long, value_name = "DURATION")]
     connect_timeout: Option<String>,
-    /// Close associations idle this long, e.g. 10m (0: never).
+    /// Close associations idle this long, e.g. 10m (0: never; default 15m).
     #[arg(long, value_name = "DURATION")]
     idle_timeout: Option<String>,
+    /// The client's A-ASSOCIATE-RQ must have arrived whole this long after the
+    /// connection was accepted, else it is closed (PS3.8 ARTIM; default 30s).
+    #[arg(long, value_name = "DURATION")]
+    associate_rq_timeout: Option<String>,
+    /// Cap on concurrent associations from one source address (0: none; default half
+    /// of --max-associations).
+    #[arg(long, value_name = "N")]
+    max_associations_per_source: Option<usize>,
     /// How long open associations may finish at shutdown.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     drain: String,
@@ -180,6 +188,12 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
     if let Some(d) = &args.idle_timeout {
         let d = parse_duration(d).map_err(anyhow::Error::msg)?;
         config.limits.idle_timeout = (!d.is_zero()).then_some(d);
+    }
+    if let Some(d) = &args.associate_rq_timeout {
+        config.limits.associate_rq_timeout = parse_duration(d).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(n) = args.max_associations_per_source {
+        config.limits.max_associations_per_source = Some(n);
     }
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)

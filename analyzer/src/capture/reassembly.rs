@@ -224,6 +224,11 @@ impl Half {
         }
     }
 
+    /// A hole timer runs: [`Half::check_timeout`] may have something to do.
+    pub(crate) fn timer_pending(&self) -> bool {
+        self.hole_since.is_some() || self.acked_at.is_some()
+    }
+
     /// Declare the current hole a gap if it is older than `timeout`, or was acknowledged
     /// by the peer more than `ack_grace` ago (capture time).
     pub(crate) fn check_timeout(

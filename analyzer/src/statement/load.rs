@@ -13,16 +13,32 @@ use toml_edit::{ImDocument, InlineTable, Item, Table, Value};
 use super::error::{Diagnostic, StatementError};
 use super::model::*;
 
+/// Largest statement file read: real ones are a few kilobytes, and parsing holds several
+/// times the text in memory (a 21.6 MB file took 784 MB).
+pub const MAX_STATEMENT_BYTES: u64 = 1 << 20;
+
 /// Loads and validates one statement file.
 pub fn load(path: &Path) -> Result<Statement, StatementError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    use std::io::Read as _;
+    let fail = |message: String| {
         StatementError::Invalid(vec![Diagnostic {
             file: path.to_owned(),
             line: 0,
             key: String::new(),
-            message: format!("cannot read: {e}"),
+            message,
         }])
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let mut text = String::new();
+    file.take(MAX_STATEMENT_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if text.len() as u64 > MAX_STATEMENT_BYTES {
+        return Err(fail(format!(
+            "larger than {} MiB; a device statement is a few kilobytes",
+            MAX_STATEMENT_BYTES >> 20
+        )));
+    }
     parse(&text, path)
 }
 

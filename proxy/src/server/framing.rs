@@ -238,6 +238,8 @@ pub struct PduFramer {
     have: usize,
     /// Body bytes of the current PDU still to come (0: collecting a header).
     remaining: u64,
+    /// PDU headers seen (saturating).
+    headers: u64,
 }
 
 impl PduFramer {
@@ -248,6 +250,11 @@ impl PduFramer {
     /// True between PDUs.
     pub fn at_boundary(&self) -> bool {
         self.remaining == 0 && self.have == 0
+    }
+
+    /// The first PDU of this direction has arrived whole.
+    pub fn first_complete(&self) -> bool {
+        self.headers >= 2 || (self.headers == 1 && self.at_boundary())
     }
 
     /// Scans the next chunk of this direction: calls `on_pdu(type, total length incl.
@@ -268,6 +275,7 @@ impl PduFramer {
                 self.have = 0;
                 let len = u32::from_be_bytes([self.hdr[2], self.hdr[3], self.hdr[4], self.hdr[5]]);
                 self.remaining = u64::from(len);
+                self.headers = self.headers.saturating_add(1);
                 on_pdu(self.hdr[0], u64::from(len) + 6);
             }
         }

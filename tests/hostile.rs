@@ -1,0 +1,498 @@
+//! Hostile traffic against `dicomtap proxy` and `dicomtap analyze` (the built binary),
+//! each attack reproduced on loopback, bounded in time and size:
+//!
+//! - clients trickling an A-ASSOCIATE-RQ a byte at a time, or sending nothing, from one
+//!   source address: the per-source limit keeps slots for everyone else (a real storescu
+//!   and echoscu get through while they hold on), the ARTIM deadline closes them;
+//! - a flood of 12-byte P-DATA PDUs and an A-ASSOCIATE-RQ with 10,000 odd presentation
+//!   contexts: the event log stays smaller than the traffic (repeated findings and small
+//!   PDU lines counted in one `events_suppressed` line);
+//! - an AE title made of terminal escape sequences, through a real association: the text
+//!   output of `dicomtap analyze` shows it escaped.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::peers::{echoscu, storescp, storescu_command};
+use support::*;
+
+/// A TCP connection to `to` from the loopback address `from` (127.0.0.0/8 is all local).
+fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt
+        .block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.bind(SocketAddr::from((from, 0)))?;
+            sock.connect(to).await
+        })
+        .unwrap();
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+/// A minimal A-ASSOCIATE-RQ (PS3.8 9.3.2) with `items` as its variable part.
+fn associate_rq(calling: &str, called: &str, items: &[u8]) -> Vec<u8> {
+    let ae = |s: &str| {
+        let mut a = [b' '; 16];
+        a[..s.len()].copy_from_slice(s.as_bytes());
+        a
+    };
+    let len = 68 + items.len();
+    let mut pdu = vec![0x01, 0];
+    pdu.extend_from_slice(&(len as u32).to_be_bytes());
+    pdu.extend_from_slice(&[0, 1, 0, 0]);
+    pdu.extend_from_slice(&ae(called));
+    pdu.extend_from_slice(&ae(calling));
+    pdu.extend_from_slice(&[0; 32]);
+    pdu.extend_from_slice(items);
+    pdu
+}
+
+/// What became of a client that trickled its A-ASSOCIATE-RQ one byte per `every`: the
+/// bytes the proxy answered, and how long after connecting the proxy closed it (`None`
+/// when it had not within `limit`).
+fn trickle(mut s: TcpStream, every: Duration, limit: Duration) -> (Vec<u8>, Option<Duration>) {
+    let rq = associate_rq("TRICKLE", "ANY-SCP", &[]);
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    s.set_read_timeout(Some(every)).unwrap();
+    for b in rq.iter().cycle() {
+        if t0.elapsed() > limit {
+            return (got, None);
+        }
+        // The proxy may already have closed: a failed write is an answer too.
+        let wrote = s.write_all(&[*b]).is_ok();
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(0) => return (got, Some(t0.elapsed())),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if !wrote {
+                    return (got, Some(t0.elapsed()));
+                }
+            }
+            Err(_) => return (got, Some(t0.elapsed())),
+        }
+    }
+    (got, None)
+}
+
+fn metric(m: &str, line: &str) -> f64 {
+    m.lines()
+        .find_map(|l| l.strip_prefix(line))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Stops the proxy; its event log lines, and the capture files.
+fn stop(mut p: Proxy) -> (Vec<Value>, u64, Vec<PathBuf>) {
+    let status = p.proc.stop("TERM", Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "proxy exit {status:?}\n{}",
+        p.proc.output()
+    );
+    let mut events = Vec::new();
+    let mut bytes = 0;
+    let mut captures = Vec::new();
+    for e in std::fs::read_dir(&p.rec).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "jsonl") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            bytes += text.len() as u64;
+            for line in text.lines() {
+                events.push(serde_json::from_str(line).unwrap());
+            }
+        } else if path
+            .extension()
+            .is_some_and(|x| x == "pcap" || x == "pcapng")
+        {
+            captures.push(path);
+        }
+    }
+    (events, bytes, captures)
+}
+
+fn proxy_to(dir: &Path, name: &str, upstream: u16, limits: &str) -> Proxy {
+    start_proxy(
+        dir,
+        name,
+        &format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{upstream}\"\n\
+             [limits]\n{limits}\n"
+        ),
+    )
+}
+
+#[test]
+fn trickling_clients_neither_lock_out_storescu_nor_stay_forever() {
+    if !require(
+        "trickling_clients_neither_lock_out_storescu_nor_stay_forever",
+        &["storescp", "storescu"],
+    ) {
+        return;
+    }
+    let Some((_, data)) = require_python("trickling_clients") else {
+        return;
+    };
+    let tmp = temp_dir("hostile-trickle");
+    let dir = tmp.path();
+    // --fork: the admitted tricklers reach storescp too, which serves one association at
+    // a time otherwise.
+    let (mut scp, scp_port) = storescp("storescp", &dir.join("in"), dir, &["--fork"]);
+    // Five slots, so at most three for one source; the RQ must be whole 6 s after accept.
+    let p = proxy_to(
+        dir,
+        "proxy",
+        scp_port,
+        "max_associations = 5\nassociate_rq_timeout = \"6s\"",
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], p.ports[0]));
+
+    // Five clients from 127.0.0.2 sending their A-ASSOCIATE-RQ a byte every 500 ms (it
+    // would take 37 s): before, they held all five slots for as long as they liked.
+    let tricklers: Vec<_> = (0..5)
+        .map(|_| {
+            let s = connect_from([127, 0, 0, 2], addr);
+            std::thread::spawn(move || {
+                trickle(s, Duration::from_millis(500), Duration::from_secs(20))
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+
+    // A real storescu from 127.0.0.1 gets a slot while they trickle.
+    let file = data.test_files.join("CT_small.dcm");
+    let t = Instant::now();
+    let r = run(
+        "storescu",
+        storescu_command(&["-aec", "ANY-SCP"], p.ports[0], &[file]),
+        dir,
+        Duration::from_secs(60),
+    );
+    assert!(r.status.success(), "storescu: {}", r.text());
+    // ... well before the deadline that would have freed the slots anyway.
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "storescu waited {:?}",
+        t.elapsed()
+    );
+
+    // Three were admitted and closed at the deadline with nothing sent (PS3.8 AA-2);
+    // two were over the per-source limit and got A-ASSOCIATE-RJ (transient, service
+    // provider, local-limit-exceeded) once the deadline for their RQ was over.
+    let rj = [0x03, 0, 0, 0, 0, 4, 0, 2, 3, 2];
+    let mut outcomes: Vec<(Vec<u8>, Duration)> = tricklers
+        .into_iter()
+        .map(|h| {
+            let (got, closed) = h.join().unwrap();
+            let closed = closed.expect("the proxy never closed a trickling client");
+            (got, closed)
+        })
+        .collect();
+    outcomes.sort_by_key(|(g, _)| g.len());
+    for (got, closed) in &outcomes {
+        assert!(
+            *closed >= Duration::from_millis(5500) && *closed < Duration::from_secs(12),
+            "closed after {closed:?}"
+        );
+        assert!(
+            got.is_empty() || got.as_slice() == rj,
+            "answered {got:02x?}"
+        );
+    }
+    let rejected = outcomes.iter().filter(|(g, _)| g.as_slice() == rj).count();
+    assert_eq!(rejected, 2, "{outcomes:?}");
+
+    let m = http_get(p.metrics, "/metrics", None);
+    assert_eq!(
+        metric(
+            &m,
+            "dicomtap_connections_shed_total{reason=\"associate_rq_timeout\"}"
+        ),
+        5.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "dicomtap_connections_shed_total{reason=\"source_limit\"}"
+        ),
+        2.0,
+        "{m}"
+    );
+    let (events, _, _) = stop(p);
+    let closed: Vec<&Value> = events.iter().filter(|e| e["event"] == "closed").collect();
+    assert_eq!(closed.len(), 6, "five tricklers and storescu");
+    assert_eq!(
+        closed
+            .iter()
+            .filter(|e| e["how"] == "association request timeout")
+            .count(),
+        3
+    );
+    let _ = scp.stop("TERM", Duration::from_secs(5));
+}
+
+#[test]
+fn silent_connections_from_one_source_leave_slots_for_others() {
+    if !require(
+        "silent_connections_from_one_source_leave_slots_for_others",
+        &["storescp", "echoscu"],
+    ) {
+        return;
+    }
+    let tmp = temp_dir("hostile-silent");
+    let dir = tmp.path();
+    let (mut scp, scp_port) = storescp("storescp", &dir.join("in"), dir, &[]);
+    let p = proxy_to(
+        dir,
+        "proxy",
+        scp_port,
+        "max_associations = 8\nassociate_rq_timeout = \"2s\"",
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], p.ports[0]));
+    // As many connections as there are slots, from one address, sending nothing.
+    let silent: Vec<TcpStream> = (0..8).map(|_| connect_from([127, 0, 0, 3], addr)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let ok = echoscu(dir, p.ports[0], "ECHOSCU", "ANY-SCP");
+    assert!(ok.status.success(), "echoscu: {}", ok.text());
+    // The deadline closes them all: each read ends.
+    let t0 = Instant::now();
+    for mut s in silent {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 16];
+        let n = s.read(&mut buf);
+        assert!(
+            matches!(n, Ok(0)) || n.is_err(),
+            "a silent client got {n:?}"
+        );
+    }
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    let m = http_get(p.metrics, "/metrics", None);
+    assert_eq!(
+        metric(
+            &m,
+            "dicomtap_connections_shed_total{reason=\"source_limit\"}"
+        ),
+        4.0,
+        "{m}"
+    );
+    let _ = stop(p);
+    let _ = scp.stop("TERM", Duration::from_secs(5));
+}
+
+/// A TCP peer that reads and discards whatever it gets, for `conns` connections.
+fn sink_upstream(conns: usize) -> (u16, std::thread::JoinHandle<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        for _ in 0..conns {
+            let Ok((mut s, _)) = l.accept() else { return };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+            let mut buf = vec![0u8; 64 * 1024];
+            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    });
+    (port, h)
+}
+
+#[test]
+fn floods_of_tiny_pdus_and_odd_contexts_do_not_amplify_the_event_log() {
+    let tmp = temp_dir("hostile-log");
+    let dir = tmp.path();
+    let (up, sink) = sink_upstream(2);
+    let p = proxy_to(dir, "proxy", up, "max_associations = 4");
+    let addr = SocketAddr::from(([127, 0, 0, 1], p.ports[0]));
+
+    // 1. 2 MiB of 12-byte P-DATA-TF PDUs (one 2-byte PDV each), no association first.
+    let pdu = [0x04, 0, 0, 0, 0, 6, 0, 0, 0, 2, 1, 3];
+    let flood: Vec<u8> = pdu.iter().copied().cycle().take(12 * 174_762).collect();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&flood).unwrap();
+    drop(s);
+
+    // 2. An A-ASSOCIATE-RQ with 10,000 presentation contexts, each with an even id and
+    // an abstract syntax that is not a UID, and no transfer syntax.
+    let mut items = Vec::new();
+    items.extend_from_slice(&[0x10, 0, 0, 21]);
+    items.extend_from_slice(b"1.2.840.10008.3.1.1.1");
+    for i in 0..10_000u32 {
+        let sub = b"not-a-uid";
+        let len = 4 + 4 + sub.len();
+        items.extend_from_slice(&[0x20, 0]);
+        items.extend_from_slice(&(len as u16).to_be_bytes());
+        items.extend_from_slice(&[((i % 127) * 2) as u8, 0, 0, 0]);
+        items.extend_from_slice(&[0x30, 0]);
+        items.extend_from_slice(&(sub.len() as u16).to_be_bytes());
+        items.extend_from_slice(sub);
+    }
+    let rq = associate_rq("FLOOD", "ANY-SCP", &items);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(&rq).unwrap();
+    drop(s);
+    let traffic = (flood.len() + rq.len()) as u64;
+
+    assert!(wait_until(Duration::from_secs(60), || {
+        let m = http_get(p.metrics, "/metrics", None);
+        // Both analyses ended (each observes its line count last).
+        metric(&m, "dicomtap_event_log_lines_per_association_count") == 2.0
+    }));
+    let m = http_get(p.metrics, "/metrics", None);
+    assert!(
+        metric(
+            &m,
+            "dicomtap_event_log_suppressed_total{reason=\"small_p_data\"}"
+        ) > 100_000.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "dicomtap_event_log_suppressed_total{reason=\"repeated_finding\"}"
+        ) > 0.0,
+        "{m}"
+    );
+    let (events, log_bytes, _) = stop(p);
+    let _ = sink.join();
+
+    // Before: the flood alone made ~38 times its size in JSON lines. Now the largest
+    // part of the log is the A-ASSOCIATE-RQ's own line (its 10,000 contexts).
+    assert!(
+        log_bytes * 2 < traffic,
+        "{log_bytes} bytes of event log for {traffic} bytes of traffic"
+    );
+    let mut by_assoc: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
+    for e in &events {
+        by_assoc
+            .entry(e["assoc"].as_u64().unwrap())
+            .or_default()
+            .push(e);
+    }
+    assert_eq!(by_assoc.len(), 2);
+    for (id, evs) in &by_assoc {
+        let mut per_code: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in evs.iter().filter(|e| e["event"] == "finding") {
+            *per_code.entry(e["code"].as_str().unwrap()).or_default() += 1;
+        }
+        assert!(!per_code.is_empty(), "association {id} has no findings");
+        assert!(per_code.values().all(|&n| n <= 10), "{id}: {per_code:?}");
+        let small = evs
+            .iter()
+            .filter(|e| e["event"] == "p_data" && e["pdu_length"].as_u64() < Some(1018))
+            .count();
+        assert!(small <= 10, "{id}: {small} small p_data lines");
+        // One summary, just before the one `closed`, with the counts held back.
+        let kinds: Vec<&str> = evs.iter().filter_map(|e| e["event"].as_str()).collect();
+        let at = kinds
+            .iter()
+            .position(|k| *k == "events_suppressed")
+            .expect("summary");
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "events_suppressed").count(),
+            1
+        );
+        assert_eq!(kinds.get(at + 1), Some(&"closed"), "{id}: {kinds:?}");
+        let s = evs[at];
+        let held: u64 = s["findings"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert!(held > 0, "{s}");
+        if *id == by_assoc.keys().next().copied().unwrap() {
+            let bytes: usize = evs.iter().map(|e| e.to_string().len()).sum();
+            assert!(
+                bytes < 64 * 1024,
+                "{bytes} bytes logged for the P-DATA flood"
+            );
+            assert_eq!(s["small_p_data"], 174_762 - 10, "{s}");
+            assert_eq!(s["small_p_data_bytes"], 12 * (174_762 - 10), "{s}");
+        }
+    }
+}
+
+#[test]
+fn escape_sequences_in_an_ae_title_are_printed_escaped() {
+    if !require(
+        "escape_sequences_in_an_ae_title_are_printed_escaped",
+        &["storescp", "echoscu"],
+    ) {
+        return;
+    }
+    let tmp = temp_dir("hostile-ae");
+    let dir = tmp.path();
+    let (mut scp, scp_port) = storescp("storescp", &dir.join("in"), dir, &[]);
+    let p = proxy_to(dir, "proxy", scp_port, "max_associations = 4");
+    let ae = "\x1b[31mRED\x1b]0;T\x07";
+    let r = echoscu(dir, p.ports[0], ae, "ANY-SCP");
+    assert!(r.status.success(), "echoscu: {}", r.text());
+    let (_, _, captures) = stop(p);
+    let _ = scp.stop("TERM", Duration::from_secs(5));
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    let cap = captures[0].to_str().unwrap();
+    for args in [vec!["analyze", cap], vec!["analyze", "--detail", "0", cap]] {
+        let out = run_ok(
+            "analyze",
+            command(env!("CARGO_BIN_EXE_dicomtap"), &args),
+            dir,
+            Duration::from_secs(60),
+        );
+        let text = out.stdout.clone();
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{args:?}: raw control characters in {text:?}"
+        );
+        assert!(
+            text.contains("\\x1b[31mRED\\x1b]0;T\\x07"),
+            "{args:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn an_oversized_statement_is_refused_before_it_is_parsed() {
+    let tmp = temp_dir("hostile-statement");
+    let dir = tmp.path();
+    // 4 MiB of one TOML array: parsing it whole took about 36 times its size in memory.
+    let mut text = String::from("[device]\nname = \"BIG\"\n[x]\nv = [");
+    while text.len() < 4 << 20 {
+        text.push_str("\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",");
+    }
+    text.push_str("]\n");
+    let path = dir.join("big.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = run(
+        "statement-check",
+        command(
+            env!("CARGO_BIN_EXE_dicomtap"),
+            &["statement", "check", path.to_str().unwrap()],
+        ),
+        dir,
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success(), "{}", out.text());
+    assert!(
+        out.stderr.contains("big.toml") && out.stderr.contains("larger than 1 MiB"),
+        "{}",
+        out.text()
+    );
+}
