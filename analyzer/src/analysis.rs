@@ -202,6 +202,17 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
         self.drain(conn);
     }
 
+    fn on_omitted(&mut self, conn: ConnId, from: Side, ts_us: u64, n: u64) {
+        if let Some(o) = self.open.get_mut(&conn) {
+            // They were on the wire: the association's byte counts include them.
+            o.session.bytes(from, n, ts_us);
+            if o.classified && o.session.session().encrypted.is_none() {
+                o.conv.omitted(from, ts_us, n);
+            }
+        }
+        self.drain(conn);
+    }
+
     fn on_end(&mut self, conn: ConnId, from: Side, ts_us: u64, how: StreamEnd) {
         if let Some(o) = self.open.get_mut(&conn) {
             if from == Side::Requestor && !o.classified {

@@ -334,6 +334,7 @@ impl SessionBuilder {
             EventKind::DatasetPeek(_)
             | EventKind::DataFragment(_)
             | EventKind::Gap { .. }
+            | EventKind::Omitted { .. }
             | EventKind::Resync { .. } => {}
         }
     }

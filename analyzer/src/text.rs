@@ -241,6 +241,9 @@ pub fn describe(event: &Event) -> Vec<String> {
             "unknown PDU type 0x{pdu_type:02X}, {length} bytes"
         ))),
         EventKind::Gap { missing } => lines.push(head(format!("gap: {missing} bytes missing"))),
+        EventKind::Omitted { bytes } => lines.push(head(format!(
+            "{bytes} data set bytes left out of the recording on purpose"
+        ))),
         EventKind::Resync { skipped } => lines.push(head(format!(
             "resynchronised after skipping {skipped} bytes"
         ))),

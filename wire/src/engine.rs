@@ -282,8 +282,7 @@ impl Conversation {
         if missing == 0 {
             return;
         }
-        let i = from.index();
-        let offset = self.dirs[i].offset;
+        let offset = self.dirs[from.index()].offset;
         self.emit(from, ts_us, offset, EventKind::Gap { missing });
         self.finding(
             from,
@@ -293,6 +292,69 @@ impl Conversation {
             Severity::Warning,
             format!("{missing} bytes missing from the capture"),
         );
+        self.skip_bytes(from, ts_us, missing, false);
+    }
+
+    /// Tells the engine that `n` bytes of `from`'s stream were left out of the recording
+    /// on purpose (a dicomtap recording made with `payload = headers` keeps PDU and PDV
+    /// headers, command sets and the start of each data set, and says what it left out).
+    /// Inside a data fragment they are skipped without a finding: the data set is peeked
+    /// as far as it was kept and its length still counts them. Anywhere else (the
+    /// recorder never leaves out such bytes, so the recording is not what it claims)
+    /// they are a gap.
+    pub fn omitted(&mut self, from: Side, ts_us: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let i = from.index();
+        let offset = self.dirs[i].offset;
+        let fits = match &self.dirs[i].state {
+            DirState::PData { parser, .. } => {
+                parser.in_data()
+                    && !parser.current_is_command()
+                    && n <= u64::from(parser.data_left())
+            }
+            DirState::Skip { left, .. } => n < *left,
+            _ => false,
+        };
+        if !fits {
+            self.emit(from, ts_us, offset, EventKind::Gap { missing: n });
+            self.finding(
+                from,
+                ts_us,
+                offset,
+                FindingCode::CaptureGap,
+                Severity::Warning,
+                format!(
+                    "{n} bytes left out of the recording where only data set bytes can be \
+                     left out: decoding resumes at the next PDU"
+                ),
+            );
+            self.skip_bytes(from, ts_us, n, false);
+            return;
+        }
+        self.emit(from, ts_us, offset, EventKind::Omitted { bytes: n });
+        if let DirState::PData { parser, .. } = &self.dirs[i].state
+            && let Some(pc) = parser.current_pc()
+        {
+            let unpeeked = self
+                .assemblies
+                .get(&(from, pc))
+                .and_then(|a| a.data.as_ref())
+                .is_some_and(|d| !d.peeked);
+            if unpeeked {
+                self.run_peek(from, ts_us, pc, false);
+            }
+        }
+        self.skip_bytes(from, ts_us, n, true);
+    }
+
+    /// Skips `missing` bytes of `from`'s stream: absorbed inside a data fragment (the data
+    /// set marked as missing bytes unless `on_purpose`) or an oversized PDU being skipped,
+    /// else decoding resynchronises after them.
+    fn skip_bytes(&mut self, from: Side, ts_us: u64, missing: u64, on_purpose: bool) {
+        let i = from.index();
+        let offset = self.dirs[i].offset;
         let state = std::mem::replace(&mut self.dirs[i].state, DirState::fresh());
         match state {
             DirState::Skip {
@@ -324,7 +386,7 @@ impl Conversation {
                     if command {
                         asm.command_overflow = true;
                     } else if let Some(data) = asm.data.as_mut() {
-                        data.gap = true;
+                        data.gap |= !on_purpose;
                         data.total += missing;
                     }
                     if last_of_item {

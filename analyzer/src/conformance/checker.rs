@@ -750,7 +750,10 @@ impl<'a> Ctx<'a> {
             }
             EventKind::DataFragment(f) => self.on_fragment(c, e, f),
             EventKind::DatasetEnd(_) => self.touch(c, e),
-            EventKind::Finding(_) | EventKind::Gap { .. } | EventKind::Resync { .. } => {}
+            EventKind::Finding(_)
+            | EventKind::Gap { .. }
+            | EventKind::Omitted { .. }
+            | EventKind::Resync { .. } => {}
         }
     }
 
