@@ -334,6 +334,15 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// The one-line summary of an association.
+
+/// An ending that the other side answered ("..., then A-ABORT (...) from the acceptor").
+fn ending_with_answer(first: String, by: dicomtap_wire::Side, answer: &Option<String>) -> String {
+    match answer {
+        Some(a) => format!("{first}, then {a} from the {}", by.peer()),
+        None => first,
+    }
+}
+
 pub fn session_line(s: &crate::session::Session) -> String {
     use crate::session::{Ending, Outcome};
     let addr =
@@ -375,8 +384,30 @@ pub fn session_line(s: &crate::session::Session) -> String {
     let ending = match &s.ending {
         Ending::Released => "released".to_string(),
         Ending::Aborted { by, description } => format!("aborted by {by} ({description})"),
-        Ending::Closed { by } => format!("closed by {by} without release"),
-        Ending::Reset { by } => format!("reset by {by}"),
+        Ending::Closed {
+            by,
+            inside_pdu,
+            answer,
+        } => ending_with_answer(
+            format!(
+                "closed by {by}{} without release",
+                if *inside_pdu { " inside a PDU" } else { "" }
+            ),
+            *by,
+            answer,
+        ),
+        Ending::Reset {
+            by,
+            inside_pdu,
+            answer,
+        } => ending_with_answer(
+            format!(
+                "reset by {by}{}",
+                if *inside_pdu { " inside a PDU" } else { "" }
+            ),
+            *by,
+            answer,
+        ),
         Ending::Rejected => "rejected".to_string(),
         Ending::Open => "open at end of capture".to_string(),
     };

@@ -98,6 +98,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     opts.capture_destinations = recorded.iter().map(|r| r.server).collect();
     opts.capture_destinations.sort();
     opts.capture_destinations.dedup();
+    let missing: Vec<String> = args
+        .associations
+        .iter()
+        .filter(|id| !recorded.iter().any(|r| r.id == **id))
+        .map(|id| id.to_string())
+        .collect();
+    if !missing.is_empty() {
+        let known = match (recorded.first(), recorded.last()) {
+            (Some(a), Some(b)) => format!("it has associations {} to {}", a.id, b.id),
+            _ => "it has no DICOM association".to_string(),
+        };
+        anyhow::bail!(
+            "{name}: --association {}: no such association ({known}, numbered as \
+             `dicomtap analyze` shows them)",
+            missing.join(", ")
+        );
+    }
     let selected: Vec<_> = recorded
         .into_iter()
         .filter(|r| args.associations.is_empty() || args.associations.contains(&r.id))

@@ -203,7 +203,8 @@ impl Reassembler {
         Reassembler {
             cfg,
             conns: HashMap::new(),
-            next_id: 0,
+            // Numbered from 1 in capture order, as the proxy numbers its associations.
+            next_id: 1,
             now: 0,
             last_sweep: 0,
             stats: CaptureStats::default(),

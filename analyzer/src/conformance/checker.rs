@@ -1037,7 +1037,7 @@ impl<'a> Ctx<'a> {
                     (Some(cl), None) if cl != ExtendedNegotiation::default() => pending.push((
                         RuleId::ExtendedNegotiationDiffers,
                         (*sop).to_string(),
-                        format!("extended_negotiation for {} = {cl:?}", label(s, sop)),
+                        format!("extended_negotiation for {} = {cl}", label(s, sop)),
                         format!("no extended negotiation proposed for {}", label(s, sop)),
                     )),
                     (Some(cl), Some(x)) => {
@@ -1046,7 +1046,7 @@ impl<'a> Ctx<'a> {
                             pending.push((
                                 RuleId::ExtendedNegotiationDiffers,
                                 (*sop).to_string(),
-                                format!("extended_negotiation for {} = {cl:?}", label(s, sop)),
+                                format!("extended_negotiation for {} = {cl}", label(s, sop)),
                                 format!("proposed {} for {}", d.join(", "), label(s, sop)),
                             ));
                         }
@@ -1539,7 +1539,7 @@ impl<'a> Ctx<'a> {
                 (Some(cl), None) if cl != ExtendedNegotiation::default() => pending.push((
                     RuleId::ExtendedNegotiationDiffers,
                     sop.to_string(),
-                    format!("extended_negotiation for {} = {cl:?}", label(s, sop)),
+                    format!("extended_negotiation for {} = {cl}", label(s, sop)),
                     format!(
                         "did not answer the extended negotiation proposed for {}",
                         label(s, sop)
@@ -1551,7 +1551,7 @@ impl<'a> Ctx<'a> {
                         pending.push((
                             RuleId::ExtendedNegotiationDiffers,
                             sop.to_string(),
-                            format!("extended_negotiation for {} = {cl:?}", label(s, sop)),
+                            format!("extended_negotiation for {} = {cl}", label(s, sop)),
                             format!("answered {} for {}", d.join(", "), label(s, sop)),
                         ));
                     }

@@ -282,8 +282,11 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
                         Warning,
                         "role-selection",
                         format!(
-                            "{} {}: role selection {:?} in {nb}, {:?} in {na}",
-                            cb.sop_class, cb.role, cb.role_selection, ca.role_selection
+                            "{} {}: role selection {} in {nb}, {} in {na}",
+                            cb.sop_class,
+                            cb.role,
+                            or_none(cb.role_selection.as_ref()),
+                            or_none(ca.role_selection.as_ref())
                         ),
                     ));
                 }
@@ -294,8 +297,11 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
                         Warning,
                         "extended-negotiation",
                         format!(
-                            "{} {}: extended negotiation {:?} in {nb}, {:?} in {na}",
-                            cb.sop_class, cb.role, cb.extended_negotiation, ca.extended_negotiation
+                            "{} {}: extended negotiation {} in {nb}, {} in {na}",
+                            cb.sop_class,
+                            cb.role,
+                            or_none(cb.extended_negotiation.as_ref()),
+                            or_none(ca.extended_negotiation.as_ref())
                         ),
                     ));
                 }
@@ -449,7 +455,10 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
         d.push(issue(
             Warning,
             "async-window",
-            format!("async window {wb:?} in {nb}, {wa:?} in {na}"),
+            format!(
+                "async window {wb} in {nb}, {} in {na}",
+                or_none(wa.as_ref())
+            ),
         ));
     }
     for (role, fa, fb) in [
