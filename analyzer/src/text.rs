@@ -333,8 +333,6 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// The one-line summary of an association.
-
 /// An ending that the other side answered ("..., then A-ABORT (...) from the acceptor").
 fn ending_with_answer(first: String, by: dicomtap_wire::Side, answer: &Option<String>) -> String {
     match answer {
@@ -343,6 +341,7 @@ fn ending_with_answer(first: String, by: dicomtap_wire::Side, answer: &Option<St
     }
 }
 
+/// The one-line summary of an association.
 pub fn session_line(s: &crate::session::Session) -> String {
     use crate::session::{Ending, Outcome};
     let addr =

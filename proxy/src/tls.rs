@@ -785,7 +785,7 @@ fn describe(leg: Leg, err: &rustls::Error) -> (&'static str, String) {
             "protocol",
             format!("no common TLS version or cipher suite with the {peer} ({e})"),
         ),
-        _ => ("protocol", format!("{e}")),
+        _ => ("protocol", e),
     }
 }
 

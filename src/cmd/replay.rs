@@ -149,7 +149,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let bad = results
         .iter()
-        .filter(|r| r.refused.is_some() || !r.problems.is_empty() || !r.differences.is_empty())
+        .filter(|r| {
+            r.refused.is_some()
+                || !r.problems.is_empty()
+                || !r.skipped.is_empty()
+                || !r.differences.is_empty()
+        })
         .count();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &results)?;
@@ -163,12 +168,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .iter()
                 .filter(|r| r.refused.is_none()
                     && r.problems.is_empty()
+                    && r.skipped.is_empty()
                     && r.differences.is_empty())
                 .count(),
             results
                 .iter()
                 .filter(|r| r.refused.is_none()
-                    && (!r.problems.is_empty() || !r.differences.is_empty()))
+                    && (!r.problems.is_empty()
+                        || !r.skipped.is_empty()
+                        || !r.differences.is_empty()))
                 .count(),
             results.iter().filter(|r| r.refused.is_some()).count(),
         )?;

@@ -817,8 +817,14 @@ impl<'a> Ctx<'a> {
                 && server.port() != port
             {
                 let claim = format!("port = {port}");
-                let observed =
-                    format!("AE title {} called on port {}", rq.called_ae, server.port());
+                let observed = format!(
+                    "AE title {} called on port {}; if that is where this installation \
+                     listens, set port = {} for AE {} in its statement",
+                    rq.called_ae,
+                    server.port(),
+                    server.port(),
+                    ae.title
+                );
                 self.report(
                     c,
                     Side::Acceptor,

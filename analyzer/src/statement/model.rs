@@ -615,42 +615,6 @@ impl Ae {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_ranges() {
-        assert_eq!(StatusRange::parse("0000"), Some(StatusRange::single(0)));
-        let r = StatusRange::parse("a700-A7FF");
-        assert_eq!(
-            r,
-            Some(StatusRange {
-                lo: 0xA700,
-                hi: 0xA7FF
-            })
-        );
-        assert!(r.is_some_and(|r| r.contains(0xA7FE) && !r.contains(0xA800)));
-        assert_eq!(StatusRange::parse("A7FF-A700"), None);
-        assert_eq!(StatusRange::parse("A70"), None);
-        assert_eq!(StatusRange::parse("0x00"), None);
-        assert_eq!(
-            StatusRange {
-                lo: 0xC000,
-                hi: 0xCFFF
-            }
-            .to_string(),
-            "C000-CFFF"
-        );
-    }
-
-    #[test]
-    fn titles_ignore_padding() {
-        assert!(ae_title_eq("STORESCP        ", "STORESCP"));
-        assert!(!ae_title_eq("STORESCP", "STORESCU"));
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // In words, for findings and diffs (never Rust debug output).
 
@@ -714,4 +678,40 @@ impl std::fmt::Display for ExtendedNegotiation {
 /// An optional claim in words: its value, or "none".
 pub fn or_none<T: std::fmt::Display>(v: Option<&T>) -> String {
     v.map_or_else(|| "none".to_string(), |v| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(StatusRange::parse("0000"), Some(StatusRange::single(0)));
+        let r = StatusRange::parse("a700-A7FF");
+        assert_eq!(
+            r,
+            Some(StatusRange {
+                lo: 0xA700,
+                hi: 0xA7FF
+            })
+        );
+        assert!(r.is_some_and(|r| r.contains(0xA7FE) && !r.contains(0xA800)));
+        assert_eq!(StatusRange::parse("A7FF-A700"), None);
+        assert_eq!(StatusRange::parse("A70"), None);
+        assert_eq!(StatusRange::parse("0x00"), None);
+        assert_eq!(
+            StatusRange {
+                lo: 0xC000,
+                hi: 0xCFFF
+            }
+            .to_string(),
+            "C000-CFFF"
+        );
+    }
+
+    #[test]
+    fn titles_ignore_padding() {
+        assert!(ae_title_eq("STORESCP        ", "STORESCP"));
+        assert!(!ae_title_eq("STORESCP", "STORESCU"));
+    }
 }
