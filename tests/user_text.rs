@@ -266,3 +266,60 @@ fn wrong_values_are_input_errors_naming_them() {
         assert!(out.stderr.contains(says), "{args:?}: {}", out.text());
     }
 }
+
+/// Logs written to a pipe carry no ANSI colour codes; every subcommand's `--help` shows
+/// its full text (probe lists its checks), and `-h` the short one.
+#[test]
+fn logs_and_help_are_plain_and_complete() {
+    let tmp = temp_dir("user-help");
+    let dir = tmp.path();
+    let mut proxy = support::Proc::spawn(
+        "proxy-log",
+        command(
+            env!("CARGO_BIN_EXE_dicomtap"),
+            &[
+                "proxy",
+                "--log",
+                "debug",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:9",
+                "--metrics",
+                "127.0.0.1:0",
+                "--drain",
+                "0s",
+            ],
+        ),
+        dir,
+    );
+    let logged = support::wait_until(Duration::from_secs(20), || {
+        proxy.stderr().contains("listening on")
+    });
+    proxy.stop("TERM", Duration::from_secs(10));
+    let log = proxy.stderr();
+    assert!(logged, "the proxy logs its start: {}", proxy.output());
+    assert!(!log.contains('\u{1b}'), "{log}");
+    let help = dicomtap(&["probe", "--help"], dir);
+    for check in [
+        "echo",
+        "contexts",
+        "store",
+        "commitment",
+        "find-move",
+        "matching",
+        "charset",
+        "max-pdu",
+        "load",
+        "timeouts",
+        "malformed",
+    ] {
+        assert!(
+            help.lines().any(|l| l.trim_start().starts_with(check)),
+            "probe --help describes {check}:\n{help}"
+        );
+    }
+    assert!(!help.contains("see above"), "{help}");
+    let replay = dicomtap(&["replay", "--help"], dir);
+    assert!(replay.contains("Exit codes"), "{replay}");
+}

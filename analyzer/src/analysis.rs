@@ -134,7 +134,8 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
     fn on_open(&mut self, conn: &ConnectionInfo) {
         let mut info = conn.clone();
         info.id = ConnId(conn.id.0 + self.id_offset);
-        self.max_id = self.max_id.max(info.id.0 + 1);
+        // Connections are numbered from 1: the next capture continues after the last.
+        self.max_id = self.max_id.max(info.id.0);
         let mut conv = Conversation::new(self.engine.clone());
         if info.requestor_known_by != RequestorBy::SynSeen {
             // The capture may have started mid-stream: find the first PDU boundary.

@@ -247,7 +247,7 @@ pub fn describe(event: &Event) -> Vec<String> {
         EventKind::Resync { skipped } => lines.push(head(format!(
             "resynchronised after skipping {skipped} bytes"
         ))),
-        EventKind::StreamEnd { how } => lines.push(head(format!("stream end ({how:?})"))),
+        EventKind::StreamEnd { how } => lines.push(head(format!("stream end: {}", how.describe()))),
         EventKind::Finding(f) => lines.push(head(format!(
             "{} [{}] {}",
             f.severity,
