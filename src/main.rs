@@ -35,26 +35,42 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// `about` rather than doc comments: a doc comment here would also replace the
+// subcommand's own long_about (its full --help text) with this one line.
 enum Command {
-    /// Analyze captures: one line per association, details, JSON.
+    #[command(about = "Analyze captures: one line per association, details, JSON")]
     Analyze(cmd::analyze::Args),
-    /// Run the embedded default: a storage SCP, the proxy in front of it, a small study sent through it.
+    #[command(
+        about = "Run the embedded default: a storage SCP, the proxy in front of it, a small study sent through it"
+    )]
     Demo(cmd::demo::Args),
-    /// Write every C-STORE object in captures as a Part-10 file; report incomplete ones.
+    #[command(
+        about = "Write every C-STORE object in captures as a Part-10 file; report incomplete ones"
+    )]
     Export(cmd::export::Args),
-    /// Passive monitoring: read a capture stream continuously and serve Prometheus metrics.
+    #[command(
+        about = "Passive monitoring: read a capture stream continuously and serve Prometheus metrics"
+    )]
     Monitor(cmd::monitor::Args),
-    /// Decode a raw one-direction DICOM byte stream and print its events.
+    #[command(about = "Decode a raw one-direction DICOM byte stream and print its events")]
     Pdu(cmd::pdu::Args),
-    /// Actively test a live DICOM device against its statement: echo, contexts, store, commitment, Q/R...
+    #[command(
+        about = "Actively test a live DICOM device against its statement: echo, contexts, store, commitment, Q/R.."
+    )]
     Probe(cmd::probe::Args),
-    /// Run the transparent proxy: forward, record, export metrics.
+    #[command(about = "Run the transparent proxy: forward, record, export metrics")]
     Proxy(cmd::proxy::Args),
-    /// Re-send recorded associations to a target and diff its answers against the original.
+    #[command(
+        about = "Re-send recorded associations to a target and diff its answers against the original"
+    )]
     Replay(cmd::replay::Args),
-    /// List the conformance rules `analyze --statements` checks: id, severity, why it matters.
+    #[command(
+        about = "List the conformance rules `analyze --statements` checks: id, severity, why it matters"
+    )]
     Rules(cmd::rules::Args),
-    /// Device statements: check, import from dcm4che, diff (compatibility matrix), infer from traffic.
+    #[command(
+        about = "Device statements: check, import from dcm4che, diff (compatibility matrix), infer from traffic"
+    )]
     Statement(cmd::statement::Args),
 }
 

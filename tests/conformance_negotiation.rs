@@ -555,7 +555,10 @@ fn ae_titles_used_from_an_address_and_port_the_statement_does_not_list() {
     assert_eq!(text(&f, "claim"), format!("port = {other}"));
     assert_eq!(
         text(&f, "observed"),
-        format!("AE title STORESCP called on port {port}")
+        format!(
+            "AE title STORESCP called on port {port}; if that is where this installation \
+             listens, set port = {port} for AE STORESCP in its statement"
+        )
     );
 
     neg.assert_clean(&capture, &stmts("127.0.0.1", port));

@@ -1408,6 +1408,7 @@ fn recording_headers_mode_keeps_commands_not_pixels() {
     ];
     let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
     let mut sizes = Vec::new();
+    let mut analyzed = Vec::new();
     for mode in ["full", "headers"] {
         let rec = dir.join(mode);
         let mut proxy = recording_proxy(
@@ -1432,7 +1433,17 @@ fn recording_headers_mode_keeps_commands_not_pixels() {
         assert_eq!(commands(&ev, "C-STORE-RQ").len(), files.len());
         let peeks = ev.iter().filter(|e| e["event"] == "dataset_peek").count();
         assert_eq!(peeks, files.len(), "{mode}: a peek per data set");
+        analyzed.push(analyzed_sessions(&pcap, dir));
     }
+    // The analyzer reads the headers-only recording as it reads the full one: what the
+    // proxy left out on purpose is neither capture loss nor a reason to reorder streams.
+    let (full_an, headers_an) = (&analyzed[0], &analyzed[1]);
+    assert_eq!(full_an.len(), 1, "one association: {full_an:#?}");
+    assert_eq!(full_an, headers_an, "headers vs full recording");
+    let s = &headers_an[0];
+    assert_eq!(s["findings"], serde_json::json!([]), "{s:#?}");
+    assert_eq!(s["dimse"]["C-STORE"]["success"], files.len(), "{s:#?}");
+    assert_eq!(s["ending"]["kind"], "released", "{s:#?}");
     let (full, headers) = (sizes[0], sizes[1]);
     assert!(
         full > 2 << 20,
@@ -1442,6 +1453,52 @@ fn recording_headers_mode_keeps_commands_not_pixels() {
         headers * 10 < full,
         "headers mode leaves out the pixel data: {headers} vs {full}"
     );
+}
+
+/// `dicomtap analyze --json` of `pcap`: its sessions without what differs between two
+/// runs of the same traffic (addresses, times; a latency only as present or not).
+fn analyzed_sessions(pcap: &Path, dir: &Path) -> Vec<serde_json::Value> {
+    let out = run(
+        "analyze",
+        command(
+            env!("CARGO_BIN_EXE_dicomtap"),
+            &["analyze", "--json", pcap.to_str().unwrap()],
+        ),
+        dir,
+        PEER,
+    );
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{}", out.text());
+    let mut sessions: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "session")
+        .map(|v| v["session"].clone())
+        .collect();
+    for s in &mut sessions {
+        let o = s.as_object_mut().unwrap();
+        for k in ["client", "server", "first_ts_us", "last_ts_us"] {
+            o.remove(k);
+        }
+        if let Some(ex) = o.get_mut("exchanges").and_then(|e| e.as_array_mut()) {
+            for e in ex {
+                let e = e.as_object_mut().unwrap();
+                e.remove("ts_us");
+                let has = e.remove("latency_us").is_some_and(|l| l.is_u64());
+                e.insert("answered_with_latency".into(), has.into());
+            }
+        }
+        if let Some(f) = o.get_mut("findings").and_then(|e| e.as_array_mut()) {
+            for f in f {
+                let f = f.as_object_mut().unwrap();
+                f.remove("ts_us");
+            }
+        }
+        if let Some(e) = o.get_mut("ending").and_then(|e| e.as_object_mut()) {
+            e.retain(|k, _| k == "kind" || k == "by" || k == "source");
+        }
+    }
+    sessions
 }
 
 const PY_IDLE: &str = r#"

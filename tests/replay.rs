@@ -346,3 +346,79 @@ fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
     assert_eq!(get["replay"]["messages"]["1"]["status"], "0000", "{get:#}");
     assert!(get["differences"].as_array().unwrap().is_empty(), "{get:#}");
 }
+
+/// A study recorded against a storescp that accepts JPEG 2000 (`+xa`), replayed to a
+/// plain storescp (uncompressed only): each context proposes only the recorded transfer
+/// syntax, the JPEG 2000 object's context is refused, that message is skipped with the
+/// reason, and the uncompressed objects are stored; the target never aborts.
+#[test]
+fn replay_to_a_target_that_negotiates_differently_skips_what_it_cannot_take() {
+    if !require(
+        "replay_negotiates_differently",
+        &["storescp", "storescu", "dumpcap"],
+    ) {
+        return;
+    }
+    let Some((_, data)) = require_python("replay_negotiates_differently") else {
+        return;
+    };
+    let tmp = temp_dir("replay-renegotiate");
+    let dir = tmp.path();
+    let (_orig, port) = peers::storescp_with(
+        "storescp-all",
+        &dir.join("received-all"),
+        dir,
+        &["+xa", "-aet", "STORESCP"],
+    );
+    let capture = Capture::start("renegotiate", &[port], dir);
+    let files = ["CT_small.dcm", "JPEG2000.dcm", "MR_small.dcm"]
+        .map(|f| data.test_files.join(f).display().to_string());
+    let mut args: Vec<String> = ["-R", "-xw", "-aet", "MODALITY", "-aec", "STORESCP"]
+        .map(String::from)
+        .to_vec();
+    args.extend(["127.0.0.1".to_string(), port.to_string()]);
+    args.extend(files);
+    run_ok(
+        "storescu",
+        command("storescu", &args),
+        dir,
+        Duration::from_secs(60),
+    );
+    let capture = capture.finish();
+
+    let (_fresh, fresh) = storescp(dir, "storescp-plain");
+    let to = format!("127.0.0.1:{fresh}");
+    let (code, out) = replay_json(
+        dir,
+        "replay-plain",
+        &[capture.to_str().unwrap(), "--to", &to, "--fast"],
+    );
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let a = &out[0];
+    assert_eq!(code, 1, "differences: {a:#}");
+    assert!(a["problems"].as_array().unwrap().is_empty(), "{a:#}");
+    let skipped: Vec<&str> = a["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(skipped.len(), 1, "{a:#}");
+    assert!(
+        skipped[0].starts_with("message 2 (C-STORE-RQ")
+            && skipped[0].contains("the target refused context")
+            && skipped[0].contains("SecondaryCaptureImageStorage"),
+        "{skipped:?}"
+    );
+    assert_eq!(a["replay"]["ending"], "released", "{a:#}");
+    let st = statuses(&a["replay"]);
+    assert_eq!(
+        st,
+        vec![("1".into(), "0000".into()), ("3".into(), "0000".into())],
+        "{a:#}"
+    );
+    let received = std::fs::read_dir(dir.join("received-storescp-plain"))
+        .unwrap()
+        .count();
+    assert_eq!(received, 2, "CT and MR stored");
+}

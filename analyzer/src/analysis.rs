@@ -134,7 +134,8 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
     fn on_open(&mut self, conn: &ConnectionInfo) {
         let mut info = conn.clone();
         info.id = ConnId(conn.id.0 + self.id_offset);
-        self.max_id = self.max_id.max(info.id.0 + 1);
+        // Connections are numbered from 1: the next capture continues after the last.
+        self.max_id = self.max_id.max(info.id.0);
         let mut conv = Conversation::new(self.engine.clone());
         if info.requestor_known_by != RequestorBy::SynSeen {
             // The capture may have started mid-stream: find the first PDU boundary.
@@ -198,6 +199,17 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
                 o.conv.feed(from, ts_us, &probe);
             }
             o.conv.gap(from, ts_us, missing);
+        }
+        self.drain(conn);
+    }
+
+    fn on_omitted(&mut self, conn: ConnId, from: Side, ts_us: u64, n: u64) {
+        if let Some(o) = self.open.get_mut(&conn) {
+            // They were on the wire: the association's byte counts include them.
+            o.session.bytes(from, n, ts_us);
+            if o.classified && o.session.session().encrypted.is_none() {
+                o.conv.omitted(from, ts_us, n);
+            }
         }
         self.drain(conn);
     }

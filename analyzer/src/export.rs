@@ -621,6 +621,17 @@ impl<F: FnMut(&ExportRecord)> Exporter<F> {
                     &format!("{missing} bytes of the stream were missing from the capture"),
                 );
             }
+            EventKind::Omitted { bytes } => {
+                self.taint(
+                    conn,
+                    from,
+                    &format!(
+                        "{bytes} bytes of the data set were left out of the recording on \
+                         purpose (a recording made with --payload headers keeps only the \
+                         start of each data set)"
+                    ),
+                );
+            }
             EventKind::Resync { skipped } => {
                 self.taint(
                     conn,
@@ -1153,6 +1164,39 @@ mod tests {
         assert!(matches!(recs[0].outcome, ExportOutcome::Incomplete { .. }));
         assert_eq!(recs[0].bytes, ds.len() as u64 - 1000);
         assert!(files(&run.dir).is_empty(), "{:?}", files(&run.dir));
+    }
+
+    #[test]
+    fn bytes_left_out_on_purpose_make_the_object_incomplete_without_a_gap_finding() {
+        let mut run = Run::new();
+        let ds = dataset("1.2.3.9", 6000);
+        run.feed(Side::Requestor, &pdata(1, 0x03, &store_rq(1, "1.2.3.9")));
+        let pdu = pdata(1, 0x02, &ds);
+        run.feed(Side::Requestor, &pdu[..1000]);
+        run.conv.omitted(Side::Requestor, 1, 1000);
+        let mut findings = Vec::new();
+        let mut peeked = false;
+        while let Some(e) = run.conv.poll() {
+            match &e.kind {
+                EventKind::Finding(f) => findings.push(f.code),
+                EventKind::DatasetPeek(p) => {
+                    peeked = p.peek.sop_instance_uid.as_deref() == Some("1.2.3.9");
+                }
+                _ => {}
+            }
+            run.exporter.event(&run.info, &e);
+        }
+        run.feed(Side::Requestor, &pdu[2000..]);
+        let recs = run.close();
+        assert!(findings.is_empty(), "{findings:?}");
+        assert!(peeked, "the kept start of the data set is peeked");
+        assert_eq!(recs.len(), 1);
+        match &recs[0].outcome {
+            ExportOutcome::Incomplete { reason } => {
+                assert!(reason.contains("on purpose"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

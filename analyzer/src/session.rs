@@ -38,12 +38,21 @@ pub enum Ending {
         by: Side,
         description: String,
     },
-    /// TCP closed without release or abort.
+    /// TCP closed without release or abort (`inside_pdu`: in the middle of a PDU);
+    /// `answer`: what the other side then sent (an A-ABORT), if anything.
     Closed {
         by: Side,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        inside_pdu: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer: Option<String>,
     },
     Reset {
         by: Side,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        inside_pdu: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer: Option<String>,
     },
     /// Association rejected, then closed.
     Rejected,
@@ -168,6 +177,8 @@ pub struct SessionBuilder {
     /// Requests waiting for their final response: (sender, message id) -> index in exchanges.
     open: BTreeMap<(Side, u16), usize>,
     ended: [Option<(dicomtap_wire::StreamEnd, u64)>; 2],
+    /// A side's stream ended inside a PDU (the engine's truncated-PDU finding).
+    truncated: [bool; 2],
     started: bool,
 }
 
@@ -196,6 +207,7 @@ impl SessionBuilder {
             },
             open: BTreeMap::new(),
             ended: [None, None],
+            truncated: [false; 2],
             started: false,
         }
     }
@@ -298,10 +310,21 @@ impl SessionBuilder {
             }
             EventKind::Abort(a) => {
                 self.count_pdu(e.from, 0);
-                self.s.ending = Ending::Aborted {
-                    by: e.from,
-                    description: a.description.clone(),
-                };
+                match &mut self.s.ending {
+                    // The other side closed first: the A-ABORT answers that, the close
+                    // stays the cause.
+                    Ending::Closed { by, answer, .. } | Ending::Reset { by, answer, .. }
+                        if *by != e.from =>
+                    {
+                        answer.get_or_insert_with(|| format!("A-ABORT ({})", a.description));
+                    }
+                    _ => {
+                        self.s.ending = Ending::Aborted {
+                            by: e.from,
+                            description: a.description.clone(),
+                        };
+                    }
+                }
             }
             EventKind::PData(p) => self.count_pdu(e.from, p.pdu_length),
             EventKind::UnknownPdu { length, .. } => self.count_pdu(e.from, *length),
@@ -313,13 +336,25 @@ impl SessionBuilder {
             EventKind::StreamEnd { how } => {
                 self.ended[e.from.index()] = Some((*how, e.ts_us));
                 if matches!(self.s.ending, Ending::Open) {
+                    let inside_pdu = self.truncated[e.from.index()];
                     self.s.ending = match how {
-                        dicomtap_wire::StreamEnd::Close => Ending::Closed { by: e.from },
-                        dicomtap_wire::StreamEnd::Reset => Ending::Reset { by: e.from },
+                        dicomtap_wire::StreamEnd::Close => Ending::Closed {
+                            by: e.from,
+                            inside_pdu,
+                            answer: None,
+                        },
+                        dicomtap_wire::StreamEnd::Reset => Ending::Reset {
+                            by: e.from,
+                            inside_pdu,
+                            answer: None,
+                        },
                     };
                 }
             }
             EventKind::Finding(f) => {
+                if f.code == dicomtap_wire::FindingCode::TruncatedPdu {
+                    self.truncated[e.from.index()] = true;
+                }
                 if self.s.findings.len() < MAX_FINDINGS {
                     self.s.findings.push(SessionFinding {
                         ts_us: e.ts_us,
@@ -334,6 +369,7 @@ impl SessionBuilder {
             EventKind::DatasetPeek(_)
             | EventKind::DataFragment(_)
             | EventKind::Gap { .. }
+            | EventKind::Omitted { .. }
             | EventKind::Resync { .. } => {}
         }
     }

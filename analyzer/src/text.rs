@@ -294,10 +294,13 @@ fn describe_raw(event: &Event) -> Vec<String> {
             "unknown PDU type 0x{pdu_type:02X}, {length} bytes"
         ))),
         EventKind::Gap { missing } => lines.push(head(format!("gap: {missing} bytes missing"))),
+        EventKind::Omitted { bytes } => lines.push(head(format!(
+            "{bytes} data set bytes left out of the recording on purpose"
+        ))),
         EventKind::Resync { skipped } => lines.push(head(format!(
             "resynchronised after skipping {skipped} bytes"
         ))),
-        EventKind::StreamEnd { how } => lines.push(head(format!("stream end ({how:?})"))),
+        EventKind::StreamEnd { how } => lines.push(head(format!("stream end: {}", how.describe()))),
         EventKind::Finding(f) => lines.push(head(format!(
             "{} [{}] {}",
             f.severity,
@@ -383,6 +386,14 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// An ending that the other side answered ("..., then A-ABORT (...) from the acceptor").
+fn ending_with_answer(first: String, by: dicomtap_wire::Side, answer: &Option<String>) -> String {
+    match answer {
+        Some(a) => format!("{first}, then {a} from the {}", by.peer()),
+        None => first,
+    }
+}
+
 /// The one-line summary of an association, control characters from the wire escaped
 /// ([`escape_controls`]).
 pub fn session_line(s: &crate::session::Session) -> String {
@@ -434,8 +445,30 @@ fn session_line_raw(s: &crate::session::Session) -> String {
     let ending = match &s.ending {
         Ending::Released => "released".to_string(),
         Ending::Aborted { by, description } => format!("aborted by {by} ({description})"),
-        Ending::Closed { by } => format!("closed by {by} without release"),
-        Ending::Reset { by } => format!("reset by {by}"),
+        Ending::Closed {
+            by,
+            inside_pdu,
+            answer,
+        } => ending_with_answer(
+            format!(
+                "closed by {by}{} without release",
+                if *inside_pdu { " inside a PDU" } else { "" }
+            ),
+            *by,
+            answer,
+        ),
+        Ending::Reset {
+            by,
+            inside_pdu,
+            answer,
+        } => ending_with_answer(
+            format!(
+                "reset by {by}{}",
+                if *inside_pdu { " inside a PDU" } else { "" }
+            ),
+            *by,
+            answer,
+        ),
         Ending::Rejected => "rejected".to_string(),
         Ending::Open => "open at end of capture".to_string(),
     };

@@ -186,12 +186,18 @@ impl TryFrom<RawRoute> for Route {
 }
 
 fn check_host_port(s: &str) -> Result<(), String> {
-    if s.parse::<SocketAddr>().is_ok() {
+    if let Ok(a) = s.parse::<SocketAddr>()
+        && a.port() != 0
+    {
         return Ok(());
     }
     match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(format!("{s:?} is not host:port")),
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "\"{s}\" is not host:port (a host name or address and a port from 1 to 65535)"
+        )),
     }
 }
 
@@ -546,6 +552,19 @@ impl ProxyConfig {
         for (i, l) in self.listeners.iter().enumerate() {
             if l.upstream.is_none() && !l.transparent {
                 return Err(format!("listener[{i}] ({}) has no upstream", l.listen));
+            }
+            // The command line's --upstream and --route land here unchecked.
+            if let Some(up) = &l.upstream {
+                check_host_port(up)
+                    .map_err(|e| format!("listener[{i}] ({}): upstream {e}", l.listen))?;
+            }
+            for r in &l.routes {
+                check_host_port(&r.upstream).map_err(|e| {
+                    format!(
+                        "listener[{i}] ({}): route {}: upstream {e}",
+                        l.listen, r.called_ae
+                    )
+                })?;
             }
         }
         for (i, a) in self.listeners.iter().enumerate() {

@@ -324,6 +324,9 @@ struct Conv {
     framers: [Framer; 2],
     ended: [bool; 2],
     comment: String,
+    /// Bytes of each direction left out on purpose (`headers` mode) since the last packet
+    /// written: the next packet of that direction says so in its comment.
+    omitted: [u64; 2],
 }
 
 struct Writer {
@@ -419,6 +422,7 @@ impl Writer {
                     framers: [Framer::new(keep), Framer::new(keep)],
                     ended: [false; 2],
                     comment: format!("dicomtap assoc={assoc}"),
+                    omitted: [0; 2],
                 };
                 for leg in &conv.legs {
                     self.handshake(ts_us, leg, &conv.comment)?;
@@ -448,6 +452,7 @@ impl Writer {
                         StreamEnd::Close => FIN | ACK,
                         StreamEnd::Reset => RST | ACK,
                     };
+                    let comment = omitted_comment(&conv.comment, &mut conv.omitted[i]);
                     for leg in conv.legs.iter_mut() {
                         let seq = leg.seq[i];
                         let ack = leg.seq[1 - i];
@@ -459,7 +464,7 @@ impl Writer {
                             ack,
                             flags,
                             Bytes::new(),
-                            &conv.comment,
+                            &comment,
                         )?;
                         leg.seq[i] = seq.wrapping_add(1);
                     }
@@ -503,7 +508,9 @@ impl Writer {
         let mut pdus = Vec::new();
         if skipped > 0 {
             // Whatever was dropped is lost to the framing too: keep everything from here.
+            // Bytes left out just before the loss become part of the hole.
             conv.framers[i] = Framer::new(None);
+            conv.omitted[i] = 0;
             for leg in conv.legs.iter_mut() {
                 leg.seq[i] = leg.seq[i].wrapping_add(skipped as u32);
             }
@@ -521,17 +528,30 @@ impl Writer {
             let end = (off + span.len).min(bytes.len());
             let part = bytes.slice(off.min(end)..end);
             off += span.len;
+            if !span.keep {
+                conv.omitted[i] = conv.omitted[i].saturating_add(span.len as u64);
+            }
+            // The first packet after bytes left out says how many (on every leg).
+            let first_comment = if span.keep && !part.is_empty() && conv.omitted[i] > 0 {
+                Some(omitted_comment(&conv.comment, &mut conv.omitted[i]))
+            } else {
+                None
+            };
             for li in 0..conv.legs.len() {
                 if span.keep {
                     let mut at = 0;
                     while at < part.len() {
                         let seg = part.slice(at..(at + MAX_SEGMENT).min(part.len()));
+                        let comment = match &first_comment {
+                            Some(c) if at == 0 => c.as_str(),
+                            _ => conv.comment.as_str(),
+                        };
                         at += seg.len();
                         let leg = &conv.legs[li];
                         let (seq, ack) = (leg.seq[i], leg.seq[1 - i]);
                         let (src, dst) = (leg.addr[i], leg.addr[1 - i]);
                         let len = seg.len() as u32;
-                        self.packet(ts_us, src, dst, seq, ack, PSH | ACK, seg, &conv.comment)?;
+                        self.packet(ts_us, src, dst, seq, ack, PSH | ACK, seg, comment)?;
                         conv.legs[li].seq[i] = seq.wrapping_add(len);
                     }
                 } else {
@@ -738,7 +758,7 @@ fn open_pair(
             WriteMode::Buffered
         };
         let mut f = BlockFile::create(config.dir.join(format!("{stem}.pcapng")), mode)?;
-        write_shb_idb(f.buf());
+        write_shb_idb(f.buf(), config);
         f.flush(true)?;
         Some(f)
     };
@@ -913,8 +933,20 @@ fn pad4(out: &mut Vec<u8>) {
     }
 }
 
+/// The comment of a conversation's packet: with `omitted=N` when `N` bytes of its
+/// direction were left out on purpose just before it (`headers` mode), which the analyzer
+/// reads to tell them from capture loss. Resets the count.
+fn omitted_comment(base: &str, omitted: &mut u64) -> String {
+    let n = std::mem::take(omitted);
+    if n == 0 {
+        base.to_string()
+    } else {
+        format!("{base} omitted={n}")
+    }
+}
+
 /// Section Header Block + one Ethernet Interface Description Block (microsecond stamps).
-fn write_shb_idb(out: &mut Vec<u8>) {
+fn write_shb_idb(out: &mut Vec<u8>, config: &RecordingConfig) {
     let mut shb = Vec::new();
     shb.extend_from_slice(&0x0A0D_0D0Au32.to_le_bytes());
     shb.extend_from_slice(&0u32.to_le_bytes()); // length, patched
@@ -922,6 +954,15 @@ fn write_shb_idb(out: &mut Vec<u8>) {
     shb.extend_from_slice(&1u16.to_le_bytes());
     shb.extend_from_slice(&0u16.to_le_bytes());
     shb.extend_from_slice(&(-1i64).to_le_bytes()); // section length unknown
+    if config.payload == PayloadMode::Headers {
+        let note = format!(
+            "dicomtap recording, payload=headers: data set bytes beyond the first {} of each \
+             data set are left out on purpose; a packet comment omitted=N marks N bytes left \
+             out just before that packet",
+            config.headers_keep_bytes
+        );
+        push_option(&mut shb, 1, note.as_bytes()); // opt_comment
+    }
     push_option(&mut shb, 4, b"dicomtap (synthesized TCP)"); // shb_userappl
     shb.extend_from_slice(&[0, 0, 0, 0]);
     finish_block(&mut shb);

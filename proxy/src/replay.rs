@@ -390,6 +390,9 @@ pub struct AssociationReplay {
     pub replay: Option<Summary>,
     /// Something that went wrong while sending (timeouts, the target closing early).
     pub problems: Vec<String>,
+    /// Recorded messages not sent, each with why: the target refused their presentation
+    /// context, or accepted it with another transfer syntax than the recorded bytes use.
+    pub skipped: Vec<String>,
     pub differences: Vec<String>,
 }
 
@@ -406,6 +409,146 @@ pub fn rewrite_titles(rq: &mut [u8], calling: Option<&str>, called: Option<&str>
     {
         f.copy_from_slice(&ae_field(c));
     }
+}
+
+/// The A-ASSOCIATE-RQ `rq` with every context the original acceptor accepted proposing
+/// only the transfer syntax it chose (the one the recorded data sets are encoded in), so
+/// that a target negotiating differently cannot pick another; `None` when `rq` does not
+/// parse (it is then sent as recorded).
+pub fn propose_recorded_syntaxes(rq: &[u8], original: &Summary) -> Option<Vec<u8>> {
+    const FIXED: usize = 74;
+    if rq.len() < FIXED || rq[0] != 0x01 {
+        return None;
+    }
+    let mut out = rq[..FIXED].to_vec();
+    let mut pos = FIXED;
+    // Each item is at least 4 bytes, so this ends.
+    while pos < rq.len() {
+        let head = rq.get(pos..pos + 4)?;
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        let item = rq.get(pos..pos + 4 + len)?;
+        pos += 4 + len;
+        let chosen = (item[0] == 0x20 && len >= 4)
+            .then(|| original.contexts.get(&item[4]))
+            .flatten()
+            .and_then(|c| c.transfer_syntax.as_deref());
+        let Some(ts) = chosen else {
+            out.extend_from_slice(item);
+            continue;
+        };
+        let mut abstract_syntax = None;
+        let mut syntax = None;
+        let mut at = 8;
+        while at < item.len() {
+            let sub = item.get(at..at + 4)?;
+            let sl = usize::from(u16::from_be_bytes([sub[2], sub[3]]));
+            let whole = item.get(at..at + 4 + sl)?;
+            let value = String::from_utf8_lossy(&whole[4..]);
+            match sub[0] {
+                0x30 => abstract_syntax = Some(whole),
+                0x40 if value.trim_end_matches(['\0', ' ']) == ts => syntax = Some(whole),
+                _ => {}
+            }
+            at += 4 + sl;
+        }
+        match (abstract_syntax, syntax) {
+            (Some(a), Some(t)) => {
+                let body = 4 + a.len() + t.len();
+                out.extend_from_slice(&[0x20, 0]);
+                out.extend_from_slice(&u16::try_from(body).ok()?.to_be_bytes());
+                out.extend_from_slice(&item[4..8]);
+                out.extend_from_slice(a);
+                out.extend_from_slice(t);
+            }
+            _ => out.extend_from_slice(item),
+        }
+    }
+    let len = u32::try_from(out.len() - 6).ok()?;
+    out[2..6].copy_from_slice(&len.to_be_bytes());
+    Some(out)
+}
+
+/// The contexts of the target's A-ASSOCIATE-AC the recorded data cannot be sent on, with
+/// why: refused, or accepted with another transfer syntax than the original acceptor's.
+fn blocked_contexts(
+    original: &Summary,
+    ac: &dicomtap_wire::assoc::AssociateAccept,
+) -> HashMap<u8, String> {
+    let mut blocked = HashMap::new();
+    for r in &ac.results {
+        let Some(o) = original.contexts.get(&r.id) else {
+            continue;
+        };
+        let Some(recorded) = &o.transfer_syntax else {
+            continue;
+        };
+        let ctx = format!("context {} ({})", r.id, name(&o.abstract_syntax));
+        if !r.accepted() {
+            blocked.insert(
+                r.id,
+                format!("the target refused {ctx} ({})", r.result_name),
+            );
+        } else if r.transfer_syntax.as_deref() != Some(recorded.as_str()) {
+            blocked.insert(
+                r.id,
+                format!(
+                    "the target accepted {ctx} with {}, the recorded data is in {}",
+                    r.transfer_syntax
+                        .as_deref()
+                        .map_or_else(|| "no transfer syntax".into(), name),
+                    name(recorded)
+                ),
+            );
+        }
+    }
+    blocked
+}
+
+/// A removed message's context and command set.
+type RemovedCommand = (u8, Vec<u8>);
+
+/// A P-DATA-TF without its PDVs on `blocked` contexts: the new PDU (`None` when nothing
+/// was removed; an empty PDU of 6 bytes when everything was), and the command sets of the
+/// removed messages (their last command fragments), per context.
+fn without_contexts(
+    pdu: &[u8],
+    blocked: &HashMap<u8, String>,
+) -> (Option<Vec<u8>>, Vec<RemovedCommand>) {
+    let mut out = vec![0x04, 0, 0, 0, 0, 0];
+    let mut removed = Vec::new();
+    let mut changed = false;
+    let mut command: HashMap<u8, Vec<u8>> = HashMap::new();
+    let mut pos = 6;
+    while pos + 6 <= pdu.len() {
+        let len = u32::from_be_bytes([pdu[pos], pdu[pos + 1], pdu[pos + 2], pdu[pos + 3]]) as usize;
+        let Some(item) = pdu.get(pos..pos + 4 + len) else {
+            return (None, Vec::new());
+        };
+        pos += 4 + len;
+        if len < 2 {
+            out.extend_from_slice(item);
+            continue;
+        }
+        let (pc, ctrl) = (item[4], item[5]);
+        if !blocked.contains_key(&pc) {
+            out.extend_from_slice(item);
+            continue;
+        }
+        changed = true;
+        if ctrl & 1 == 1 {
+            let c = command.entry(pc).or_default();
+            c.extend_from_slice(&item[6..]);
+            if ctrl & 2 == 2 {
+                removed.push((pc, std::mem::take(c)));
+            }
+        }
+    }
+    if !changed {
+        return (None, removed);
+    }
+    let len = (out.len() - 6) as u32;
+    out[2..6].copy_from_slice(&len.to_be_bytes());
+    (Some(out), removed)
 }
 
 /// Why an association cannot be replayed to `to`, if it cannot.
@@ -466,6 +609,7 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
         original: rec.original.clone(),
         replay: None,
         problems: Vec::new(),
+        skipped: Vec::new(),
         differences: Vec::new(),
     };
     if out.refused.is_some() {
@@ -487,14 +631,22 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
     let orig_start = rec.pdus.first().map(|p| p.ts_us).unwrap_or(0);
     // Handles one thing the target did; false when the association is over.
     // Handles one thing the target did: `Some(why)` when the association is over.
+    // Contexts the recorded data cannot be sent on (refused, or accepted in another
+    // transfer syntax than the recording's), with why.
+    let mut blocked: HashMap<u8, String> = HashMap::new();
+    let mut skipped_requests = 0usize;
     let handle = |i: Incoming,
                   answers: &mut usize,
                   peer_requests: &mut usize,
-                  id_map: &mut HashMap<u16, u16>|
+                  id_map: &mut HashMap<u16, u16>,
+                  blocked: &mut HashMap<u8, String>|
      -> Option<String> {
         let what = i.describe();
         match i {
-            Incoming::Accept(_) => *answers += 1,
+            Incoming::Accept(ac) => {
+                *answers += 1;
+                *blocked = blocked_contexts(&rec.original, &ac);
+            }
             // Released: the requestor closes the connection now.
             Incoming::ReleaseRp => {
                 *answers += 1;
@@ -530,11 +682,18 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
                 std::thread::sleep(due - elapsed);
             }
         }
-        while answers < p.answers_before {
+        // A skipped request gets no answer: do not wait for it.
+        while answers + skipped_requests < p.answers_before {
             let deadline = Instant::now() + opts.timeout;
             match link.next(deadline, "an answer") {
                 Ok(i) => {
-                    if let Some(why) = handle(i, &mut answers, &mut peer_requests, &mut id_map) {
+                    if let Some(why) = handle(
+                        i,
+                        &mut answers,
+                        &mut peer_requests,
+                        &mut id_map,
+                        &mut blocked,
+                    ) {
                         out.problems.push(format!(
                             "the target ended the association ({why}) before PDU {n}"
                         ));
@@ -566,11 +725,46 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
         }
         let mut bytes = p.bytes.clone();
         if n == 0 && p.pdu_type == 0x01 {
+            // Propose, per context, the transfer syntax the recorded data sets are in.
+            if let Some(b) = propose_recorded_syntaxes(&bytes, &rec.original) {
+                bytes = b;
+            }
             rewrite_titles(
                 &mut bytes,
                 opts.calling_ae.as_deref(),
                 opts.called_ae.as_deref(),
             );
+        } else if p.pdu_type == 0x04 && !blocked.is_empty() {
+            let (kept, removed) = without_contexts(&bytes, &blocked);
+            for (pc, command) in removed {
+                let why = blocked.get(&pc).cloned().unwrap_or_default();
+                let what = match decode_command(&command) {
+                    Ok(c) => {
+                        if c.is_request() {
+                            skipped_requests += 1;
+                        }
+                        format!(
+                            "message {} ({}{})",
+                            dicomtap_wire::engine::message_label(c.message_id.or(c.responded_to)),
+                            c.command,
+                            c.affected_sop_instance
+                                .as_deref()
+                                .map(|i| format!(", SOP instance {i}"))
+                                .unwrap_or_default()
+                        )
+                    }
+                    Err(_) => format!("a message on context {pc}"),
+                };
+                out.skipped.push(format!("{what} not sent: {why}"));
+            }
+            match kept {
+                Some(k) if k.len() > 6 => bytes = k,
+                Some(_) => continue,
+                None => {}
+            }
+            if let Some(b) = remap_response(&bytes, &id_map) {
+                bytes = b;
+            }
         } else if let Some(b) = remap_response(&bytes, &id_map) {
             bytes = b;
         }
@@ -584,7 +778,15 @@ pub fn replay_one(rec: &Recorded, opts: &ReplayOptions) -> AssociationReplay {
         // Collect the remaining answers until the target closes (or a quiet timeout).
         let deadline = Instant::now() + opts.timeout;
         while let Ok(i) = link.next(deadline, "the end") {
-            if handle(i, &mut answers, &mut peer_requests, &mut id_map).is_some() {
+            if handle(
+                i,
+                &mut answers,
+                &mut peer_requests,
+                &mut id_map,
+                &mut blocked,
+            )
+            .is_some()
+            {
                 break;
             }
         }
@@ -700,6 +902,9 @@ pub fn to_text(r: &AssociationReplay, out: &mut String) {
     }
     for p in &r.problems {
         let _ = writeln!(out, "    problem: {p}");
+    }
+    for p in &r.skipped {
+        let _ = writeln!(out, "    skipped: {p}");
     }
     let Some(b) = &r.replay else { return };
     let a = &r.original;

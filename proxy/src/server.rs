@@ -162,7 +162,8 @@ pub enum Notice {
 pub enum ProxyError {
     #[error("configuration: {0}")]
     Config(String),
-    #[error("cannot listen on {addr}: {source}")]
+    // The cause follows as the error's source (printed once, by the chain).
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         #[source]

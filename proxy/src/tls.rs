@@ -205,7 +205,7 @@ pub enum TlsError {
     Read { path: PathBuf, error: io::Error },
     #[error("{}: {message}", path.display())]
     Pem { path: PathBuf, message: String },
-    #[error("{what}: {error}")]
+    #[error("{what}: {}", rustls_error_text(error))]
     Rustls { what: String, error: rustls::Error },
     #[error("{0}")]
     Config(String),
@@ -668,13 +668,61 @@ impl HandshakeFailure {
     }
 }
 
-fn describe(leg: Leg, e: &rustls::Error) -> (&'static str, String) {
+/// A rustls error in words. rustls shows certificate errors of its verifier as Rust debug
+/// output ("invalid peer certificate: Other(OtherError(UnsupportedCertVersion))"); those
+/// are named here, with what to do about the common ones.
+pub fn rustls_error_text(e: &rustls::Error) -> String {
     use rustls::{CertificateError as C, Error as E};
+    let E::InvalidCertificate(C::Other(other)) = e else {
+        return e.to_string();
+    };
+    // The verifier's error: its name, e.g. "UnsupportedCertVersion", or a sentence.
+    let name = other.0.to_string();
+    let name = name.trim();
+    match name {
+        "UnsupportedCertVersion" => "invalid peer certificate: it is an X.509 v1 certificate; \
+             rustls accepts only X.509 v3 certificates with a subjectAltName: reissue it as v3 \
+             (openssl x509 -req ... -extfile with subjectAltName = DNS:<host> or IP:<address>, \
+             basicConstraints = CA:FALSE and keyUsage = digitalSignature, keyEncipherment)"
+            .to_string(),
+        "UnsupportedCriticalExtension" => "invalid peer certificate: it has a critical \
+             extension rustls does not know, so it must refuse it; reissue it without that \
+             extension marked critical"
+            .to_string(),
+        "CaUsedAsEndEntity" => "invalid peer certificate: it is a CA certificate \
+             (basicConstraints CA:TRUE) used as a server or client certificate; issue an end \
+             entity certificate (CA:FALSE) signed by that CA"
+            .to_string(),
+        "EndEntityUsedAsCa" => "invalid peer certificate: its chain uses an end-entity \
+             certificate (CA:FALSE) as a CA; the issuer must be a CA certificate (CA:TRUE)"
+            .to_string(),
+        _ if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            format!("invalid peer certificate: {}", camel_to_words(name))
+        }
+        _ => format!("invalid peer certificate: {name}"),
+    }
+}
+
+/// "UnsupportedSignatureAlgorithm" -> "unsupported signature algorithm".
+fn camel_to_words(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn describe(leg: Leg, err: &rustls::Error) -> (&'static str, String) {
+    use rustls::{CertificateError as C, Error as E};
+    let e = rustls_error_text(err);
     let peer = match leg {
         Leg::Client => "client",
         Leg::Upstream => "upstream",
     };
-    match e {
+    match err {
         E::NoCertificatesPresented => (
             "no_certificate",
             format!("the {peer} presented no certificate, but one is required ({e})"),
@@ -724,7 +772,8 @@ fn describe(leg: Leg, e: &rustls::Error) -> (&'static str, String) {
             (
                 result,
                 format!(
-                    "the {peer} refused the handshake with alert {a:?} (it does not accept the proxy's certificate or parameters)"
+                    "the {peer} refused the handshake with alert {} (it does not accept the proxy's certificate or parameters)",
+                    camel_to_words(&format!("{a:?}"))
                 ),
             )
         }
@@ -736,7 +785,7 @@ fn describe(leg: Leg, e: &rustls::Error) -> (&'static str, String) {
             "protocol",
             format!("no common TLS version or cipher suite with the {peer} ({e})"),
         ),
-        _ => ("protocol", format!("{e}")),
+        _ => ("protocol", e),
     }
 }
 
@@ -1053,6 +1102,77 @@ fn string_value(tag: u8, v: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A real X.509 v1 certificate (openssl x509 -req without extensions) refused by
+    /// rustls' verifier is explained in words, with how to reissue it.
+    #[test]
+    fn a_v1_certificate_is_explained_in_words() {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls_pki_types::pem::PemObject;
+        let dir = tempfile::tempdir().unwrap();
+        let (key, csr, pem) = (
+            dir.path().join("v1.key"),
+            dir.path().join("v1.csr"),
+            dir.path().join("v1.pem"),
+        );
+        let ok = |args: &[&str]| {
+            std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+        assert!(
+            ok(&[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &p(&key),
+                "-subj",
+                "/CN=localhost",
+                "-out",
+                &p(&csr)
+            ]) && ok(&[
+                "x509",
+                "-req",
+                "-in",
+                &p(&csr),
+                "-signkey",
+                &p(&key),
+                "-days",
+                "30",
+                "-out",
+                &p(&pem)
+            ]),
+            "openssl makes a v1 certificate"
+        );
+        let cert = rustls_pki_types::CertificateDer::from_pem_file(&pem).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let err = verifier
+            .verify_server_cert(&cert, &[], &name, &[], rustls_pki_types::UnixTime::now())
+            .unwrap_err();
+        let text = rustls_error_text(&err);
+        assert!(
+            text.contains("X.509 v1") && text.contains("subjectAltName"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Other(") && !text.contains("OtherError"),
+            "{text}"
+        );
+        let (_, reason) = describe(Leg::Upstream, &err);
+        assert!(!reason.contains("Other("), "{reason}");
+    }
 
     #[test]
     fn suite_names_iana_and_rustls() {

@@ -54,6 +54,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         raw
     };
+    if bytes.is_empty() {
+        anyhow::bail!(
+            "{name}: no bytes to decode (the input is empty{})",
+            if args.hex {
+                " or holds no hexadecimal digits"
+            } else {
+                ""
+            }
+        );
+    }
     let from = match args.from {
         From::Requestor => Side::Requestor,
         From::Acceptor => Side::Acceptor,
@@ -108,7 +118,7 @@ fn parse_hex(text: &[u8]) -> anyhow::Result<Vec<u8>> {
         }
         let Some(v) = (c as char).to_digit(16) else {
             bail!(
-                "byte offset {i}: {:?} is not a hexadecimal digit",
+                "byte offset {i}: '{}' is not a hexadecimal digit",
                 c as char
             );
         };

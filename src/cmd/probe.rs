@@ -116,7 +116,10 @@ pub struct Args {
     /// Exit 1 also when a check differs from the statement.
     #[arg(long)]
     strict: bool,
-    /// Checks to run (see above); `all` for every non-disruptive one.
+    /// Checks to run: echo, contexts, store, commitment, find-move, matching, charset,
+    /// max-pdu; load, timeouts and malformed only when named; `all` for every
+    /// non-disruptive one (default: echo contexts store max-pdu). `--help` says what each
+    /// does.
     #[arg(value_name = "CHECK")]
     checks: Vec<String>,
 }

@@ -98,6 +98,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     opts.capture_destinations = recorded.iter().map(|r| r.server).collect();
     opts.capture_destinations.sort();
     opts.capture_destinations.dedup();
+    let missing: Vec<String> = args
+        .associations
+        .iter()
+        .filter(|id| !recorded.iter().any(|r| r.id == **id))
+        .map(|id| id.to_string())
+        .collect();
+    if !missing.is_empty() {
+        let known = match (recorded.first(), recorded.last()) {
+            (Some(a), Some(b)) => format!("it has associations {} to {}", a.id, b.id),
+            _ => "it has no DICOM association".to_string(),
+        };
+        anyhow::bail!(
+            "{name}: --association {}: no such association ({known}, numbered as \
+             `dicomtap analyze` shows them)",
+            missing.join(", ")
+        );
+    }
     let selected: Vec<_> = recorded
         .into_iter()
         .filter(|r| args.associations.is_empty() || args.associations.contains(&r.id))
@@ -132,7 +149,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let bad = results
         .iter()
-        .filter(|r| r.refused.is_some() || !r.problems.is_empty() || !r.differences.is_empty())
+        .filter(|r| {
+            r.refused.is_some()
+                || !r.problems.is_empty()
+                || !r.skipped.is_empty()
+                || !r.differences.is_empty()
+        })
         .count();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &results)?;
@@ -146,12 +168,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .iter()
                 .filter(|r| r.refused.is_none()
                     && r.problems.is_empty()
+                    && r.skipped.is_empty()
                     && r.differences.is_empty())
                 .count(),
             results
                 .iter()
                 .filter(|r| r.refused.is_none()
-                    && (!r.problems.is_empty() || !r.differences.is_empty()))
+                    && (!r.problems.is_empty()
+                        || !r.skipped.is_empty()
+                        || !r.differences.is_empty()))
                 .count(),
             results.iter().filter(|r| r.refused.is_some()).count(),
         )?;

@@ -63,6 +63,21 @@ pub enum StreamEnd {
     Reset,
 }
 
+impl StreamEnd {
+    /// In words, for messages: "closed (FIN)" or "reset (RST)".
+    pub fn describe(self) -> &'static str {
+        match self {
+            StreamEnd::Close => "closed (FIN)",
+            StreamEnd::Reset => "reset (RST)",
+        }
+    }
+}
+
+/// A message ID in a message: the number, or "(unknown)" when no command said it.
+pub fn message_label(id: Option<u16>) -> String {
+    id.map_or_else(|| "(unknown)".to_string(), |id| id.to_string())
+}
+
 /// Where the association is, as far as the PDUs seen tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +90,21 @@ pub enum Phase {
     Releasing,
     Released,
     Aborted,
+}
+
+impl Phase {
+    /// In words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Phase::Unknown => "not yet seen negotiating",
+            Phase::Requested => "requested (no answer yet)",
+            Phase::Established => "established",
+            Phase::Rejected => "rejected",
+            Phase::Releasing => "releasing",
+            Phase::Released => "released",
+            Phase::Aborted => "aborted",
+        }
+    }
 }
 
 /// An accepted presentation context.
@@ -171,6 +201,9 @@ pub struct Conversation {
     /// The negotiation was seen from its start (so absences mean something).
     start_seen: bool,
     negotiation_not_seen_reported: bool,
+    /// An A-ABORT PDU was seen (the phase is also `Aborted` after a TCP close while the
+    /// association was up, after which the peer's A-ABORT is an answer, not a repeat).
+    abort_seen: bool,
     proposed: SmallKeyMap<u8, ProposedContext>,
     accepted: SmallKeyMap<u8, AcceptedContext>,
     /// Max Length each side advertised it can receive (index: [`Side::index`]).
@@ -245,6 +278,7 @@ impl Conversation {
             phase: Phase::Unknown,
             start_seen: false,
             negotiation_not_seen_reported: false,
+            abort_seen: false,
             proposed: SmallKeyMap::default(),
             accepted: SmallKeyMap::default(),
             max_length: [None, None],
@@ -282,8 +316,7 @@ impl Conversation {
         if missing == 0 {
             return;
         }
-        let i = from.index();
-        let offset = self.dirs[i].offset;
+        let offset = self.dirs[from.index()].offset;
         self.emit(from, ts_us, offset, EventKind::Gap { missing });
         self.finding(
             from,
@@ -293,6 +326,69 @@ impl Conversation {
             Severity::Warning,
             format!("{missing} bytes missing from the capture"),
         );
+        self.skip_bytes(from, ts_us, missing, false);
+    }
+
+    /// Tells the engine that `n` bytes of `from`'s stream were left out of the recording
+    /// on purpose (a dicomtap recording made with `payload = headers` keeps PDU and PDV
+    /// headers, command sets and the start of each data set, and says what it left out).
+    /// Inside a data fragment they are skipped without a finding: the data set is peeked
+    /// as far as it was kept and its length still counts them. Anywhere else (the
+    /// recorder never leaves out such bytes, so the recording is not what it claims)
+    /// they are a gap.
+    pub fn omitted(&mut self, from: Side, ts_us: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let i = from.index();
+        let offset = self.dirs[i].offset;
+        let fits = match &self.dirs[i].state {
+            DirState::PData { parser, .. } => {
+                parser.in_data()
+                    && !parser.current_is_command()
+                    && n <= u64::from(parser.data_left())
+            }
+            DirState::Skip { left, .. } => n < *left,
+            _ => false,
+        };
+        if !fits {
+            self.emit(from, ts_us, offset, EventKind::Gap { missing: n });
+            self.finding(
+                from,
+                ts_us,
+                offset,
+                FindingCode::CaptureGap,
+                Severity::Warning,
+                format!(
+                    "{n} bytes left out of the recording where only data set bytes can be \
+                     left out: decoding resumes at the next PDU"
+                ),
+            );
+            self.skip_bytes(from, ts_us, n, false);
+            return;
+        }
+        self.emit(from, ts_us, offset, EventKind::Omitted { bytes: n });
+        if let DirState::PData { parser, .. } = &self.dirs[i].state
+            && let Some(pc) = parser.current_pc()
+        {
+            let unpeeked = self
+                .assemblies
+                .get(&(from, pc))
+                .and_then(|a| a.data.as_ref())
+                .is_some_and(|d| !d.peeked);
+            if unpeeked {
+                self.run_peek(from, ts_us, pc, false);
+            }
+        }
+        self.skip_bytes(from, ts_us, n, true);
+    }
+
+    /// Skips `missing` bytes of `from`'s stream: absorbed inside a data fragment (the data
+    /// set marked as missing bytes unless `on_purpose`) or an oversized PDU being skipped,
+    /// else decoding resynchronises after them.
+    fn skip_bytes(&mut self, from: Side, ts_us: u64, missing: u64, on_purpose: bool) {
+        let i = from.index();
+        let offset = self.dirs[i].offset;
         let state = std::mem::replace(&mut self.dirs[i].state, DirState::fresh());
         match state {
             DirState::Skip {
@@ -324,7 +420,7 @@ impl Conversation {
                     if command {
                         asm.command_overflow = true;
                     } else if let Some(data) = asm.data.as_mut() {
-                        data.gap = true;
+                        data.gap |= !on_purpose;
                         data.total += missing;
                     }
                     if last_of_item {
@@ -435,7 +531,7 @@ impl Conversation {
                     start,
                     FindingCode::TruncatedPdu,
                     Severity::Error,
-                    format!("stream ended ({how:?}) inside {what}"),
+                    format!("stream {} inside {what}", how.describe()),
                 );
             }
         }
@@ -448,7 +544,11 @@ impl Conversation {
                 FindingCode::ClosedWithoutRelease,
                 Severity::Warning,
                 format!(
-                    "the {from} closed the connection ({how:?}) while the association was {}",
+                    "the {from} {} the connection while the association was {}",
+                    match how {
+                        StreamEnd::Close => "closed",
+                        StreamEnd::Reset => "reset",
+                    },
                     if self.phase == Phase::Releasing {
                         "releasing"
                     } else {
@@ -698,7 +798,7 @@ impl Conversation {
                 ),
             );
         }
-        if self.phase == Phase::Aborted && self.start_seen {
+        if self.phase == Phase::Aborted && self.start_seen && self.abort_seen {
             self.finding(
                 from,
                 ts,
@@ -935,7 +1035,7 @@ impl Conversation {
             }),
             PduType::ReleaseRq => {
                 if self.phase != Phase::Established && self.start_seen {
-                    notes.push((start, Finding::new(FindingCode::UnexpectedPdu, Severity::Error, format!("A-RELEASE-RQ while the association is {:?}", self.phase))));
+                    notes.push((start, Finding::new(FindingCode::UnexpectedPdu, Severity::Error, format!("A-RELEASE-RQ while the association is {}", self.phase.describe()))));
                 }
                 self.phase = Phase::Releasing;
                 Ok(EventKind::ReleaseRq)
@@ -949,6 +1049,7 @@ impl Conversation {
             }
             PduType::Abort => assoc::decode_abort(body, base, &mut notes).map(|a| {
                 self.phase = Phase::Aborted;
+                self.abort_seen = true;
                 EventKind::Abort(a)
             }),
             PduType::PData | PduType::Unknown(_) => Err(String::new()),
@@ -1085,8 +1186,9 @@ impl Conversation {
         if command {
             if let Some(data) = asm.data.take() {
                 problem = Some(format!(
-                    "command fragment on context {pc_id} before the data set of message {:?} ended ({} bytes seen)",
-                    data.message_id, data.total
+                    "command fragment on context {pc_id} before the data set of message {} ended ({} bytes seen)",
+                    message_label(data.message_id),
+                    data.total
                 ));
             }
             if asm.command_start.is_none() {
@@ -1222,7 +1324,17 @@ impl Conversation {
             );
         }
         if data.gap {
-            self.finding(from, ts, data.start, FindingCode::IncompleteMessage, Severity::Warning, format!("data set of message {:?} on context {pc_id} has bytes missing from the capture", data.message_id));
+            self.finding(
+                from,
+                ts,
+                data.start,
+                FindingCode::IncompleteMessage,
+                Severity::Warning,
+                format!(
+                    "data set of message {} on context {pc_id} has bytes missing from the capture",
+                    message_label(data.message_id)
+                ),
+            );
         }
         self.emit(
             from,
@@ -1267,13 +1379,16 @@ impl Conversation {
                 start,
                 FindingCode::MalformedDataset,
                 Severity::Warning,
-                format!("data set of message {message_id:?} on context {pc_id}: {err}"),
+                format!(
+                    "data set of message {} on context {pc_id}: {err}",
+                    message_label(message_id)
+                ),
             );
         }
         if let Some(found) = peek.encoding_found
             && transfer_syntax.is_some()
         {
-            self.finding(from, ts, start, FindingCode::EncodingMismatch, Severity::Error, format!("data set of message {message_id:?} on context {pc_id} is encoded as {found:?}, not as its transfer syntax {} says", transfer_syntax.as_deref().unwrap_or_default()));
+            self.finding(from, ts, start, FindingCode::EncodingMismatch, Severity::Error, format!("data set of message {} on context {pc_id} is encoded as {}, not as its transfer syntax {} says", message_label(message_id), found.describe(), transfer_syntax.as_deref().unwrap_or_default()));
         }
         for bad in &peek.invalid_text {
             self.finding(
@@ -1283,8 +1398,12 @@ impl Conversation {
                 FindingCode::InvalidText,
                 Severity::Warning,
                 format!(
-                    "{} ({}) is not valid in Specific Character Set {:?}: {} at byte {}",
-                    bad.tag, bad.vr, peek.specific_character_set, bad.reason, bad.byte_offset
+                    "{} ({}) is not valid in Specific Character Set \"{}\": {} at byte {}",
+                    bad.tag,
+                    bad.vr,
+                    peek.specific_character_set.join("\\"),
+                    bad.reason,
+                    bad.byte_offset
                 ),
             );
         }
@@ -1496,8 +1615,9 @@ impl Conversation {
             asm.command.clear();
             if let Some(d) = asm.data.take() {
                 lost.push(format!(
-                    "data set of message {:?} on context {pc} ({} bytes seen)",
-                    d.message_id, d.total
+                    "data set of message {} on context {pc} ({} bytes seen)",
+                    message_label(d.message_id),
+                    d.total
                 ));
             }
         }

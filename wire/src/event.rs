@@ -90,6 +90,11 @@ pub enum EventKind {
     Gap {
         missing: u64,
     },
+    /// Bytes of this direction a recording left out on purpose (`payload = headers`):
+    /// data set bytes past what was kept. Not loss; decoding goes on after them.
+    Omitted {
+        bytes: u64,
+    },
     /// After a gap or garbage, decoding found a PDU boundary again after skipping bytes.
     Resync {
         skipped: u64,

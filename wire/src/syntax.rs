@@ -22,6 +22,20 @@ pub enum Encoding {
     Unknown,
 }
 
+impl Encoding {
+    /// The encoding in words, for messages ("explicit VR little endian").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Encoding::ImplicitVrLittleEndian => "implicit VR little endian",
+            Encoding::ExplicitVrLittleEndian => "explicit VR little endian",
+            Encoding::ExplicitVrBigEndian => "explicit VR big endian",
+            Encoding::DeflatedExplicitVrLittleEndian => "deflated explicit VR little endian",
+            Encoding::Encapsulated => "explicit VR little endian, encapsulated pixel data",
+            _ => "a private encoding",
+        }
+    }
+}
+
 /// A standard transfer syntax: its UID, its name in PS3.6 and the encoding it implies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TransferSyntax {

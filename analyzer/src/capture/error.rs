@@ -14,7 +14,7 @@ pub enum CaptureError {
         #[source]
         source: io::Error,
     },
-    #[error("{file}: not a pcap or pcapng capture (first bytes {magic:02x?})")]
+    #[error("{file}: not a pcap or pcapng capture ({})", describe_magic(magic))]
     UnknownFormat { file: String, magic: Vec<u8> },
     #[error("{file}: too short to be a capture (ends inside the file header)")]
     TooShort { file: String },
@@ -52,4 +52,20 @@ impl CaptureError {
     pub fn is_truncation(&self) -> bool {
         matches!(self, CaptureError::Truncated { .. })
     }
+}
+
+/// The first bytes of an input that is not a capture, in hex, with a hint when it is one
+/// of dicomtap's own event logs.
+fn describe_magic(magic: &[u8]) -> String {
+    let hex: Vec<String> = magic.iter().map(|b| format!("{b:02x}")).collect();
+    let mut out = format!("first bytes {}", hex.join(" "));
+    if magic.starts_with(b"{\"") {
+        out.push_str(
+            "; this looks like a JSON-lines event log: the proxy writes one beside each \
+             capture (analyze the .pcapng next to it; a recording made with --payload none \
+             has only the event log, which holds the associations, messages and findings \
+             already decoded)",
+        );
+    }
+    out
 }

@@ -37,6 +37,7 @@ impl FlowKey {
 enum Pending {
     Data(usize, u64, Vec<u8>),
     Gap(usize, u64, u64),
+    Omitted(usize, u64, u64),
     End(usize, u64, StreamEnd),
 }
 
@@ -86,6 +87,7 @@ impl Out {
             match p {
                 Pending::Data(d, ts, data) => sink.on_data(self.id, self.side(d), ts, &data),
                 Pending::Gap(d, ts, n) => sink.on_gap(self.id, self.side(d), ts, n),
+                Pending::Omitted(d, ts, n) => sink.on_omitted(self.id, self.side(d), ts, n),
                 Pending::End(d, ts, how) => sink.on_end(self.id, self.side(d), ts, how),
             }
         }
@@ -162,6 +164,16 @@ impl<S: StreamSink> Emit for Ctx<'_, S> {
         }
     }
 
+    fn omitted(&mut self, n: u64) {
+        let ts = self.out.stamp(self.ts);
+        if self.out.client.is_some() {
+            let side = self.out.side(self.dir);
+            self.sink.on_omitted(self.out.id, side, ts, n);
+        } else {
+            self.out.pending.push(Pending::Omitted(self.dir, ts, n));
+        }
+    }
+
     fn end(&mut self, how: StreamEnd) {
         let ts = self.out.stamp(self.ts);
         if self.out.client.is_some() {
@@ -211,7 +223,8 @@ impl Reassembler {
             conns: HashMap::new(),
             by_activity: BTreeSet::new(),
             timed: BTreeSet::new(),
-            next_id: 0,
+            // Numbered from 1 in capture order, as the proxy numbers its associations.
+            next_id: 1,
             now: 0,
             last_sweep: 0,
             stats: CaptureStats::default(),
@@ -246,13 +259,27 @@ impl Reassembler {
         orig_len: u32,
         sink: &mut impl StreamSink,
     ) {
+        self.frame_omitted(ts_us, link_type, data, orig_len, 0, sink);
+    }
+
+    /// [`frame`](Self::frame) of a recording's packet that says `omitted_before` bytes of
+    /// its direction were left out on purpose just before it.
+    pub fn frame_omitted(
+        &mut self,
+        ts_us: u64,
+        link_type: u32,
+        data: &[u8],
+        orig_len: u32,
+        omitted_before: u64,
+        sink: &mut impl StreamSink,
+    ) {
         self.stats.packets += 1;
         self.stats.bytes += data.len() as u64;
         if (data.len() as u64) < u64::from(orig_len) {
             self.stats.snapped_packets += 1;
         }
         match link::decode(link_type, data) {
-            Ok(seg) => self.segment(ts_us, &seg, sink),
+            Ok(seg) => self.segment_omitted(ts_us, &seg, omitted_before, sink),
             Err(Skip::NotIp | Skip::NotTcp) => self.stats.non_tcp_skipped += 1,
             Err(Skip::Fragment) => self.stats.fragments_skipped += 1,
             Err(Skip::Malformed(why)) => {
@@ -274,6 +301,16 @@ impl Reassembler {
 
     /// Feed one decoded TCP segment.
     pub fn segment(&mut self, ts_us: u64, seg: &TcpSegment<'_>, sink: &mut impl StreamSink) {
+        self.segment_omitted(ts_us, seg, 0, sink);
+    }
+
+    fn segment_omitted(
+        &mut self,
+        ts_us: u64,
+        seg: &TcpSegment<'_>,
+        omitted_before: u64,
+        sink: &mut impl StreamSink,
+    ) {
         self.stats.tcp_segments += 1;
         self.now = self.now.max(ts_us);
         if self.now.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL_US {
@@ -383,6 +420,7 @@ impl Reassembler {
                 seg.payload,
                 seg.wire_len,
                 fin,
+                omitted_before,
                 ts_us,
                 stats,
                 &mut ctx,

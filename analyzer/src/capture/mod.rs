@@ -96,6 +96,12 @@ pub trait StreamSink {
     fn on_data(&mut self, conn: ConnId, from: Side, ts_us: u64, data: &[u8]);
     /// `missing` bytes sent by `from` were not captured; the stream continues after them.
     fn on_gap(&mut self, conn: ConnId, from: Side, ts_us: u64, missing: u64);
+    /// `n` bytes sent by `from` were left out of the recording on purpose (a dicomtap
+    /// recording made with `payload = headers` says so); the stream continues after
+    /// them. Defaults to [`on_gap`](Self::on_gap) for sinks that make no difference.
+    fn on_omitted(&mut self, conn: ConnId, from: Side, ts_us: u64, n: u64) {
+        self.on_gap(conn, from, ts_us, n);
+    }
     /// `from`'s stream ended (FIN or RST). After a RST only the sender gets an `on_end`.
     fn on_end(&mut self, conn: ConnId, from: Side, ts_us: u64, how: StreamEnd);
     /// The connection is gone; no more calls for `conn`.
@@ -174,6 +180,9 @@ pub struct CaptureStats {
     /// Gaps delivered, and the bytes they stand for.
     pub gaps: u64,
     pub gap_bytes: u64,
+    /// Bytes a dicomtap recording says it left out on purpose (`payload = headers`):
+    /// not loss, and not counted in `gaps`.
+    pub omitted_bytes: u64,
     pub connections: u64,
     pub connections_expired: u64,
     pub connections_evicted: u64,
@@ -228,10 +237,14 @@ impl<R: Read> CaptureReader<R> {
     pub fn process(&mut self, sink: &mut impl StreamSink) -> Result<CaptureStats, CaptureError> {
         let result = loop {
             match self.packets.next_packet() {
-                Ok(Some(p)) => {
-                    self.reassembler
-                        .frame(p.ts_us, p.link_type, p.data, p.orig_len, sink)
-                }
+                Ok(Some(p)) => self.reassembler.frame_omitted(
+                    p.ts_us,
+                    p.link_type,
+                    p.data,
+                    p.orig_len,
+                    p.omitted_before,
+                    sink,
+                ),
                 Ok(None) => break Ok(()),
                 Err(e) => {
                     if e.is_truncation() {

@@ -41,6 +41,10 @@ pub struct Packet<'a> {
     pub interface: u32,
     /// Length of the packet on the wire; larger than `data.len()` when snapped.
     pub orig_len: u32,
+    /// Bytes of this packet's direction a dicomtap recording left out on purpose just
+    /// before this packet (`payload = headers`: the packet's comment says `omitted=N`);
+    /// 0 for anything else.
+    pub omitted_before: u64,
     pub data: &'a [u8],
 }
 
@@ -235,6 +239,7 @@ impl<R: Read> PacketReader<R> {
                     link_type: *link_type,
                     interface: 0,
                     orig_len: raw.orig_len,
+                    omitted_before: 0,
                     data,
                 }))
             }
@@ -269,6 +274,7 @@ impl<R: Read> PacketReader<R> {
                     offset: block_offset,
                     reason: reason.to_string(),
                 };
+                let mut omitted_before = 0;
                 let (iface, ts_raw, orig_len, data) = match raw.type_ {
                     PCAPNG_SHB => {
                         *big_endian = body.get(0..4) == Some(&[0x1A, 0x2B, 0x3C, 0x4D][..]);
@@ -296,6 +302,8 @@ impl<R: Read> PacketReader<R> {
                             self.done = true;
                             bad("enhanced packet block captured length exceeds the block")
                         })?;
+                        let options = body.get(20 + cap.next_multiple_of(4)..).unwrap_or(&[]);
+                        omitted_before = recorder_omitted(options, be);
                         (iface, Some(ts), orig, data)
                     }
                     PCAPNG_PB => {
@@ -350,11 +358,41 @@ impl<R: Read> PacketReader<R> {
                     link_type: info.link_type,
                     interface: iface,
                     orig_len,
+                    omitted_before,
                     data: scratch,
                 }));
             },
         }
     }
+}
+
+/// Prefix of the packet comments a dicomtap recording writes.
+const RECORDER_COMMENT: &[u8] = b"dicomtap assoc=";
+
+/// The `omitted=N` of a dicomtap recorder's packet comment among pcapng `options`: bytes
+/// left out of the recording on purpose just before the packet. 0 when there is none.
+fn recorder_omitted(mut options: &[u8], be: bool) -> u64 {
+    // Every option is at least 4 bytes, so this ends.
+    while options.len() >= 4 {
+        let code = u16_at(options, 0, be);
+        let len = usize::from(u16_at(options, 2, be));
+        if code == 0 {
+            break;
+        }
+        let Some(value) = options.get(4..4 + len) else {
+            break;
+        };
+        if code == 1 && value.starts_with(RECORDER_COMMENT) {
+            let text = String::from_utf8_lossy(value);
+            return text
+                .split(' ')
+                .find_map(|w| w.strip_prefix("omitted="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        }
+        options = options.get(4 + len.next_multiple_of(4)..).unwrap_or(&[]);
+    }
+    0
 }
 
 fn read_head<R: Read>(input: &mut R, buf: &mut [u8], name: &str) -> Result<(), CaptureError> {
@@ -493,7 +531,31 @@ pub(crate) fn pcapng_ts_us(raw: u64, tsresol: u8, offset_s: i64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::pcapng_ts_us;
+    use super::{pcapng_ts_us, recorder_omitted};
+
+    fn option(code: u16, value: &[u8]) -> Vec<u8> {
+        let mut o = code.to_le_bytes().to_vec();
+        o.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        o.extend_from_slice(value);
+        while o.len() % 4 != 0 {
+            o.push(0);
+        }
+        o
+    }
+
+    #[test]
+    fn omitted_bytes_are_read_from_the_recorders_comment_only() {
+        let mut opts = option(2, b"flags");
+        opts.extend(option(1, b"dicomtap assoc=3 omitted=12345"));
+        opts.extend([0, 0, 0, 0]);
+        assert_eq!(recorder_omitted(&opts, false), 12345);
+        assert_eq!(recorder_omitted(&option(1, b"dicomtap assoc=3"), false), 0);
+        // Someone else's comment says nothing about the recording.
+        assert_eq!(recorder_omitted(&option(1, b"note omitted=5"), false), 0);
+        // Truncated or garbled options end the scan without a panic.
+        assert_eq!(recorder_omitted(&[1, 0, 200, 0, b'd'], false), 0);
+        assert_eq!(recorder_omitted(&[], false), 0);
+    }
 
     #[test]
     fn tsresol_units() {

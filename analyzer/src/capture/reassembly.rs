@@ -24,6 +24,8 @@ const MAX_AHEAD: i64 = 1 << 30;
 pub(crate) trait Emit {
     fn data(&mut self, data: &[u8]);
     fn gap(&mut self, missing: u64);
+    /// `n` bytes the recording left out on purpose (not capture loss).
+    fn omitted(&mut self, n: u64);
     fn end(&mut self, how: StreamEnd);
 }
 
@@ -32,19 +34,21 @@ enum Seg {
     Data(Vec<u8>),
     /// Bytes known to exist but not captured (snap length).
     Lost(u64),
+    /// Bytes a recording says it left out on purpose.
+    Omitted(u64),
 }
 
 impl Seg {
     fn len(&self) -> u64 {
         match self {
             Seg::Data(d) => d.len() as u64,
-            Seg::Lost(n) => *n,
+            Seg::Lost(n) | Seg::Omitted(n) => *n,
         }
     }
     fn cost(&self) -> usize {
         match self {
             Seg::Data(d) => d.len() + SEG_OVERHEAD,
-            Seg::Lost(_) => SEG_OVERHEAD,
+            Seg::Lost(_) | Seg::Omitted(_) => SEG_OVERHEAD,
         }
     }
 }
@@ -53,13 +57,14 @@ impl Seg {
 enum Piece<'a> {
     Data(&'a [u8]),
     Lost(u64),
+    Omitted(u64),
 }
 
 impl<'a> Piece<'a> {
     fn len(&self) -> u64 {
         match self {
             Piece::Data(d) => d.len() as u64,
-            Piece::Lost(n) => *n,
+            Piece::Lost(n) | Piece::Omitted(n) => *n,
         }
     }
     /// The sub-range `[from, to)` (relative offsets).
@@ -67,6 +72,7 @@ impl<'a> Piece<'a> {
         match self {
             Piece::Data(d) => Piece::Data(&d[from as usize..to as usize]),
             Piece::Lost(_) => Piece::Lost(to - from),
+            Piece::Omitted(_) => Piece::Omitted(to - from),
         }
     }
 }
@@ -156,7 +162,9 @@ impl Half {
     }
 
     /// A segment's payload (`payload` captured of `wire_len` on the wire) at `data_seq`
-    /// (the SYN already accounted for), with or without FIN.
+    /// (the SYN already accounted for), with or without FIN; `omitted_before` bytes just
+    /// before it were left out of the recording on purpose (a dicomtap recording's
+    /// `headers` mode says so in the packet's comment).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn segment(
         &mut self,
@@ -164,6 +172,7 @@ impl Half {
         payload: &[u8],
         wire_len: u32,
         fin: bool,
+        omitted_before: u64,
         now: u64,
         stats: &mut CaptureStats,
         out: &mut impl Emit,
@@ -180,6 +189,11 @@ impl Half {
         let start = self.off(data_seq);
         let wire = i64::from(wire_len);
         let next = self.next_off as i64;
+        // Bounded like any segment: never further back than the stream's start.
+        let omitted = omitted_before.min(MAX_AHEAD as u64) as i64;
+        if omitted > 0 && start - omitted - next <= MAX_AHEAD {
+            self.accept(start - omitted, Piece::Omitted(omitted as u64), stats, out);
+        }
         if wire > 0 {
             if start + wire <= next {
                 stats.retransmissions += 1;
@@ -374,6 +388,10 @@ impl Half {
                 stats.gap_bytes += n;
                 out.gap(n);
             }
+            Piece::Omitted(n) => {
+                stats.omitted_bytes += n;
+                out.omitted(n);
+            }
         }
         self.advance(piece.len());
     }
@@ -421,6 +439,7 @@ impl Half {
         let seg = match piece {
             Piece::Data(d) => Seg::Data(d.to_vec()),
             Piece::Lost(n) => Seg::Lost(n),
+            Piece::Omitted(n) => Seg::Omitted(n),
         };
         self.ooo_cost += seg.cost();
         self.ooo.insert(at, seg);
@@ -442,6 +461,7 @@ impl Half {
             match &seg {
                 Seg::Data(d) => self.emit(Piece::Data(&d[skip as usize..]), stats, out),
                 Seg::Lost(n) => self.emit(Piece::Lost(n - skip), stats, out),
+                Seg::Omitted(n) => self.emit(Piece::Omitted(n - skip), stats, out),
             }
         }
     }

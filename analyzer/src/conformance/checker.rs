@@ -750,7 +750,10 @@ impl<'a> Ctx<'a> {
             }
             EventKind::DataFragment(f) => self.on_fragment(c, e, f),
             EventKind::DatasetEnd(_) => self.touch(c, e),
-            EventKind::Finding(_) | EventKind::Gap { .. } | EventKind::Resync { .. } => {}
+            EventKind::Finding(_)
+            | EventKind::Gap { .. }
+            | EventKind::Omitted { .. }
+            | EventKind::Resync { .. } => {}
         }
     }
 
@@ -814,8 +817,14 @@ impl<'a> Ctx<'a> {
                 && server.port() != port
             {
                 let claim = format!("port = {port}");
-                let observed =
-                    format!("AE title {} called on port {}", rq.called_ae, server.port());
+                let observed = format!(
+                    "AE title {} called on port {}; if that is where this installation \
+                     listens, set port = {} for AE {} in its statement",
+                    rq.called_ae,
+                    server.port(),
+                    server.port(),
+                    ae.title
+                );
                 self.report(
                     c,
                     Side::Acceptor,
@@ -1034,7 +1043,7 @@ impl<'a> Ctx<'a> {
                     (Some(cl), None) if cl != ExtendedNegotiation::default() => pending.push((
                         RuleId::ExtendedNegotiationDiffers,
                         (*sop).to_string(),
-                        format!("extended_negotiation for {} = {cl:?}", label(s, sop)),
+                        format!("extended_negotiation for {} = {cl}", label(s, sop)),
                         format!("no extended negotiation proposed for {}", label(s, sop)),
                     )),
                     (Some(cl), Some(x)) => {
@@ -1043,7 +1052,7 @@ impl<'a> Ctx<'a> {
                             pending.push((
                                 RuleId::ExtendedNegotiationDiffers,
                                 (*sop).to_string(),
-                                format!("extended_negotiation for {} = {cl:?}", label(s, sop)),
+                                format!("extended_negotiation for {} = {cl}", label(s, sop)),
                                 format!("proposed {} for {}", d.join(", "), label(s, sop)),
                             ));
                         }
@@ -1536,7 +1545,7 @@ impl<'a> Ctx<'a> {
                 (Some(cl), None) if cl != ExtendedNegotiation::default() => pending.push((
                     RuleId::ExtendedNegotiationDiffers,
                     sop.to_string(),
-                    format!("extended_negotiation for {} = {cl:?}", label(s, sop)),
+                    format!("extended_negotiation for {} = {cl}", label(s, sop)),
                     format!(
                         "did not answer the extended negotiation proposed for {}",
                         label(s, sop)
@@ -1548,7 +1557,7 @@ impl<'a> Ctx<'a> {
                         pending.push((
                             RuleId::ExtendedNegotiationDiffers,
                             sop.to_string(),
-                            format!("extended_negotiation for {} = {cl:?}", label(s, sop)),
+                            format!("extended_negotiation for {} = {cl}", label(s, sop)),
                             format!("answered {} for {}", d.join(", "), label(s, sop)),
                         ));
                     }

@@ -229,8 +229,14 @@ fn ending_word(e: &Ending) -> String {
     match e {
         Ending::Released => "released".into(),
         Ending::Aborted { by, .. } => format!("aborted by {by}"),
-        Ending::Closed { by } => format!("closed by {by}"),
-        Ending::Reset { by } => format!("reset by {by}"),
+        Ending::Closed { by, answer, .. } => match answer {
+            Some(a) => format!("closed by {by}, then {a} from the {}", by.peer()),
+            None => format!("closed by {by}"),
+        },
+        Ending::Reset { by, answer, .. } => match answer {
+            Some(a) => format!("reset by {by}, then {a} from the {}", by.peer()),
+            None => format!("reset by {by}"),
+        },
         Ending::Rejected => "rejected".into(),
         Ending::Open => "open".into(),
     }

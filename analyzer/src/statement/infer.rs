@@ -6,9 +6,13 @@
 //! proposed (as requestor) or accepted (as acceptor), the Max Length it advertised and the
 //! largest PDU it sent, its implementation class UID and version name, the character sets
 //! and private creators of the data sets it sent, the statuses it returned, the async
-//! window, role selection and extended negotiation it used, and the simultaneous
-//! associations seen. What traffic cannot show (timeouts, allow-lists, TLS, a preference
-//! order) is left out; the evidence goes under `[x.inferred]`.
+//! window, role selection (as requestor) and extended negotiation it used. What the AE
+//! only relayed is not its own: the data sets of the C-STORE sub-operations it sends for
+//! a C-GET or C-MOVE do not make their character sets and private creators its claims,
+//! and the role selection items it answers as acceptor are the requestor's proposals.
+//! What traffic cannot show (timeouts, allow-lists, TLS, a preference order, limits such
+//! as the most simultaneous associations or contexts) is not claimed; what was observed
+//! of it goes under `[x.inferred]`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -44,6 +48,12 @@ struct Conn {
     rq: Option<AssociateRequest>,
     /// pc id -> (abstract syntax, accepted transfer syntax)
     contexts: HashMap<u8, (String, Option<String>)>,
+    /// The peer asked for a C-GET on this association: the C-STORE sub-operations the AE
+    /// then sends carry instances it keeps, not ones it made.
+    peer_get: bool,
+    /// Message IDs of the AE's C-STORE requests that are sub-operations of a C-GET or
+    /// C-MOVE (relayed instances).
+    relayed: BTreeSet<u16>,
 }
 
 /// Collects what one AE title did.
@@ -75,6 +85,11 @@ pub struct Inference {
     rejected_calling: BTreeSet<String>,
     first_ts_us: Option<u64>,
     last_ts_us: u64,
+    /// Role selection items the AE answered as acceptor (the requestor proposed them).
+    role_selections_answered: u64,
+    /// Data sets of C-GET / C-MOVE sub-operations the AE sent: relayed, so their
+    /// character sets and private creators are not the AE's.
+    relayed_data_sets: u64,
 }
 
 fn trim_title(s: &str) -> &str {
@@ -110,6 +125,8 @@ impl Inference {
             rejected_calling: BTreeSet::new(),
             first_ts_us: None,
             last_ts_us: 0,
+            role_selections_answered: 0,
+            relayed_data_sets: 0,
         }
     }
 
@@ -274,6 +291,9 @@ impl Inference {
                 .role_selections
                 .iter()
                 .find(|x| x.sop_class == pc.abstract_syntax);
+            if rs.is_some() {
+                self.role_selections_answered += 1;
+            }
             let roles = match rs {
                 Some(x) => roles_of(Side::Acceptor, x.scu, x.scp),
                 None => vec![Role::Scp],
@@ -291,9 +311,8 @@ impl Inference {
                 {
                     o.ts.push(t.clone());
                 }
-                if let Some(x) = rs {
-                    o.role_selection = Some((x.scu, x.scp));
-                }
+                // An acceptor's role selection item answers the requestor's proposal:
+                // the roles it took are its capabilities, the item is not its claim.
                 if ext.is_some() {
                     o.ext_neg = ext;
                 }
@@ -396,12 +415,14 @@ impl Inference {
                 .iter()
                 .max_by_key(|(_, n)| **n)
                 .map(|(l, _)| *l),
-            max_pdu_send: (self.largest_pdu > 0).then_some(self.largest_pdu),
-            max_presentation_contexts: (self.max_contexts > 0)
-                .then_some(self.max_contexts.min(128) as u32),
+            // Limits are not claimed from what some associations happened to show:
+            // the largest PDU sent, the most contexts and the most simultaneous
+            // associations seen go under [x.inferred] as observations.
+            max_pdu_send: None,
+            max_presentation_contexts: None,
             max_associations: MaxAssociations {
-                initiator: (self.max_open[0] > 0).then_some(self.max_open[0] as u32),
-                acceptor: (self.max_open[1] > 0).then_some(self.max_open[1] as u32),
+                initiator: None,
+                acceptor: None,
             },
             async_window: self
                 .async_window
@@ -477,6 +498,41 @@ impl Inference {
             .map(|u| uid::keyword(u).map_or_else(|| u.clone(), str::to_owned))
             .collect();
         let _ = writeln!(o, "refused_abstract_syntaxes = [{}]", list(&refused));
+        // Observed, not limits: the traffic shows what happened, not what the AE allows.
+        if self.largest_pdu > 0 {
+            let _ = writeln!(o, "largest_pdu_sent = {}", self.largest_pdu);
+        }
+        if self.max_contexts > 0 {
+            let _ = writeln!(o, "most_presentation_contexts_seen = {}", self.max_contexts);
+        }
+        for (k, n) in [
+            (
+                "most_simultaneous_associations_as_requestor",
+                self.max_open[0],
+            ),
+            (
+                "most_simultaneous_associations_as_acceptor",
+                self.max_open[1],
+            ),
+        ] {
+            if n > 0 {
+                let _ = writeln!(o, "{k} = {n}");
+            }
+        }
+        if self.role_selections_answered > 0 {
+            let _ = writeln!(
+                o,
+                "role_selections_answered = {}",
+                self.role_selections_answered
+            );
+        }
+        if self.relayed_data_sets > 0 {
+            let _ = writeln!(
+                o,
+                "relayed_data_sets_not_counted = {}",
+                self.relayed_data_sets
+            );
+        }
         if self.max_length.len() > 1 {
             let v: Vec<String> = self
                 .max_length
@@ -644,6 +700,18 @@ impl AnalysisSink for Inference {
                     if cmd.command.command_field == 0x0FFF {
                         return; // C-CANCEL
                     }
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        if !ours && cmd.command.command_field == 0x0010 {
+                            c.peer_get = true;
+                        }
+                        if ours
+                            && cmd.command.command_field == 0x0001
+                            && (c.peer_get || cmd.command.move_originator_ae.is_some())
+                            && let Some(m) = cmd.command.message_id
+                        {
+                            c.relayed.insert(m);
+                        }
+                    }
                     // The sender of a request is the SCU of the context's SOP class,
                     // except for N-EVENT-REPORT, which the SCP sends.
                     let event_report = cmd.command.command_field == 0x0100;
@@ -688,7 +756,13 @@ impl AnalysisSink for Inference {
                         }
                     }
                 }
-                if ours {
+                let relayed = ours
+                    && p.message_id.is_some_and(|m| {
+                        self.conns.get(&id).is_some_and(|c| c.relayed.contains(&m))
+                    });
+                if relayed {
+                    self.relayed_data_sets += 1;
+                } else if ours {
                     for cs in &p.peek.specific_character_set {
                         let cs = cs.trim();
                         if !cs.is_empty() {

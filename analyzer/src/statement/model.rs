@@ -615,6 +615,71 @@ impl Ae {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// In words, for findings and diffs (never Rust debug output).
+
+impl std::fmt::Display for RoleSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        write!(f, "SCU role {}, SCP role {}", yn(self.scu), yn(self.scp))
+    }
+}
+
+impl std::fmt::Display for AsyncWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |v: u16| {
+            if v == 0 {
+                "unlimited".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        write!(
+            f,
+            "invoked {}, performed {}",
+            n(self.invoked),
+            n(self.performed)
+        )
+    }
+}
+
+impl std::fmt::Display for ExtendedNegotiation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        let mut field = |group: &str, name: &str, v: Option<String>| {
+            if let Some(v) = v {
+                parts.push(format!("{group} {name} = {v}"));
+            }
+        };
+        let num = |v: Option<u8>| v.map(|v| v.to_string());
+        let flag = |v: Option<bool>| v.map(|v| v.to_string());
+        if let Some(s) = &self.storage {
+            field("storage", "level_of_support", num(s.level_of_support));
+            field("storage", "digital_signature", num(s.digital_signature));
+            field("storage", "element_coercion", num(s.element_coercion));
+        }
+        if let Some(q) = &self.find {
+            field("find", "relational", flag(q.relational));
+            field("find", "combined_date_time", flag(q.combined_date_time));
+            field("find", "fuzzy_person_name", flag(q.fuzzy_person_name));
+            field("find", "timezone_adjust", flag(q.timezone_adjust));
+        }
+        if let Some(r) = &self.retrieve {
+            field("retrieve", "relational", flag(r.relational));
+        }
+        if parts.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+/// An optional claim in words: its value, or "none".
+pub fn or_none<T: std::fmt::Display>(v: Option<&T>) -> String {
+    v.map_or_else(|| "none".to_string(), |v| v.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,7 +122,12 @@ fn handshake(
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
                 let _ = conn.write_tls(tcp);
-                return Err(e.to_string());
+                return Err(
+                    match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                        Some(r) => crate::tls::rustls_error_text(r),
+                        None => e.to_string(),
+                    },
+                );
             }
         }
     }

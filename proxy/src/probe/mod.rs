@@ -233,7 +233,8 @@ impl ProbeConfig {
 /// Errors that stop the probe before any check runs.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("cannot listen on {addr}: {source}")]
+    // The cause follows as the error's source (printed once, by the chain).
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
         #[source]
