@@ -143,7 +143,18 @@ pub fn run(ctx: &Ctx, scp: SocketAddr) -> anyhow::Result<Value> {
         "open-files limit {limit} is too low for {n} associations through the proxy: run `ulimit -n 65536` first (scripts/bench.sh does)"
     );
     let max = (n + 64).to_string();
-    let proxy = store::start_dicomtap(ctx, scp, Some("full"), &["--max-associations", &max])?;
+    // All of them come from 127.0.0.1: no per-source limit here.
+    let proxy = store::start_dicomtap(
+        ctx,
+        scp,
+        Some("full"),
+        &[
+            "--max-associations",
+            &max,
+            "--max-associations-per-source",
+            "0",
+        ],
+    )?;
     let pid = proxy.proc.as_ref().map(|p| p.pid()).unwrap_or(0);
 
     let rt = tokio::runtime::Builder::new_multi_thread()

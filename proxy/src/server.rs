@@ -1791,10 +1791,15 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                 }
                 _ => "cut at drain",
             };
+            // At the drain's end the time is already spent: a short grace for the A-ABORT.
+            let grace = match stop {
+                Stop::Cut => Duration::from_millis(250),
+                _ => Duration::from_secs(2),
+            };
             for (side, writer) in [(Side::Requestor, &mut uw), (Side::Acceptor, &mut cw)] {
                 // `side`'s bytes go through `writer`; abort the receiver if between PDUs.
                 if !ended[side.index()] && framers[side.index()].at_boundary() {
-                    let ok = tokio::time::timeout(Duration::from_secs(2), writer.write_all(&abort))
+                    let ok = tokio::time::timeout(grace, writer.write_all(&abort))
                         .await
                         .is_ok_and(|r| r.is_ok());
                     if ok {
@@ -1807,7 +1812,8 @@ async fn forward(assoc: &Association, client: Conn, upstream: Conn, pre: Vec<u8>
                             .await;
                     }
                 }
-                let _ = writer.shutdown().await;
+                // A peer that reads nothing must not hold the close (nor the drain) up.
+                let _ = tokio::time::timeout(grace, writer.shutdown()).await;
             }
             for side in [Side::Requestor, Side::Acceptor] {
                 if !ended[side.index()] {
