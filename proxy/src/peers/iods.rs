@@ -586,6 +586,32 @@ pub fn generate(sop_class: &str, m: &TestMarks, ts: &str) -> Result<EncodedObjec
     })
 }
 
+/// `obj` (Implicit or Explicit VR Little Endian) re-encoded with the test marks of `m`:
+/// Patient's Name and ID, Study Description, Patient Comments and the private block
+/// (the Study Instance UID is kept).
+pub fn mark(obj: &EncodedObject, m: &TestMarks) -> Result<EncodedObject, PeerError> {
+    let ts = transfer_syntax(&obj.transfer_syntax).ok_or_else(|| {
+        PeerError::Encode(format!("unsupported transfer syntax {}", obj.transfer_syntax))
+    })?;
+    let o = InMemDicomObject::read_dataset_with_ts(obj.dataset.as_slice(), ts)
+        .map_err(|e| PeerError::Encode(e.to_string()))?;
+    let mut b = B(o);
+    b.s(tags::PATIENT_NAME, VR::PN, &m.patient_name)
+        .s(tags::PATIENT_ID, VR::LO, &m.patient_id)
+        .s(tags::STUDY_DESCRIPTION, VR::LO, &m.study_description)
+        .s(tags::PATIENT_COMMENTS, VR::LT, &m.patient_comments)
+        .s(tags::INSTITUTION_NAME, VR::LO, "dicomtap probe test data")
+        .s(Tag(0x0009, 0x0010), VR::LO, PRIVATE_CREATOR)
+        .s(Tag(0x0009, 0x1000), VR::LO, "test data, safe to delete");
+    let mut dataset = Vec::new();
+    b.0.write_dataset_with_ts(&mut dataset, ts)
+        .map_err(|e| PeerError::Encode(e.to_string()))?;
+    Ok(EncodedObject {
+        dataset,
+        ..obj.clone()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

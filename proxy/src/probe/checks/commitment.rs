@@ -6,14 +6,31 @@ use super::*;
 
 impl State<'_> {
     pub(super) fn commitment(&mut self) -> CheckResult {
+        if let Some(r) = self.not_offered(
+            Check::Commitment,
+            &[STORAGE_COMMITMENT],
+            "Storage Commitment Push Model",
+        ) {
+            return r;
+        }
         let stored = self.ensure_stored();
         if stored.is_empty() {
+            let why = self
+                .store_result
+                .as_ref()
+                .map(|r| format!(" (store: {})", r.summary))
+                .unwrap_or_default();
             return CheckResult::new(
                 Check::Commitment,
                 Verdict::Skipped,
-                "nothing was stored successfully to commit",
+                format!("nothing was stored successfully to commit{why}"),
             );
         }
+        self.cfg.progress(&format!(
+            "commitment: asking to commit {} instances; waiting up to {:.0} s for the report",
+            stored.len(),
+            self.cfg.commit_wait.as_secs_f64()
+        ));
         let rq = self
             .builder()
             .context(Proposal::new(STORAGE_COMMITMENT, &[IMPLICIT_LE]));

@@ -57,6 +57,10 @@ impl State<'_> {
         let cap = self.cfg.timeouts_max;
         // One measurement at a time: a device serving one connection at a time would
         // otherwise hold the second one back while the first waits.
+        let secs = cap.as_secs_f64();
+        self.cfg.progress(&format!(
+            "timeouts 1/4: ARTIM, connected without A-ASSOCIATE-RQ, waiting up to {secs:.0} s for the device to close"
+        ));
         let artim: Measured = (|| {
             let mut link = self.connect().map_err(|e| e.to_string())?;
             let t = Instant::now();
@@ -69,6 +73,9 @@ impl State<'_> {
                 Err(e) => Ok(Some((t.elapsed().as_secs_f64(), e.to_string()))),
             }
         })();
+        self.cfg.progress(&format!(
+            "timeouts 2/4: idle association, waiting up to {secs:.0} s for the device to release or abort"
+        ));
         let idle: Measured = (|| {
             let rq = self
                 .builder()
@@ -76,7 +83,13 @@ impl State<'_> {
             let mut link = self.open(&rq).map_err(|e| e.to_string())?;
             wait_for_give_up(&mut link, Instant::now(), cap)
         })();
+        self.cfg.progress(&format!(
+            "timeouts 3/4: half a C-STORE-RQ sent, waiting up to {secs:.0} s for the device to give up"
+        ));
         let partial = self.slow_request(cap);
+        self.cfg.progress(&format!(
+            "timeouts 4/4: C-MOVE sub-operation held back, waiting up to {secs:.0} s for the device to give up"
+        ));
         let sub_op = self.slow_store_response(cap);
 
         let claims = self.cfg.ae().map(|a| a.timeouts_s).unwrap_or_default();
@@ -242,6 +255,11 @@ impl State<'_> {
     fn slow_store_response(&mut self, cap: Duration) -> Outcome {
         if self.listener.is_none() {
             return Outcome::NotApplicable("needs --listen (the probe's move destination)".into());
+        }
+        if !self.cfg.allow_writes {
+            return Outcome::NotApplicable(
+                "needs --allow-writes (moves a study the probe stores)".into(),
+            );
         }
         let stored = self.ensure_stored();
         let Some(study) = stored.first().map(|s| s.study_uid.clone()) else {
