@@ -184,11 +184,14 @@ fn addr(s: &str, what: &str) -> anyhow::Result<SocketAddr> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.checks.iter().any(|c| c == "matrix") {
-        if args.checks.len() > 1 {
-            bail!("`matrix` runs on its own, not with other checks");
+    if args.checks.first().is_some_and(|c| c == "matrix") {
+        if args.checks.len() > 2 {
+            bail!("`matrix` takes one directory (or statement file) and runs on its own");
         }
-        return run_matrix(&args);
+        return run_matrix(&args, args.checks.get(1).map(PathBuf::from));
+    }
+    if args.checks.iter().any(|c| c == "matrix") {
+        bail!("`matrix` runs on its own, not with other checks");
     }
     let (Some(target), Some(called_ae)) = (args.target.clone(), args.called_ae.clone()) else {
         bail!("--target and --called-ae are required (except for `probe matrix`)");
@@ -292,7 +295,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if cfg.allow_writes && !plan.writes.is_empty() {
         eprintln!(
-            "will write test data to {} ({}):",
+            "may write test data to {} ({}):",
             cfg.called_ae, cfg.target
         );
         for l in &plan.writes {
@@ -474,11 +477,17 @@ fn listen_tls(args: &Args, cfg: &mut ProbeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_matrix(args: &Args) -> anyhow::Result<ExitCode> {
+fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use dicomtap_proxy::probe::matrix;
-    let Some(path) = &args.devices else {
-        bail!("`probe matrix` needs --devices (a statement file or a directory of them)");
+    let path = match (dir, &args.devices) {
+        (Some(_), Some(_)) => bail!("`probe matrix DIR` and --devices: give one of them"),
+        (Some(d), None) => d,
+        (None, Some(d)) => d.clone(),
+        (None, None) => bail!(
+            "`probe matrix` needs the site's statements: `probe matrix DIR` (a directory of statements, as `statement import --out-dir` writes, or one file)"
+        ),
     };
+    let path = &path;
     let statements = if path.is_dir() {
         dicomtap_analyzer::statement::load_dir(path)
     } else {
@@ -488,13 +497,47 @@ fn run_matrix(args: &Args) -> anyhow::Result<ExitCode> {
     let plan = matrix::plan(&statements, &args.sources);
     if plan.sources.is_empty() || plan.destinations.is_empty() {
         bail!(
-            "{}: {} source AE titles and {} destinations (acceptor AEs with hosts and port) found; need at least one of each",
+            "{}: {} source AE titles and {} destinations (acceptor AEs with hosts and port) found; need at least one of each{}",
             path.display(),
             plan.sources.len(),
-            plan.destinations.len()
+            plan.destinations.len(),
+            if plan.destinations.is_empty() && !plan.skipped.is_empty() {
+                format!(
+                    " ({} acceptor AEs have no hosts/port: statements drafted from vendors' documents do not know the site's addresses; add `hosts` and `port` to each [[ae]])",
+                    plan.skipped.len()
+                )
+            } else {
+                String::new()
+            }
         );
     }
-    let m = matrix::run(plan, secs("timeout", args.timeout)?);
+    let tls = match &args.tls_ca {
+        Some(ca) => {
+            use dicomtap_proxy::tls;
+            if args.tls_cert.is_some() != args.tls_key.is_some() {
+                bail!("--tls-cert and --tls-key go together");
+            }
+            Some(
+                tls::build_client_config(&tls::ClientTlsConfig {
+                    ca: ca.clone(),
+                    cert: args.tls_cert.clone(),
+                    key: args.tls_key.clone(),
+                    server_name: None,
+                    versions: tls::default_versions(),
+                    cipher_suites: tls::default_cipher_suites(),
+                })
+                .map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?,
+            )
+        }
+        None => None,
+    };
+    let m = matrix::run(plan, secs("timeout", args.timeout)?, tls);
+    if let Some(p) = &args.html {
+        let mut f =
+            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+        f.write_all(m.to_html().as_bytes())
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &m)?;
@@ -518,6 +561,9 @@ fn run_matrix(args: &Args) -> anyhow::Result<ExitCode> {
         }
         for s in &m.skipped {
             writeln!(out, "skipped {s}")?;
+        }
+        for p in m.problems() {
+            writeln!(out, "{p}")?;
         }
         let fails = m
             .cells

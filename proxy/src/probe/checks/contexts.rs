@@ -17,6 +17,12 @@ impl State<'_> {
             }
         }
         let mut storage: Vec<&str> = COMMON_STORAGE.to_vec();
+        // Every IOD the store check can generate is swept too.
+        for iod in crate::peers::iods::IODS {
+            if !storage.contains(&iod.sop_class) {
+                storage.push(iod.sop_class);
+            }
+        }
         for s in &self.cfg.sop_classes {
             storage.push(s.as_str());
         }
@@ -169,6 +175,7 @@ impl State<'_> {
             }
             table.rows.push(row);
         }
+        let mut nowhere = Vec::new();
         if !with_statement {
             brief.headers = vec![
                 "SOP class".into(),
@@ -176,15 +183,11 @@ impl State<'_> {
                 "not accepted".into(),
             ];
             for (class, (yes, no)) in per_class {
-                brief.rows.push(vec![
-                    class,
-                    if yes.is_empty() {
-                        "none".into()
-                    } else {
-                        yes.join(", ")
-                    },
-                    no.len().to_string(),
-                ]);
+                if yes.is_empty() {
+                    nowhere.push(class);
+                    continue;
+                }
+                brief.rows.push(vec![class, yes.join(", "), no.len().to_string()]);
             }
         }
         self.sweep = Some(sweep);
@@ -203,6 +206,13 @@ impl State<'_> {
             ),
         );
         r.details.extend(errors);
+        if !nowhere.is_empty() {
+            r.details.push(format!(
+                "{} SOP classes accepted in no transfer syntax: {}",
+                nowhere.len(),
+                nowhere.join(", ")
+            ));
+        }
         if broken > 0 {
             r.details.push(format!(
                 "{broken} contexts could not be tried (association failed)"

@@ -178,7 +178,7 @@ pub(crate) fn planned_writes(cfg: &ProbeConfig, checks: &[Check], t: &str) -> Ve
     for c in checks {
         let line = match c {
             Check::Store => Some(format!(
-                "store: 1 patient {t}^STORE (ID {t}S), 1 study, one instance per storage SOP class                  the device accepts among the {} the probe generates, in each uncompressed transfer                  syntax it accepts (at most {} instances)",
+                "store: 1 patient {t}^STORE (ID {t}S), 1 study, one instance per storage SOP class the device accepts among the {} the probe generates, in each uncompressed transfer syntax it accepts (at most {} instances)",
                 crate::peers::iods::IODS.len(),
                 crate::peers::iods::IODS.len() * 2
             )),
@@ -303,6 +303,12 @@ impl<'a> State<'a> {
         }
     }
 
+    /// The statement's AE when it lists capabilities (an AE without any says nothing about
+    /// services, so nothing is judged against it).
+    fn claims(&self) -> Option<&Ae> {
+        self.cfg.ae().filter(|a| !a.capability.is_empty())
+    }
+
     /// The test-data marks of a generated study.
     fn marks(&self, name: &str, id: &str, study_uid: &str) -> crate::peers::iods::TestMarks {
         crate::peers::iods::TestMarks {
@@ -320,7 +326,7 @@ impl<'a> State<'a> {
     /// with a statement, when it claims none of them; without one, when the contexts
     /// sweep ran and the device accepted none of them.
     fn not_offered(&self, check: Check, uids: &[&str], what: &str) -> Option<CheckResult> {
-        if let Some(ae) = self.cfg.ae() {
+        if let Some(ae) = self.claims() {
             if uids.iter().any(|u| has_scp_claim(ae, u)) {
                 return None;
             }

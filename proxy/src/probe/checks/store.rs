@@ -68,7 +68,7 @@ impl State<'_> {
         } else {
             EXPLICIT_LE
         };
-        let ae = self.cfg.ae();
+        let ae = self.claims();
         if let Some(ae) = ae
             && !ae
                 .capability
@@ -168,7 +168,7 @@ impl State<'_> {
             let result = match st {
                 None => {
                     refused += 1;
-                    if self.cfg.ae().is_some() {
+                    if self.claims().is_some() {
                         refused_claimed.push(format!("{} in {}", iod.name, label(&o.transfer_syntax)));
                     }
                     "presentation context not accepted".to_string()
@@ -243,6 +243,15 @@ impl State<'_> {
         r.details.push(format!(
             "study {study_uid}, patient {patient_name} (ID {patient_id})"
         ));
+        r.brief = Some(Table {
+            headers: table.headers.clone(),
+            rows: table
+                .rows
+                .iter()
+                .filter(|row| !row.get(2).is_some_and(|c| c.starts_with("0000")))
+                .cloned()
+                .collect(),
+        });
         r.table = Some(table);
         r
     }
