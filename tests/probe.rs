@@ -883,16 +883,18 @@ acceptor = true
         ),
     )
     .unwrap();
+    let html = scene.path().join("matrix.html");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
     cmd.args([
         "probe",
-        "matrix",
         "--json",
         "--timeout",
         "3",
         "--source",
         "DICOMTAP",
-        "--devices",
+        "--html",
+        html.to_str().unwrap(),
+        "matrix",
     ])
     .arg(&devices);
     let out = run("probe-matrix", cmd, scene.path(), Duration::from_secs(60));
@@ -914,6 +916,27 @@ acceptor = true
         "differs-from-statement"
     );
     assert_eq!(cell("MODALITY", "GONE")["verdict"], "fail");
+    assert_eq!(cell("MODALITY", "GONE")["outcome"], "connection refused");
+    // The page has the matrix and every failure with its reason.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<th>GONE"), "{page}");
+    assert!(
+        page.contains("MODALITY -&gt; GONE") && page.contains("connection refused"),
+        "{page}"
+    );
+    // The text table: short cells, the reasons numbered below it.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args(["probe", "--timeout", "3", "matrix"]).arg(&devices);
+    let out = run("probe-matrix-text", cmd, scene.path(), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.stdout.contains("FAIL 2"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("2 MODALITY -> GONE") && l.ends_with("connection refused")),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -203,6 +203,9 @@ pub(crate) fn planned_writes(cfg: &ProbeConfig, checks: &[Check], t: &str) -> Ve
             Check::Load if cfg.allow_writes => Some(format!(
                 "load: 1 patient {t}^LOAD (ID {t}L), 1 study, up to one Secondary Capture instance per association"
             )),
+            Check::Timeouts if cfg.allow_writes && cfg.listen.is_some() => Some(format!(
+                "timeouts: 1 patient {t}^SLOWMOVE (ID {t}V), 1 study, 1 Secondary Capture instance (moved to the probe's listener)"
+            )),
             Check::Malformed if cfg.allow_writes => Some(format!(
                 "malformed: 1 patient {t}^MALFORMED (ID {t}M), 4 deliberately broken Secondary Capture data sets (a device may keep some)"
             )),

@@ -323,11 +323,16 @@ impl State<'_> {
                 "C-MOVE not tried: give --listen (and register --move-ae at the device)".into(),
             );
         }
-        // C-GET
-        let storage = vec![(
-            first.object.sop_class_uid.clone(),
-            first.object.transfer_syntax.clone(),
-        )];
+        // C-GET: the storage SCP role for every (SOP class, syntax) stored in the study.
+        let mut storage: Vec<(String, String)> = Vec::new();
+        for s in stored.iter().filter(|s| s.study_uid == first.study_uid) {
+            for ts in [EXPLICIT_LE, IMPLICIT_LE] {
+                let pair = (s.object.sop_class_uid.clone(), ts.to_string());
+                if !storage.contains(&pair) {
+                    storage.push(pair);
+                }
+            }
+        }
         match self.get_study(&first.study_uid, &storage) {
             Ok((status, stores)) => {
                 let got: Vec<String> = stores

@@ -261,10 +261,30 @@ impl State<'_> {
                 "needs --allow-writes (moves a study the probe stores)".into(),
             );
         }
-        let stored = self.ensure_stored();
-        let Some(study) = stored.first().map(|s| s.study_uid.clone()) else {
-            return Outcome::NotApplicable("nothing stored to move".into());
-        };
+        // A study of one instance of its own: one sub-operation to hold back.
+        let (name, id) = (format!("{}^SLOWMOVE", self.token), format!("{}V", self.token));
+        let study = crate::peers::study::new_uid();
+        let obj = dataset::generate(&ObjectSpec {
+            patient_name: name.clone(),
+            patient_id: id.clone(),
+            study_uid: study.clone(),
+            study_date: today(),
+            transfer_syntax: self.cfg.store_transfer_syntax.clone(),
+        });
+        match self.store_objects(std::slice::from_ref(&obj)) {
+            Ok(st) if st.first().copied().flatten().is_some_and(|s| {
+                StatusClass::of(s) != StatusClass::Failure
+            }) =>
+            {
+                self.note_written(Check::Timeouts, &study, &id, &name);
+            }
+            Ok(_) => {
+                return Outcome::NotApplicable(
+                    "the Secondary Capture object to move was not stored".into(),
+                );
+            }
+            Err(e) => return Outcome::NotApplicable(format!("storing the object to move: {e}")),
+        }
         let mut link = match self.open_qr(&[STUDY_ROOT_MOVE], &[]) {
             Ok(l) => l,
             Err(e) => return Outcome::NotApplicable(format!("no C-MOVE: {e}")),
