@@ -926,8 +926,14 @@ acceptor = true
     );
     // The text table: short cells, the reasons numbered below it.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
-    cmd.args(["probe", "--timeout", "3", "matrix"]).arg(&devices);
-    let out = run("probe-matrix-text", cmd, scene.path(), Duration::from_secs(60));
+    cmd.args(["probe", "--timeout", "3", "matrix"])
+        .arg(&devices);
+    let out = run(
+        "probe-matrix-text",
+        cmd,
+        scene.path(),
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", out.text());
     assert!(out.stdout.contains("FAIL 2"), "{}", out.stdout);
     assert!(
@@ -1410,7 +1416,11 @@ fn probe_stores_what_a_ct_mr_only_device_accepts_marked_as_test_data() {
     assert_eq!(stored.len(), 4, "{rows:?}");
     assert_eq!(rows.len(), 4, "{rows:?}");
     for iod in ["CT", "MR"] {
-        assert_eq!(stored.iter().filter(|(i, _)| i == iod).count(), 2, "{rows:?}");
+        assert_eq!(
+            stored.iter().filter(|(i, _)| i == iod).count(),
+            2,
+            "{rows:?}"
+        );
     }
     // Services the contexts sweep saw rejected are skipped, with why.
     for c in ["commitment", "find-move", "matching"] {
@@ -1473,7 +1483,14 @@ fn probe_without_allow_writes_writes_nothing() {
     // A writing check named without --allow-writes: refused before anything is sent,
     // with what it would have stored.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
-    cmd.args(["probe", "--target", &target, "--called-ae", "STORESCP", "store"]);
+    cmd.args([
+        "probe",
+        "--target",
+        &target,
+        "--called-ae",
+        "STORESCP",
+        "store",
+    ]);
     let out = run("probe-refused", cmd, scene.path(), Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(2), "{}", out.text());
     assert!(out.stderr.contains("--allow-writes"), "{}", out.text());
@@ -1492,11 +1509,13 @@ fn probe_without_allow_writes_writes_nothing() {
             .collect();
         assert!(
             ran.iter()
-                .all(|c| !["store", "commitment", "find-move", "matching", "charset"]
-                    .contains(c)),
+                .all(|c| !["store", "commitment", "find-move", "matching", "charset"].contains(c)),
             "{ran:?}"
         );
-        assert!(ran.contains(&"contexts") && ran.contains(&"max-pdu"), "{ran:?}");
+        assert!(
+            ran.contains(&"contexts") && ran.contains(&"max-pdu"),
+            "{ran:?}"
+        );
         assert!(report["written"].as_array().unwrap().is_empty());
     }
     assert_eq!(std::fs::read_dir(&received).unwrap().count(), 0);
@@ -1553,7 +1572,10 @@ fn probe_commitment_runs_on_a_ct_only_device() {
             "{uid}: {details}"
         );
     }
-    assert!(summary(&report, "commitment").contains("2 of 2"), "{report:#}");
+    assert!(
+        summary(&report, "commitment").contains("2 of 2"),
+        "{report:#}"
+    );
 }
 
 #[test]
@@ -1573,13 +1595,94 @@ fn probe_all_against_storescp_with_its_bundled_statement() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("statements/dcmtk-storescp.toml"),
     )
     .unwrap();
-    let (code, report) =
-        scene.probe_ae("probe-bundled", ("STORESCP", port), Some(&statement), &["all"]);
+    let (code, report) = scene.probe_ae(
+        "probe-bundled",
+        ("STORESCP", port),
+        Some(&statement),
+        &["all"],
+    );
     // Q/R and Storage Commitment are not claimed: skipped, not failed.
     for c in ["commitment", "find-move", "matching"] {
         assert_eq!(verdict(&report, c), "skipped", "{c}: {report:#}");
-        assert!(summary(&report, c).contains("statement claims no"), "{report:#}");
+        assert!(
+            summary(&report, c).contains("statement claims no"),
+            "{report:#}"
+        );
     }
     assert_eq!(verdict(&report, "store"), "pass", "{report:#}");
     assert_eq!(code, 0, "{report:#}");
+}
+
+/// Orthanc against its bundled statement (thousands of claimed contexts): the text, HTML
+/// and JUnit reports lead with what differs and stay small; JSON keeps every row.
+#[test]
+fn probe_contexts_against_orthanc_reads_in_a_screen() {
+    if !require(
+        "probe_contexts_against_orthanc_reads_in_a_screen",
+        &["Orthanc"],
+    ) {
+        return;
+    }
+    let scene = Scene::new("orthanc-contexts");
+    let (port, move_port) = (free_port(), free_port());
+    let _orthanc = orthanc(scene.path(), port, move_port, serde_json::json!({}));
+    let statement = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("statements/orthanc-1.10.toml"),
+    )
+    .unwrap();
+    let (html, junit) = (scene.path().join("c.html"), scene.path().join("c.xml"));
+    let statement_path = scene.statement(&statement);
+    let target = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args([
+        "probe",
+        "--target",
+        &target,
+        "--called-ae",
+        "ORTHANC",
+        "--statement",
+    ])
+    .arg(&statement_path)
+    .arg("--html")
+    .arg(&html)
+    .arg("--junit")
+    .arg(&junit)
+    .arg("contexts");
+    let out = run(
+        "probe-contexts-text",
+        cmd,
+        scene.path(),
+        Duration::from_secs(240),
+    );
+    let text = out.stdout.clone();
+    let (html, junit) = (
+        std::fs::read_to_string(&html).unwrap(),
+        std::fs::read_to_string(&junit).unwrap(),
+    );
+    eprintln!(
+        "contexts against Orthanc: text {} lines, HTML {} bytes, JUnit {} bytes",
+        text.lines().count(),
+        html.len(),
+        junit.len()
+    );
+    assert!(text.lines().count() < 80, "{text}");
+    assert!(html.len() < 64 << 10, "HTML {} bytes", html.len());
+    assert!(junit.len() < 64 << 10, "JUnit {} bytes", junit.len());
+    assert!(text.contains("accepted as claimed"), "{text}");
+    assert_eq!(junit.matches("<testcase").count(), 1, "{junit}");
+    // JSON: every row; the brief rows are exactly those marked as differing.
+    let (_, report) = scene.probe_ae(
+        "probe-contexts-json",
+        ("ORTHANC", port),
+        Some(&statement),
+        &["contexts"],
+    );
+    let all = table_rows(&report, "contexts");
+    assert!(all.len() > 1000, "{} rows", all.len());
+    let differing = all.iter().filter(|r| r[3].contains("<-")).count();
+    let brief = result(&report, "contexts")["brief"]["rows"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(brief, differing, "{report:#}");
 }

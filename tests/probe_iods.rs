@@ -26,7 +26,9 @@ fn generated_instances_pass_dciodvfy() {
     let mut failures = Vec::new();
     for iod in iods::IODS {
         let obj = iods::generate(iod.sop_class, &marks, "1.2.840.10008.1.2.1").unwrap();
-        let path = dir.path().join(format!("{}.dcm", iod.name.replace(' ', "_")));
+        let path = dir
+            .path()
+            .join(format!("{}.dcm", iod.name.replace(' ', "_")));
         std::fs::write(&path, obj.to_part10(Some("DICOMTAP")).unwrap()).unwrap();
         let out = run(
             &format!("dciodvfy-{}", iod.name.replace(' ', "_")),
@@ -40,5 +42,9 @@ fn generated_instances_pass_dciodvfy() {
             failures.push(format!("{}:\n  {}", iod.name, errors.join("\n  ")));
         }
     }
-    assert!(failures.is_empty(), "dciodvfy errors:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "dciodvfy errors:\n{}",
+        failures.join("\n")
+    );
 }

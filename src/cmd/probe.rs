@@ -285,7 +285,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !refused.is_empty() {
         let mut msg = format!(
             "{} would write to the device:\n",
-            refused.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            refused
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         for l in &plan.writes {
             msg.push_str(&format!("  {l}\n"));
@@ -294,10 +298,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!(msg);
     }
     if cfg.allow_writes && !plan.writes.is_empty() {
-        eprintln!(
-            "may write test data to {} ({}):",
-            cfg.called_ae, cfg.target
-        );
+        eprintln!("may write test data to {} ({}):", cfg.called_ae, cfg.target);
         for l in &plan.writes {
             eprintln!("  {l}");
         }
@@ -395,8 +396,7 @@ impl ProgressLine {
 
 impl Drop for ProgressLine {
     fn drop(&mut self) {
-        self.done
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

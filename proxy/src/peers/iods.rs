@@ -317,15 +317,19 @@ fn dx(b: &mut B, laterality: &str) {
 /// X-Ray Acquisition, XA/XRF Image (single frame).
 fn xray_angio(b: &mut B) {
     image(b, 16, "MONOCHROME2");
-    b.m(tags::IMAGE_TYPE, VR::CS, &["ORIGINAL", "PRIMARY", "SINGLE PLANE"])
-        .s(tags::PIXEL_INTENSITY_RELATIONSHIP, VR::CS, "LIN")
-        .s(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00")
-        .e(tags::KVP, VR::DS)
-        .e(tags::X_RAY_TUBE_CURRENT, VR::IS)
-        .e(tags::EXPOSURE_TIME, VR::IS)
-        .e(tags::EXPOSURE, VR::IS)
-        .s(tags::RADIATION_SETTING, VR::CS, "GR")
-        .e(tags::POSITIONER_MOTION, VR::CS);
+    b.m(
+        tags::IMAGE_TYPE,
+        VR::CS,
+        &["ORIGINAL", "PRIMARY", "SINGLE PLANE"],
+    )
+    .s(tags::PIXEL_INTENSITY_RELATIONSHIP, VR::CS, "LIN")
+    .s(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00")
+    .e(tags::KVP, VR::DS)
+    .e(tags::X_RAY_TUBE_CURRENT, VR::IS)
+    .e(tags::EXPOSURE_TIME, VR::IS)
+    .e(tags::EXPOSURE, VR::IS)
+    .s(tags::RADIATION_SETTING, VR::CS, "GR")
+    .e(tags::POSITIONER_MOTION, VR::CS);
 }
 
 /// A one-page PDF, enough to be a PDF.
@@ -395,8 +399,12 @@ pub fn build(sop_class: &str, m: &TestMarks) -> Result<InMemDicomObject, PeerErr
         }
         "US" => {
             image(&mut b, 8, "MONOCHROME2");
-            b.m(tags::IMAGE_TYPE, VR::CS, &["ORIGINAL", "PRIMARY", "", "0001"])
-                .s(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00");
+            b.m(
+                tags::IMAGE_TYPE,
+                VR::CS,
+                &["ORIGINAL", "PRIMARY", "", "0001"],
+            )
+            .s(tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00");
         }
         "NM" => {
             image(&mut b, 16, "MONOCHROME2");
@@ -484,7 +492,10 @@ pub fn build(sop_class: &str, m: &TestMarks) -> Result<InMemDicomObject, PeerErr
                 .s(tags::DOSE_SUMMATION_TYPE, VR::CS, "PLAN")
                 .s(tags::DOSE_GRID_SCALING, VR::DS, "0.001")
                 .s(tags::NUMBER_OF_FRAMES, VR::IS, "2")
-                .at(tags::FRAME_INCREMENT_POINTER, &[tags::GRID_FRAME_OFFSET_VECTOR])
+                .at(
+                    tags::FRAME_INCREMENT_POINTER,
+                    &[tags::GRID_FRAME_OFFSET_VECTOR],
+                )
                 .m(tags::GRID_FRAME_OFFSET_VECTOR, VR::DS, &["0", "1"])
                 .e(tags::PATIENT_ORIENTATION, VR::CS);
             // The dose references the plan it was computed for.
@@ -525,17 +536,20 @@ pub fn build(sop_class: &str, m: &TestMarks) -> Result<InMemDicomObject, PeerErr
                     VR::UT,
                     "Test data written by dicomtap probe; safe to delete.",
                 );
-            b.seq(tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, Vec::new())
-                .s(tags::COMPLETION_FLAG, VR::CS, "COMPLETE")
-                .s(tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED")
-                .seq(tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, Vec::new())
-                .s(tags::VALUE_TYPE, VR::CS, "CONTAINER")
-                .seq(
-                    tags::CONCEPT_NAME_CODE_SEQUENCE,
-                    vec![code("18748-4", "LN", "Diagnostic Imaging Report")],
-                )
-                .s(tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE")
-                .seq(tags::CONTENT_SEQUENCE, vec![text.done()]);
+            b.seq(
+                tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
+                Vec::new(),
+            )
+            .s(tags::COMPLETION_FLAG, VR::CS, "COMPLETE")
+            .s(tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED")
+            .seq(tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, Vec::new())
+            .s(tags::VALUE_TYPE, VR::CS, "CONTAINER")
+            .seq(
+                tags::CONCEPT_NAME_CODE_SEQUENCE,
+                vec![code("18748-4", "LN", "Diagnostic Imaging Report")],
+            )
+            .s(tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE")
+            .seq(tags::CONTENT_SEQUENCE, vec![text.done()]);
         }
         "Encapsulated PDF" => {
             let mut pdf = TINY_PDF.to_vec();
@@ -591,7 +605,10 @@ pub fn generate(sop_class: &str, m: &TestMarks, ts: &str) -> Result<EncodedObjec
 /// (the Study Instance UID is kept).
 pub fn mark(obj: &EncodedObject, m: &TestMarks) -> Result<EncodedObject, PeerError> {
     let ts = transfer_syntax(&obj.transfer_syntax).ok_or_else(|| {
-        PeerError::Encode(format!("unsupported transfer syntax {}", obj.transfer_syntax))
+        PeerError::Encode(format!(
+            "unsupported transfer syntax {}",
+            obj.transfer_syntax
+        ))
     })?;
     let o = InMemDicomObject::read_dataset_with_ts(obj.dataset.as_slice(), ts)
         .map_err(|e| PeerError::Encode(e.to_string()))?;

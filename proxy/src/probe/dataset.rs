@@ -399,7 +399,11 @@ pub fn generate_with(spec: &ObjectSpec, adjust: impl FnOnce(&mut Dataset)) -> En
             "LO",
             crate::probe::checks::TEST_STUDY_DESCRIPTION.as_bytes(),
         )
-        .put_str(0x0009_0010, "LO", crate::peers::iods::PRIVATE_CREATOR.as_bytes())
+        .put_str(
+            0x0009_0010,
+            "LO",
+            crate::peers::iods::PRIVATE_CREATOR.as_bytes(),
+        )
         .put_str(0x0009_1000, "LO", b"test data, safe to delete")
         .put_str(
             0x0010_4000,

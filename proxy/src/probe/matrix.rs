@@ -190,15 +190,13 @@ fn echo(
     let mut cmd = Command::new(field::C_ECHO_RQ);
     cmd.message_id = Some(1);
     cmd.affected_sop_class = Some(VERIFICATION.to_string());
-    let ex = link
-        .request(pc, &cmd, None, timeout)
-        .map_err(|e| match e {
-            LinkError::Timeout(..) => format!(
-                "no answer to the C-ECHO within {:.0} s",
-                timeout.as_secs_f64()
-            ),
-            other => other.to_string(),
-        })?;
+    let ex = link.request(pc, &cmd, None, timeout).map_err(|e| match e {
+        LinkError::Timeout(..) => format!(
+            "no answer to the C-ECHO within {:.0} s",
+            timeout.as_secs_f64()
+        ),
+        other => other.to_string(),
+    })?;
     let _ = link.release(timeout);
     match ex.status() {
         Some(0) => Ok(()),

@@ -86,7 +86,12 @@ pub fn to_text(r: &ProbeReport, detail: bool) -> String {
             && !t.rows.is_empty()
         {
             table_text(t, &mut out);
-            if !detail && c.brief.is_some() && c.table.as_ref().is_some_and(|f| f.rows.len() > t.rows.len()) {
+            if !detail
+                && c.brief.is_some()
+                && c.table
+                    .as_ref()
+                    .is_some_and(|f| f.rows.len() > t.rows.len())
+            {
                 let _ = writeln!(
                     out,
                     "    ({} rows in all: --detail or --json for every one)",

@@ -84,7 +84,7 @@ impl State<'_> {
             return r;
         }
         if let Err(r) = self.find_offered(Check::Charset) {
-            return r;
+            return *r;
         }
         let objs: Vec<EncodedObject> = list.iter().map(|f| f.obj.clone()).collect();
         let statuses = match self.store_objects(&objs) {

@@ -125,6 +125,7 @@ impl State<'_> {
         let mut sweep = BTreeMap::new();
         // Without a statement: per SOP class, the accepted and the rejected syntaxes.
         let mut per_class: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        let mut rejected_list = Vec::new();
         for (((s, t), claimed), res) in list.iter().zip(&results) {
             let ok = res.starts_with("accepted");
             sweep.insert((s.clone(), t.clone()), ok);
@@ -150,6 +151,9 @@ impl State<'_> {
             };
             if !ok && !*claimed {
                 rejected_other += 1;
+                if with_statement && !res.starts_with("association failed") {
+                    rejected_list.push(format!("{} in {} ({res})", label(s), label(t)));
+                }
             }
             if failed {
                 broken += 1;
@@ -187,7 +191,9 @@ impl State<'_> {
                     nowhere.push(class);
                     continue;
                 }
-                brief.rows.push(vec![class, yes.join(", "), no.len().to_string()]);
+                brief
+                    .rows
+                    .push(vec![class, yes.join(", "), no.len().to_string()]);
             }
         }
         self.sweep = Some(sweep);
@@ -223,6 +229,12 @@ impl State<'_> {
                 "{missing} claimed contexts not accepted, {undocumented} accepted but not claimed; \
                  {as_claimed} accepted as claimed, {rejected_other} rejected and not claimed"
             ));
+            if !rejected_list.is_empty() && rejected_list.len() <= 24 {
+                r.details.push(format!(
+                    "rejected, not claimed: {}",
+                    rejected_list.join("; ")
+                ));
+            }
             if missing > 0 || undocumented > 0 {
                 r.verdict = Verdict::DiffersFromStatement;
             }

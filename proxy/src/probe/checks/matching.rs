@@ -132,7 +132,7 @@ impl State<'_> {
             return r;
         }
         if let Err(r) = self.find_offered(Check::Matching) {
-            return r;
+            return *r;
         }
         let t = self.token.clone();
         let yamada = format!("{t}YAMADA^TAROU=山田^太郎=やまだ^たろう");

@@ -182,11 +182,13 @@ pub(crate) fn planned_writes(cfg: &ProbeConfig, checks: &[Check], t: &str) -> Ve
                 crate::peers::iods::IODS.len(),
                 crate::peers::iods::IODS.len() * 2
             )),
-            Check::Commitment | Check::FindMove if !checks.contains(&Check::Store) => Some(format!(
-                "{}: runs store first: 1 patient {t}^STORE (ID {t}S), 1 study, at most {} instances",
-                c.name(),
-                crate::peers::iods::IODS.len() * 2
-            )),
+            Check::Commitment | Check::FindMove if !checks.contains(&Check::Store) => {
+                Some(format!(
+                    "{}: runs store first: 1 patient {t}^STORE (ID {t}S), 1 study, at most {} instances",
+                    c.name(),
+                    crate::peers::iods::IODS.len() * 2
+                ))
+            }
             Check::Matching => Some(format!(
                 "matching: 4 patients ({t}ALPHA^JOHN, {t}ALPHABET^MARY, {t}BETA^ALPHA, {t}YAMADA^TAROU; IDs {t}A to {t}D), 4 studies, 4 Secondary Capture instances"
             )),

@@ -173,7 +173,7 @@ impl State<'_> {
     /// Whether the device accepts a Q/R FIND context at all (one association). `Err` is
     /// the result of `check` when it does not: skipped, or failed when the statement
     /// claims Q/R FIND.
-    pub(super) fn find_offered(&self, check: Check) -> Result<(), CheckResult> {
+    pub(super) fn find_offered(&self, check: Check) -> Result<(), Box<CheckResult>> {
         let link = self.open_qr(&[STUDY_ROOT_FIND, PATIENT_ROOT_FIND], &[]);
         match link {
             Ok(l) => {
@@ -186,7 +186,7 @@ impl State<'_> {
                 let claimed = self.cfg.ae().is_some_and(|a| {
                     has_scp_claim(a, STUDY_ROOT_FIND) || has_scp_claim(a, PATIENT_ROOT_FIND)
                 });
-                Err(if claimed {
+                Err(Box::new(if claimed {
                     CheckResult::new(
                         check,
                         Verdict::Fail,
@@ -198,13 +198,13 @@ impl State<'_> {
                         Verdict::Skipped,
                         "the device accepts no Q/R FIND context (Study or Patient Root)",
                     )
-                })
+                }))
             }
-            Err(e) => Err(CheckResult::new(
+            Err(e) => Err(Box::new(CheckResult::new(
                 check,
                 Verdict::Fail,
                 format!("association for Q/R FIND: {e}{}", self.hint(&e.to_string())),
-            )),
+            ))),
         }
     }
 
@@ -224,7 +224,7 @@ impl State<'_> {
             return r;
         }
         if let Err(r) = self.find_offered(Check::FindMove) {
-            return r;
+            return *r;
         }
         let stored = self.ensure_stored();
         let Some(first) = stored.first().cloned() else {

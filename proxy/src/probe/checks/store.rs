@@ -61,7 +61,7 @@ impl State<'_> {
     /// Implicit and Explicit VR Little Endian (`--transfer-syntax` first), narrowed to what
     /// the statement claims or, without one, to what the contexts sweep saw accepted.
     /// `Err` = a skipped result saying why there is nothing to store.
-    fn store_candidates(&self) -> Result<Vec<(&'static Iod, String)>, CheckResult> {
+    fn store_candidates(&self) -> Result<Vec<(&'static Iod, String)>, Box<CheckResult>> {
         let first = self.cfg.store_transfer_syntax.clone();
         let second = if first == EXPLICIT_LE {
             IMPLICIT_LE
@@ -75,11 +75,11 @@ impl State<'_> {
                 .iter()
                 .any(|c| c.role == Role::Scp && is_storage(&c.sop_class.uid))
         {
-            return Err(CheckResult::new(
+            return Err(Box::new(CheckResult::new(
                 Check::Store,
                 Verdict::Skipped,
                 "the statement claims no storage SCP",
-            ));
+            )));
         }
         let mut out = Vec::new();
         for iod in IODS {
@@ -112,7 +112,11 @@ impl State<'_> {
                     IODS.len()
                 )
             };
-            return Err(CheckResult::new(Check::Store, Verdict::Skipped, why));
+            return Err(Box::new(CheckResult::new(
+                Check::Store,
+                Verdict::Skipped,
+                why,
+            )));
         }
         Ok(out)
     }
@@ -122,7 +126,7 @@ impl State<'_> {
     fn store_generated(&mut self) -> CheckResult {
         let candidates = match self.store_candidates() {
             Ok(c) => c,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let patient_name = format!("{}^STORE", self.token);
         let patient_id = format!("{}S", self.token);
@@ -148,7 +152,11 @@ impl State<'_> {
         let statuses = match self.store_objects(&objects) {
             Ok(s) => s,
             Err(e) => {
-                return CheckResult::new(Check::Store, Verdict::Fail, format!("C-STORE failed: {e}"));
+                return CheckResult::new(
+                    Check::Store,
+                    Verdict::Fail,
+                    format!("C-STORE failed: {e}"),
+                );
             }
         };
         let mut table = Table {
@@ -169,7 +177,11 @@ impl State<'_> {
                 None => {
                     refused += 1;
                     if self.claims().is_some() {
-                        refused_claimed.push(format!("{} in {}", iod.name, label(&o.transfer_syntax)));
+                        refused_claimed.push(format!(
+                            "{} in {}",
+                            iod.name,
+                            label(&o.transfer_syntax)
+                        ));
                     }
                     "presentation context not accepted".to_string()
                 }

@@ -262,7 +262,10 @@ impl State<'_> {
             );
         }
         // A study of one instance of its own: one sub-operation to hold back.
-        let (name, id) = (format!("{}^SLOWMOVE", self.token), format!("{}V", self.token));
+        let (name, id) = (
+            format!("{}^SLOWMOVE", self.token),
+            format!("{}V", self.token),
+        );
         let study = crate::peers::study::new_uid();
         let obj = dataset::generate(&ObjectSpec {
             patient_name: name.clone(),
@@ -272,9 +275,12 @@ impl State<'_> {
             transfer_syntax: self.cfg.store_transfer_syntax.clone(),
         });
         match self.store_objects(std::slice::from_ref(&obj)) {
-            Ok(st) if st.first().copied().flatten().is_some_and(|s| {
-                StatusClass::of(s) != StatusClass::Failure
-            }) =>
+            Ok(st)
+                if st
+                    .first()
+                    .copied()
+                    .flatten()
+                    .is_some_and(|s| StatusClass::of(s) != StatusClass::Failure) =>
             {
                 self.note_written(Check::Timeouts, &study, &id, &name);
             }
