@@ -879,6 +879,12 @@ title = "GONE"
 hosts = ["127.0.0.1"]
 port = {down}
 acceptor = true
+[[ae]]
+title = "SECURE"
+hosts = ["127.0.0.1"]
+port = {port}
+acceptor = true
+tls = {{ required = true }}
 "#
         ),
     )
@@ -917,6 +923,42 @@ acceptor = true
     );
     assert_eq!(cell("MODALITY", "GONE")["verdict"], "fail");
     assert_eq!(cell("MODALITY", "GONE")["outcome"], "connection refused");
+    // TLS required by the statement, no --tls-ca: says so instead of trying plain TCP.
+    assert!(
+        cell("MODALITY", "SECURE")["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS required by the statement"),
+        "{m:#}"
+    );
+    // With --tls-ca, against a plain-TCP storescp: the handshake fails, and says so.
+    let pki = Pki::new(scene.path());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args(["probe", "--json", "--timeout", "3", "--tls-ca"])
+        .arg(pki.path("ca.pem"))
+        .arg("matrix")
+        .arg(&devices);
+    let out = run(
+        "probe-matrix-tls",
+        cmd,
+        scene.path(),
+        Duration::from_secs(60),
+    );
+    let t: Value = serde_json::from_str(&out.stdout).unwrap();
+    let secure = t["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["destination"] == "SECURE")
+        .unwrap();
+    assert_eq!(secure["verdict"], "fail", "{t:#}");
+    assert!(
+        secure["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS handshake failed"),
+        "{t:#}"
+    );
     // The page has the matrix and every failure with its reason.
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<th>GONE"), "{page}");

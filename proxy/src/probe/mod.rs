@@ -412,3 +412,42 @@ pub fn run_plan(config: &ProbeConfig, plan: &Plan) -> Result<ProbeReport, ProbeE
         stopped,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_and_defaults_write_nothing_unless_allowed() {
+        for c in Check::all(false).into_iter().chain(Check::defaults(false)) {
+            assert!(!c.writes() && !c.disruptive(), "{}", c.name());
+        }
+        assert!(Check::all(true).contains(&Check::Commitment));
+        assert!(!Check::all(true).iter().any(|c| c.disruptive()));
+        assert_eq!(
+            Check::defaults(true),
+            vec![
+                Check::Echo,
+                Check::Contexts,
+                Check::Store,
+                Check::Commitment,
+                Check::MaxPdu
+            ]
+        );
+    }
+
+    #[test]
+    fn a_plan_names_its_patients_and_refuses_writes_without_the_flag() {
+        let mut cfg = ProbeConfig::new(SocketAddr::from(([127, 0, 0, 1], 104)), "PACS");
+        cfg.test_patient = "ZZTEST".into();
+        let p = plan(&cfg, &[Check::Matching, Check::Echo, Check::Store]);
+        assert_eq!(p.checks, vec![Check::Echo, Check::Store, Check::Matching]);
+        assert!(p.token.starts_with("ZZTEST") && p.token.len() == 11);
+        assert_eq!(p.refused_writes(&cfg), vec![Check::Store, Check::Matching]);
+        assert_eq!(p.writes.len(), 2);
+        assert!(p.writes[0].contains(&format!("{}^STORE", p.token)));
+        assert!(p.writes[1].contains("4 patients"));
+        cfg.allow_writes = true;
+        assert!(p.refused_writes(&cfg).is_empty());
+    }
+}
