@@ -55,10 +55,10 @@ stops the run after the first check.\n\n\
 `dicomtap probe matrix DIR` (or --devices DIR) instead runs a C-ECHO from every source AE \
 title to every destination of a site's statements (the directory `statement import \
 --out-dir` writes) and sets each result against the destination's \
-accept_calling_ae_titles.\n\n\
-Exit codes: 0 every check passed (or was skipped); 1 a check failed (with --strict, also \
-when one differs from the statement); 2 usage error, input error, or the target could not \
-be connected to."
+accept_calling_ae_titles.",
+    after_help = "Exit codes: 0 every check passed (or was skipped); 1 a check failed (with \
+--strict, also when one differs from the statement); 2 usage or input error, writing checks \
+named without --allow-writes, or the target could not be connected to."
 )]
 pub struct Args {
     /// The device: HOST:PORT (required unless the check is `matrix`).
@@ -67,8 +67,9 @@ pub struct Args {
     /// The device's AE title (required unless the check is `matrix`).
     #[arg(long, value_name = "TITLE")]
     called_ae: Option<String>,
-    /// `matrix`: the device list, a statement file or a directory of them; every acceptor
-    /// AE with hosts and port is a destination, every initiator AE title a source.
+    /// `matrix`: the site's statements (as `probe matrix DIR`): a statement file or a
+    /// directory of them; every acceptor AE with hosts and port is a destination, every
+    /// initiator AE title a source.
     #[arg(long, value_name = "PATH")]
     devices: Option<PathBuf>,
     /// `matrix`: an extra source AE title; repeatable.
@@ -114,7 +115,8 @@ pub struct Args {
     /// Talk to the target over TLS (DICOM TLS, PS3.15 Annex B); needs --tls-ca.
     #[arg(long)]
     tls: bool,
-    /// Trust store (PEM) for the target's certificate.
+    /// Trust store (PEM) for the target's certificate (`matrix`: for destinations whose
+    /// statement requires TLS).
     #[arg(long, value_name = "FILE")]
     tls_ca: Option<PathBuf>,
     /// The probe's client certificate chain (PEM), for targets that ask for one.
@@ -148,7 +150,9 @@ pub struct Args {
     /// Show every table row in text, HTML and JUnit (JSON always has them).
     #[arg(long)]
     detail: bool,
-    /// Checks to run: names from the list above, `all`, or `matrix [DIR]` on its own.
+    /// Checks to run: echo, contexts, store, commitment, find-move, matching, charset,
+    /// max-pdu, load, timeouts, malformed (what each does: --help); `all`; or `matrix DIR`
+    /// on its own.
     #[arg(value_name = "CHECK")]
     checks: Vec<String>,
 }
