@@ -32,8 +32,9 @@ association; shows what differs from the statement (every row with --detail or -
 store       (writes) one generated instance per storage SOP class the device accepts (CT, MR, \
 CR, DX, MG, US, NM, PET, XA, RF, SC, RT Dose, RT Plan, SR, Encapsulated PDF) in each \
 uncompressed transfer syntax it accepts\n  \
-commitment  (writes) Storage Commitment of what store wrote: every instance answered \
-Success must be committed (report on the same association, or on --listen)\n  \
+commitment  (writes) Storage Commitment of what store wrote, run with every store: every \
+instance answered Success must be committed (report on the same association, or on \
+--listen)\n  \
 find-move   (writes) C-FIND of the stored study, C-MOVE to the probe's own SCP (--listen, \
 --move-ae), C-GET\n  \
 matching    (writes) Q/R matching on 4 test patients: wildcards, case, component groups, \

@@ -345,9 +345,14 @@ impl Plan {
     }
 }
 
-/// Orders `wanted`, draws this run's token and says what will be written.
+/// Orders `wanted`, draws this run's token and says what will be written. With writes
+/// allowed, `store` brings `commitment` along: every store is followed by a Storage
+/// Commitment request when the device accepts one (skipped, with why, when it does not).
 pub fn plan(config: &ProbeConfig, wanted: &[Check]) -> Plan {
     let mut checks: Vec<Check> = wanted.to_vec();
+    if config.allow_writes && checks.contains(&Check::Store) {
+        checks.push(Check::Commitment);
+    }
     checks.sort();
     checks.dedup();
     let token = checks::run_token(&config.test_patient);
