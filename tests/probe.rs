@@ -19,7 +19,8 @@ use serde_json::Value;
 use support::pki::Pki;
 use support::*;
 
-/// pynetdicom SCPs, one misbehaviour per mode: `silent` (`silentct`: CT storage only),
+/// pynetdicom SCPs, one misbehaviour per mode: `silent` (`silentct`: CT storage only;
+/// `missing`: the report commits the first instance and leaves the others out),
 /// `surname`, `mangle`, `artim`,
 /// `limit:N` (at most N associations), `crashvr` (the process dies on a data set it cannot
 /// parse), `dimse` (2 s DIMSE and 3 s network timeouts; C-MOVE to the port in argv[3]),
@@ -87,6 +88,13 @@ def on_action(event):
         time.sleep(0.5)
         ds = Dataset()
         ds.TransactionUID = tx
+        if mode == "missing":
+            # Commits the first instance and leaves the others out of the report.
+            item = Dataset()
+            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = refs[0]
+            ds.ReferencedSOPSequence = [item]
+            assoc.send_n_event_report(ds, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1")
+            return
         failed = []
         for cls, inst in refs:
             item = Dataset()
@@ -1727,4 +1735,41 @@ fn probe_contexts_against_orthanc_reads_in_a_screen() {
         .unwrap()
         .len();
     assert_eq!(brief, differing, "{report:#}");
+}
+
+#[test]
+fn probe_commitment_names_instances_missing_from_the_report() {
+    let Some(scp) = PyScp::start(
+        "probe_commitment_names_instances_missing_from_the_report",
+        "missing",
+        "missing",
+        &[],
+    ) else {
+        return;
+    };
+    let (code, report) = scp.probe("probe-missing", None, &["--commit-wait", "10", "store"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(verdict(&report, "store"), "pass", "{report:#}");
+    assert_eq!(verdict(&report, "commitment"), "fail", "{report:#}");
+    let stored: Vec<String> = table_rows(&report, "store")
+        .iter()
+        .filter(|r| r[2].starts_with("0000"))
+        .map(|r| r[3].clone())
+        .collect();
+    assert!(stored.len() > 10, "{report:#}");
+    let details = result(&report, "commitment")["details"].to_string();
+    let missing = stored
+        .iter()
+        .filter(|u| {
+            details.contains(&format!(
+                "silent Success: {u} was answered Success by C-STORE but is missing"
+            ))
+        })
+        .count();
+    assert_eq!(missing, stored.len() - 1, "{details}");
+    let n = stored.len();
+    assert!(
+        summary(&report, "commitment").contains(&format!("{} of {n}", n - 1)),
+        "{report:#}"
+    );
 }

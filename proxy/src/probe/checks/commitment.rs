@@ -238,9 +238,12 @@ impl State<'_> {
                         reason.map(|x| format!("{x:04X}")).unwrap_or("?".into())
                     ));
                 }
-                None => r.details.push(format!(
-                    "{uid} was stored with Success but is not in the report"
-                )),
+                None => {
+                    silent += 1;
+                    r.details.push(format!(
+                        "silent Success: {uid} was answered Success by C-STORE but is missing from the report"
+                    ));
+                }
             }
         }
         if let Some(sc) = self
