@@ -256,8 +256,12 @@ impl State<'_> {
             {
                 r.verdict = Verdict::DiffersFromStatement;
                 r.details.push(format!(
-                    "the statement says reports come on {:?}",
-                    sc.report_on.iter().map(|o| o.as_str()).collect::<Vec<_>>()
+                    "the statement says reports come on: {}",
+                    sc.report_on
+                        .iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             if let Some(max) = sc.max_wait_s

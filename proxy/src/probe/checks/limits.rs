@@ -43,7 +43,10 @@ impl State<'_> {
                     .push("C-ECHO with our huge max length: Success".into()),
                 Ok(ex) => {
                     r.verdict = Verdict::Fail;
-                    r.details.push(format!("C-ECHO answered {:?}", ex.status()));
+                    r.details.push(format!(
+                        "C-ECHO answered {}",
+                        status_or_none(ex.status(), field::C_ECHO_RSP)
+                    ));
                 }
                 Err(e) => {
                     r.verdict = Verdict::Fail;
