@@ -400,6 +400,16 @@ impl State<'_> {
                 ));
             }
         }
+        // What a person reads first: every row not simply `ok`.
+        r.brief = Some(Table {
+            headers: table.headers.clone(),
+            rows: table
+                .rows
+                .iter()
+                .filter(|row| row.get(4).is_none_or(|c| c != "ok"))
+                .cloned()
+                .collect(),
+        });
         r.table = Some(table);
         r
     }
