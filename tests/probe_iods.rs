@@ -1,6 +1,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 //! The probe's generated instances (`dicomtap_proxy::peers::iods`) checked by David
-//! Clunie's `dciodvfy` (package dicom3tools): no IOD error in any of them.
+//! Clunie's `dciodvfy` (package dicom3tools): no IOD error in any of them, in any of the
+//! three transfer syntaxes; and read back whole by DCMTK's `dcmdump`.
 
 mod support;
 
@@ -10,7 +11,10 @@ use support::*;
 
 #[test]
 fn generated_instances_pass_dciodvfy() {
-    if !require("generated_instances_pass_dciodvfy", &["dciodvfy"]) {
+    if !require(
+        "generated_instances_pass_dciodvfy",
+        &["dciodvfy", "dcmdump"],
+    ) {
         return;
     }
     let dir = temp_dir("probe-iods");
@@ -24,22 +28,36 @@ fn generated_instances_pass_dciodvfy() {
         study_time: "120000".into(),
     };
     let mut failures = Vec::new();
-    for iod in iods::IODS {
-        let obj = iods::generate(iod.sop_class, &marks, "1.2.840.10008.1.2.1").unwrap();
+    for (iod, ts) in iods::IODS
+        .iter()
+        .flat_map(|i| iods::TRANSFER_SYNTAXES.iter().map(move |t| (i, *t)))
+    {
+        let obj = iods::generate(iod.sop_class, &marks, ts).unwrap();
         let path = dir
             .path()
-            .join(format!("{}.dcm", iod.name.replace(' ', "_")));
+            .join(format!("{}-{ts}.dcm", iod.name.replace(' ', "_")));
         std::fs::write(&path, obj.to_part10(Some("DICOMTAP")).unwrap()).unwrap();
         let out = run(
-            &format!("dciodvfy-{}", iod.name.replace(' ', "_")),
+            &format!("dciodvfy-{}-{ts}", iod.name.replace(' ', "_")),
             command("dciodvfy", &[path.to_str().unwrap()]),
             dir.path(),
             std::time::Duration::from_secs(30),
         );
         let text = out.text();
+        // dcmdump reads it back whole: Rows as generated, no parse error.
+        let dump = run(
+            &format!("dcmdump-{}-{ts}", iod.name.replace(' ', "_")),
+            command("dcmdump", &[path.to_str().unwrap()]),
+            dir.path(),
+            std::time::Duration::from_secs(30),
+        )
+        .text();
+        if dump.contains("E: ") || (dump.contains("(0028,0010)") && !dump.contains("US 16")) {
+            failures.push(format!("{} in {ts}: dcmdump:\n{dump}", iod.name));
+        }
         let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("Error")).collect();
         if !errors.is_empty() {
-            failures.push(format!("{}:\n  {}", iod.name, errors.join("\n  ")));
+            failures.push(format!("{} in {ts}:\n  {}", iod.name, errors.join("\n  ")));
         }
     }
     assert!(

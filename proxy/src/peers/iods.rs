@@ -14,8 +14,32 @@ use dicom_core::{DataElement, Length, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 
+use dicom_encoding::{Codec, Endianness, TransferSyntax};
+
 use super::study::new_uid;
-use super::{EncodedObject, PeerError, transfer_syntax};
+use super::{EncodedObject, PeerError};
+
+/// Explicit VR Big Endian (retired, still accepted by many devices).
+pub const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
+
+/// The transfer syntaxes [`generate`] encodes in: Implicit and Explicit VR Little Endian,
+/// Explicit VR Big Endian.
+pub const TRANSFER_SYNTAXES: &[&str] =
+    &[super::EXPLICIT_VR_LE, super::IMPLICIT_VR_LE, EXPLICIT_VR_BE];
+
+fn transfer_syntax(uid: &str) -> Option<&'static TransferSyntax> {
+    static BIG: TransferSyntax = TransferSyntax::new(
+        EXPLICIT_VR_BE,
+        "Explicit VR Big Endian",
+        Endianness::Big,
+        true,
+        Codec::None,
+    );
+    match uid.trim_end_matches(['\0', ' ']) {
+        EXPLICIT_VR_BE => Some(&BIG),
+        other => super::transfer_syntax(other),
+    }
+}
 
 /// The private creator of the block every generated object carries (group 0009).
 pub const PRIVATE_CREATOR: &str = "dicomtap probe";
@@ -577,8 +601,8 @@ pub fn build(sop_class: &str, m: &TestMarks) -> Result<InMemDicomObject, PeerErr
     Ok(b.done())
 }
 
-/// A minimal `sop_class` instance marked by `m`, encoded in `ts` (Implicit or Explicit VR
-/// Little Endian).
+/// A minimal `sop_class` instance marked by `m`, encoded in `ts` (one of
+/// [`TRANSFER_SYNTAXES`]).
 pub fn generate(sop_class: &str, m: &TestMarks, ts: &str) -> Result<EncodedObject, PeerError> {
     let obj = build(sop_class, m)?;
     let ts_desc = transfer_syntax(ts)
@@ -649,7 +673,7 @@ mod tests {
     fn every_iod_encodes_and_decodes_with_its_marks() -> Result<(), Box<dyn std::error::Error>> {
         let m = marks();
         for iod in IODS {
-            for ts in [super::super::IMPLICIT_VR_LE, super::super::EXPLICIT_VR_LE] {
+            for ts in TRANSFER_SYNTAXES {
                 let o = generate(iod.sop_class, &m, ts)?;
                 let tsd = transfer_syntax(ts).ok_or("ts")?;
                 let back = InMemDicomObject::read_dataset_with_ts(o.dataset.as_slice(), tsd)?;

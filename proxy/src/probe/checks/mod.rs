@@ -180,13 +180,13 @@ pub(crate) fn planned_writes(cfg: &ProbeConfig, checks: &[Check], t: &str) -> Ve
             Check::Store => Some(format!(
                 "store: 1 patient {t}^STORE (ID {t}S), 1 study, one instance per storage SOP class the device accepts among the {} the probe generates, in each uncompressed transfer syntax it accepts (at most {} instances)",
                 crate::peers::iods::IODS.len(),
-                crate::peers::iods::IODS.len() * 2
+                crate::peers::iods::IODS.len() * crate::peers::iods::TRANSFER_SYNTAXES.len()
             )),
             Check::Commitment | Check::FindMove if !checks.contains(&Check::Store) => {
                 Some(format!(
                     "{}: runs store first: 1 patient {t}^STORE (ID {t}S), 1 study, at most {} instances",
                     c.name(),
-                    crate::peers::iods::IODS.len() * 2
+                    crate::peers::iods::IODS.len() * crate::peers::iods::TRANSFER_SYNTAXES.len()
                 ))
             }
             Check::Matching => Some(format!(

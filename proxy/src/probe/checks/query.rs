@@ -326,7 +326,7 @@ impl State<'_> {
         // C-GET: the storage SCP role for every (SOP class, syntax) stored in the study.
         let mut storage: Vec<(String, String)> = Vec::new();
         for s in stored.iter().filter(|s| s.study_uid == first.study_uid) {
-            for ts in [EXPLICIT_LE, IMPLICIT_LE] {
+            for ts in crate::peers::iods::TRANSFER_SYNTAXES {
                 let pair = (s.object.sop_class_uid.clone(), ts.to_string());
                 if !storage.contains(&pair) {
                     storage.push(pair);

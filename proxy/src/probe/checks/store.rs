@@ -58,16 +58,20 @@ impl State<'_> {
     }
 
     /// The (SOP class, transfer syntax) pairs to store: every IOD the probe generates in
-    /// Implicit and Explicit VR Little Endian (`--transfer-syntax` first), narrowed to what
+    /// Implicit and Explicit VR Little Endian and Explicit VR Big Endian
+    /// (`--transfer-syntax` first), narrowed to what
     /// the statement claims or, without one, to what the contexts sweep saw accepted.
     /// `Err` = a skipped result saying why there is nothing to store.
     fn store_candidates(&self) -> Result<Vec<(&'static Iod, String)>, Box<CheckResult>> {
+        // `--transfer-syntax` first, then the others the generator encodes.
         let first = self.cfg.store_transfer_syntax.clone();
-        let second = if first == EXPLICIT_LE {
-            IMPLICIT_LE
-        } else {
-            EXPLICIT_LE
-        };
+        let mut syntaxes = vec![first.as_str()];
+        syntaxes.extend(
+            crate::peers::iods::TRANSFER_SYNTAXES
+                .iter()
+                .copied()
+                .filter(|t| *t != first),
+        );
         let ae = self.claims();
         if let Some(ae) = ae
             && !ae
@@ -83,7 +87,7 @@ impl State<'_> {
         }
         let mut out = Vec::new();
         for iod in IODS {
-            for ts in [first.as_str(), second] {
+            for &ts in &syntaxes {
                 let keep = match (ae, &self.sweep) {
                     (Some(ae), _) => ae.capability(iod.sop_class, Role::Scp).is_some_and(|c| {
                         c.transfer_syntaxes.is_empty()
