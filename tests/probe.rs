@@ -1720,6 +1720,25 @@ fn probe_contexts_against_orthanc_reads_in_a_screen() {
     assert!(junit.len() < 64 << 10, "JUnit {} bytes", junit.len());
     assert!(text.contains("accepted as claimed"), "{text}");
     assert_eq!(junit.matches("<testcase").count(), 1, "{junit}");
+    // --detail: every row in the text.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args([
+        "probe",
+        "--target",
+        &target,
+        "--called-ae",
+        "ORTHANC",
+        "--statement",
+    ])
+    .arg(&statement_path)
+    .args(["--detail", "contexts"]);
+    let detail = run(
+        "probe-contexts-detail",
+        cmd,
+        scene.path(),
+        Duration::from_secs(240),
+    );
+    assert!(detail.stdout.lines().count() > 7000, "{}", detail.text());
     // JSON: every row; the brief rows are exactly those marked as differing.
     let (_, report) = scene.probe_ae(
         "probe-contexts-json",
