@@ -7,6 +7,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 need_apt=()
 command -v storescu >/dev/null 2>&1 || need_apt+=(dcmtk)
+command -v dciodvfy >/dev/null 2>&1 || need_apt+=(dicom3tools)
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 command -v Orthanc >/dev/null 2>&1 || need_apt+=(orthanc)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)

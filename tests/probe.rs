@@ -19,7 +19,9 @@ use serde_json::Value;
 use support::pki::Pki;
 use support::*;
 
-/// pynetdicom SCPs, one misbehaviour per mode: `silent`, `surname`, `mangle`, `artim`,
+/// pynetdicom SCPs, one misbehaviour per mode: `silent` (`silentct`: CT storage only;
+/// `missing`: the report commits the first instance and leaves the others out),
+/// `surname`, `mangle`, `artim`,
 /// `limit:N` (at most N associations), `crashvr` (the process dies on a data set it cannot
 /// parse), `dimse` (2 s DIMSE and 3 s network timeouts; C-MOVE to the port in argv[3]),
 /// `alphaonly` (keeps only the alphabetic group of a stored Patient's Name). Only
@@ -38,7 +40,9 @@ TS = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 ae = AE(ae_title="PYSCP")
 ae.add_supported_context(Verification, TS)
 for cx in AllStoragePresentationContexts:
-    ae.add_supported_context(cx.abstract_syntax, TS)
+    # `silentct`: `silent`, on a device that stores CT only.
+    if mode != "silentct" or cx.abstract_syntax == "1.2.840.10008.5.1.4.1.1.2":
+        ae.add_supported_context(cx.abstract_syntax, TS)
 ae.add_supported_context(StorageCommitmentPushModel, [ImplicitVRLittleEndian])
 ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind, TS)
 ae.add_supported_context(PatientRootQueryRetrieveInformationModelFind, TS)
@@ -84,6 +88,13 @@ def on_action(event):
         time.sleep(0.5)
         ds = Dataset()
         ds.TransactionUID = tx
+        if mode == "missing":
+            # Commits the first instance and leaves the others out of the report.
+            item = Dataset()
+            item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = refs[0]
+            ds.ReferencedSOPSequence = [item]
+            assoc.send_n_event_report(ds, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1")
+            return
         failed = []
         for cls, inst in refs:
             item = Dataset()
@@ -242,8 +253,15 @@ impl Scene {
         p
     }
 
-    /// Runs the probe with `--json`; returns the exit code and the report.
+    /// Runs the probe with `--json --allow-writes`; returns the exit code and the report.
     fn probe(&self, name: &str, args: &[&str]) -> (i32, Value) {
+        let mut all = vec!["--allow-writes"];
+        all.extend(args);
+        self.probe_as_given(name, &all)
+    }
+
+    /// Runs the probe with `--json` and `args` only; the exit code and the report.
+    fn probe_as_given(&self, name: &str, args: &[&str]) -> (i32, Value) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
         cmd.arg("probe").arg("--json").args(args);
         let out = run(name, cmd, self.path(), Duration::from_secs(240));
@@ -429,9 +447,17 @@ fn probe_echo_contexts_store_against_storescp() {
             && r[3] == "accepted"),
         "{rows:?}"
     );
-    // The stored object and the full study (3 CT slices, 1 Secondary Capture) arrived.
+    // One instance per generated IOD and uncompressed syntax storescp accepted arrived.
+    let stored = table_rows(&report, "store")
+        .iter()
+        .filter(|r| r[2].starts_with("0000"))
+        .count();
+    assert!(stored >= 20, "{report:#}");
     let files = std::fs::read_dir(&received).unwrap().count();
-    assert_eq!(files, 5, "storescp received {files} files");
+    assert_eq!(files, stored, "storescp received {files} files");
+    // What was written is listed for deletion: one study, every instance.
+    assert_eq!(report["written"][0]["instances"], stored, "{report:#}");
+    assert_eq!(report["written"].as_array().unwrap().len(), 1, "{report:#}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("<testcase") && xml.contains("name=\"store\""),
@@ -861,20 +887,28 @@ title = "GONE"
 hosts = ["127.0.0.1"]
 port = {down}
 acceptor = true
+[[ae]]
+title = "SECURE"
+hosts = ["127.0.0.1"]
+port = {port}
+acceptor = true
+tls = {{ required = true }}
 "#
         ),
     )
     .unwrap();
+    let html = scene.path().join("matrix.html");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
     cmd.args([
         "probe",
-        "matrix",
         "--json",
         "--timeout",
         "3",
         "--source",
         "DICOMTAP",
-        "--devices",
+        "--html",
+        html.to_str().unwrap(),
+        "matrix",
     ])
     .arg(&devices);
     let out = run("probe-matrix", cmd, scene.path(), Duration::from_secs(60));
@@ -896,6 +930,69 @@ acceptor = true
         "differs-from-statement"
     );
     assert_eq!(cell("MODALITY", "GONE")["verdict"], "fail");
+    assert_eq!(cell("MODALITY", "GONE")["outcome"], "connection refused");
+    // TLS required by the statement, no --tls-ca: says so instead of trying plain TCP.
+    assert!(
+        cell("MODALITY", "SECURE")["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS required by the statement"),
+        "{m:#}"
+    );
+    // With --tls-ca, against a plain-TCP storescp: the handshake fails, and says so.
+    let pki = Pki::new(scene.path());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args(["probe", "--json", "--timeout", "3", "--tls-ca"])
+        .arg(pki.path("ca.pem"))
+        .arg("matrix")
+        .arg(&devices);
+    let out = run(
+        "probe-matrix-tls",
+        cmd,
+        scene.path(),
+        Duration::from_secs(60),
+    );
+    let t: Value = serde_json::from_str(&out.stdout).unwrap();
+    let secure = t["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["destination"] == "SECURE")
+        .unwrap();
+    assert_eq!(secure["verdict"], "fail", "{t:#}");
+    assert!(
+        secure["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS handshake failed"),
+        "{t:#}"
+    );
+    // The page has the matrix and every failure with its reason.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<th>GONE"), "{page}");
+    assert!(
+        page.contains("MODALITY -&gt; GONE") && page.contains("connection refused"),
+        "{page}"
+    );
+    // The text table: short cells, the reasons numbered below it.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args(["probe", "--timeout", "3", "matrix"])
+        .arg(&devices);
+    let out = run(
+        "probe-matrix-text",
+        cmd,
+        scene.path(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.stdout.contains("FAIL 2"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("2 MODALITY -> GONE") && l.ends_with("connection refused")),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -966,9 +1063,9 @@ fn probe_over_tls_against_storescp_and_load_beyond_a_single_association() {
             .is_some_and(|c| c.contains("GCM") || c.contains("CHACHA")),
         "{report:#}"
     );
-    // The single object, the study of 4 and max-pdu's slice arrived through TLS.
+    // The generated instances and max-pdu's slice arrived through TLS.
     let files = std::fs::read_dir(&received).unwrap().count();
-    assert!(files >= 5, "storescp received {files} files");
+    assert!(files >= 20, "storescp received {files} files");
     // load: the statement's 1 + 1 associations over TLS; storescp takes one and leaves
     // the other unanswered instead of rejecting it.
     assert_eq!(
@@ -1309,5 +1406,389 @@ fn probe_matching_catches_component_groups_dropped_though_utf8_is_claimed() {
     assert!(
         rows.iter().filter(|r| r[4] == "DIFFERS").count() == 0,
         "{rows:?}"
+    );
+}
+
+/// storescp accepting only CT and MR storage (an association negotiation profile, `-xf`).
+fn ct_mr_storescp(scene: &Scene, port: u16, received: &Path) -> Proc {
+    let cfg = scene.path().join("ctmr.cfg");
+    std::fs::write(
+        &cfg,
+        "[[TransferSyntaxes]]\n[Uncompressed]\nTransferSyntax1 = LocalEndianExplicit\n\
+         TransferSyntax2 = LittleEndianImplicit\n\n[[PresentationContexts]]\n[CTMR]\n\
+         PresentationContext1 = CTImageStorage\\Uncompressed\n\
+         PresentationContext2 = MRImageStorage\\Uncompressed\n\
+         PresentationContext3 = VerificationSOPClass\\Uncompressed\n\n\
+         [[Profiles]]\n[CTMR]\nPresentationContexts = CTMR\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(received).unwrap();
+    scene.storescp(
+        "storescp-ctmr",
+        port,
+        &[
+            "-xf",
+            cfg.to_str().unwrap(),
+            "CTMR",
+            "-od",
+            received.to_str().unwrap(),
+        ],
+    )
+}
+
+#[test]
+fn probe_stores_what_a_ct_mr_only_device_accepts_marked_as_test_data() {
+    if !require(
+        "probe_stores_what_a_ct_mr_only_device_accepts_marked_as_test_data",
+        &["storescp", "dcmdump"],
+    ) {
+        return;
+    }
+    let scene = Scene::new("ctmr");
+    let port = free_port();
+    let received = scene.path().join("received");
+    let _scp = ct_mr_storescp(&scene, port, &received);
+    let (code, report) = scene.probe_ae(
+        "probe-ctmr",
+        ("STORESCP", port),
+        None,
+        &["--test-patient", "ZZSITE-TEST", "all"],
+    );
+    assert_verdicts(&report, code, 0, &["echo", "contexts", "store"], "pass");
+    // CT and MR, each in both uncompressed syntaxes; nothing else offered (the sweep saw
+    // the rest rejected).
+    let rows = table_rows(&report, "store");
+    let stored: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| r[2].starts_with("0000"))
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert_eq!(stored.len(), 4, "{rows:?}");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for iod in ["CT", "MR"] {
+        assert_eq!(
+            stored.iter().filter(|(i, _)| i == iod).count(),
+            2,
+            "{rows:?}"
+        );
+    }
+    // Services the contexts sweep saw rejected are skipped, with why.
+    for c in ["commitment", "find-move", "matching"] {
+        assert_eq!(verdict(&report, c), "skipped", "{c}: {report:#}");
+        assert!(summary(&report, c).contains("contexts sweep"), "{report:#}");
+    }
+    // The brief contexts table lists what was accepted, not every row.
+    let brief = result(&report, "contexts")["brief"]["rows"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(brief <= 4, "{report:#}");
+    // Marked as test data, and listed for deletion.
+    let files: Vec<PathBuf> = std::fs::read_dir(&received)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 5, "4 stored + max-pdu's slice: {files:?}");
+    let dump = run(
+        "dcmdump",
+        command("dcmdump", &[files[0].to_str().unwrap()]),
+        scene.path(),
+        Duration::from_secs(20),
+    )
+    .text();
+    for needle in [
+        "ZZSITE-TEST",
+        "dicomtap probe test data",
+        "dicomtap probe",
+        "(0010,4000)",
+    ] {
+        assert!(dump.contains(needle), "{needle} not in\n{dump}");
+    }
+    let written = report["written"].as_array().unwrap();
+    assert_eq!(written.len(), 2, "{report:#}");
+    assert!(
+        written
+            .iter()
+            .all(|w| w["patient_id"].as_str().unwrap().starts_with("ZZSITE-TEST")),
+        "{report:#}"
+    );
+    let store_study = result(&report, "store")["details"].to_string();
+    assert!(
+        store_study.contains(written[0]["study_uid"].as_str().unwrap()),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn probe_without_allow_writes_writes_nothing() {
+    if !require("probe_without_allow_writes_writes_nothing", &["storescp"]) {
+        return;
+    }
+    let scene = Scene::new("readonly");
+    let port = free_port();
+    let received = scene.path().join("received");
+    std::fs::create_dir_all(&received).unwrap();
+    let _scp = scene.storescp("storescp", port, &["-od", received.to_str().unwrap()]);
+    let target = format!("127.0.0.1:{port}");
+    // A writing check named without --allow-writes: refused before anything is sent,
+    // with what it would have stored.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args([
+        "probe",
+        "--target",
+        &target,
+        "--called-ae",
+        "STORESCP",
+        "store",
+    ]);
+    let out = run("probe-refused", cmd, scene.path(), Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    assert!(out.stderr.contains("--allow-writes"), "{}", out.text());
+    assert!(out.stderr.contains("^STORE"), "{}", out.text());
+    // `all` and the defaults without --allow-writes: only what writes nothing.
+    for checks in [&["all"][..], &[]] {
+        let mut args = vec!["--target", target.as_str(), "--called-ae", "STORESCP"];
+        args.extend(checks);
+        let (code, report) = scene.probe_as_given("probe-readonly", &args);
+        assert_eq!(code, 0, "{report:#}");
+        let ran: Vec<&str> = report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["check"].as_str().unwrap())
+            .collect();
+        assert!(
+            ran.iter()
+                .all(|c| !["store", "commitment", "find-move", "matching", "charset"].contains(c)),
+            "{ran:?}"
+        );
+        assert!(
+            ran.contains(&"contexts") && ran.contains(&"max-pdu"),
+            "{ran:?}"
+        );
+        assert!(report["written"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(std::fs::read_dir(&received).unwrap().count(), 0);
+}
+
+#[test]
+fn probe_stops_at_a_target_that_refuses_the_connection() {
+    let scene = Scene::new("refused");
+    let port = free_port();
+    let started = std::time::Instant::now();
+    let (code, report) = scene.probe_ae(
+        "probe-refused",
+        ("NOBODY", port),
+        None,
+        &["all", "load", "malformed"],
+    );
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report["results"].as_array().unwrap().len(), 1, "{report:#}");
+    assert!(
+        report["stopped"]
+            .as_str()
+            .is_some_and(|s| s.contains("refused")),
+        "{report:#}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn probe_commitment_runs_on_a_ct_only_device() {
+    let Some(scp) = PyScp::start(
+        "probe_commitment_runs_on_a_ct_only_device",
+        "silentct",
+        "silentct",
+        &[],
+    ) else {
+        return;
+    };
+    let (code, report) = scp.probe("probe-silentct", None, &["--commit-wait", "10"]);
+    // The defaults with --allow-writes: store in CT (the only class accepted), then
+    // commitment, which catches every instance by SOP Instance UID.
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(verdict(&report, "store"), "pass", "{report:#}");
+    assert_eq!(verdict(&report, "commitment"), "fail", "{report:#}");
+    let stored: Vec<String> = table_rows(&report, "store")
+        .iter()
+        .filter(|r| r[0] == "CT" && r[2].starts_with("0000"))
+        .map(|r| r[3].clone())
+        .collect();
+    assert_eq!(stored.len(), 2, "{report:#}");
+    let details = result(&report, "commitment")["details"].to_string();
+    for uid in &stored {
+        assert!(
+            details.contains(&format!("silent Success: {uid}")),
+            "{uid}: {details}"
+        );
+    }
+    assert!(
+        summary(&report, "commitment").contains("2 of 2"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn probe_all_against_storescp_with_its_bundled_statement() {
+    if !require(
+        "probe_all_against_storescp_with_its_bundled_statement",
+        &["storescp"],
+    ) {
+        return;
+    }
+    let scene = Scene::new("storescp-bundled");
+    let port = free_port();
+    let received = scene.path().join("received");
+    std::fs::create_dir_all(&received).unwrap();
+    let _scp = scene.storescp("storescp", port, &["-od", received.to_str().unwrap()]);
+    let statement = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("statements/dcmtk-storescp.toml"),
+    )
+    .unwrap();
+    let (code, report) = scene.probe_ae(
+        "probe-bundled",
+        ("STORESCP", port),
+        Some(&statement),
+        &["all"],
+    );
+    // Q/R and Storage Commitment are not claimed: skipped, not failed.
+    for c in ["commitment", "find-move", "matching"] {
+        assert_eq!(verdict(&report, c), "skipped", "{c}: {report:#}");
+        assert!(
+            summary(&report, c).contains("statement claims no"),
+            "{report:#}"
+        );
+    }
+    assert_eq!(verdict(&report, "store"), "pass", "{report:#}");
+    assert_eq!(code, 0, "{report:#}");
+}
+
+/// Orthanc against its bundled statement (thousands of claimed contexts): the text, HTML
+/// and JUnit reports lead with what differs and stay small; JSON keeps every row.
+#[test]
+fn probe_contexts_against_orthanc_reads_in_a_screen() {
+    if !require(
+        "probe_contexts_against_orthanc_reads_in_a_screen",
+        &["Orthanc"],
+    ) {
+        return;
+    }
+    let scene = Scene::new("orthanc-contexts");
+    let (port, move_port) = (free_port(), free_port());
+    let _orthanc = orthanc(scene.path(), port, move_port, serde_json::json!({}));
+    let statement = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("statements/orthanc-1.10.toml"),
+    )
+    .unwrap();
+    let (html, junit) = (scene.path().join("c.html"), scene.path().join("c.xml"));
+    let statement_path = scene.statement(&statement);
+    let target = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args([
+        "probe",
+        "--target",
+        &target,
+        "--called-ae",
+        "ORTHANC",
+        "--statement",
+    ])
+    .arg(&statement_path)
+    .arg("--html")
+    .arg(&html)
+    .arg("--junit")
+    .arg(&junit)
+    .arg("contexts");
+    let out = run(
+        "probe-contexts-text",
+        cmd,
+        scene.path(),
+        Duration::from_secs(240),
+    );
+    let text = out.stdout.clone();
+    let (html, junit) = (
+        std::fs::read_to_string(&html).unwrap(),
+        std::fs::read_to_string(&junit).unwrap(),
+    );
+    eprintln!(
+        "contexts against Orthanc: text {} lines, HTML {} bytes, JUnit {} bytes",
+        text.lines().count(),
+        html.len(),
+        junit.len()
+    );
+    assert!(text.lines().count() < 80, "{text}");
+    assert!(html.len() < 64 << 10, "HTML {} bytes", html.len());
+    assert!(junit.len() < 64 << 10, "JUnit {} bytes", junit.len());
+    assert!(text.contains("accepted as claimed"), "{text}");
+    assert_eq!(junit.matches("<testcase").count(), 1, "{junit}");
+    // --detail: every row in the text.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
+    cmd.args([
+        "probe",
+        "--target",
+        &target,
+        "--called-ae",
+        "ORTHANC",
+        "--statement",
+    ])
+    .arg(&statement_path)
+    .args(["--detail", "contexts"]);
+    let detail = run(
+        "probe-contexts-detail",
+        cmd,
+        scene.path(),
+        Duration::from_secs(240),
+    );
+    assert!(detail.stdout.lines().count() > 7000, "{}", detail.text());
+    // JSON: every row; the brief rows are exactly those marked as differing.
+    let (_, report) = scene.probe_ae(
+        "probe-contexts-json",
+        ("ORTHANC", port),
+        Some(&statement),
+        &["contexts"],
+    );
+    let all = table_rows(&report, "contexts");
+    assert!(all.len() > 1000, "{} rows", all.len());
+    let differing = all.iter().filter(|r| r[3].contains("<-")).count();
+    let brief = result(&report, "contexts")["brief"]["rows"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(brief, differing, "{report:#}");
+}
+
+#[test]
+fn probe_commitment_names_instances_missing_from_the_report() {
+    let Some(scp) = PyScp::start(
+        "probe_commitment_names_instances_missing_from_the_report",
+        "missing",
+        "missing",
+        &[],
+    ) else {
+        return;
+    };
+    let (code, report) = scp.probe("probe-missing", None, &["--commit-wait", "10", "store"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(verdict(&report, "store"), "pass", "{report:#}");
+    assert_eq!(verdict(&report, "commitment"), "fail", "{report:#}");
+    let stored: Vec<String> = table_rows(&report, "store")
+        .iter()
+        .filter(|r| r[2].starts_with("0000"))
+        .map(|r| r[3].clone())
+        .collect();
+    assert!(stored.len() > 10, "{report:#}");
+    let details = result(&report, "commitment")["details"].to_string();
+    let missing = stored
+        .iter()
+        .filter(|u| {
+            details.contains(&format!(
+                "silent Success: {u} was answered Success by C-STORE but is missing"
+            ))
+        })
+        .count();
+    assert_eq!(missing, stored.len() - 1, "{details}");
+    let n = stored.len();
+    assert!(
+        summary(&report, "commitment").contains(&format!("{} of {n}", n - 1)),
+        "{report:#}"
     );
 }

@@ -319,6 +319,7 @@ fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
     let mut probe = Command::new(env!("CARGO_BIN_EXE_dicomtap"));
     probe.args([
         "probe",
+        "--allow-writes",
         "--target",
         &to,
         "--called-ae",

@@ -15,28 +15,51 @@ use dicomtap_proxy::probe::{self, Check, ProbeConfig, Verdict, report};
 #[derive(clap::Args)]
 #[command(
     long_about = "Test a live DICOM device the way an integration engineer should before \
-go-live. Checks (default: echo contexts store max-pdu; `all` = every non-disruptive one):\n\n  \
-echo        C-ECHO\n  contexts    presentation-context sweep: every SOP class / transfer syntax the \
-statement claims plus common ones (one context each), and the most contexts accepted in one \
-association\n  store       C-STORE of a generated Secondary Capture object (--transfer-syntax)\n  \
-commitment  Storage Commitment after the store: every instance answered Success must be \
-committed (report on the same association, or on --listen)\n  find-move   C-FIND of the stored \
-study, C-MOVE to the probe's own SCP (--listen, --move-ae), C-GET\n  matching    Q/R matching: \
-wildcards at start/middle/end, single-character, across name components, case, universal \
-matching, date ranges\n  charset     store Part-10 files (pydicom's charset_files, --charset-files), \
-query and retrieve them, compare the name bytes\n  max-pdu     advertise a huge max length; what \
-the device advertises and sends\n  load        (only when named) N simultaneous associations \
-(--load-associations, default the statement's max + 1), each C-ECHO (+ C-STORE): accepted, \
-rejected and why, latencies\n  timeouts    (only when named) ARTIM, idle association and \
-slow-response (DIMSE) timeouts, measured\n  malformed   (only when named) truncated / oversized \
-PDUs, bad lengths, bad command sets, bad data sets (unknown or wrong VR, length past the \
-end, unterminated sequence), each followed by a C-ECHO\n\n--tls runs every check over TLS \
-(--tls-ca, optionally --tls-cert/--tls-key, --tls-server-name); --listen-tls-cert and \
---listen-tls-key make the probe's own SCP (--listen) a TLS one (--listen-tls-ca: client \
-certificates required).\n\n`dicomtap probe matrix --devices DIR` instead runs a \
-C-ECHO from every source AE title to every destination of a device list (statements) and sets \
-each result against the destination's accept_calling_ae_titles.\n\nExit codes: 0 no check failed, 1 a check failed \
-(or, with --strict, differs from the statement), 2 usage or input error."
+go-live, and set the results against its statement (--statement).\n\n\
+Nothing is written to the device without --allow-writes. Without it, the checks that store \
+objects (store, commitment, find-move, matching, charset) are refused when named and left out \
+of the defaults and of `all`; max-pdu, load and malformed leave their C-STOREs out. With it, \
+the probe first prints what it will store (patients, studies, instances), marks every object \
+as test data (patient name and ID starting with --test-patient, Study Description, Patient \
+Comments, private creator \"dicomtap probe\") and ends with the Study Instance UIDs it \
+wrote, so they can be deleted.\n\n\
+Checks (default: echo contexts max-pdu, plus store commitment with --allow-writes; `all` = \
+every check that neither disturbs nor, without --allow-writes, writes):\n\n  \
+echo        C-ECHO\n  \
+contexts    presentation-context sweep: every SOP class / transfer syntax the statement \
+claims plus common ones (one context each), and the most contexts accepted in one \
+association; shows what differs from the statement (every row with --detail or --json)\n  \
+store       (writes) one generated instance per storage SOP class the device accepts (CT, MR, \
+CR, DX, MG, US, NM, PET, XA, RF, SC, RT Dose, RT Plan, SR, Encapsulated PDF) in each \
+uncompressed transfer syntax it accepts\n  \
+commitment  (writes) Storage Commitment of what store wrote, run with every store: every \
+instance answered Success must be committed (report on the same association, or on \
+--listen)\n  \
+find-move   (writes) C-FIND of the stored study, C-MOVE to the probe's own SCP (--listen, \
+--move-ae), C-GET\n  \
+matching    (writes) Q/R matching on 4 test patients: wildcards, case, component groups, \
+date and time ranges\n  \
+charset     (writes) store Part-10 files (--charset-files), query and retrieve them, compare \
+the name bytes\n  \
+max-pdu     advertise a huge max length; what the device advertises and sends\n  \
+load        (only when named) N simultaneous associations (--load-associations, default \
+the statement's max + 1): accepted, rejected and why, latencies\n  \
+timeouts    (only when named) ARTIM, idle association and DIMSE timeouts, measured\n  \
+malformed   (only when named) broken PDUs, command sets and data sets, each followed by a \
+C-ECHO\n\n\
+With a statement, a check of a service it does not claim is skipped; without one, so is a \
+check of a service the contexts sweep saw rejected. A target that refuses the connection \
+stops the run after the first check.\n\n\
+--tls runs every check over TLS (--tls-ca, optionally --tls-cert/--tls-key, \
+--tls-server-name); --listen-tls-cert and --listen-tls-key make the probe's own SCP \
+(--listen) a TLS one (--listen-tls-ca: client certificates required).\n\n\
+`dicomtap probe matrix DIR` (or --devices DIR) instead runs a C-ECHO from every source AE \
+title to every destination of a site's statements (the directory `statement import \
+--out-dir` writes) and sets each result against the destination's \
+accept_calling_ae_titles.",
+    after_help = "Exit codes: 0 every check passed (or was skipped); 1 a check failed (with \
+--strict, also when one differs from the statement); 2 usage or input error, writing checks \
+named without --allow-writes, or the target could not be connected to."
 )]
 pub struct Args {
     /// The device: HOST:PORT (required unless the check is `matrix`).
@@ -45,8 +68,9 @@ pub struct Args {
     /// The device's AE title (required unless the check is `matrix`).
     #[arg(long, value_name = "TITLE")]
     called_ae: Option<String>,
-    /// `matrix`: the device list, a statement file or a directory of them; every acceptor
-    /// AE with hosts and port is a destination, every initiator AE title a source.
+    /// `matrix`: the site's statements (as `probe matrix DIR`): a statement file or a
+    /// directory of them; every acceptor AE with hosts and port is a destination, every
+    /// initiator AE title a source.
     #[arg(long, value_name = "PATH")]
     devices: Option<PathBuf>,
     /// `matrix`: an extra source AE title; repeatable.
@@ -92,7 +116,8 @@ pub struct Args {
     /// Talk to the target over TLS (DICOM TLS, PS3.15 Annex B); needs --tls-ca.
     #[arg(long)]
     tls: bool,
-    /// Trust store (PEM) for the target's certificate.
+    /// Trust store (PEM) for the target's certificate (`matrix`: for destinations whose
+    /// statement requires TLS).
     #[arg(long, value_name = "FILE")]
     tls_ca: Option<PathBuf>,
     /// The probe's client certificate chain (PEM), for targets that ask for one.
@@ -116,10 +141,19 @@ pub struct Args {
     /// Exit 1 also when a check differs from the statement.
     #[arg(long)]
     strict: bool,
+    /// Let checks store objects on the device (test data, listed before and after).
+    #[arg(long)]
+    allow_writes: bool,
+    /// Prefix of every generated patient's name and ID (letters, digits, - and _; at most
+    /// 16), for sites with naming rules for test patients.
+    #[arg(long, value_name = "PREFIX", default_value = probe::DEFAULT_TEST_PATIENT)]
+    test_patient: String,
+    /// Show every table row in text, HTML and JUnit (JSON always has them).
+    #[arg(long)]
+    detail: bool,
     /// Checks to run: echo, contexts, store, commitment, find-move, matching, charset,
-    /// max-pdu; load, timeouts and malformed only when named; `all` for every
-    /// non-disruptive one (default: echo contexts store max-pdu). `--help` says what each
-    /// does.
+    /// max-pdu, load, timeouts, malformed (what each does: --help); `all`; or `matrix DIR`
+    /// on its own.
     #[arg(value_name = "CHECK")]
     checks: Vec<String>,
 }
@@ -155,11 +189,14 @@ fn addr(s: &str, what: &str) -> anyhow::Result<SocketAddr> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.checks.iter().any(|c| c == "matrix") {
-        if args.checks.len() > 1 {
-            bail!("`matrix` runs on its own, not with other checks");
+    if args.checks.first().is_some_and(|c| c == "matrix") {
+        if args.checks.len() > 2 {
+            bail!("`matrix` takes one directory (or statement file) and runs on its own");
         }
-        return run_matrix(&args);
+        return run_matrix(&args, args.checks.get(1).map(PathBuf::from));
+    }
+    if args.checks.iter().any(|c| c == "matrix") {
+        bail!("`matrix` runs on its own, not with other checks");
     }
     let (Some(target), Some(called_ae)) = (args.target.clone(), args.called_ae.clone()) else {
         bail!("--target and --called-ae are required (except for `probe matrix`)");
@@ -172,7 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut checks = Vec::new();
     for c in &args.checks {
         if c == "all" {
-            checks.extend(Check::ALL.into_iter().filter(|c| !c.disruptive()));
+            checks.extend(Check::all(args.allow_writes));
             continue;
         }
         match Check::parse(c) {
@@ -184,9 +221,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if checks.is_empty() {
-        checks = Check::defaults();
+        checks = Check::defaults(args.allow_writes);
+    }
+    let prefix = args.test_patient.to_ascii_uppercase();
+    if prefix.is_empty()
+        || prefix.len() > 16
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        bail!("--test-patient {prefix:?}: 1 to 16 letters, digits, - or _");
     }
     let mut cfg = ProbeConfig::new(addr(&target, "--target")?, &called_ae);
+    cfg.allow_writes = args.allow_writes;
+    cfg.test_patient = prefix;
     cfg.calling_ae = args.calling_ae.clone();
     cfg.move_ae = args.move_ae.clone();
     cfg.timeout = secs("timeout", args.timeout)?;
@@ -237,26 +285,70 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         cfg.statement = Some((st, ae));
     }
-    let report = probe::run(&cfg, &checks)?;
+    let plan = probe::plan(&cfg, &checks);
+    let refused = plan.refused_writes(&cfg);
+    if !refused.is_empty() {
+        let mut msg = format!(
+            "{} would write to the device:\n",
+            refused
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for l in &plan.writes {
+            msg.push_str(&format!("  {l}\n"));
+        }
+        msg.push_str("add --allow-writes to run them (or leave them out: `all` without --allow-writes runs only the checks that write nothing)");
+        bail!(msg);
+    }
+    if cfg.allow_writes && !plan.writes.is_empty() {
+        eprintln!("may write test data to {} ({}):", cfg.called_ae, cfg.target);
+        for l in &plan.writes {
+            eprintln!("  {l}");
+        }
+        eprintln!(
+            "  every object: patient name and ID starting with {}, Study Description \"{}\", private creator \"{}\"",
+            cfg.test_patient,
+            probe::checks::TEST_STUDY_DESCRIPTION,
+            dicomtap_proxy::peers::iods::PRIVATE_CREATOR
+        );
+    }
+    let progress = ProgressLine::start();
+    if let Some(line) = &progress {
+        let now = line.now.clone();
+        cfg.progress = Some(probe::Progress(std::sync::Arc::new(move |s: &str| {
+            if let Ok(mut n) = now.lock() {
+                *n = (s.to_string(), std::time::Instant::now());
+            }
+        })));
+    }
+    let report = probe::run_plan(&cfg, &plan);
+    drop(progress);
+    let report = report?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        out.write_all(report::to_text(&report).as_bytes())?;
+        out.write_all(report::to_text(&report, args.detail).as_bytes())?;
     }
     out.flush()?;
     if let Some(p) = &args.html {
         let mut f =
             super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
-        f.write_all(report::to_html(&report).as_bytes())
+        f.write_all(report::to_html(&report, args.detail).as_bytes())
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
     if let Some(p) = &args.junit {
         let mut f =
             super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
-        f.write_all(report::to_junit(&report).as_bytes())
+        f.write_all(report::to_junit(&report, args.detail).as_bytes())
             .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
+    if let Some(s) = &report.stopped {
+        eprintln!("dicomtap probe: {s}");
+        return Ok(ExitCode::from(super::EXIT_USAGE));
     }
     let failed =
         report.failed() || (args.strict && report.count(Verdict::DiffersFromStatement) > 0);
@@ -265,6 +357,55 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What the probe is doing, redrawn on standard error twice a second with the time spent
+/// on it; only on a terminal. Cleared when dropped.
+struct ProgressLine {
+    now: std::sync::Arc<std::sync::Mutex<(String, std::time::Instant)>>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressLine {
+    fn start() -> Option<ProgressLine> {
+        use std::io::IsTerminal;
+        use std::sync::atomic::Ordering;
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let now = std::sync::Arc::new(std::sync::Mutex::new((
+            String::new(),
+            std::time::Instant::now(),
+        )));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (n, d) = (now.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            while !d.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                let Ok(g) = n.lock() else { break };
+                if !g.0.is_empty() {
+                    let line: String = g.0.chars().take(150).collect();
+                    eprint!("\r\x1b[2K{line} [{:.0} s]", g.1.elapsed().as_secs_f64());
+                }
+            }
+            eprint!("\r\x1b[2K");
+        });
+        Some(ProgressLine {
+            now,
+            done,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The rustls client configuration of `--tls`, built by the proxy's TLS module.
@@ -341,11 +482,17 @@ fn listen_tls(args: &Args, cfg: &mut ProbeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_matrix(args: &Args) -> anyhow::Result<ExitCode> {
+fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use dicomtap_proxy::probe::matrix;
-    let Some(path) = &args.devices else {
-        bail!("`probe matrix` needs --devices (a statement file or a directory of them)");
+    let path = match (dir, &args.devices) {
+        (Some(_), Some(_)) => bail!("`probe matrix DIR` and --devices: give one of them"),
+        (Some(d), None) => d,
+        (None, Some(d)) => d.clone(),
+        (None, None) => bail!(
+            "`probe matrix` needs the site's statements: `probe matrix DIR` (a directory of statements, as `statement import --out-dir` writes, or one file)"
+        ),
     };
+    let path = &path;
     let statements = if path.is_dir() {
         dicomtap_analyzer::statement::load_dir(path)
     } else {
@@ -355,13 +502,47 @@ fn run_matrix(args: &Args) -> anyhow::Result<ExitCode> {
     let plan = matrix::plan(&statements, &args.sources);
     if plan.sources.is_empty() || plan.destinations.is_empty() {
         bail!(
-            "{}: {} source AE titles and {} destinations (acceptor AEs with hosts and port) found; need at least one of each",
+            "{}: {} source AE titles and {} destinations (acceptor AEs with hosts and port) found; need at least one of each{}",
             path.display(),
             plan.sources.len(),
-            plan.destinations.len()
+            plan.destinations.len(),
+            if plan.destinations.is_empty() && !plan.skipped.is_empty() {
+                format!(
+                    " ({} acceptor AEs have no hosts/port: statements drafted from vendors' documents do not know the site's addresses; add `hosts` and `port` to each [[ae]])",
+                    plan.skipped.len()
+                )
+            } else {
+                String::new()
+            }
         );
     }
-    let m = matrix::run(plan, secs("timeout", args.timeout)?);
+    let tls = match &args.tls_ca {
+        Some(ca) => {
+            use dicomtap_proxy::tls;
+            if args.tls_cert.is_some() != args.tls_key.is_some() {
+                bail!("--tls-cert and --tls-key go together");
+            }
+            Some(
+                tls::build_client_config(&tls::ClientTlsConfig {
+                    ca: ca.clone(),
+                    cert: args.tls_cert.clone(),
+                    key: args.tls_key.clone(),
+                    server_name: None,
+                    versions: tls::default_versions(),
+                    cipher_suites: tls::default_cipher_suites(),
+                })
+                .map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?,
+            )
+        }
+        None => None,
+    };
+    let m = matrix::run(plan, secs("timeout", args.timeout)?, tls);
+    if let Some(p) = &args.html {
+        let mut f =
+            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+        f.write_all(m.to_html().as_bytes())
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &m)?;
@@ -385,6 +566,9 @@ fn run_matrix(args: &Args) -> anyhow::Result<ExitCode> {
         }
         for s in &m.skipped {
             writeln!(out, "skipped {s}")?;
+        }
+        for p in m.problems() {
+            writeln!(out, "{p}")?;
         }
         let fails = m
             .cells

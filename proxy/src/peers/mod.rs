@@ -8,6 +8,7 @@
 //! a tokio worker. The SCP binds loopback only.
 
 pub mod dimse;
+pub mod iods;
 pub mod scp;
 pub mod scu;
 pub mod study;

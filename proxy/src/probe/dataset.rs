@@ -394,7 +394,22 @@ pub fn generate_with(spec: &ObjectSpec, adjust: impl FnOnce(&mut Dataset)) -> En
         .put_str(tag::MODALITY, "CS", b"OT")
         .put_str(0x0008_0064, "CS", b"WSD")
         .put_str(0x0008_0090, "PN", b"")
-        .put_str(0x0008_1030, "LO", b"dicomtap probe")
+        .put_str(
+            0x0008_1030,
+            "LO",
+            crate::probe::checks::TEST_STUDY_DESCRIPTION.as_bytes(),
+        )
+        .put_str(
+            0x0009_0010,
+            "LO",
+            crate::peers::iods::PRIVATE_CREATOR.as_bytes(),
+        )
+        .put_str(0x0009_1000, "LO", b"test data, safe to delete")
+        .put_str(
+            0x0010_4000,
+            "LT",
+            crate::probe::checks::TEST_PATIENT_COMMENTS.as_bytes(),
+        )
         .put_str(tag::PATIENT_NAME, "PN", spec.patient_name.as_bytes())
         .put_str(tag::PATIENT_ID, "LO", spec.patient_id.as_bytes())
         .put_str(0x0010_0030, "DA", b"")

@@ -1,7 +1,12 @@
 //! `dicomtap probe matrix`: C-ECHO from every source AE title to every destination of a
-//! device list (statements), set against each destination's calling-AE allow-list.
+//! site's statements (a directory of them, as `statement import --out-dir` writes), set
+//! against each destination's calling-AE allow-list, with the reason of every failure
+//! (the reject's result, source and reason; no answer; a refused connection; a failed
+//! TLS handshake). Destinations whose statement requires TLS are echoed over TLS.
 
+use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dicomtap_analyzer::statement::Statement;
@@ -21,6 +26,10 @@ pub struct Destination {
     pub addr: SocketAddr,
     /// `None` = accepts any calling AE title.
     pub accepts: Option<Vec<String>>,
+    /// The statement requires DICOM TLS.
+    pub tls: bool,
+    /// The host the address came from (what a TLS certificate is verified against).
+    pub host: String,
 }
 
 /// One cell of the matrix.
@@ -48,8 +57,10 @@ impl Matrix {
         self.cells.iter().any(|c| c.verdict == Verdict::Fail)
     }
 
-    /// Sources down, destinations across.
+    /// Sources down, destinations across; a cell says `ok`, `rejected (as listed)`, or
+    /// `FAIL n` / `DIFFERS n` where n numbers the line of [`Matrix::problems`] that says why.
     pub fn table(&self) -> Table {
+        let mut n = 0;
         let mut t = Table {
             headers: std::iter::once("source \\ destination".to_string())
                 .chain(self.destinations.iter().map(|d| d.title.clone()))
@@ -65,8 +76,15 @@ impl Matrix {
                     .find(|c| &c.source == s && c.destination == d.title);
                 row.push(
                     c.map(|c| match c.verdict {
-                        Verdict::Pass => c.outcome.clone(),
-                        v => format!("{} [{}]", c.outcome, v.as_str()),
+                        Verdict::Pass if c.expected_accept => "ok".to_string(),
+                        Verdict::Pass => "rejected (as listed)".to_string(),
+                        v => {
+                            n += 1;
+                            match v {
+                                Verdict::Fail => format!("FAIL {n}"),
+                                _ => format!("DIFFERS {n}"),
+                            }
+                        }
                     })
                     .unwrap_or_default(),
                 );
@@ -92,16 +110,19 @@ pub fn plan(statements: &[Statement], extra_sources: &[String]) -> Matrix {
                 continue;
             }
             let addr = ae.port.and_then(|port| {
-                ae.hosts
-                    .iter()
-                    .find_map(|h| (h.as_str(), port).to_socket_addrs().ok()?.next())
+                ae.hosts.iter().find_map(|h| {
+                    let a = (h.as_str(), port).to_socket_addrs().ok()?.next()?;
+                    Some((a, h.clone()))
+                })
             });
             match addr {
-                Some(addr) => destinations.push(Destination {
+                Some((addr, host)) => destinations.push(Destination {
                     device: s.device.name.clone(),
                     title: ae.title.clone(),
                     addr,
                     accepts: ae.accept_calling_ae_titles.clone(),
+                    tls: ae.tls_required(),
+                    host,
                 }),
                 None => skipped.push(format!("{} ({}): no hosts/port", ae.title, s.device.name)),
             }
@@ -120,13 +141,46 @@ pub fn plan(statements: &[Statement], extra_sources: &[String]) -> Matrix {
     }
 }
 
-fn echo(addr: SocketAddr, calling: &str, called: &str, timeout: Duration) -> Result<(), String> {
-    let rq = AssociateRqBuilder::new(calling, called)
+/// One C-ECHO; `Err` says why not in a few words.
+fn echo(
+    d: &Destination,
+    calling: &str,
+    timeout: Duration,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<(), String> {
+    let rq = AssociateRqBuilder::new(calling, &d.title)
         .context(Proposal::new(VERIFICATION, &[IMPLICIT_LE, EXPLICIT_LE]));
-    let mut link = Link::connect(addr, timeout).map_err(|e| e.to_string())?;
+    let client = match (d.tls, tls) {
+        (false, _) => None,
+        (true, None) => {
+            return Err("TLS required by the statement; give --tls-ca to echo over TLS".into());
+        }
+        (true, Some(config)) => Some(
+            super::link::TlsClient::new(config.clone(), &d.host)
+                .map_err(|e| format!("TLS: {e}"))?,
+        ),
+    };
+    let mut link = Link::connect_with(d.addr, timeout, client.as_ref()).map_err(|e| match e {
+        LinkError::Connect { source, .. }
+            if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+        {
+            "connection refused".to_string()
+        }
+        LinkError::Connect { source, .. } => format!("no connection: {source}"),
+        LinkError::Tls { reason, .. } => format!("TLS handshake failed: {reason}"),
+        other => other.to_string(),
+    })?;
     match link.associate(&rq, timeout) {
         Ok(_) => {}
         Err(LinkError::Rejected(why)) => return Err(format!("rejected: {why}")),
+        Err(LinkError::Timeout(..)) => {
+            return Err(format!(
+                "no answer to the A-ASSOCIATE-RQ within {:.0} s",
+                timeout.as_secs_f64()
+            ));
+        }
+        Err(LinkError::Aborted(why)) => return Err(format!("aborted: {why}")),
+        Err(LinkError::Closed(_)) => return Err("closed the connection".into()),
         Err(e) => return Err(e.to_string()),
     }
     let pc = link
@@ -136,18 +190,26 @@ fn echo(addr: SocketAddr, calling: &str, called: &str, timeout: Duration) -> Res
     let mut cmd = Command::new(field::C_ECHO_RQ);
     cmd.message_id = Some(1);
     cmd.affected_sop_class = Some(VERIFICATION.to_string());
-    let ex = link
-        .request(pc, &cmd, None, timeout)
-        .map_err(|e| e.to_string())?;
+    let ex = link.request(pc, &cmd, None, timeout).map_err(|e| match e {
+        LinkError::Timeout(..) => format!(
+            "no answer to the C-ECHO within {:.0} s",
+            timeout.as_secs_f64()
+        ),
+        other => other.to_string(),
+    })?;
     let _ = link.release(timeout);
     match ex.status() {
         Some(0) => Ok(()),
-        other => Err(format!("C-ECHO status {other:?}")),
+        Some(s) => Err(format!(
+            "C-ECHO status {s:04X} ({})",
+            dicomtap_wire::status::classify(s, field::C_ECHO_RSP).meaning
+        )),
+        None => Err("C-ECHO-RSP without status".into()),
     }
 }
 
-/// Runs every cell.
-pub fn run(mut m: Matrix, timeout: Duration) -> Matrix {
+/// Runs every cell; destinations whose statement requires TLS are echoed with `tls`.
+pub fn run(mut m: Matrix, timeout: Duration, tls: Option<Arc<rustls::ClientConfig>>) -> Matrix {
     let mut cells = Vec::new();
     for s in &m.sources {
         for d in &m.destinations {
@@ -155,7 +217,7 @@ pub fn run(mut m: Matrix, timeout: Duration) -> Matrix {
                 .accepts
                 .as_ref()
                 .is_none_or(|l| l.iter().any(|t| t.trim() == s.trim()));
-            let result = echo(d.addr, s, &d.title, timeout);
+            let result = echo(d, s, timeout, tls.as_ref());
             let (outcome, verdict) = match (&result, expected_accept) {
                 (Ok(()), true) => ("ok".to_string(), Verdict::Pass),
                 (Ok(()), false) => (
@@ -176,4 +238,108 @@ pub fn run(mut m: Matrix, timeout: Duration) -> Matrix {
     }
     m.cells = cells;
     m
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Matrix {
+    /// Failures (and differences), numbered in the order of [`Matrix::table`], one line
+    /// each: source -> destination: why.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.sources {
+            for d in &self.destinations {
+                for c in self.cells.iter().filter(|c| {
+                    &c.source == s && c.destination == d.title && c.verdict != Verdict::Pass
+                }) {
+                    out.push(format!(
+                        "{} {} -> {} ({}): {}",
+                        out.len() + 1,
+                        c.source,
+                        c.destination,
+                        d.addr,
+                        c.outcome
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// A self-contained HTML page: the matrix (sources down, destinations across), then
+    /// every failure with its reason.
+    pub fn to_html(&self) -> String {
+        let mut h = String::from(
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>dicomtap probe matrix</title>\
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}\
+.pass{background:#dfd}.fail{background:#fdd}.differs-from-statement{background:#fed}</style></head><body><h1>dicomtap probe matrix</h1>",
+        );
+        let fails = self
+            .cells
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .count();
+        let _ = write!(
+            h,
+            "<p>{} sources, {} destinations, {} pairs: {fails} fail</p><table><tr><th>source \\ destination</th>",
+            self.sources.len(),
+            self.destinations.len(),
+            self.cells.len()
+        );
+        for d in &self.destinations {
+            let _ = write!(
+                h,
+                "<th>{}<br><small>{} {}{}</small></th>",
+                esc(&d.title),
+                esc(&d.device),
+                d.addr,
+                if d.tls { " TLS" } else { "" }
+            );
+        }
+        h.push_str("</tr>");
+        for s in &self.sources {
+            let _ = write!(h, "<tr><th>{}</th>", esc(s));
+            for d in &self.destinations {
+                match self
+                    .cells
+                    .iter()
+                    .find(|c| &c.source == s && c.destination == d.title)
+                {
+                    Some(c) => {
+                        let _ = write!(
+                            h,
+                            "<td class=\"{}\">{}</td>",
+                            c.verdict.as_str(),
+                            esc(&c.outcome)
+                        );
+                    }
+                    None => h.push_str("<td></td>"),
+                }
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+        let problems = self.problems();
+        if !problems.is_empty() {
+            h.push_str("<h2>Failures</h2><ul>");
+            for p in problems {
+                let _ = write!(h, "<li>{}</li>", esc(&p));
+            }
+            h.push_str("</ul>");
+        }
+        if !self.skipped.is_empty() {
+            h.push_str("<h2>Left out</h2><ul>");
+            for s in &self.skipped {
+                let _ = write!(h, "<li>{}</li>", esc(s));
+            }
+            h.push_str("</ul>");
+        }
+        h.push_str("</body></html>\n");
+        h
+    }
 }

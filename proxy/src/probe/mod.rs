@@ -79,10 +79,35 @@ impl Check {
         matches!(self, Check::Load | Check::Timeouts | Check::Malformed)
     }
 
+    /// Writes to the device (stores objects, or copies them with C-MOVE): runs only with
+    /// [`ProbeConfig::allow_writes`]. `max-pdu`, `load`, `timeouts` and `malformed` are
+    /// not counted: without writes they leave out their C-STOREs and say so.
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Check::Store | Check::Commitment | Check::FindMove | Check::Matching | Check::Charset
+        )
+    }
+
     /// The checks run when none is named: every non-disruptive one that needs nothing
-    /// beyond the target (no listener, no files).
-    pub fn defaults() -> Vec<Check> {
-        vec![Check::Echo, Check::Contexts, Check::Store, Check::MaxPdu]
+    /// beyond the target (no listener, no files); the writing ones only when writes are
+    /// allowed.
+    pub fn defaults(allow_writes: bool) -> Vec<Check> {
+        let mut v = vec![Check::Echo, Check::Contexts];
+        if allow_writes {
+            v.extend([Check::Store, Check::Commitment]);
+        }
+        v.push(Check::MaxPdu);
+        v
+    }
+
+    /// What `all` means: every check that neither disturbs nor (unless `allow_writes`)
+    /// writes.
+    pub fn all(allow_writes: bool) -> Vec<Check> {
+        Check::ALL
+            .into_iter()
+            .filter(|c| !c.disruptive() && (allow_writes || !c.writes()))
+            .collect()
     }
 }
 
@@ -123,8 +148,13 @@ pub struct CheckResult {
     pub verdict: Verdict,
     pub summary: String,
     pub details: Vec<String>,
+    /// Every row (JSON always; text, HTML and JUnit with `--detail` or without `brief`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<Table>,
+    /// The rows a person reads first (what differs or failed), shown instead of `table`
+    /// unless the full detail is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brief: Option<Table>,
     pub duration_ms: u64,
 }
 
@@ -136,6 +166,7 @@ impl CheckResult {
             summary: summary.into(),
             details: Vec::new(),
             table: None,
+            brief: None,
             duration_ms: 0,
         }
     }
@@ -158,6 +189,25 @@ pub struct ProbeReport {
     pub tls: Option<link::TlsInfo>,
     pub started_us: u64,
     pub results: Vec<CheckResult>,
+    /// What the run was going to write (before anything was written).
+    pub planned_writes: Vec<String>,
+    /// Every study the run wrote to the device, so it can be deleted.
+    pub written: Vec<Written>,
+    /// Why the run stopped before its last check (the target refused the connection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// A study the probe wrote to the device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Written {
+    pub study_uid: String,
+    pub patient_id: String,
+    pub patient_name: String,
+    /// Instances the device answered with Success or Warning.
+    pub instances: usize,
+    /// The check that wrote it.
+    pub check: Check,
 }
 
 impl ProbeReport {
@@ -202,7 +252,29 @@ pub struct ProbeConfig {
     /// TLS on the probe's own listener (`listen`): the rustls server configuration built
     /// by [`crate::tls::build_server_config`]; `None` = plain TCP.
     pub listen_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Checks may store objects on the device (`--allow-writes`). Without it the writing
+    /// checks are skipped and the others leave their C-STOREs out.
+    pub allow_writes: bool,
+    /// Prefix of every generated patient's name and ID (`--test-patient`); upper-case
+    /// letters, digits, `-` and `_`.
+    pub test_patient: String,
+    /// Told what a long check is waiting for, and for how long at most (a terminal's
+    /// progress line).
+    pub progress: Option<Progress>,
 }
+
+/// A progress callback: what the probe is doing now.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// The default [`ProbeConfig::test_patient`].
+pub const DEFAULT_TEST_PATIENT: &str = "DICOMTAPTEST";
 
 impl ProbeConfig {
     pub fn new(target: SocketAddr, called_ae: &str) -> Self {
@@ -222,6 +294,16 @@ impl ProbeConfig {
             load_associations: None,
             tls: None,
             listen_tls: None,
+            allow_writes: false,
+            test_patient: DEFAULT_TEST_PATIENT.to_string(),
+            progress: None,
+        }
+    }
+
+    /// Tells the progress callback (if any).
+    pub fn progress(&self, what: &str) {
+        if let Some(p) = &self.progress {
+            (p.0)(what);
         }
     }
 
@@ -242,8 +324,55 @@ pub enum ProbeError {
     },
 }
 
+/// A run prepared: the checks in their canonical order, this run's patient token and
+/// what the checks will write ([`plan`]).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub checks: Vec<Check>,
+    /// Prefix + letters unique to this run: every generated patient's name and ID starts
+    /// with it.
+    pub token: String,
+    /// One line per writing check: patients, studies, instances.
+    pub writes: Vec<String>,
+}
+
+impl Plan {
+    /// Checks that write although writes are not allowed.
+    pub fn refused_writes(&self, cfg: &ProbeConfig) -> Vec<Check> {
+        if cfg.allow_writes {
+            return Vec::new();
+        }
+        self.checks.iter().copied().filter(|c| c.writes()).collect()
+    }
+}
+
+/// Orders `wanted`, draws this run's token and says what will be written. With writes
+/// allowed, `store` brings `commitment` along: every store is followed by a Storage
+/// Commitment request when the device accepts one (skipped, with why, when it does not).
+pub fn plan(config: &ProbeConfig, wanted: &[Check]) -> Plan {
+    let mut checks: Vec<Check> = wanted.to_vec();
+    if config.allow_writes && checks.contains(&Check::Store) {
+        checks.push(Check::Commitment);
+    }
+    checks.sort();
+    checks.dedup();
+    let token = checks::run_token(&config.test_patient);
+    let writes = checks::planned_writes(config, &checks, &token);
+    Plan {
+        checks,
+        token,
+        writes,
+    }
+}
+
 /// Runs the checks in their canonical order and returns the report.
 pub fn run(config: &ProbeConfig, wanted: &[Check]) -> Result<ProbeReport, ProbeError> {
+    run_plan(config, &plan(config, wanted))
+}
+
+/// Runs a [`plan`]. Stops after the first check that could not connect to the target at
+/// all ([`ProbeReport::stopped`]).
+pub fn run_plan(config: &ProbeConfig, plan: &Plan) -> Result<ProbeReport, ProbeError> {
     let listener = match config.listen {
         Some(addr) => Some(
             listener::Listener::start_tls(addr, config.listen_tls.clone())
@@ -251,13 +380,12 @@ pub fn run(config: &ProbeConfig, wanted: &[Check]) -> Result<ProbeReport, ProbeE
         ),
         None => None,
     };
-    let mut state = checks::State::new(config, listener);
-    let mut order: Vec<Check> = wanted.to_vec();
-    order.sort();
-    order.dedup();
+    let mut state = checks::State::new(config, listener, plan.token.clone());
     let started_us = link::now_us();
     let mut results = Vec::new();
-    for c in order {
+    let mut stopped = None;
+    for &c in &plan.checks {
+        config.progress(&format!("{}: running", c.name()));
         let t = std::time::Instant::now();
         let mut r = state.run(c);
         r.duration_ms = t.elapsed().as_millis() as u64;
@@ -268,6 +396,14 @@ pub fn run(config: &ProbeConfig, wanted: &[Check]) -> Result<ProbeReport, ProbeE
             r.summary
         );
         results.push(r);
+        if let Some(why) = state.unreachable() {
+            stopped = Some(format!(
+                "{why}; stopped after {} (is the device up, and is {} its DICOM port?)",
+                c.name(),
+                config.target
+            ));
+            break;
+        }
     }
     Ok(ProbeReport {
         target: config.target.to_string(),
@@ -277,5 +413,47 @@ pub fn run(config: &ProbeConfig, wanted: &[Check]) -> Result<ProbeReport, ProbeE
         tls: state.tls_info(),
         started_us,
         results,
+        planned_writes: plan.writes.clone(),
+        written: state.written(),
+        stopped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_and_defaults_write_nothing_unless_allowed() {
+        for c in Check::all(false).into_iter().chain(Check::defaults(false)) {
+            assert!(!c.writes() && !c.disruptive(), "{}", c.name());
+        }
+        assert!(Check::all(true).contains(&Check::Commitment));
+        assert!(!Check::all(true).iter().any(|c| c.disruptive()));
+        assert_eq!(
+            Check::defaults(true),
+            vec![
+                Check::Echo,
+                Check::Contexts,
+                Check::Store,
+                Check::Commitment,
+                Check::MaxPdu
+            ]
+        );
+    }
+
+    #[test]
+    fn a_plan_names_its_patients_and_refuses_writes_without_the_flag() {
+        let mut cfg = ProbeConfig::new(SocketAddr::from(([127, 0, 0, 1], 104)), "PACS");
+        cfg.test_patient = "ZZTEST".into();
+        let p = plan(&cfg, &[Check::Matching, Check::Echo, Check::Store]);
+        assert_eq!(p.checks, vec![Check::Echo, Check::Store, Check::Matching]);
+        assert!(p.token.starts_with("ZZTEST") && p.token.len() == 11);
+        assert_eq!(p.refused_writes(&cfg), vec![Check::Store, Check::Matching]);
+        assert_eq!(p.writes.len(), 2);
+        assert!(p.writes[0].contains(&format!("{}^STORE", p.token)));
+        assert!(p.writes[1].contains("4 patients"));
+        cfg.allow_writes = true;
+        assert!(p.refused_writes(&cfg).is_empty());
+    }
 }

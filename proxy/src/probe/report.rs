@@ -1,10 +1,37 @@
 //! Probe reports: text, JSON (serde of [`ProbeReport`]), self-contained HTML, JUnit XML
 //! (one test case per check; fail = failure, differs-from-statement = failure with its
-//! own type, skipped = skipped).
+//! own type, skipped = skipped). Text, HTML and JUnit show a check's brief table (what
+//! differs or failed) unless `detail` is asked for; JSON always has every row.
 
 use std::fmt::Write as _;
 
-use super::{ProbeReport, Table, Verdict};
+use super::{CheckResult, ProbeReport, Table, Verdict};
+
+/// The table to show of `c`: its brief one unless `detail`.
+fn shown(c: &CheckResult, detail: bool) -> Option<&Table> {
+    match (&c.brief, detail) {
+        (Some(b), false) => Some(b),
+        _ => c.table.as_ref(),
+    }
+}
+
+/// One line per study written, for the end of a report.
+fn written_lines(r: &ProbeReport) -> Vec<String> {
+    r.written
+        .iter()
+        .map(|w| {
+            format!(
+                "{}  patient {} (ID {}), {} instance{} ({})",
+                w.study_uid,
+                w.patient_name,
+                w.patient_id,
+                w.instances,
+                if w.instances == 1 { "" } else { "s" },
+                w.check.name()
+            )
+        })
+        .collect()
+}
 
 fn table_text(t: &Table, out: &mut String) {
     let cols = t.headers.len();
@@ -27,8 +54,8 @@ fn table_text(t: &Table, out: &mut String) {
     }
 }
 
-/// Plain text, one block per check.
-pub fn to_text(r: &ProbeReport) -> String {
+/// Plain text, one block per check; `detail`: every table row.
+pub fn to_text(r: &ProbeReport, detail: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -55,9 +82,26 @@ pub fn to_text(r: &ProbeReport) -> String {
         for d in &c.details {
             let _ = writeln!(out, "    {d}");
         }
-        if let Some(t) = &c.table {
+        if let Some(t) = shown(c, detail)
+            && !t.rows.is_empty()
+        {
             table_text(t, &mut out);
+            if !detail
+                && c.brief.is_some()
+                && c.table
+                    .as_ref()
+                    .is_some_and(|f| f.rows.len() > t.rows.len())
+            {
+                let _ = writeln!(
+                    out,
+                    "    ({} rows in all: --detail or --json for every one)",
+                    c.table.as_ref().map(|f| f.rows.len()).unwrap_or(0)
+                );
+            }
         }
+    }
+    if let Some(s) = &r.stopped {
+        let _ = writeln!(out, "stopped: {s}");
     }
     let _ = writeln!(
         out,
@@ -68,6 +112,19 @@ pub fn to_text(r: &ProbeReport) -> String {
         r.count(Verdict::DiffersFromStatement),
         r.count(Verdict::Skipped)
     );
+    let lines = written_lines(r);
+    if lines.is_empty() {
+        let _ = writeln!(out, "nothing was written to the device");
+    } else {
+        let _ = writeln!(
+            out,
+            "written to the device ({} studies; delete them when done):",
+            lines.len()
+        );
+        for l in lines {
+            let _ = writeln!(out, "    {l}");
+        }
+    }
     out
 }
 
@@ -87,8 +144,8 @@ fn esc(s: &str) -> String {
     o
 }
 
-/// A self-contained HTML page.
-pub fn to_html(r: &ProbeReport) -> String {
+/// A self-contained HTML page; `detail`: every table row.
+pub fn to_html(r: &ProbeReport, detail: bool) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -138,7 +195,9 @@ pub fn to_html(r: &ProbeReport) -> String {
             }
             h.push_str("</ul>");
         }
-        if let Some(t) = &c.table {
+        if let Some(t) = shown(c, detail)
+            && !t.rows.is_empty()
+        {
             h.push_str("<table><tr>");
             for x in &t.headers {
                 let _ = write!(h, "<th>{}</th>", esc(x));
@@ -154,12 +213,29 @@ pub fn to_html(r: &ProbeReport) -> String {
             h.push_str("</table>");
         }
     }
+    if let Some(s) = &r.stopped {
+        let _ = write!(h, "<p class=\"fail\">stopped: {}</p>", esc(s));
+    }
+    let lines = written_lines(r);
+    if lines.is_empty() {
+        h.push_str("<h2 id=\"written\">Written to the device</h2><p>nothing</p>");
+    } else {
+        let _ = write!(
+            h,
+            "<h2 id=\"written\">Written to the device ({} studies; delete them when done)</h2><ul>",
+            lines.len()
+        );
+        for l in lines {
+            let _ = write!(h, "<li>{}</li>", esc(&l));
+        }
+        h.push_str("</ul>");
+    }
     h.push_str("</body></html>\n");
     h
 }
 
-/// JUnit XML: one suite, one test case per check.
-pub fn to_junit(r: &ProbeReport) -> String {
+/// JUnit XML: one suite, one test case per check; `detail`: every table row.
+pub fn to_junit(r: &ProbeReport, detail: bool) -> String {
     let mut x = String::new();
     let total_ms: u64 = r.results.iter().map(|c| c.duration_ms).sum();
     let failures = r.count(Verdict::Fail) + r.count(Verdict::DiffersFromStatement);
@@ -182,7 +258,9 @@ pub fn to_junit(r: &ProbeReport) -> String {
     }
     for c in &r.results {
         let mut body = c.details.join("\n");
-        if let Some(t) = &c.table {
+        if let Some(t) = shown(c, detail)
+            && !t.rows.is_empty()
+        {
             let mut s = String::new();
             table_text(t, &mut s);
             body.push('\n');
@@ -232,15 +310,18 @@ mod tests {
             statement: None,
             tls: None,
             started_us: 0,
+            planned_writes: Vec::new(),
+            written: Vec::new(),
+            stopped: None,
             results: vec![
                 CheckResult::new(Check::Echo, Verdict::Pass, "ok"),
                 CheckResult::new(Check::Commitment, Verdict::Fail, "silent <Success>"),
             ],
         };
-        assert!(to_text(&r).contains("1 pass, 1 fail"));
-        let j = to_junit(&r);
+        assert!(to_text(&r, false).contains("1 pass, 1 fail"));
+        let j = to_junit(&r, false);
         assert!(j.contains("failures=\"1\""));
         assert!(j.contains("silent &lt;Success&gt;"));
-        assert!(to_html(&r).contains("A&lt;B"));
+        assert!(to_html(&r, false).contains("A&lt;B"));
     }
 }

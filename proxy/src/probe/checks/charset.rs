@@ -76,9 +76,33 @@ impl State<'_> {
                 format!("no usable Part-10 files in {}", dir.display()),
             );
         }
+        if let Some(r) = self.not_offered(
+            Check::Charset,
+            &[STUDY_ROOT_FIND, PATIENT_ROOT_FIND],
+            "Q/R FIND",
+        ) {
+            return r;
+        }
+        if let Err(r) = self.find_offered(Check::Charset) {
+            return *r;
+        }
         let objs: Vec<EncodedObject> = list.iter().map(|f| f.obj.clone()).collect();
         let statuses = match self.store_objects(&objs) {
-            Ok(s) => s,
+            Ok(s) => {
+                for (f, st) in list.iter().zip(&s) {
+                    if st.is_some_and(|c| StatusClass::of(c) != StatusClass::Failure) {
+                        let ds =
+                            Dataset::decode(&f.obj.dataset, f.obj.transfer_syntax == EXPLICIT_LE);
+                        self.note_written(
+                            Check::Charset,
+                            &f.study,
+                            &ds.text(tag::PATIENT_ID).unwrap_or_default(),
+                            &String::from_utf8_lossy(&f.pn),
+                        );
+                    }
+                }
+                s
+            }
             Err(e) => {
                 return CheckResult::new(
                     Check::Charset,

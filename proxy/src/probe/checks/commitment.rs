@@ -6,14 +6,31 @@ use super::*;
 
 impl State<'_> {
     pub(super) fn commitment(&mut self) -> CheckResult {
+        if let Some(r) = self.not_offered(
+            Check::Commitment,
+            &[STORAGE_COMMITMENT],
+            "Storage Commitment Push Model",
+        ) {
+            return r;
+        }
         let stored = self.ensure_stored();
         if stored.is_empty() {
+            let why = self
+                .store_result
+                .as_ref()
+                .map(|r| format!(" (store: {})", r.summary))
+                .unwrap_or_default();
             return CheckResult::new(
                 Check::Commitment,
                 Verdict::Skipped,
-                "nothing was stored successfully to commit",
+                format!("nothing was stored successfully to commit{why}"),
             );
         }
+        self.cfg.progress(&format!(
+            "commitment: asking to commit {} instances; waiting up to {:.0} s for the report",
+            stored.len(),
+            self.cfg.commit_wait.as_secs_f64()
+        ));
         let rq = self
             .builder()
             .context(Proposal::new(STORAGE_COMMITMENT, &[IMPLICIT_LE]));
@@ -221,9 +238,12 @@ impl State<'_> {
                         reason.map(|x| format!("{x:04X}")).unwrap_or("?".into())
                     ));
                 }
-                None => r.details.push(format!(
-                    "{uid} was stored with Success but is not in the report"
-                )),
+                None => {
+                    silent += 1;
+                    r.details.push(format!(
+                        "silent Success: {uid} was answered Success by C-STORE but is missing from the report"
+                    ));
+                }
             }
         }
         if let Some(sc) = self
@@ -236,8 +256,12 @@ impl State<'_> {
             {
                 r.verdict = Verdict::DiffersFromStatement;
                 r.details.push(format!(
-                    "the statement says reports come on {:?}",
-                    sc.report_on.iter().map(|o| o.as_str()).collect::<Vec<_>>()
+                    "the statement says reports come on: {}",
+                    sc.report_on
+                        .iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             if let Some(max) = sc.max_wait_s

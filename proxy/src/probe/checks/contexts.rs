@@ -6,7 +6,7 @@
 use super::*;
 
 impl State<'_> {
-    pub(super) fn contexts(&self) -> CheckResult {
+    pub(super) fn contexts(&mut self) -> CheckResult {
         // (sop class, ts) -> claimed?
         let mut pairs: BTreeMap<(String, String), bool> = BTreeMap::new();
         if let Some(ae) = self.cfg.ae() {
@@ -17,6 +17,12 @@ impl State<'_> {
             }
         }
         let mut storage: Vec<&str> = COMMON_STORAGE.to_vec();
+        // Every IOD the store check can generate is swept too.
+        for iod in crate::peers::iods::IODS {
+            if !storage.contains(&iod.sop_class) {
+                storage.push(iod.sop_class);
+            }
+        }
         for s in &self.cfg.sop_classes {
             storage.push(s.as_str());
         }
@@ -39,8 +45,16 @@ impl State<'_> {
         let mut errors = Vec::new();
         let mut start = 0;
         let mut batch = 128;
+        let mut unreachable = false;
         while start < list.len() {
             let end = (start + batch).min(list.len());
+            self.cfg.progress(&format!(
+                "contexts: proposing contexts {}-{} of {} (waiting up to {:.0} s for the answer)",
+                start + 1,
+                end,
+                list.len(),
+                self.cfg.timeout.as_secs_f64()
+            ));
             let mut rq = self.builder();
             for ((s, t), _) in &list[start..end] {
                 rq = rq.context(Proposal::new(s, &[t.as_str()]));
@@ -67,6 +81,13 @@ impl State<'_> {
                     self.finish(link);
                     start = end;
                 }
+                Err(e @ LinkError::Connect { .. }) => {
+                    for slot in &mut results[start..] {
+                        *slot = format!("association failed: {e}");
+                    }
+                    unreachable = true;
+                    break;
+                }
                 Err(e) if batch > 8 => {
                     errors.push(format!(
                         "{} contexts in one association: {e}; retrying in smaller batches",
@@ -82,24 +103,37 @@ impl State<'_> {
                 }
             }
         }
+        let headers = vec![
+            "SOP class".into(),
+            "transfer syntax".into(),
+            "claimed".into(),
+            "result".into(),
+        ];
         let mut table = Table {
-            headers: vec![
-                "SOP class".into(),
-                "transfer syntax".into(),
-                "claimed".into(),
-                "result".into(),
-            ],
+            headers: headers.clone(),
+            rows: Vec::new(),
+        };
+        // What a person reads first: what differs from the statement or failed.
+        let mut brief = Table {
+            headers,
             rows: Vec::new(),
         };
         let with_statement = self.cfg.statement.is_some();
         let (mut missing, mut undocumented, mut accepted, mut rejected_other) = (0, 0, 0, 0);
+        let (mut as_claimed, mut broken) = (0, 0);
         let mut accepted_pairs = Vec::new();
+        let mut sweep = BTreeMap::new();
+        // Without a statement: per SOP class, the accepted and the rejected syntaxes.
+        let mut per_class: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        let mut rejected_list = Vec::new();
         for (((s, t), claimed), res) in list.iter().zip(&results) {
             let ok = res.starts_with("accepted");
+            sweep.insert((s.clone(), t.clone()), ok);
             if ok {
                 accepted += 1;
                 accepted_pairs.push((s.clone(), t.clone()));
             }
+            let failed = res.starts_with("association failed") || res == "no result";
             let note = match (with_statement, *claimed, ok) {
                 (true, true, false) => {
                     missing += 1;
@@ -109,26 +143,65 @@ impl State<'_> {
                     undocumented += 1;
                     " <- accepted, not claimed"
                 }
+                (true, true, true) => {
+                    as_claimed += 1;
+                    ""
+                }
                 _ => "",
             };
-            if ok || *claimed {
-                table.rows.push(vec![
-                    label(s),
-                    label(t),
-                    if !with_statement {
-                        "-".into()
-                    } else if *claimed {
-                        "yes".into()
-                    } else {
-                        "no".into()
-                    },
-                    format!("{res}{note}"),
-                ]);
-            } else {
+            if !ok && !*claimed {
                 rejected_other += 1;
+                if with_statement && !res.starts_with("association failed") {
+                    rejected_list.push(format!("{} in {} ({res})", label(s), label(t)));
+                }
+            }
+            if failed {
+                broken += 1;
+            }
+            let row = vec![
+                label(s),
+                label(t),
+                if !with_statement {
+                    "-".into()
+                } else if *claimed {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+                format!("{res}{note}"),
+            ];
+            if (with_statement && !note.is_empty()) || failed {
+                brief.rows.push(row.clone());
+            }
+            if !with_statement && !failed {
+                let e = per_class.entry(label(s)).or_default();
+                if ok { &mut e.0 } else { &mut e.1 }.push(label(t));
+            }
+            table.rows.push(row);
+        }
+        let mut nowhere = Vec::new();
+        if !with_statement {
+            brief.headers = vec![
+                "SOP class".into(),
+                "accepted transfer syntaxes".into(),
+                "not accepted".into(),
+            ];
+            for (class, (yes, no)) in per_class {
+                if yes.is_empty() {
+                    nowhere.push(class);
+                    continue;
+                }
+                brief
+                    .rows
+                    .push(vec![class, yes.join(", "), no.len().to_string()]);
             }
         }
-        let max = self.max_contexts(&accepted_pairs);
+        self.sweep = Some(sweep);
+        let max = if unreachable {
+            ("max-contexts test not run".to_string(), None)
+        } else {
+            self.max_contexts(&accepted_pairs)
+        };
         let mut r = CheckResult::new(
             Check::Contexts,
             Verdict::Pass,
@@ -139,10 +212,29 @@ impl State<'_> {
             ),
         );
         r.details.extend(errors);
+        if !nowhere.is_empty() {
+            r.details.push(format!(
+                "{} SOP classes accepted in no transfer syntax: {}",
+                nowhere.len(),
+                nowhere.join(", ")
+            ));
+        }
+        if broken > 0 {
+            r.details.push(format!(
+                "{broken} contexts could not be tried (association failed)"
+            ));
+        }
         if with_statement {
             r.details.push(format!(
-                "{missing} claimed contexts not accepted, {undocumented} accepted but not claimed"
+                "{missing} claimed contexts not accepted, {undocumented} accepted but not claimed; \
+                 {as_claimed} accepted as claimed, {rejected_other} rejected and not claimed"
             ));
+            if !rejected_list.is_empty() && rejected_list.len() <= 24 {
+                r.details.push(format!(
+                    "rejected, not claimed: {}",
+                    rejected_list.join("; ")
+                ));
+            }
             if missing > 0 || undocumented > 0 {
                 r.verdict = Verdict::DiffersFromStatement;
             }
@@ -161,6 +253,7 @@ impl State<'_> {
             r.summary = format!("no presentation context accepted; {}", r.summary);
         }
         r.table = Some(table);
+        r.brief = Some(brief);
         r
     }
 

@@ -43,7 +43,10 @@ impl State<'_> {
                     .push("C-ECHO with our huge max length: Success".into()),
                 Ok(ex) => {
                     r.verdict = Verdict::Fail;
-                    r.details.push(format!("C-ECHO answered {:?}", ex.status()));
+                    r.details.push(format!(
+                        "C-ECHO answered {}",
+                        status_or_none(ex.status(), field::C_ECHO_RSP)
+                    ));
                 }
                 Err(e) => {
                     r.verdict = Verdict::Fail;
@@ -62,7 +65,14 @@ impl State<'_> {
         }
         // A C-STORE large enough to be cut into PDUs of exactly the device's max length.
         let advertised_max = ac.user_info.max_length.unwrap_or(0);
+        if !self.cfg.allow_writes {
+            r.details.push(
+                "C-STORE in PDUs of the device's own max length not tried: it writes to the device (--allow-writes)"
+                    .into(),
+            );
+        }
         if !link.closed
+            && self.cfg.allow_writes
             && (1..=(1 << 20)).contains(&advertised_max)
             && let Some((pc, _)) = link.context_for(CT_IMAGE_STORAGE, Some(EXPLICIT_LE))
         {
@@ -76,9 +86,11 @@ impl State<'_> {
             if let Some((study_uid, obj)) =
                 crate::peers::study::generate(&opts).ok().and_then(|st| {
                     let uid = st.study_instance_uid.clone();
+                    let marks = self.marks(&opts.patient_name, &opts.patient_id, &uid);
                     st.objects
                         .into_iter()
                         .find(|o| o.sop_class_uid == CT_IMAGE_STORAGE)
+                        .and_then(|o| crate::peers::iods::mark(&o, &marks).ok())
                         .map(|o| (uid, o))
                 })
             {
@@ -91,6 +103,12 @@ impl State<'_> {
                             .status()
                             .is_some_and(|s| StatusClass::of(s) != StatusClass::Failure) =>
                     {
+                        self.note_written(
+                            Check::MaxPdu,
+                            &study_uid,
+                            &opts.patient_id,
+                            &opts.patient_name,
+                        );
                         r.details.push(format!(
                             "C-STORE of {} bytes in P-DATA-TF PDUs of exactly {advertised_max} bytes (its max length): {}",
                             obj.dataset.len(),

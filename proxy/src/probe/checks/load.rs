@@ -160,16 +160,18 @@ impl State<'_> {
             .cfg
             .ae()
             .is_some_and(|ae| has_scp_claim(ae, dataset::SECONDARY_CAPTURE));
-        let store = store_claimed || self.cfg.ae().is_none();
+        let store = (store_claimed || self.cfg.ae().is_none()) && self.cfg.allow_writes;
         let ts = self.cfg.store_transfer_syntax.clone();
         let mut rq = self
             .builder()
             .context(Proposal::new(VERIFICATION, &[IMPLICIT_LE, EXPLICIT_LE]));
         let mut objects = Vec::new();
+        let mut load_study = None;
         if store {
             rq.contexts
                 .push(Proposal::new(dataset::SECONDARY_CAPTURE, &[ts.as_str()]));
             let study_uid = crate::peers::study::new_uid();
+            load_study = Some(study_uid.clone());
             objects = (0..n)
                 .map(|_| {
                     dataset::generate(&ObjectSpec {
@@ -190,6 +192,10 @@ impl State<'_> {
             objects,
             store_claimed,
         };
+        self.cfg.progress(&format!(
+            "load: {n} simultaneous associations (each answer waited for up to {:.0} s)",
+            self.cfg.timeout.as_secs_f64()
+        ));
         let (all_tried, all_done) = (Barrier::new(n), Barrier::new(n));
         let started = Instant::now();
         let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
@@ -208,7 +214,24 @@ impl State<'_> {
                 .collect()
         });
         let elapsed = started.elapsed();
-        self.load_result(n, claimed, store, outcomes, elapsed)
+        if let Some(study) = &load_study {
+            let name = format!("{}^LOAD", self.token);
+            let id = format!("{}L", self.token);
+            for o in &outcomes {
+                if let Outcome::Accepted {
+                    store_us: Some(_), ..
+                } = o
+                {
+                    self.note_written(Check::Load, study, &id, &name);
+                }
+            }
+        }
+        let mut r = self.load_result(n, claimed, store, outcomes, elapsed);
+        if !self.cfg.allow_writes {
+            r.details
+                .push("C-STORE left out: it writes to the device (--allow-writes)".into());
+        }
+        r
     }
 
     fn load_result(

@@ -118,7 +118,17 @@ impl State<'_> {
                 |s| s.case_dataset(open_sequence),
             ),
         ];
-        for (name, f) in cases {
+        let mut not_run = 0;
+        for (i, (name, f)) in cases.into_iter().enumerate() {
+            if name.starts_with("C-STORE") && !self.cfg.allow_writes {
+                not_run += 1;
+                continue;
+            }
+            self.cfg.progress(&format!(
+                "malformed: case {} of 11, {name} (then a C-ECHO, waiting up to {:.0} s)",
+                i + 1,
+                self.cfg.timeout.as_secs_f64()
+            ));
             let reaction = f(self).unwrap_or_else(|e| format!("error: {e}"));
             std::thread::sleep(Duration::from_millis(200));
             let echo = match self.echo_once() {
@@ -156,6 +166,11 @@ impl State<'_> {
                 )
             },
         );
+        if not_run > 0 {
+            r.details.push(format!(
+                "{not_run} C-STORE data-set cases not run: they write to the device (--allow-writes)"
+            ));
+        }
         r.table = Some(table);
         r
     }
@@ -163,10 +178,11 @@ impl State<'_> {
     /// A C-STORE of the probe's object in Explicit VR Little Endian, its data set passed
     /// through `mutate`; returns the status or what the device did instead.
     pub(super) fn case_dataset(&self, mutate: fn(&[u8]) -> Vec<u8>) -> Result<String, String> {
+        let study_uid = crate::peers::study::new_uid();
         let obj = dataset::generate(&ObjectSpec {
             patient_name: format!("{}^MALFORMED", self.token),
             patient_id: format!("{}M", self.token),
-            study_uid: crate::peers::study::new_uid(),
+            study_uid: study_uid.clone(),
             study_date: today(),
             transfer_syntax: EXPLICIT_LE.to_string(),
         });
@@ -189,6 +205,17 @@ impl State<'_> {
         let wait = self.cfg.timeout.min(Duration::from_secs(10));
         match link.request(pc, &cmd, Some(&bytes), wait) {
             Ok(ex) => {
+                if ex
+                    .status()
+                    .is_some_and(|s| StatusClass::of(s) != StatusClass::Failure)
+                {
+                    self.note_written(
+                        Check::Malformed,
+                        &study_uid,
+                        &format!("{}M", self.token),
+                        &format!("{}^MALFORMED", self.token),
+                    );
+                }
                 let r = ex
                     .status()
                     .map(|s| format!("C-STORE-RSP {}", status_text(s, field::C_STORE_RSP)))

@@ -124,6 +124,16 @@ fn letters(matches: &[Dataset], studies: &BTreeMap<String, &str>) -> String {
 
 impl State<'_> {
     pub(super) fn matching(&mut self) -> CheckResult {
+        if let Some(r) = self.not_offered(
+            Check::Matching,
+            &[STUDY_ROOT_FIND, PATIENT_ROOT_FIND],
+            "Q/R FIND",
+        ) {
+            return r;
+        }
+        if let Err(r) = self.find_offered(Check::Matching) {
+            return *r;
+        }
         let t = self.token.clone();
         let yamada = format!("{t}YAMADA^TAROU=山田^太郎=やまだ^たろう");
         let people = [
@@ -147,16 +157,35 @@ impl State<'_> {
                 ds.put_str(tag::STUDY_TIME, "TM", time.as_bytes());
             }));
         }
-        match self.store_objects(&objs) {
+        self.cfg.progress("matching: storing the 4 test patients");
+        let stored = self.store_objects(&objs);
+        if let Ok(st) = &stored {
+            for ((o, (_, name, _, _)), s) in objs.iter().zip(&people).zip(st) {
+                if s.is_some_and(|s| StatusClass::of(s) != StatusClass::Failure) {
+                    let ds = Dataset::decode(&o.dataset, o.transfer_syntax == EXPLICIT_LE);
+                    let study = ds.text(tag::STUDY_INSTANCE_UID).unwrap_or_default();
+                    let id = ds.text(tag::PATIENT_ID).unwrap_or_default();
+                    self.note_written(Check::Matching, &study, &id, name);
+                }
+            }
+        }
+        match stored {
             Ok(st)
                 if st
                     .iter()
                     .all(|s| s.is_some_and(|s| StatusClass::of(s) != StatusClass::Failure)) => {}
             Ok(st) => {
+                let answers: Vec<String> = st
+                    .iter()
+                    .map(|s| match s {
+                        Some(code) => status_text(*code, field::C_STORE_RSP),
+                        None => "context not accepted".into(),
+                    })
+                    .collect();
                 return CheckResult::new(
                     Check::Matching,
                     Verdict::Fail,
-                    format!("storing the test patients failed: {st:?}"),
+                    format!("storing the test patients failed: {}", answers.join(", ")),
                 );
             }
             Err(e) => {
@@ -244,7 +273,13 @@ impl State<'_> {
         let mut failed = 0;
         let mut differ = 0;
         let mut rows = Vec::new();
-        for q in &queries {
+        let n = queries.len() + 1;
+        for (i, q) in queries.iter().enumerate() {
+            self.cfg.progress(&format!(
+                "matching: C-FIND {} of {n} (waiting up to {:.0} s for its answers)",
+                i + 1,
+                self.cfg.timeout.as_secs_f64()
+            ));
             let matched = self
                 .find(&mut link, &q.keys(&t))
                 .map(|(m, _)| letters(&m, &studies));
@@ -262,6 +297,7 @@ impl State<'_> {
             Err(_) => "",
         };
         rows.push((&combined, combined_matched.map(|(m, _)| m)));
+        let mut errors = 0;
         for (q, matched) in rows {
             let (shown, result) = match (&matched, q.kind) {
                 (Ok(m), Case) => (
@@ -287,11 +323,11 @@ impl State<'_> {
                 }
                 (Ok(m), _) => (m.clone(), "differs (not claimed)".into()),
                 (Err(e), Required) => {
-                    failed += 1;
+                    errors += 1;
                     ("-".into(), format!("error: {e}"))
                 }
                 (Err(e), Claimed(true)) => {
-                    differ += 1;
+                    errors += 1;
                     ("-".into(), format!("error: {e}"))
                 }
                 (Err(e), _) => ("-".into(), format!("error: {e}")),
@@ -316,15 +352,24 @@ impl State<'_> {
         let total = table.rows.len();
         let mut r = CheckResult::new(
             Check::Matching,
-            if failed > 0 {
+            if failed > 0 || errors > 0 {
                 Verdict::Fail
             } else if differ > 0 {
                 Verdict::DiffersFromStatement
             } else {
                 Verdict::Pass
             },
-            if failed > 0 {
-                format!("{failed} of {total} queries matched differently from PS3.4 C.2.2.2")
+            if errors > 0 && failed == 0 {
+                format!("{errors} of {total} queries ended in an error")
+            } else if failed > 0 {
+                format!(
+                    "{failed} of {total} queries matched differently from PS3.4 C.2.2.2{}",
+                    if errors > 0 {
+                        format!(", {errors} ended in an error")
+                    } else {
+                        String::new()
+                    }
+                )
             } else if differ > 0 {
                 format!(
                     "{differ} of {total} queries matched differently from what the statement claims"
@@ -355,6 +400,16 @@ impl State<'_> {
                 ));
             }
         }
+        // What a person reads first: every row not simply `ok`.
+        r.brief = Some(Table {
+            headers: table.headers.clone(),
+            rows: table
+                .rows
+                .iter()
+                .filter(|row| row.get(4).is_none_or(|c| c != "ok"))
+                .cloned()
+                .collect(),
+        });
         r.table = Some(table);
         r
     }

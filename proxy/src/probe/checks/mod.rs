@@ -139,13 +139,22 @@ pub struct State<'a> {
     listener: Option<Listener>,
     stored: Vec<Stored>,
     store_result: Option<CheckResult>,
-    /// Letters that make this run's patient names and IDs unique.
+    /// Prefix and letters that make this run's patient names and IDs unique.
     token: String,
     /// What the first TLS handshake negotiated (TLS targets).
     tls_info: std::cell::OnceCell<crate::probe::link::TlsInfo>,
+    /// The contexts sweep's results, once it ran: (SOP class, transfer syntax) -> accepted.
+    sweep: Option<BTreeMap<(String, String), bool>>,
+    /// Set when a connection to the target could not be made at all.
+    unreachable: std::cell::RefCell<Option<String>>,
+    /// A connection to the target was made during the current check.
+    connected: std::cell::Cell<bool>,
+    /// Studies written, in the order they were first written.
+    written: std::cell::RefCell<Vec<super::Written>>,
 }
 
-fn run_token() -> String {
+/// `prefix` followed by five letters drawn for this run.
+pub(crate) fn run_token(prefix: &str) -> String {
     let uid = crate::peers::study::new_uid();
     let digits: Vec<u8> = uid.bytes().filter(u8::is_ascii_digit).collect();
     let tail = digits
@@ -154,7 +163,59 @@ fn run_token() -> String {
         .take(5)
         .map(|d| char::from(b'A' + (d - b'0') * 2))
         .collect::<String>();
-    format!("DTP{tail}")
+    format!("{prefix}{tail}")
+}
+
+/// The Study Description of every generated study.
+pub const TEST_STUDY_DESCRIPTION: &str = "dicomtap probe test data - safe to delete";
+/// The Patient Comments of every generated patient.
+pub const TEST_PATIENT_COMMENTS: &str =
+    "Test patient written by dicomtap probe; not a real patient; safe to delete.";
+
+/// One line per check in `checks` that writes to the device: what it will store.
+pub(crate) fn planned_writes(cfg: &ProbeConfig, checks: &[Check], t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in checks {
+        let line = match c {
+            Check::Store => Some(format!(
+                "store: 1 patient {t}^STORE (ID {t}S), 1 study, one instance per storage SOP class the device accepts among the {} the probe generates, in each uncompressed transfer syntax it accepts (at most {} instances)",
+                crate::peers::iods::IODS.len(),
+                crate::peers::iods::IODS.len() * crate::peers::iods::TRANSFER_SYNTAXES.len()
+            )),
+            Check::Commitment | Check::FindMove if !checks.contains(&Check::Store) => {
+                Some(format!(
+                    "{}: runs store first: 1 patient {t}^STORE (ID {t}S), 1 study, at most {} instances",
+                    c.name(),
+                    crate::peers::iods::IODS.len() * crate::peers::iods::TRANSFER_SYNTAXES.len()
+                ))
+            }
+            Check::Matching => Some(format!(
+                "matching: 4 patients ({t}ALPHA^JOHN, {t}ALPHABET^MARY, {t}BETA^ALPHA, {t}YAMADA^TAROU; IDs {t}A to {t}D), 4 studies, 4 Secondary Capture instances"
+            )),
+            Check::Charset => Some(match &cfg.charset_files {
+                Some(d) => format!(
+                    "charset: the Part-10 files of {} as they are (their own patients), one study each",
+                    d.display()
+                ),
+                None => "charset: nothing (no --charset-files)".into(),
+            }),
+            Check::MaxPdu if cfg.allow_writes => Some(format!(
+                "max-pdu: 1 patient {t}^MAXPDU (ID {t}M), 1 study, 1 CT instance (256x256 or 512x512)"
+            )),
+            Check::Load if cfg.allow_writes => Some(format!(
+                "load: 1 patient {t}^LOAD (ID {t}L), 1 study, up to one Secondary Capture instance per association"
+            )),
+            Check::Timeouts if cfg.allow_writes && cfg.listen.is_some() => Some(format!(
+                "timeouts: 1 patient {t}^SLOWMOVE (ID {t}V), 1 study, 1 Secondary Capture instance (moved to the probe's listener)"
+            )),
+            Check::Malformed if cfg.allow_writes => Some(format!(
+                "malformed: 1 patient {t}^MALFORMED (ID {t}M), 4 deliberately broken Secondary Capture data sets (a device may keep some)"
+            )),
+            _ => None,
+        };
+        out.extend(line);
+    }
+    out
 }
 
 fn today() -> String {
@@ -203,15 +264,94 @@ fn has_scp_claim(ae: &Ae, uid: &str) -> bool {
 }
 
 impl<'a> State<'a> {
-    pub fn new(cfg: &'a ProbeConfig, listener: Option<Listener>) -> Self {
+    pub fn new(cfg: &'a ProbeConfig, listener: Option<Listener>, token: String) -> Self {
         State {
             cfg,
             listener,
             stored: Vec::new(),
             store_result: None,
-            token: run_token(),
+            token,
             tls_info: std::cell::OnceCell::new(),
+            sweep: None,
+            unreachable: std::cell::RefCell::new(None),
+            connected: std::cell::Cell::new(false),
+            written: std::cell::RefCell::new(Vec::new()),
         }
+    }
+
+    /// Why no connection to the target could be made during the last check, if none could
+    /// (a refused connection among successful ones, as in a load burst, does not count).
+    pub fn unreachable(&self) -> Option<String> {
+        if self.connected.get() {
+            return None;
+        }
+        self.unreachable.borrow().clone()
+    }
+
+    /// The studies written so far.
+    pub fn written(&self) -> Vec<super::Written> {
+        self.written.borrow().clone()
+    }
+
+    /// Records one instance of a study written by `check` (answered Success or Warning).
+    fn note_written(&self, check: Check, study_uid: &str, patient_id: &str, patient_name: &str) {
+        let mut w = self.written.borrow_mut();
+        match w.iter_mut().find(|x| x.study_uid == study_uid) {
+            Some(x) => x.instances += 1,
+            None => w.push(super::Written {
+                study_uid: study_uid.to_string(),
+                patient_id: patient_id.to_string(),
+                patient_name: patient_name.to_string(),
+                instances: 1,
+                check,
+            }),
+        }
+    }
+
+    /// The statement's AE when it lists capabilities (an AE without any says nothing about
+    /// services, so nothing is judged against it).
+    fn claims(&self) -> Option<&Ae> {
+        self.cfg.ae().filter(|a| !a.capability.is_empty())
+    }
+
+    /// The test-data marks of a generated study.
+    fn marks(&self, name: &str, id: &str, study_uid: &str) -> crate::peers::iods::TestMarks {
+        crate::peers::iods::TestMarks {
+            patient_name: name.to_string(),
+            patient_id: id.to_string(),
+            study_uid: study_uid.to_string(),
+            study_description: TEST_STUDY_DESCRIPTION.to_string(),
+            patient_comments: TEST_PATIENT_COMMENTS.to_string(),
+            study_date: today(),
+            study_time: dicomtap_analyzer::text::UtcTime::now().tm(),
+        }
+    }
+
+    /// `Some(skipped)` when the service of `check` (any of `uids`, as SCP) is not offered:
+    /// with a statement, when it claims none of them; without one, when the contexts
+    /// sweep ran and the device accepted none of them.
+    fn not_offered(&self, check: Check, uids: &[&str], what: &str) -> Option<CheckResult> {
+        if let Some(ae) = self.claims() {
+            if uids.iter().any(|u| has_scp_claim(ae, u)) {
+                return None;
+            }
+            return Some(CheckResult::new(
+                check,
+                Verdict::Skipped,
+                format!("the statement claims no {what} SCP"),
+            ));
+        }
+        let sweep = self.sweep.as_ref()?;
+        let accepted = sweep
+            .iter()
+            .any(|((s, _), ok)| *ok && uids.contains(&s.as_str()));
+        (!accepted).then(|| {
+            CheckResult::new(
+                check,
+                Verdict::Skipped,
+                format!("the device accepted no {what} context in the contexts sweep"),
+            )
+        })
     }
 
     /// The TLS version and cipher suite negotiated with the target, once connected.
@@ -221,7 +361,16 @@ impl<'a> State<'a> {
 
     /// A connection to the target (TLS when configured), no association yet.
     fn connect(&self) -> Result<Link, LinkError> {
-        let link = Link::connect_with(self.cfg.target, self.cfg.timeout, self.cfg.tls.as_ref())?;
+        let link = Link::connect_with(self.cfg.target, self.cfg.timeout, self.cfg.tls.as_ref())
+            .inspect_err(|e| {
+                if let LinkError::Connect { source, .. } = e {
+                    let mut u = self.unreachable.borrow_mut();
+                    if u.is_none() {
+                        *u = Some(format!("cannot connect to {}: {source}", self.cfg.target));
+                    }
+                }
+            })?;
+        self.connected.set(true);
         if let Some(t) = &link.tls {
             let _ = self.tls_info.set(t.clone());
         }
@@ -229,6 +378,15 @@ impl<'a> State<'a> {
     }
 
     pub fn run(&mut self, c: Check) -> CheckResult {
+        self.connected.set(false);
+        self.unreachable.borrow_mut().take();
+        if c.writes() && !self.cfg.allow_writes {
+            return CheckResult::new(
+                c,
+                Verdict::Skipped,
+                "writes to the device; not run without --allow-writes",
+            );
+        }
         match c {
             Check::Echo => self.echo(),
             Check::Contexts => self.contexts(),

@@ -170,7 +170,62 @@ impl State<'_> {
         ))
     }
 
+    /// Whether the device accepts a Q/R FIND context at all (one association). `Err` is
+    /// the result of `check` when it does not: skipped, or failed when the statement
+    /// claims Q/R FIND.
+    pub(super) fn find_offered(&self, check: Check) -> Result<(), Box<CheckResult>> {
+        let link = self.open_qr(&[STUDY_ROOT_FIND, PATIENT_ROOT_FIND], &[]);
+        match link {
+            Ok(l) => {
+                let ok = l.context_for(STUDY_ROOT_FIND, None).is_some()
+                    || l.context_for(PATIENT_ROOT_FIND, None).is_some();
+                self.finish(l);
+                if ok {
+                    return Ok(());
+                }
+                let claimed = self.cfg.ae().is_some_and(|a| {
+                    has_scp_claim(a, STUDY_ROOT_FIND) || has_scp_claim(a, PATIENT_ROOT_FIND)
+                });
+                Err(Box::new(if claimed {
+                    CheckResult::new(
+                        check,
+                        Verdict::Fail,
+                        "the statement claims Q/R FIND SCP, but no Q/R FIND context was accepted",
+                    )
+                } else {
+                    CheckResult::new(
+                        check,
+                        Verdict::Skipped,
+                        "the device accepts no Q/R FIND context (Study or Patient Root)",
+                    )
+                }))
+            }
+            Err(e) => Err(Box::new(CheckResult::new(
+                check,
+                Verdict::Fail,
+                format!("association for Q/R FIND: {e}{}", self.hint(&e.to_string())),
+            ))),
+        }
+    }
+
     pub(super) fn find_move(&mut self) -> CheckResult {
+        if let Some(r) = self.not_offered(
+            Check::FindMove,
+            &[
+                STUDY_ROOT_FIND,
+                PATIENT_ROOT_FIND,
+                STUDY_ROOT_MOVE,
+                PATIENT_ROOT_MOVE,
+                STUDY_ROOT_GET,
+                PATIENT_ROOT_GET,
+            ],
+            "Query/Retrieve",
+        ) {
+            return r;
+        }
+        if let Err(r) = self.find_offered(Check::FindMove) {
+            return *r;
+        }
         let stored = self.ensure_stored();
         let Some(first) = stored.first().cloned() else {
             return CheckResult::new(
@@ -268,11 +323,16 @@ impl State<'_> {
                 "C-MOVE not tried: give --listen (and register --move-ae at the device)".into(),
             );
         }
-        // C-GET
-        let storage = vec![(
-            first.object.sop_class_uid.clone(),
-            first.object.transfer_syntax.clone(),
-        )];
+        // C-GET: the storage SCP role for every (SOP class, syntax) stored in the study.
+        let mut storage: Vec<(String, String)> = Vec::new();
+        for s in stored.iter().filter(|s| s.study_uid == first.study_uid) {
+            for ts in crate::peers::iods::TRANSFER_SYNTAXES {
+                let pair = (s.object.sop_class_uid.clone(), ts.to_string());
+                if !storage.contains(&pair) {
+                    storage.push(pair);
+                }
+            }
+        }
         match self.get_study(&first.study_uid, &storage) {
             Ok((status, stores)) => {
                 let got: Vec<String> = stores

@@ -1,8 +1,15 @@
-//! `store`: C-STORE of the probe's generated objects (one Secondary Capture, then a small
-//! study). What it stores is kept in [`State`] so commitment, find-move and matching work
-//! on objects the device really accepted.
+//! `store`: C-STORE of the probe's generated instances ([`crate::peers::iods`]): one per
+//! storage SOP class and uncompressed transfer syntax the device accepts (or its statement
+//! claims). What it stores is kept in [`State`] so commitment and find-move work on
+//! objects the device really accepted.
 
 use super::*;
+use crate::peers::iods::{IODS, Iod};
+
+/// A storage SOP class (PS3.4 Annex B: under 1.2.840.10008.5.1.4.1.1).
+fn is_storage(uid: &str) -> bool {
+    uid.starts_with("1.2.840.10008.5.1.4.1.1.")
+}
 
 impl State<'_> {
     pub(super) fn store_objects(
@@ -45,130 +52,223 @@ impl State<'_> {
         if let Some(r) = &self.store_result {
             return r.clone();
         }
-        let ts = self.cfg.store_transfer_syntax.clone();
-        let spec = ObjectSpec {
-            patient_name: format!("{}^STORE", self.token),
-            patient_id: format!("{}S", self.token),
-            study_uid: crate::peers::study::new_uid(),
-            study_date: today(),
-            transfer_syntax: ts.clone(),
-        };
-        let obj = dataset::generate(&spec);
-        let r = match self.store_objects(std::slice::from_ref(&obj)) {
-            Ok(statuses) => {
-                let status = statuses.first().copied().flatten();
-                let stored = Stored {
-                    object: obj.clone(),
-                    study_uid: spec.study_uid.clone(),
-                    patient_id: spec.patient_id.clone(),
-                    status,
-                };
-                let ok = stored.success();
-                self.stored.push(stored);
-                match status {
-                    _ if ok => CheckResult::new(
-                        Check::Store,
-                        Verdict::Pass,
-                        format!(
-                            "C-STORE of a Secondary Capture object in {} answered {}",
-                            label(&ts),
-                            status_text(status.unwrap_or(0), field::C_STORE_RSP)
-                        ),
-                    )
-                    .detail(format!("SOP instance {}", obj.sop_instance_uid))
-                    .detail(format!(
-                        "study {}, patient ID {}",
-                        spec.study_uid, spec.patient_id
-                    )),
-                    Some(s) => CheckResult::new(
-                        Check::Store,
-                        Verdict::Fail,
-                        format!("C-STORE answered {}", status_text(s, field::C_STORE_RSP)),
-                    ),
-                    None => CheckResult::new(
-                        Check::Store,
-                        Verdict::Fail,
-                        format!(
-                            "Secondary Capture in {} was not accepted as a presentation context",
-                            label(&ts)
-                        ),
-                    ),
-                }
-            }
-            Err(e) => CheckResult::new(Check::Store, Verdict::Fail, format!("C-STORE failed: {e}")),
-        };
-        let r = if r.verdict == Verdict::Pass {
-            self.store_full_study(r)
-        } else {
-            r
-        };
+        let r = self.store_generated();
         self.store_result = Some(r.clone());
         r
     }
 
-    /// After the single object: a small full study (CT series in Explicit VR LE, a
-    /// Secondary Capture in Implicit VR LE) on one association.
-    pub(super) fn store_full_study(&mut self, mut r: CheckResult) -> CheckResult {
-        let opts = crate::peers::study::StudyOptions {
-            patient_name: format!("{}^STUDY", self.token),
-            patient_id: format!("{}F", self.token),
-            ct_slices: 3,
-            size: 64,
+    /// The (SOP class, transfer syntax) pairs to store: every IOD the probe generates in
+    /// Implicit and Explicit VR Little Endian and Explicit VR Big Endian
+    /// (`--transfer-syntax` first), narrowed to what
+    /// the statement claims or, without one, to what the contexts sweep saw accepted.
+    /// `Err` = a skipped result saying why there is nothing to store.
+    fn store_candidates(&self) -> Result<Vec<(&'static Iod, String)>, Box<CheckResult>> {
+        // `--transfer-syntax` first, then the others the generator encodes.
+        let first = self.cfg.store_transfer_syntax.clone();
+        let mut syntaxes = vec![first.as_str()];
+        syntaxes.extend(
+            crate::peers::iods::TRANSFER_SYNTAXES
+                .iter()
+                .copied()
+                .filter(|t| *t != first),
+        );
+        let ae = self.claims();
+        if let Some(ae) = ae
+            && !ae
+                .capability
+                .iter()
+                .any(|c| c.role == Role::Scp && is_storage(&c.sop_class.uid))
+        {
+            return Err(Box::new(CheckResult::new(
+                Check::Store,
+                Verdict::Skipped,
+                "the statement claims no storage SCP",
+            )));
+        }
+        let mut out = Vec::new();
+        for iod in IODS {
+            for &ts in &syntaxes {
+                let keep = match (ae, &self.sweep) {
+                    (Some(ae), _) => ae.capability(iod.sop_class, Role::Scp).is_some_and(|c| {
+                        c.transfer_syntaxes.is_empty()
+                            || c.transfer_syntaxes.iter().any(|t| t.uid == ts)
+                    }),
+                    (None, Some(sweep)) => sweep
+                        .get(&(iod.sop_class.to_string(), ts.to_string()))
+                        .copied()
+                        .unwrap_or(true),
+                    (None, None) => true,
+                };
+                if keep {
+                    out.push((iod, ts.to_string()));
+                }
+            }
+        }
+        if out.is_empty() {
+            let why = if ae.is_some() {
+                format!(
+                    "the statement claims none of the {} storage SOP classes the probe generates in an uncompressed transfer syntax",
+                    IODS.len()
+                )
+            } else {
+                format!(
+                    "the device accepted none of the {} storage SOP classes the probe generates in the contexts sweep",
+                    IODS.len()
+                )
+            };
+            return Err(Box::new(CheckResult::new(
+                Check::Store,
+                Verdict::Skipped,
+                why,
+            )));
+        }
+        Ok(out)
+    }
+
+    /// C-STORE of one generated instance per accepted (SOP class, transfer syntax), all in
+    /// one study of this run's `^STORE` patient.
+    fn store_generated(&mut self) -> CheckResult {
+        let candidates = match self.store_candidates() {
+            Ok(c) => c,
+            Err(r) => return *r,
         };
-        let study = match crate::peers::study::generate(&opts) {
+        let patient_name = format!("{}^STORE", self.token);
+        let patient_id = format!("{}S", self.token);
+        let study_uid = crate::peers::study::new_uid();
+        let marks = self.marks(&patient_name, &patient_id, &study_uid);
+        let mut objects = Vec::new();
+        let mut names = Vec::new();
+        let mut r = CheckResult::new(Check::Store, Verdict::Pass, "");
+        for (iod, ts) in &candidates {
+            match crate::peers::iods::generate(iod.sop_class, &marks, ts) {
+                Ok(o) => {
+                    objects.push(o);
+                    names.push(*iod);
+                }
+                Err(e) => r.details.push(format!("{} not generated: {e}", iod.name)),
+            }
+        }
+        self.cfg.progress(&format!(
+            "store: {} C-STOREs on one association (each answer waited for up to {:.0} s)",
+            objects.len(),
+            self.cfg.timeout.as_secs_f64()
+        ));
+        let statuses = match self.store_objects(&objects) {
             Ok(s) => s,
             Err(e) => {
-                r.details.push(format!("full study not generated: {e}"));
-                return r;
+                return CheckResult::new(
+                    Check::Store,
+                    Verdict::Fail,
+                    format!("C-STORE failed: {e}"),
+                );
             }
         };
-        match self.store_objects(&study.objects) {
-            Ok(statuses) => {
-                let mut ok = 0;
-                let mut refused = 0;
-                for (o, st) in study.objects.iter().zip(&statuses) {
-                    match st {
-                        None => refused += 1,
-                        Some(code) => {
-                            let s = Stored {
-                                object: o.clone(),
-                                study_uid: study.study_instance_uid.clone(),
-                                patient_id: opts.patient_id.clone(),
-                                status: Some(*code),
-                            };
-                            if s.success() {
-                                ok += 1;
-                            } else {
-                                r.verdict = Verdict::Fail;
-                                r.details.push(format!(
-                                    "full study: {} answered {}",
-                                    o.sop_instance_uid,
-                                    status_text(*code, field::C_STORE_RSP)
-                                ));
-                            }
-                            self.stored.push(s);
-                        }
+        let mut table = Table {
+            headers: vec![
+                "IOD".into(),
+                "transfer syntax".into(),
+                "result".into(),
+                "SOP instance".into(),
+            ],
+            rows: Vec::new(),
+        };
+        let (mut ok, mut failed, mut refused) = (0, 0, 0);
+        let mut classes = BTreeSet::new();
+        let mut syntaxes = BTreeSet::new();
+        let mut refused_claimed = Vec::new();
+        for ((o, iod), st) in objects.iter().zip(&names).zip(&statuses) {
+            let result = match st {
+                None => {
+                    refused += 1;
+                    if self.claims().is_some() {
+                        refused_claimed.push(format!(
+                            "{} in {}",
+                            iod.name,
+                            label(&o.transfer_syntax)
+                        ));
                     }
+                    "presentation context not accepted".to_string()
                 }
-                r.details.push(format!(
-                    "full study {}: {ok} of {} objects stored with Success{}",
-                    study.study_instance_uid,
-                    study.objects.len(),
-                    if refused > 0 {
-                        format!(", {refused} not sent (presentation context refused)")
+                Some(code) => {
+                    let s = Stored {
+                        object: o.clone(),
+                        study_uid: study_uid.clone(),
+                        patient_id: patient_id.clone(),
+                        status: Some(*code),
+                    };
+                    if s.success() {
+                        ok += 1;
+                        classes.insert(iod.name);
+                        syntaxes.insert(o.transfer_syntax.clone());
+                        self.note_written(Check::Store, &study_uid, &patient_id, &patient_name);
                     } else {
-                        String::new()
+                        failed += 1;
+                        r.verdict = Verdict::Fail;
                     }
-                ));
-            }
-            Err(e) => {
-                r.verdict = Verdict::Fail;
-                r.details.push(format!("full study: {e}"));
-            }
+                    self.stored.push(s);
+                    status_text(*code, field::C_STORE_RSP)
+                }
+            };
+            table.rows.push(vec![
+                iod.name.to_string(),
+                label(&o.transfer_syntax),
+                result,
+                o.sop_instance_uid.clone(),
+            ]);
         }
-        if r.verdict == Verdict::Fail {
-            r.summary = format!("{}; the full study failed", r.summary);
+        let sent = ok + failed;
+        r.summary = if sent == 0 {
+            r.verdict = Verdict::Fail;
+            format!(
+                "no storage context accepted for any of the {} instances offered ({})",
+                objects.len(),
+                names
+                    .iter()
+                    .map(|i| i.name)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else if failed > 0 {
+            format!("{failed} of {sent} C-STOREs failed ({ok} stored)")
+        } else {
+            format!(
+                "{ok} instances stored with Success: {} in {}",
+                classes.into_iter().collect::<Vec<_>>().join(", "),
+                syntaxes
+                    .iter()
+                    .map(|t| label(t))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )
+        };
+        if refused > 0 {
+            r.details.push(format!(
+                "{refused} of {} offered (SOP class, transfer syntax) pairs not accepted",
+                objects.len()
+            ));
         }
+        if !refused_claimed.is_empty() && r.verdict == Verdict::Pass {
+            r.verdict = Verdict::DiffersFromStatement;
+            r.details.push(format!(
+                "claimed in the statement but not accepted: {}",
+                refused_claimed.join(", ")
+            ));
+        }
+        r.details.push(format!(
+            "study {study_uid}, patient {patient_name} (ID {patient_id})"
+        ));
+        r.brief = Some(Table {
+            headers: table.headers.clone(),
+            rows: table
+                .rows
+                .iter()
+                .filter(|row| !row.get(2).is_some_and(|c| c.starts_with("0000")))
+                .cloned()
+                .collect(),
+        });
+        r.table = Some(table);
         r
     }
 

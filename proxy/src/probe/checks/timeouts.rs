@@ -57,6 +57,10 @@ impl State<'_> {
         let cap = self.cfg.timeouts_max;
         // One measurement at a time: a device serving one connection at a time would
         // otherwise hold the second one back while the first waits.
+        let secs = cap.as_secs_f64();
+        self.cfg.progress(&format!(
+            "timeouts 1/4: ARTIM, connected without A-ASSOCIATE-RQ, waiting up to {secs:.0} s for the device to close"
+        ));
         let artim: Measured = (|| {
             let mut link = self.connect().map_err(|e| e.to_string())?;
             let t = Instant::now();
@@ -69,6 +73,9 @@ impl State<'_> {
                 Err(e) => Ok(Some((t.elapsed().as_secs_f64(), e.to_string()))),
             }
         })();
+        self.cfg.progress(&format!(
+            "timeouts 2/4: idle association, waiting up to {secs:.0} s for the device to release or abort"
+        ));
         let idle: Measured = (|| {
             let rq = self
                 .builder()
@@ -76,7 +83,13 @@ impl State<'_> {
             let mut link = self.open(&rq).map_err(|e| e.to_string())?;
             wait_for_give_up(&mut link, Instant::now(), cap)
         })();
+        self.cfg.progress(&format!(
+            "timeouts 3/4: half a C-STORE-RQ sent, waiting up to {secs:.0} s for the device to give up"
+        ));
         let partial = self.slow_request(cap);
+        self.cfg.progress(&format!(
+            "timeouts 4/4: C-MOVE sub-operation held back, waiting up to {secs:.0} s for the device to give up"
+        ));
         let sub_op = self.slow_store_response(cap);
 
         let claims = self.cfg.ae().map(|a| a.timeouts_s).unwrap_or_default();
@@ -243,10 +256,41 @@ impl State<'_> {
         if self.listener.is_none() {
             return Outcome::NotApplicable("needs --listen (the probe's move destination)".into());
         }
-        let stored = self.ensure_stored();
-        let Some(study) = stored.first().map(|s| s.study_uid.clone()) else {
-            return Outcome::NotApplicable("nothing stored to move".into());
-        };
+        if !self.cfg.allow_writes {
+            return Outcome::NotApplicable(
+                "needs --allow-writes (moves a study the probe stores)".into(),
+            );
+        }
+        // A study of one instance of its own: one sub-operation to hold back.
+        let (name, id) = (
+            format!("{}^SLOWMOVE", self.token),
+            format!("{}V", self.token),
+        );
+        let study = crate::peers::study::new_uid();
+        let obj = dataset::generate(&ObjectSpec {
+            patient_name: name.clone(),
+            patient_id: id.clone(),
+            study_uid: study.clone(),
+            study_date: today(),
+            transfer_syntax: self.cfg.store_transfer_syntax.clone(),
+        });
+        match self.store_objects(std::slice::from_ref(&obj)) {
+            Ok(st)
+                if st
+                    .first()
+                    .copied()
+                    .flatten()
+                    .is_some_and(|s| StatusClass::of(s) != StatusClass::Failure) =>
+            {
+                self.note_written(Check::Timeouts, &study, &id, &name);
+            }
+            Ok(_) => {
+                return Outcome::NotApplicable(
+                    "the Secondary Capture object to move was not stored".into(),
+                );
+            }
+            Err(e) => return Outcome::NotApplicable(format!("storing the object to move: {e}")),
+        }
         let mut link = match self.open_qr(&[STUDY_ROOT_MOVE], &[]) {
             Ok(l) => l,
             Err(e) => return Outcome::NotApplicable(format!("no C-MOVE: {e}")),
