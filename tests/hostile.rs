@@ -449,7 +449,7 @@ fn escape_sequences_in_an_ae_title_are_printed_escaped() {
     let _ = scp.stop("TERM", Duration::from_secs(5));
     assert_eq!(captures.len(), 1, "{captures:?}");
     let cap = captures[0].to_str().unwrap();
-    for args in [vec!["analyze", cap], vec!["analyze", "--detail", "0", cap]] {
+    for args in [vec!["analyze", cap], vec!["analyze", "--detail", "1", cap]] {
         let out = run_ok(
             "analyze",
             command(env!("CARGO_BIN_EXE_dicomtap"), &args),

@@ -275,3 +275,17 @@ fn the_drafted_orthanc_statement_against_the_bundled_one() {
         bct.choice_order().first().map(|t| &t.uid)
     );
 }
+
+#[test]
+fn a_directory_without_statements_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in ["check", "diff"] {
+        let r = dicomtap(&["statement", cmd, s(dir.path())]);
+        assert_eq!(r.status.code(), Some(2), "{cmd}");
+        assert!(
+            text(&r.stderr).contains("no statement files (*.toml)"),
+            "{cmd}: {}",
+            text(&r.stderr)
+        );
+    }
+}

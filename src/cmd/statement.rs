@@ -124,6 +124,9 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
                 .filter(|f| f.extension().is_some_and(|e| e == "toml") && f.is_file())
                 .collect();
             v.sort();
+            if v.is_empty() {
+                bail!("{}: no statement files (*.toml) in this directory", p.display());
+            }
             out.extend(v);
         } else {
             out.push(p.clone());
