@@ -17,10 +17,13 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
-  # Orthanc's and Prometheus's packages start system services (4242/8042, 9090) when they
+  # Orthanc's, Prometheus's, NATS's and VictoriaMetrics' packages start system services
+  # (4242/8042, 9090, 4222, 8428) when they
   # are installed; the tests start their own peers on free ports and need neither. A
   # policy-rc.d that refuses service starts keeps this install from starting them; it is
   # ours only when none was there, and only then removed. Nothing already running on the

@@ -25,6 +25,8 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Write every C-STORE object in captures as a Part-10 file; report incomplete ones.
     Export(cmd::export::Args),
+    /// The fleet's central consumer: events of every site from NATS JetStream, checks across sites, fleet metrics and report.
+    Fleet(cmd::fleet::Args),
     /// Passive monitoring: read a capture stream continuously and serve Prometheus metrics.
     Monitor(cmd::monitor::Args),
     /// Decode a raw one-direction DICOM byte stream and print its events.
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Fleet(args) => cmd::fleet::run(args),
         Command::Monitor(args) => cmd::monitor::run(args),
         Command::Pdu(args) => cmd::pdu::run(args),
         Command::Probe(args) => cmd::probe::run(args),
