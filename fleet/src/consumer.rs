@@ -374,7 +374,10 @@ pub async fn run(
                             c.take(&ev, &m.payload)?;
                         }
                         Err(e) => {
-                            tracing::warn!("fleet consumer: not a fleet event on {}: {e}", m.subject);
+                            tracing::warn!(
+                                "fleet consumer: not a fleet event on {}: {e}",
+                                m.subject
+                            );
                         }
                     }
                 }

@@ -17,7 +17,7 @@ use dicomtap_wire::{Event, EventKind, Side};
 
 use crate::schema::{
     AssociationEvent, Body, CommitmentEvent, ContextOutcome, FailedInstance, FindingEvent,
-    Parties, StoreEvent,
+    MAX_REFUSED_LISTED, Parties, StoreEvent,
 };
 
 /// Associations followed at once.
@@ -37,6 +37,8 @@ struct Assoc {
     /// Results: id → (result, transfer syntax).
     results: BTreeMap<u8, (String, Option<String>)>,
     stores: HashMap<u16, (Option<String>, String)>,
+    /// Contexts a command was sent on.
+    used: std::collections::BTreeSet<u8>,
     requests: BTreeMap<String, u64>,
     responses: BTreeMap<String, u64>,
     collect: Option<Collect>,
@@ -76,7 +78,10 @@ impl Digest {
                     break;
                 };
                 if let Some(a) = self.open.remove(&old) {
-                    out.push((ts_us, Body::Association(summary(a, "untracked", 0, 0, ts_us))));
+                    out.push((
+                        ts_us,
+                        Body::Association(summary(a, "untracked", 0, 0, ts_us)),
+                    ));
                 }
             }
             self.order.push_back(id);
@@ -200,16 +205,20 @@ impl Digest {
             EventKind::Abort(_) => a.aborted = true,
             EventKind::ReleaseRp => a.released = true,
             EventKind::Command(c) => {
+                a.used.insert(c.pc_id);
                 let cmd = &c.command;
                 let name = cmd.command;
                 if let Some(st) = &cmd.status {
-                    *a.responses.entry(st.class.as_str().to_string()).or_default() += 1;
+                    *a.responses
+                        .entry(st.class.as_str().to_string())
+                        .or_default() += 1;
                 } else if a.requests.len() < 32 || a.requests.contains_key(name) {
                     *a.requests.entry(name.to_string()).or_default() += 1;
                 }
                 match name {
                     "C-STORE-RQ" => {
-                        if let (Some(mid), Some(inst)) = (cmd.message_id, &cmd.affected_sop_instance)
+                        if let (Some(mid), Some(inst)) =
+                            (cmd.message_id, &cmd.affected_sop_instance)
                             && a.stores.len() < MAX_PENDING
                         {
                             a.stores
@@ -340,22 +349,33 @@ impl Digest {
 }
 
 fn summary(a: Assoc, how: &str, req: u64, acc: u64, duration_us: u64) -> AssociationEvent {
-    let contexts = a
-        .proposed
-        .iter()
-        .map(|(id, abs)| {
-            let (result, ts) = a
-                .results
-                .get(id)
-                .cloned()
-                .unwrap_or_else(|| ("unanswered".to_string(), None));
-            ContextOutcome {
+    let mut contexts = Vec::new();
+    let mut refused_listed = 0;
+    let mut accepted = 0u32;
+    for (id, abs) in &a.proposed {
+        let (result, ts) = a
+            .results
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| ("unanswered".to_string(), None));
+        let is_accepted = result == "accepted";
+        accepted += u32::from(is_accepted);
+        let listed = if a.used.contains(id) {
+            true
+        } else if !is_accepted && result != "unanswered" && refused_listed < MAX_REFUSED_LISTED {
+            refused_listed += 1;
+            true
+        } else {
+            false
+        };
+        if listed {
+            contexts.push(ContextOutcome {
                 abstract_syntax: abs.clone(),
                 transfer_syntax: ts,
                 result,
-            }
-        })
-        .collect();
+            });
+        }
+    }
     let ended = if a.aborted {
         "aborted".to_string()
     } else if a.released {
@@ -368,6 +388,8 @@ fn summary(a: Assoc, how: &str, req: u64, acc: u64, duration_us: u64) -> Associa
         outcome: a.outcome.unwrap_or_else(|| "no_response".to_string()),
         ended,
         contexts,
+        proposed_contexts: a.proposed.len() as u32,
+        accepted_contexts: accepted,
         requests: a.requests,
         responses: a.responses,
         bytes_from_requestor: req,

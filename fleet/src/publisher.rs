@@ -366,7 +366,9 @@ async fn spool_task(
                 Err(e) => {
                     metrics.spool_dropped_total.inc();
                     if !failing {
-                        tracing::error!("fleet: {e}; events are dropped (and counted) until the spool can be written again");
+                        tracing::error!(
+                            "fleet: {e}; events are dropped (and counted) until the spool can be written again"
+                        );
                     }
                     failing = true;
                 }
@@ -432,7 +434,10 @@ async fn ship_task(
             }
             continue;
         };
-        let connected = matches!(c.connection_state(), async_nats::connection::State::Connected);
+        let connected = matches!(
+            c.connection_state(),
+            async_nats::connection::State::Connected
+        );
         metrics.bus_connected.set(i64::from(connected));
         let Some(ctx) = js.as_ref() else {
             client = None;
@@ -520,7 +525,10 @@ async fn ship_task(
                 break;
             }
             if let Some(k) = kind {
-                metrics.published_total.with_label_values(&[k.as_str()]).inc();
+                metrics
+                    .published_total
+                    .with_label_values(&[k.as_str()])
+                    .inc();
             }
             done = Some(pos);
             count += 1;

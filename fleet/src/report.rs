@@ -208,13 +208,19 @@ td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{colo
         for s in &sites {
             let n = per.get(s.as_str()).copied().unwrap_or(0);
             total += n;
-            let _ = write!(h, "<td class=\"n\">{}</td>", if n > 0 { n.to_string() } else { String::new() });
+            let _ = write!(
+                h,
+                "<td class=\"n\">{}</td>",
+                if n > 0 { n.to_string() } else { String::new() }
+            );
         }
         let _ = write!(h, "<td class=\"n\">{total}</td></tr>");
     }
     h.push_str("</table>");
     // Worst offenders.
-    h.push_str("<h2>Worst offenders</h2><table><tr><th>Device</th><th>Findings</th><th>Sites</th></tr>");
+    h.push_str(
+        "<h2>Worst offenders</h2><table><tr><th>Device</th><th>Findings</th><th>Sites</th></tr>",
+    );
     for (d, n, s) in offenders(state).into_iter().take(20) {
         let _ = write!(
             h,
@@ -225,7 +231,9 @@ td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{colo
     }
     h.push_str("</table>");
     // Trend.
-    h.push_str("<h2>Trend</h2><table><tr><th>Day</th><th>Findings</th><th></th><th>By rule</th></tr>");
+    h.push_str(
+        "<h2>Trend</h2><table><tr><th>Day</th><th>Findings</th><th></th><th>By rule</th></tr>",
+    );
     let max = state
         .trend
         .values()
@@ -257,7 +265,11 @@ td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{colo
             esc(&f.device),
             esc(&f.rule),
             esc(&f.severity),
-            if f.by == "fleet" { "fleet (across instances)" } else { "instance" },
+            if f.by == "fleet" {
+                "fleet (across instances)"
+            } else {
+                "instance"
+            },
             esc(&f.observed)
         );
     }

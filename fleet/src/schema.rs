@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Refused presentation contexts listed in an association event.
+pub const MAX_REFUSED_LISTED: usize = 16;
 /// Schema version written into every event.
 pub const SCHEMA_VERSION: u32 = 1;
 /// First token of every subject: `dicomtap.<site>.<kind>.<instance>`.
@@ -185,9 +187,15 @@ pub struct AssociationEvent {
     /// How it ended: released, aborted, closed, ...
     #[serde(default)]
     pub ended: String,
-    /// Proposed contexts and their results.
+    /// The contexts messages were exchanged on, and refused ones (at most
+    /// [`MAX_REFUSED_LISTED`] of those), with their results. Senders such as storescu
+    /// propose a hundred contexts and use two: the rest are only counted.
     #[serde(default)]
     pub contexts: Vec<ContextOutcome>,
+    #[serde(default)]
+    pub proposed_contexts: u32,
+    #[serde(default)]
+    pub accepted_contexts: u32,
     /// DIMSE requests seen, by command name.
     #[serde(default)]
     pub requests: std::collections::BTreeMap<String, u64>,

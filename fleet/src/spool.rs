@@ -185,7 +185,9 @@ impl Spool {
         self.torn = false;
         if rotate || self.active.is_none() {
             let n = if rotate {
-                self.segments.back().map_or(self.cursor.segment, |s| s.0 + 1)
+                self.segments
+                    .back()
+                    .map_or(self.cursor.segment, |s| s.0 + 1)
             } else {
                 self.segments.back().map_or(0, |s| s.0)
             };

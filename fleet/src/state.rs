@@ -245,10 +245,7 @@ impl FleetState {
             }
             Body::Commitment(_) | Body::Health(_) => {}
             Body::Finding(f) => {
-                let key = f
-                    .sop_instance
-                    .clone()
-                    .map(|i| (f.rule.clone(), i));
+                let key = f.sop_instance.clone().map(|i| (f.rule.clone(), i));
                 let fresh = key.as_ref().is_none_or(|k| !self.reported.contains(k));
                 if let Some(k) = key {
                     self.reported.insert(k);
@@ -322,7 +319,9 @@ impl FleetState {
                 store.site,
                 store.instance,
                 store.assoc,
-                store.message_id.map_or_else(|| "?".into(), |m| m.to_string()),
+                store
+                    .message_id
+                    .map_or_else(|| "?".into(), |m| m.to_string()),
                 failed.txn,
                 failed.site,
                 failed.instance,
@@ -358,5 +357,87 @@ fn remember<T>(map: &mut HashMap<String, T>, order: &mut VecDeque<String>, key: 
     // Keys matched (and removed) since stay in the order list; drop them now and then.
     if order.len() > 2 * MAX_STORES.max(map.len()) {
         order.retain(|k| map.contains_key(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{CommitmentEvent, FailedInstance, Parties, SCHEMA_VERSION, StoreEvent};
+
+    fn ev(id: &str, site: &str, ts_us: u64, body: Body) -> FleetEvent {
+        FleetEvent {
+            v: SCHEMA_VERSION,
+            id: id.into(),
+            site: site.into(),
+            instance: "gw".into(),
+            ts_us,
+            body,
+        }
+    }
+
+    fn store(inst: &str) -> Body {
+        Body::Store(StoreEvent {
+            parties: Parties {
+                assoc: 1,
+                calling_ae: Some("MOD".into()),
+                called_ae: Some("ARCHIVE".into()),
+                ..Parties::default()
+            },
+            message_id: Some(1),
+            sop_class: None,
+            sop_instance: inst.into(),
+            status: "0000".into(),
+            status_class: "success".into(),
+        })
+    }
+
+    fn failed(inst: &str) -> Body {
+        Body::Commitment(CommitmentEvent {
+            parties: Parties {
+                assoc: 7,
+                ..Parties::default()
+            },
+            phase: "result".into(),
+            from: "requestor".into(),
+            transaction_uid: Some("1.2.9".into()),
+            referenced: vec![],
+            failed: vec![FailedInstance {
+                sop_instance: inst.into(),
+                failure_reason: Some(0x0110),
+            }],
+        })
+    }
+
+    #[test]
+    fn silent_success_across_sites_in_either_order_and_once() {
+        let mut s = FleetState::new(&[]);
+        assert_eq!(
+            s.apply(&ev("a.1", "north", 10, store("1.2.3"))),
+            Applied::New(vec![])
+        );
+        let Applied::New(f) = s.apply(&ev("b.1", "south", 20, failed("1.2.3"))) else {
+            panic!("new event");
+        };
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].site, "north");
+        assert_eq!(f[0].device, "AE ARCHIVE");
+        assert!(f[0].observed.contains("at south/gw"), "{}", f[0].observed);
+        assert_eq!(
+            s.apply(&ev("b.1", "south", 20, failed("1.2.3"))),
+            Applied::Duplicate
+        );
+        assert_eq!(s.duplicates, 1);
+        // The report first (its site's events came earlier), then the store.
+        let Applied::New(none) = s.apply(&ev("b.2", "south", 30, failed("1.2.4"))) else {
+            panic!("new event");
+        };
+        assert!(none.is_empty());
+        let Applied::New(f) = s.apply(&ev("a.2", "north", 25, store("1.2.4"))) else {
+            panic!("new event");
+        };
+        assert_eq!(f.len(), 1);
+        assert_eq!(s.finding_counts.values().sum::<u64>(), 2);
+        assert_eq!(s.total, 4);
     }
 }

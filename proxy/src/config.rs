@@ -92,10 +92,20 @@ pub fn host_name() -> String {
         .next()
         .unwrap_or("")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
-    if name.is_empty() { "dicomtap".to_string() } else { name }
+    if name.is_empty() {
+        "dicomtap".to_string()
+    } else {
+        name
+    }
 }
 
 impl Default for ProxyConfig {

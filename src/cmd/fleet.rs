@@ -62,8 +62,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => Vec::new(),
     };
     let report_every = parse_duration(&args.report_every).map_err(anyhow::Error::msg)?;
-    let metrics_addr = dicomtap_proxy::config::parse_optional_addr(&args.metrics)
-        .map_err(anyhow::Error::msg)?;
+    let metrics_addr =
+        dicomtap_proxy::config::parse_optional_addr(&args.metrics).map_err(anyhow::Error::msg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -160,7 +160,9 @@ pub fn apply_publish_flags(
         );
     }
     if !t.contains_key("nats") || !t.contains_key("spool_dir") {
-        bail!("fleet publishing needs both --fleet-nats URL and --fleet-spool DIR (or nats and spool_dir in [fleet])");
+        bail!(
+            "fleet publishing needs both --fleet-nats URL and --fleet-spool DIR (or nats and spool_dir in [fleet])"
+        );
     }
     Ok(())
 }

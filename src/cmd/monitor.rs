@@ -75,8 +75,13 @@ impl AnalysisSink for MetricsSink {
     fn event(&mut self, conn: &ConnectionInfo, event: &Event) {
         if let Some(f) = self.fleet.as_mut() {
             f.last_ts_us = f.last_ts_us.max(event.ts_us);
-            f.digest
-                .wire(conn.id.0, Some(conn.client), Some(conn.server), event, &mut f.out);
+            f.digest.wire(
+                conn.id.0,
+                Some(conn.client),
+                Some(conn.server),
+                event,
+                &mut f.out,
+            );
             for (ts, body) in f.out.drain(..) {
                 f.sender.send(ts, body);
             }
@@ -155,7 +160,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let publishing = match (&args.fleet_nats, &args.fleet_spool) {
         (Some(nats), Some(spool)) => {
             let _guard = rt.enter();
-            Some(super::fleet::start_for_monitor(nats, spool, &identity, &metrics)?)
+            Some(super::fleet::start_for_monitor(
+                nats, spool, &identity, &metrics,
+            )?)
         }
         _ => None,
     };
