@@ -6,6 +6,8 @@
 //! Real DICOM traffic: DCMTK storescu and storescp, the pynetdicom storage commitment peers
 //! of the conformance tests.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
