@@ -308,9 +308,21 @@ fn events_across_sites_exactly_once_through_bus_and_consumer_restarts() {
     // The consumer dies mid-stream; traffic goes on.
     central.stop("KILL", Duration::from_secs(5));
     storescu(dir, p, "CT_SCANNER", "ARCHIVE", &files[..2]);
-    // The bus dies mid-stream; traffic goes on into the spool.
+    // The bus dies in the middle of an association; traffic goes on, into the spool.
+    let twice: Vec<PathBuf> = files.iter().cycle().take(24).cloned().collect();
+    let mut sending = Proc::spawn(
+        "storescu-during-kill",
+        peers::storescu_command(&["-aet", "CT_SCANNER", "-aec", "ARCHIVE"], p, &twice),
+        dir,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        sending.try_wait().is_none(),
+        "storescu still sending when the bus dies"
+    );
     bus.stop("KILL", Duration::from_secs(5));
-    storescu(dir, p, "CT_SCANNER", "ARCHIVE", &files);
+    let status = sending.wait_timeout(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{}", sending.output());
     assert!(
         wait_until(Duration::from_secs(20), || {
             metric(
@@ -334,7 +346,7 @@ fn events_across_sites_exactly_once_through_bus_and_consumer_restarts() {
     let _bus = nats(dir, "nats2", nats_port);
     let (central, cport) = consumer(dir, "fleet2", nats_port, &out, &statements);
     storescu(dir, p, "CT_SCANNER", "ARCHIVE", &files[..1]);
-    let stores = 1 + 3 + 2 + 3 + 1;
+    let stores = 1 + 3 + 2 + 24 + 1;
     let done = wait_until(Duration::from_secs(60), || {
         count(&events(&out), "north", "store") >= stores
             && metric(north.metrics, "dicomtap_fleet_spool_events", &[]) == 0.0

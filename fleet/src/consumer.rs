@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use tokio::sync::watch;
 
-use crate::schema::{FleetEvent, Kind, SUBJECT_ROOT};
+use crate::schema::{FleetEvent, SUBJECT_ROOT};
 use crate::state::{Applied, FleetFinding, FleetState};
 
 /// Distinct sites (and devices per site) used as label values before the rest count as
@@ -434,9 +434,4 @@ async fn connect(
         )
         .await
         .map_err(|e| format!("consumer {}: {e}", config.durable))
-}
-
-/// Kinds, for the docs and the report.
-pub fn kinds() -> [Kind; 5] {
-    Kind::ALL
 }
