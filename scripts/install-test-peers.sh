@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers the end-to-end tests talk to, idempotently, on a
-# fresh Debian machine: DCMTK, tshark, Orthanc from Debian's packages, and pynetdicom +
-# pydicom into a project-local virtual environment (.venv).
+# fresh Debian machine: DCMTK, tshark, Orthanc, Prometheus, NATS, VictoriaMetrics from
+# Debian's packages, and pynetdicom + pydicom into a project-local virtual environment
+# (.venv).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -20,11 +21,14 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
-  # Orthanc's and Prometheus's packages start system services (4242/8042, 9090) when they
-  # are installed; the tests start their own peers on free ports and need neither. A
+  # Orthanc's, Prometheus's, NATS's and VictoriaMetrics' packages start system services
+  # (4242/8042, 9090, 4222, 8428) when they are installed; the tests start their own
+  # peers on free ports and need none of them. A
   # policy-rc.d that refuses service starts keeps this install from starting them; it is
   # ours only when none was there, and only then removed. Nothing already running on the
   # machine is stopped.
@@ -49,4 +53,4 @@ fi
 if ! "$venv/bin/python" -c 'import pynetdicom, pydicom' >/dev/null 2>&1; then
   "$venv/bin/pip" install -q --disable-pip-version-check 'pydicom>=2.4,<4' 'pynetdicom>=2.1,<4'
 fi
-echo "test peers ready: $(storescu --version 2>&1 | head -n1 | tr -s ' '); $(tshark --version | head -n1); Orthanc $(Orthanc --version 2>&1 | head -n1); $("$venv/bin/python" -c 'import pydicom, pynetdicom; print("pydicom", pydicom.__version__, "pynetdicom", pynetdicom.__version__)')"
+echo "test peers ready: $(storescu --version 2>&1 | head -n1 | tr -s ' '); $(tshark --version | head -n1); Orthanc $(Orthanc --version 2>&1 | head -n1); $("$venv/bin/python" -c 'import pydicom, pynetdicom; print("pydicom", pydicom.__version__, "pynetdicom", pynetdicom.__version__)'); $(nats-server --version)"

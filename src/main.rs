@@ -49,6 +49,10 @@ enum Command {
     )]
     Export(cmd::export::Args),
     #[command(
+        about = "The fleet's central consumer: events of every site from NATS JetStream, checks across sites, fleet metrics and report"
+    )]
+    Fleet(cmd::fleet::Args),
+    #[command(
         about = "Passive monitoring: read a capture stream continuously and serve Prometheus metrics"
     )]
     Monitor(cmd::monitor::Args),
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Fleet(args) => cmd::fleet::run(args),
         Command::Monitor(args) => cmd::monitor::run(args),
         Command::Pdu(args) => cmd::pdu::run(args),
         Command::Probe(args) => cmd::probe::run(args),

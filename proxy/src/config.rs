@@ -46,6 +46,66 @@ pub struct ProxyConfig {
     /// Directory of device statements: the conformance rules run live on the traffic.
     #[serde(default)]
     pub statements: Option<std::path::PathBuf>,
+    /// `[identity]`: the site and instance name, labels on every metric and part of every
+    /// fleet event (docs/fleet.md).
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// `[fleet]`: publishing events to the fleet bus; read by `dicomtap proxy`
+    /// (docs/fleet.md).
+    #[serde(default)]
+    pub fleet: Option<toml::Table>,
+}
+
+/// `[identity]` (docs/fleet.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    pub site: Option<String>,
+    pub instance: Option<String>,
+}
+
+impl IdentityConfig {
+    /// The metric labels, when a site is set (the instance name defaults to the host's).
+    pub fn labels(&self) -> Vec<(String, String)> {
+        match &self.site {
+            Some(site) => vec![
+                ("site".to_string(), site.clone()),
+                (
+                    "instance_name".to_string(),
+                    self.instance.clone().unwrap_or_else(host_name),
+                ),
+            ],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The host's name (from /proc or /etc/hostname), reduced to `[A-Za-z0-9_-]`, for a
+/// default instance name.
+pub fn host_name() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "dicomtap".to_string()
+    } else {
+        name
+    }
 }
 
 impl Default for ProxyConfig {
@@ -59,6 +119,8 @@ impl Default for ProxyConfig {
             metrics_token: None,
             metrics_token_file: None,
             statements: None,
+            identity: IdentityConfig::default(),
+            fleet: None,
         }
     }
 }

@@ -64,7 +64,20 @@ pub enum MetricsError {
 impl Metrics {
     /// Creates and registers every metric. `ae_title_cap` bounds the AE title labels.
     pub fn new(ae_title_cap: usize) -> Result<Metrics, MetricsError> {
-        let registry = Registry::new();
+        Metrics::with_labels(ae_title_cap, &[])
+    }
+
+    /// As [`Metrics::new`], every metric also carrying `labels` (the instance's identity,
+    /// `site` and `instance_name`: docs/fleet.md).
+    pub fn with_labels(
+        ae_title_cap: usize,
+        labels: &[(String, String)],
+    ) -> Result<Metrics, MetricsError> {
+        let registry = if labels.is_empty() {
+            Registry::new()
+        } else {
+            Registry::new_custom(None, Some(labels.iter().cloned().collect()))?
+        };
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels)
         };

@@ -293,7 +293,7 @@ impl RunningProxy {
     pub async fn start(config: ProxyConfig) -> Result<RunningProxy, ProxyError> {
         config.validate().map_err(ProxyError::Config)?;
         let metrics = Arc::new(
-            Metrics::new(config.metrics.ae_title_cap)
+            Metrics::with_labels(config.metrics.ae_title_cap, &config.identity.labels())
                 .map_err(|e| ProxyError::Metrics(e.to_string()))?,
         );
         let tls = config
@@ -349,9 +349,11 @@ impl RunningProxy {
             }
             None => None,
         };
-        let engine = match checker {
-            Some(_) => Checker::engine_config(engine),
-            None => engine,
+        // Data set bytes for the rules, and for the fleet's Storage Commitment events.
+        let engine = if checker.is_some() || config.fleet.is_some() {
+            Checker::engine_config(engine)
+        } else {
+            engine
         };
         let shared = Arc::new(Shared {
             limits: config.limits.clone(),
@@ -988,6 +990,7 @@ async fn analyse(
             })
         })
     };
+    let mut commit_dataset = CommitDataset::default();
     while let Some(msg) = rx.recv().await {
         match msg {
             AnalysisMsg::Data {
@@ -1063,9 +1066,21 @@ async fn analyse(
                 }
             }
             // Data set bytes are for the rules only; they are not part of the event log.
+            // Those of Storage Commitment data sets (UIDs only) also go to subscribers,
+            // for the fleet's checks across instances (docs/fleet.md).
+            let to_subscribers = commit_dataset.track(ev) && shared.events.receiver_count() > 0;
             let logged = !matches!(ev.kind, dicomtap_wire::EventKind::DataFragment(_))
                 && (recording || shared.events.receiver_count() > 0);
-            if !logged {
+            if to_subscribers {
+                if let Some(ev) = conv.poll() {
+                    let _ = shared.events.send(ProxyEvent {
+                        association: id,
+                        client,
+                        upstream,
+                        kind: ProxyEventKind::Wire(ev),
+                    });
+                }
+            } else if !logged {
                 conv.skip();
             } else if let Err(why) = budget.wire(ev) {
                 held(why);
@@ -1110,6 +1125,47 @@ async fn analyse(
     if let Some(rec) = &shared.recorder {
         for ev in out.drain(..) {
             rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
+        }
+    }
+}
+
+/// Follows which data set of an association is a Storage Commitment one (N-ACTION-RQ or
+/// N-EVENT-REPORT-RQ of the Push Model), so its fragments reach the event subscribers.
+#[derive(Default)]
+struct CommitDataset {
+    current: Option<(u8, dicomtap_wire::Side)>,
+}
+
+impl CommitDataset {
+    /// Whether `ev` is a fragment of a Storage Commitment data set.
+    fn track(&mut self, ev: &dicomtap_wire::Event) -> bool {
+        use dicomtap_analyzer::conformance::commit::STORAGE_COMMITMENT_PUSH_MODEL;
+        match &ev.kind {
+            dicomtap_wire::EventKind::Command(c) => {
+                let cmd = &c.command;
+                let class = cmd
+                    .requested_sop_class
+                    .as_deref()
+                    .or(cmd.affected_sop_class.as_deref())
+                    .or(c.abstract_syntax.as_deref());
+                if matches!(cmd.command, "N-ACTION-RQ" | "N-EVENT-REPORT-RQ")
+                    && cmd.has_dataset
+                    && class == Some(STORAGE_COMMITMENT_PUSH_MODEL)
+                {
+                    self.current = Some((c.pc_id, ev.from));
+                } else if self.current.is_some_and(|(_, side)| side == ev.from) {
+                    self.current = None;
+                }
+                false
+            }
+            dicomtap_wire::EventKind::DataFragment(f) => {
+                let ours = self.current == Some((f.pc_id, ev.from));
+                if ours && f.last {
+                    self.current = None;
+                }
+                ours
+            }
+            _ => false,
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod demo;
 pub mod export;
+pub mod fleet;
 pub mod import;
 pub mod monitor;
 pub mod pdu;

@@ -41,16 +41,51 @@ pub struct Args {
     /// Distinct AE titles used as metric labels before further ones count as `other`.
     #[arg(long, default_value_t = 50)]
     ae_title_cap: usize,
+    /// Site name: a label on every metric, part of every fleet event (docs/fleet.md).
+    #[arg(long, value_name = "NAME")]
+    site: Option<String>,
+    /// Instance name within the site (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    instance: Option<String>,
+    /// Publish events to the fleet bus, NATS JetStream at this URL (needs --site and
+    /// --fleet-spool).
+    #[arg(long, value_name = "URL", requires_all = ["site", "fleet_spool"])]
+    fleet_nats: Option<String>,
+    /// Spool directory for fleet events while the bus is unreachable.
+    #[arg(long, value_name = "DIR", requires = "fleet_nats")]
+    fleet_spool: Option<PathBuf>,
 }
 
 /// Feeds every engine event to the per-association metric observer.
 struct MetricsSink {
     metrics: Arc<Metrics>,
     observers: HashMap<ConnId, AssociationObserver>,
+    /// Fleet events (with --fleet-nats).
+    fleet: Option<FleetSink>,
+}
+
+struct FleetSink {
+    digest: dicomtap_fleet::digest::Digest,
+    sender: dicomtap_fleet::EventSender,
+    out: Vec<(u64, dicomtap_fleet::Body)>,
+    last_ts_us: u64,
 }
 
 impl AnalysisSink for MetricsSink {
     fn event(&mut self, conn: &ConnectionInfo, event: &Event) {
+        if let Some(f) = self.fleet.as_mut() {
+            f.last_ts_us = f.last_ts_us.max(event.ts_us);
+            f.digest.wire(
+                conn.id.0,
+                Some(conn.client),
+                Some(conn.server),
+                event,
+                &mut f.out,
+            );
+            for (ts, body) in f.out.drain(..) {
+                f.sender.send(ts, body);
+            }
+        }
         let obs = self.observers.entry(conn.id).or_insert_with(|| {
             self.metrics.associations_active.inc();
             AssociationObserver::new(self.metrics.clone())
@@ -71,6 +106,13 @@ impl AnalysisSink for MetricsSink {
         };
         if let Outcome::NoAnswer = session.outcome {
             obs.outcome("no_response");
+        }
+        if let Some(f) = self.fleet.as_mut() {
+            let (req, acc) = (session.requestor.bytes, session.acceptor.bytes);
+            f.digest.end(conn.id.0, f.last_ts_us, req, acc, &mut f.out);
+            for (ts, body) in f.out.drain(..) {
+                f.sender.send(ts, body);
+            }
         }
         for (side, label) in [
             (&session.requestor, "to_upstream"),
@@ -103,8 +145,27 @@ impl Read for Follow {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let metrics = Arc::new(Metrics::new(args.ae_title_cap).context("setting up metrics")?);
+    let identity = dicomtap_proxy::config::IdentityConfig {
+        site: args.site.clone(),
+        instance: args.instance.clone(),
+    };
+    if identity.site.is_some() {
+        super::fleet::identity(&identity)?;
+    }
+    let metrics = Arc::new(
+        Metrics::with_labels(args.ae_title_cap, &identity.labels())
+            .context("setting up metrics")?,
+    );
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let publishing = match (&args.fleet_nats, &args.fleet_spool) {
+        (Some(nats), Some(spool)) => {
+            let _guard = rt.enter();
+            Some(super::fleet::start_for_monitor(
+                nats, spool, &identity, &metrics,
+            )?)
+        }
+        _ => None,
+    };
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(args.metrics))
         .with_context(|| format!("{}: cannot listen for metrics", args.metrics))?;
@@ -134,10 +195,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sink = MetricsSink {
         metrics: metrics.clone(),
         observers: HashMap::new(),
+        fleet: publishing.as_ref().map(|(p, _)| FleetSink {
+            digest: dicomtap_fleet::digest::Digest::new(),
+            sender: p.sender(),
+            out: Vec::new(),
+            last_ts_us: 0,
+        }),
     };
     let mut analysis = Analysis::new(
         EngineConfig {
             emit_pdata: true,
+            // Storage Commitment data sets, for the fleet's commitment events.
+            emit_data: publishing.is_some(),
             ..EngineConfig::default()
         },
         sink,
@@ -188,6 +257,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // Keep serving the final figures until interrupted, so a scrape can read them.
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    drop(analysis);
+    if let Some((p, health)) = publishing {
+        health.abort();
+        let left = rt.block_on(p.close(Duration::from_secs(5)));
+        if left > 0 {
+            eprintln!("dicomtap: {left} fleet events left in the spool for the next start");
         }
     }
     let _ = stop_tx.send(true);

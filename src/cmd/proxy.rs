@@ -90,6 +90,19 @@ pub struct Args {
     /// How long open associations may finish at shutdown.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     drain: String,
+    /// Site name: a label on every metric, part of every fleet event (docs/fleet.md).
+    #[arg(long, value_name = "NAME")]
+    site: Option<String>,
+    /// Instance name within the site (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    instance: Option<String>,
+    /// Publish events to the fleet bus, NATS JetStream at this URL (needs --site and
+    /// --fleet-spool, or [fleet] in the file).
+    #[arg(long, value_name = "URL")]
+    fleet_nats: Option<String>,
+    /// Spool directory for fleet events while the bus is unreachable.
+    #[arg(long, value_name = "DIR")]
+    fleet_spool: Option<PathBuf>,
 }
 
 fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
@@ -195,6 +208,20 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
     if let Some(n) = args.max_associations_per_source {
         config.limits.max_associations_per_source = Some(n);
     }
+    if let Some(site) = &args.site {
+        config.identity.site = Some(site.clone());
+    }
+    if let Some(instance) = &args.instance {
+        config.identity.instance = Some(instance.clone());
+    }
+    super::fleet::apply_publish_flags(
+        &mut config.fleet,
+        args.fleet_nats.as_deref(),
+        args.fleet_spool.as_deref(),
+    )?;
+    if config.identity.site.is_some() || config.fleet.is_some() {
+        super::fleet::identity(&config.identity)?;
+    }
     config.validate().map_err(anyhow::Error::msg)?;
     Ok(config)
 }
@@ -221,7 +248,18 @@ async fn serve(config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitCode>
             }
         })
         .collect();
+    let fleet = config.fleet.clone();
+    let identity = config.identity.clone();
     let proxy = RunningProxy::start(config).await?;
+    let fleet = match &fleet {
+        Some(table) => Some(super::fleet::FleetPublishing::start(
+            table,
+            &identity,
+            proxy.metrics(),
+            proxy.subscribe_events(),
+        )?),
+        None => None,
+    };
     for (addr, up) in proxy.listen_addrs().iter().zip(&upstreams) {
         println!("dicomtap proxy: listening on {addr} -> {up}");
     }
@@ -261,6 +299,9 @@ async fn serve(config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitCode>
         drain.as_secs_f64()
     );
     let summary = proxy.shutdown(drain).await?;
+    if let Some(f) = fleet {
+        f.close().await;
+    }
     println!(
         "dicomtap proxy: {} associations, {} bytes from requestors, {} from acceptors, {} cut at drain, {} recorder drops",
         summary.associations,

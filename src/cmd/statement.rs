@@ -125,7 +125,10 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
                 .collect();
             v.sort();
             if v.is_empty() {
-                bail!("{}: no statement files (*.toml) in this directory", p.display());
+                bail!(
+                    "{}: no statement files (*.toml) in this directory",
+                    p.display()
+                );
             }
             out.extend(v);
         } else {

@@ -1,0 +1,239 @@
+//! `dicomtap fleet`: the central consumer of a fleet of dicomtap instances, and the
+//! glue that makes `proxy` and `monitor` publish to the fleet bus (docs/fleet.md).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use dicomtap_fleet::consumer::{self, Central, ConsumerConfig, FleetMetrics};
+use dicomtap_fleet::publisher::{self, Publisher, PublisherConfig};
+use dicomtap_fleet::state::FleetState;
+use dicomtap_fleet::{EventSender, Identity};
+use dicomtap_proxy::config::{IdentityConfig, host_name, parse_duration};
+use dicomtap_proxy::metrics::Metrics;
+use dicomtap_proxy::server::ProxyEvent;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+#[derive(clap::Args)]
+#[command(
+    about = "The fleet's central consumer: every site's events from NATS JetStream, checks across sites, fleet metrics and report",
+    long_about = "Reads the fleet's events (associations, C-STOREs, Storage Commitment, findings, \
+health) of every site from NATS JetStream with a durable consumer, so a restart resumes where it \
+stopped. Keeps each event once in OUT/events.jsonl (de-duplicated by event id), runs the checks \
+that need more than one instance (a silent Success whose commitment result came to another \
+instance), serves the fleet metrics and writes OUT/fleet.html and OUT/fleet.json.\n\nStops on \
+SIGTERM or Ctrl-C, writing the report.\n\nExample:\n  dicomtap fleet --nats nats://127.0.0.1:4222 \
+--out /var/lib/dicomtap-fleet --statements /etc/dicomtap/statements"
+)]
+pub struct Args {
+    /// NATS server URL(s).
+    #[arg(long, value_name = "URL")]
+    nats: String,
+    /// Where the event log, findings and report go.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Device statements (TOML), to name the devices behind AE titles.
+    #[arg(long, value_name = "DIR")]
+    statements: Option<PathBuf>,
+    /// JetStream stream.
+    #[arg(long, default_value = publisher::DEFAULT_STREAM)]
+    stream: String,
+    /// Durable consumer name; a consumer started again under it resumes.
+    #[arg(long, default_value = "dicomtap-fleet")]
+    durable: String,
+    /// Subjects to read (e.g. dicomtap.north.> for one site).
+    #[arg(long, default_value = "dicomtap.>")]
+    filter: String,
+    /// Where to serve the fleet metrics, or "off".
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9466")]
+    metrics: String,
+    /// How often the report is rewritten.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    report_every: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let statements = match &args.statements {
+        Some(dir) => dicomtap_analyzer::statement::load_dir(dir)
+            .with_context(|| format!("{}: cannot load the statements", dir.display()))?,
+        None => Vec::new(),
+    };
+    let report_every = parse_duration(&args.report_every).map_err(anyhow::Error::msg)?;
+    let metrics_addr =
+        dicomtap_proxy::config::parse_optional_addr(&args.metrics).map_err(anyhow::Error::msg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let metrics = Arc::new(Metrics::new(1).context("setting up metrics")?);
+        let fleet_metrics =
+            Arc::new(FleetMetrics::new(metrics.registry()).context("setting up metrics")?);
+        let central = Central::open(&args.out, FleetState::new(&statements), fleet_metrics)?;
+        println!(
+            "dicomtap fleet: {} events already in {}",
+            central.state.total,
+            args.out.join("events.jsonl").display()
+        );
+        let central = Arc::new(tokio::sync::Mutex::new(central));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let server = match metrics_addr {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("{addr}: cannot listen for metrics"))?;
+                println!("dicomtap fleet: metrics on http://{}/metrics", listener.local_addr()?);
+                Some(tokio::spawn(dicomtap_proxy::metrics::serve(
+                    listener,
+                    metrics.clone(),
+                    stop_rx.clone(),
+                )))
+            }
+            None => None,
+        };
+        let mut config = ConsumerConfig::new(args.nats.clone(), args.out.clone());
+        config.stream = args.stream.clone();
+        config.durable = args.durable.clone();
+        config.filter = args.filter.clone();
+        config.report_every = report_every;
+        let consuming = tokio::spawn(consumer::run(config, central.clone(), stop_rx));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        }
+        let _ = stop_tx.send(true);
+        match tokio::time::timeout(Duration::from_secs(10), consuming).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => eprintln!("dicomtap fleet: {e}"),
+            Ok(Err(_)) | Err(_) => eprintln!("dicomtap fleet: the consumer did not stop in time"),
+        }
+        if let Some(s) = server {
+            let _ = s.await;
+        }
+        let c = central.lock().await;
+        let path = c.write_report()?;
+        println!(
+            "dicomtap fleet: {} events from {} sites ({} duplicates dropped), {} findings; report {}",
+            c.state.total,
+            c.state.sites.len(),
+            c.state.duplicates,
+            c.state.finding_counts.values().sum::<u64>(),
+            path.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The checked identity of an instance: `site` is required, the instance name defaults
+/// to the host's.
+pub fn identity(c: &IdentityConfig) -> anyhow::Result<Identity> {
+    let Some(site) = &c.site else {
+        bail!("fleet publishing needs a site name: --site NAME or [identity] site");
+    };
+    let instance = c.instance.clone().unwrap_or_else(host_name);
+    Identity::new(site, &instance).map_err(anyhow::Error::msg)
+}
+
+/// `--fleet-nats`/`--fleet-spool` into the `[fleet]` table.
+pub fn apply_publish_flags(
+    fleet: &mut Option<toml::Table>,
+    nats: Option<&str>,
+    spool: Option<&Path>,
+) -> anyhow::Result<()> {
+    if nats.is_none() && spool.is_none() {
+        return Ok(());
+    }
+    let t = fleet.get_or_insert_with(toml::Table::new);
+    if let Some(n) = nats {
+        t.insert("nats".into(), toml::Value::String(n.to_string()));
+    }
+    if let Some(s) = spool {
+        t.insert(
+            "spool_dir".into(),
+            toml::Value::String(s.display().to_string()),
+        );
+    }
+    if !t.contains_key("nats") || !t.contains_key("spool_dir") {
+        bail!(
+            "fleet publishing needs both --fleet-nats URL and --fleet-spool DIR (or nats and spool_dir in [fleet])"
+        );
+    }
+    Ok(())
+}
+
+/// A running publisher fed by the proxy's event stream.
+pub struct FleetPublishing {
+    publisher: Publisher,
+    subscriber: JoinHandle<()>,
+    health: JoinHandle<()>,
+}
+
+impl FleetPublishing {
+    pub fn start(
+        table: &toml::Table,
+        identity: &IdentityConfig,
+        metrics: Arc<Metrics>,
+        events: broadcast::Receiver<ProxyEvent>,
+    ) -> anyhow::Result<FleetPublishing> {
+        let config = PublisherConfig::from_table(table).map_err(anyhow::Error::msg)?;
+        let id = self::identity(identity)?;
+        println!(
+            "dicomtap: fleet events of {}/{} to {} (spool {})",
+            id.site,
+            id.instance,
+            config.nats_url,
+            config.spool_dir.display()
+        );
+        let publisher = Publisher::start(id, config, metrics.registry())?;
+        let sender: EventSender = publisher.sender();
+        let subscriber = publisher::spawn_proxy_subscriber(events, sender.clone());
+        let health = publisher::spawn_health(
+            metrics,
+            publisher.metrics().clone(),
+            sender,
+            Duration::from_secs(10),
+        );
+        Ok(FleetPublishing {
+            publisher,
+            subscriber,
+            health,
+        })
+    }
+
+    /// Publishes what the stream still holds (a few seconds at most); the rest stays in
+    /// the spool for the next start.
+    pub async fn close(self) {
+        // The proxy has stopped: its stream ends, the subscriber finishes.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.subscriber).await;
+        self.health.abort();
+        let left = self.publisher.close(Duration::from_secs(5)).await;
+        if left > 0 {
+            println!("dicomtap: {left} fleet events left in the spool for the next start");
+        }
+    }
+}
+
+/// For `monitor`: the sender and the runtime-bound tasks of a publisher.
+pub fn start_for_monitor(
+    nats: &str,
+    spool: &Path,
+    identity: &IdentityConfig,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Publisher, JoinHandle<()>)> {
+    let config = PublisherConfig::new(nats, spool);
+    let id = self::identity(identity)?;
+    let publisher = Publisher::start(id, config, metrics.registry())?;
+    let health = publisher::spawn_health(
+        metrics.clone(),
+        publisher.metrics().clone(),
+        publisher.sender(),
+        Duration::from_secs(10),
+    );
+    Ok((publisher, health))
+}

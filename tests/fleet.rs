@@ -1,0 +1,969 @@
+//! A fleet of dicomtap instances on real engines, all started and stopped by the tests on
+//! loopback: NATS with JetStream (events and findings, at least once through a disk
+//! spool, de-duplicated by event id at the central consumer), and Prometheus remote-writing
+//! two sites' metrics into VictoriaMetrics (queried through its PromQL API).
+//!
+//! Real DICOM traffic: DCMTK storescu and storescp, the pynetdicom storage commitment peers
+//! of the conformance tests.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::conformance::{Scene, conformance_scene};
+use support::{
+    Proc, command, free_port, http_get_status_body, peers, require, run, start_proxy,
+    wait_for_port, wait_until,
+};
+
+/// `nats-server -js` on 127.0.0.1:`port` with its store in `dir`.
+fn nats(dir: &Path, name: &str, port: u16) -> Proc {
+    let store = dir.join("nats-store");
+    std::fs::create_dir_all(&store).unwrap();
+    let args = [
+        "-js".to_string(),
+        "-sd".into(),
+        store.display().to_string(),
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+    ];
+    let mut p = Proc::spawn(name, command("nats-server", &args), dir);
+    assert!(
+        wait_for_port(port, Duration::from_secs(20), Some(&mut p)),
+        "nats-server did not listen\n{}",
+        p.output()
+    );
+    p
+}
+
+/// `dicomtap fleet`, with its metrics port read from its output.
+fn consumer(dir: &Path, name: &str, nats_port: u16, out: &Path, statements: &Path) -> (Proc, u16) {
+    consumer_as(dir, name, nats_port, out, statements, "dicomtap-fleet")
+}
+
+fn consumer_as(
+    dir: &Path,
+    name: &str,
+    nats_port: u16,
+    out: &Path,
+    statements: &Path,
+    durable: &str,
+) -> (Proc, u16) {
+    let args = [
+        "fleet".to_string(),
+        "--durable".into(),
+        durable.to_string(),
+        "--nats".into(),
+        format!("nats://127.0.0.1:{nats_port}"),
+        "--out".into(),
+        out.display().to_string(),
+        "--statements".into(),
+        statements.display().to_string(),
+        "--metrics".into(),
+        "127.0.0.1:0".into(),
+        "--report-every".into(),
+        "1s".into(),
+    ];
+    let mut p = Proc::spawn(name, command(env!("CARGO_BIN_EXE_dicomtap"), &args), dir);
+    let up = wait_until(Duration::from_secs(20), || {
+        p.stdout().contains("metrics on") || p.try_wait().is_some()
+    });
+    assert!(up && p.try_wait().is_none(), "{}", p.output());
+    let port = p
+        .stdout()
+        .lines()
+        .find_map(|l| l.strip_prefix("dicomtap fleet: metrics on "))
+        .and_then(support::printed_addr)
+        .map(|a| a.port())
+        .unwrap();
+    (p, port)
+}
+
+fn proxy_toml(
+    site: &str,
+    instance: &str,
+    upstream: u16,
+    nats_port: u16,
+    spool: &Path,
+    extra: &str,
+) -> String {
+    format!(
+        "[identity]\nsite = \"{site}\"\ninstance = \"{instance}\"\n\n\
+         [fleet]\nnats = \"nats://127.0.0.1:{nats_port}\"\nspool_dir = \"{}\"\n{extra}\n\
+         [[listener]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{upstream}\"\n",
+        spool.display()
+    )
+}
+
+/// The events the consumer logged.
+fn events(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn count(evs: &[Value], site: &str, kind: &str) -> usize {
+    evs.iter()
+        .filter(|e| e["site"] == site && e["kind"] == kind)
+        .count()
+}
+
+/// Sum of the samples of metric `name` whose labels include every `filters` pair.
+fn metric(port: u16, name: &str, filters: &[(&str, &str)]) -> f64 {
+    let (_, body) = http_get_status_body(port, "/metrics", None);
+    let mut sum = 0.0;
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (labels, value) = match rest.strip_prefix('{') {
+            Some(r) => match r.split_once("} ") {
+                Some((l, v)) => (l, v),
+                None => continue,
+            },
+            None => match rest.strip_prefix(' ') {
+                Some(v) => ("", v),
+                None => continue,
+            },
+        };
+        if filters
+            .iter()
+            .all(|(k, v)| labels.contains(&format!("{k}=\"{v}\"")))
+        {
+            sum += value.trim().parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    sum
+}
+
+fn storescu(dir: &Path, port: u16, calling: &str, called: &str, files: &[PathBuf]) {
+    let opts = ["-aet", calling, "-aec", called];
+    let out = run(
+        "storescu",
+        peers::storescu_command(&opts, port, files),
+        dir,
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", out.text());
+}
+
+/// Every event id once, and for each run of each instance a gap-free sequence from 0.
+fn assert_exactly_once(evs: &[Value], gap_free: bool) -> BTreeMap<String, u64> {
+    let mut ids = BTreeSet::new();
+    let mut runs: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for e in evs {
+        let id = e["id"].as_str().unwrap().to_string();
+        assert!(ids.insert(id.clone()), "event {id} logged twice");
+        let (run, seq) = id.rsplit_once('.').unwrap();
+        runs.entry(run.to_string())
+            .or_default()
+            .insert(seq.parse().unwrap());
+    }
+    let mut sizes = BTreeMap::new();
+    for (run, seqs) in runs {
+        let n = seqs.len() as u64;
+        if !gap_free {
+            sizes.insert(run, n);
+            continue;
+        }
+        assert_eq!(
+            seqs.iter().next_back().copied(),
+            Some(n - 1),
+            "events of {run} missing: {seqs:?}"
+        );
+        sizes.insert(run, n);
+    }
+    sizes
+}
+
+const ARCHIVE_STATEMENT: &str = r#"
+schema = "dicomtap-statement/1"
+[device]
+name = "PY_ARCHIVE"
+[[ae]]
+title = "ARCHIVE"
+acceptor = true
+initiator = true
+[[ae.capability]]
+sop_class = "StorageCommitmentPushModel"
+role = "SCP"
+transfer_syntaxes = ["ImplicitVRLittleEndian", "ExplicitVRLittleEndian"]
+"#;
+
+fn fleet_scene(name: &str) -> Option<(Scene, PathBuf, support::PydicomData)> {
+    if !require("fleet", &["nats-server", "storescu"]) {
+        return None;
+    }
+    conformance_scene(name, &[])
+}
+
+/// Two sites: the modality stores and asks for commitment through site north's proxy; the
+/// archive reports the instance failed on a new association through site south's proxy.
+/// NATS is killed in the middle of traffic and started again, the central consumer is
+/// killed and started again: every event arrives exactly once, nothing is missing, and the
+/// silent Success is found across the two sites.
+#[test]
+fn events_across_sites_exactly_once_through_bus_and_consumer_restarts() {
+    let Some((scene, py, data)) = fleet_scene("fleet-bus") else {
+        return;
+    };
+    let dir = scene.path();
+    scene.statement("archive.toml", ARCHIVE_STATEMENT);
+    let statements = dir.join("statements");
+    let out = dir.join("central");
+    let nats_port = free_port();
+    let mut bus = nats(dir, "nats", nats_port);
+    let (mut central, _) = consumer(dir, "fleet1", nats_port, &out, &statements);
+
+    let (archive_port, modality_port) = (free_port(), free_port());
+    // South forwards to the modality's report listener; its port is the archive's report
+    // destination.
+    let south = start_proxy(
+        dir,
+        "south",
+        &proxy_toml(
+            "south",
+            "gw1",
+            modality_port,
+            nats_port,
+            &dir.join("spool-south"),
+            "",
+        ),
+    );
+    let north = start_proxy(
+        dir,
+        "north",
+        &proxy_toml(
+            "north",
+            "gw1",
+            archive_port,
+            nats_port,
+            &dir.join("spool-north"),
+            "",
+        ),
+    );
+    let mut archive = Proc::spawn(
+        "archive",
+        scene.python(
+            &py,
+            &[
+                "archive".into(),
+                archive_port.to_string(),
+                "0000".into(),
+                south.ports[0].to_string(),
+            ],
+        ),
+        dir,
+    );
+    assert!(
+        wait_for_port(archive_port, Duration::from_secs(20), Some(&mut archive)),
+        "{}",
+        archive.output()
+    );
+    let ct = data.test_files.join("CT_small.dcm");
+    let m = run(
+        "modality",
+        scene.python(
+            &py,
+            &[
+                "modality".into(),
+                north.ports[0].to_string(),
+                modality_port.to_string(),
+                ct.display().to_string(),
+            ],
+        ),
+        dir,
+        Duration::from_secs(40),
+    );
+    assert!(
+        m.status.success() && m.stdout.contains("report received"),
+        "{}\n{}",
+        m.text(),
+        archive.output()
+    );
+    let files: Vec<PathBuf> = ["MR_small.dcm", "rtplan.dcm", "rtstruct.dcm"]
+        .iter()
+        .map(|f| data.test_files.join(f))
+        .collect();
+    let p = north.ports[0];
+    storescu(dir, p, "CT_SCANNER", "ARCHIVE", &files);
+    assert!(
+        wait_until(Duration::from_secs(20), || count(
+            &events(&out),
+            "north",
+            "store"
+        ) >= 4),
+        "{}",
+        central.output()
+    );
+    // The consumer dies mid-stream; traffic goes on.
+    central.stop("KILL", Duration::from_secs(5));
+    storescu(dir, p, "CT_SCANNER", "ARCHIVE", &files[..2]);
+    // The bus dies in the middle of an association; traffic goes on, into the spool.
+    let twice: Vec<PathBuf> = files.iter().cycle().take(24).cloned().collect();
+    let mut sending = Proc::spawn(
+        "storescu-during-kill",
+        peers::storescu_command(&["-aet", "CT_SCANNER", "-aec", "ARCHIVE"], p, &twice),
+        dir,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        sending.try_wait().is_none(),
+        "storescu still sending when the bus dies"
+    );
+    bus.stop("KILL", Duration::from_secs(5));
+    let status = sending.wait_timeout(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{}", sending.output());
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            metric(
+                north.metrics,
+                "dicomtap_fleet_spool_events",
+                &[("site", "north")],
+            ) > 0.0
+        }),
+        "events spooled while the bus is down"
+    );
+    assert_eq!(
+        metric(
+            north.metrics,
+            "dicomtap_fleet_bus_connected",
+            &[("site", "north")]
+        ),
+        0.0
+    );
+    assert!(metric(north.metrics, "dicomtap_fleet_lag_seconds", &[]) >= 0.0);
+    // Both come back (the bus with its store); more traffic.
+    let _bus = nats(dir, "nats2", nats_port);
+    let (central, cport) = consumer(dir, "fleet2", nats_port, &out, &statements);
+    storescu(dir, p, "CT_SCANNER", "ARCHIVE", &files[..1]);
+    let stores = 1 + 3 + 2 + 24 + 1;
+    let done = wait_until(Duration::from_secs(60), || {
+        count(&events(&out), "north", "store") >= stores
+            && metric(north.metrics, "dicomtap_fleet_spool_events", &[]) == 0.0
+    });
+    assert!(done, "{}\n{}", central.output(), north.proc.output());
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let evs = events(&out);
+    let runs = assert_exactly_once(&evs, true);
+    assert_eq!(runs.len(), 2, "one run per proxy: {runs:?}");
+    // What was sent, kind by kind.
+    assert_eq!(count(&evs, "north", "store"), stores);
+    assert!(
+        evs.iter()
+            .filter(|e| e["kind"] == "store")
+            .all(|e| e["status"] == "0000" && e["called_ae"] == "ARCHIVE")
+    );
+    assert_eq!(count(&evs, "north", "association"), 5);
+    assert_eq!(count(&evs, "south", "association"), 1);
+    assert_eq!(count(&evs, "south", "store"), 0);
+    let commits: Vec<&Value> = evs.iter().filter(|e| e["kind"] == "commitment").collect();
+    assert_eq!(commits.len(), 2, "{commits:?}");
+    let result = commits.iter().find(|e| e["phase"] == "result").unwrap();
+    assert_eq!(result["site"], "south");
+    assert_eq!(result["failed"][0]["failure_reason"], 0x0110);
+    let request = commits.iter().find(|e| e["phase"] == "request").unwrap();
+    assert_eq!(request["site"], "north");
+    assert_eq!(request["transaction_uid"], result["transaction_uid"]);
+    // No patient data on the bus: names from the files never appear.
+    let log = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(
+        !log.contains("CompressedSamples"),
+        "patient data on the bus"
+    );
+    // The silent Success, found across sites.
+    let findings: Vec<Value> = std::fs::read_to_string(out.join("findings.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let silent: Vec<&Value> = findings
+        .iter()
+        .filter(|f| f["rule"] == "silent-success")
+        .collect();
+    assert_eq!(silent.len(), 1, "{findings:?}");
+    let f = silent[0];
+    assert_eq!(f["device"], "PY_ARCHIVE");
+    assert_eq!(f["site"], "north");
+    assert_eq!(f["by"], "fleet");
+    let observed = f["observed"].as_str().unwrap();
+    assert!(
+        observed.contains("at north/gw1") && observed.contains("at south/gw1"),
+        "{observed}"
+    );
+    assert_eq!(
+        metric(
+            cport,
+            "dicomtap_fleet_findings_total",
+            &[
+                ("site", "north"),
+                ("device", "PY_ARCHIVE"),
+                ("rule", "silent-success")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            cport,
+            "dicomtap_fleet_events_total",
+            &[("site", "north"), ("kind", "store")]
+        ),
+        stores as f64
+    );
+    // Identity labels on the instance's own metrics.
+    assert!(
+        metric(
+            north.metrics,
+            "dicomtap_associations_total",
+            &[
+                ("site", "north"),
+                ("instance_name", "gw1"),
+                ("result", "accepted")
+            ]
+        ) >= 5.0
+    );
+    // Sizing figures for docs/fleet.md: bytes per event by kind.
+    let mut sizes: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for line in log.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let e = sizes
+            .entry(v["kind"].as_str().unwrap().to_string())
+            .or_default();
+        e.0 += 1;
+        e.1 += line.len() + 1;
+    }
+    eprintln!(
+        "events (count, bytes) by kind: {sizes:?}; duplicates dropped by the consumer: {}",
+        metric(cport, "dicomtap_fleet_duplicates_total", &[])
+    );
+    let html = std::fs::read_to_string(out.join("fleet.html")).unwrap();
+    for needle in [
+        "PY_ARCHIVE",
+        "silent-success",
+        "north",
+        "south",
+        "Worst offenders",
+        "Trend",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from the report");
+    }
+    drop(archive);
+    // A passive monitor at a third site reads north's recording: the same stores and the
+    // commitment request arrive under its own identity.
+    let mut north = north;
+    north.proc.stop("TERM", Duration::from_secs(15));
+    let pcap = std::fs::read_dir(&north.rec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pcapng"))
+        .unwrap();
+    let args = [
+        "monitor".to_string(),
+        pcap.display().to_string(),
+        "--no-follow".into(),
+        "--exit-when-done".into(),
+        "--metrics".into(),
+        "127.0.0.1:0".into(),
+        "--port".into(),
+        archive_port.to_string(),
+        "--site".into(),
+        "west".into(),
+        "--instance".into(),
+        "span1".into(),
+        "--fleet-nats".into(),
+        format!("nats://127.0.0.1:{nats_port}"),
+        "--fleet-spool".into(),
+        dir.join("spool-west").display().to_string(),
+    ];
+    let mon = run(
+        "monitor",
+        command(env!("CARGO_BIN_EXE_dicomtap"), &args),
+        dir,
+        Duration::from_secs(60),
+    );
+    assert!(mon.status.success(), "{}", mon.text());
+    assert!(
+        wait_until(Duration::from_secs(20), || count(
+            &events(&out),
+            "west",
+            "store"
+        ) == stores),
+        "{}\n{}",
+        mon.text(),
+        central.output()
+    );
+    let evs = events(&out);
+    assert_eq!(count(&evs, "west", "association"), 5);
+    assert!(
+        evs.iter()
+            .any(|e| e["site"] == "west" && e["kind"] == "commitment" && e["phase"] == "request"),
+        "the monitor's commitment request"
+    );
+    assert_exactly_once(&evs, true);
+}
+
+/// The bus is away: the spool fills up to its bound and counts what it could not keep;
+/// files are owner-only; the proxy restarts with the spool; when the bus comes, exactly
+/// the spooled events arrive.
+#[test]
+fn full_spool_is_bounded_survives_a_restart_and_drains() {
+    if !require("fleet", &["nats-server", "storescu", "storescp"]) {
+        return;
+    }
+    let Some((_, data)) = support::require_python("fleet") else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let dir = support::temp_dir("fleet-spool");
+    let dir = dir.path();
+    let (_scp, scp_port) = peers::storescp("storescp", &dir.join("received"), dir, &[]);
+    let nats_port = free_port();
+    let spool = dir.join("spool");
+    let toml = proxy_toml(
+        "east",
+        "gw7",
+        scp_port,
+        nats_port,
+        &spool,
+        "spool_max_bytes = 6000\n",
+    );
+    let mut east = start_proxy(dir, "east", &toml);
+    let files: Vec<PathBuf> = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "rtstruct.dcm"]
+        .iter()
+        .map(|f| data.test_files.join(f))
+        .collect();
+    for _ in 0..4 {
+        storescu(dir, east.ports[0], "MOD_E", "STORESCP", &files);
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            metric(east.metrics, "dicomtap_fleet_spool_dropped_total", &[]) > 0.0
+        }),
+        "the spool never filled"
+    );
+    let bytes = metric(
+        east.metrics,
+        "dicomtap_fleet_spool_bytes",
+        &[("site", "east")],
+    );
+    assert!(bytes > 0.0 && bytes <= 6000.0, "{bytes}");
+    let kept = metric(east.metrics, "dicomtap_fleet_spool_events", &[]);
+    assert!(kept > 0.0);
+    let dropped = metric(east.metrics, "dicomtap_fleet_spool_dropped_total", &[]);
+    east.proc.stop("TERM", Duration::from_secs(15));
+    // What the spool holds, before the bus comes.
+    let mode = std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let mut spooled = BTreeSet::new();
+    for entry in std::fs::read_dir(&spool).unwrap() {
+        let path = entry.unwrap().path();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                spooled.insert(v["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(
+        spooled.len() as f64,
+        kept,
+        "spooled events on disk = the gauge"
+    );
+    // The bus and the consumer come; the proxy starts again on the same spool.
+    let _bus = nats(dir, "nats", nats_port);
+    let out = dir.join("central");
+    std::fs::create_dir_all(dir.join("statements")).unwrap();
+    let (central, cport) = consumer(dir, "fleet", nats_port, &out, &dir.join("statements"));
+    // A copy of the spool as it is now: sent again below, as after an acknowledgement
+    // that was lost.
+    let copy = dir.join("spool-copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&spool).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let east2 = start_proxy(dir, "east2", &toml);
+    let first_run = spooled
+        .iter()
+        .next()
+        .unwrap()
+        .rsplit_once('.')
+        .unwrap()
+        .0
+        .to_string();
+    let arrived = || {
+        events(&out)
+            .iter()
+            .filter(|e| {
+                e["id"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{first_run}."))
+            })
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || arrived() == spooled.len()),
+        "{} of {} spooled events arrived\n{}",
+        arrived(),
+        spooled.len(),
+        central.output()
+    );
+    let evs = events(&out);
+    let got: BTreeSet<String> = evs
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .filter(|id| id.starts_with(&format!("{first_run}.")))
+        .collect();
+    assert_eq!(got, spooled, "exactly the spooled events");
+    // The dropped ones are the gap after the spool filled, counted, and told to the fleet
+    // by the second run's health events.
+    assert!(dropped > 0.0);
+    let _ = cport;
+    assert!(wait_until(Duration::from_secs(15), || {
+        metric(east2.metrics, "dicomtap_fleet_spool_events", &[]) == 0.0
+    }));
+    // The same events sent again (same ids): the stream's duplicate window drops them.
+    let toml3 = proxy_toml("east", "gw7", scp_port, nats_port, &copy, "");
+    let east3 = start_proxy(dir, "east3", &toml3);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            metric(east3.metrics, "dicomtap_fleet_spool_events", &[]) == 0.0
+                && metric(east3.metrics, "dicomtap_fleet_published_total", &[]) >= kept
+        }),
+        "{}",
+        east3.proc.output()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(arrived(), spooled.len(), "sent twice, logged once");
+    // A second consumer under a new durable name reads the whole stream from its start
+    // into the same log: every event is a duplicate, recognised by its id.
+    let logged = events(&out).len();
+    drop(central);
+    let (central2, cport2) = consumer_as(
+        dir,
+        "fleet-b",
+        nats_port,
+        &out,
+        &dir.join("statements"),
+        "replay",
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            metric(cport2, "dicomtap_fleet_duplicates_total", &[]) >= logged as f64
+        }),
+        "{}",
+        central2.output()
+    );
+    assert_eq!(events(&out).len(), logged, "nothing logged twice");
+    // (The first run's events past the full spool are missing, and counted.)
+    assert_exactly_once(&events(&out), false);
+}
+
+// ---------------------------------------------------------------------------------------
+// Metrics: Prometheus remote write into VictoriaMetrics
+
+fn victoria(dir: &Path, port: u16) -> Proc {
+    let data = dir.join("vm-data");
+    let args = [
+        format!("-httpListenAddr=127.0.0.1:{port}"),
+        format!("-storageDataPath={}", data.display()),
+        // Instant queries see the newest samples (the default hides the last 30 s).
+        "-search.latencyOffset=0s".into(),
+        "-search.disableCache".into(),
+    ];
+    let mut p = Proc::spawn("victoria-metrics", command("victoria-metrics", &args), dir);
+    assert!(
+        wait_for_port(port, Duration::from_secs(30), Some(&mut p)),
+        "{}",
+        p.output()
+    );
+    p
+}
+
+/// `sum by (site) (EXPR)` from VictoriaMetrics' Prometheus query API.
+fn query_by_site(port: u16, expr: &str) -> BTreeMap<String, f64> {
+    let q: String = expr
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let (_, body) = http_get_status_body(port, &format!("/api/v1/query?query={q}"), None);
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let mut out = BTreeMap::new();
+    for r in v["data"]["result"].as_array().cloned().unwrap_or_default() {
+        let site = r["metric"]["site"].as_str().unwrap_or("").to_string();
+        let val = r["value"][1].as_str().unwrap_or("0").parse().unwrap_or(0.0);
+        out.insert(site, val);
+    }
+    out
+}
+
+/// Two dicomtap instances with different site names carry real traffic; Prometheus
+/// scrapes both and remote-writes into VictoriaMetrics with the site configuration that
+/// deploy/fleet ships; the central store's PromQL API gives each site's figures, checked
+/// against what was sent.
+#[test]
+fn remote_write_two_sites_into_the_central_store() {
+    if !require(
+        "fleet",
+        &["prometheus", "victoria-metrics", "storescu", "storescp"],
+    ) {
+        return;
+    }
+    let Some((_, data)) = support::require_python("fleet") else {
+        return;
+    };
+    let tmp = support::temp_dir("fleet-rw");
+    let dir = tmp.path();
+    let vm_port = free_port();
+    let _vm = victoria(dir, vm_port);
+    let (_scp, scp_port) = peers::storescp("storescp", &dir.join("received"), dir, &[]);
+    let mk = |site: &str| {
+        format!(
+            "[identity]\nsite = \"{site}\"\ninstance = \"gw1\"\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{scp_port}\"\n"
+        )
+    };
+    let north = start_proxy(dir, "north", &mk("north"));
+    let south = start_proxy(dir, "south", &mk("south"));
+    // The site Prometheus configuration shipped in deploy/fleet, pointed at the two
+    // instances and the central store on loopback, with short intervals.
+    let shipped =
+        std::fs::read_to_string(support::workspace_dir().join("deploy/fleet/prometheus-site.yml"))
+            .unwrap();
+    assert!(shipped.contains("remote_write:") && shipped.contains("/api/v1/write"));
+    let prom_cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: dicomtap\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n\
+             remote_write:\n  - url: http://127.0.0.1:{vm_port}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
+            north.metrics, south.metrics
+        ),
+    )
+    .unwrap();
+    let prom_port = free_port();
+    let args = [
+        format!("--config.file={}", prom_cfg.display()),
+        format!("--storage.agent.path={}", dir.join("prom-agent").display()),
+        format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        "--enable-feature=agent".into(),
+    ];
+    let mut prom = Proc::spawn("prometheus", command("prometheus", &args), dir);
+    assert!(
+        wait_for_port(prom_port, Duration::from_secs(30), Some(&mut prom)),
+        "{}",
+        prom.output()
+    );
+    let all: Vec<PathBuf> = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"]
+        .iter()
+        .map(|f| data.test_files.join(f))
+        .collect();
+    // North: 3 associations of 3 instances; south: 1 association of 2.
+    for _ in 0..3 {
+        storescu(dir, north.ports[0], "MOD_N", "STORESCP", &all);
+    }
+    storescu(dir, south.ports[0], "MOD_S", "STORESCP", &all[..2]);
+    let want_stores = BTreeMap::from([("north".to_string(), 9.0), ("south".to_string(), 2.0)]);
+    let want_assoc = BTreeMap::from([("north".to_string(), 3.0), ("south".to_string(), 1.0)]);
+    let stores_q = "sum by (site) (dicomtap_dimse_messages_total{command=\"C-STORE-RQ\"})";
+    let assoc_q = "sum by (site) (dicomtap_associations_total{result=\"accepted\"})";
+    let ok = wait_until(Duration::from_secs(60), || {
+        query_by_site(vm_port, stores_q) == want_stores
+            && query_by_site(vm_port, assoc_q) == want_assoc
+    });
+    assert!(
+        ok,
+        "central store: stores {:?}, associations {:?}\n{}",
+        query_by_site(vm_port, stores_q),
+        query_by_site(vm_port, assoc_q),
+        prom.output()
+    );
+    // The instance label of each site's own series is bounded to its instances.
+    let inst = query_by_site(
+        vm_port,
+        "count by (site) (count by (site, instance_name) (dicomtap_associations_active))",
+    );
+    assert_eq!(
+        inst,
+        BTreeMap::from([("north".to_string(), 1.0), ("south".to_string(), 1.0)])
+    );
+    // The shipped alert rules and dashboard queries are valid for promtool and evaluate
+    // on the central store.
+    let rules = support::workspace_dir().join("deploy/fleet/alerts-fleet.yml");
+    let check = run(
+        "promtool",
+        command("promtool", &["check", "rules", rules.to_str().unwrap()]),
+        dir,
+        Duration::from_secs(30),
+    );
+    assert!(check.status.success(), "{}", check.text());
+    let mut exprs: Vec<String> = Vec::new();
+    for line in std::fs::read_to_string(&rules).unwrap().lines() {
+        if let Some(e) = line.trim().strip_prefix("expr: ") {
+            exprs.push(e.to_string());
+        }
+    }
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::workspace_dir().join("deploy/fleet/grafana/fleet.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let e = t["expr"].as_str().unwrap();
+            exprs.push(
+                e.replace("$__rate_interval", "1m")
+                    .replace("$__range", "1h")
+                    .replace("$site", ".*"),
+            );
+        }
+    }
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    for e in &exprs {
+        let q: String = e
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let (status, body) =
+            http_get_status_body(vm_port, &format!("/api/v1/query?query={q}"), None);
+        assert!(status.contains("200"), "{e}: {status} {body}");
+    }
+    let drift = query_by_site(
+        vm_port,
+        "sum by (site) (dicomtap_dimse_messages_total{command=\"C-STORE-RSP\", status_class=\"success\"})",
+    );
+    assert_eq!(drift, want_stores, "successes per site");
+    // How many series one site sends (the sizing figure of docs/fleet.md).
+    let series = query_by_site(vm_port, "count by (site) ({site=~\"north|south\"})");
+    eprintln!("series per site after this traffic: {series:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Throughput (the figures of docs/fleet.md): `cargo test --release --test fleet -- --ignored
+// --nocapture publisher_throughput`.
+
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn publisher_throughput() {
+    use dicomtap_fleet::schema::{Parties, StoreEvent};
+    use dicomtap_fleet::{Body, Identity, Publisher, PublisherConfig};
+    if !require("fleet", &["nats-server"]) {
+        return;
+    }
+    let tmp = support::temp_dir("fleet-bench");
+    let dir = tmp.path();
+    let nats_port = free_port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let n: u64 = 50_000;
+    let body = |i: u64| {
+        Body::Store(StoreEvent {
+            parties: Parties {
+                assoc: i / 10,
+                calling_ae: Some("CT_SCANNER_01".into()),
+                called_ae: Some("ARCHIVE".into()),
+                client: Some("10.1.2.3:50412".into()),
+                server: Some("10.1.9.9:104".into()),
+            },
+            message_id: Some((i % 60_000) as u16),
+            sop_class: Some("1.2.840.10008.5.1.4.1.1.2".into()),
+            sop_instance: format!("1.2.826.0.1.3680043.8.498.{i}.{}", i * 7),
+            status: "0000".into(),
+            status_class: "success".into(),
+        })
+    };
+    let id = Identity::new("bench", "gw1").unwrap();
+    // 1. The bus away: events into the spool only.
+    let spool = dir.join("spool");
+    let (spooled_s, bytes) = rt.block_on(async {
+        let metrics = dicomtap_proxy::metrics::Metrics::new(1).unwrap();
+        let mut cfg = PublisherConfig::new(format!("nats://127.0.0.1:{nats_port}"), &spool);
+        cfg.spool_max_bytes = 1 << 30;
+        let p = Publisher::start(id.clone(), cfg, metrics.registry()).unwrap();
+        let s = p.sender();
+        let t = std::time::Instant::now();
+        for i in 0..n {
+            while !s.send(i, body(i)) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        while p.pending() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let bytes = p.metrics().spool_bytes.get();
+        p.close(Duration::ZERO).await;
+        (secs, bytes)
+    });
+    // 2. The bus comes: the backlog drains.
+    let _bus = nats(dir, "nats", nats_port);
+    let drained_s = rt.block_on(async {
+        let metrics = dicomtap_proxy::metrics::Metrics::new(1).unwrap();
+        let cfg = PublisherConfig::new(format!("nats://127.0.0.1:{nats_port}"), &spool);
+        let t = std::time::Instant::now();
+        let p = Publisher::start(id.clone(), cfg, metrics.registry()).unwrap();
+        while p.pending() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        p.close(Duration::from_secs(1)).await;
+        secs
+    });
+    eprintln!(
+        "{n} store events: spooled in {spooled_s:.2} s ({:.0}/s, {} bytes, {:.0} bytes/event); backlog published with acknowledgements in {drained_s:.2} s ({:.0}/s)",
+        n as f64 / spooled_s,
+        bytes,
+        bytes as f64 / n as f64,
+        n as f64 / drained_s
+    );
+}
+
+/// The shipped site configuration is a valid proxy configuration with a valid identity
+/// and fleet table.
+#[test]
+fn shipped_site_configuration_loads() {
+    let path = support::workspace_dir().join("deploy/fleet/dicomtap-site.toml");
+    let config = dicomtap_proxy::config::ProxyConfig::from_toml_file(&path).unwrap();
+    assert_eq!(config.identity.site.as_deref(), Some("north"));
+    assert_eq!(
+        config.identity.labels(),
+        vec![
+            ("site".to_string(), "north".to_string()),
+            ("instance_name".to_string(), "pacs-gw-1".to_string())
+        ]
+    );
+    let fleet =
+        dicomtap_fleet::PublisherConfig::from_table(config.fleet.as_ref().unwrap()).unwrap();
+    assert_eq!(fleet.spool_max_bytes, 268_435_456);
+    assert!(dicomtap_fleet::Identity::new("north", "pacs-gw-1").is_ok());
+    // A typo in [fleet] is refused with the key named.
+    let mut bad = config.fleet.clone().unwrap();
+    bad.insert("spool_max_byte".into(), toml::Value::Integer(5));
+    let err = dicomtap_fleet::PublisherConfig::from_table(&bad).unwrap_err();
+    assert!(err.contains("spool_max_byte"), "{err}");
+}
