@@ -5,6 +5,8 @@
 //! a device under test, or that run until stopped. And docs/statement-format.md names
 //! every key the statement loader accepts.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! How associations end, as `dicomtap analyze` reports it from captures of real peers: the
 //! first cause is the ending, what the other side answered comes after it.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

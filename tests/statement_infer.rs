@@ -2,6 +2,8 @@
 //! relayed: against Orthanc, which stores an instance (with GE private creators and
 //! ISO_IR 100) and hands it back through C-GET and C-MOVE sub-operations.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -7,6 +7,8 @@
 //! captures there; the bundled statements are diffed pairwise and checked against the
 //! captures; then the commands are run on inputs that must fail.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};
