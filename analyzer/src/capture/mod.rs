@@ -88,6 +88,15 @@ pub enum CloseReason {
     CaptureEnd,
 }
 
+/// What a dicomtap recording's packet comment says about the packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordingNote {
+    /// The proxy's association number: the connection is numbered so.
+    pub assoc: Option<u64>,
+    /// Bytes of the packet's direction left out on purpose just before it.
+    pub omitted_before: u64,
+}
+
 /// Receives reassembled streams. All calls for one connection share its [`ConnId`].
 pub trait StreamSink {
     /// A new connection; its sides are fixed from here on.
@@ -253,12 +262,15 @@ impl<R: Read> CaptureReader<R> {
             match self.packets.next_packet() {
                 Ok(Some(p)) => {
                     let ts = p.ts_us;
-                    self.reassembler.frame_omitted(
+                    self.reassembler.frame_noted(
                         p.ts_us,
                         p.link_type,
                         p.data,
                         p.orig_len,
-                        p.omitted_before,
+                        RecordingNote {
+                            assoc: p.recorded_assoc,
+                            omitted_before: p.omitted_before,
+                        },
                         sink,
                     );
                     progress(self.reassembler.stats(), ts);
