@@ -185,7 +185,7 @@ impl Metrics {
             access_denied_total,
             conformance_findings_total,
             ae_titles: AeCap::new(ae_title_cap),
-            sop_classes: AeCap::new(SOP_CLASS_LABEL_CAP),
+            sop_classes: AeCap::with_len(SOP_CLASS_LABEL_CAP, 64),
         })
     }
 
@@ -375,13 +375,20 @@ impl CaptureHealth {
 /// AE titles as label values: the first `cap` distinct ones, then `other`.
 struct AeCap {
     cap: usize,
+    /// Longest label value (16 for AE titles; SOP class keywords are longer).
+    max_len: usize,
     seen: Mutex<HashSet<String>>,
 }
 
 impl AeCap {
     fn new(cap: usize) -> Self {
+        AeCap::with_len(cap, 16)
+    }
+
+    fn with_len(cap: usize, max_len: usize) -> Self {
         AeCap {
             cap,
+            max_len,
             seen: Mutex::new(HashSet::new()),
         }
     }
@@ -390,7 +397,7 @@ impl AeCap {
         let clean: String = ae
             .trim()
             .chars()
-            .take(16)
+            .take(self.max_len)
             .map(|c| {
                 if c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '-' | '.') {
                     c
@@ -864,6 +871,59 @@ mod tests {
         assert_eq!(m.ae_label("ONE"), "ONE");
         assert_eq!(m.ae_label("A\"B"), "other");
         Ok(())
+    }
+
+    #[test]
+    fn sop_class_labels_are_whole_keywords_and_bounded() {
+        let m = Metrics::new(10).unwrap();
+        let long = "PatientRootQueryRetrieveInformationModelGet";
+        assert_eq!(m.sop_class_label(long), long);
+        let labels: HashSet<String> = (0..100)
+            .map(|i| m.sop_class_label(&format!("Class{i}Storage")))
+            .collect();
+        assert_eq!(labels.len(), SOP_CLASS_LABEL_CAP, "47 more and `other`");
+        assert!(labels.contains("other"));
+        assert_eq!(
+            m.sop_class_label(long),
+            long,
+            "a label seen keeps its value"
+        );
+    }
+
+    #[test]
+    fn passive_metrics_export_no_proxy_only_families_and_known_zeros() {
+        let m = Metrics::new(10).unwrap();
+        m.passive().unwrap();
+        m.zero_known_series();
+        let mut h = m.capture_health("stdin").unwrap();
+        let text = m.render();
+        for absent in [
+            "recorder_",
+            "upstream_errors",
+            "tls_handshakes",
+            "access_denied",
+        ] {
+            assert!(!text.contains(absent), "{absent}:\n{text}");
+        }
+        assert!(text.contains("dicomtap_aborts_total{source=\"service_provider\"} 0"));
+        assert!(text.contains("dicomtap_capture_gap_bytes_total{input=\"stdin\"} 0"));
+        let stats = dicomtap_analyzer::capture::CaptureStats {
+            packets: 7,
+            gaps: 1,
+            gap_bytes: 1400,
+            ..Default::default()
+        };
+        h.update(&stats, 1_700_000_000_500_000);
+        h.update(&stats, 1_700_000_001_000_000);
+        let text = m.render();
+        assert!(
+            text.contains("dicomtap_capture_packets_total{input=\"stdin\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains("dicomtap_capture_gap_bytes_total{input=\"stdin\"} 1400"));
+        assert!(text.contains(
+            "dicomtap_capture_last_packet_timestamp_seconds{input=\"stdin\"} 1700000001"
+        ));
     }
 
     #[test]
