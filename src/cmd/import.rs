@@ -251,8 +251,8 @@ fn from_json(
     names: &mut BTreeSet<String>,
 ) -> Result<Converted, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("JSON that is not UTF-8: {e}"))?;
-    let json: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("line {}: invalid JSON: {e}", e.line()))?;
+    let json: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("line {}: invalid JSON: {e}", e.line()))?;
     let name = input.file_name().map_or_else(
         || input.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -282,12 +282,7 @@ fn from_json(
     Ok(Converted {
         input: input.to_owned(),
         device: imported.statement.device.name.clone(),
-        ae_titles: imported
-            .statement
-            .ae
-            .iter()
-            .map(|a| a.title.clone())
-            .collect(),
+        ae_titles: imported.statement.ae.iter().map(|a| a.title.clone()).collect(),
         summary: format!(
             "{}: imported device {} (dcm4che configuration)",
             input.display(),
