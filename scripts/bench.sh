@@ -22,10 +22,24 @@ fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+  # The haproxy package would start a system service; the harness runs its own on
+  # 127.0.0.1. A policy-rc.d that refuses service starts keeps this install from starting
+  # it; it is ours only when none was there, and only then removed. Nothing already
+  # running on the machine is stopped.
+  policy=/usr/sbin/policy-rc.d
+  ours=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    ours=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  # The haproxy package starts a system service; the harness runs its own on 127.0.0.1.
-  if command -v service >/dev/null 2>&1; then service haproxy stop >/dev/null 2>&1 || true; fi
+  if [ -n "$ours" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
 fi
 
 # 1,000 associations are 2,000+ descriptors in the proxy (it inherits this limit).

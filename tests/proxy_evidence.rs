@@ -1939,3 +1939,106 @@ fn metrics_pass_promtool_and_ae_titles_are_capped() {
         .sum();
     assert_eq!(total, 61.0, "every association counted once");
 }
+
+/// One numbering everywhere: with `max_associations = 1`, an echoscu while a pynetdicom
+/// association is held open is rejected by the proxy (local-limit-exceeded), then another
+/// one goes through. `dicomtap analyze` of the recording numbers each association as the
+/// proxy's event log does (it reads the proxy's number from the packet comments).
+#[test]
+fn analyze_numbers_a_recording_as_the_proxy_event_log() {
+    if !require("numbering", &["storescp", "echoscu"]) {
+        return;
+    }
+    let Some((python, _)) = require_python("numbering") else {
+        return;
+    };
+    let tmp = temp_dir("ev-numbering");
+    let dir = tmp.path();
+    let (_scp, up) = storescp("storescp", &dir.join("in"), dir, &[]);
+    let rec = dir.join("rec");
+    let toml = format!(
+        "metrics_listen = \"off\"\n[limits]\nmax_associations = 1\n\
+         [[listener]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{up}\"\n\
+         [recording]\ndir = \"{}\"\n",
+        rec.display()
+    );
+    let mut proxy = configured_proxy(&toml, dir, 1, false, 2);
+    let port = proxy.port();
+    std::fs::write(dir.join("idle.py"), PY_IDLE).unwrap();
+    let mut cmd = Command::new(&python);
+    cmd.arg(dir.join("idle.py")).arg(port.to_string()).arg("4");
+    let mut held = Proc::spawn("held", cmd, dir);
+    assert!(
+        wait_until(START, || held.stdout().contains("ECHO 0x0000")),
+        "{}",
+        held.output()
+    );
+    let echo = |name: &str| {
+        run(
+            name,
+            command(
+                "echoscu",
+                &["-aet", "ECHOSCU", "127.0.0.1", &port.to_string()],
+            ),
+            dir,
+            PEER,
+        )
+    };
+    let refused = echo("echo-refused");
+    assert!(
+        !refused.status.success(),
+        "over the limit: {}",
+        refused.text()
+    );
+    assert!(
+        held.wait_timeout(Duration::from_secs(30)).is_some(),
+        "{}",
+        held.output()
+    );
+    let after = echo("echo-after");
+    assert!(after.status.success(), "{}", after.text());
+    assert!(
+        wait_events(&rec, START, |ev| count_event(ev, "closed") >= 3),
+        "{:?}",
+        events_in(&rec)
+    );
+    proxy.proc.stop("TERM", Duration::from_secs(10));
+    let ev = events_in(&rec);
+    let echo_assoc = commands(&ev, "C-ECHO-RQ")
+        .iter()
+        .map(|c| c["assoc"].as_u64().unwrap())
+        .collect::<BTreeSet<u64>>();
+    assert_eq!(echo_assoc.len(), 2, "{ev:#?}");
+    assert!(echo_assoc.contains(&1), "{echo_assoc:?}");
+    let last = *echo_assoc.iter().max().unwrap();
+    assert!(
+        last >= 3,
+        "the refused association took a number: {echo_assoc:?}"
+    );
+    let logged: BTreeSet<u64> = ev.iter().filter_map(|e| e["assoc"].as_u64()).collect();
+    assert_eq!(logged.len(), 3, "{ev:#?}");
+    let pcap = recordings(&rec, "pcapng")[0].clone();
+    let out = run(
+        "analyze",
+        command(
+            env!("CARGO_BIN_EXE_dicomtap"),
+            &["analyze", "--json", pcap.to_str().unwrap()],
+        ),
+        dir,
+        PEER,
+    );
+    let ids: BTreeSet<u64> = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "session")
+        .map(|v| v["session"]["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        logged,
+        "analyze numbers as the event log: {}",
+        out.text()
+    );
+    assert!(echo_assoc.is_subset(&ids), "{echo_assoc:?} {ids:?}");
+}

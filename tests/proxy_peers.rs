@@ -81,8 +81,13 @@ fn proxy(args: &[&str], log_dir: &Path) -> Result<Proxy, Box<dyn std::error::Err
 }
 
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(".venv/lib/python3.11/site-packages/pydicom/data/test_files")
+    // pydicom's samples in the project venv ($DICOMTAP_VENV or .venv).
+    support::pydicom_data()
+        .map(|d| d.test_files)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(".venv/lib/python3.11/site-packages/pydicom/data/test_files")
+        })
         .join(name)
 }
 

@@ -310,3 +310,155 @@ fn monitor_counts_tls_on_a_given_port_as_dicom() {
         "{body}"
     );
 }
+
+/// `dicomtap monitor` shows its own blind spots: capture health per input (packets,
+/// bytes, gaps, out-of-order, retransmissions, evictions, time of the last packet),
+/// counters with known labels at zero from the start, PDU sizes of every PDU type, and
+/// nothing of a recorder or upstream it does not have. It follows the files a real
+/// `tcpdump -C 1` rotation writes, as one stream.
+#[test]
+fn monitor_exports_capture_health_and_follows_a_tcpdump_rotation() {
+    if !require("monitor_health", &["storescu", "storescp", "tcpdump"]) {
+        return;
+    }
+    let (_, data) = require_python("monitor_health").expect("pydicom samples");
+    let tmp = temp_dir("monitor-rotation");
+    let dir = tmp.path();
+    let (_scp, port) = support::peers::storescp_with(
+        "storescp",
+        &dir.join("received"),
+        dir,
+        &["-aet", "STORESCP"],
+    );
+    let base = dir.join("spool").join("dicom.pcap");
+    std::fs::create_dir_all(base.parent().unwrap()).unwrap();
+    // -C 1: a new file every million bytes (dicom.pcap, dicom.pcap1, ...); -U: packet-buffered.
+    let port_s = port.to_string();
+    let mut args = vec![
+        "-i",
+        "lo",
+        "-U",
+        "-s",
+        "0",
+        "-C",
+        "1",
+        "-w",
+        base.to_str().unwrap(),
+        "tcp",
+        "port",
+        &port_s,
+    ];
+    // tcpdump drops root for its own user, who cannot write into our directory.
+    if is_root() {
+        args.extend(["-Z", "root"]);
+    }
+    let mut dump = Proc::spawn("tcpdump", command("tcpdump", &args), dir);
+    assert!(
+        wait_until(Duration::from_secs(15), || base.exists()),
+        "tcpdump did not start: {}",
+        dump.output()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let mport = free_port();
+    let mut mon = Proc::spawn(
+        "monitor",
+        command(
+            DICOMTAP,
+            &[
+                "monitor",
+                base.to_str().unwrap(),
+                "--rotated",
+                "--metrics",
+                &format!("127.0.0.1:{mport}"),
+            ],
+        ),
+        dir,
+    );
+    assert!(
+        wait_for_port(mport, Duration::from_secs(20), Some(&mut mon)),
+        "monitor: {}",
+        mon.output()
+    );
+    let before = http_get(mport, "/metrics", None);
+    // At zero from the start; nothing of a proxy.
+    for zero in [
+        "dicomtap_aborts_total{source=\"service_provider\"} 0",
+        "dicomtap_protocol_findings_total{code=\"capture_gap\",severity=\"warning\"} 0",
+        "dicomtap_capture_gaps_total{input=",
+    ] {
+        assert!(before.contains(zero), "{zero}:\n{before}");
+    }
+    for absent in [
+        "dicomtap_recorder_",
+        "dicomtap_upstream_errors",
+        "dicomtap_tls_handshakes",
+    ] {
+        assert!(!before.contains(absent), "{absent}:\n{before}");
+    }
+    // 40 x CT_small (about 39 kB each): a bit over 1.5 MB, two files or more.
+    let ct = data.test_files.join("CT_small.dcm");
+    let files: Vec<std::path::PathBuf> = (0..40).map(|_| ct.clone()).collect();
+    let cmd =
+        support::peers::storescu_command(&["-aec", "STORESCP", "-aet", "MODALITY"], port, &files);
+    run_ok("storescu", cmd, dir, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(500));
+    let rotated: Vec<_> = std::fs::read_dir(base.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(rotated.len() >= 2, "tcpdump rotated: {rotated:?}");
+    let expected = "dicomtap_dimse_messages_total{command=\"C-STORE-RSP\",sop_class=\"CTImageStorage\",status_class=\"success\"} 40";
+    let mut body = String::new();
+    let ok = wait_until(Duration::from_secs(30), || {
+        body = http_get(mport, "/metrics", None);
+        body.contains(expected)
+    });
+    dump.stop("INT", Duration::from_secs(10));
+    mon.stop("INT", Duration::from_secs(10));
+    assert!(
+        ok,
+        "all 40 stores across the rotated files:\n{body}\n{}",
+        mon.output()
+    );
+    let input = base.display().to_string();
+    let packets = metric(
+        &body,
+        &format!("dicomtap_capture_packets_total{{input=\"{input}\"}}"),
+    );
+    assert!(packets > 100.0, "{body}");
+    let last = metric(
+        &body,
+        &format!("dicomtap_capture_last_packet_timestamp_seconds{{input=\"{input}\"}}"),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - last).abs() < 120.0, "last packet {last}, now {now}");
+    assert_eq!(
+        metric(
+            &body,
+            &format!("dicomtap_capture_gaps_total{{input=\"{input}\"}}")
+        ),
+        0.0,
+        "{body}"
+    );
+    // PDU sizes of every PDU type, not only P-DATA-TF.
+    for t in [
+        "associate_rq",
+        "associate_ac",
+        "p_data_tf",
+        "release_rq",
+        "release_rp",
+    ] {
+        assert!(
+            metric(&body, &format!("dicomtap_pdu_bytes_count{{type=\"{t}\"}}")) >= 1.0,
+            "{t}:\n{body}"
+        );
+    }
+    assert!(
+        mon.stderr().contains("continuing with"),
+        "the monitor followed the rotation: {}",
+        mon.output()
+    );
+}

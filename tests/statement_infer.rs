@@ -184,4 +184,16 @@ fn infer_orthanc_from_get_and_move_sub_operations() {
     let text = diff.stdout;
     assert!(!text.contains("\"role-selection\""), "{text}");
     assert!(!text.contains("GEMS_"), "{text}");
+    // Every difference left is a claim of the bundled statement that this short traffic
+    // did not exercise; the inferred statement claims nothing Orthanc's does not.
+    let d: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for drift in d["drift"].as_array().unwrap() {
+        for x in drift["differences"].as_array().unwrap() {
+            let m = x["message"].as_str().unwrap();
+            assert!(
+                m.starts_with("ORTHANC has") || m.contains(": ORTHANC has"),
+                "a difference the inferred statement made: {m}"
+            );
+        }
+    }
 }

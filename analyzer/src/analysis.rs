@@ -56,6 +56,9 @@ pub fn tls_client_hello(b: &[u8]) -> Option<String> {
     Some(format!("TLS ClientHello ({v})"))
 }
 
+/// Association numbers remembered to keep those of later captures apart.
+const MAX_TRACKED_IDS: usize = 1 << 20;
+
 /// A [`StreamSink`] that analyses every connection it is given.
 pub struct Analysis<S: AnalysisSink> {
     engine: EngineConfig,
@@ -64,6 +67,11 @@ pub struct Analysis<S: AnalysisSink> {
     /// Association IDs continue across several captures.
     id_offset: u64,
     max_id: u64,
+    /// IDs given out so far (up to [`MAX_TRACKED_IDS`]): a capture's connection keeps its
+    /// own number (a recording's is the proxy's) unless an earlier capture used it.
+    used_ids: std::collections::HashSet<u64>,
+    /// More than one capture was given.
+    several: bool,
     non_dicom: u64,
     server_ports: Vec<u16>,
 }
@@ -76,6 +84,8 @@ impl<S: AnalysisSink> Analysis<S> {
             out,
             id_offset: 0,
             max_id: 0,
+            used_ids: std::collections::HashSet::new(),
+            several: false,
             non_dicom: 0,
             server_ports: crate::capture::DEFAULT_SERVER_PORTS.to_vec(),
         }
@@ -92,9 +102,12 @@ impl<S: AnalysisSink> Analysis<S> {
         self.non_dicom
     }
 
-    /// Starts numbering the next capture's associations after this one's.
+    /// The next capture: its associations keep their numbers where those are new (the
+    /// rotated files of one recording continue the proxy's numbering), others are
+    /// numbered on after the highest so far.
     pub fn next_capture(&mut self) {
         self.id_offset = self.max_id;
+        self.several = true;
     }
 
     pub fn sink(&self) -> &S {
@@ -133,9 +146,19 @@ impl<S: AnalysisSink> Analysis<S> {
 impl<S: AnalysisSink> StreamSink for Analysis<S> {
     fn on_open(&mut self, conn: &ConnectionInfo) {
         let mut info = conn.clone();
-        info.id = ConnId(conn.id.0 + self.id_offset);
-        // Connections are numbered from 1: the next capture continues after the last.
+        let tracked = self.used_ids.len() < MAX_TRACKED_IDS;
+        info.id = if !self.several || (tracked && !self.used_ids.contains(&conn.id.0)) {
+            conn.id
+        } else {
+            // Numbered from 1: taken numbers continue after the highest so far.
+            self.id_offset += 1;
+            ConnId(self.max_id.max(self.id_offset))
+        };
+        if tracked {
+            self.used_ids.insert(info.id.0);
+        }
         self.max_id = self.max_id.max(info.id.0);
+        self.id_offset = self.max_id;
         let mut conv = Conversation::new(self.engine.clone());
         if info.requestor_known_by != RequestorBy::SynSeen {
             // The capture may have started mid-stream: find the first PDU boundary.

@@ -52,7 +52,13 @@ pub struct Metrics {
     /// (associate_rq_timeout, idle_timeout, source_limit; docs/proxy.md).
     pub connections_shed_total: IntCounterVec,
     ae_titles: AeCap,
+    /// SOP classes used as `presentation_contexts_total` labels before further ones
+    /// count as `other` (a C-GET client proposes about 120 storage classes).
+    sop_classes: AeCap,
 }
+
+/// Distinct SOP class labels of `dicomtap_presentation_contexts_total` before `other`.
+pub const SOP_CLASS_LABEL_CAP: usize = 48;
 
 /// Why the metrics could not be set up or served.
 #[derive(Debug, thiserror::Error)]
@@ -223,6 +229,102 @@ impl Metrics {
             event_log_lines,
             connections_shed_total,
             ae_titles: AeCap::new(ae_title_cap),
+            sop_classes: AeCap::with_len(SOP_CLASS_LABEL_CAP, 64),
+        })
+    }
+
+    /// For passive monitoring (`dicomtap monitor`): removes what only the proxy has
+    /// (recorder, upstream, TLS handshakes, access control, analysis queue), so nothing
+    /// is exported that cannot move.
+    pub fn passive(&self) -> Result<(), MetricsError> {
+        self.registry
+            .unregister(Box::new(self.recorder_dropped_total.clone()))?;
+        self.registry
+            .unregister(Box::new(self.recorder_written_bytes_total.clone()))?;
+        self.registry
+            .unregister(Box::new(self.analysis_dropped_bytes_total.clone()))?;
+        self.registry
+            .unregister(Box::new(self.upstream_errors_total.clone()))?;
+        self.registry
+            .unregister(Box::new(self.tls_handshakes_total.clone()))?;
+        self.registry
+            .unregister(Box::new(self.access_denied_total.clone()))?;
+        Ok(())
+    }
+
+    /// Creates the series whose label values are known in advance at zero, so a counter
+    /// exists (and `rate()`/`increase()` work) before its first event: aborts by source,
+    /// protocol findings by code and severity, bytes by direction.
+    pub fn zero_known_series(&self) {
+        for source in ["service_user", "service_provider", "proxy", "unknown"] {
+            self.aborts_total.with_label_values(&[source]);
+        }
+        for direction in ["to_upstream", "to_client"] {
+            self.bytes_total.with_label_values(&[direction]);
+        }
+        for code in dicomtap_wire::FindingCode::ALL {
+            for severity in ["info", "warning", "error"] {
+                self.protocol_findings_total
+                    .with_label_values(&[code.id(), severity]);
+            }
+        }
+    }
+
+    /// Registers the capture health metrics of passive monitoring, for one input.
+    pub fn capture_health(&self, input: &str) -> Result<CaptureHealth, MetricsError> {
+        let counter = |name: &str, help: &str| -> Result<IntCounter, MetricsError> {
+            let c = IntCounter::with_opts(Opts::new(name, help).const_label("input", input))?;
+            self.registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge = |name: &str, help: &str| -> Result<prometheus::Gauge, MetricsError> {
+            let g =
+                prometheus::Gauge::with_opts(Opts::new(name, help).const_label("input", input))?;
+            self.registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        Ok(CaptureHealth {
+            packets: counter(
+                "dicomtap_capture_packets_total",
+                "Packets read from the capture input.",
+            )?,
+            bytes: counter(
+                "dicomtap_capture_bytes_total",
+                "Captured bytes of those packets.",
+            )?,
+            snapped: counter(
+                "dicomtap_capture_snapped_packets_total",
+                "Packets captured shorter than on the wire (snap length): their payload is missing.",
+            )?,
+            gaps: counter(
+                "dicomtap_capture_gaps_total",
+                "Holes in TCP streams the capture never filled (packets the SPAN port or capture lost).",
+            )?,
+            gap_bytes: counter(
+                "dicomtap_capture_gap_bytes_total",
+                "Bytes those holes stand for.",
+            )?,
+            out_of_order: counter(
+                "dicomtap_capture_out_of_order_total",
+                "Segments that arrived ahead of a hole and were buffered.",
+            )?,
+            retransmissions: counter(
+                "dicomtap_capture_retransmissions_total",
+                "Segments carrying only bytes already seen.",
+            )?,
+            evicted: counter(
+                "dicomtap_capture_connections_evicted_total",
+                "Connections dropped to make room in a full flow table (their associations are cut short).",
+            )?,
+            expired: counter(
+                "dicomtap_capture_connections_expired_total",
+                "Connections closed after the idle timeout without a FIN or RST seen.",
+            )?,
+            last_packet: gauge(
+                "dicomtap_capture_last_packet_timestamp_seconds",
+                "Capture time of the last packet read (UNIX seconds); 0 until the first. Alert when it stops moving.",
+            )?,
+            seen: Default::default(),
         })
     }
 
@@ -246,6 +348,11 @@ impl Metrics {
         self.ae_titles.label(ae)
     }
 
+    /// A SOP class keyword as a bounded label of `presentation_contexts_total`.
+    pub fn sop_class_label(&self, keyword: &str) -> String {
+        self.sop_classes.label(keyword)
+    }
+
     /// Counts one PDU header seen on the wire.
     pub fn observe_pdu(&self, pdu_type: u8, total_len: u64) {
         self.pdu_bytes
@@ -254,16 +361,78 @@ impl Metrics {
     }
 }
 
+/// The capture health of one passive input (`dicomtap monitor`): the counters follow the
+/// reassembler's [`CaptureStats`](dicomtap_analyzer::capture::CaptureStats).
+pub struct CaptureHealth {
+    pub packets: IntCounter,
+    pub bytes: IntCounter,
+    pub snapped: IntCounter,
+    pub gaps: IntCounter,
+    pub gap_bytes: IntCounter,
+    pub out_of_order: IntCounter,
+    pub retransmissions: IntCounter,
+    pub evicted: IntCounter,
+    pub expired: IntCounter,
+    pub last_packet: prometheus::Gauge,
+    /// What the counters already hold of the input's statistics.
+    seen: [u64; 9],
+}
+
+impl CaptureHealth {
+    /// Brings the counters up to `stats` (cumulative for the input being read) and the
+    /// last packet time to `last_ts_us`.
+    pub fn update(&mut self, stats: &dicomtap_analyzer::capture::CaptureStats, last_ts_us: u64) {
+        let now = [
+            stats.packets,
+            stats.bytes,
+            stats.snapped_packets,
+            stats.gaps,
+            stats.gap_bytes,
+            stats.out_of_order,
+            stats.retransmissions,
+            stats.connections_evicted,
+            stats.connections_expired,
+        ];
+        let counters = [
+            &self.packets,
+            &self.bytes,
+            &self.snapped,
+            &self.gaps,
+            &self.gap_bytes,
+            &self.out_of_order,
+            &self.retransmissions,
+            &self.evicted,
+            &self.expired,
+        ];
+        for (i, c) in counters.into_iter().enumerate() {
+            if now[i] > self.seen[i] {
+                c.inc_by(now[i] - self.seen[i]);
+            }
+            self.seen[i] = now[i];
+        }
+        if last_ts_us > 0 {
+            self.last_packet.set(last_ts_us as f64 / 1e6);
+        }
+    }
+}
+
 /// AE titles as label values: the first `cap` distinct ones, then `other`.
 struct AeCap {
     cap: usize,
+    /// Longest label value (16 for AE titles; SOP class keywords are longer).
+    max_len: usize,
     seen: Mutex<HashSet<String>>,
 }
 
 impl AeCap {
     fn new(cap: usize) -> Self {
+        AeCap::with_len(cap, 16)
+    }
+
+    fn with_len(cap: usize, max_len: usize) -> Self {
         AeCap {
             cap,
+            max_len,
             seen: Mutex::new(HashSet::new()),
         }
     }
@@ -272,7 +441,7 @@ impl AeCap {
         let clean: String = ae
             .trim()
             .chars()
-            .take(16)
+            .take(self.max_len)
             .map(|c| {
                 if c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '-' | '.') {
                     c
@@ -459,7 +628,8 @@ impl AssociationObserver {
             }
             EventKind::AssociateAc(ac) => {
                 for r in &ac.results {
-                    let sop = uid_label(self.proposed.get(&r.id).map(String::as_str));
+                    let sop =
+                        m.sop_class_label(&uid_label(self.proposed.get(&r.id).map(String::as_str)));
                     let ts = if r.accepted() {
                         uid_label(r.transfer_syntax.as_deref())
                     } else {
@@ -745,6 +915,59 @@ mod tests {
         assert_eq!(m.ae_label("ONE"), "ONE");
         assert_eq!(m.ae_label("A\"B"), "other");
         Ok(())
+    }
+
+    #[test]
+    fn sop_class_labels_are_whole_keywords_and_bounded() {
+        let m = Metrics::new(10).unwrap();
+        let long = "PatientRootQueryRetrieveInformationModelGet";
+        assert_eq!(m.sop_class_label(long), long);
+        let labels: HashSet<String> = (0..100)
+            .map(|i| m.sop_class_label(&format!("Class{i}Storage")))
+            .collect();
+        assert_eq!(labels.len(), SOP_CLASS_LABEL_CAP, "47 more and `other`");
+        assert!(labels.contains("other"));
+        assert_eq!(
+            m.sop_class_label(long),
+            long,
+            "a label seen keeps its value"
+        );
+    }
+
+    #[test]
+    fn passive_metrics_export_no_proxy_only_families_and_known_zeros() {
+        let m = Metrics::new(10).unwrap();
+        m.passive().unwrap();
+        m.zero_known_series();
+        let mut h = m.capture_health("stdin").unwrap();
+        let text = m.render();
+        for absent in [
+            "recorder_",
+            "upstream_errors",
+            "tls_handshakes",
+            "access_denied",
+        ] {
+            assert!(!text.contains(absent), "{absent}:\n{text}");
+        }
+        assert!(text.contains("dicomtap_aborts_total{source=\"service_provider\"} 0"));
+        assert!(text.contains("dicomtap_capture_gap_bytes_total{input=\"stdin\"} 0"));
+        let stats = dicomtap_analyzer::capture::CaptureStats {
+            packets: 7,
+            gaps: 1,
+            gap_bytes: 1400,
+            ..Default::default()
+        };
+        h.update(&stats, 1_700_000_000_500_000);
+        h.update(&stats, 1_700_000_001_000_000);
+        let text = m.render();
+        assert!(
+            text.contains("dicomtap_capture_packets_total{input=\"stdin\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains("dicomtap_capture_gap_bytes_total{input=\"stdin\"} 1400"));
+        assert!(text.contains(
+            "dicomtap_capture_last_packet_timestamp_seconds{input=\"stdin\"} 1700000001"
+        ));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use dicomtap_analyzer::capture::{
 };
 use dicomtap_analyzer::session::{Outcome, Session};
 use dicomtap_proxy::metrics::{AssociationObserver, Metrics};
-use dicomtap_wire::{EngineConfig, Event, EventKind};
+use dicomtap_wire::{EngineConfig, Event, EventKind, Side};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,6 +54,11 @@ pub struct Args {
     /// Spool directory for fleet events while the bus is unreachable.
     #[arg(long, value_name = "DIR", requires = "fleet_nats")]
     fleet_spool: Option<PathBuf>,
+    /// The input is the first of the files `tcpdump -C` or `-G` writes: at its end, go on
+    /// with the next one written in the same directory (names starting like the input's,
+    /// without its extension and trailing digits), in the order they were written.
+    #[arg(long)]
+    rotated: bool,
 }
 
 /// Feeds every engine event to the per-association metric observer.
@@ -62,6 +67,9 @@ struct MetricsSink {
     observers: HashMap<ConnId, AssociationObserver>,
     /// Fleet events (with --fleet-nats).
     fleet: Option<FleetSink>,
+    /// An association PDU (RQ or AC, whose length the events do not carry) whose size is
+    /// known when the next PDU or the end of that direction comes: (type, start offset).
+    pending_pdu: HashMap<(ConnId, Side), (u8, u64)>,
 }
 
 struct FleetSink {
@@ -69,6 +77,39 @@ struct FleetSink {
     sender: dicomtap_fleet::EventSender,
     out: Vec<(u64, dicomtap_fleet::Body)>,
     last_ts_us: u64,
+}
+
+impl MetricsSink {
+    /// PDU sizes for every PDU type, as the proxy counts them.
+    fn count_pdu(&mut self, conn: ConnId, event: &Event) {
+        let pdu = match &event.kind {
+            EventKind::AssociateRq(_) => Some((0x01, None)),
+            EventKind::AssociateAc(_) => Some((0x02, None)),
+            EventKind::AssociateRj(_) => Some((0x03, Some(10))),
+            EventKind::PData(p) => Some((0x04, Some(u64::from(p.pdu_length) + 6))),
+            EventKind::ReleaseRq => Some((0x05, Some(10))),
+            EventKind::ReleaseRp => Some((0x06, Some(10))),
+            EventKind::Abort(_) => Some((0x07, Some(10))),
+            EventKind::UnknownPdu { .. } | EventKind::StreamEnd { .. } => Some((0, None)),
+            _ => None,
+        };
+        let Some((t, len)) = pdu else {
+            return;
+        };
+        let key = (conn, event.from);
+        if let Some((pt, start)) = self.pending_pdu.remove(&key)
+            && event.offset > start
+        {
+            self.metrics.observe_pdu(pt, event.offset - start);
+        }
+        match len {
+            Some(n) => self.metrics.observe_pdu(t, n),
+            None if t != 0 => {
+                self.pending_pdu.insert(key, (t, event.offset));
+            }
+            None => {}
+        }
+    }
 }
 
 impl AnalysisSink for MetricsSink {
@@ -91,12 +132,13 @@ impl AnalysisSink for MetricsSink {
             AssociationObserver::new(self.metrics.clone())
         });
         obs.observe(event);
-        if let EventKind::PData(p) = &event.kind {
-            self.metrics.observe_pdu(4, u64::from(p.pdu_length) + 6);
-        }
+        self.count_pdu(conn.id, event);
     }
 
     fn session(&mut self, conn: &ConnectionInfo, session: Session) {
+        for side in [Side::Requestor, Side::Acceptor] {
+            self.pending_pdu.remove(&(conn.id, side));
+        }
         let mut obs = match self.observers.remove(&conn.id) {
             Some(o) => {
                 self.metrics.associations_active.dec();
@@ -126,10 +168,12 @@ impl AnalysisSink for MetricsSink {
     }
 }
 
-/// A reader that waits for more bytes at the end of a file still being written.
+/// A reader that waits for more bytes at the end of a file still being written; with
+/// `rotation`, it ends the file instead once a newer file of the rotation exists.
 struct Follow {
     file: std::fs::File,
     stop: Arc<AtomicBool>,
+    rotation: Option<Rotation>,
 }
 
 impl Read for Follow {
@@ -139,8 +183,110 @@ impl Read for Follow {
             if n > 0 || self.stop.load(Ordering::Relaxed) {
                 return Ok(n);
             }
+            if let Some(r) = &self.rotation
+                && r.next().is_some()
+            {
+                // tcpdump opened the next file: this one is complete. (A last read
+                // catches what it wrote just before.)
+                return self.file.read(buf);
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+/// The files of a `tcpdump -C` / `-G` rotation: the directory, the common start of their
+/// names, and those already read.
+#[derive(Clone)]
+struct Rotation {
+    dir: PathBuf,
+    stem: String,
+    done: Arc<std::sync::Mutex<Vec<PathBuf>>>,
+}
+
+impl Rotation {
+    fn new(first: &std::path::Path) -> Rotation {
+        let dir = first
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from);
+        let name = first
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .to_string();
+        Rotation {
+            dir,
+            stem,
+            done: Arc::new(std::sync::Mutex::new(vec![first.to_path_buf()])),
+        }
+    }
+
+    /// The oldest file of the rotation not read yet.
+    fn next(&self) -> Option<PathBuf> {
+        let done = self.done.lock().ok()?;
+        let mut candidates: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&self.dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .take(100_000)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&self.stem))
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && !done.contains(p))
+            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+            .collect();
+        candidates.sort();
+        candidates.into_iter().next().map(|(_, p)| p)
+    }
+
+    fn mark(&self, p: &std::path::Path) {
+        if let Ok(mut d) = self.done.lock() {
+            d.push(p.to_path_buf());
+        }
+    }
+}
+
+/// Follows a growing file and, with `rotation`, the files written after it, through one
+/// reassembler (an association spanning two files stays one association).
+fn follow_files(
+    name: &str,
+    first: Follow,
+    config: CaptureConfig,
+    rotation: Option<Rotation>,
+    stop: &Arc<AtomicBool>,
+    analysis: &mut Analysis<MetricsSink>,
+    health: &mut dicomtap_proxy::metrics::CaptureHealth,
+) -> Result<dicomtap_analyzer::capture::CaptureStats, dicomtap_analyzer::capture::CaptureError> {
+    let mut reader = CaptureReader::new(name.to_string(), first)?.with_config(config);
+    // One reassembler for all the files: its statistics are cumulative over them.
+    loop {
+        reader.process_observed(analysis, false, |st, ts| health.update(st, ts))?;
+        let Some(r) = &rotation else {
+            return Ok(reader.finish(analysis));
+        };
+        if stop.load(Ordering::Relaxed) {
+            return Ok(reader.finish(analysis));
+        }
+        let Some(next) = r.next() else {
+            return Ok(reader.finish(analysis));
+        };
+        r.mark(&next);
+        let file = std::fs::File::open(&next).map_err(|source| {
+            dicomtap_analyzer::capture::CaptureError::Open {
+                file: next.display().to_string(),
+                source,
+            }
+        })?;
+        eprintln!("{name}: continuing with {}", next.display());
+        reader.switch_input(
+            next.display().to_string(),
+            Follow {
+                file,
+                stop: stop.clone(),
+                rotation: rotation.clone(),
+            },
+        )?;
     }
 }
 
@@ -156,6 +302,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Metrics::with_labels(args.ae_title_cap, &identity.labels())
             .context("setting up metrics")?,
     );
+    // Nothing a passive monitor cannot move: no recorder, upstream or TLS metrics; the
+    // counters with known label values exist at zero from the start.
+    metrics.passive().context("setting up metrics")?;
+    metrics.zero_known_series();
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let publishing = match (&args.fleet_nats, &args.fleet_spool) {
         (Some(nats), Some(spool)) => {
@@ -201,6 +351,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             out: Vec::new(),
             last_ts_us: 0,
         }),
+        pending_pdu: HashMap::new(),
     };
     let mut analysis = Analysis::new(
         EngineConfig {
@@ -214,25 +365,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // TLS on a --port is DICOM over TLS (its bytes are counted), as in `analyze`.
     .with_server_ports(ports);
     let name = args.input.display().to_string();
+    let mut health = metrics
+        .capture_health(if name == "-" { "stdin" } else { &name })
+        .context("setting up metrics")?;
     let result = if name == "-" {
         CaptureReader::new("standard input", std::io::stdin().lock())
             .map(|r| r.with_config(config))
-            .and_then(|mut r| r.process(&mut analysis))
+            .and_then(|mut r| {
+                r.process_observed(&mut analysis, true, |st, ts| health.update(st, ts))
+            })
     } else {
         let file =
             std::fs::File::open(&args.input).with_context(|| format!("{name}: cannot open"))?;
         if args.no_follow {
             CaptureReader::new(name.clone(), file)
                 .map(|r| r.with_config(config))
-                .and_then(|mut r| r.process(&mut analysis))
+                .and_then(|mut r| {
+                    r.process_observed(&mut analysis, true, |st, ts| health.update(st, ts))
+                })
         } else {
+            let rotation = args.rotated.then(|| Rotation::new(&args.input));
             let follow = Follow {
                 file,
                 stop: stop.clone(),
+                rotation: rotation.clone(),
             };
-            CaptureReader::new(name.clone(), follow)
-                .map(|r| r.with_config(config))
-                .and_then(|mut r| r.process(&mut analysis))
+            follow_files(
+                &name,
+                follow,
+                config,
+                rotation,
+                &stop,
+                &mut analysis,
+                &mut health,
+            )
         }
     };
     let code = match result {

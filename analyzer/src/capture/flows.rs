@@ -19,7 +19,8 @@ use dicomtap_wire::{Side, StreamEnd};
 use super::link::{self, Skip, TcpSegment, tcp_flags};
 use super::reassembly::{Emit, Half};
 use super::{
-    CaptureConfig, CaptureStats, CloseReason, ConnId, ConnectionInfo, RequestorBy, StreamSink,
+    CaptureConfig, CaptureStats, CloseReason, ConnId, ConnectionInfo, RecordingNote, RequestorBy,
+    StreamSink,
 };
 
 /// How often (in capture time) idle connections and stale holes are looked for.
@@ -259,18 +260,26 @@ impl Reassembler {
         orig_len: u32,
         sink: &mut impl StreamSink,
     ) {
-        self.frame_omitted(ts_us, link_type, data, orig_len, 0, sink);
+        self.frame_noted(
+            ts_us,
+            link_type,
+            data,
+            orig_len,
+            RecordingNote::default(),
+            sink,
+        );
     }
 
-    /// [`frame`](Self::frame) of a recording's packet that says `omitted_before` bytes of
-    /// its direction were left out on purpose just before it.
-    pub fn frame_omitted(
+    /// [`frame`](Self::frame) of a dicomtap recording's packet, with what its comment
+    /// says: the proxy's association number (used for a new connection) and the bytes of
+    /// its direction left out on purpose just before it.
+    pub fn frame_noted(
         &mut self,
         ts_us: u64,
         link_type: u32,
         data: &[u8],
         orig_len: u32,
-        omitted_before: u64,
+        note: RecordingNote,
         sink: &mut impl StreamSink,
     ) {
         self.stats.packets += 1;
@@ -279,7 +288,7 @@ impl Reassembler {
             self.stats.snapped_packets += 1;
         }
         match link::decode(link_type, data) {
-            Ok(seg) => self.segment_omitted(ts_us, &seg, omitted_before, sink),
+            Ok(seg) => self.segment_noted(ts_us, &seg, note, sink),
             Err(Skip::NotIp | Skip::NotTcp) => self.stats.non_tcp_skipped += 1,
             Err(Skip::Fragment) => self.stats.fragments_skipped += 1,
             Err(Skip::Malformed(why)) => {
@@ -301,16 +310,17 @@ impl Reassembler {
 
     /// Feed one decoded TCP segment.
     pub fn segment(&mut self, ts_us: u64, seg: &TcpSegment<'_>, sink: &mut impl StreamSink) {
-        self.segment_omitted(ts_us, seg, 0, sink);
+        self.segment_noted(ts_us, seg, RecordingNote::default(), sink);
     }
 
-    fn segment_omitted(
+    fn segment_noted(
         &mut self,
         ts_us: u64,
         seg: &TcpSegment<'_>,
-        omitted_before: u64,
+        note: RecordingNote,
         sink: &mut impl StreamSink,
     ) {
+        let omitted_before = note.omitted_before;
         self.stats.tcp_segments += 1;
         self.now = self.now.max(ts_us);
         if self.now.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL_US {
@@ -347,8 +357,19 @@ impl Reassembler {
             if self.conns.len() >= self.cfg.max_connections.max(1) {
                 self.evict_one(ts_us, sink);
             }
-            let id = ConnId(self.next_id);
-            self.next_id += 1;
+            // A recording's connection keeps the proxy's association number (one
+            // numbering in the event log, the capture and the analysis).
+            let id = match note.assoc {
+                Some(n) if n > 0 && !self.conns.values().any(|c| c.out.id.0 == n) => {
+                    self.next_id = self.next_id.max(n.saturating_add(1));
+                    ConnId(n)
+                }
+                _ => {
+                    let id = ConnId(self.next_id);
+                    self.next_id += 1;
+                    id
+                }
+            };
             self.stats.connections += 1;
             let cap = self.cfg.max_buffered_per_direction;
             self.by_activity.insert((ts_us, id, key));

@@ -88,6 +88,15 @@ pub enum CloseReason {
     CaptureEnd,
 }
 
+/// What a dicomtap recording's packet comment says about the packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordingNote {
+    /// The proxy's association number: the connection is numbered so.
+    pub assoc: Option<u64>,
+    /// Bytes of the packet's direction left out on purpose just before it.
+    pub omitted_before: u64,
+}
+
 /// Receives reassembled streams. All calls for one connection share its [`ConnId`].
 pub trait StreamSink {
     /// A new connection; its sides are fixed from here on.
@@ -235,16 +244,37 @@ impl<R: Read> CaptureReader<R> {
     /// delivered and closed, then the error is returned ([`CaptureError::is_truncation`]
     /// tells the benign case apart).
     pub fn process(&mut self, sink: &mut impl StreamSink) -> Result<CaptureStats, CaptureError> {
+        self.process_observed(sink, true, |_, _| {})
+    }
+
+    /// Like [`process`](Self::process), calling `progress` after every packet with the
+    /// statistics so far and the packet's capture time (passive monitoring exports them
+    /// as they move). With `finish` false the connections stay open at the end of the
+    /// input, for [`switch_input`](Self::switch_input) to continue them from the next
+    /// file of a rotated capture.
+    pub fn process_observed(
+        &mut self,
+        sink: &mut impl StreamSink,
+        finish: bool,
+        mut progress: impl FnMut(&CaptureStats, u64),
+    ) -> Result<CaptureStats, CaptureError> {
         let result = loop {
             match self.packets.next_packet() {
-                Ok(Some(p)) => self.reassembler.frame_omitted(
-                    p.ts_us,
-                    p.link_type,
-                    p.data,
-                    p.orig_len,
-                    p.omitted_before,
-                    sink,
-                ),
+                Ok(Some(p)) => {
+                    let ts = p.ts_us;
+                    self.reassembler.frame_noted(
+                        p.ts_us,
+                        p.link_type,
+                        p.data,
+                        p.orig_len,
+                        RecordingNote {
+                            assoc: p.recorded_assoc,
+                            omitted_before: p.omitted_before,
+                        },
+                        sink,
+                    );
+                    progress(self.reassembler.stats(), ts);
+                }
                 Ok(None) => break Ok(()),
                 Err(e) => {
                     if e.is_truncation() {
@@ -254,7 +284,22 @@ impl<R: Read> CaptureReader<R> {
                 }
             }
         };
-        self.reassembler.finish(sink);
+        if finish {
+            self.reassembler.finish(sink);
+        }
         result.map(|()| self.reassembler.stats().clone())
+    }
+
+    /// Continues with the next file of a rotated capture (`tcpdump -C` / `-G`): a new
+    /// file header is read, the connections and statistics go on.
+    pub fn switch_input(&mut self, name: impl Into<String>, input: R) -> Result<(), CaptureError> {
+        self.packets = PacketReader::new(name, input)?;
+        Ok(())
+    }
+
+    /// Closes every connection still open (the end of the last input).
+    pub fn finish(&mut self, sink: &mut impl StreamSink) -> CaptureStats {
+        self.reassembler.finish(sink);
+        self.reassembler.stats().clone()
     }
 }

@@ -45,6 +45,9 @@ pub struct Packet<'a> {
     /// before this packet (`payload = headers`: the packet's comment says `omitted=N`);
     /// 0 for anything else.
     pub omitted_before: u64,
+    /// The proxy's association number, when this is a dicomtap recording's packet (its
+    /// comment says `assoc=N`): the analyzer numbers the association as the proxy did.
+    pub recorded_assoc: Option<u64>,
     pub data: &'a [u8],
 }
 
@@ -240,6 +243,7 @@ impl<R: Read> PacketReader<R> {
                     interface: 0,
                     orig_len: raw.orig_len,
                     omitted_before: 0,
+                    recorded_assoc: None,
                     data,
                 }))
             }
@@ -275,6 +279,7 @@ impl<R: Read> PacketReader<R> {
                     reason: reason.to_string(),
                 };
                 let mut omitted_before = 0;
+                let mut recorded_assoc = None;
                 let (iface, ts_raw, orig_len, data) = match raw.type_ {
                     PCAPNG_SHB => {
                         *big_endian = body.get(0..4) == Some(&[0x1A, 0x2B, 0x3C, 0x4D][..]);
@@ -303,7 +308,7 @@ impl<R: Read> PacketReader<R> {
                             bad("enhanced packet block captured length exceeds the block")
                         })?;
                         let options = body.get(20 + cap.next_multiple_of(4)..).unwrap_or(&[]);
-                        omitted_before = recorder_omitted(options, be);
+                        (recorded_assoc, omitted_before) = recorder_note(options, be);
                         (iface, Some(ts), orig, data)
                     }
                     PCAPNG_PB => {
@@ -359,6 +364,7 @@ impl<R: Read> PacketReader<R> {
                     interface: iface,
                     orig_len,
                     omitted_before,
+                    recorded_assoc,
                     data: scratch,
                 }));
             },
@@ -369,9 +375,10 @@ impl<R: Read> PacketReader<R> {
 /// Prefix of the packet comments a dicomtap recording writes.
 const RECORDER_COMMENT: &[u8] = b"dicomtap assoc=";
 
-/// The `omitted=N` of a dicomtap recorder's packet comment among pcapng `options`: bytes
-/// left out of the recording on purpose just before the packet. 0 when there is none.
-fn recorder_omitted(mut options: &[u8], be: bool) -> u64 {
+/// The `assoc=N` and `omitted=N` of a dicomtap recorder's packet comment among pcapng
+/// `options`: the proxy's association number, and the bytes left out of the recording on
+/// purpose just before the packet (0 when none).
+fn recorder_note(mut options: &[u8], be: bool) -> (Option<u64>, u64) {
     // Every option is at least 4 bytes, so this ends.
     while options.len() >= 4 {
         let code = u16_at(options, 0, be);
@@ -384,15 +391,21 @@ fn recorder_omitted(mut options: &[u8], be: bool) -> u64 {
         };
         if code == 1 && value.starts_with(RECORDER_COMMENT) {
             let text = String::from_utf8_lossy(value);
-            return text
-                .split(' ')
-                .find_map(|w| w.strip_prefix("omitted="))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
+            let field = |name: &str| {
+                text.split(' ')
+                    .find_map(|w| w.strip_prefix(name))
+                    .and_then(|n| n.parse::<u64>().ok())
+            };
+            return (field("assoc="), field("omitted=").unwrap_or(0));
         }
         options = options.get(4 + len.next_multiple_of(4)..).unwrap_or(&[]);
     }
-    0
+    (None, 0)
+}
+
+#[cfg(test)]
+fn recorder_omitted(options: &[u8], be: bool) -> u64 {
+    recorder_note(options, be).1
 }
 
 fn read_head<R: Read>(input: &mut R, buf: &mut [u8], name: &str) -> Result<(), CaptureError> {
@@ -549,6 +562,7 @@ mod tests {
         opts.extend(option(1, b"dicomtap assoc=3 omitted=12345"));
         opts.extend([0, 0, 0, 0]);
         assert_eq!(recorder_omitted(&opts, false), 12345);
+        assert_eq!(super::recorder_note(&opts, false), (Some(3), 12345));
         assert_eq!(recorder_omitted(&option(1, b"dicomtap assoc=3"), false), 0);
         // Someone else's comment says nothing about the recording.
         assert_eq!(recorder_omitted(&option(1, b"note omitted=5"), false), 0);
