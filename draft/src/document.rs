@@ -97,6 +97,40 @@ pub struct Table {
     pub at: Loc,
 }
 
+impl Table {
+    /// A table whose body rows and header all have as many cells as its widest row, so
+    /// that a column index means the same in every row (readers pad short rows).
+    pub fn squared(
+        caption: Option<String>,
+        mut header: Vec<String>,
+        rows: Vec<(Vec<String>, Loc)>,
+        at: Loc,
+    ) -> Table {
+        let width = rows
+            .iter()
+            .map(|r| r.0.len())
+            .chain(std::iter::once(header.len()))
+            .max()
+            .unwrap_or(0);
+        if !header.is_empty() {
+            header.resize(width, String::new());
+        }
+        let rows = rows
+            .into_iter()
+            .map(|(mut cells, at)| {
+                cells.resize(width, String::new());
+                Row { cells, at }
+            })
+            .collect();
+        Table {
+            caption,
+            header,
+            rows,
+            at,
+        }
+    }
+}
+
 /// One piece of a document in reading order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

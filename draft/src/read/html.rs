@@ -27,7 +27,7 @@ use html5ever::tree_builder::{ElementFlags, NodeOrText, QuirksMode, TreeSink};
 use html5ever::{Attribute, QualName};
 use scraper::{Html, HtmlTreeSink, Node};
 
-use crate::document::{Block, Document, Format, Loc, Row, Table};
+use crate::document::{Block, Document, Format, Loc, Table};
 
 use super::ReadError;
 use super::detect::{self, Decoded};
@@ -773,35 +773,14 @@ impl<'a> Walker<'a> {
         let name = caption
             .clone()
             .unwrap_or_else(|| format!("table {}", self.tables));
-        let width = raw
-            .rows
-            .iter()
-            .map(|r| r.1.len())
-            .chain(std::iter::once(raw.header.len()))
-            .max()
-            .unwrap_or(0);
-        let mut header = raw.header;
-        if !header.is_empty() {
-            header.resize(width, String::new());
-        }
         let rows = raw
             .rows
             .into_iter()
-            .map(|(line, mut cells)| {
-                cells.resize(width, String::new());
-                Row {
-                    cells,
-                    at: self.loc(line, Some(name.clone())),
-                }
-            })
+            .map(|(line, cells)| (cells, self.loc(line, Some(name.clone()))))
             .collect();
         let at = self.loc(raw.line, Some(name));
-        self.blocks.push(Block::Table(Table {
-            caption,
-            header,
-            rows,
-            at,
-        }));
+        self.blocks
+            .push(Block::Table(Table::squared(caption, raw.header, rows, at)));
     }
 }
 
