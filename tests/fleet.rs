@@ -23,9 +23,14 @@ use support::{
 
 /// `nats-server -js` on 127.0.0.1:`port` with its store in `dir`.
 fn nats(dir: &Path, name: &str, port: u16) -> Proc {
+    nats_with(dir, name, port, &[])
+}
+
+/// The same with more arguments (TLS, authentication).
+fn nats_with(dir: &Path, name: &str, port: u16, extra: &[String]) -> Proc {
     let store = dir.join("nats-store");
     std::fs::create_dir_all(&store).unwrap();
-    let args = [
+    let mut args = vec![
         "-js".to_string(),
         "-sd".into(),
         store.display().to_string(),
@@ -34,6 +39,7 @@ fn nats(dir: &Path, name: &str, port: u16) -> Proc {
         "-p".into(),
         port.to_string(),
     ];
+    args.extend(extra.iter().cloned());
     let mut p = Proc::spawn(name, command("nats-server", &args), dir);
     assert!(
         wait_for_port(port, Duration::from_secs(20), Some(&mut p)),
@@ -45,18 +51,20 @@ fn nats(dir: &Path, name: &str, port: u16) -> Proc {
 
 /// `dicomtap fleet`, with its metrics port read from its output.
 fn consumer(dir: &Path, name: &str, nats_port: u16, out: &Path, statements: &Path) -> (Proc, u16) {
-    consumer_as(dir, name, nats_port, out, statements, "dicomtap-fleet")
+    consumer_with(dir, name, nats_port, out, statements, "dicomtap-fleet", &[])
 }
 
-fn consumer_as(
+/// `dicomtap fleet` under the durable name `durable`, with `extra` arguments.
+fn consumer_with(
     dir: &Path,
     name: &str,
     nats_port: u16,
     out: &Path,
     statements: &Path,
     durable: &str,
+    extra: &[String],
 ) -> (Proc, u16) {
-    let args = [
+    let mut args = vec![
         "fleet".to_string(),
         "--durable".into(),
         durable.to_string(),
@@ -71,6 +79,7 @@ fn consumer_as(
         "--report-every".into(),
         "1s".into(),
     ];
+    args.extend(extra.iter().cloned());
     let mut p = Proc::spawn(name, command(env!("CARGO_BIN_EXE_dicomtap"), &args), dir);
     let up = wait_until(Duration::from_secs(20), || {
         p.stdout().contains("metrics on") || p.try_wait().is_some()
@@ -333,13 +342,17 @@ fn events_across_sites_exactly_once_through_bus_and_consumer_restarts() {
         }),
         "events spooled while the bus is down"
     );
-    assert_eq!(
-        metric(
-            north.metrics,
-            "dicomtap_fleet_bus_connected",
-            &[("site", "north")]
-        ),
-        0.0
+    // The publisher notices at its next publish attempt (at most the acknowledgement
+    // timeout, 5 s, after the bus went).
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            metric(
+                north.metrics,
+                "dicomtap_fleet_bus_connected",
+                &[("site", "north")],
+            ) == 0.0
+        }),
+        "the publisher never noticed the bus had gone"
     );
     assert!(metric(north.metrics, "dicomtap_fleet_lag_seconds", &[]) >= 0.0);
     // Both come back (the bus with its store); more traffic.
@@ -653,13 +666,14 @@ fn full_spool_is_bounded_survives_a_restart_and_drains() {
     // into the same log: every event is a duplicate, recognised by its id.
     let logged = events(&out).len();
     drop(central);
-    let (central2, cport2) = consumer_as(
+    let (central2, cport2) = consumer_with(
         dir,
         "fleet-b",
         nats_port,
         &out,
         &dir.join("statements"),
         "replay",
+        &[],
     );
     assert!(
         wait_until(Duration::from_secs(30), || {
@@ -671,6 +685,164 @@ fn full_spool_is_bounded_survives_a_restart_and_drains() {
     assert_eq!(events(&out).len(), logged, "nothing logged twice");
     // (The first run's events past the full spool are missing, and counted.)
     assert_exactly_once(&events(&out), false);
+}
+
+/// Across sites the bus is reached over TLS, verified against the group's CA, with a
+/// token read from a file: events flow; a proxy without the token, or a consumer that
+/// does not trust the bus's certificate, gets nothing through and says why.
+#[test]
+fn bus_over_tls_with_a_token() {
+    if !require("fleet", &["nats-server", "storescu", "storescp", "openssl"]) {
+        return;
+    }
+    let Some((_, data)) = support::require_python("fleet") else {
+        return;
+    };
+    let dir = support::temp_dir("fleet-tls");
+    let dir = dir.path();
+    let pki = support::pki::Pki::new(dir);
+    let token = dir.join("bus.token");
+    std::fs::write(&token, "s3cret-fleet-token\n").unwrap();
+    let wrong = dir.join("wrong.token");
+    std::fs::write(&wrong, "not-the-token\n").unwrap();
+    let nats_port = free_port();
+    let _bus = nats_with(
+        dir,
+        "nats",
+        nats_port,
+        &[
+            "--tls".into(),
+            "--tlscert".into(),
+            pki.path("server.pem"),
+            "--tlskey".into(),
+            pki.path("leaf.key"),
+            "--auth".into(),
+            "s3cret-fleet-token".into(),
+        ],
+    );
+    let (_scp, scp_port) = peers::storescp("storescp", &dir.join("received"), dir, &[]);
+    let security = |token: &Path| {
+        format!(
+            "tls_ca = \"{}\"\ntoken_file = \"{}\"\n",
+            pki.path("ca.pem"),
+            token.display()
+        )
+    };
+    let good = proxy_toml(
+        "north",
+        "gw1",
+        scp_port,
+        nats_port,
+        &dir.join("spool-good"),
+        &security(&token),
+    );
+    let bad = proxy_toml(
+        "south",
+        "gw2",
+        scp_port,
+        nats_port,
+        &dir.join("spool-bad"),
+        &security(&wrong),
+    );
+    let north = start_proxy(dir, "north", &good);
+    let south = start_proxy(dir, "south", &bad);
+    assert!(
+        north.proc.stdout().contains("TLS (private CA), token"),
+        "{}",
+        north.proc.output()
+    );
+    let files = [data.test_files.join("CT_small.dcm")];
+    storescu(dir, north.ports[0], "MOD_N", "STORESCP", &files);
+    storescu(dir, south.ports[0], "MOD_S", "STORESCP", &files);
+    let out = dir.join("central");
+    std::fs::create_dir_all(dir.join("statements")).unwrap();
+    let ca = pki.path("ca.pem");
+    let (central, _) = consumer_with(
+        dir,
+        "fleet",
+        nats_port,
+        &out,
+        &dir.join("statements"),
+        "dicomtap-fleet",
+        &[
+            "--nats-ca".into(),
+            ca.clone(),
+            "--nats-token-file".into(),
+            token.display().to_string(),
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            count(&events(&out), "north", "association") == 1
+        }),
+        "{}\n{}",
+        central.output(),
+        north.proc.output()
+    );
+    assert_eq!(
+        metric(north.metrics, "dicomtap_fleet_bus_connected", &[]),
+        1.0
+    );
+    // The proxy with the wrong token keeps its events in the spool.
+    assert_eq!(
+        metric(south.metrics, "dicomtap_fleet_bus_connected", &[]),
+        0.0
+    );
+    assert!(metric(south.metrics, "dicomtap_fleet_spool_events", &[]) >= 1.0);
+    assert_eq!(count(&events(&out), "south", "association"), 0);
+    // A consumer that trusts another CA does not get through, and says why.
+    let mut rogue = Proc::spawn(
+        "fleet-rogue",
+        command(
+            env!("CARGO_BIN_EXE_dicomtap"),
+            &[
+                "fleet".to_string(),
+                "--durable".into(),
+                "rogue".into(),
+                "--nats".into(),
+                format!("nats://127.0.0.1:{nats_port}"),
+                "--out".into(),
+                dir.join("rogue-out").display().to_string(),
+                "--metrics".into(),
+                "off".into(),
+                "--nats-ca".into(),
+                pki.path("rogue-ca.pem"),
+                "--nats-token-file".into(),
+                token.display().to_string(),
+            ],
+        ),
+        dir,
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let o = rogue.output();
+            o.contains("cannot reach") || rogue.try_wait().is_some()
+        }),
+        "{}",
+        rogue.output()
+    );
+    let o = rogue.output();
+    assert!(o.contains("cannot reach"), "{o}");
+    assert!(!o.contains("Some("), "{o}");
+    // A token file that does not exist is an error at start, naming it.
+    let missing = proxy_toml(
+        "west",
+        "gw3",
+        scp_port,
+        nats_port,
+        &dir.join("spool-missing"),
+        &security(&dir.join("no-such.token")),
+    );
+    let cfg = dir.join("missing.toml");
+    std::fs::write(&cfg, missing).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dicomtap"))
+        .args(["proxy", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such.token"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------

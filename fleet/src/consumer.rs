@@ -42,6 +42,8 @@ pub struct ConsumerConfig {
     pub batch: usize,
     /// How often the report is rewritten.
     pub report_every: Duration,
+    /// TLS and credentials for the bus.
+    pub security: crate::bus::BusSecurity,
 }
 
 impl ConsumerConfig {
@@ -54,6 +56,7 @@ impl ConsumerConfig {
             out_dir: out_dir.into(),
             batch: 512,
             report_every: Duration::from_secs(30),
+            security: crate::bus::BusSecurity::default(),
         }
     }
 }
@@ -403,9 +406,11 @@ pub async fn run(
 async fn connect(
     config: &ConsumerConfig,
 ) -> Result<jetstream::consumer::Consumer<jetstream::consumer::pull::Config>, String> {
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(2))
-        .name("dicomtap fleet")
+    let client = config
+        .security
+        .options("dicomtap fleet".to_string())
+        .await
+        .map_err(|e| e.to_string())?
         .connect(config.nats_url.as_str())
         .await
         .map_err(|e| format!("cannot reach {}: {e}", config.nats_url))?;

@@ -2,6 +2,7 @@
 //!
 //! - [`schema`]: the fleet events and their subjects on the bus (the contract);
 //! - [`digest`]: an instance's event stream turned into fleet events;
+//! - [`bus`]: TLS and credentials towards the bus;
 //! - [`spool`] and [`publisher`]: at-least-once delivery to NATS JetStream, through a
 //!   bounded disk spool while the bus is away, never on the forwarding path;
 //! - [`state`], [`consumer`] and [`report`]: the central consumer, its checks across
@@ -9,6 +10,7 @@
 //!
 //! See docs/fleet.md.
 
+pub mod bus;
 pub mod consumer;
 pub mod digest;
 pub mod publisher;

@@ -1,7 +1,9 @@
 //! The publisher: fleet events of one instance to NATS JetStream, at least once.
 //!
-//! Events are handed over through a bounded queue ([`EventSender::send`] never waits; a
-//! full queue costs the event, counted in `dicomtap_fleet_events_lost_total`). One task
+//! Events are handed over through a bounded queue: the proxy's tap waits for room
+//! ([`EventSender::send_wait`], on the proxy's analysis tasks, never on forwarding), so
+//! nothing is lost there; `monitor` uses [`EventSender::send`], which never waits (a full
+//! queue costs the event, counted in `dicomtap_fleet_events_lost_total`). One task
 //! appends them to the disk [`Spool`]; another reads the spool, publishes each event with
 //! its id as `Nats-Msg-Id` (the stream drops duplicates within its window) and advances
 //! the spool only on the stream's acknowledgement. While the bus is unreachable the spool
@@ -17,9 +19,10 @@ use async_nats::jetstream;
 use bytes::Bytes;
 use dicomtap_proxy::server::ProxyEvent;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::bus::BusSecurity;
 use crate::digest::Digest;
 use crate::schema::{Body, FleetEvent, HealthEvent, Identity, Kind, SCHEMA_VERSION};
 use crate::spool::{Pos, Spool, SpoolError, ts_of};
@@ -47,6 +50,8 @@ pub struct PublisherConfig {
     pub batch: usize,
     /// How long an acknowledgement may take before the batch is sent again.
     pub ack_timeout: Duration,
+    /// TLS and credentials for the bus.
+    pub security: BusSecurity,
 }
 
 impl PublisherConfig {
@@ -61,6 +66,7 @@ impl PublisherConfig {
             queue: 65_536,
             batch: 256,
             ack_timeout: Duration::from_secs(5),
+            security: BusSecurity::default(),
         }
     }
 }
@@ -79,6 +85,23 @@ pub struct FleetToml {
     pub stream: Option<String>,
     #[serde(default)]
     pub create_stream: Option<bool>,
+    /// TLS and credentials: see [`BusSecurity`].
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub creds_file: Option<PathBuf>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
 }
 
 impl PublisherConfig {
@@ -97,6 +120,17 @@ impl PublisherConfig {
         if let Some(b) = t.create_stream {
             c.create_stream = b;
         }
+        c.security = BusSecurity {
+            tls_ca: t.tls_ca,
+            tls_cert: t.tls_cert,
+            tls_key: t.tls_key,
+            tls: t.tls,
+            creds_file: t.creds_file,
+            token_file: t.token_file,
+            user: t.user,
+            password_file: t.password_file,
+        };
+        c.security.check().map_err(|e| format!("[fleet]: {e}"))?;
         Ok(c)
     }
 }
@@ -151,7 +185,7 @@ impl PublisherMetrics {
             )?,
             events_lost_total: IntCounter::new(
                 "dicomtap_fleet_events_lost_total",
-                "Events the fleet publisher could not take (its queue full, or it fell behind the event stream).",
+                "Events the fleet publisher could not take: its queue was full (monitor: it never waits), or it had stopped.",
             )?,
             bus_connected: IntGauge::new(
                 "dicomtap_fleet_bus_connected",
@@ -190,8 +224,31 @@ pub struct EventSender {
 impl EventSender {
     /// Queues one event; never waits. Returns whether it was queued.
     pub fn send(&self, ts_us: u64, body: Body) -> bool {
+        match self.tx.try_send(self.stamp(ts_us, body)) {
+            Ok(()) => true,
+            Err(_) => {
+                self.metrics.events_lost_total.inc();
+                false
+            }
+        }
+    }
+
+    /// Queues one event, waiting for room: for producers that are off the forwarding
+    /// path and must not lose events (the proxy's tap). `false` once the publisher has
+    /// stopped.
+    pub async fn send_wait(&self, ts_us: u64, body: Body) -> bool {
+        match self.tx.send(self.stamp(ts_us, body)).await {
+            Ok(()) => true,
+            Err(_) => {
+                self.metrics.events_lost_total.inc();
+                false
+            }
+        }
+    }
+
+    fn stamp(&self, ts_us: u64, body: Body) -> FleetEvent {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let ev = FleetEvent {
+        FleetEvent {
             v: SCHEMA_VERSION,
             id: format!(
                 "{}.{}.{}.{}",
@@ -201,19 +258,7 @@ impl EventSender {
             instance: self.identity.instance.clone(),
             ts_us,
             body,
-        };
-        match self.tx.try_send(ev) {
-            Ok(()) => true,
-            Err(_) => {
-                self.metrics.events_lost_total.inc();
-                false
-            }
         }
-    }
-
-    /// Counts events lost before they reached [`send`](Self::send).
-    pub fn lost(&self, n: u64) {
-        self.metrics.events_lost_total.inc_by(n);
     }
 }
 
@@ -403,9 +448,23 @@ async fn ship_task(
     loop {
         update_lag(&spool, &metrics);
         let Some(c) = client.as_ref() else {
-            let opts = async_nats::ConnectOptions::new()
-                .connection_timeout(Duration::from_secs(2))
-                .name(format!("dicomtap {}/{}", identity.site, identity.instance));
+            let opts = match config
+                .security
+                .options(format!("dicomtap {}/{}", identity.site, identity.instance))
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    // Files may come back (a certificate being renewed): keep trying.
+                    if !logged_down {
+                        tracing::error!("fleet: {e}; events stay in the spool");
+                        logged_down = true;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
             match opts.connect(config.nats_url.as_str()).await {
                 Ok(c) => {
                     let mut ctx = jetstream::new(c.clone());
@@ -567,29 +626,20 @@ fn update_lag(spool: &Arc<Mutex<Spool>>, metrics: &PublisherMetrics) {
     metrics.lag_seconds.set(lag);
 }
 
-/// Subscribes the publisher to a proxy's event stream, on its own task: the proxy's
-/// broadcast never waits for it; if this task falls behind, the events it missed are
-/// counted in `dicomtap_fleet_events_lost_total`.
-pub fn spawn_proxy_subscriber(
-    mut rx: broadcast::Receiver<ProxyEvent>,
-    sender: EventSender,
-) -> JoinHandle<()> {
+/// Turns the proxy's event tap into fleet events. The tap is bounded and the proxy's
+/// analysis waits for room in it, and this task waits for room in the publisher's queue,
+/// so no event is lost between the proxy and the spool (the spool itself is bounded:
+/// `dicomtap_fleet_spool_dropped_total`). Ends when the proxy has stopped.
+pub fn spawn_proxy_tap(mut rx: mpsc::Receiver<ProxyEvent>, sender: EventSender) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut digest = Digest::new();
         let mut out = Vec::new();
-        loop {
-            match rx.recv().await {
-                Ok(ev) => {
-                    digest.proxy_event(&ev, &mut out);
-                    for (ts, body) in out.drain(..) {
-                        sender.send(ts, body);
-                    }
+        while let Some(ev) = rx.recv().await {
+            digest.proxy_event(&ev, &mut out);
+            for (ts, body) in out.drain(..) {
+                if !sender.send_wait(ts, body).await {
+                    return;
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!("fleet: fell behind the event stream, {n} events missed");
-                    sender.lost(n);
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
             }
         }
     })

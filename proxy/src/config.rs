@@ -54,7 +54,15 @@ pub struct ProxyConfig {
     /// (docs/fleet.md).
     #[serde(default)]
     pub fleet: Option<toml::Table>,
+    /// Every event the event log gets, also handed to this queue (the fleet publisher's
+    /// way in). The analysis of an association waits for room, as it waits for the
+    /// recorder; forwarding never does. Set by the program, not by the file.
+    #[serde(skip)]
+    pub event_tap: Option<EventTap>,
 }
+
+/// The queue behind [`ProxyConfig::event_tap`].
+pub type EventTap = tokio::sync::mpsc::Sender<crate::server::ProxyEvent>;
 
 /// `[identity]` (docs/fleet.md).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -121,6 +129,7 @@ impl Default for ProxyConfig {
             statements: None,
             identity: IdentityConfig::default(),
             fleet: None,
+            event_tap: None,
         }
     }
 }

@@ -34,7 +34,7 @@ use dicomtap_analyzer::capture::{ConnId, ConnectionInfo, RequestorBy};
 use dicomtap_analyzer::conformance::{Checker, ConformanceFinding};
 use dicomtap_analyzer::session::SessionBuilder;
 
-use crate::config::{Limits, ListenerConfig, ProxyConfig};
+use crate::config::{EventTap, Limits, ListenerConfig, ProxyConfig};
 use crate::metrics::{AssociationObserver, Metrics};
 use crate::recorder::{RecordMsg, Recorder, RecorderHandle, now_us};
 use crate::tls::{Conn, ConnRead, ConnWrite, Leg, ListenerTls};
@@ -200,6 +200,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     events: broadcast::Sender<ProxyEvent>,
     recorder: Option<RecorderHandle>,
+    /// The fleet publisher's queue: gets what the recorder gets, waited for likewise.
+    tap: Option<EventTap>,
     engine: EngineConfig,
     /// Conformance rules, shared by all associations (Storage Commitment and simultaneous
     /// associations span several).
@@ -360,6 +362,7 @@ impl RunningProxy {
             metrics: metrics.clone(),
             events,
             recorder: recorder.as_ref().map(|r| r.handle()),
+            tap: config.event_tap.clone(),
             engine,
             checker,
             next_id: AtomicU64::new(1),
@@ -952,13 +955,13 @@ async fn analyse(
     };
     let mut framers = [PduFramer::new(), PduFramer::new()];
     let mut upstream = None;
-    let recording = shared.recorder.is_some();
-    // The event for the subscribers and the recorder; `None` when neither would see it
-    // (no recording and nobody subscribed: the usual case outside tests and the demo),
-    // which spares building and moving it.
+    let kept = shared.recorder.is_some() || shared.tap.is_some();
+    // The event for the subscribers, the recorder and the fleet tap; `None` when none
+    // would see it (no recording, no fleet and nobody subscribed: the usual case outside
+    // tests and the demo), which spares building and moving it.
     let emit = |kind: ProxyEventKind, upstream: Option<SocketAddr>| {
         let subscribed = shared.events.receiver_count() > 0;
-        if !subscribed && !recording {
+        if !subscribed && !kept {
             return None;
         }
         let ev = ProxyEvent {
@@ -970,10 +973,12 @@ async fn analyse(
         if subscribed {
             let _ = shared.events.send(ev.clone());
         }
-        recording.then_some(ev)
+        kept.then_some(ev)
     };
     // For the recorder, per message; reused.
     let mut out: Vec<ProxyEvent> = Vec::new();
+    // Storage Commitment data set fragments, for the fleet tap only (not logged).
+    let mut tap_only: Vec<ProxyEvent> = Vec::new();
     let mut budget = EventBudget::new();
     let held = |why: Held| {
         shared
@@ -1068,17 +1073,22 @@ async fn analyse(
             // Data set bytes are for the rules only; they are not part of the event log.
             // Those of Storage Commitment data sets (UIDs only) also go to subscribers,
             // for the fleet's checks across instances (docs/fleet.md).
-            let to_subscribers = commit_dataset.track(ev) && shared.events.receiver_count() > 0;
+            let to_subscribers = commit_dataset.track(ev)
+                && (shared.events.receiver_count() > 0 || shared.tap.is_some());
             let logged = !matches!(ev.kind, dicomtap_wire::EventKind::DataFragment(_))
-                && (recording || shared.events.receiver_count() > 0);
+                && (kept || shared.events.receiver_count() > 0);
             if to_subscribers {
                 if let Some(ev) = conv.poll() {
-                    let _ = shared.events.send(ProxyEvent {
+                    let ev = ProxyEvent {
                         association: id,
                         client,
                         upstream,
                         kind: ProxyEventKind::Wire(ev),
-                    });
+                    };
+                    if shared.tap.is_some() {
+                        tap_only.push(ev.clone());
+                    }
+                    let _ = shared.events.send(ev);
                 }
             } else if !logged {
                 conv.skip();
@@ -1089,10 +1099,13 @@ async fn analyse(
                 out.extend(emit(ProxyEventKind::Wire(ev), upstream));
             }
         }
-        if let Some(rec) = &shared.recorder {
-            for ev in out.drain(..) {
-                rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
+        if let Some(tap) = &shared.tap {
+            for ev in tap_only.drain(..) {
+                let _ = tap.send(ev).await;
             }
+        }
+        for ev in out.drain(..) {
+            deliver(&shared, ev).await;
         }
     }
     observer.outcome("no_response");
@@ -1122,10 +1135,26 @@ async fn analyse(
         .metrics
         .event_log_lines
         .observe(budget.lines_logged() as f64);
-    if let Some(rec) = &shared.recorder {
-        for ev in out.drain(..) {
+    for ev in out.drain(..) {
+        deliver(&shared, ev).await;
+    }
+}
+
+/// Hands an event to the fleet tap and to the recorder, waiting for room in each (this
+/// runs on the analysis task: forwarding does not wait).
+async fn deliver(shared: &Shared, ev: ProxyEvent) {
+    match (&shared.tap, &shared.recorder) {
+        (Some(tap), Some(rec)) => {
+            let _ = tap.send(ev.clone()).await;
             rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
         }
+        (Some(tap), None) => {
+            let _ = tap.send(ev).await;
+        }
+        (None, Some(rec)) => {
+            rec.send_wait(RecordMsg::Event(Box::new(ev))).await;
+        }
+        (None, None) => {}
     }
 }
 

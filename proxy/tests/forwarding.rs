@@ -355,6 +355,8 @@ async fn drain_cuts_associations_before_forwarding_with_one_closed_event_each() 
     cfg.listeners.push(routed);
     cfg.limits = Limits {
         max_associations: 2,
+        // All from 127.0.0.1: no per-source cap (by default half of the limit).
+        max_associations_per_source: Some(0),
         connect_timeout: Duration::from_secs(30),
         associate_rq_timeout: Duration::from_secs(30),
         ..Limits::default()

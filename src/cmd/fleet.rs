@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use dicomtap_fleet::bus::BusSecurity;
 use dicomtap_fleet::consumer::{self, Central, ConsumerConfig, FleetMetrics};
 use dicomtap_fleet::publisher::{self, Publisher, PublisherConfig};
 use dicomtap_fleet::state::FleetState;
@@ -14,7 +15,7 @@ use dicomtap_fleet::{EventSender, Identity};
 use dicomtap_proxy::config::{IdentityConfig, host_name, parse_duration};
 use dicomtap_proxy::metrics::Metrics;
 use dicomtap_proxy::server::ProxyEvent;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 #[derive(clap::Args)]
@@ -53,6 +54,80 @@ pub struct Args {
     /// How often the report is rewritten.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     report_every: String,
+    #[command(flatten)]
+    bus: BusArgs,
+}
+
+/// TLS and credentials towards the bus (docs/fleet.md, "Across sites: TLS and
+/// credentials"). Secrets are read from files.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BusArgs {
+    /// Require TLS to the bus (the system's roots unless --nats-ca).
+    #[arg(long)]
+    nats_tls: bool,
+    /// CA certificate (PEM) the bus's certificate must chain to; turns TLS on.
+    #[arg(long, value_name = "FILE")]
+    nats_ca: Option<PathBuf>,
+    /// Client certificate (PEM), for a bus that verifies clients; with --nats-key.
+    #[arg(long, value_name = "FILE", requires = "nats_key")]
+    nats_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, value_name = "FILE", requires = "nats_cert")]
+    nats_key: Option<PathBuf>,
+    /// NATS credentials file (user JWT and NKey seed).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["nats_token_file", "nats_user"])]
+    nats_creds: Option<PathBuf>,
+    /// File holding the bus's token.
+    #[arg(long, value_name = "FILE", conflicts_with = "nats_user")]
+    nats_token_file: Option<PathBuf>,
+    /// User name on the bus; with --nats-password-file.
+    #[arg(long, value_name = "NAME", requires = "nats_password_file")]
+    nats_user: Option<String>,
+    /// File holding the user's password.
+    #[arg(long, value_name = "FILE", requires = "nats_user")]
+    nats_password_file: Option<PathBuf>,
+}
+
+impl BusArgs {
+    pub fn security(&self) -> BusSecurity {
+        BusSecurity {
+            tls_ca: self.nats_ca.clone(),
+            tls_cert: self.nats_cert.clone(),
+            tls_key: self.nats_key.clone(),
+            tls: self.nats_tls,
+            creds_file: self.nats_creds.clone(),
+            token_file: self.nats_token_file.clone(),
+            user: self.nats_user.clone(),
+            password_file: self.nats_password_file.clone(),
+        }
+    }
+
+    /// Into a `[fleet]` table, over what the file says.
+    fn apply(&self, t: &mut toml::Table) {
+        let path = |p: &PathBuf| toml::Value::String(p.display().to_string());
+        if self.nats_tls {
+            t.insert("tls".into(), toml::Value::Boolean(true));
+        }
+        for (key, v) in [
+            ("tls_ca", &self.nats_ca),
+            ("tls_cert", &self.nats_cert),
+            ("tls_key", &self.nats_key),
+            ("creds_file", &self.nats_creds),
+            ("token_file", &self.nats_token_file),
+            ("password_file", &self.nats_password_file),
+        ] {
+            if let Some(p) = v {
+                t.insert(key.into(), path(p));
+            }
+        }
+        if let Some(u) = &self.nats_user {
+            t.insert("user".into(), toml::Value::String(u.clone()));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.security() == BusSecurity::default()
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -100,6 +175,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         config.durable = args.durable.clone();
         config.filter = args.filter.clone();
         config.report_every = report_every;
+        config.security = args.bus.security();
+        config.security.check()?;
         let consuming = tokio::spawn(consumer::run(config, central.clone(), stop_rx));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
@@ -145,11 +222,13 @@ pub fn apply_publish_flags(
     fleet: &mut Option<toml::Table>,
     nats: Option<&str>,
     spool: Option<&Path>,
+    bus: &BusArgs,
 ) -> anyhow::Result<()> {
-    if nats.is_none() && spool.is_none() {
+    if nats.is_none() && spool.is_none() && bus.is_empty() {
         return Ok(());
     }
     let t = fleet.get_or_insert_with(toml::Table::new);
+    bus.apply(t);
     if let Some(n) = nats {
         t.insert("nats".into(), toml::Value::String(n.to_string()));
     }
@@ -167,7 +246,13 @@ pub fn apply_publish_flags(
     Ok(())
 }
 
-/// A running publisher fed by the proxy's event stream.
+/// Room for events between the proxy's analysis tasks and the publisher (about 1 KiB
+/// each): enough for bursts, small enough to bound memory when the spool disk is slow.
+pub const TAP_QUEUE: usize = 16_384;
+
+/// A running publisher fed by the proxy's event tap ([`ProxyConfig::event_tap`]).
+///
+/// [`ProxyConfig::event_tap`]: dicomtap_proxy::config::ProxyConfig::event_tap
 pub struct FleetPublishing {
     publisher: Publisher,
     subscriber: JoinHandle<()>,
@@ -179,20 +264,21 @@ impl FleetPublishing {
         table: &toml::Table,
         identity: &IdentityConfig,
         metrics: Arc<Metrics>,
-        events: broadcast::Receiver<ProxyEvent>,
+        events: mpsc::Receiver<ProxyEvent>,
     ) -> anyhow::Result<FleetPublishing> {
         let config = PublisherConfig::from_table(table).map_err(anyhow::Error::msg)?;
         let id = self::identity(identity)?;
         println!(
-            "dicomtap: fleet events of {}/{} to {} (spool {})",
+            "dicomtap: fleet events of {}/{} to {} ({}; spool {})",
             id.site,
             id.instance,
             config.nats_url,
+            config.security.describe(),
             config.spool_dir.display()
         );
         let publisher = Publisher::start(id, config, metrics.registry())?;
         let sender: EventSender = publisher.sender();
-        let subscriber = publisher::spawn_proxy_subscriber(events, sender.clone());
+        let subscriber = publisher::spawn_proxy_tap(events, sender.clone());
         let health = publisher::spawn_health(
             metrics,
             publisher.metrics().clone(),
@@ -209,7 +295,7 @@ impl FleetPublishing {
     /// Publishes what the stream still holds (a few seconds at most); the rest stays in
     /// the spool for the next start.
     pub async fn close(self) {
-        // The proxy has stopped: its stream ends, the subscriber finishes.
+        // The proxy has stopped: its tap closes, the subscriber finishes.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.subscriber).await;
         self.health.abort();
         let left = self.publisher.close(Duration::from_secs(5)).await;
@@ -223,10 +309,13 @@ impl FleetPublishing {
 pub fn start_for_monitor(
     nats: &str,
     spool: &Path,
+    bus: &BusArgs,
     identity: &IdentityConfig,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<(Publisher, JoinHandle<()>)> {
-    let config = PublisherConfig::new(nats, spool);
+    let mut config = PublisherConfig::new(nats, spool);
+    config.security = bus.security();
+    config.security.check()?;
     let id = self::identity(identity)?;
     let publisher = Publisher::start(id, config, metrics.registry())?;
     let health = publisher::spawn_health(

@@ -54,6 +54,8 @@ pub struct Args {
     /// Spool directory for fleet events while the bus is unreachable.
     #[arg(long, value_name = "DIR", requires = "fleet_nats")]
     fleet_spool: Option<PathBuf>,
+    #[command(flatten)]
+    bus: super::fleet::BusArgs,
     /// The input is the first of the files `tcpdump -C` or `-G` writes: at its end, go on
     /// with the next one written in the same directory (names starting like the input's,
     /// without its extension and trailing digits), in the order they were written.
@@ -311,7 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (Some(nats), Some(spool)) => {
             let _guard = rt.enter();
             Some(super::fleet::start_for_monitor(
-                nats, spool, &identity, &metrics,
+                nats, spool, &args.bus, &identity, &metrics,
             )?)
         }
         _ => None,

@@ -103,6 +103,8 @@ pub struct Args {
     /// Spool directory for fleet events while the bus is unreachable.
     #[arg(long, value_name = "DIR")]
     fleet_spool: Option<PathBuf>,
+    #[command(flatten)]
+    bus: super::fleet::BusArgs,
 }
 
 fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
@@ -218,6 +220,7 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
         &mut config.fleet,
         args.fleet_nats.as_deref(),
         args.fleet_spool.as_deref(),
+        &args.bus,
     )?;
     if config.identity.site.is_some() || config.fleet.is_some() {
         super::fleet::identity(&config.identity)?;
@@ -236,7 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(config, drain))
 }
 
-async fn serve(config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitCode> {
+async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitCode> {
     let upstreams: Vec<String> = config
         .listeners
         .iter()
@@ -250,15 +253,20 @@ async fn serve(config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitCode>
         .collect();
     let fleet = config.fleet.clone();
     let identity = config.identity.clone();
+    let tap = fleet.as_ref().map(|_| {
+        let (tx, rx) = tokio::sync::mpsc::channel(super::fleet::TAP_QUEUE);
+        config.event_tap = Some(tx);
+        rx
+    });
     let proxy = RunningProxy::start(config).await?;
-    let fleet = match &fleet {
-        Some(table) => Some(super::fleet::FleetPublishing::start(
+    let fleet = match (&fleet, tap) {
+        (Some(table), Some(tap)) => Some(super::fleet::FleetPublishing::start(
             table,
             &identity,
             proxy.metrics(),
-            proxy.subscribe_events(),
+            tap,
         )?),
-        None => None,
+        _ => None,
     };
     for (addr, up) in proxy.listen_addrs().iter().zip(&upstreams) {
         println!("dicomtap proxy: listening on {addr} -> {up}");
