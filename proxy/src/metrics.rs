@@ -1,5 +1,5 @@
-//! Prometheus metrics of the proxy (own registry) and the tiny HTTP/1.1 responder that
-//! serves `/metrics` and `/healthz`.
+//! Prometheus metrics of the proxy (own registry); [`http`] serves them at `/metrics`
+//! (text format or [`openmetrics`]) beside `/healthz`.
 //!
 //! Labels are bounded: SOP classes and transfer syntaxes as registry keywords (else
 //! `private` or `unknown`), AE titles capped to a configured number of distinct values
@@ -7,7 +7,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use dicomtap_wire::event::EventKind;
 use dicomtap_wire::{Event, Side};
@@ -15,9 +14,11 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+
+pub mod http;
+pub mod openmetrics;
+
+pub use http::{serve, serve_with_token};
 
 /// Every metric of the proxy, registered in its own [`Registry`].
 pub struct Metrics {
@@ -690,149 +691,9 @@ fn status_class_name(c: dicomtap_wire::status::StatusClass) -> &'static str {
     }
 }
 
-/// Serves `GET /metrics` and `GET /healthz` on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) {
-    serve_with_token(listener, metrics, stop, None).await
-}
-
-/// [`serve`], answering 401 to any request without `Authorization: Bearer <token>` when a
-/// token is given.
-pub async fn serve_with_token(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    mut stop: watch::Receiver<bool>,
-    token: Option<Arc<str>>,
-) {
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let metrics = metrics.clone();
-                    let token = token.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = respond(stream, &metrics, token.as_deref()).await {
-                            tracing::debug!("metrics client: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("metrics accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
-}
-
-async fn respond(
-    mut stream: TcpStream,
-    metrics: &Metrics,
-    token: Option<&str>,
-) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 8192];
-    let mut len = 0;
-    let read_head = async {
-        loop {
-            if len == buf.len() {
-                return Ok::<bool, std::io::Error>(false);
-            }
-            let n = stream.read(&mut buf[len..]).await?;
-            if n == 0 {
-                return Ok(false);
-            }
-            len += n;
-            if buf[..len].windows(4).any(|w| w == b"\r\n\r\n")
-                || buf[..len].windows(2).any(|w| w == b"\n\n")
-            {
-                return Ok(true);
-            }
-        }
-    };
-    let complete = tokio::time::timeout(Duration::from_secs(5), read_head)
-        .await
-        .unwrap_or(Ok(false))?;
-    let head = String::from_utf8_lossy(&buf[..len]);
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let authorized = token.is_none_or(|t| bearer_matches(&head, t));
-    let (status, ctype, body) = if !complete {
-        ("400 Bad Request", "text/plain", "bad request\n".to_string())
-    } else if !authorized {
-        (
-            "401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"dicomtap\"",
-            "text/plain",
-            "unauthorized: send Authorization: Bearer <metrics token>\n".to_string(),
-        )
-    } else if method != "GET" && method != "HEAD" {
-        (
-            "405 Method Not Allowed",
-            "text/plain",
-            "only GET\n".to_string(),
-        )
-    } else {
-        match path {
-            "/metrics" => (
-                "200 OK",
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics.render(),
-            ),
-            "/healthz" => ("200 OK", "text/plain", "ok\n".to_string()),
-            _ => (
-                "404 Not Found",
-                "text/plain",
-                "not found; try /metrics\n".to_string(),
-            ),
-        }
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    if method != "HEAD" {
-        response.extend_from_slice(body.as_bytes());
-    }
-    stream.write_all(&response).await?;
-    stream.shutdown().await
-}
-
-/// Whether the request head carries `Authorization: Bearer <token>` (compared in constant
-/// time).
-fn bearer_matches(head: &str, token: &str) -> bool {
-    head.lines().skip(1).any(|line| {
-        let Some((name, value)) = line.split_once(':') else {
-            return false;
-        };
-        if !name.trim().eq_ignore_ascii_case("authorization") {
-            return false;
-        }
-        let mut v = value.trim().splitn(2, ' ');
-        let scheme = v.next().unwrap_or("");
-        let given = v.next().unwrap_or("").trim();
-        scheme.eq_ignore_ascii_case("bearer")
-            && given.len() == token.len()
-            && given
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_token() {
-        let head = "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\r\n";
-        assert!(bearer_matches(head, "s3cret"));
-        assert!(!bearer_matches(head, "s3cres"));
-        assert!(!bearer_matches(head, "s3cret2"));
-        assert!(!bearer_matches("GET / HTTP/1.1\r\n\r\n", "s3cret"));
-    }
 
     /// A strict reading of the text exposition format: every sample belongs to a declared
     /// family, label values are quoted, values are numbers.
