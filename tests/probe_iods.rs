@@ -1,12 +1,12 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
-//! The probe's generated instances (`dicomtap_proxy::peers::iods`) checked by David
+//! The probe's generated instances (`dicomtap_endpoints::peers::iods`) checked by David
 //! Clunie's `dciodvfy` (package dicom3tools): no IOD error in any of them, in any of the
 //! three transfer syntaxes; and read back whole by DCMTK's `dcmdump`.
 
 mod support;
 
-use dicomtap_proxy::peers::iods::{self, TestMarks};
-use dicomtap_proxy::peers::study::new_uid;
+use dicomtap_endpoints::peers::iods::{self, TestMarks};
+use dicomtap_endpoints::peers::study::new_uid;
 use support::*;
 
 #[test]

@@ -1,15 +1,15 @@
-//! `dicomtap-proxy`: the live tokio proxy, the recorder (pcapng + JSON-lines event log),
-//! the Prometheus metrics endpoint, and the embedded DICOM peers used by `dicomtap demo`.
-//! The DICOM understanding itself lives in `dicomtap-wire`; nothing here decodes PDUs
-//! beyond what routing and fault answers need.
+//! `dicomtap-proxy`: the in-path service. Listeners, the association lifecycle and
+//! forwarding (byte for byte), routing, faults and interception, the recorder (pcapng +
+//! JSON-lines event log), the Prometheus metrics endpoint, TLS termination and
+//! origination, access control, and their configuration.
+//!
+//! What must not live here: dicomtap's own DICOM endpoints (the probe, replay, the
+//! embedded peers and the demo are `dicomtap-endpoints`, which builds on this crate), and
+//! DICOM decoding beyond what routing and fault answers need (`dicomtap-wire`).
 
 pub mod access;
 pub mod config;
-pub mod demo;
 pub mod metrics;
-pub mod peers;
-pub mod probe;
 pub mod recorder;
-pub mod replay;
 pub mod server;
 pub mod tls;

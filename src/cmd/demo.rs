@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use dicomtap_endpoints::demo::{DemoOptions, DemoReport, DemoSession};
+use dicomtap_endpoints::peers::study::StudyOptions;
 use dicomtap_proxy::config::PayloadMode;
-use dicomtap_proxy::demo::{DemoOptions, DemoReport, DemoSession};
-use dicomtap_proxy::peers::study::StudyOptions;
 
 #[derive(clap::Args)]
 #[command(

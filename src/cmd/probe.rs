@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use dicomtap_proxy::probe::{self, Check, ProbeConfig, Verdict, report};
+use dicomtap_endpoints::probe::{self, Check, ProbeConfig, Verdict, report};
 
 #[derive(clap::Args)]
 #[command(
@@ -311,7 +311,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "  every object: patient name and ID starting with {}, Study Description \"{}\", private creator \"{}\"",
             cfg.test_patient,
             probe::checks::TEST_STUDY_DESCRIPTION,
-            dicomtap_proxy::peers::iods::PRIVATE_CREATOR
+            dicomtap_endpoints::peers::iods::PRIVATE_CREATOR
         );
     }
     let progress = ProgressLine::start();
@@ -483,7 +483,7 @@ fn listen_tls(args: &Args, cfg: &mut ProbeConfig) -> anyhow::Result<()> {
 }
 
 fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    use dicomtap_proxy::probe::matrix;
+    use dicomtap_endpoints::probe::matrix;
     let path = match (dir, &args.devices) {
         (Some(_), Some(_)) => bail!("`probe matrix DIR` and --devices: give one of them"),
         (Some(d), None) => d,

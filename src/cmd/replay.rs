@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use dicomtap_proxy::replay::{self, ReplayOptions};
+use dicomtap_endpoints::replay::{self, ReplayOptions};
 
 #[derive(clap::Args)]
 #[command(

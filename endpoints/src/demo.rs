@@ -19,12 +19,14 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::config::{ListenerConfig, PayloadMode, ProxyConfig, RecordingConfig};
 use crate::peers::scp::{ScpConfig, ScpStorage, StorageScp};
 use crate::peers::scu::{self, EchoOutcome, ScuOptions, StoreOutcome};
 use crate::peers::study::{self, Study, StudyOptions};
 use crate::peers::{PeerError, sop_class_keyword};
-use crate::server::{Notice, ProxyError, ProxyEvent, ProxyEventKind, ProxySummary, RunningProxy};
+use dicomtap_proxy::config::{ListenerConfig, PayloadMode, ProxyConfig, RecordingConfig};
+use dicomtap_proxy::server::{
+    Notice, ProxyError, ProxyEvent, ProxyEventKind, ProxySummary, RunningProxy,
+};
 
 /// What the demo runs.
 #[derive(Debug, Clone)]

@@ -78,7 +78,7 @@ impl Listener {
         Self::start_tls(addr, None)
     }
 
-    /// A listener speaking TLS with `tls` (built by [`crate::tls::build_server_config`]),
+    /// A listener speaking TLS with `tls` (built by [`dicomtap_proxy::tls::build_server_config`]),
     /// or plain TCP with `None`.
     pub fn start_tls(
         addr: SocketAddr,

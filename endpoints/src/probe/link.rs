@@ -60,7 +60,7 @@ pub enum LinkError {
 }
 
 /// How to reach a TLS target: the rustls client configuration (built by
-/// [`crate::tls::build_client_config`]) and the name its certificate is verified against.
+/// [`dicomtap_proxy::tls::build_client_config`]) and the name its certificate is verified against.
 #[derive(Debug, Clone)]
 pub struct TlsClient {
     pub config: Arc<rustls::ClientConfig>,
@@ -91,7 +91,7 @@ pub struct TlsInfo {
 
 impl TlsInfo {
     fn of(conn: &rustls::CommonState) -> TlsInfo {
-        let (version, cipher_suite) = crate::tls::negotiated(conn);
+        let (version, cipher_suite) = dicomtap_proxy::tls::negotiated(conn);
         TlsInfo {
             version,
             cipher_suite,
@@ -124,7 +124,7 @@ fn handshake(
                 let _ = conn.write_tls(tcp);
                 return Err(
                     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                        Some(r) => crate::tls::rustls_error_text(r),
+                        Some(r) => dicomtap_proxy::tls::rustls_error_text(r),
                         None => e.to_string(),
                     },
                 );

@@ -250,7 +250,7 @@ pub struct ProbeConfig {
     /// TLS to the target: every association of every check goes over it.
     pub tls: Option<link::TlsClient>,
     /// TLS on the probe's own listener (`listen`): the rustls server configuration built
-    /// by [`crate::tls::build_server_config`]; `None` = plain TCP.
+    /// by [`dicomtap_proxy::tls::build_server_config`]; `None` = plain TCP.
     pub listen_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Checks may store objects on the device (`--allow-writes`). Without it the writing
     /// checks are skipped and the others leave their C-STOREs out.
