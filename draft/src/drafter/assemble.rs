@@ -19,7 +19,6 @@ use super::scan::{RawCap, Resolved, Roles, Scan, table_ref};
 use crate::document::{Document, Loc};
 
 const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
-const STORAGE_COMMITMENT: &str = "1.2.840.10008.1.20.1";
 
 /// The statement, its evidence and the report, before writing.
 pub struct Assembled {
@@ -635,7 +634,7 @@ pub fn assemble(
                 ev.add(format!("{claim}.preferred_transfer_syntaxes"), f.ev.clone());
             }
         }
-        let storage_commitment = (sop.uid == STORAGE_COMMITMENT
+        let storage_commitment = (sop.uid == uid::STORAGE_COMMITMENT_PUSH_MODEL
             && !params.commitment_report.is_empty())
         .then(|| StorageCommitment {
             report_on: params

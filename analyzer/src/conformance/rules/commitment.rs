@@ -13,10 +13,11 @@ use dicomtap_wire::Severity::{Error, Warning};
 use dicomtap_wire::dimse::{Command, field};
 use dicomtap_wire::event::{CommandEvent, DataFragment};
 use dicomtap_wire::status::{Status, StatusClass};
+use dicomtap_wire::uid::STORAGE_COMMITMENT_PUSH_MODEL;
 
 use super::{Rule, RuleId};
 use crate::conformance::checker::{Conn, Ctx, Outstanding, Party, secs, us};
-use crate::conformance::commit::{self, STORAGE_COMMITMENT_PUSH_MODEL};
+use crate::conformance::commit;
 use crate::conformance::{Evidence, Related};
 use crate::statement::{ReportOn, Role, StorageCommitment};
 

@@ -33,8 +33,6 @@ pub use summary::{
 };
 pub use text::to_text;
 
-const SOP_COMMITMENT: &str = "1.2.840.10008.1.20.1";
-
 /// The assumptions behind every prediction.
 pub const ASSUMPTIONS: &[&str] = &[
     "the initiator proposes one presentation context per SOP class it claims as SCU (and per SOP class it claims as SCP with SCP role selection), with all its transfer syntaxes in the order written",

@@ -1,6 +1,7 @@
 //! The pair prediction: association-level checks and one presentation context at a time.
 
 use dicomtap_wire::syntax::Encoding;
+use dicomtap_wire::uid::STORAGE_COMMITMENT_PUSH_MODEL;
 
 use super::*;
 
@@ -473,7 +474,7 @@ fn predict_context(
     }
 
     // Storage commitment.
-    if sop.uid == SOP_COMMITMENT
+    if sop.uid == STORAGE_COMMITMENT_PUSH_MODEL
         && irole == Role::Scu
         && let (Some(sci), Some(sca)) = (&ci.storage_commitment, &ca.storage_commitment)
     {
@@ -513,7 +514,7 @@ fn predict_context(
                 format!("{na} may take up to {wa} s to report; {ni} waits {wi} s"),
             ));
         }
-    } else if sop.uid == SOP_COMMITMENT
+    } else if sop.uid == STORAGE_COMMITMENT_PUSH_MODEL
         && ca.storage_commitment.is_some()
         && ci.storage_commitment.is_none()
     {
