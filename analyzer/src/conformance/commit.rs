@@ -7,7 +7,7 @@
 use dicom_core::Tag;
 use dicom_encoding::{Codec, Endianness, TransferSyntax};
 use dicom_object::InMemDicomObject;
-use dicomtap_wire::syntax::{self, Encoding};
+use dicomtap_wire::syntax::{self, EXPLICIT_VR_LITTLE_ENDIAN, Encoding};
 
 /// Largest Storage Commitment data set collected and parsed.
 pub const MAX_COMMIT_DATASET: usize = 1 << 20;
@@ -15,8 +15,6 @@ pub const MAX_COMMIT_DATASET: usize = 1 << 20;
 pub use dicomtap_wire::uid::STORAGE_COMMITMENT_PUSH_MODEL;
 /// Storage Commitment Push Model SOP Instance (well known).
 pub const STORAGE_COMMITMENT_INSTANCE: &str = "1.2.840.10008.1.20.1.1";
-
-const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
 
 const TRANSACTION_UID: Tag = Tag(0x0008, 0x1195);
 const REFERENCED_SOP_SEQUENCE: Tag = Tag(0x0008, 0x1199);

@@ -13,6 +13,7 @@ use dicomtap_wire::Severity::{Error, Warning};
 use dicomtap_wire::dimse::{Command, field};
 use dicomtap_wire::event::{CommandEvent, DataFragment};
 use dicomtap_wire::status::{Status, StatusClass};
+use dicomtap_wire::syntax::IMPLICIT_VR_LITTLE_ENDIAN;
 use dicomtap_wire::uid::STORAGE_COMMITMENT_PUSH_MODEL;
 
 use super::{Rule, RuleId};
@@ -306,7 +307,7 @@ impl<'a> Ctx<'a> {
             .contexts
             .get(&f.pc_id)
             .and_then(|(_, ts)| ts.clone())
-            .unwrap_or_else(|| "1.2.840.10008.1.2".to_string());
+            .unwrap_or_else(|| IMPLICIT_VR_LITTLE_ENDIAN.to_string());
         let ds = match commit::parse(&col.bytes, &ts) {
             Ok(ds) => ds,
             Err(err) => {
