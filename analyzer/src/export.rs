@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use dicomtap_wire::event::{Event, EventKind, Side};
 use dicomtap_wire::finding::FindingCode;
 use dicomtap_wire::status::StatusClass;
+use dicomtap_wire::syntax::{
+    EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE,
+};
 use serde::Serialize;
 
 use crate::analysis::AnalysisSink;
@@ -38,11 +41,6 @@ pub fn implementation_version_name() -> String {
     v.truncate(16);
     v
 }
-
-/// Implicit VR Little Endian: the default transfer syntax.
-const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
-/// Explicit VR Little Endian.
-const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
 /// C-STORE-RQ command field.
 const C_STORE_RQ: u16 = 0x0001;

@@ -341,6 +341,11 @@ pub const REGISTRY: &[TransferSyntax] = &[
     ),
 ];
 
+/// Implicit VR Little Endian: the default transfer syntax (PS3.5 10.1).
+pub const IMPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2";
+/// Explicit VR Little Endian.
+pub const EXPLICIT_VR_LITTLE_ENDIAN: &str = "1.2.840.10008.1.2.1";
+
 /// Looks `uid` up in [`REGISTRY`]. Trailing NUL and space padding (seen from real
 /// devices, and the even-length padding of UI values) is ignored.
 pub fn lookup(uid: &str) -> Option<&'static TransferSyntax> {

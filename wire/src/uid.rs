@@ -83,6 +83,10 @@ pub fn is_valid(uid: &str) -> bool {
     start < b.len()
 }
 
+/// Storage Commitment Push Model SOP Class (PS3.4 J.3): the SOP class of the N-ACTION that
+/// requests a commitment and of the N-EVENT-REPORT that answers it.
+pub const STORAGE_COMMITMENT_PUSH_MODEL: &str = "1.2.840.10008.1.20.1";
+
 /// The registry entry of a standard UID (SOP class, meta SOP class, transfer syntax,
 /// well-known SOP instance or application context name).
 pub fn lookup(uid: &str) -> Option<&'static UidEntry> {
@@ -272,6 +276,14 @@ const EXTRA: &[E] = &[
 mod tests {
     use super::*;
     use dicom_dictionary_std::uids;
+
+    #[test]
+    fn storage_commitment_push_model_is_the_registry_one() {
+        assert_eq!(
+            keyword(STORAGE_COMMITMENT_PUSH_MODEL),
+            Some("StorageCommitmentPushModel")
+        );
+    }
 
     #[test]
     fn from_wire_trims_and_flags() {

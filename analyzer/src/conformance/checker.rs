@@ -1,5 +1,6 @@
-//! The conformance checker: evaluates the rules of [`super::rules`] live, event by event,
-//! for every association whose AEs have a statement.
+//! The conformance checker's driver: keeps the per-association and cross-association
+//! state and feeds every event to the rule families of [`super::rules`], which hold the
+//! checks themselves.
 //!
 //! Each association's two AEs are matched to statements by AE title (and address, when the
 //! AE lists `hosts`) when its A-ASSOCIATE-RQ is seen. Negotiation rules run on the RQ and
@@ -12,24 +13,20 @@
 //! Findings are queued; take them with [`Checker::drain`] (or let [`super::Checked`] pass
 //! them on). Within one association each rule reports a given difference once.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 
-use dicomtap_wire::assoc::{AssociateAccept, AssociateReject, AssociateRequest};
+use dicomtap_wire::assoc::{AssociateAccept, AssociateRequest, UserInformation};
 use dicomtap_wire::dimse::field;
-use dicomtap_wire::event::{CommandEvent, DataFragment, DatasetPeekEvent};
-use dicomtap_wire::status::StatusClass;
+use dicomtap_wire::event::{CommandEvent, DatasetPeekEvent};
 use dicomtap_wire::{EngineConfig, Event, EventKind, Side};
 
-use super::commit::{self, STORAGE_COMMITMENT_PUSH_MODEL};
-use super::{ConformanceFinding, Evidence, Related, RuleId};
+use super::rules::{association, commitment, data, negotiation, pdu_size, timing, transfer_syntax};
+use super::{ConformanceFinding, Evidence, RuleId};
 use crate::analysis::AnalysisSink;
 use crate::capture::ConnectionInfo;
 use crate::session::Session;
-use crate::statement::{
-    Ae, Capability, CommonExtendedNegotiation, ExtendedNegotiation, ReportOn, Role, Statement,
-    UserIdentityType, ae_title_eq,
-};
+use crate::statement::{Ae, Statement, ae_title_eq};
 
 /// Limits and tolerances of the checker.
 #[derive(Debug, Clone)]
@@ -67,87 +64,97 @@ impl Default for CheckerConfig {
         }
     }
 }
-
 /// A matched AE: (statement index, AE index).
-type Party = (usize, usize);
+pub(crate) type Party = (usize, usize);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum AssocRole {
-    Initiator,
-    Acceptor,
-}
+/// Findings a family found, reported together once it is done: (rule, key that makes
+/// the difference once per association, claim, observed).
+pub(crate) type Pending = Vec<(RuleId, String, String, String)>;
 
+/// A DIMSE request waiting for its final response.
 #[derive(Debug)]
-struct Outstanding {
-    ts_us: u64,
-    sop_class: Option<String>,
-    sop_instance: Option<String>,
+pub(crate) struct Outstanding {
+    pub(crate) ts_us: u64,
+    pub(crate) sop_class: Option<String>,
+    pub(crate) sop_instance: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CollectKind {
-    Action,
-    Report,
+/// Where an association is in its lifecycle, as far as the traffic showed it.
+///
+/// Out-of-order PDUs do not move it backwards: the first answer to the A-ASSOCIATE-RQ
+/// decides between established and rejected, and once a side aborted or the stream
+/// ended nothing changes any more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    /// No A-ASSOCIATE-RQ seen yet.
+    #[default]
+    Unopened,
+    /// A-ASSOCIATE-RQ seen, not answered yet.
+    Requested,
+    /// A-ASSOCIATE-AC seen; `release_by`: who sent the first A-RELEASE-RQ.
+    Established { release_by: Option<Side> },
+    /// A-ASSOCIATE-RJ seen.
+    Rejected,
+    /// A-RELEASE-RP seen.
+    Released,
+    /// A side aborted, or the stream was closed or reset.
+    Ended,
 }
 
-#[derive(Debug)]
-struct Collect {
-    kind: CollectKind,
-    message_id: Option<u16>,
-    offset: u64,
-    bytes: Vec<u8>,
-    overflow: bool,
+impl Lifecycle {
+    fn requested(&mut self) {
+        if *self == Lifecycle::Unopened {
+            *self = Lifecycle::Requested;
+        }
+    }
+
+    fn answered(&mut self, accepted: bool) {
+        if matches!(self, Lifecycle::Unopened | Lifecycle::Requested) {
+            *self = if accepted {
+                Lifecycle::Established { release_by: None }
+            } else {
+                Lifecycle::Rejected
+            };
+        }
+    }
+
+    fn release_requested(&mut self, by: Side) {
+        if let Lifecycle::Established { release_by } = self {
+            release_by.get_or_insert(by);
+        }
+    }
+
+    fn release_answered(&mut self) {
+        if matches!(self, Lifecycle::Established { .. }) {
+            *self = Lifecycle::Released;
+        }
+    }
+
+    /// The association ended without release (abort, close or reset): a side gave up.
+    fn end(&mut self) {
+        *self = Lifecycle::Ended;
+    }
 }
 
 /// Per-association state, dropped when the association ends.
 #[derive(Debug, Default)]
-struct Conn {
-    id: u64,
-    client: Option<SocketAddr>,
-    server: Option<SocketAddr>,
-    parties: [Option<Party>; 2],
-    titles: [String; 2],
-    rq: Option<AssociateRequest>,
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    pub(crate) client: Option<SocketAddr>,
+    pub(crate) server: Option<SocketAddr>,
+    pub(crate) parties: [Option<Party>; 2],
+    pub(crate) titles: [String; 2],
+    pub(crate) rq: Option<AssociateRequest>,
     /// Accepted contexts: id -> (abstract syntax, transfer syntax).
-    contexts: HashMap<u8, (String, Option<String>)>,
-    max_length: [Option<u32>; 2],
-    rq_seen: bool,
-    established: bool,
-    rejected: bool,
-    counted: bool,
-    release_rq_by: Option<Side>,
-    released: bool,
-    gave_up: bool,
-    last_pdu_ts: Option<u64>,
-    outstanding: HashMap<(Side, u16), Outstanding>,
-    collecting: HashMap<(Side, u8), Collect>,
-    reported: HashSet<(RuleId, Side, String)>,
-}
-
-#[derive(Debug)]
-struct StoreRec {
-    scp: Option<Party>,
-    association: u64,
-    message_id: Option<u16>,
-    ts_us: u64,
-    status: String,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct PendingCommit {
-    /// The party whose claim sets the deadline and who is blamed when it passes.
-    blamed: Option<Party>,
-    scp: Option<Party>,
-    max_wait_s: Option<f64>,
-    association: u64,
-    message_id: Option<u16>,
-    ts_us: u64,
-    instances: usize,
-    client: Option<SocketAddr>,
-    server: Option<SocketAddr>,
-    /// The claimed wait passed and the overdue finding was made; the transaction is kept
-    /// (until it expires) so that a late report is still checked.
-    overdue_reported: bool,
+    pub(crate) contexts: HashMap<u8, (String, Option<String>)>,
+    pub(crate) max_length: [Option<u32>; 2],
+    pub(crate) lifecycle: Lifecycle,
+    /// The association is in the open association counts (released when it closes).
+    pub(crate) counted: bool,
+    pub(crate) last_pdu_ts: Option<u64>,
+    pub(crate) outstanding: HashMap<(Side, u16), Outstanding>,
+    pub(crate) collecting: HashMap<(Side, u8), commitment::Collect>,
+    pub(crate) reported: HashSet<(RuleId, Side, String)>,
 }
 
 /// Evaluates the conformance rules; see the module documentation.
@@ -159,25 +166,19 @@ pub struct Checker {
     out: Out,
 }
 
+/// State across associations.
 #[derive(Default)]
-struct Global {
-    open: HashMap<(Party, AssocRole), u32>,
-    impl_seen: HashMap<Party, (Option<String>, Option<String>, u64)>,
-    stores: HashMap<String, StoreRec>,
-    store_order: VecDeque<(String, u64)>,
-    /// SOP instances each party received with a C-STORE Success (bounded by max_stores):
-    /// what it sends of them later is relayed, not its own.
-    received: HashSet<(Party, String)>,
-    received_order: VecDeque<(Party, String)>,
-    commits: HashMap<String, PendingCommit>,
-    commit_order: VecDeque<(String, u64)>,
-    clock: u64,
-    last_sweep: u64,
-    seen: BTreeSet<usize>,
+pub(crate) struct Global {
+    pub(crate) open: association::OpenCounts,
+    pub(crate) impl_seen: negotiation::ImplementationsSeen,
+    pub(crate) commit: commitment::Memory,
+    pub(crate) clock: u64,
+    pub(crate) last_sweep: u64,
+    pub(crate) seen: BTreeSet<usize>,
 }
 
-struct Out {
-    source: Option<String>,
+pub(crate) struct Out {
+    pub(crate) source: Option<String>,
     queue: Vec<ConformanceFinding>,
     max_queue: usize,
     dropped: u64,
@@ -257,7 +258,7 @@ impl Checker {
     /// Storage Commitment transactions waiting for their report, C-STORE successes
     /// remembered.
     pub fn pending(&self) -> (usize, usize) {
-        (self.g.commits.len(), self.g.stores.len())
+        self.g.commit.pending()
     }
 
     /// Feeds one engine event of connection `conn`.
@@ -320,19 +321,19 @@ impl AnalysisSink for Checker {
         self.end_association(conn, &session);
     }
 }
-
-struct Ctx<'a> {
-    st: &'a [Statement],
-    cfg: &'a CheckerConfig,
-    g: &'a mut Global,
-    out: &'a mut Out,
+/// What the families see of the checker while one event is evaluated.
+pub(crate) struct Ctx<'a> {
+    pub(crate) st: &'a [Statement],
+    pub(crate) cfg: &'a CheckerConfig,
+    pub(crate) g: &'a mut Global,
+    pub(crate) out: &'a mut Out,
 }
 
-fn secs(us: u64) -> f64 {
+pub(crate) fn secs(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
-fn us(s: f64) -> u64 {
+pub(crate) fn us(s: f64) -> u64 {
     if s.is_finite() && s > 0.0 {
         (s * 1e6) as u64
     } else {
@@ -341,35 +342,7 @@ fn us(s: f64) -> u64 {
 }
 
 /// A UID for people: its keyword, or the private name the statement gives it, or itself.
-/// The first capability of `ae` for `sop` in one of `roles`; each role without one is a
-/// `sop-class-not-claimed` finding (`did`: what the AE did with context `pc_id`).
-fn claimed_capability<'a>(
-    ae: &'a Ae,
-    s: Option<&Statement>,
-    sop: &str,
-    roles: &[Role],
-    did: &str,
-    pc_id: u8,
-    pending: &mut Vec<(RuleId, String, String, String)>,
-) -> Option<&'a Capability> {
-    let mut cap = None;
-    for role in roles {
-        match ae.capability(sop, *role) {
-            Some(found) => {
-                cap.get_or_insert(found);
-            }
-            None => pending.push((
-                RuleId::SopClassNotClaimed,
-                format!("{sop} {role}"),
-                format!("no capability for {} as {role}", label(s, sop)),
-                format!("{did} {} as {role} (context {pc_id})", label(s, sop)),
-            )),
-        }
-    }
-    cap
-}
-
-fn label(st: Option<&Statement>, uid: &str) -> String {
+pub(crate) fn label(st: Option<&Statement>, uid: &str) -> String {
     if let Some(k) = dicomtap_wire::uid::keyword(uid) {
         return k.to_string();
     }
@@ -382,136 +355,26 @@ fn label(st: Option<&Statement>, uid: &str) -> String {
     uid.to_string()
 }
 
-fn labels(st: Option<&Statement>, uids: &[&str]) -> String {
+pub(crate) fn labels(st: Option<&Statement>, uids: &[&str]) -> String {
     let v: Vec<String> = uids.iter().map(|u| label(st, u)).collect();
     format!("[{}]", v.join(", "))
 }
 
-fn is_registered_ts(uid: &str) -> bool {
-    dicomtap_wire::syntax::lookup(uid).is_some() || dicomtap_wire::uid::is_transfer_syntax(uid)
-}
-
-fn hex_bytes(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| {
-            s.get(2 * i..2 * i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect()
-}
-
-/// 0 = unlimited in async windows.
-fn min0(a: u16, b: u16) -> u16 {
-    match (a, b) {
-        (0, x) | (x, 0) => x,
-        (a, b) => a.min(b),
-    }
-}
-
-/// Differences between a claimed extended negotiation and the bytes sent.
-fn ext_neg_diffs(claim: &ExtendedNegotiation, info: &[u8]) -> Vec<String> {
-    let mut d = Vec::new();
-    let byte = |i: usize| info.get(i).copied();
-    let mut num = |name: &str, want: Option<u8>, i: usize| {
-        if let Some(w) = want
-            && byte(i) != Some(w)
-        {
-            d.push(format!(
-                "{name} {} (claimed {w})",
-                byte(i).map_or_else(|| "absent".to_string(), |b| b.to_string())
-            ));
-        }
-    };
-    if let Some(s) = &claim.storage {
-        num("level_of_support", s.level_of_support, 0);
-        num("digital_signature", s.digital_signature, 2);
-        num("element_coercion", s.element_coercion, 4);
-    }
-    let mut flag = |name: &str, want: Option<bool>, i: usize| {
-        if let Some(w) = want {
-            let got = byte(i).map(|b| b != 0);
-            if got != Some(w) {
-                d.push(format!(
-                    "{name} {} (claimed {w})",
-                    got.map_or_else(|| "absent".to_string(), |b| b.to_string())
-                ));
-            }
-        }
-    };
-    if let Some(f) = &claim.find {
-        flag("relational", f.relational, 0);
-        flag("combined_date_time", f.combined_date_time, 1);
-        flag("fuzzy_person_name", f.fuzzy_person_name, 2);
-        flag("timezone_adjust", f.timezone_adjust, 3);
-    }
-    if let Some(r) = &claim.retrieve {
-        flag("relational", r.relational, 0);
-    }
-    d
-}
-
-/// Differences between a claimed and a sent SOP class common extended negotiation:
-/// the service class, and related general SOP classes missing or extra (order is not
-/// significant).
-fn common_ext_neg_diffs(
-    s: Option<&Statement>,
-    claim: &CommonExtendedNegotiation,
-    sent: &dicomtap_wire::assoc::CommonExtendedNegotiation,
-) -> Vec<String> {
-    let mut d = Vec::new();
-    if claim.service_class != sent.service_class {
-        d.push(format!(
-            "service class {} (claimed {})",
-            sent.service_class, claim.service_class
-        ));
-    }
-    let extra: Vec<&str> = sent
-        .related_general_sop_classes
-        .iter()
-        .filter(|u| {
-            !claim
-                .related_general_sop_classes
-                .iter()
-                .any(|c| &c.uid == *u)
-        })
-        .map(String::as_str)
-        .collect();
-    let missing: Vec<&str> = claim
-        .related_general_sop_classes
-        .iter()
-        .filter(|c| !sent.related_general_sop_classes.contains(&c.uid))
-        .map(|c| c.uid.as_str())
-        .collect();
-    if !extra.is_empty() {
-        d.push(format!(
-            "related general SOP classes {} not claimed",
-            labels(s, &extra)
-        ));
-    }
-    if !missing.is_empty() {
-        d.push(format!(
-            "claimed related general SOP classes {} not sent",
-            labels(s, &missing)
-        ));
-    }
-    d
-}
-
 impl<'a> Ctx<'a> {
-    fn stmt(&self, p: Party) -> Option<&'a Statement> {
+    pub(crate) fn stmt(&self, p: Party) -> Option<&'a Statement> {
         self.st.get(p.0)
     }
 
-    fn ae(&self, p: Party) -> Option<&'a Ae> {
+    pub(crate) fn ae(&self, p: Party) -> Option<&'a Ae> {
         self.st.get(p.0).and_then(|s| s.ae.get(p.1))
     }
 
-    fn party_ae(&self, c: &Conn, side: Side) -> Option<(Party, &'a Ae)> {
+    pub(crate) fn party_ae(&self, c: &Conn, side: Side) -> Option<(Party, &'a Ae)> {
         let p = c.parties[side.index()]?;
         Some((p, self.ae(p)?))
     }
 
-    fn evidence(&self, c: &Conn, e: &Event) -> Evidence {
+    pub(crate) fn evidence(&self, c: &Conn, e: &Event) -> Evidence {
         Evidence {
             source: self.out.source.clone(),
             association: c.id,
@@ -526,7 +389,7 @@ impl<'a> Ctx<'a> {
 
     /// Reports `rule` against the AE on `side`, once per association and `key`.
     #[allow(clippy::too_many_arguments)]
-    fn report(
+    pub(crate) fn report(
         &mut self,
         c: &mut Conn,
         side: Side,
@@ -548,7 +411,14 @@ impl<'a> Ctx<'a> {
         self.emit_for(p, rule, claim, observed, evidence);
     }
 
-    fn emit_for(
+    /// Reports what a family found, in the order it found it.
+    pub(crate) fn report_all(&mut self, c: &mut Conn, side: Side, pending: Pending, ev: &Evidence) {
+        for (rule, key, claim, observed) in pending {
+            self.report(c, side, rule, &key, claim, observed, ev.clone());
+        }
+    }
+
+    pub(crate) fn emit_for(
         &mut self,
         p: Party,
         rule: RuleId,
@@ -587,79 +457,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn sweep(&mut self, now: u64) {
+    pub(crate) fn sweep(&mut self, now: u64) {
         self.g.last_sweep = now;
-        // C-STORE successes past their memory.
-        let horizon = us(self.cfg.store_memory_s);
-        while let Some((inst, ts)) = self.g.store_order.front().cloned() {
-            let over = self.g.store_order.len() > self.cfg.max_stores;
-            if now.saturating_sub(ts) < horizon && !over {
-                break;
-            }
-            self.g.store_order.pop_front();
-            if self.g.stores.get(&inst).is_some_and(|r| r.ts_us == ts) {
-                self.g.stores.remove(&inst);
-            }
-        }
-        // Commitments past their claimed wait are reported overdue once and kept, so that
-        // a late report is still checked; they are forgotten after the commitment memory
-        // (or the claimed wait, if longer).
-        let mut due = Vec::new();
-        let mut expired = Vec::new();
-        for (txn, p) in &self.g.commits {
-            let memory = p.max_wait_s.map_or(self.cfg.commitment_memory_s, |w| {
-                w.max(self.cfg.commitment_memory_s)
-            });
-            if now > p.ts_us.saturating_add(us(memory)) {
-                expired.push(txn.clone());
-            }
-            if !p.overdue_reported
-                && let Some(wait) = p.max_wait_s
-                && now > p.ts_us.saturating_add(us(wait))
-            {
-                due.push(txn.clone());
-            }
-        }
-        due.sort();
-        for txn in due {
-            let Some(p) = self.g.commits.get_mut(&txn) else {
-                continue;
-            };
-            p.overdue_reported = true;
-            let p = *p;
-            if let (Some(wait), Some(blamed)) = (p.max_wait_s, p.blamed) {
-                let ev = Evidence {
-                    source: self.out.source.clone(),
-                    association: p.association,
-                    client: p.client,
-                    server: p.server,
-                    message_id: p.message_id,
-                    ts_us: p.ts_us,
-                    ..Evidence::default()
-                };
-                let who = if p.scp == Some(blamed) {
-                    "its"
-                } else {
-                    "the SCP's"
-                };
-                self.emit_for(
-                    blamed,
-                    RuleId::StorageCommitmentOverdue,
-                    format!("storage_commitment.max_wait_s = {wait}"),
-                    format!(
-                        "no N-EVENT-REPORT for transaction {txn} ({} instance(s)) within {wait} s of the N-ACTION ({who} report is overdue)",
-                        p.instances
-                    ),
-                    ev,
-                );
-            }
-        }
-        for txn in expired {
-            self.g.commits.remove(&txn);
-        }
-        self.g
-            .commit_order
-            .retain(|(t, _)| self.g.commits.contains_key(t));
+        self.expire_commitment_memory(now);
     }
 
     // -----------------------------------------------------------------------------------
@@ -706,38 +506,38 @@ impl<'a> Ctx<'a> {
             }
             EventKind::AssociateRj(rj) => {
                 self.touch(c, e);
-                self.on_rj(c, e, rj);
+                c.lifecycle.answered(false);
+                self.association_rejected(c, e, rj);
             }
             EventKind::ReleaseRq => {
                 self.touch(c, e);
-                c.release_rq_by.get_or_insert(e.from);
+                c.lifecycle.release_requested(e.from);
             }
             EventKind::ReleaseRp => {
                 self.touch(c, e);
-                c.released = true;
+                c.lifecycle.release_answered();
             }
             EventKind::Abort(a) => {
                 // Provider aborts for protocol errors are not timeouts.
                 let timeout_like = a.source == 0 || a.reason == 0;
                 if timeout_like {
-                    self.gave_up(c, e, "A-ABORT");
+                    self.gave_up(c, e, timing::GaveUp::Abort);
                 }
-                c.gave_up = true;
+                c.lifecycle.end();
                 self.touch(c, e);
             }
             EventKind::StreamEnd { how } => {
-                if c.rq_seen && !c.released && !c.rejected && !c.gave_up {
-                    let what = match how {
-                        dicomtap_wire::StreamEnd::Close => "TCP close without release",
-                        dicomtap_wire::StreamEnd::Reset => "TCP reset",
-                    };
-                    self.gave_up(c, e, what);
+                if matches!(
+                    c.lifecycle,
+                    Lifecycle::Requested | Lifecycle::Established { .. }
+                ) {
+                    self.gave_up(c, e, timing::GaveUp::Stream(*how));
                 }
-                c.gave_up = true;
+                c.lifecycle.end();
             }
             EventKind::PData(p) => {
                 self.touch(c, e);
-                self.on_pdata(c, e, p.pdu_length);
+                self.pdata_size(c, e, p.pdu_length);
             }
             EventKind::UnknownPdu { .. } => self.touch(c, e),
             EventKind::Command(cmd) => {
@@ -748,7 +548,7 @@ impl<'a> Ctx<'a> {
                 self.touch(c, e);
                 self.on_peek(c, e, p);
             }
-            EventKind::DataFragment(f) => self.on_fragment(c, e, f),
+            EventKind::DataFragment(f) => self.commitment_fragment(c, e, f),
             EventKind::DatasetEnd(_) => self.touch(c, e),
             EventKind::Finding(_)
             | EventKind::Gap { .. }
@@ -762,7 +562,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn on_rq(&mut self, c: &mut Conn, e: &Event, rq: &AssociateRequest) {
-        c.rq_seen = true;
+        c.lifecycle.requested();
         c.titles = [rq.calling_ae.clone(), rq.called_ae.clone()];
         c.max_length[Side::Requestor.index()] = rq.user_info.max_length;
         let req = self.match_party(&rq.calling_ae, c.client);
@@ -772,496 +572,40 @@ impl<'a> Ctx<'a> {
             self.g.seen.insert(p.0);
         }
         let ev = self.evidence(c, e);
-        // Addresses.
-        if let Some((p, host_ok)) = req
-            && !host_ok
-            && let Some(ae) = self.ae(p)
-        {
-            let claim = format!("hosts = {:?}", ae.hosts);
-            let observed = format!(
-                "AE title {} used by a requestor at {}",
-                rq.calling_ae,
-                c.client.map_or_else(|| "?".into(), |a| a.ip().to_string())
-            );
-            self.report(
-                c,
-                Side::Requestor,
-                RuleId::AeAddressNotClaimed,
-                "host",
-                claim,
-                observed,
-                ev.clone(),
-            );
-        }
-        if let Some((p, host_ok)) = acc
-            && let Some(ae) = self.ae(p)
-        {
-            if !host_ok {
-                let claim = format!("hosts = {:?}", ae.hosts);
-                let observed = format!(
-                    "AE title {} called at {}",
-                    rq.called_ae,
-                    c.server.map_or_else(|| "?".into(), |a| a.ip().to_string())
-                );
-                self.report(
-                    c,
-                    Side::Acceptor,
-                    RuleId::AeAddressNotClaimed,
-                    "host",
-                    claim,
-                    observed,
-                    ev.clone(),
-                );
-            }
-            if let (Some(port), Some(server)) = (ae.port, c.server)
-                && server.port() != port
-            {
-                let claim = format!("port = {port}");
-                let observed = format!(
-                    "AE title {} called on port {}; if that is where this installation \
-                     listens, set port = {} for AE {} in its statement",
-                    rq.called_ae,
-                    server.port(),
-                    server.port(),
-                    ae.title
-                );
-                self.report(
-                    c,
-                    Side::Acceptor,
-                    RuleId::AeAddressNotClaimed,
-                    "port",
-                    claim,
-                    observed,
-                    ev.clone(),
-                );
-            }
-        }
-        for side in [Side::Requestor, Side::Acceptor] {
-            let Some((_, ae)) = self.party_ae(c, side) else {
-                continue;
-            };
-            let tls_required = ae.tls_required();
-            let (role_ok, role_claim) = match side {
-                Side::Requestor => (ae.initiator || !ae.acceptor, "initiator = false"),
-                Side::Acceptor => (ae.acceptor || !ae.initiator, "acceptor = false"),
-            };
-            if tls_required {
-                let observed = format!(
-                    "plain DICOM A-ASSOCIATE-RQ {} -> {} (not TLS)",
-                    rq.calling_ae, rq.called_ae
-                );
-                self.report(
-                    c,
-                    side,
-                    RuleId::TlsClaimedPlaintextSeen,
-                    "",
-                    "tls.required = true".into(),
-                    observed,
-                    ev.clone(),
-                );
-            }
-            if !role_ok {
-                let observed = match side {
-                    Side::Requestor => format!("initiated an association to {}", rq.called_ae),
-                    Side::Acceptor => {
-                        format!("was called by {} as association acceptor", rq.calling_ae)
-                    }
-                };
-                self.report(
-                    c,
-                    side,
-                    RuleId::AssociationRoleNotClaimed,
-                    "",
-                    role_claim.into(),
-                    observed,
-                    ev.clone(),
-                );
-            }
-        }
+        self.addresses(c, rq, req, acc, &ev);
+        self.security_and_roles(c, rq, &ev);
         self.common_user_info(c, e, Side::Requestor, &rq.user_info);
-        // Contexts proposed.
+        // Contexts and user information proposed.
         if let Some((p, ae)) = self.party_ae(c, Side::Requestor) {
             let s = self.stmt(p);
             let mut pending = Vec::new();
-            if let Some(max) = ae.max_presentation_contexts
-                && rq.contexts.len() as u64 > u64::from(max)
-            {
-                pending.push((
-                    RuleId::TooManyContexts,
-                    String::new(),
-                    format!("max_presentation_contexts = {max}"),
-                    format!("proposed {} presentation contexts", rq.contexts.len()),
-                ));
-            }
+            negotiation::contexts_proposed(ae, rq, &mut pending);
             for pc in &rq.contexts {
-                let sop = pc.abstract_syntax.as_str();
-                let rs = rq
-                    .user_info
-                    .role_selections
-                    .iter()
-                    .find(|r| r.sop_class == sop);
-                let roles: Vec<Role> = match rs {
-                    Some(r) if r.scu || r.scp => {
-                        let mut v = Vec::new();
-                        if r.scu {
-                            v.push(Role::Scu);
-                        }
-                        if r.scp {
-                            v.push(Role::Scp);
-                        }
-                        v
-                    }
-                    _ => vec![Role::Scu],
-                };
-                let cap = claimed_capability(ae, s, sop, &roles, "proposed", pc.id, &mut pending);
-                for ts in &pc.transfer_syntaxes {
-                    if !is_registered_ts(ts) && !s.is_some_and(|s| s.is_private_uid(ts)) {
-                        pending.push((
-                            RuleId::PrivateTransferSyntaxUndocumented,
-                            ts.clone(),
-                            "private_uids: no entry for this UID".into(),
-                            format!(
-                                "proposed unregistered transfer syntax {ts} for {} (context {})",
-                                label(s, sop),
-                                pc.id
-                            ),
-                        ));
-                    }
-                }
-                if let Some(cap) = cap {
-                    let unclaimed: Vec<&str> = pc
-                        .transfer_syntaxes
-                        .iter()
-                        .filter(|t| !cap.has_transfer_syntax(t))
-                        .map(String::as_str)
-                        .collect();
-                    if !unclaimed.is_empty() {
-                        let claimed: Vec<&str> = cap
-                            .transfer_syntaxes
-                            .iter()
-                            .map(|t| t.uid.as_str())
-                            .collect();
-                        pending.push((
-                            RuleId::TransferSyntaxNotClaimed,
-                            format!("{sop} {}", unclaimed.join(",")),
-                            format!(
-                                "transfer_syntaxes = {} for {} {}",
-                                labels(s, &claimed),
-                                label(s, sop),
-                                cap.role
-                            ),
-                            format!(
-                                "proposed {} for {} (context {})",
-                                labels(s, &unclaimed),
-                                label(s, sop),
-                                pc.id
-                            ),
-                        ));
-                    }
-                }
+                let cap = negotiation::context_proposed(ae, s, rq, pc, &mut pending);
+                transfer_syntax::context_proposed(s, pc, cap, &mut pending);
             }
-            // Role selection and extended negotiation sent.
-            for r in &rq.user_info.role_selections {
-                let claim = ae
-                    .capability
-                    .iter()
-                    .filter(|cap| cap.sop_class.uid == r.sop_class)
-                    .find_map(|cap| cap.role_selection);
-                let bad = match claim {
-                    None => Some("none".to_string()),
-                    Some(cl) if (cl.scu, cl.scp) != (r.scu, r.scp) => {
-                        Some(format!("{{ scu = {}, scp = {} }}", cl.scu, cl.scp))
-                    }
-                    Some(_) => None,
-                };
-                if let Some(cl) = bad {
-                    pending.push((
-                        RuleId::RoleSelectionDiffers,
-                        r.sop_class.clone(),
-                        format!("role_selection for {} = {cl}", label(s, &r.sop_class)),
-                        format!(
-                            "proposed role selection scu = {}, scp = {} for {}",
-                            r.scu,
-                            r.scp,
-                            label(s, &r.sop_class)
-                        ),
-                    ));
-                }
-            }
-            let mut proposed_classes: Vec<&str> = rq
-                .contexts
-                .iter()
-                .map(|pc| pc.abstract_syntax.as_str())
-                .collect();
-            proposed_classes.sort_unstable();
-            proposed_classes.dedup();
-            for sop in &proposed_classes {
-                let claim = ae
-                    .capability
-                    .iter()
-                    .filter(|cap| cap.sop_class.uid == *sop)
-                    .find_map(|cap| cap.role_selection);
-                if let Some(cl) = claim
-                    && !rq
-                        .user_info
-                        .role_selections
-                        .iter()
-                        .any(|r| r.sop_class == *sop)
-                {
-                    pending.push((
-                        RuleId::RoleSelectionDiffers,
-                        (*sop).to_string(),
-                        format!(
-                            "role_selection for {} = {{ scu = {}, scp = {} }}",
-                            label(s, sop),
-                            cl.scu,
-                            cl.scp
-                        ),
-                        format!("no role selection proposed for {}", label(s, sop)),
-                    ));
-                }
-                let ext_claim = ae
-                    .capabilities_for(sop, Role::Scu)
-                    .chain(ae.capability.iter().filter(|cap| cap.sop_class.uid == *sop))
-                    .find_map(|cap| cap.extended_negotiation);
-                let sent = rq
-                    .user_info
-                    .extended_negotiation
-                    .iter()
-                    .find(|x| x.sop_class == *sop);
-                match (ext_claim, sent) {
-                    (None, Some(x)) => pending.push((
-                        RuleId::ExtendedNegotiationDiffers,
-                        (*sop).to_string(),
-                        format!("extended_negotiation for {}: none", label(s, sop)),
-                        format!(
-                            "proposed extended negotiation {} for {}",
-                            x.info,
-                            label(s, sop)
-                        ),
-                    )),
-                    (Some(cl), None) if cl != ExtendedNegotiation::default() => pending.push((
-                        RuleId::ExtendedNegotiationDiffers,
-                        (*sop).to_string(),
-                        format!("extended_negotiation for {} = {cl}", label(s, sop)),
-                        format!("no extended negotiation proposed for {}", label(s, sop)),
-                    )),
-                    (Some(cl), Some(x)) => {
-                        let d = ext_neg_diffs(&cl, &hex_bytes(&x.info));
-                        if !d.is_empty() {
-                            pending.push((
-                                RuleId::ExtendedNegotiationDiffers,
-                                (*sop).to_string(),
-                                format!("extended_negotiation for {} = {cl}", label(s, sop)),
-                                format!("proposed {} for {}", d.join(", "), label(s, sop)),
-                            ));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            // SOP class common extended negotiation (0x57): only the requestor sends it.
-            let mut common_classes: Vec<&str> = proposed_classes.clone();
-            common_classes.extend(
-                rq.user_info
-                    .common_extended_negotiation
-                    .iter()
-                    .map(|x| x.sop_class.as_str()),
-            );
-            common_classes.sort_unstable();
-            common_classes.dedup();
-            for sop in &common_classes {
-                let claim = ae
-                    .capabilities_for(sop, Role::Scu)
-                    .chain(ae.capability.iter().filter(|cap| cap.sop_class.uid == *sop))
-                    .find_map(|cap| cap.common_extended_negotiation.as_ref());
-                let sent = rq
-                    .user_info
-                    .common_extended_negotiation
-                    .iter()
-                    .find(|x| x.sop_class == *sop);
-                let key = format!("{sop} common");
-                let shown = |c: &CommonExtendedNegotiation| {
-                    let related: Vec<&str> = c
-                        .related_general_sop_classes
-                        .iter()
-                        .map(|u| u.uid.as_str())
-                        .collect();
-                    format!(
-                        "common_extended_negotiation for {} = {{ service_class = {}, related_general_sop_classes = {} }}",
-                        label(s, sop),
-                        c.service_class,
-                        labels(s, &related)
-                    )
-                };
-                match (claim, sent) {
-                    (None, Some(x)) => {
-                        let related: Vec<&str> = x
-                            .related_general_sop_classes
-                            .iter()
-                            .map(String::as_str)
-                            .collect();
-                        pending.push((
-                            RuleId::ExtendedNegotiationDiffers,
-                            key,
-                            format!("common_extended_negotiation for {}: none", label(s, sop)),
-                            format!(
-                                "proposed common extended negotiation for {}: service class {}, related general SOP classes {}",
-                                label(s, sop),
-                                x.service_class,
-                                labels(s, &related)
-                            ),
-                        ));
-                    }
-                    (Some(cl), None) => pending.push((
-                        RuleId::ExtendedNegotiationDiffers,
-                        key,
-                        shown(cl),
-                        format!(
-                            "no common extended negotiation proposed for {}",
-                            label(s, sop)
-                        ),
-                    )),
-                    (Some(cl), Some(x)) => {
-                        let d = common_ext_neg_diffs(s, cl, x);
-                        if !d.is_empty() {
-                            pending.push((
-                                RuleId::ExtendedNegotiationDiffers,
-                                key,
-                                shown(cl),
-                                format!(
-                                    "proposed common extended negotiation for {} with {}",
-                                    label(s, sop),
-                                    d.join(", ")
-                                ),
-                            ));
-                        }
-                    }
-                    (None, None) => {}
-                }
-            }
-            // Asynchronous operations window.
-            let eff = |w: Option<(u16, u16)>| w.unwrap_or((1, 1));
-            let claim = ae.async_window.map(|w| (w.invoked, w.performed));
-            if eff(rq.user_info.async_window) != eff(claim) {
-                pending.push((
-                    RuleId::AsyncWindowDiffers,
-                    String::new(),
-                    claim.map_or_else(
-                        || "async_window: not negotiated".to_string(),
-                        |(i, p)| format!("async_window = {{ invoked = {i}, performed = {p} }}"),
-                    ),
-                    rq.user_info.async_window.map_or_else(
-                        || "no asynchronous operations window proposed".to_string(),
-                        |(i, p)| format!("proposed invoked = {i}, performed = {p}"),
-                    ),
-                ));
-            }
-            // User identity.
-            if let Some(ui) = &rq.user_info.user_identity {
-                let t = UserIdentityType::from_code(ui.identity_type);
-                if !t.is_some_and(|t| ae.user_identity.contains(&t)) {
-                    pending.push((
-                        RuleId::UserIdentityDiffers,
-                        ui.identity_type.to_string(),
-                        user_identity_claim(ae),
-                        format!(
-                            "sent user identity of type {} ({})",
-                            ui.identity_type, ui.identity_type_name
-                        ),
-                    ));
-                }
-            }
-            for (rule, key, claim, observed) in pending {
-                self.report(c, Side::Requestor, rule, &key, claim, observed, ev.clone());
-            }
+            negotiation::user_info_proposed(ae, s, rq, &mut pending);
+            association::user_identity_proposed(ae, rq, &mut pending);
+            self.report_all(c, Side::Requestor, pending, &ev);
         }
         c.rq = Some(rq.clone());
     }
 
     /// Checks shared by both sides' user information: Max Length and implementation ids.
-    fn common_user_info(
-        &mut self,
-        c: &mut Conn,
-        e: &Event,
-        side: Side,
-        ui: &dicomtap_wire::assoc::UserInformation,
-    ) {
+    fn common_user_info(&mut self, c: &mut Conn, e: &Event, side: Side, ui: &UserInformation) {
         let Some((p, ae)) = self.party_ae(c, side) else {
             return;
         };
         let ev = self.evidence(c, e);
         let mut pending = Vec::new();
-        if let Some(claim) = ae.max_pdu_receive
-            && ui.max_length != Some(claim)
-        {
-            pending.push((
-                RuleId::MaxPduAdvertisedDiffers,
-                String::new(),
-                format!("max_pdu_receive = {claim}"),
-                ui.max_length.map_or_else(
-                    || "no Max Length item sent".to_string(),
-                    |v| format!("advertised Max Length {v}"),
-                ),
-            ));
-        }
-        let seen = self.g.impl_seen.get(&p).cloned();
-        for (rule, claim, observed, first) in [
-            (
-                RuleId::ImplementationUidChanged,
-                ae.implementation_class_uid.clone(),
-                ui.implementation_class_uid.clone(),
-                seen.as_ref().map(|s| (s.0.clone(), s.2)),
-            ),
-            (
-                RuleId::ImplementationVersionChanged,
-                ae.implementation_version_name.clone(),
-                ui.implementation_version_name.clone(),
-                seen.as_ref().map(|s| (s.1.clone(), s.2)),
-            ),
-        ] {
-            let what = if rule == RuleId::ImplementationUidChanged {
-                ("implementation_class_uid", "Implementation Class UID")
-            } else {
-                ("implementation_version_name", "Implementation Version Name")
-            };
-            let shown = |v: &Option<String>| {
-                v.as_deref()
-                    .map_or_else(|| "none".to_string(), |v| format!("{v:?}"))
-            };
-            match (claim, first) {
-                (Some(cl), _) if observed.as_deref() != Some(cl.as_str()) => pending.push((
-                    rule,
-                    observed.clone().unwrap_or_default(),
-                    format!("{} = {cl:?}", what.0),
-                    format!("sent {} {}", what.1, shown(&observed)),
-                )),
-                (None, Some((prev, assoc))) if prev != observed => pending.push((
-                    rule,
-                    observed.clone().unwrap_or_default(),
-                    format!(
-                        "{}: not stated; first seen {} (association #{assoc})",
-                        what.0,
-                        shown(&prev)
-                    ),
-                    format!("sent {} {}", what.1, shown(&observed)),
-                )),
-                _ => {}
-            }
-        }
-        self.g.impl_seen.entry(p).or_insert((
-            ui.implementation_class_uid.clone(),
-            ui.implementation_version_name.clone(),
-            c.id,
-        ));
-        for (rule, key, claim, observed) in pending {
-            self.report(c, side, rule, &key, claim, observed, ev.clone());
-        }
+        pdu_size::max_length_advertised(ae, ui, &mut pending);
+        self.implementation_ids(c, p, ae, ui, &mut pending);
+        self.report_all(c, side, pending, &ev);
     }
 
     fn on_ac(&mut self, c: &mut Conn, e: &Event, ac: &AssociateAccept) {
         c.max_length[Side::Acceptor.index()] = ac.user_info.max_length;
-        c.established = true;
+        c.lifecycle.answered(true);
         for r in &ac.results {
             if r.accepted() {
                 let abstract_syntax =
@@ -1273,45 +617,7 @@ impl<'a> Ctx<'a> {
                     .insert(r.id, (abstract_syntax, r.transfer_syntax.clone()));
             }
         }
-        // Association counts.
-        if !c.counted {
-            c.counted = true;
-            for (side, role) in [
-                (Side::Requestor, AssocRole::Initiator),
-                (Side::Acceptor, AssocRole::Acceptor),
-            ] {
-                let Some(p) = c.parties[side.index()] else {
-                    continue;
-                };
-                let n = {
-                    let n = self.g.open.entry((p, role)).or_insert(0);
-                    *n += 1;
-                    *n
-                };
-                let claim = self.ae(p).and_then(|ae| match role {
-                    AssocRole::Initiator => ae.max_associations.initiator,
-                    AssocRole::Acceptor => ae.max_associations.acceptor,
-                });
-                if let Some(max) = claim
-                    && n > max
-                {
-                    let (k, what) = match role {
-                        AssocRole::Initiator => ("initiator", "initiated"),
-                        AssocRole::Acceptor => ("acceptor", "accepted"),
-                    };
-                    let ev = self.evidence(c, e);
-                    self.report(
-                        c,
-                        side,
-                        RuleId::MaxAssociationsExceeded,
-                        k,
-                        format!("max_associations.{k} = {max}"),
-                        format!("{n} simultaneous associations {what}"),
-                        ev,
-                    );
-                }
-            }
-        }
+        self.count_association(c, e);
         let Some(rq) = c.rq.clone() else {
             return;
         };
@@ -1322,419 +628,22 @@ impl<'a> Ctx<'a> {
         let s = self.stmt(p);
         let ev = self.evidence(c, e);
         let mut pending = Vec::new();
-        if !ae.accepts_calling(&rq.calling_ae) {
-            pending.push((
-                RuleId::CallingAeNotAllowedAccepted,
-                rq.calling_ae.clone(),
-                format!(
-                    "accept_calling_ae_titles = {:?}",
-                    ae.accept_calling_ae_titles.clone().unwrap_or_default()
-                ),
-                format!("accepted an association from calling AE {}", rq.calling_ae),
-            ));
-        }
-        let accepted = ac.results.iter().filter(|r| r.accepted()).count();
-        if let Some(max) = ae.max_presentation_contexts
-            && accepted as u64 > u64::from(max)
-        {
-            pending.push((
-                RuleId::TooManyContexts,
-                String::new(),
-                format!("max_presentation_contexts = {max}"),
-                format!("accepted {accepted} presentation contexts"),
-            ));
-        }
+        association::calling_ae_accepted(ae, &rq, &mut pending);
+        negotiation::contexts_accepted(ae, ac, &mut pending);
         for r in &ac.results {
             let Some(pc) = rq.contexts.iter().find(|pc| pc.id == r.id) else {
                 continue;
             };
-            let sop = pc.abstract_syntax.as_str();
             if !r.accepted() {
-                if let Some(cap) = ae.capability(sop, Role::Scp) {
-                    let claimed: Vec<&str> = pc
-                        .transfer_syntaxes
-                        .iter()
-                        .filter(|t| cap.has_transfer_syntax(t))
-                        .map(String::as_str)
-                        .collect();
-                    if !claimed.is_empty() {
-                        pending.push((
-                            RuleId::SopClassClaimedButRefused,
-                            sop.to_string(),
-                            format!(
-                                "capability {} SCP with transfer_syntaxes including {}",
-                                label(s, sop),
-                                labels(s, &claimed)
-                            ),
-                            format!(
-                                "refused context {} ({}): {}",
-                                pc.id,
-                                label(s, sop),
-                                r.result_name
-                            ),
-                        ));
-                    }
-                }
+                negotiation::context_refused(ae, s, pc, r, &mut pending);
                 continue;
             }
-            // The acceptor's role: SCP unless role selection made it the SCU.
-            let reply = ac
-                .user_info
-                .role_selections
-                .iter()
-                .find(|x| x.sop_class == sop);
-            let proposed_rs = rq
-                .user_info
-                .role_selections
-                .iter()
-                .any(|x| x.sop_class == sop);
-            let roles: Vec<Role> = match reply {
-                Some(x) if proposed_rs && (x.scu || x.scp) => {
-                    let mut v = Vec::new();
-                    if x.scu {
-                        v.push(Role::Scp);
-                    }
-                    if x.scp {
-                        v.push(Role::Scu);
-                    }
-                    v
-                }
-                _ => vec![Role::Scp],
-            };
-            let cap = claimed_capability(ae, s, sop, &roles, "accepted", pc.id, &mut pending);
-            let Some(ts) = r.transfer_syntax.as_deref() else {
-                continue;
-            };
-            if !is_registered_ts(ts) && !s.is_some_and(|s| s.is_private_uid(ts)) {
-                pending.push((
-                    RuleId::PrivateTransferSyntaxUndocumented,
-                    ts.to_string(),
-                    "private_uids: no entry for this UID".into(),
-                    format!(
-                        "accepted unregistered transfer syntax {ts} for {} (context {})",
-                        label(s, sop),
-                        pc.id
-                    ),
-                ));
-            }
-            let Some(cap) = cap else { continue };
-            if !cap.has_transfer_syntax(ts) {
-                let claimed: Vec<&str> = cap
-                    .transfer_syntaxes
-                    .iter()
-                    .map(|t| t.uid.as_str())
-                    .collect();
-                pending.push((
-                    RuleId::TransferSyntaxNotClaimed,
-                    format!("{sop} {ts}"),
-                    format!(
-                        "transfer_syntaxes = {} for {} {}",
-                        labels(s, &claimed),
-                        label(s, sop),
-                        cap.role
-                    ),
-                    format!(
-                        "chose {} for {} (context {})",
-                        label(s, ts),
-                        label(s, sop),
-                        pc.id
-                    ),
-                ));
-            }
-            if let Some(best) = cap
-                .preferred_transfer_syntaxes
-                .iter()
-                .find(|p| pc.transfer_syntaxes.contains(&p.uid))
-                && best.uid != ts
-            {
-                let preferred: Vec<&str> = cap
-                    .preferred_transfer_syntaxes
-                    .iter()
-                    .map(|t| t.uid.as_str())
-                    .collect();
-                let proposed: Vec<&str> = pc.transfer_syntaxes.iter().map(String::as_str).collect();
-                pending.push((
-                    RuleId::AcceptorPreferenceIgnored,
-                    format!("{sop} {ts}"),
-                    format!(
-                        "preferred_transfer_syntaxes = {} for {}",
-                        labels(s, &preferred),
-                        label(s, sop)
-                    ),
-                    format!(
-                        "chose {} for {} although {} was proposed (proposed {}, context {})",
-                        label(s, ts),
-                        label(s, sop),
-                        label(s, &best.uid),
-                        labels(s, &proposed),
-                        pc.id
-                    ),
-                ));
-            }
+            let cap = negotiation::context_accepted(ae, s, &rq, ac, pc, &mut pending);
+            transfer_syntax::context_accepted(s, pc, r, cap, &mut pending);
         }
-        // Role selection replies.
-        for x in &ac.user_info.role_selections {
-            let claim = ae
-                .capability
-                .iter()
-                .filter(|cap| cap.sop_class.uid == x.sop_class)
-                .find_map(|cap| cap.role_selection);
-            let bad = match claim {
-                Some(cl) => (x.scu && !cl.scu) || (x.scp && !cl.scp),
-                None => {
-                    (x.scu && ae.capability(&x.sop_class, Role::Scp).is_none())
-                        || (x.scp && ae.capability(&x.sop_class, Role::Scu).is_none())
-                }
-            };
-            if bad {
-                pending.push((
-                    RuleId::RoleSelectionDiffers,
-                    x.sop_class.clone(),
-                    claim.map_or_else(
-                        || {
-                            format!(
-                                "role_selection for {}: none; capabilities {}",
-                                label(s, &x.sop_class),
-                                roles_claimed(ae, &x.sop_class)
-                            )
-                        },
-                        |cl| {
-                            format!(
-                                "role_selection for {} = {{ scu = {}, scp = {} }}",
-                                label(s, &x.sop_class),
-                                cl.scu,
-                                cl.scp
-                            )
-                        },
-                    ),
-                    format!(
-                        "accepted role selection scu = {}, scp = {} for {}",
-                        x.scu,
-                        x.scp,
-                        label(s, &x.sop_class)
-                    ),
-                ));
-            }
-        }
-        // Extended negotiation replies (only to what was proposed).
-        for prop in &rq.user_info.extended_negotiation {
-            let sop = prop.sop_class.as_str();
-            if !c.contexts.values().any(|(a, _)| a == sop) {
-                continue;
-            }
-            let claim = ae
-                .capabilities_for(sop, Role::Scp)
-                .chain(ae.capability.iter().filter(|cap| cap.sop_class.uid == sop))
-                .find_map(|cap| cap.extended_negotiation);
-            let reply = ac
-                .user_info
-                .extended_negotiation
-                .iter()
-                .find(|x| x.sop_class == sop);
-            match (claim, reply) {
-                (None, Some(x)) => pending.push((
-                    RuleId::ExtendedNegotiationDiffers,
-                    sop.to_string(),
-                    format!("extended_negotiation for {}: none", label(s, sop)),
-                    format!(
-                        "answered extended negotiation {} for {}",
-                        x.info,
-                        label(s, sop)
-                    ),
-                )),
-                (Some(cl), None) if cl != ExtendedNegotiation::default() => pending.push((
-                    RuleId::ExtendedNegotiationDiffers,
-                    sop.to_string(),
-                    format!("extended_negotiation for {} = {cl}", label(s, sop)),
-                    format!(
-                        "did not answer the extended negotiation proposed for {}",
-                        label(s, sop)
-                    ),
-                )),
-                (Some(cl), Some(x)) => {
-                    let d = ext_neg_diffs(&cl, &hex_bytes(&x.info));
-                    if !d.is_empty() {
-                        pending.push((
-                            RuleId::ExtendedNegotiationDiffers,
-                            sop.to_string(),
-                            format!("extended_negotiation for {} = {cl}", label(s, sop)),
-                            format!("answered {} for {}", d.join(", "), label(s, sop)),
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
-        // Asynchronous operations window reply.
-        let eff = |w: Option<(u16, u16)>| w.unwrap_or((1, 1));
-        let claim = ae.async_window.map(|w| (w.invoked, w.performed));
-        let expected = match (rq.user_info.async_window, claim) {
-            (None, _) => None,
-            (Some(_), None) => None,
-            (Some((pi, pp)), Some((ci, cp))) => Some((min0(pi, ci), min0(pp, cp))),
-        };
-        if eff(ac.user_info.async_window) != eff(expected)
-            || (rq.user_info.async_window.is_none() && ac.user_info.async_window.is_some())
-        {
-            pending.push((
-                RuleId::AsyncWindowDiffers,
-                String::new(),
-                claim.map_or_else(
-                    || "async_window: not negotiated".to_string(),
-                    |(i, p)| format!("async_window = {{ invoked = {i}, performed = {p} }}"),
-                ),
-                format!(
-                    "answered {} to a proposal of {}",
-                    ac.user_info.async_window.map_or_else(
-                        || "nothing".to_string(),
-                        |(i, p)| format!("invoked = {i}, performed = {p}")
-                    ),
-                    rq.user_info.async_window.map_or_else(
-                        || "nothing".to_string(),
-                        |(i, p)| format!("invoked = {i}, performed = {p}")
-                    )
-                ),
-            ));
-        }
-        // User identity response.
-        if ac.user_info.user_identity_response_length.is_some() && ae.user_identity.is_empty() {
-            pending.push((
-                RuleId::UserIdentityDiffers,
-                "response".into(),
-                "user_identity: none".into(),
-                "sent a user identity server response".into(),
-            ));
-        }
-        // A positive response requested for a type it claims, the association accepted,
-        // and no response: the identity was not confirmed (PS3.7 D.3.3.7).
-        if let Some(ui) = &rq.user_info.user_identity
-            && ui.positive_response_requested
-            && ac.user_info.user_identity_response_length.is_none()
-            && UserIdentityType::from_code(ui.identity_type)
-                .is_some_and(|t| ae.user_identity.contains(&t))
-        {
-            pending.push((
-                RuleId::UserIdentityDiffers,
-                "no-response".into(),
-                user_identity_claim(ae),
-                format!(
-                    "accepted user identity of type {} ({}) with a positive response requested, without a response",
-                    ui.identity_type, ui.identity_type_name
-                ),
-            ));
-        }
-        for (rule, key, claim, observed) in pending {
-            self.report(c, Side::Acceptor, rule, &key, claim, observed, ev.clone());
-        }
-    }
-
-    fn on_rj(&mut self, c: &mut Conn, e: &Event, rj: &AssociateReject) {
-        c.rejected = true;
-        let Some((p, ae)) = self.party_ae(c, Side::Acceptor) else {
-            return;
-        };
-        let ev = self.evidence(c, e);
-        let calling = c.titles[0].clone();
-        let called = c.titles[1].clone();
-        match (rj.source, rj.reason) {
-            (1, 3) if ae.accepts_calling(&calling) => {
-                let claim = ae.accept_calling_ae_titles.as_ref().map_or_else(
-                    || "accept_calling_ae_titles: any".to_string(),
-                    |l| format!("accept_calling_ae_titles = {l:?}"),
-                );
-                self.report(
-                    c,
-                    Side::Acceptor,
-                    RuleId::AssociationRejectedForAllowedAe,
-                    "3",
-                    claim,
-                    format!("rejected calling AE {calling}: {}", rj.description),
-                    ev,
-                );
-            }
-            // Some acceptors (DCMTK dcmqrscp) answer a calling AE missing from their
-            // access list with reason 7: a rejection of a title the statement does not
-            // allow conforms whatever the reason code.
-            (1, 7) if ae_title_eq(&ae.title, &called) && ae.accepts_calling(&calling) => {
-                let claim = ae.accept_calling_ae_titles.as_ref().map_or_else(
-                    || format!("title = {:?}, accept_calling_ae_titles: any", ae.title),
-                    |l| format!("title = {:?}, accept_calling_ae_titles = {l:?}", ae.title),
-                );
-                self.report(
-                    c,
-                    Side::Acceptor,
-                    RuleId::AssociationRejectedForAllowedAe,
-                    "7",
-                    claim,
-                    format!(
-                        "rejected called AE {called} (calling AE {calling}): {}",
-                        rj.description
-                    ),
-                    ev,
-                );
-            }
-            (3, 2) => {
-                let open = self
-                    .g
-                    .open
-                    .get(&(p, AssocRole::Acceptor))
-                    .copied()
-                    .unwrap_or(0);
-                if let Some(max) = ae.max_associations.acceptor
-                    && open < max
-                {
-                    self.report(
-                        c,
-                        Side::Acceptor,
-                        RuleId::LocalLimitBelowClaim,
-                        "",
-                        format!("max_associations.acceptor = {max}"),
-                        format!("rejected with local-limit-exceeded while {open} association(s) were open to it in the traffic seen"),
-                        ev,
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn on_pdata(&mut self, c: &mut Conn, e: &Event, len: u32) {
-        let Some((_, ae)) = self.party_ae(c, e.from) else {
-            return;
-        };
-        let own = ae.max_pdu_send;
-        let ev = self.evidence(c, e);
-        if let Some(max) = c.max_length[e.from.peer().index()]
-            && max != 0
-            && len > max
-        {
-            self.report(
-                c,
-                e.from,
-                RuleId::PduExceedsPeerMax,
-                "",
-                "P-DATA-TF no larger than the peer's Max Length".into(),
-                format!(
-                    "sent a P-DATA-TF of {len} bytes; the {} advertised Max Length {max}",
-                    e.from.peer()
-                ),
-                ev.clone(),
-            );
-        }
-        if let Some(max) = own
-            && max != 0
-            && len > max
-        {
-            self.report(
-                c,
-                e.from,
-                RuleId::PduExceedsClaimedMaxSend,
-                "",
-                format!("max_pdu_send = {max}"),
-                format!("sent a P-DATA-TF of {len} bytes"),
-                ev,
-            );
-        }
+        negotiation::user_info_answered(ae, s, &rq, ac, &c.contexts, &mut pending);
+        association::user_identity_answered(ae, &rq, ac, &mut pending);
+        self.report_all(c, Side::Acceptor, pending, &ev);
     }
 
     fn on_command(&mut self, c: &mut Conn, e: &Event, ce: &CommandEvent) {
@@ -1758,31 +667,7 @@ impl<'a> Ctx<'a> {
                     },
                 );
             }
-            let commitment =
-                cmd.sop_class() == Some(STORAGE_COMMITMENT_PUSH_MODEL) && cmd.has_dataset;
-            let kind = match cmd.command_field {
-                field::N_ACTION_RQ if commitment && cmd.action_type_id == Some(1) => {
-                    Some(CollectKind::Action)
-                }
-                field::N_EVENT_REPORT_RQ
-                    if commitment && matches!(cmd.event_type_id, Some(1 | 2)) =>
-                {
-                    Some(CollectKind::Report)
-                }
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                c.collecting.insert(
-                    (e.from, ce.pc_id),
-                    Collect {
-                        kind,
-                        message_id: cmd.message_id,
-                        offset: e.offset,
-                        bytes: Vec::new(),
-                        overflow: false,
-                    },
-                );
-            }
+            commitment::request_seen(c, e, ce);
             return;
         }
         // A response.
@@ -1794,319 +679,8 @@ impl<'a> Ctx<'a> {
                 None
             }
         });
-        let sop_class = cmd
-            .sop_class()
-            .map(str::to_string)
-            .or_else(|| request.as_ref().and_then(|r| r.sop_class.clone()))
-            .or_else(|| ce.abstract_syntax.clone());
-        if let Some((p, ae)) = self.party_ae(c, e.from)
-            && let Some(sop) = sop_class.as_deref()
-            && ae.allows_status(status.value, sop) == Some(false)
-        {
-            let list = ae.statuses_for(sop).unwrap_or_default();
-            let s = self.stmt(p);
-            let claim = format!(
-                "statuses for {} = [{}]",
-                label(s, sop),
-                list.iter()
-                    .map(|r| r.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut observed = format!("returned {} to {}", status, cmd.command);
-            if let Some(ec) = &cmd.error_comment {
-                observed.push_str(&format!(" (error comment {ec:?})"));
-            }
-            let mut ev = self.evidence(c, e);
-            ev.message_id = cmd.responded_to;
-            ev.sop_instance = cmd
-                .sop_instance()
-                .map(str::to_string)
-                .or_else(|| request.as_ref().and_then(|r| r.sop_instance.clone()));
-            self.report(
-                c,
-                e.from,
-                RuleId::StatusNotClaimed,
-                &format!("{} {sop}", status.code),
-                claim,
-                observed,
-                ev,
-            );
-        }
-        // Remember C-STORE successes for Storage Commitment.
-        if cmd.command_field == field::C_STORE_RSP
-            && matches!(status.class, StatusClass::Success | StatusClass::Warning)
-        {
-            let inst = cmd
-                .sop_instance()
-                .map(str::to_string)
-                .or_else(|| request.as_ref().and_then(|r| r.sop_instance.clone()));
-            if let (Some(inst), Some(party)) = (&inst, c.parties[e.from.index()])
-                && self.g.received.insert((party, inst.clone()))
-            {
-                self.g.received_order.push_back((party, inst.clone()));
-                while self.g.received_order.len() > self.cfg.max_stores {
-                    if let Some(old) = self.g.received_order.pop_front() {
-                        self.g.received.remove(&old);
-                    }
-                }
-            }
-            if let Some(inst) = inst {
-                let ts = e.ts_us;
-                self.g.stores.insert(
-                    inst.clone(),
-                    StoreRec {
-                        scp: c.parties[e.from.index()],
-                        association: c.id,
-                        message_id: cmd.responded_to,
-                        ts_us: ts,
-                        status: status.to_string(),
-                    },
-                );
-                self.g.store_order.push_back((inst, ts));
-                if self.g.store_order.len() > self.cfg.max_stores {
-                    let now = self.g.clock;
-                    self.sweep(now);
-                }
-            }
-        }
-    }
-
-    fn on_fragment(&mut self, c: &mut Conn, e: &Event, f: &DataFragment) {
-        let key = (e.from, f.pc_id);
-        let Some(col) = c.collecting.get_mut(&key) else {
-            return;
-        };
-        if !col.overflow {
-            if col.bytes.len() + f.bytes.len() > commit::MAX_COMMIT_DATASET {
-                col.overflow = true;
-                col.bytes = Vec::new();
-            } else {
-                col.bytes.extend_from_slice(&f.bytes);
-            }
-        }
-        if !f.last {
-            return;
-        }
-        let Some(col) = c.collecting.remove(&key) else {
-            return;
-        };
-        if col.overflow {
-            tracing::debug!(
-                association = c.id,
-                "storage commitment data set over the limit; not parsed"
-            );
-            return;
-        }
-        let ts = c
-            .contexts
-            .get(&f.pc_id)
-            .and_then(|(_, ts)| ts.clone())
-            .unwrap_or_else(|| "1.2.840.10008.1.2".to_string());
-        let ds = match commit::parse(&col.bytes, &ts) {
-            Ok(ds) => ds,
-            Err(err) => {
-                tracing::debug!(association = c.id, %err, "storage commitment data set not readable");
-                return;
-            }
-        };
-        match col.kind {
-            CollectKind::Action => self.on_commit_request(c, e, &col, ds),
-            CollectKind::Report => self.on_commit_report(c, e, &col, ds),
-        }
-    }
-
-    fn commitment_capability(
-        &self,
-        p: Option<Party>,
-        role: Role,
-    ) -> Option<&'a crate::statement::StorageCommitment> {
-        let ae = self.ae(p?)?;
-        ae.capability(STORAGE_COMMITMENT_PUSH_MODEL, role)?
-            .storage_commitment
-            .as_ref()
-    }
-
-    fn on_commit_request(
-        &mut self,
-        c: &mut Conn,
-        e: &Event,
-        col: &Collect,
-        ds: commit::CommitDataset,
-    ) {
-        let Some(txn) = ds.transaction_uid else {
-            return;
-        };
-        let scu = c.parties[e.from.index()];
-        let scp = c.parties[e.from.peer().index()];
-        let (blamed, max_wait_s) = match self
-            .commitment_capability(scp, Role::Scp)
-            .and_then(|s| s.max_wait_s)
-        {
-            Some(w) => (scp, Some(w)),
-            None => (
-                scu,
-                self.commitment_capability(scu, Role::Scu)
-                    .and_then(|s| s.max_wait_s),
-            ),
-        };
-        if self.g.commits.len() >= self.cfg.max_commitments {
-            // Forget the oldest transaction.
-            while let Some((old, _)) = self.g.commit_order.pop_front() {
-                if self.g.commits.remove(&old).is_some() {
-                    break;
-                }
-            }
-        }
-        self.g.commit_order.push_back((txn.clone(), e.ts_us));
-        self.g.commits.insert(
-            txn,
-            PendingCommit {
-                blamed,
-                scp,
-                max_wait_s,
-                association: c.id,
-                message_id: col.message_id,
-                ts_us: e.ts_us,
-                instances: ds.referenced.len(),
-                client: c.client,
-                server: c.server,
-                overdue_reported: false,
-            },
-        );
-    }
-
-    fn on_commit_report(
-        &mut self,
-        c: &mut Conn,
-        e: &Event,
-        col: &Collect,
-        ds: commit::CommitDataset,
-    ) {
-        let reporter = c.parties[e.from.index()];
-        let pending = ds
-            .transaction_uid
-            .as_ref()
-            .and_then(|t| self.g.commits.remove(t));
-        let txn = ds
-            .transaction_uid
-            .clone()
-            .unwrap_or_else(|| "(no transaction UID)".into());
-        let mut ev = self.evidence(c, e);
-        ev.offset = Some(col.offset);
-        ev.message_id = col.message_id;
-        if let Some(p) = &pending {
-            ev.related.push(Related {
-                what: format!("N-ACTION-RQ Request Storage Commitment, transaction {txn}"),
-                association: p.association,
-                message_id: p.message_id,
-                ts_us: p.ts_us,
-            });
-            let same = p.association == c.id;
-            let kind = if same {
-                ReportOn::SameAssociation
-            } else {
-                ReportOn::NewAssociation
-            };
-            if let Some(sc) = self.commitment_capability(reporter, Role::Scp)
-                && !sc.report_on.is_empty()
-                && !sc.report_on.contains(&kind)
-            {
-                let claim = format!(
-                    "storage_commitment.report_on = [{}]",
-                    sc.report_on
-                        .iter()
-                        .map(|r| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                self.report(
-                    c,
-                    e.from,
-                    RuleId::StorageCommitmentReportAssociation,
-                    &txn,
-                    claim,
-                    format!(
-                        "sent the report for transaction {txn} on {} (association #{})",
-                        kind.as_str().replace('_', " "),
-                        c.id
-                    ),
-                    ev.clone(),
-                );
-            }
-            // A transaction already reported overdue (its wait passed before the report
-            // came) is not reported a second time.
-            if let (Some(wait), Some(blamed), false) = (p.max_wait_s, p.blamed, p.overdue_reported)
-            {
-                let took = secs(e.ts_us.saturating_sub(p.ts_us));
-                if took > wait {
-                    self.emit_for(
-                        blamed,
-                        RuleId::StorageCommitmentOverdue,
-                        format!("storage_commitment.max_wait_s = {wait}"),
-                        format!("the N-EVENT-REPORT for transaction {txn} came {took:.1} s after the N-ACTION"),
-                        ev.clone(),
-                    );
-                }
-            }
-        }
-        for r in &ds.referenced {
-            self.g.stores.remove(&r.sop_instance);
-        }
-        for f in &ds.failed {
-            let Some(store) = self.g.stores.remove(&f.sop_instance) else {
-                continue;
-            };
-            let blamed = store.scp.or(reporter);
-            let Some(blamed) = blamed else { continue };
-            let reason = f.failure_reason.map_or_else(
-                || "no failure reason".to_string(),
-                |r| {
-                    format!(
-                        "failure reason {r:04X} ({})",
-                        commit::failure_reason_name(r)
-                    )
-                },
-            );
-            let where_ = if store.association == c.id {
-                "on the same association".to_string()
-            } else {
-                format!("on association #{}", c.id)
-            };
-            let mut ev = ev.clone();
-            ev.sop_instance = Some(f.sop_instance.clone());
-            ev.related.push(Related {
-                what: format!("C-STORE-RSP {}", store.status),
-                association: store.association,
-                message_id: store.message_id,
-                ts_us: store.ts_us,
-            });
-            let observed = format!(
-                "C-STORE of {} answered {} (association #{}, message {}), then Storage Commitment transaction {txn} reported it failed ({reason}) {where_}, {:.1} s later",
-                f.sop_instance,
-                store.status,
-                store.association,
-                store
-                    .message_id
-                    .map_or_else(|| "?".into(), |m| m.to_string()),
-                secs(e.ts_us.saturating_sub(store.ts_us)),
-            );
-            let claim =
-                "C-STORE Success means the instance is stored (and can be committed)".to_string();
-            if c.parties[e.from.index()] == Some(blamed) {
-                self.report(
-                    c,
-                    e.from,
-                    RuleId::SilentSuccess,
-                    &f.sop_instance,
-                    claim,
-                    observed,
-                    ev,
-                );
-            } else {
-                self.emit_for(blamed, RuleId::SilentSuccess, claim, observed, ev);
-            }
-        }
+        self.status_returned(c, e, ce, status, request.as_ref());
+        self.store_answered(c, e, cmd, status, request.as_ref());
     }
 
     fn on_peek(&mut self, c: &mut Conn, e: &Event, pe: &DatasetPeekEvent) {
@@ -2114,222 +688,53 @@ impl<'a> Ctx<'a> {
             return;
         };
         let s = self.stmt(p);
-        let peek = &pe.peek;
         let mut ev = self.evidence(c, e);
         ev.message_id = pe.message_id;
-        ev.sop_instance = peek.sop_instance_uid.clone();
+        ev.sop_instance = pe.peek.sop_instance_uid.clone();
         let mut pending = Vec::new();
-        let claimed = ae.effective_character_sets();
-        let declared: Vec<&str> = peek
-            .specific_character_set
-            .iter()
-            .map(|t| t.trim())
-            .collect();
-        for term in declared.iter().filter(|t| !t.is_empty()) {
-            // ISO 2022 IR 6 is the default repertoire too (with code extensions).
-            let default = *term == "ISO_IR 6" || *term == "ISO 2022 IR 6";
-            if !default && !claimed.iter().any(|c| c.trim() == *term) {
-                pending.push((
-                    RuleId::CharacterSetNotClaimed,
-                    term.to_string(),
-                    format!("character_sets = {claimed:?}"),
-                    format!(
-                        "data set declares Specific Character Set {:?}",
-                        peek.specific_character_set.join("\\")
-                    ),
-                ));
-            }
-        }
-        if let Some(first) = peek.invalid_text.first() {
-            let declared_text = if declared.iter().all(|t| t.is_empty()) {
-                "the default repertoire (no (0008,0005))".to_string()
-            } else {
-                format!("{:?}", peek.specific_character_set.join("\\"))
-            };
-            pending.push((
-                RuleId::TextInvalidInCharacterSet,
-                peek.specific_character_set.join("\\"),
-                format!("character_sets = {claimed:?}; text valid in the declared set"),
-                format!(
-                    "{} text value(s) not valid in {declared_text}, first {} {} at byte {}: {}",
-                    peek.invalid_text.len(),
-                    first.tag,
-                    first.vr,
-                    first.byte_offset,
-                    first.reason
-                ),
-            ));
-        }
-        // One finding per data set, listing the creators not reported before. A data set
-        // this AE itself received earlier (it answered its C-STORE with Success) is relayed,
-        // e.g. by an archive's C-MOVE/C-GET sub-operations: its creators are the sender's.
-        let relayed = peek
-            .sop_instance_uid
-            .as_ref()
-            .is_some_and(|i| self.g.received.contains(&(p, i.clone())));
-        let undocumented: Vec<String> = peek
-            .private_creators
-            .iter()
-            .filter(|_| !relayed)
-            .filter(|pc| {
-                !ae.private_creators
-                    .iter()
-                    .any(|x| x.trim() == pc.creator.trim())
-            })
-            .filter(|pc| {
-                !c.reported.contains(&(
-                    RuleId::PrivateCreatorUndocumented,
-                    e.from,
-                    pc.creator.trim().to_string(),
-                ))
-            })
-            .map(|pc| {
-                format!(
-                    "{:?} ({:04X},{:02X}xx)",
-                    pc.creator.trim(),
-                    pc.group,
-                    pc.block
-                )
-            })
-            .collect();
-        if !undocumented.is_empty() {
-            for pc in &peek.private_creators {
-                if c.reported.len() < self.cfg.max_keys_per_association {
-                    c.reported.insert((
-                        RuleId::PrivateCreatorUndocumented,
-                        e.from,
-                        pc.creator.trim().to_string(),
-                    ));
-                }
-            }
-            pending.push((
-                RuleId::PrivateCreatorUndocumented,
-                undocumented.join(","),
-                format!("private_creators = {:?}", ae.private_creators),
-                format!(
-                    "data set has private creator(s) {}",
-                    undocumented.join(", ")
-                ),
-            ));
-        }
-        if let Some(found) = peek.encoding_found {
-            let ts = pe.transfer_syntax.as_deref().unwrap_or("?");
-            pending.push((
-                RuleId::DatasetEncodingDiffers,
-                format!("{ts} {found:?}"),
-                format!(
-                    "data encoded in the negotiated transfer syntax {}",
-                    label(s, ts)
-                ),
-                format!("data set on context {} encoded as {found:?}", pe.pc_id),
-            ));
-        }
-        for (rule, key, claim, observed) in pending {
-            self.report(c, e.from, rule, &key, claim, observed, ev.clone());
-        }
-    }
-
-    /// `side` aborted or closed: how long had it been waiting, against which timeout?
-    fn gave_up(&mut self, c: &mut Conn, e: &Event, how: &str) {
-        if c.gave_up {
-            return;
-        }
-        let side = e.from;
-        let Some((_, ae)) = self.party_ae(c, side) else {
-            return;
-        };
-        let Some(last) = c.last_pdu_ts else { return };
-        let gap = secs(e.ts_us.saturating_sub(last));
-        if gap < self.cfg.min_timeout_gap_s {
-            return;
-        }
-        let own_outstanding = c.outstanding.keys().any(|(s, _)| *s == side);
-        let peer_outstanding = c.outstanding.keys().any(|(s, _)| *s == side.peer());
-        let mut unanswered = String::new();
-        let (name, claim, waiting) = if !c.established {
-            if side != Side::Requestor {
-                return;
-            }
-            ("artim", ae.timeouts_s.artim, "for the A-ASSOCIATE answer")
-        } else if c.release_rq_by == Some(side) && !c.released {
-            ("artim", ae.timeouts_s.artim, "for the A-RELEASE-RP")
-        } else if own_outstanding {
-            let oldest = c
-                .outstanding
-                .iter()
-                .filter(|((s, _), _)| *s == side)
-                .map(|(_, o)| o.ts_us)
-                .min()
-                .unwrap_or(last);
-            unanswered = format!(
-                " (its oldest unanswered request was sent {:.1} s before)",
-                secs(e.ts_us.saturating_sub(oldest))
-            );
-            ("dimse", ae.timeouts_s.dimse, "for a DIMSE response")
-        } else if peer_outstanding {
-            // It owed the answer itself: not a timeout of its own.
-            return;
-        } else {
-            ("idle", ae.timeouts_s.idle, "on an idle association")
-        };
-        let Some(claim) = claim else { return };
-        let tol = (claim * 0.1).max(1.0);
-        let rule = if gap < claim - tol {
-            RuleId::TimeoutShorterThanClaimed
-        } else if gap > claim + tol {
-            RuleId::TimeoutLongerThanClaimed
-        } else {
-            return;
-        };
-        let ev = self.evidence(c, e);
-        self.report(
-            c,
-            side,
-            rule,
-            name,
-            format!("timeouts_s.{name} = {claim}"),
-            format!("gave up ({how}) after waiting {gap:.1} s {waiting}{unanswered}"),
-            ev,
-        );
+        data::character_sets(ae, &pe.peek, &mut pending);
+        self.private_creators(c, e.from, p, ae, &pe.peek, &mut pending);
+        transfer_syntax::dataset_encoding(s, pe, &mut pending);
+        self.report_all(c, e.from, pending, &ev);
     }
 
     /// The association is over: release its counts.
     fn close(&mut self, c: &mut Conn) {
-        if c.counted {
-            c.counted = false;
-            for (side, role) in [
-                (Side::Requestor, AssocRole::Initiator),
-                (Side::Acceptor, AssocRole::Acceptor),
-            ] {
-                if let Some(p) = c.parties[side.index()]
-                    && let Some(n) = self.g.open.get_mut(&(p, role))
-                {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.g.open.remove(&(p, role));
-                    }
-                }
-            }
-        }
+        self.uncount_association(c);
     }
 }
 
-/// The statement's `user_identity` claim as findings quote it.
-fn user_identity_claim(ae: &Ae) -> String {
-    let types: Vec<&str> = ae.user_identity.iter().map(|t| t.as_str()).collect();
-    format!("user_identity = [{}]", types.join(", "))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn roles_claimed(ae: &Ae, sop: &str) -> String {
-    let roles: Vec<&str> = ae
-        .capability
-        .iter()
-        .filter(|c| c.sop_class.uid == sop)
-        .map(|c| c.role.as_str())
-        .collect();
-    if roles.is_empty() {
-        "none".to_string()
-    } else {
-        roles.join(", ")
+    #[test]
+    fn the_lifecycle_follows_the_first_answer_and_ends_for_good() {
+        let mut l = Lifecycle::default();
+        l.answered(true);
+        assert_eq!(l, Lifecycle::Established { release_by: None });
+        let mut l = Lifecycle::default();
+        l.requested();
+        assert_eq!(l, Lifecycle::Requested);
+        l.answered(false);
+        l.answered(true);
+        assert_eq!(l, Lifecycle::Rejected, "the first answer decides");
+        let mut l = Lifecycle::Requested;
+        l.release_requested(Side::Requestor);
+        l.answered(true);
+        l.release_requested(Side::Acceptor);
+        l.release_requested(Side::Requestor);
+        assert_eq!(
+            l,
+            Lifecycle::Established {
+                release_by: Some(Side::Acceptor)
+            }
+        );
+        l.release_answered();
+        assert_eq!(l, Lifecycle::Released);
+        l.end();
+        l.requested();
+        l.answered(true);
+        assert_eq!(l, Lifecycle::Ended);
     }
 }

@@ -7,12 +7,12 @@
 use dicom_core::Tag;
 use dicom_encoding::{Codec, Endianness, TransferSyntax};
 use dicom_object::InMemDicomObject;
+use dicomtap_wire::syntax::{self, EXPLICIT_VR_LITTLE_ENDIAN, Encoding};
 
 /// Largest Storage Commitment data set collected and parsed.
 pub const MAX_COMMIT_DATASET: usize = 1 << 20;
 
-/// Storage Commitment Push Model SOP Class.
-pub const STORAGE_COMMITMENT_PUSH_MODEL: &str = "1.2.840.10008.1.20.1";
+pub use dicomtap_wire::uid::STORAGE_COMMITMENT_PUSH_MODEL;
 /// Storage Commitment Push Model SOP Instance (well known).
 pub const STORAGE_COMMITMENT_INSTANCE: &str = "1.2.840.10008.1.20.1.1";
 
@@ -53,37 +53,27 @@ pub enum CommitError {
     Parse(String),
 }
 
+/// The descriptor a commitment data set is decoded with: the uncompressed syntax of the
+/// wire's registry with the encoding `uid` implies. Data sets without pixel data under an
+/// encapsulated syntax are Explicit VR Little Endian; other encodings are not read.
 fn transfer_syntax(uid: &str) -> Option<TransferSyntax> {
     let uid = uid.trim_end_matches(['\0', ' ']);
-    let (name, order, explicit) = match uid {
-        "1.2.840.10008.1.2" => ("Implicit VR Little Endian", Endianness::Little, false),
-        "1.2.840.10008.1.2.1" => ("Explicit VR Little Endian", Endianness::Little, true),
-        "1.2.840.10008.1.2.2" => ("Explicit VR Big Endian", Endianness::Big, true),
-        // Non-pixel data sets under an encapsulated syntax are Explicit VR Little Endian.
-        _ => match dicomtap_wire::syntax::encoding_of(uid) {
-            dicomtap_wire::syntax::Encoding::Encapsulated => {
-                ("Explicit VR Little Endian", Endianness::Little, true)
-            }
-            _ => return None,
-        },
+    let encoding = syntax::encoding_of(uid);
+    let (native, order, explicit) = match encoding {
+        Encoding::ImplicitVrLittleEndian => (uid, Endianness::Little, false),
+        Encoding::ExplicitVrLittleEndian => (uid, Endianness::Little, true),
+        Encoding::Encapsulated => (EXPLICIT_VR_LITTLE_ENDIAN, Endianness::Little, true),
+        Encoding::ExplicitVrBigEndian => (uid, Endianness::Big, true),
+        Encoding::DeflatedExplicitVrLittleEndian | Encoding::Unknown => return None,
     };
+    let native = syntax::lookup(native)?;
     Some(TransferSyntax::new(
-        uid_static(uid),
-        name,
+        native.uid,
+        native.name,
         order,
         explicit,
         Codec::None,
     ))
-}
-
-/// The three uncompressed UIDs as `'static` strings (the descriptor wants one); other
-/// syntaxes are decoded as Explicit VR Little Endian under its UID.
-fn uid_static(uid: &str) -> &'static str {
-    match uid {
-        "1.2.840.10008.1.2" => "1.2.840.10008.1.2",
-        "1.2.840.10008.1.2.2" => "1.2.840.10008.1.2.2",
-        _ => "1.2.840.10008.1.2.1",
-    }
 }
 
 /// Parses a commitment data set encoded in transfer syntax `ts_uid`.
@@ -241,5 +231,39 @@ mod tests {
             parse(&vec![0u8; MAX_COMMIT_DATASET + 1], "1.2.840.10008.1.2"),
             Err(CommitError::TooLarge)
         ));
+    }
+
+    #[test]
+    fn decodes_with_the_uncompressed_syntax_of_the_encoding() {
+        let d = |uid: &str| transfer_syntax(uid).map(|t| (t.uid(), t.name(), t.endianness()));
+        assert_eq!(
+            d("1.2.840.10008.1.2\0"),
+            Some((
+                "1.2.840.10008.1.2",
+                "Implicit VR Little Endian",
+                Endianness::Little
+            ))
+        );
+        assert_eq!(
+            d("1.2.840.10008.1.2.2"),
+            Some((
+                "1.2.840.10008.1.2.2",
+                "Explicit VR Big Endian",
+                Endianness::Big
+            ))
+        );
+        // JPEG Baseline: no pixel data in a commitment data set, Explicit VR LE.
+        assert_eq!(
+            d("1.2.840.10008.1.2.4.50"),
+            Some((
+                "1.2.840.10008.1.2.1",
+                "Explicit VR Little Endian",
+                Endianness::Little
+            ))
+        );
+        assert_eq!(d("1.2.840.10008.1.2.1.99"), None, "deflated");
+        // The report of the test above under JPEG Baseline reads as Explicit VR LE.
+        let got = parse(&report(true), "1.2.840.10008.1.2.4.50").unwrap_or_default();
+        assert_eq!(got.transaction_uid.as_deref(), Some("1.2.3.99"));
     }
 }

@@ -1,8 +1,9 @@
 //! Conformance checks: device statements set against traffic.
 //!
-//! [`rules`] is the catalogue (stable ids, severities, why each matters), [`Checker`]
-//! evaluates the rules live, event by event, for every association whose AEs have a
-//! statement, and emits [`ConformanceFinding`]s; [`report`] groups findings per device and
+//! [`rules`] is the catalogue (stable ids, severities, why each matters) and, one module
+//! per rule family, the checks; [`Checker`] keeps the state of every association whose AEs
+//! have a statement, feeds the families event by event, and emits
+//! [`ConformanceFinding`]s; [`report`] groups findings per device and
 //! rule for text output, [`junit`] writes them as JUnit XML for CI pipelines.
 //!
 //! The checker is an [`AnalysisSink`], so it runs beside any other sink: [`Checked`] puts

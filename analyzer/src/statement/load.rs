@@ -301,8 +301,6 @@ pub fn ae_title_problem(s: &str) -> Option<&'static str> {
     }
 }
 
-const SOP_COMMITMENT: &str = "1.2.840.10008.1.20.1";
-
 /// What kind of UID a key expects.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum UidKind {
@@ -1238,7 +1236,10 @@ impl Validator {
                 })
                 .collect();
             let max_wait_s = self.seconds(&g, "max_wait_s");
-            if sop_class.as_ref().is_some_and(|s| s.uid != SOP_COMMITMENT) {
+            if sop_class
+                .as_ref()
+                .is_some_and(|s| s.uid != uid::STORAGE_COMMITMENT_PUSH_MODEL)
+            {
                 self.err(
                     m.at,
                     p,

@@ -10,6 +10,7 @@ use dicomtap_analyzer::statement::{
     RetrieveExtNeg, Role, Statement, StorageCommitment, StorageExtNeg, Timeouts, Tls, UidRef,
     UserIdentityType,
 };
+use dicomtap_wire::syntax::IMPLICIT_VR_LITTLE_ENDIAN;
 use dicomtap_wire::uid;
 
 use super::evidence::{Evidence, EvidenceMap};
@@ -17,9 +18,6 @@ use super::parameters::Parameters;
 use super::report::{Note, Report};
 use super::scan::{RawCap, Resolved, Roles, Scan, table_ref};
 use crate::document::{Document, Loc};
-
-const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
-const STORAGE_COMMITMENT: &str = "1.2.840.10008.1.20.1";
 
 /// The statement, its evidence and the report, before writing.
 pub struct Assembled {
@@ -556,7 +554,7 @@ pub fn assemble(
         if b.ts.is_empty() {
             default_ts += 1;
             b.ts.push(Resolved {
-                uid: IMPLICIT_VR_LE.into(),
+                uid: IMPLICIT_VR_LITTLE_ENDIAN.into(),
                 private_name: None,
             });
             b.ts_ev = Some(Evidence::new(
@@ -635,7 +633,7 @@ pub fn assemble(
                 ev.add(format!("{claim}.preferred_transfer_syntaxes"), f.ev.clone());
             }
         }
-        let storage_commitment = (sop.uid == STORAGE_COMMITMENT
+        let storage_commitment = (sop.uid == uid::STORAGE_COMMITMENT_PUSH_MODEL
             && !params.commitment_report.is_empty())
         .then(|| StorageCommitment {
             report_on: params

@@ -319,7 +319,7 @@ mod tests {
             d.report.unmatched
         );
         let sc = ae
-            .capability("1.2.840.10008.1.20.1", Role::Scu)
+            .capability(dicomtap_wire::uid::STORAGE_COMMITMENT_PUSH_MODEL, Role::Scu)
             .expect("commitment SCU");
         let sc = sc
             .storage_commitment

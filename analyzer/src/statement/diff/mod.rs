@@ -33,8 +33,6 @@ pub use summary::{
 };
 pub use text::to_text;
 
-const SOP_COMMITMENT: &str = "1.2.840.10008.1.20.1";
-
 /// The assumptions behind every prediction.
 pub const ASSUMPTIONS: &[&str] = &[
     "the initiator proposes one presentation context per SOP class it claims as SCU (and per SOP class it claims as SCP with SCP role selection), with all its transfer syntaxes in the order written",
@@ -64,14 +62,99 @@ impl IssueSeverity {
     }
 }
 
+/// What a difference between two statements is about; JSON and the reports spell it in
+/// kebab-case (`ae-allow-list`, `max-pdu`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topic {
+    AeAllowList,
+    Tls,
+    MaxPdu,
+    Contexts,
+    CharacterSets,
+    AsyncWindow,
+    UserIdentity,
+    Identity,
+    RoleSelection,
+    Role,
+    ExtendedNegotiation,
+    StorageCommitment,
+    Capability,
+    TransferSyntax,
+    PreferredTransferSyntax,
+    Statuses,
+    PrivateCreators,
+    Compression,
+    Lossy,
+}
+
+impl Topic {
+    /// Every topic.
+    pub const ALL: [Topic; 19] = [
+        Topic::AeAllowList,
+        Topic::Tls,
+        Topic::MaxPdu,
+        Topic::Contexts,
+        Topic::CharacterSets,
+        Topic::AsyncWindow,
+        Topic::UserIdentity,
+        Topic::Identity,
+        Topic::RoleSelection,
+        Topic::Role,
+        Topic::ExtendedNegotiation,
+        Topic::StorageCommitment,
+        Topic::Capability,
+        Topic::TransferSyntax,
+        Topic::PreferredTransferSyntax,
+        Topic::Statuses,
+        Topic::PrivateCreators,
+        Topic::Compression,
+        Topic::Lossy,
+    ];
+
+    /// The topic as reports and JSON spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::AeAllowList => "ae-allow-list",
+            Topic::Tls => "tls",
+            Topic::MaxPdu => "max-pdu",
+            Topic::Contexts => "contexts",
+            Topic::CharacterSets => "character-sets",
+            Topic::AsyncWindow => "async-window",
+            Topic::UserIdentity => "user-identity",
+            Topic::Identity => "identity",
+            Topic::RoleSelection => "role-selection",
+            Topic::Role => "role",
+            Topic::ExtendedNegotiation => "extended-negotiation",
+            Topic::StorageCommitment => "storage-commitment",
+            Topic::Capability => "capability",
+            Topic::TransferSyntax => "transfer-syntax",
+            Topic::PreferredTransferSyntax => "preferred-transfer-syntax",
+            Topic::Statuses => "statuses",
+            Topic::PrivateCreators => "private-creators",
+            Topic::Compression => "compression",
+            Topic::Lossy => "lossy",
+        }
+    }
+}
+
+impl std::fmt::Display for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Topic {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One difference between the two statements.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Issue {
     pub severity: IssueSeverity,
-    /// Short topic: "ae-allow-list", "tls", "max-pdu", "contexts", "character-sets",
-    /// "async-window", "user-identity", "role-selection", "extended-negotiation",
-    /// "storage-commitment".
-    pub topic: &'static str,
+    pub topic: Topic,
     pub message: String,
 }
 
@@ -282,7 +365,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
         match a.capability(&cb.sop_class.uid, cb.role) {
             None => d.push(issue(
                 Warning,
-                "capability",
+                Topic::Capability,
                 format!(
                     "{nb} has {} {}, which {na} does not claim",
                     cb.sop_class, cb.role
@@ -298,7 +381,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
                 if !extra.is_empty() {
                     d.push(issue(
                         Warning,
-                        "transfer-syntax",
+                        Topic::TransferSyntax,
                         format!(
                             "{} {}: {nb} has {}, which {na} does not claim",
                             cb.sop_class,
@@ -314,14 +397,14 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
                 {
                     d.push(issue(
                         Warning,
-                        "preferred-transfer-syntax",
+                        Topic::PreferredTransferSyntax,
                         format!("{} {}: {na} prefers {pa}, {nb} {pb}", cb.sop_class, cb.role),
                     ));
                 }
                 if cb.role_selection != ca.role_selection && cb.role_selection.is_some() {
                     d.push(issue(
                         Warning,
-                        "role-selection",
+                        Topic::RoleSelection,
                         format!(
                             "{} {}: role selection {} in {nb}, {} in {na}",
                             cb.sop_class,
@@ -336,7 +419,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
                 {
                     d.push(issue(
                         Warning,
-                        "extended-negotiation",
+                        Topic::ExtendedNegotiation,
                         format!(
                             "{} {}: extended negotiation {} in {nb}, {} in {na}",
                             cb.sop_class,
@@ -351,7 +434,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
                 {
                     d.push(issue(
                         Warning,
-                        "extended-negotiation",
+                        Topic::ExtendedNegotiation,
                         format!(
                             "{} {}: common extended negotiation {} in {nb}, {} in {na}",
                             cb.sop_class,
@@ -373,7 +456,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
                     if !bad.is_empty() {
                         d.push(issue(
                             Warning,
-                            "statuses",
+                            Topic::Statuses,
                             format!(
                                 "{} {}: statuses {} in {nb} are not allowed by {na}",
                                 cb.sop_class,
@@ -394,7 +477,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
     if unused > 0 {
         d.push(issue(
             Info,
-            "capability",
+            Topic::Capability,
             format!("{unused} capabilities of {na} are not in {nb}"),
         ));
     }
@@ -420,7 +503,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
         {
             d.push(issue(
                 Warning,
-                "identity",
+                Topic::Identity,
                 format!("{what}: {na} {x}, {nb} {y}"),
             ));
         }
@@ -431,7 +514,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
     {
         d.push(issue(
             Warning,
-            "max-pdu",
+            Topic::MaxPdu,
             format!("max_pdu_send: {na} {sa_}, {nb} {sb_}"),
         ));
     }
@@ -440,7 +523,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
     {
         d.push(issue(
             Warning,
-            "contexts",
+            Topic::Contexts,
             format!("max_presentation_contexts: {na} {ma}, {nb} {mb}"),
         ));
     }
@@ -453,7 +536,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
     if !cs.is_empty() {
         d.push(issue(
             Warning,
-            "character-sets",
+            Topic::CharacterSets,
             format!("{nb} has {}, which {na} does not declare", list(&cs)),
         ));
     }
@@ -465,7 +548,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
     if !pc.is_empty() {
         d.push(issue(
             Warning,
-            "private-creators",
+            Topic::PrivateCreators,
             format!(
                 "{nb} has private creators {}, which {na} does not document",
                 list(&pc)
@@ -485,7 +568,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
         if !bad.is_empty() {
             d.push(issue(
                 Warning,
-                "statuses",
+                Topic::Statuses,
                 format!("{nb} returns {}, which {na} does not list", bad.join(", ")),
             ));
         }
@@ -495,7 +578,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
     {
         d.push(issue(
             Warning,
-            "async-window",
+            Topic::AsyncWindow,
             format!(
                 "async window {} in {nb}, {} in {na}",
                 window(Some(wb)),
@@ -510,7 +593,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
         if fb && !fa {
             d.push(issue(
                 Warning,
-                "role",
+                Topic::Role,
                 format!("{nb} acts as {role}; {na} says it does not"),
             ));
         }
@@ -524,7 +607,7 @@ pub fn drift(sa: &Statement, a: &Ae, sb: &Statement, b: &Ae) -> AeDrift {
     }
 }
 
-fn issue(severity: IssueSeverity, topic: &'static str, message: String) -> Issue {
+fn issue(severity: IssueSeverity, topic: Topic, message: String) -> Issue {
     Issue {
         severity,
         topic,
@@ -621,6 +704,21 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn topics_read_as_their_json_spelling() {
+        for t in Topic::ALL {
+            assert_eq!(
+                serde_json::to_value(t).ok(),
+                Some(serde_json::Value::String(t.as_str().to_string()))
+            );
+            assert_eq!(t.to_string(), t.as_str());
+        }
+        let mut all: Vec<&str> = Topic::ALL.iter().map(|t| t.as_str()).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), Topic::ALL.len());
+    }
 
     #[test]
     fn drift_messages_use_the_statement_syntax() {

@@ -1,6 +1,7 @@
 //! The pair prediction: association-level checks and one presentation context at a time.
 
 use dicomtap_wire::syntax::Encoding;
+use dicomtap_wire::uid::STORAGE_COMMITMENT_PUSH_MODEL;
 
 use super::*;
 
@@ -42,7 +43,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
     if !a.accepts_calling(ni) {
         assoc.push(issue(
             Failure,
-            "ae-allow-list",
+            Topic::AeAllowList,
             format!("{na} accepts only calling AE titles {}; {ni} is not listed: A-ASSOCIATE-RJ (rejected-permanent, reason 3: calling AE title not recognized)",
                 a.accept_calling_ae_titles.as_deref().unwrap_or_default().join(", ")),
         ));
@@ -50,12 +51,12 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
     match (&i.tls, &a.tls) {
         (None, Some(t)) if t.required => assoc.push(issue(
             Failure,
-            "tls",
+            Topic::Tls,
             format!("{na} requires TLS; {ni} states no TLS support"),
         )),
         (Some(t), None) if t.required => assoc.push(issue(
             Failure,
-            "tls",
+            Topic::Tls,
             format!("{ni} requires TLS; {na} states no TLS support"),
         )),
         (Some(ti), Some(ta)) => {
@@ -65,7 +66,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
             {
                 assoc.push(issue(
                     Failure,
-                    "tls",
+                    Topic::Tls,
                     format!(
                         "no common TLS version: {ni} {}, {na} {}",
                         ti.versions.join(", "),
@@ -76,7 +77,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
             if ta.client_auth == Some(ClientAuth::Required) {
                 assoc.push(issue(
                     Info,
-                    "tls",
+                    Topic::Tls,
                     format!("{na} requires a client certificate from {ni}"),
                 ));
             }
@@ -84,7 +85,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
                 let (who, other) = if ti.required { (ni, na) } else { (na, ni) };
                 assoc.push(issue(
                     Info,
-                    "tls",
+                    Topic::Tls,
                     format!(
                         "{who} requires TLS; {other} also accepts plain TCP: configure TLS on both"
                     ),
@@ -95,7 +96,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
             let who = if i.tls.is_some() { ni } else { na };
             assoc.push(issue(
                 Info,
-                "tls",
+                Topic::Tls,
                 format!(
                     "only {who} states TLS (optional there): the association will be plain TCP"
                 ),
@@ -120,7 +121,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
             };
             assoc.push(issue(
                 Warning,
-                "max-pdu",
+                Topic::MaxPdu,
                 format!("{from} sends PDUs of up to {s} bytes; {to} advertises max_pdu_receive {r}: {from} must fragment to {r} (PS3.8 D.3.3.1), a sender that ignores the peer's maximum gets aborted"),
             ));
         }
@@ -133,18 +134,18 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
     {
         assoc.push(issue(
             Warning,
-            "contexts",
+            Topic::Contexts,
             format!("{ni} claims {n} SOP classes to propose; {na} accepts at most {m} contexts per association: proposing them all at once exceeds it"),
         ));
     }
     if let Some(k) = i.max_presentation_contexts
         && n > k as usize
     {
-        assoc.push(issue(Info, "contexts", format!("{ni} proposes at most {k} contexts per association: its {n} SOP classes take several associations")));
+        assoc.push(issue(Info, Topic::Contexts, format!("{ni} proposes at most {k} contexts per association: its {n} SOP classes take several associations")));
     } else if n > 128 {
         assoc.push(issue(
             Info,
-            "contexts",
+            Topic::Contexts,
             format!(
                 "{ni} claims {n} SOP classes; an association carries at most 128 contexts (PS3.8)"
             ),
@@ -167,7 +168,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
         if answer == 1 {
             assoc.push(issue(
                 Info,
-                "async-window",
+                Topic::AsyncWindow,
                 format!(
                     "{ni} asks for {} outstanding operations; {na} works synchronously (window 1)",
                     if w.invoked == 0 {
@@ -184,12 +185,12 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
     match (i.user_identity.is_empty(), a.user_identity.is_empty()) {
         (false, true) => assoc.push(issue(
             Info,
-            "user-identity",
+            Topic::UserIdentity,
             format!("{ni} sends user identity; {na} states none and ignores it"),
         )),
         (true, false) => assoc.push(issue(
             Info,
-            "user-identity",
+            Topic::UserIdentity,
             format!(
                 "{na} accepts user identity ({}); {ni} sends none: fine unless {na} requires it",
                 a.user_identity
@@ -202,7 +203,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
         (false, false) if !i.user_identity.iter().any(|t| a.user_identity.contains(t)) => assoc
             .push(issue(
                 Warning,
-                "user-identity",
+                Topic::UserIdentity,
                 format!(
                     "no common user identity type: {ni} sends {}, {na} accepts {}",
                     identities(&i.user_identity),
@@ -227,7 +228,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
     if !extra.is_empty() {
         assoc.push(issue(
             Warning,
-            "character-sets",
+            Topic::CharacterSets,
             format!("{ni} may send text in {} which {na} does not declare ({}): names may be rejected or garbled", few(&extra), few(&aset.iter().collect::<Vec<_>>())),
         ));
     }
@@ -245,7 +246,7 @@ pub fn diff_pair(si: &Statement, i: &Ae, sa: &Statement, a: &Ae) -> Option<PairD
     if flows_back && !back.is_empty() {
         assoc.push(issue(
             Warning,
-            "character-sets",
+            Topic::CharacterSets,
             format!(
                 "{na} may return text in {} which {ni} does not declare ({})",
                 few(&back),
@@ -356,7 +357,7 @@ fn predict_context(
     if !offered.is_empty() && !common.iter().any(|t| is_compressed(&t.uid)) {
         issues.push(issue(
             Warning,
-            "compression",
+            Topic::Compression,
             format!(
                 "{ni} proposes compressed syntaxes ({}); {na} accepts only {}: compressed data must be decompressed before sending (more bandwidth)",
                 brief(&offered),
@@ -373,14 +374,14 @@ fn predict_context(
             {
                 issues.push(issue(
                     Warning,
-                    "lossy",
+                    Topic::Lossy,
                     format!("{na} prefers the lossy {ch} although {lossless} is common: images arrive lossy-compressed"),
                 ));
             }
         } else if ci.transfer_syntaxes.iter().any(|t| !is_lossy(&t.uid)) {
             issues.push(issue(
                 Warning,
-                "lossy",
+                Topic::Lossy,
                 format!(
                     "only lossy syntaxes are common ({}); {na} accepts none of {ni}'s lossless ones: images can only be sent lossy-compressed",
                     brief(&common)
@@ -397,15 +398,15 @@ fn predict_context(
             _ => {
                 issues.push(issue(
                     Failure,
-                    "role-selection",
+                    Topic::RoleSelection,
                     format!("{ni} proposes SCP role selection (it acts as SCP, e.g. C-GET storage); {na} does not state SCP role selection for this SOP class, so default roles apply and {na} cannot send it C-STORE sub-operations"),
                 ));
             }
         }
     } else if let Some(ri) = ci.role_selection {
         match ca.role_selection {
-            None => issues.push(issue(Info, "role-selection", format!("{ni} sends role selection (scu={}, scp={}); {na} states none: default roles apply", ri.scu, ri.scp))),
-            Some(ra) if ri.scp && !ra.scp => issues.push(issue(Warning, "role-selection", format!("{ni} asks to act also as SCP; {na} refuses that role"))),
+            None => issues.push(issue(Info, Topic::RoleSelection, format!("{ni} sends role selection (scu={}, scp={}); {na} states none: default roles apply", ri.scu, ri.scp))),
+            Some(ra) if ri.scp && !ra.scp => issues.push(issue(Warning, Topic::RoleSelection, format!("{ni} asks to act also as SCP; {na} refuses that role"))),
             _ => {}
         }
     }
@@ -436,7 +437,7 @@ fn predict_context(
                 if want == Some(true) && have != Some(true) {
                     issues.push(issue(
                         Warning,
-                        "extended-negotiation",
+                        Topic::ExtendedNegotiation,
                         format!("{ni} requests {name}; {na} does not support it"),
                     ));
                 }
@@ -448,14 +449,14 @@ fn predict_context(
         {
             issues.push(issue(
                 Warning,
-                "extended-negotiation",
+                Topic::ExtendedNegotiation,
                 format!("{ni} requests relational retrieval; {na} does not support it"),
             ));
         }
         if ei.storage.is_some() && ea.storage.is_none() {
             issues.push(issue(
                 Info,
-                "extended-negotiation",
+                Topic::ExtendedNegotiation,
                 format!(
                     "{ni} negotiates storage options; {na} returns none (level of support unknown)"
                 ),
@@ -467,13 +468,13 @@ fn predict_context(
     {
         issues.push(issue(
             Info,
-            "extended-negotiation",
+            Topic::ExtendedNegotiation,
             format!("{na} may coerce elements of the instances it stores"),
         ));
     }
 
     // Storage commitment.
-    if sop.uid == SOP_COMMITMENT
+    if sop.uid == STORAGE_COMMITMENT_PUSH_MODEL
         && irole == Role::Scu
         && let (Some(sci), Some(sca)) = (&ci.storage_commitment, &ca.storage_commitment)
     {
@@ -486,7 +487,7 @@ fn predict_context(
         if !sci.report_on.is_empty() && !sca.report_on.is_empty() && common_report.is_empty() {
             issues.push(issue(
                 Failure,
-                "storage-commitment",
+                Topic::StorageCommitment,
                 format!(
                     "{na} reports commitment results on {}; {ni} accepts them only on {}: results never arrive",
                     sca.report_on.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
@@ -497,11 +498,11 @@ fn predict_context(
             if !a.initiator || !i.acceptor {
                 issues.push(issue(
                     Failure,
-                    "storage-commitment",
+                    Topic::StorageCommitment,
                     format!("the report comes on a new association from {na} to {ni}, but {} is not an {}", if a.initiator { ni } else { na }, if a.initiator { "acceptor" } else { "initiator" }),
                 ));
             } else if !i.accepts_calling(na) {
-                issues.push(issue(Failure, "storage-commitment", format!("the report comes on a new association from {na}, which {ni}'s accept_calling_ae_titles rejects")));
+                issues.push(issue(Failure, Topic::StorageCommitment, format!("the report comes on a new association from {na}, which {ni}'s accept_calling_ae_titles rejects")));
             }
         }
         if let (Some(wi), Some(wa)) = (sci.max_wait_s, sca.max_wait_s)
@@ -509,17 +510,17 @@ fn predict_context(
         {
             issues.push(issue(
                 Warning,
-                "storage-commitment",
+                Topic::StorageCommitment,
                 format!("{na} may take up to {wa} s to report; {ni} waits {wi} s"),
             ));
         }
-    } else if sop.uid == SOP_COMMITMENT
+    } else if sop.uid == STORAGE_COMMITMENT_PUSH_MODEL
         && ca.storage_commitment.is_some()
         && ci.storage_commitment.is_none()
     {
         issues.push(issue(
             Info,
-            "storage-commitment",
+            Topic::StorageCommitment,
             format!(
                 "{ni} states no report_on for storage commitment; {na} reports on {}",
                 ca.storage_commitment

@@ -58,15 +58,51 @@ impl FindingLevel {
     }
 }
 
+/// What a finding is about: no context accepted, a context rejected, or the topic of a
+/// difference. JSON and the reports spell it in kebab-case (`nothing-accepted`,
+/// `sop-class-not-accepted`, `no-common-transfer-syntax`, or the topic: `tls`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FindingKind {
+    NothingAccepted,
+    SopClassNotAccepted,
+    NoCommonTransferSyntax,
+    Topic(Topic),
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::NothingAccepted => "nothing-accepted",
+            FindingKind::SopClassNotAccepted => "sop-class-not-accepted",
+            FindingKind::NoCommonTransferSyntax => "no-common-transfer-syntax",
+            FindingKind::Topic(t) => t.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for FindingKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Serialize for FindingKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One reason, with every SOP class it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub level: FindingLevel,
-    /// "association-rejected", "nothing-accepted", "sop-class-not-accepted",
-    /// "no-common-transfer-syntax", or the topic of the difference ("tls",
-    /// "ae-allow-list", "max-pdu", "character-sets", "compression", "lossy",
-    /// "role-selection", "extended-negotiation", "storage-commitment", ...).
-    pub kind: &'static str,
+    pub kind: FindingKind,
     /// The SOP classes concerned (keyword, or UID when there is none; " (as SCP)" when
     /// the initiator takes the SCP role); empty for association-level findings.
     pub sop_classes: Vec<String>,
@@ -140,7 +176,7 @@ fn sop_label(c: &ContextPrediction) -> String {
 fn add(
     v: &mut Vec<Finding>,
     level: FindingLevel,
-    kind: &'static str,
+    kind: FindingKind,
     sop: Option<String>,
     reason: String,
 ) {
@@ -179,11 +215,17 @@ pub fn summarize_pair(p: &PairDiff, index: usize) -> PairSummary {
             IssueSeverity::Failure => add(
                 &mut assoc,
                 Fail,
-                x.topic,
+                FindingKind::Topic(x.topic),
                 None,
                 format!("association rejected: {}", x.message),
             ),
-            IssueSeverity::Warning => add(&mut degrades, Degrade, x.topic, None, x.message.clone()),
+            IssueSeverity::Warning => add(
+                &mut degrades,
+                Degrade,
+                FindingKind::Topic(x.topic),
+                None,
+                x.message.clone(),
+            ),
             IssueSeverity::Info => {}
         }
     }
@@ -192,7 +234,7 @@ pub fn summarize_pair(p: &PairDiff, index: usize) -> PairSummary {
         add(
             &mut assoc,
             Fail,
-            "nothing-accepted",
+            FindingKind::NothingAccepted,
             None,
             format!(
                 "no presentation context accepted: {na} takes none of the SOP classes {ni} proposes"
@@ -207,7 +249,7 @@ pub fn summarize_pair(p: &PairDiff, index: usize) -> PairSummary {
             failing += 1;
             let (kind, reason) = match c.rejection_result {
                 Some(4) => (
-                    "no-common-transfer-syntax",
+                    FindingKind::NoCommonTransferSyntax,
                     format!(
                         "context rejected, no common transfer syntax: {ni} proposes {}; {na} accepts {}",
                         brief(&c.proposed_transfer_syntaxes),
@@ -215,7 +257,7 @@ pub fn summarize_pair(p: &PairDiff, index: usize) -> PairSummary {
                     ),
                 ),
                 _ => (
-                    "sop-class-not-accepted",
+                    FindingKind::SopClassNotAccepted,
                     format!(
                         "context rejected: not claimed by {na} as {} (abstract syntax not supported)",
                         c.initiator_role.peer()
@@ -239,7 +281,7 @@ pub fn summarize_pair(p: &PairDiff, index: usize) -> PairSummary {
                     add(
                         &mut fails,
                         Fail,
-                        x.topic,
+                        FindingKind::Topic(x.topic),
                         Some(sop.clone()),
                         x.message.clone(),
                     );
@@ -249,7 +291,7 @@ pub fn summarize_pair(p: &PairDiff, index: usize) -> PairSummary {
                     add(
                         &mut ctx_degrades,
                         Degrade,
-                        x.topic,
+                        FindingKind::Topic(x.topic),
                         Some(sop.clone()),
                         x.message.clone(),
                     );
@@ -549,6 +591,25 @@ mod tests {
             ));
         }
         diff(&[st(&i), st(&a)])
+    }
+
+    #[test]
+    fn finding_kinds_serialize_as_their_spelling() {
+        for (k, text) in [
+            (FindingKind::NothingAccepted, "nothing-accepted"),
+            (FindingKind::SopClassNotAccepted, "sop-class-not-accepted"),
+            (
+                FindingKind::NoCommonTransferSyntax,
+                "no-common-transfer-syntax",
+            ),
+            (FindingKind::Topic(Topic::AeAllowList), "ae-allow-list"),
+        ] {
+            assert_eq!(
+                serde_json::to_value(k).ok(),
+                Some(serde_json::Value::String(text.to_string()))
+            );
+            assert_eq!(k, text);
+        }
     }
 
     #[test]
