@@ -207,20 +207,9 @@ pub struct ObjectCheck {
     pub byte_identical: bool,
 }
 
-/// The readable name of the transfer syntaxes the demo meets.
+/// The PS3.6 name of a transfer syntax (the UID as it came, padding and all).
 fn transfer_syntax_name(uid: &str) -> Option<&'static str> {
-    match uid.trim_end_matches(['\0', ' ']) {
-        "1.2.840.10008.1.2" => Some("Implicit VR Little Endian"),
-        "1.2.840.10008.1.2.1" => Some("Explicit VR Little Endian"),
-        "1.2.840.10008.1.2.2" => Some("Explicit VR Big Endian"),
-        "1.2.840.10008.1.2.1.99" => Some("Deflated Explicit VR Little Endian"),
-        "1.2.840.10008.1.2.4.50" => Some("JPEG Baseline"),
-        "1.2.840.10008.1.2.4.70" => Some("JPEG Lossless SV1"),
-        "1.2.840.10008.1.2.4.80" => Some("JPEG-LS Lossless"),
-        "1.2.840.10008.1.2.4.90" => Some("JPEG 2000 Lossless"),
-        "1.2.840.10008.1.2.5" => Some("RLE Lossless"),
-        _ => None,
-    }
+    dicomtap_wire::syntax::name_of(uid.trim_end_matches(['\0', ' ']))
 }
 
 /// Events kept for the report. Bounded: under `--keep-running` other tools may send a lot.

@@ -22,10 +22,5 @@ pub mod state;
 pub use publisher::{EventSender, Publisher, PublisherConfig};
 pub use schema::{Body, FleetEvent, Identity, Kind};
 
-/// Microseconds since the UNIX epoch.
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
+/// Microseconds since the UNIX epoch (the proxy's clock, for one timeline).
+pub use dicomtap_proxy::recorder::now_us;

@@ -1,27 +1,13 @@
 //! The fleet report: devices by site, drift by rule, worst offenders, trend. One HTML
 //! page without scripts or outside resources, and the same figures as JSON.
 
+use dicomtap_analyzer::report::html::escape;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
 
 use crate::state::FleetState;
-
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            _ => o.push(c),
-        }
-    }
-    o
-}
 
 /// `YYYY-MM-DD` of a day number (days since the epoch).
 pub fn day(days: u64) -> String {
@@ -131,7 +117,7 @@ th,td{{border:1px solid #bbb;padding:.3em .6em;text-align:left;vertical-align:to
 td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{color:#666}}\
 .bar{{display:inline-block;background:#c33;height:.8em}}</style></head><body>\
 <h1>dicomtap fleet report</h1><p><small>{} · {} events from {} sites · {} duplicates delivered again and dropped</small></p>",
-        esc(&time(now_us)),
+        escape(&time(now_us)),
         state.total,
         state.sites.len(),
         state.duplicates
@@ -150,11 +136,11 @@ td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{colo
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td class=\"n\">{assoc}</td><td>{}</td><td class=\"n {}\">{findings}</td><td>{}</td></tr>",
-            esc(site),
-            esc(&f.instances.keys().cloned().collect::<Vec<_>>().join(", ")),
-            esc(&stores.join(", ")),
+            escape(site),
+            escape(&f.instances.keys().cloned().collect::<Vec<_>>().join(", ")),
+            escape(&stores.join(", ")),
             if findings > 0 { "bad" } else { "ok" },
-            esc(&time(f.last_ts_us))
+            escape(&time(f.last_ts_us))
         );
     }
     h.push_str("</table>");
@@ -176,11 +162,11 @@ td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{colo
     }
     h.push_str("<h2>Devices by site</h2><p><small>associations / findings per device and site</small></p><table><tr><th>Device</th>");
     for s in &sites {
-        let _ = write!(h, "<th>{}</th>", esc(s));
+        let _ = write!(h, "<th>{}</th>", escape(s));
     }
     h.push_str("</tr>");
     for (d, per) in &devices {
-        let _ = write!(h, "<tr><td>{}</td>", esc(d));
+        let _ = write!(h, "<tr><td>{}</td>", escape(d));
         for s in &sites {
             match per.get(s.as_str()) {
                 Some((a, f)) => {
@@ -199,11 +185,11 @@ td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{colo
     // Drift by rule.
     h.push_str("<h2>Drift by rule</h2><table><tr><th>Rule</th>");
     for s in &sites {
-        let _ = write!(h, "<th>{}</th>", esc(s));
+        let _ = write!(h, "<th>{}</th>", escape(s));
     }
     h.push_str("<th>Total</th></tr>");
     for (rule, per) in by_rule(state) {
-        let _ = write!(h, "<tr><td>{}</td>", esc(&rule));
+        let _ = write!(h, "<tr><td>{}</td>", escape(&rule));
         let mut total = 0;
         for s in &sites {
             let n = per.get(s.as_str()).copied().unwrap_or(0);
@@ -225,8 +211,8 @@ td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{colo
         let _ = write!(
             h,
             "<tr><td>{}</td><td class=\"n\">{n}</td><td>{}</td></tr>",
-            esc(&d),
-            esc(&s.join(", "))
+            escape(&d),
+            escape(&s.join(", "))
         );
     }
     h.push_str("</table>");
@@ -249,7 +235,7 @@ td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{colo
             "<tr><td>{}</td><td class=\"n\">{n}</td><td><span class=\"bar\" style=\"width:{}px\"></span></td><td>{}</td></tr>",
             day(*d),
             n * 200 / max,
-            esc(&rules.join(", "))
+            escape(&rules.join(", "))
         );
     }
     h.push_str("</table>");
@@ -259,18 +245,18 @@ td.n{{text-align:right}}.bad{{background:#fdd}}.ok{{background:#dfd}}small{{colo
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&time(f.ts_us)),
-            esc(&f.site),
-            esc(&f.instance),
-            esc(&f.device),
-            esc(&f.rule),
-            esc(&f.severity),
+            escape(&time(f.ts_us)),
+            escape(&f.site),
+            escape(&f.instance),
+            escape(&f.device),
+            escape(&f.rule),
+            escape(&f.severity),
             if f.by == "fleet" {
                 "fleet (across instances)"
             } else {
                 "instance"
             },
-            esc(&f.observed)
+            escape(&f.observed)
         );
     }
     h.push_str("</table></body></html>\n");

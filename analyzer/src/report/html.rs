@@ -9,7 +9,9 @@ use crate::text;
 /// Associations drawn on the timeline; the table still lists all kept rows.
 const TIMELINE_ROWS: usize = 400;
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values; control characters
+/// (from the wire: AE titles, comments) become U+FFFD, as HTML does not allow them.
+/// The one HTML escaper of the project (reports, probe, statement diff, fleet).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -19,6 +21,8 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }

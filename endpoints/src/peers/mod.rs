@@ -20,10 +20,10 @@ use serde::Serialize;
 
 /// Verification SOP class (C-ECHO).
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
-/// Implicit VR Little Endian, the default transfer syntax.
-pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
-/// Explicit VR Little Endian.
-pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+/// Implicit VR Little Endian (the default transfer syntax) and Explicit VR Little Endian.
+pub use dicomtap_wire::syntax::{
+    EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_VR_LE, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_VR_LE,
+};
 
 /// The two uncompressed little-endian syntaxes the peers speak. Built here rather than
 /// taken from a registry crate, because these two are all the peers need and the

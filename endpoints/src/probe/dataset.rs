@@ -5,8 +5,9 @@
 
 use crate::peers::EncodedObject;
 
-pub const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
-pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+pub use dicomtap_wire::syntax::{
+    EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE, IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE,
+};
 
 /// A value: raw bytes with a VR, or a sequence of items.
 #[derive(Debug, Clone, PartialEq, Eq)]

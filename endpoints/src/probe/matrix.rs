@@ -4,6 +4,7 @@
 //! (the reject's result, source and reason; no answer; a refused connection; a failed
 //! TLS handshake). Destinations whose statement requires TLS are echoed over TLS.
 
+use dicomtap_analyzer::report::html::escape;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -240,13 +241,6 @@ pub fn run(mut m: Matrix, timeout: Duration, tls: Option<Arc<rustls::ClientConfi
     m
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 impl Matrix {
     /// Failures (and differences), numbered in the order of [`Matrix::table`], one line
     /// each: source -> destination: why.
@@ -295,15 +289,15 @@ impl Matrix {
             let _ = write!(
                 h,
                 "<th>{}<br><small>{} {}{}</small></th>",
-                esc(&d.title),
-                esc(&d.device),
+                escape(&d.title),
+                escape(&d.device),
                 d.addr,
                 if d.tls { " TLS" } else { "" }
             );
         }
         h.push_str("</tr>");
         for s in &self.sources {
-            let _ = write!(h, "<tr><th>{}</th>", esc(s));
+            let _ = write!(h, "<tr><th>{}</th>", escape(s));
             for d in &self.destinations {
                 match self
                     .cells
@@ -315,7 +309,7 @@ impl Matrix {
                             h,
                             "<td class=\"{}\">{}</td>",
                             c.verdict.as_str(),
-                            esc(&c.outcome)
+                            escape(&c.outcome)
                         );
                     }
                     None => h.push_str("<td></td>"),
@@ -328,14 +322,14 @@ impl Matrix {
         if !problems.is_empty() {
             h.push_str("<h2>Failures</h2><ul>");
             for p in problems {
-                let _ = write!(h, "<li>{}</li>", esc(&p));
+                let _ = write!(h, "<li>{}</li>", escape(&p));
             }
             h.push_str("</ul>");
         }
         if !self.skipped.is_empty() {
             h.push_str("<h2>Left out</h2><ul>");
             for s in &self.skipped {
-                let _ = write!(h, "<li>{}</li>", esc(s));
+                let _ = write!(h, "<li>{}</li>", escape(s));
             }
             h.push_str("</ul>");
         }

@@ -3,6 +3,7 @@
 //! own type, skipped = skipped). Text, HTML and JUnit show a check's brief table (what
 //! differs or failed) unless `detail` is asked for; JSON always has every row.
 
+use dicomtap_analyzer::report::html::escape;
 use std::fmt::Write as _;
 
 use super::{CheckResult, ProbeReport, Table, Verdict};
@@ -128,22 +129,6 @@ pub fn to_text(r: &ProbeReport, detail: bool) -> String {
     out
 }
 
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push('?'),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 /// A self-contained HTML page; `detail`: every table row.
 pub fn to_html(r: &ProbeReport, detail: bool) -> String {
     let mut h = String::new();
@@ -153,17 +138,22 @@ pub fn to_html(r: &ProbeReport, detail: bool) -> String {
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}\
 .pass{{color:#080}}.fail{{color:#c00}}.differs-from-statement{{color:#b60}}.skipped{{color:#666}}</style></head><body>\
 <h1>dicomtap probe {t}</h1><p>called AE {c}, calling AE {g}{s}</p>",
-        t = esc(&r.target),
-        c = esc(&r.called_ae),
-        g = esc(&r.calling_ae),
+        t = escape(&r.target),
+        c = escape(&r.called_ae),
+        g = escape(&r.calling_ae),
         s = r
             .statement
             .as_ref()
-            .map(|s| format!(", statement {}", esc(s)))
+            .map(|s| format!(", statement {}", escape(s)))
             .unwrap_or_default()
     );
     if let Some(t) = &r.tls {
-        let _ = write!(h, "<p>TLS {} {}</p>", esc(&t.version), esc(&t.cipher_suite));
+        let _ = write!(
+            h,
+            "<p>TLS {} {}</p>",
+            escape(&t.version),
+            escape(&t.cipher_suite)
+        );
     }
     let _ = write!(
         h,
@@ -175,7 +165,7 @@ pub fn to_html(r: &ProbeReport, detail: bool) -> String {
             "<tr><td><a href=\"#{n}\">{n}</a></td><td class=\"{v}\">{v}</td><td>{s}</td><td>{d}</td></tr>",
             n = c.check.name(),
             v = c.verdict.as_str(),
-            s = esc(&c.summary),
+            s = escape(&c.summary),
             d = c.duration_ms
         );
     }
@@ -186,12 +176,12 @@ pub fn to_html(r: &ProbeReport, detail: bool) -> String {
             "<h2 id=\"{n}\">{n}: <span class=\"{v}\">{v}</span></h2><p>{s}</p>",
             n = c.check.name(),
             v = c.verdict.as_str(),
-            s = esc(&c.summary)
+            s = escape(&c.summary)
         );
         if !c.details.is_empty() {
             h.push_str("<ul>");
             for d in &c.details {
-                let _ = write!(h, "<li>{}</li>", esc(d));
+                let _ = write!(h, "<li>{}</li>", escape(d));
             }
             h.push_str("</ul>");
         }
@@ -200,13 +190,13 @@ pub fn to_html(r: &ProbeReport, detail: bool) -> String {
         {
             h.push_str("<table><tr>");
             for x in &t.headers {
-                let _ = write!(h, "<th>{}</th>", esc(x));
+                let _ = write!(h, "<th>{}</th>", escape(x));
             }
             h.push_str("</tr>");
             for row in &t.rows {
                 h.push_str("<tr>");
                 for x in row {
-                    let _ = write!(h, "<td>{}</td>", esc(x));
+                    let _ = write!(h, "<td>{}</td>", escape(x));
                 }
                 h.push_str("</tr>");
             }
@@ -214,7 +204,7 @@ pub fn to_html(r: &ProbeReport, detail: bool) -> String {
         }
     }
     if let Some(s) = &r.stopped {
-        let _ = write!(h, "<p class=\"fail\">stopped: {}</p>", esc(s));
+        let _ = write!(h, "<p class=\"fail\">stopped: {}</p>", escape(s));
     }
     let lines = written_lines(r);
     if lines.is_empty() {
@@ -226,7 +216,7 @@ pub fn to_html(r: &ProbeReport, detail: bool) -> String {
             lines.len()
         );
         for l in lines {
-            let _ = write!(h, "<li>{}</li>", esc(&l));
+            let _ = write!(h, "<li>{}</li>", escape(&l));
         }
         h.push_str("</ul>");
     }
@@ -242,7 +232,7 @@ pub fn to_junit(r: &ProbeReport, detail: bool) -> String {
     let _ = write!(
         x,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"dicomtap probe {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
-        esc(&r.target),
+        escape(&r.target),
         r.results.len(),
         failures,
         r.count(Verdict::Skipped),
@@ -252,8 +242,8 @@ pub fn to_junit(r: &ProbeReport, detail: bool) -> String {
         let _ = writeln!(
             x,
             "  <properties><property name=\"tls.version\" value=\"{}\"/><property name=\"tls.cipher_suite\" value=\"{}\"/></properties>",
-            esc(&t.version),
-            esc(&t.cipher_suite)
+            escape(&t.version),
+            escape(&t.cipher_suite)
         );
     }
     for c in &r.results {
@@ -269,27 +259,27 @@ pub fn to_junit(r: &ProbeReport, detail: bool) -> String {
         let _ = write!(
             x,
             "  <testcase classname=\"probe.{}\" name=\"{}\" time=\"{:.3}\">",
-            esc(&r.called_ae),
+            escape(&r.called_ae),
             c.check.name(),
             c.duration_ms as f64 / 1000.0
         );
         match c.verdict {
             Verdict::Pass => {}
             Verdict::Skipped => {
-                let _ = write!(x, "<skipped message=\"{}\"/>", esc(&c.summary));
+                let _ = write!(x, "<skipped message=\"{}\"/>", escape(&c.summary));
             }
             v => {
                 let _ = write!(
                     x,
                     "<failure type=\"{}\" message=\"{}\">{}</failure>",
                     v.as_str(),
-                    esc(&c.summary),
-                    esc(&body)
+                    escape(&c.summary),
+                    escape(&body)
                 );
             }
         }
         x.push_str("<system-out>");
-        x.push_str(&esc(&body));
+        x.push_str(&escape(&body));
         x.push_str("</system-out></testcase>\n");
     }
     x.push_str("</testsuite></testsuites>\n");

@@ -32,7 +32,7 @@ use crate::probe::link::{AssociateRqBuilder, Exchange, Incoming, Link, LinkError
 
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 pub const CT_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
-pub const STORAGE_COMMITMENT: &str = "1.2.840.10008.1.20.1";
+pub use dicomtap_wire::uid::STORAGE_COMMITMENT_PUSH_MODEL as STORAGE_COMMITMENT;
 pub const STORAGE_COMMITMENT_INSTANCE: &str = "1.2.840.10008.1.20.1.1";
 pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
 pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
