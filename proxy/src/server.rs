@@ -275,6 +275,10 @@ impl Shared {
     }
 }
 
+/// How long past the drain time shutdown may take to cut the associations still open
+/// (A-ABORT, close, `closed` event) and let the analyses log their last events.
+pub const CUT_GRACE: Duration = Duration::from_millis(1000);
+
 /// A started proxy: its sockets are bound and it serves until [`RunningProxy::shutdown`].
 pub struct RunningProxy {
     listen_addrs: Vec<SocketAddr>,
@@ -469,14 +473,16 @@ impl RunningProxy {
     }
 
     /// Stops accepting, lets open associations finish for up to `drain`, closes the rest,
-    /// flushes and closes the recording.
+    /// flushes and closes the recording. Returns within `drain` plus [`CUT_GRACE`] (plus
+    /// the time the recording takes to flush), however the open associations behave.
     pub async fn shutdown(self, drain: Duration) -> Result<ProxySummary, ProxyError> {
+        let drain_end = Instant::now() + drain;
+        let end = drain_end + CUT_GRACE;
         let _ = self.stop.send(true);
         for t in self.accept_tasks {
             let _ = t.await;
         }
-        let deadline = Instant::now() + drain;
-        while self.shared.open() > 0 && Instant::now() < deadline {
+        while self.shared.open() > 0 && Instant::now() < drain_end {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let cut = self.shared.open();
@@ -487,8 +493,8 @@ impl RunningProxy {
             // PDUs, close, `closed` event. A task still running after that is aborted; its
             // association logs its `closed` event when dropped.
             let _ = self.shared.cut.send(true);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while self.shared.open() > 0 && Instant::now() < deadline {
+            let abort_at = drain_end + CUT_GRACE / 2;
+            while self.shared.open() > 0 && Instant::now() < abort_at {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let handles: Vec<AbortHandle> = self
@@ -501,12 +507,19 @@ impl RunningProxy {
                 h.abort();
             }
         }
-        // Analyses finish their queues and hand their last events to the recorder.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // Analyses finish their queues and hand their last events to the recorder, within
+        // what is left of the grace (at least a moment, for the `closed` events just sent).
+        let end = end.max(Instant::now() + Duration::from_millis(100));
         while (self.shared.analyses.load(Ordering::Acquire) > 0 || self.shared.open() > 0)
-            && Instant::now() < deadline
+            && Instant::now() < end
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let behind = self.shared.analyses.load(Ordering::Acquire);
+        if behind > 0 {
+            tracing::warn!(
+                "drain: {behind} association analyses still running; their last events may be missing from the event log"
+            );
         }
         if let Some(t) = self.metrics_task {
             let _ = t.await;
