@@ -246,7 +246,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
                 ));
             }
             if let Some(e) = &cmd.error_comment {
-                lines.push(format!("    error comment {e:?}"));
+                lines.push(format!("    error comment \"{e}\""));
             }
             if !cmd.offending_elements.is_empty() {
                 lines.push(format!(
@@ -276,7 +276,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
             }
             for pc in &peek.private_creators {
                 lines.push(format!(
-                    "    private creator ({:04X},00{:02X}) {:?}",
+                    "    private creator ({:04X},00{:02X}) \"{}\"",
                     pc.group, pc.block, pc.creator
                 ));
             }
@@ -322,7 +322,7 @@ fn user_info_lines(ui: &dicomtap_wire::assoc::UserInformation, lines: &mut Vec<S
         lines.push(format!("    implementation class {u}"));
     }
     if let Some(v) = &ui.implementation_version_name {
-        lines.push(format!("    implementation version {v:?}"));
+        lines.push(format!("    implementation version \"{v}\""));
     }
     if let Some((i, p)) = ui.async_window {
         lines.push(format!("    async window invoked {i} performed {p}"));
@@ -355,7 +355,7 @@ fn user_info_lines(ui: &dicomtap_wire::assoc::UserInformation, lines: &mut Vec<S
             id.identity_type_name,
             id.username
                 .as_deref()
-                .map(|u| format!(" {u:?}"))
+                .map(|u| format!(" \"{u}\""))
                 .unwrap_or_default()
         ));
     }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use dicomtap_analyzer::text::{escape_controls, escape_text};
 use dicomtap_proxy::probe::{self, Check, ProbeConfig, Verdict, report};
 
 #[derive(clap::Args)]
@@ -331,7 +332,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        out.write_all(report::to_text(&report, args.detail).as_bytes())?;
+        let text = report::to_text(&report, args.detail);
+        out.write_all(escape_text(&text).as_bytes())?;
     }
     out.flush()?;
     if let Some(p) = &args.html {
@@ -347,7 +349,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
     if let Some(s) = &report.stopped {
-        eprintln!("dicomtap probe: {s}");
+        eprintln!("dicomtap probe: {}", escape_controls(s));
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
     let failed =
@@ -385,7 +387,7 @@ impl ProgressLine {
                 std::thread::sleep(Duration::from_millis(500));
                 let Ok(g) = n.lock() else { break };
                 if !g.0.is_empty() {
-                    let line: String = g.0.chars().take(150).collect();
+                    let line: String = escape_controls(&g.0).chars().take(150).collect();
                     eprint!("\r\x1b[2K{line} [{:.0} s]", g.1.elapsed().as_secs_f64());
                 }
             }
@@ -548,7 +550,10 @@ fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &m)?;
         writeln!(out)?;
     } else {
-        let t = m.table();
+        let mut t = m.table();
+        for c in t.rows.iter_mut().flatten() {
+            *c = escape_controls(c).into_owned();
+        }
         let cols = t.headers.len();
         let mut width = vec![0usize; cols];
         for row in std::iter::once(&t.headers).chain(&t.rows) {
@@ -565,10 +570,10 @@ fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             writeln!(out, "{}", line.join("  ").trim_end())?;
         }
         for s in &m.skipped {
-            writeln!(out, "skipped {s}")?;
+            writeln!(out, "skipped {}", escape_controls(&s.to_string()))?;
         }
         for p in m.problems() {
-            writeln!(out, "{p}")?;
+            writeln!(out, "{}", escape_controls(&p.to_string()))?;
         }
         let fails = m
             .cells
