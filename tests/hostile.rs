@@ -370,15 +370,20 @@ fn floods_of_tiny_pdus_and_odd_contexts_do_not_amplify_the_event_log() {
         ) > 0.0,
         "{m}"
     );
-    let (events, log_bytes, _) = stop(p);
+    let (events, log_bytes, captures) = stop(p);
     let _ = sink.join();
 
-    // Before: the flood alone made ~38 times its size in JSON lines. Now the largest
-    // part of the log is the A-ASSOCIATE-RQ's own line (its 10,000 contexts).
+    // Before: the flood alone made ~38 times its size in JSON lines, and the
+    // A-ASSOCIATE-RQ's line listed its 10,000 contexts (three times the RQ's size).
     assert!(
-        log_bytes * 2 < traffic,
+        log_bytes * 20 < traffic,
         "{log_bytes} bytes of event log for {traffic} bytes of traffic"
     );
+    let rq_line = events
+        .iter()
+        .find(|e| e["event"] == "associate_rq")
+        .expect("the A-ASSOCIATE-RQ is logged");
+    assert_eq!(rq_line["contexts"].as_array().map(Vec::len), Some(256));
     let mut by_assoc: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
     for e in &events {
         by_assoc
@@ -426,8 +431,76 @@ fn floods_of_tiny_pdus_and_odd_contexts_do_not_amplify_the_event_log() {
             );
             assert_eq!(s["small_p_data"], 174_762 - 10, "{s}");
             assert_eq!(s["small_p_data_bytes"], 12 * (174_762 - 10), "{s}");
+        } else {
+            assert_eq!(s["contexts_not_logged"], 10_000 - 256, "{s}");
         }
     }
+
+    // `dicomtap analyze` of the recording: the same per-kind bound in its sessions and
+    // in its detail view, each code's remainder counted.
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    let cap = captures[0].to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_dicomtap");
+    let out = run_ok(
+        "analyze-json",
+        command(bin, &["analyze", "--json", cap]),
+        dir,
+        Duration::from_secs(120),
+    );
+    let sessions: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "session")
+        .map(|v| v["session"].clone())
+        .collect();
+    assert_eq!(sessions.len(), 2, "{}", out.stdout);
+    assert!(
+        out.stdout.len() < 128 * 1024,
+        "{} bytes of sessions for {traffic} bytes of traffic",
+        out.stdout.len()
+    );
+    for s in &sessions {
+        let mut per_code: BTreeMap<&str, u64> = BTreeMap::new();
+        for f in s["findings"].as_array().unwrap() {
+            *per_code.entry(f["code"].as_str().unwrap()).or_default() += 1;
+        }
+        assert!(per_code.values().all(|&n| n <= 10), "{per_code:?}");
+        let repeated = s["findings_repeated"].as_object().unwrap();
+        assert!(!repeated.is_empty(), "{}", s["findings_repeated"]);
+        for (code, r) in repeated {
+            assert_eq!(per_code.get(code.as_str()), Some(&10), "{code}: {r}");
+            assert!(r["count"].as_u64() > Some(0), "{code}: {r}");
+        }
+    }
+    let rq = sessions
+        .iter()
+        .find(|s| s["contexts_dropped"].as_u64() > Some(0))
+        .expect("the 10,000-context association");
+    assert_eq!(rq["contexts"].as_array().map(Vec::len), Some(256));
+    assert_eq!(rq["contexts_dropped"], 10_000 - 256);
+    let id = rq["id"].to_string();
+    let detail = run_ok(
+        "analyze-detail",
+        command(bin, &["analyze", "--detail", &id, cap]),
+        dir,
+        Duration::from_secs(120),
+    );
+    let lines = detail.stdout.lines().count();
+    assert!(lines < 1000, "{lines} lines of detail");
+    assert!(
+        detail
+            .stdout
+            .contains("no answer seen to 10000 proposed ctx")
+            && detail
+                .stdout
+                .contains("... and 9744 more contexts, not listed")
+            && detail
+                .stdout
+                .contains("more error findings of code bad_context_id"),
+        "{}",
+        detail.stdout
+    );
 }
 
 #[test]

@@ -129,6 +129,19 @@ pub fn timestamp(ts_us: u64) -> String {
     )
 }
 
+/// Contexts listed by [`describe`] per A-ASSOCIATE-RQ or -AC: ids are one byte, and
+/// PS3.8 allows 128 an association.
+pub const MAX_LISTED_CONTEXTS: usize = crate::session::MAX_CONTEXTS;
+
+fn more_contexts(n: usize, lines: &mut Vec<String>) {
+    if n > MAX_LISTED_CONTEXTS {
+        lines.push(format!(
+            "    ... and {} more contexts, not listed",
+            n - MAX_LISTED_CONTEXTS
+        ));
+    }
+}
+
 /// Lines describing one event: the first is the headline, the rest (indented) are details.
 /// Control characters from the wire are escaped ([`escape_controls`]).
 pub fn describe(event: &Event) -> Vec<String> {
@@ -155,7 +168,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
             if let Some(ctx) = &rq.application_context {
                 lines.push(format!("    application context {ctx}"));
             }
-            for pc in &rq.contexts {
+            for pc in rq.contexts.iter().take(MAX_LISTED_CONTEXTS) {
                 let ts: Vec<String> = pc.transfer_syntaxes.iter().map(|t| uid_short(t)).collect();
                 lines.push(format!(
                     "    pc {:>3} {}  [{}]",
@@ -164,6 +177,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
                     ts.join(", ")
                 ));
             }
+            more_contexts(rq.contexts.len(), &mut lines);
             user_info_lines(&rq.user_info, &mut lines);
         }
         EventKind::AssociateAc(ac) => {
@@ -174,7 +188,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
                 ac.called_ae,
                 ac.results.len()
             )));
-            for r in &ac.results {
+            for r in ac.results.iter().take(MAX_LISTED_CONTEXTS) {
                 let ts = r
                     .transfer_syntax
                     .as_deref()
@@ -182,6 +196,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
                     .unwrap_or_default();
                 lines.push(format!("    pc {:>3} {} {ts}", r.id, r.result_name));
             }
+            more_contexts(ac.results.len(), &mut lines);
             user_info_lines(&ac.user_info, &mut lines);
         }
         EventKind::AssociateRj(rj) => {
@@ -413,10 +428,10 @@ fn session_line_raw(s: &crate::session::Session) -> String {
         Outcome::Accepted => format!(
             "accepted {}/{} ctx",
             s.accepted_contexts(),
-            s.contexts.len()
+            s.proposed_contexts()
         ),
         Outcome::Rejected { description, .. } => format!("REJECTED ({description})"),
-        Outcome::NoAnswer => format!("no answer seen to {} proposed ctx", s.contexts.len()),
+        Outcome::NoAnswer => format!("no answer seen to {} proposed ctx", s.proposed_contexts()),
         Outcome::NegotiationNotSeen => match &s.encrypted {
             Some(tls) => format!("encrypted: {tls}"),
             None => "negotiation not captured".to_string(),
@@ -473,16 +488,8 @@ fn session_line_raw(s: &crate::session::Session) -> String {
         Ending::Open => "open at end of capture".to_string(),
     };
     let findings = {
-        let errors = s
-            .findings
-            .iter()
-            .filter(|f| f.finding.severity == dicomtap_wire::Severity::Error)
-            .count();
-        let warnings = s
-            .findings
-            .iter()
-            .filter(|f| f.finding.severity == dicomtap_wire::Severity::Warning)
-            .count();
+        let errors = s.findings_of(dicomtap_wire::Severity::Error);
+        let warnings = s.findings_of(dicomtap_wire::Severity::Warning);
         match (errors, warnings) {
             (0, 0) => String::new(),
             (e, w) => format!(" [{e} errors, {w} warnings]"),

@@ -1099,7 +1099,7 @@ async fn analyse(
                 held(why);
                 conv.skip();
             } else if let Some(ev) = conv.poll() {
-                out.extend(emit(ProxyEventKind::Wire(ev), upstream));
+                out.extend(emit(ProxyEventKind::Wire(budget.trim(ev)), upstream));
             }
         }
         if let Some(rec) = &shared.recorder {
