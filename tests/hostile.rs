@@ -645,6 +645,29 @@ fn the_drain_time_bounds_the_exit_when_an_association_stays_open() {
     let _ = scp.stop("TERM", Duration::from_secs(5));
 }
 
+/// The exit status of `dicomtap ARGS` with its standard error a pipe nobody reads (closed
+/// before the command writes to it); `None` when it had not ended within 60 s (then killed).
+fn exit_with_closed_stderr(args: &[&str]) -> Option<i32> {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dicomtap"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 /// Terminal control bytes: what a terminal acts on (ESC starts a sequence, BEL ends an
 /// OSC title; C1 controls in UTF-8 do as ESC does on some terminals).
 fn raw_controls(s: &str) -> Vec<char> {
@@ -811,6 +834,17 @@ fn no_command_prints_wire_escape_sequences_raw() {
         }
         shown.push_str(&out.stdout);
         shown.push_str(&out.stderr);
+    }
+    // Errors written to a standard error nobody reads: exit 2, not a panic (101).
+    let empty = dir.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for args in [
+        vec!["statement", "infer", "--ae", "NOBODY", &cap],
+        vec!["statement", "infer", "--ae", ae, &cap],
+        vec!["analyze", "no-such-capture.pcap"],
+        vec!["statement", "check", empty.to_str().unwrap()],
+    ] {
+        assert_eq!(exit_with_closed_stderr(&args), Some(2), "{args:?}");
     }
     // The strings are there, escaped, not dropped.
     assert!(shown.contains("\\x1b[31mRED\\x1b]0;T\\x07"), "{shown}");

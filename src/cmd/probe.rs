@@ -304,11 +304,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!(msg);
     }
     if cfg.allow_writes && !plan.writes.is_empty() {
-        eprintln!("may write test data to {} ({}):", cfg.called_ae, cfg.target);
+        say_err!("may write test data to {} ({}):", cfg.called_ae, cfg.target);
         for l in &plan.writes {
-            eprintln!("  {l}");
+            say_err!("  {l}");
         }
-        eprintln!(
+        say_err!(
             "  every object: patient name and ID starting with {}, Study Description \"{}\", private creator \"{}\"",
             cfg.test_patient,
             probe::checks::TEST_STUDY_DESCRIPTION,
@@ -349,7 +349,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
     if let Some(s) = &report.stopped {
-        eprintln!("dicomtap probe: {}", escape_controls(s));
+        say_err!("dicomtap probe: {}", escape_controls(s));
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
     let failed =
@@ -388,10 +388,10 @@ impl ProgressLine {
                 let Ok(g) = n.lock() else { break };
                 if !g.0.is_empty() {
                     let line: String = escape_controls(&g.0).chars().take(150).collect();
-                    eprint!("\r\x1b[2K{line} [{:.0} s]", g.1.elapsed().as_secs_f64());
+                    say_err_inline!("\r\x1b[2K{line} [{:.0} s]", g.1.elapsed().as_secs_f64());
                 }
             }
-            eprint!("\r\x1b[2K");
+            say_err_inline!("\r\x1b[2K");
         });
         Some(ProgressLine {
             now,

@@ -208,7 +208,7 @@ fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         let bad: std::collections::BTreeSet<&PathBuf> = diags.iter().map(|d| &d.file).collect();
-        eprintln!(
+        say_err!(
             "{} error(s) in {} of {} file(s)",
             diags.len(),
             bad.len(),
@@ -333,7 +333,7 @@ fn infer_cmd(
     }
     let inference = analysis.into_sink();
     if inference.associations() == 0 {
-        eprintln!(
+        say_err!(
             "dicomtap: AE title {} is not the calling or called AE of any association in {}",
             escape_controls(&format!("\"{ae}\"")),
             sources.join(", ")
@@ -341,7 +341,7 @@ fn infer_cmd(
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     if let Some(problem) = statement::load::ae_title_problem(ae) {
-        eprintln!(
+        say_err!(
             "dicomtap: AE title {} of {} association(s) cannot be claimed by a statement: {problem}",
             escape_controls(&format!("\"{ae}\"")),
             inference.associations()
@@ -368,7 +368,7 @@ fn infer_cmd(
     let out = write::to_toml_with(&st, &opts);
     verify(&out, output.unwrap_or(Path::new("<infer>")))?;
     emit(&out, output)?;
-    eprintln!(
+    say_err!(
         "{}: {} association(s), {} capabilities",
         escape_controls(ae),
         inference.associations(),
