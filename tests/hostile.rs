@@ -852,3 +852,41 @@ fn no_command_prints_wire_escape_sequences_raw() {
     let _ = evil.stop("TERM", Duration::from_secs(5));
     let _ = scp.stop("TERM", Duration::from_secs(5));
 }
+
+/// `probe --html`/`--junit` to a path that cannot be written fail before the device is
+/// contacted, not after the run (as `analyze` does for its output files).
+#[test]
+fn probe_report_files_are_created_before_the_device_is_probed() {
+    let tmp = temp_dir("hostile-probe-out");
+    let dir = tmp.path();
+    let device = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    device.set_nonblocking(true).unwrap();
+    let target = device.local_addr().unwrap().to_string();
+    let missing = dir.join("no-such-dir/report");
+    for flag in ["--html", "--junit"] {
+        let out = run(
+            "probe",
+            command(
+                env!("CARGO_BIN_EXE_dicomtap"),
+                &[
+                    "probe",
+                    "--target",
+                    &target,
+                    "--called-ae",
+                    "ANY-SCP",
+                    flag,
+                    missing.to_str().unwrap(),
+                    "echo",
+                ],
+            ),
+            dir,
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", out.text());
+        assert!(out.stderr.contains("cannot create"), "{}", out.text());
+        assert!(
+            matches!(device.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "{flag}: the device was contacted"
+        );
+    }
+}

@@ -315,6 +315,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             dicomtap_proxy::peers::iods::PRIVATE_CREATOR
         );
     }
+    // The report files are created before the probe runs: a path that cannot be written
+    // fails at once, not after minutes against the device.
+    let mut html = open_report(args.html.as_ref())?;
+    let mut junit = open_report(args.junit.as_ref())?;
     let progress = ProgressLine::start();
     if let Some(line) = &progress {
         let now = line.now.clone();
@@ -336,15 +340,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out.write_all(escape_text(&text).as_bytes())?;
     }
     out.flush()?;
-    if let Some(p) = &args.html {
-        let mut f =
-            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+    if let Some((f, p)) = html.as_mut() {
         f.write_all(report::to_html(&report, args.detail).as_bytes())
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
-    if let Some(p) = &args.junit {
-        let mut f =
-            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+    if let Some((f, p)) = junit.as_mut() {
         f.write_all(report::to_junit(&report, args.detail).as_bytes())
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
@@ -538,10 +538,9 @@ fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let mut html = open_report(args.html.as_ref())?;
     let m = matrix::run(plan, secs("timeout", args.timeout)?, tls);
-    if let Some(p) = &args.html {
-        let mut f =
-            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+    if let Some((f, p)) = html.as_mut() {
         f.write_all(m.to_html().as_bytes())
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
@@ -600,4 +599,14 @@ fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A report file created (owner-only) before the run, with its path for messages.
+fn open_report(path: Option<&PathBuf>) -> anyhow::Result<Option<(std::fs::File, &PathBuf)>> {
+    path.map(|p| {
+        super::create_private(p)
+            .map(|f| (f, p))
+            .with_context(|| format!("{}: cannot create", p.display()))
+    })
+    .transpose()
 }
