@@ -40,6 +40,7 @@ use crate::recorder::{RecordMsg, Recorder, RecorderHandle, now_us};
 use crate::tls::{Conn, ConnRead, ConnWrite, Leg, ListenerTls};
 use budget::{EventBudget, Held};
 use chunks::ChunkPool;
+use dicomtap_analyzer::text::escape_controls;
 use framing::PduFramer;
 
 /// Something the proxy saw or did, for one association.
@@ -1415,7 +1416,7 @@ async fn prepare(
         }
         let rq = matches!(first, FirstPdu::Rq(_)).then_some(pre.as_slice());
         if let Err(denial) = acl.check_addr(client_addr, rq) {
-            tracing::warn!(assoc = id, client = %client_addr, "access denied: {}", denial.detail);
+            tracing::warn!(assoc = id, client = %client_addr, "access denied: {}", escape_controls(&denial.detail));
             shared
                 .metrics
                 .access_denied_total
@@ -1525,7 +1526,7 @@ async fn prepare(
             conn
         }
         Err(f) => {
-            tracing::warn!(assoc = id, client = %client_addr, "upstream TLS handshake failed: {}", f.reason);
+            tracing::warn!(assoc = id, client = %client_addr, "upstream TLS handshake failed: {}", escape_controls(&f.reason));
             assoc.notice(crate::tls::failed_notice(&f));
             assoc.notice(Notice::UpstreamError {
                 kind: "tls".into(),
@@ -1561,7 +1562,7 @@ async fn tls_accept(assoc: &Association, tls: &ListenerTls, tcp: TcpStream) -> O
             Some(conn)
         }
         Err(f) => {
-            tracing::warn!(assoc = assoc.id, client = %assoc.client, "TLS handshake failed: {}", f.reason);
+            tracing::warn!(assoc = assoc.id, client = %assoc.client, "TLS handshake failed: {}", escape_controls(&f.reason));
             assoc.notice(crate::tls::failed_notice(&f));
             assoc.control(AnalysisMsg::Outcome("tls_failed"));
             assoc.end(Side::Requestor, StreamEnd::Close).await;
