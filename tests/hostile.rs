@@ -890,3 +890,60 @@ fn probe_report_files_are_created_before_the_device_is_probed() {
         );
     }
 }
+
+/// One P-DATA-TF PDU of 100,000 two-byte PDVs (600 kB): its event-log line listed every
+/// PDV (5 MB), as did its line in `analyze --detail` (1.8 MB). Both list the first 64.
+#[test]
+fn a_pdu_of_many_tiny_pdvs_is_not_listed_pdv_by_pdv() {
+    let tmp = temp_dir("hostile-pdvs");
+    let dir = tmp.path();
+    let (up, sink) = sink_upstream(1);
+    let p = proxy_to(dir, "proxy", up, "max_associations = 4");
+    let pdv = [0u8, 0, 0, 2, 1, 3];
+    let body: Vec<u8> = pdv.iter().copied().cycle().take(6 * 100_000).collect();
+    let mut pdu = vec![0x04, 0];
+    pdu.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    pdu.extend_from_slice(&body);
+    let mut s = TcpStream::connect(("127.0.0.1", p.ports[0])).unwrap();
+    s.write_all(&pdu).unwrap();
+    drop(s);
+    assert!(wait_until(Duration::from_secs(60), || {
+        let m = http_get(p.metrics, "/metrics", None);
+        metric(&m, "dicomtap_event_log_lines_per_association_count") == 1.0
+    }));
+    let (events, log_bytes, captures) = stop(p);
+    let _ = sink.join();
+    assert!(
+        log_bytes * 20 < pdu.len() as u64,
+        "{log_bytes} bytes of event log for a {} byte PDU",
+        pdu.len()
+    );
+    let line = events
+        .iter()
+        .find(|e| e["event"] == "p_data")
+        .expect("the PDU is logged");
+    assert_eq!(line["pdvs"].as_array().map(Vec::len), Some(64), "{line}");
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "events_suppressed")
+        .expect("a summary");
+    assert_eq!(summary["pdvs_not_logged"], 100_000 - 64, "{summary}");
+
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    let out = run_ok(
+        "analyze-detail",
+        command(
+            env!("CARGO_BIN_EXE_dicomtap"),
+            &["analyze", "--detail", "1", captures[0].to_str().unwrap()],
+        ),
+        dir,
+        Duration::from_secs(120),
+    );
+    let longest = out.stdout.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 8 * 1024, "a detail line of {longest} bytes");
+    assert!(
+        out.stdout.contains("... and 99936 more PDVs"),
+        "{}",
+        out.stdout
+    );
+}

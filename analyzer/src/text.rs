@@ -133,6 +133,9 @@ pub fn timestamp(ts_us: u64) -> String {
 /// PS3.8 allows 128 an association.
 pub const MAX_LISTED_CONTEXTS: usize = crate::session::MAX_CONTEXTS;
 
+/// PDVs listed per P-DATA-TF line (real PDUs carry one or two).
+pub const MAX_LISTED_PDVS: usize = 64;
+
 fn more_contexts(n: usize, lines: &mut Vec<String>) {
     if n > MAX_LISTED_CONTEXTS {
         lines.push(format!(
@@ -206,9 +209,10 @@ fn describe_raw(event: &Event) -> Vec<String> {
         EventKind::ReleaseRp => lines.push(head("A-RELEASE-RP".into())),
         EventKind::Abort(a) => lines.push(head(format!("A-ABORT {}", a.description))),
         EventKind::PData(p) => {
-            let pdvs: Vec<String> = p
+            let mut pdvs: Vec<String> = p
                 .pdvs
                 .iter()
+                .take(MAX_LISTED_PDVS)
                 .map(|v| {
                     format!(
                         "pc {} {}{} {}B",
@@ -219,6 +223,12 @@ fn describe_raw(event: &Event) -> Vec<String> {
                     )
                 })
                 .collect();
+            if p.pdvs.len() > MAX_LISTED_PDVS {
+                pdvs.push(format!(
+                    "... and {} more PDVs",
+                    p.pdvs.len() - MAX_LISTED_PDVS
+                ));
+            }
             lines.push(head(format!(
                 "P-DATA-TF {} bytes: {}",
                 p.pdu_length,
