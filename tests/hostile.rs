@@ -7,8 +7,12 @@
 //! - a flood of 12-byte P-DATA PDUs and an A-ASSOCIATE-RQ with 10,000 odd presentation
 //!   contexts: the event log stays smaller than the traffic (repeated findings and small
 //!   PDU lines counted in one `events_suppressed` line);
-//! - an AE title made of terminal escape sequences, through a real association: the text
-//!   output of `dicomtap analyze` shows it escaped.
+//! - an AE title made of terminal escape sequences, through a real association, and an
+//!   error comment of them from a pynetdicom SCP: no command prints them raw;
+//! - a P-DATA-TF of 100,000 tiny PDVs: its event-log and detail lines list 64;
+//! - errors written to a closed standard error, oversized statements, report files that
+//!   cannot be created (before the device is contacted);
+//! - SIGTERM with an association held open: the proxy exits when `--drain` is over.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
