@@ -98,7 +98,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            say_err!("dicomtap: {err:#}");
+            // Errors may quote the wire (a capture's AE title, a peer's comment).
+            let text = format!("{err:#}");
+            say_err!("dicomtap: {}", dicomtap_analyzer::text::escape_text(&text));
             ExitCode::from(cmd::EXIT_USAGE)
         }
     }

@@ -132,7 +132,7 @@ fn bundled_pynetdicom_storescp_statement_matches_real_app() {
     };
     scene.statement(
         "pynetdicom-storescp.toml",
-        &bundled("pynetdicom-storescp.toml"),
+        &bundled("alternatives/pynetdicom-storescp.toml"),
     );
     let port = free_port();
     let out = scene.path().join("received");

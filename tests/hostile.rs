@@ -7,8 +7,12 @@
 //! - a flood of 12-byte P-DATA PDUs and an A-ASSOCIATE-RQ with 10,000 odd presentation
 //!   contexts: the event log stays smaller than the traffic (repeated findings and small
 //!   PDU lines counted in one `events_suppressed` line);
-//! - an AE title made of terminal escape sequences, through a real association: the text
-//!   output of `dicomtap analyze` shows it escaped.
+//! - an AE title made of terminal escape sequences, through a real association, and an
+//!   error comment of them from a pynetdicom SCP: no command prints them raw;
+//! - a P-DATA-TF of 100,000 tiny PDVs: its event-log and detail lines list 64;
+//! - errors written to a closed standard error, oversized statements, report files that
+//!   cannot be created (before the device is contacted);
+//! - SIGTERM with an association held open: the proxy exits when `--drain` is over.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -370,15 +374,20 @@ fn floods_of_tiny_pdus_and_odd_contexts_do_not_amplify_the_event_log() {
         ) > 0.0,
         "{m}"
     );
-    let (events, log_bytes, _) = stop(p);
+    let (events, log_bytes, captures) = stop(p);
     let _ = sink.join();
 
-    // Before: the flood alone made ~38 times its size in JSON lines. Now the largest
-    // part of the log is the A-ASSOCIATE-RQ's own line (its 10,000 contexts).
+    // Before: the flood alone made ~38 times its size in JSON lines, and the
+    // A-ASSOCIATE-RQ's line listed its 10,000 contexts (three times the RQ's size).
     assert!(
-        log_bytes * 2 < traffic,
+        log_bytes * 20 < traffic,
         "{log_bytes} bytes of event log for {traffic} bytes of traffic"
     );
+    let rq_line = events
+        .iter()
+        .find(|e| e["event"] == "associate_rq")
+        .expect("the A-ASSOCIATE-RQ is logged");
+    assert_eq!(rq_line["contexts"].as_array().map(Vec::len), Some(256));
     let mut by_assoc: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
     for e in &events {
         by_assoc
@@ -426,8 +435,76 @@ fn floods_of_tiny_pdus_and_odd_contexts_do_not_amplify_the_event_log() {
             );
             assert_eq!(s["small_p_data"], 174_762 - 10, "{s}");
             assert_eq!(s["small_p_data_bytes"], 12 * (174_762 - 10), "{s}");
+        } else {
+            assert_eq!(s["contexts_not_logged"], 10_000 - 256, "{s}");
         }
     }
+
+    // `dicomtap analyze` of the recording: the same per-kind bound in its sessions and
+    // in its detail view, each code's remainder counted.
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    let cap = captures[0].to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_dicomtap");
+    let out = run_ok(
+        "analyze-json",
+        command(bin, &["analyze", "--json", cap]),
+        dir,
+        Duration::from_secs(120),
+    );
+    let sessions: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "session")
+        .map(|v| v["session"].clone())
+        .collect();
+    assert_eq!(sessions.len(), 2, "{}", out.stdout);
+    assert!(
+        out.stdout.len() < 128 * 1024,
+        "{} bytes of sessions for {traffic} bytes of traffic",
+        out.stdout.len()
+    );
+    for s in &sessions {
+        let mut per_code: BTreeMap<&str, u64> = BTreeMap::new();
+        for f in s["findings"].as_array().unwrap() {
+            *per_code.entry(f["code"].as_str().unwrap()).or_default() += 1;
+        }
+        assert!(per_code.values().all(|&n| n <= 10), "{per_code:?}");
+        let repeated = s["findings_repeated"].as_object().unwrap();
+        assert!(!repeated.is_empty(), "{}", s["findings_repeated"]);
+        for (code, r) in repeated {
+            assert_eq!(per_code.get(code.as_str()), Some(&10), "{code}: {r}");
+            assert!(r["count"].as_u64() > Some(0), "{code}: {r}");
+        }
+    }
+    let rq = sessions
+        .iter()
+        .find(|s| s["contexts_dropped"].as_u64() > Some(0))
+        .expect("the 10,000-context association");
+    assert_eq!(rq["contexts"].as_array().map(Vec::len), Some(256));
+    assert_eq!(rq["contexts_dropped"], 10_000 - 256);
+    let id = rq["id"].to_string();
+    let detail = run_ok(
+        "analyze-detail",
+        command(bin, &["analyze", "--detail", &id, cap]),
+        dir,
+        Duration::from_secs(120),
+    );
+    let lines = detail.stdout.lines().count();
+    assert!(lines < 1000, "{lines} lines of detail");
+    assert!(
+        detail
+            .stdout
+            .contains("no answer seen to 10000 proposed ctx")
+            && detail
+                .stdout
+                .contains("... and 9744 more contexts, not listed")
+            && detail
+                .stdout
+                .contains("more error findings of code bad_context_id"),
+        "{}",
+        detail.stdout
+    );
 }
 
 #[test]
@@ -494,5 +571,383 @@ fn an_oversized_statement_is_refused_before_it_is_parsed() {
         out.stderr.contains("big.toml") && out.stderr.contains("larger than 1 MiB"),
         "{}",
         out.text()
+    );
+}
+
+/// `dicomtap proxy --drain DRAIN` in front of a real storescp, an association held open
+/// by a pynetdicom requestor at SIGTERM: the proxy exits when the drain time is over, not
+/// before and not seconds later, and the requestor learns that its association was cut.
+#[test]
+fn the_drain_time_bounds_the_exit_when_an_association_stays_open() {
+    if !require("drain_bound", &["storescp"]) {
+        return;
+    }
+    let Some((py, _)) = require_python("drain_bound") else {
+        return;
+    };
+    let tmp = temp_dir("hostile-drain");
+    let dir = tmp.path();
+    let (mut scp, scp_port) = storescp("storescp", &dir.join("in"), dir, &[]);
+    for drain in [Duration::from_secs(3), Duration::from_millis(1500)] {
+        let arg = format!("{}ms", drain.as_millis());
+        let mut p = start_proxy_draining(
+            dir,
+            &format!("proxy-{arg}"),
+            &format!(
+                "[[listener]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{scp_port}\"\n"
+            ),
+            &arg,
+        );
+        let port = p.ports[0];
+        let script = workspace_dir().join("tests/peers_py/hold_association.py");
+        let mut holder = Proc::spawn(
+            &format!("holder-{arg}"),
+            command(
+                py.to_str().unwrap(),
+                &[
+                    script.to_str().unwrap(),
+                    &port.to_string(),
+                    "STORESCP",
+                    "60",
+                ],
+            ),
+            dir,
+        );
+        assert!(
+            wait_until(Duration::from_secs(20), || holder
+                .stdout()
+                .contains("established")
+                || holder.try_wait().is_some()),
+            "{}",
+            holder.output()
+        );
+        assert!(holder.try_wait().is_none(), "{}", holder.output());
+        let proxy = &mut p.proc;
+        let t0 = Instant::now();
+        proxy.signal("TERM");
+        let status = proxy.wait_timeout(drain + Duration::from_secs(20));
+        let took = t0.elapsed();
+        assert!(status.is_some_and(|s| s.success()), "{}", proxy.output());
+        assert!(
+            took >= drain && took < drain + Duration::from_millis(1500),
+            "--drain {arg}: exited {took:?} after SIGTERM\n{}",
+            proxy.output()
+        );
+        assert!(
+            proxy.stdout().contains("1 cut at drain"),
+            "{}",
+            proxy.output()
+        );
+        let ended = holder.wait_timeout(Duration::from_secs(20));
+        assert!(ended.is_some(), "{}", holder.output());
+        assert!(
+            holder.stdout().contains("aborted"),
+            "the requestor is told: {}",
+            holder.output()
+        );
+    }
+    let _ = scp.stop("TERM", Duration::from_secs(5));
+}
+
+/// The exit status of `dicomtap ARGS` with its standard error a pipe nobody reads (closed
+/// before the command writes to it); `None` when it had not ended within 60 s (then killed).
+fn exit_with_closed_stderr(args: &[&str]) -> Option<i32> {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dicomtap"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Terminal control bytes: what a terminal acts on (ESC starts a sequence, BEL ends an
+/// OSC title; C1 controls in UTF-8 do as ESC does on some terminals).
+fn raw_controls(s: &str) -> Vec<char> {
+    s.chars()
+        .filter(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+        .collect()
+}
+
+/// The issue's AE title and a peer's error comment of escape sequences, through real
+/// peers and the proxy's recording: no command prints them raw, on standard output or
+/// standard error (reports, export lines, replay differences, inferred statements, diff,
+/// check, probe, monitor, error messages).
+#[test]
+fn no_command_prints_wire_escape_sequences_raw() {
+    if !require(
+        "no_command_prints_wire_escape_sequences_raw",
+        &["storescp", "storescu", "echoscu"],
+    ) {
+        return;
+    }
+    let Some((py, data)) = require_python("no_command_prints_wire_escape_sequences_raw") else {
+        return;
+    };
+    let tmp = temp_dir("hostile-escapes");
+    let dir = tmp.path();
+    let bin = env!("CARGO_BIN_EXE_dicomtap");
+    let (mut scp, scp_port) = storescp("storescp", &dir.join("in"), dir, &[]);
+    let evil_port = free_port();
+    let mut evil = Proc::spawn(
+        "hostile-scp",
+        command(
+            py.to_str().unwrap(),
+            &[
+                workspace_dir()
+                    .join("tests/peers_py/hostile_scp.py")
+                    .to_str()
+                    .unwrap(),
+                &evil_port.to_string(),
+                "120",
+            ],
+        ),
+        dir,
+    );
+    assert!(
+        wait_for_port(evil_port, Duration::from_secs(20), Some(&mut evil)),
+        "{}",
+        evil.output()
+    );
+    let p = start_proxy(
+        dir,
+        "proxy",
+        &format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{scp_port}\"\n\
+             [[listener]]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:{evil_port}\"\n"
+        ),
+    );
+    let ae = "\x1b[31mRED\x1b]0;T\x07";
+    let ct = data.test_files.join("CT_small.dcm");
+    // 1, 2: the AE title, to DCMTK's storescp; 3, 4: the comments, from the hostile SCP.
+    let r = echoscu(dir, p.ports[0], ae, "STORESCP");
+    assert!(r.status.success(), "echoscu: {}", r.text());
+    run_ok(
+        "storescu",
+        storescu_command(
+            &["-aet", ae, "-aec", "STORESCP"],
+            p.ports[0],
+            std::slice::from_ref(&ct),
+        ),
+        dir,
+        Duration::from_secs(60),
+    );
+    let _ = echoscu(dir, p.ports[1], "PLAIN", "STORESCP");
+    let _ = run(
+        "storescu-evil",
+        storescu_command(&["-aec", "STORESCP"], p.ports[1], &[ct]),
+        dir,
+        Duration::from_secs(60),
+    );
+    let (_, _, captures) = stop(p);
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    let cap = captures[0].to_str().unwrap().to_string();
+    let inferred = dir.join("inferred.toml");
+    let bundled = workspace_dir().join("statements/dcmtk-storescp.toml");
+    let out_dir = dir.join("export");
+    let (to_scp, to_evil) = (
+        format!("127.0.0.1:{scp_port}"),
+        format!("127.0.0.1:{evil_port}"),
+    );
+    let runs: Vec<Vec<String>> = [
+        vec!["analyze", &cap],
+        vec!["analyze", "--detail", "2", &cap],
+        vec!["analyze", "--detail", "4", &cap],
+        vec!["analyze", "--ae", ae, &cap],
+        vec!["export", "--out", out_dir.to_str().unwrap(), &cap],
+        vec!["replay", "--dry-run", "--to", &to_scp, &cap],
+        vec![
+            "replay",
+            "--to",
+            &to_scp,
+            "--allow-original-destination",
+            "--timeout",
+            "10",
+            &cap,
+        ],
+        vec![
+            "statement",
+            "infer",
+            "--ae",
+            "STORESCP",
+            "-o",
+            inferred.to_str().unwrap(),
+            &cap,
+        ],
+        vec!["statement", "infer", "--ae", "STORESCP", &cap],
+        vec!["statement", "infer", "--ae", ae, &cap],
+        vec!["statement", "check", inferred.to_str().unwrap()],
+        vec![
+            "statement",
+            "diff",
+            inferred.to_str().unwrap(),
+            bundled.to_str().unwrap(),
+        ],
+        vec![
+            "statement",
+            "diff",
+            "--detail",
+            inferred.to_str().unwrap(),
+            bundled.to_str().unwrap(),
+        ],
+        vec![
+            "monitor",
+            "--no-follow",
+            "--exit-when-done",
+            "--metrics",
+            "127.0.0.1:0",
+            &cap,
+        ],
+        vec![
+            "probe",
+            "--target",
+            &to_evil,
+            "--called-ae",
+            "STORESCP",
+            "echo",
+        ],
+    ]
+    .iter()
+    .map(|a| a.iter().map(|s| s.to_string()).collect())
+    .collect();
+    let mut shown = String::new();
+    for (i, args) in runs.iter().enumerate() {
+        let out = run(
+            &format!("run{i}-{}", args[0]),
+            command(bin, args),
+            dir,
+            Duration::from_secs(120),
+        );
+        for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                raw_controls(text).is_empty(),
+                "dicomtap {}: raw control characters in {name}: {text:?}",
+                args.join(" ")
+            );
+        }
+        shown.push_str(&out.stdout);
+        shown.push_str(&out.stderr);
+    }
+    // Errors written to a standard error nobody reads: exit 2, not a panic (101).
+    let empty = dir.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for args in [
+        vec!["statement", "infer", "--ae", "NOBODY", &cap],
+        vec!["statement", "infer", "--ae", ae, &cap],
+        vec!["analyze", "no-such-capture.pcap"],
+        vec!["statement", "check", empty.to_str().unwrap()],
+    ] {
+        assert_eq!(exit_with_closed_stderr(&args), Some(2), "{args:?}");
+    }
+    // The strings are there, escaped, not dropped.
+    assert!(shown.contains("\\x1b[31mRED\\x1b]0;T\\x07"), "{shown}");
+    assert!(shown.contains("\\x1b[31mBAD\\x1b]0;T\\x07"), "{shown}");
+    let _ = evil.stop("TERM", Duration::from_secs(5));
+    let _ = scp.stop("TERM", Duration::from_secs(5));
+}
+
+/// `probe --html`/`--junit` to a path that cannot be written fail before the device is
+/// contacted, not after the run (as `analyze` does for its output files).
+#[test]
+fn probe_report_files_are_created_before_the_device_is_probed() {
+    let tmp = temp_dir("hostile-probe-out");
+    let dir = tmp.path();
+    let device = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    device.set_nonblocking(true).unwrap();
+    let target = device.local_addr().unwrap().to_string();
+    let missing = dir.join("no-such-dir/report");
+    for flag in ["--html", "--junit"] {
+        let out = run(
+            "probe",
+            command(
+                env!("CARGO_BIN_EXE_dicomtap"),
+                &[
+                    "probe",
+                    "--target",
+                    &target,
+                    "--called-ae",
+                    "ANY-SCP",
+                    flag,
+                    missing.to_str().unwrap(),
+                    "echo",
+                ],
+            ),
+            dir,
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", out.text());
+        assert!(out.stderr.contains("cannot create"), "{}", out.text());
+        assert!(
+            matches!(device.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "{flag}: the device was contacted"
+        );
+    }
+}
+
+/// One P-DATA-TF PDU of 100,000 two-byte PDVs (600 kB): its event-log line listed every
+/// PDV (5 MB), as did its line in `analyze --detail` (1.8 MB). Both list the first 64.
+#[test]
+fn a_pdu_of_many_tiny_pdvs_is_not_listed_pdv_by_pdv() {
+    let tmp = temp_dir("hostile-pdvs");
+    let dir = tmp.path();
+    let (up, sink) = sink_upstream(1);
+    let p = proxy_to(dir, "proxy", up, "max_associations = 4");
+    let pdv = [0u8, 0, 0, 2, 1, 3];
+    let body: Vec<u8> = pdv.iter().copied().cycle().take(6 * 100_000).collect();
+    let mut pdu = vec![0x04, 0];
+    pdu.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    pdu.extend_from_slice(&body);
+    let mut s = TcpStream::connect(("127.0.0.1", p.ports[0])).unwrap();
+    s.write_all(&pdu).unwrap();
+    drop(s);
+    assert!(wait_until(Duration::from_secs(60), || {
+        let m = http_get(p.metrics, "/metrics", None);
+        metric(&m, "dicomtap_event_log_lines_per_association_count") == 1.0
+    }));
+    let (events, log_bytes, captures) = stop(p);
+    let _ = sink.join();
+    assert!(
+        log_bytes * 20 < pdu.len() as u64,
+        "{log_bytes} bytes of event log for a {} byte PDU",
+        pdu.len()
+    );
+    let line = events
+        .iter()
+        .find(|e| e["event"] == "p_data")
+        .expect("the PDU is logged");
+    assert_eq!(line["pdvs"].as_array().map(Vec::len), Some(64), "{line}");
+    let summary = events
+        .iter()
+        .find(|e| e["event"] == "events_suppressed")
+        .expect("a summary");
+    assert_eq!(summary["pdvs_not_logged"], 100_000 - 64, "{summary}");
+
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    let out = run_ok(
+        "analyze-detail",
+        command(
+            env!("CARGO_BIN_EXE_dicomtap"),
+            &["analyze", "--detail", "1", captures[0].to_str().unwrap()],
+        ),
+        dir,
+        Duration::from_secs(120),
+    );
+    let longest = out.stdout.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 8 * 1024, "a detail line of {longest} bytes");
+    assert!(
+        out.stdout.contains("... and 99936 more PDVs"),
+        "{}",
+        out.stdout
     );
 }

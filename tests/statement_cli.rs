@@ -53,7 +53,24 @@ fn bundled_statements_check() {
         root().join("statements").to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).lines().count(), 4);
+    assert_eq!(text(&out.stdout).lines().count(), 3);
+    // With the alternative of DCMTK's storescp: one AE title claimed twice, nothing to
+    // tell the two apart.
+    let out = dicomtap(&[
+        "statement",
+        "check",
+        root().join("statements").to_str().unwrap(),
+        root().join("statements/alternatives").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("alternatives/pynetdicom-storescp.toml:")
+            && err.contains("ae[0].title: AE title STORESCP is also claimed by")
+            && err.contains("statements/dcmtk-storescp.toml (line "),
+        "{err}"
+    );
+    assert_eq!(text(&out.stdout).lines().count(), 3);
 }
 
 #[test]
@@ -469,10 +486,12 @@ fn diff_html_matrix_with_the_bundled_statements() {
     write_site(dir.path());
     let html = dir.path().join("matrix.html");
     let bundled = root().join("statements");
+    let alternatives = bundled.join("alternatives");
     let out = dicomtap(&[
         "statement",
         "diff",
         bundled.to_str().unwrap(),
+        alternatives.to_str().unwrap(),
         dir.path().to_str().unwrap(),
         "--html",
         html.to_str().unwrap(),

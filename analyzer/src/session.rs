@@ -101,6 +101,13 @@ pub struct DimseCounts {
     pub without_request: u64,
 }
 
+/// Findings of one code beyond the first [`FIRST_OF_A_KIND`] of an association.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RepeatedFindings {
+    pub count: u64,
+    pub severity: Severity,
+}
+
 /// A finding with where it was seen.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SessionFinding {
@@ -135,12 +142,20 @@ pub struct Session {
     pub acceptor: PeerFacts,
     pub outcome: Outcome,
     pub ending: Ending,
+    /// The presentation contexts, the first [`MAX_CONTEXTS`] of them.
     pub contexts: Vec<ContextSummary>,
+    /// Contexts not kept beyond [`MAX_CONTEXTS`] (PS3.8 allows 128 an association).
+    pub contexts_dropped: u64,
     pub dimse: BTreeMap<String, DimseCounts>,
     pub exchanges: Vec<Exchange>,
     /// Exchanges not kept in `exchanges` because of the cap.
     pub exchanges_dropped: u64,
+    /// The first [`FIRST_OF_A_KIND`] findings of each code, with their evidence.
     pub findings: Vec<SessionFinding>,
+    /// Findings of a code past its first [`FIRST_OF_A_KIND`]: code -> count and worst
+    /// severity (a stream of one odd PDU must not bury the findings of other kinds).
+    pub findings_repeated: BTreeMap<String, RepeatedFindings>,
+    /// Findings not kept because `findings` was full (many different codes).
     pub findings_dropped: u64,
     pub data_sets: u64,
     pub data_set_bytes: u64,
@@ -153,6 +168,11 @@ impl Session {
         self.last_ts_us.saturating_sub(self.first_ts_us)
     }
 
+    /// Contexts of the association, those not kept included.
+    pub fn proposed_contexts(&self) -> u64 {
+        self.contexts.len() as u64 + self.contexts_dropped
+    }
+
     pub fn accepted_contexts(&self) -> usize {
         self.contexts
             .iter()
@@ -162,13 +182,38 @@ impl Session {
 
     /// The worst finding severity, if any.
     pub fn worst(&self) -> Option<Severity> {
-        self.findings.iter().map(|f| f.finding.severity).max()
+        self.findings
+            .iter()
+            .map(|f| f.finding.severity)
+            .chain(self.findings_repeated.values().map(|r| r.severity))
+            .max()
+    }
+
+    /// How many findings of `severity` the association had, those only counted included.
+    pub fn findings_of(&self, severity: Severity) -> u64 {
+        let kept = self
+            .findings
+            .iter()
+            .filter(|f| f.finding.severity == severity)
+            .count() as u64;
+        let repeated: u64 = self
+            .findings_repeated
+            .values()
+            .filter(|r| r.severity == severity)
+            .map(|r| r.count)
+            .sum();
+        kept + repeated
     }
 }
 
 /// Caps that keep a long association's session bounded.
 const MAX_EXCHANGES: usize = 100_000;
 const MAX_FINDINGS: usize = 10_000;
+/// Contexts kept: context ids are one byte, so no more than this can be told apart.
+pub const MAX_CONTEXTS: usize = 256;
+/// Findings of one code kept with their evidence per association; the rest are counted
+/// (the proxy's event log keeps as many, docs/events.md "Bounds").
+pub const FIRST_OF_A_KIND: u64 = 10;
 
 /// Folds events into a [`Session`].
 #[derive(Debug)]
@@ -180,6 +225,8 @@ pub struct SessionBuilder {
     /// A side's stream ended inside a PDU (the engine's truncated-PDU finding).
     truncated: [bool; 2],
     started: bool,
+    /// Findings seen per code.
+    per_code: BTreeMap<&'static str, u64>,
 }
 
 impl SessionBuilder {
@@ -196,10 +243,12 @@ impl SessionBuilder {
                 outcome: Outcome::NegotiationNotSeen,
                 ending: Ending::Open,
                 contexts: Vec::new(),
+                contexts_dropped: 0,
                 dimse: BTreeMap::new(),
                 exchanges: Vec::new(),
                 exchanges_dropped: 0,
                 findings: Vec::new(),
+                findings_repeated: BTreeMap::new(),
                 findings_dropped: 0,
                 data_sets: 0,
                 data_set_bytes: 0,
@@ -208,6 +257,7 @@ impl SessionBuilder {
             open: BTreeMap::new(),
             ended: [None, None],
             truncated: [false; 2],
+            per_code: BTreeMap::new(),
             started: false,
         }
     }
@@ -256,9 +306,11 @@ impl SessionBuilder {
                     rq.user_info.implementation_class_uid.clone();
                 self.s.requestor.implementation_version_name =
                     rq.user_info.implementation_version_name.clone();
+                self.s.contexts_dropped = rq.contexts.len().saturating_sub(MAX_CONTEXTS) as u64;
                 self.s.contexts = rq
                     .contexts
                     .iter()
+                    .take(MAX_CONTEXTS)
                     .map(|c| ContextSummary {
                         id: c.id,
                         abstract_syntax: c.abstract_syntax.clone(),
@@ -277,10 +329,14 @@ impl SessionBuilder {
                 self.s.acceptor.implementation_version_name =
                     ac.user_info.implementation_version_name.clone();
                 for r in &ac.results {
+                    let full = self.s.contexts.len() >= MAX_CONTEXTS;
                     match self.s.contexts.iter_mut().find(|c| c.id == r.id) {
                         Some(c) => {
                             c.result = Some(r.result_name.to_string());
                             c.transfer_syntax = r.transfer_syntax.clone();
+                        }
+                        None if full => {
+                            self.s.contexts_dropped += 1;
                         }
                         None => self.s.contexts.push(ContextSummary {
                             id: r.id,
@@ -355,7 +411,20 @@ impl SessionBuilder {
                 if f.code == dicomtap_wire::FindingCode::TruncatedPdu {
                     self.truncated[e.from.index()] = true;
                 }
-                if self.s.findings.len() < MAX_FINDINGS {
+                let seen = self.per_code.entry(f.code.id()).or_insert(0);
+                *seen += 1;
+                if *seen > FIRST_OF_A_KIND {
+                    let r = self
+                        .s
+                        .findings_repeated
+                        .entry(f.code.id().to_string())
+                        .or_insert(RepeatedFindings {
+                            count: 0,
+                            severity: f.severity,
+                        });
+                    r.count += 1;
+                    r.severity = r.severity.max(f.severity);
+                } else if self.s.findings.len() < MAX_FINDINGS {
                     self.s.findings.push(SessionFinding {
                         ts_us: e.ts_us,
                         from: e.from,

@@ -129,6 +129,22 @@ pub fn timestamp(ts_us: u64) -> String {
     )
 }
 
+/// Contexts listed by [`describe`] per A-ASSOCIATE-RQ or -AC: ids are one byte, and
+/// PS3.8 allows 128 an association.
+pub const MAX_LISTED_CONTEXTS: usize = crate::session::MAX_CONTEXTS;
+
+/// PDVs listed per P-DATA-TF line (real PDUs carry one or two).
+pub const MAX_LISTED_PDVS: usize = 64;
+
+fn more_contexts(n: usize, lines: &mut Vec<String>) {
+    if n > MAX_LISTED_CONTEXTS {
+        lines.push(format!(
+            "    ... and {} more contexts, not listed",
+            n - MAX_LISTED_CONTEXTS
+        ));
+    }
+}
+
 /// Lines describing one event: the first is the headline, the rest (indented) are details.
 /// Control characters from the wire are escaped ([`escape_controls`]).
 pub fn describe(event: &Event) -> Vec<String> {
@@ -155,7 +171,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
             if let Some(ctx) = &rq.application_context {
                 lines.push(format!("    application context {ctx}"));
             }
-            for pc in &rq.contexts {
+            for pc in rq.contexts.iter().take(MAX_LISTED_CONTEXTS) {
                 let ts: Vec<String> = pc.transfer_syntaxes.iter().map(|t| uid_short(t)).collect();
                 lines.push(format!(
                     "    pc {:>3} {}  [{}]",
@@ -164,6 +180,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
                     ts.join(", ")
                 ));
             }
+            more_contexts(rq.contexts.len(), &mut lines);
             user_info_lines(&rq.user_info, &mut lines);
         }
         EventKind::AssociateAc(ac) => {
@@ -174,7 +191,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
                 ac.called_ae,
                 ac.results.len()
             )));
-            for r in &ac.results {
+            for r in ac.results.iter().take(MAX_LISTED_CONTEXTS) {
                 let ts = r
                     .transfer_syntax
                     .as_deref()
@@ -182,6 +199,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
                     .unwrap_or_default();
                 lines.push(format!("    pc {:>3} {} {ts}", r.id, r.result_name));
             }
+            more_contexts(ac.results.len(), &mut lines);
             user_info_lines(&ac.user_info, &mut lines);
         }
         EventKind::AssociateRj(rj) => {
@@ -191,9 +209,10 @@ fn describe_raw(event: &Event) -> Vec<String> {
         EventKind::ReleaseRp => lines.push(head("A-RELEASE-RP".into())),
         EventKind::Abort(a) => lines.push(head(format!("A-ABORT {}", a.description))),
         EventKind::PData(p) => {
-            let pdvs: Vec<String> = p
+            let mut pdvs: Vec<String> = p
                 .pdvs
                 .iter()
+                .take(MAX_LISTED_PDVS)
                 .map(|v| {
                     format!(
                         "pc {} {}{} {}B",
@@ -204,6 +223,12 @@ fn describe_raw(event: &Event) -> Vec<String> {
                     )
                 })
                 .collect();
+            if p.pdvs.len() > MAX_LISTED_PDVS {
+                pdvs.push(format!(
+                    "... and {} more PDVs",
+                    p.pdvs.len() - MAX_LISTED_PDVS
+                ));
+            }
             lines.push(head(format!(
                 "P-DATA-TF {} bytes: {}",
                 p.pdu_length,
@@ -246,7 +271,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
                 ));
             }
             if let Some(e) = &cmd.error_comment {
-                lines.push(format!("    error comment {e:?}"));
+                lines.push(format!("    error comment \"{e}\""));
             }
             if !cmd.offending_elements.is_empty() {
                 lines.push(format!(
@@ -276,7 +301,7 @@ fn describe_raw(event: &Event) -> Vec<String> {
             }
             for pc in &peek.private_creators {
                 lines.push(format!(
-                    "    private creator ({:04X},00{:02X}) {:?}",
+                    "    private creator ({:04X},00{:02X}) \"{}\"",
                     pc.group, pc.block, pc.creator
                 ));
             }
@@ -322,7 +347,7 @@ fn user_info_lines(ui: &dicomtap_wire::assoc::UserInformation, lines: &mut Vec<S
         lines.push(format!("    implementation class {u}"));
     }
     if let Some(v) = &ui.implementation_version_name {
-        lines.push(format!("    implementation version {v:?}"));
+        lines.push(format!("    implementation version \"{v}\""));
     }
     if let Some((i, p)) = ui.async_window {
         lines.push(format!("    async window invoked {i} performed {p}"));
@@ -355,7 +380,7 @@ fn user_info_lines(ui: &dicomtap_wire::assoc::UserInformation, lines: &mut Vec<S
             id.identity_type_name,
             id.username
                 .as_deref()
-                .map(|u| format!(" {u:?}"))
+                .map(|u| format!(" \"{u}\""))
                 .unwrap_or_default()
         ));
     }
@@ -413,10 +438,10 @@ fn session_line_raw(s: &crate::session::Session) -> String {
         Outcome::Accepted => format!(
             "accepted {}/{} ctx",
             s.accepted_contexts(),
-            s.contexts.len()
+            s.proposed_contexts()
         ),
         Outcome::Rejected { description, .. } => format!("REJECTED ({description})"),
-        Outcome::NoAnswer => format!("no answer seen to {} proposed ctx", s.contexts.len()),
+        Outcome::NoAnswer => format!("no answer seen to {} proposed ctx", s.proposed_contexts()),
         Outcome::NegotiationNotSeen => match &s.encrypted {
             Some(tls) => format!("encrypted: {tls}"),
             None => "negotiation not captured".to_string(),
@@ -473,16 +498,8 @@ fn session_line_raw(s: &crate::session::Session) -> String {
         Ending::Open => "open at end of capture".to_string(),
     };
     let findings = {
-        let errors = s
-            .findings
-            .iter()
-            .filter(|f| f.finding.severity == dicomtap_wire::Severity::Error)
-            .count();
-        let warnings = s
-            .findings
-            .iter()
-            .filter(|f| f.finding.severity == dicomtap_wire::Severity::Warning)
-            .count();
+        let errors = s.findings_of(dicomtap_wire::Severity::Error);
+        let warnings = s.findings_of(dicomtap_wire::Severity::Warning);
         match (errors, warnings) {
             (0, 0) => String::new(),
             (e, w) => format!(" [{e} errors, {w} warnings]"),

@@ -923,6 +923,53 @@ acceptor = true
     h.has("association-role-not-claimed", "ARCHIVE_ONLY");
 }
 
+/// Two acceptors of one title on one host, told apart by their ports: each association is
+/// checked against the statement of the port it called.
+#[test]
+fn acceptors_of_one_title_are_matched_by_port() {
+    let on = |device: &str, port: u16| {
+        format!(
+            "schema = \"dicomtap-statement/1\"\n[device]\nname = \"{device}\"\n\
+             [[ae]]\ntitle = \"STORE\"\nport = {port}\nacceptor = true\n\
+             [[ae.capability]]\nsop_class = \"CTImageStorage\"\nrole = \"SCP\"\n\
+             transfer_syntaxes = [\"ExplicitVRLittleEndian\"]\n"
+        )
+    };
+    let (a, b) = (on("STORE_104", 104), on("STORE_11112", 11112));
+    let mut h = H::new(&[a.as_str(), b.as_str()]);
+    for (i, port) in [104u16, 11112].into_iter().enumerate() {
+        h.findings.clear();
+        h.on(i as u64, "10.0.0.7:5000", &format!("10.0.0.9:{port}"))
+            .rq(
+                "CT9000",
+                "STORE",
+                &[(1, CT, &[EXPLICIT])],
+                UserInformation::default(),
+            )
+            .ac(&[(1, 0, Some(EXPLICIT))], ui_pacs());
+        assert!(
+            !h.raised("ae-address-not-claimed"),
+            "port {port}: {:#?}",
+            h.findings
+        );
+    }
+    // Another port: the first statement, which does not claim it.
+    h.findings.clear();
+    h.on(2, "10.0.0.7:5001", "10.0.0.9:2000")
+        .rq(
+            "CT9000",
+            "STORE",
+            &[(1, CT, &[EXPLICIT])],
+            UserInformation::default(),
+        )
+        .ac(&[(1, 0, Some(EXPLICIT))], ui_pacs());
+    assert!(
+        h.has("ae-address-not-claimed", "STORE_104")
+            .observed
+            .contains("port 2000")
+    );
+}
+
 #[test]
 fn data_rules() {
     let mut h = H::new(&[MODALITY, PACS]);

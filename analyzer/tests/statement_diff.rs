@@ -193,7 +193,23 @@ fn same_title_shows_drift() {
 #[test]
 fn bundled_statements_are_valid_and_interoperate() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../statements");
-    let all = statement::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    // statements/ loads as one site; the alternative of one of its AE titles diffs with it.
+    let mut all = statement::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let alt = dir.join("alternatives/pynetdicom-storescp.toml");
+    all.extend(statement::load_files(std::slice::from_ref(&alt)).unwrap_or_else(|e| panic!("{e}")));
+    // The two storescp share their default AE title: not one site as they are.
+    let storescps: Vec<Statement> = all
+        .iter()
+        .filter(|s| s.device.name.ends_with("_STORESCP"))
+        .cloned()
+        .collect();
+    let err = statement::load::check_distinguishable_aes(&storescps);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].message.contains("dcmtk-storescp.toml") && err[0].file == alt,
+        "{}",
+        err[0]
+    );
     let names: Vec<&str> = all.iter().map(|s| s.device.name.as_str()).collect();
     for n in [
         "DCMTK_STORESCP",

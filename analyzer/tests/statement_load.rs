@@ -206,10 +206,55 @@ fn device_names_unique_among_loaded() {
     );
     std::fs::write(
         dir.path().join("b.toml"),
-        EXAMPLE.replace("ACME_CT9000", "OTHER"),
+        EXAMPLE
+            .replace("ACME_CT9000", "OTHER")
+            .replace("10.1.2.3", "10.1.2.4"),
     )
     .unwrap();
     assert_eq!(statement::load_dir(dir.path()).unwrap().len(), 2);
+}
+
+/// One AE title in two files of a directory: an error naming both files unless `hosts`
+/// or (acceptors) `port` tell the two apart.
+#[test]
+fn one_ae_title_in_two_files_needs_hosts_or_port_to_tell_them_apart() {
+    let ae = |device: &str, extra: &str| {
+        format!(
+            "schema = \"dicomtap-statement/1\"\n[device]\nname = \"{device}\"\n\
+             [[ae]]\ntitle = \"STORESCP\"\n{extra}acceptor = true\n"
+        )
+    };
+    let load = |a: &str, b: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.toml"), ae("A", a)).unwrap();
+        std::fs::write(dir.path().join("b.toml"), ae("B", b)).unwrap();
+        statement::load_dir(dir.path()).map_err(|e| e.to_string())
+    };
+    for (a, b) in [
+        ("", ""),
+        (
+            "hosts = [\"10.0.0.1\", \"10.0.0.2\"]\n",
+            "hosts = [\"10.0.0.2\"]\n",
+        ),
+        ("port = 104\n", "port = 104\n"),
+        ("port = 104\n", ""),
+        ("port = 104\ninitiator = true\n", "port = 11112\n"),
+    ] {
+        let e = load(a, b).unwrap_err();
+        assert!(
+            e.contains("b.toml:4: ae[0].title: AE title STORESCP is also claimed by")
+                && e.contains("a.toml (line 4)")
+                && e.contains("between A and B"),
+            "{a:?} {b:?}: {e}"
+        );
+    }
+    for (a, b) in [
+        ("hosts = [\"10.0.0.1\"]\n", "hosts = [\"10.0.0.2\"]\n"),
+        ("hosts = [\"10.0.0.1\"]\n", ""),
+        ("port = 104\n", "port = 11112\n"),
+    ] {
+        assert_eq!(load(a, b).map(|s| s.len()), Ok(2), "{a:?} {b:?}");
+    }
 }
 
 /// Found by fuzzing: an AE that states neither role must survive a write and a load.

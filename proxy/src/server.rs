@@ -40,6 +40,7 @@ use crate::recorder::{RecordMsg, Recorder, RecorderHandle, now_us};
 use crate::tls::{Conn, ConnRead, ConnWrite, Leg, ListenerTls};
 use budget::{EventBudget, Held};
 use chunks::ChunkPool;
+use dicomtap_analyzer::text::escape_controls;
 use framing::PduFramer;
 
 /// Something the proxy saw or did, for one association.
@@ -277,6 +278,10 @@ impl Shared {
     }
 }
 
+/// How long past the drain time shutdown may take to cut the associations still open
+/// (A-ABORT, close, `closed` event) and let the analyses log their last events.
+pub const CUT_GRACE: Duration = Duration::from_millis(1000);
+
 /// A started proxy: its sockets are bound and it serves until [`RunningProxy::shutdown`].
 pub struct RunningProxy {
     listen_addrs: Vec<SocketAddr>,
@@ -472,14 +477,16 @@ impl RunningProxy {
     }
 
     /// Stops accepting, lets open associations finish for up to `drain`, closes the rest,
-    /// flushes and closes the recording.
+    /// flushes and closes the recording. Returns within `drain` plus [`CUT_GRACE`] (plus
+    /// the time the recording takes to flush), however the open associations behave.
     pub async fn shutdown(self, drain: Duration) -> Result<ProxySummary, ProxyError> {
+        let drain_end = Instant::now() + drain;
+        let end = drain_end + CUT_GRACE;
         let _ = self.stop.send(true);
         for t in self.accept_tasks {
             let _ = t.await;
         }
-        let deadline = Instant::now() + drain;
-        while self.shared.open() > 0 && Instant::now() < deadline {
+        while self.shared.open() > 0 && Instant::now() < drain_end {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let cut = self.shared.open();
@@ -490,8 +497,8 @@ impl RunningProxy {
             // PDUs, close, `closed` event. A task still running after that is aborted; its
             // association logs its `closed` event when dropped.
             let _ = self.shared.cut.send(true);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while self.shared.open() > 0 && Instant::now() < deadline {
+            let abort_at = drain_end + CUT_GRACE / 2;
+            while self.shared.open() > 0 && Instant::now() < abort_at {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let handles: Vec<AbortHandle> = self
@@ -504,12 +511,19 @@ impl RunningProxy {
                 h.abort();
             }
         }
-        // Analyses finish their queues and hand their last events to the recorder.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // Analyses finish their queues and hand their last events to the recorder, within
+        // what is left of the grace (at least a moment, for the `closed` events just sent).
+        let end = end.max(Instant::now() + Duration::from_millis(100));
         while (self.shared.analyses.load(Ordering::Acquire) > 0 || self.shared.open() > 0)
-            && Instant::now() < deadline
+            && Instant::now() < end
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let behind = self.shared.analyses.load(Ordering::Acquire);
+        if behind > 0 {
+            tracing::warn!(
+                "drain: {behind} association analyses still running; their last events may be missing from the event log"
+            );
         }
         if let Some(t) = self.metrics_task {
             let _ = t.await;
@@ -1096,7 +1110,7 @@ async fn analyse(
                 held(why);
                 conv.skip();
             } else if let Some(ev) = conv.poll() {
-                out.extend(emit(ProxyEventKind::Wire(ev), upstream));
+                out.extend(emit(ProxyEventKind::Wire(budget.trim(ev)), upstream));
             }
         }
         if let Some(tap) = &shared.tap {
@@ -1431,7 +1445,7 @@ async fn prepare(
         }
         let rq = matches!(first, FirstPdu::Rq(_)).then_some(pre.as_slice());
         if let Err(denial) = acl.check_addr(client_addr, rq) {
-            tracing::warn!(assoc = id, client = %client_addr, "access denied: {}", denial.detail);
+            tracing::warn!(assoc = id, client = %client_addr, "access denied: {}", escape_controls(&denial.detail));
             shared
                 .metrics
                 .access_denied_total
@@ -1541,7 +1555,7 @@ async fn prepare(
             conn
         }
         Err(f) => {
-            tracing::warn!(assoc = id, client = %client_addr, "upstream TLS handshake failed: {}", f.reason);
+            tracing::warn!(assoc = id, client = %client_addr, "upstream TLS handshake failed: {}", escape_controls(&f.reason));
             assoc.notice(crate::tls::failed_notice(&f));
             assoc.notice(Notice::UpstreamError {
                 kind: "tls".into(),
@@ -1577,7 +1591,7 @@ async fn tls_accept(assoc: &Association, tls: &ListenerTls, tcp: TcpStream) -> O
             Some(conn)
         }
         Err(f) => {
-            tracing::warn!(assoc = assoc.id, client = %assoc.client, "TLS handshake failed: {}", f.reason);
+            tracing::warn!(assoc = assoc.id, client = %assoc.client, "TLS handshake failed: {}", escape_controls(&f.reason));
             assoc.notice(crate::tls::failed_notice(&f));
             assoc.control(AnalysisMsg::Outcome("tls_failed"));
             assoc.end(Side::Requestor, StreamEnd::Close).await;

@@ -15,7 +15,7 @@ use dicomtap_analyzer::conformance::{
     Checked, Checker, ConformanceFinding, FindingReport, FindingSink,
 };
 use dicomtap_analyzer::report::Report;
-use dicomtap_analyzer::session::Session;
+use dicomtap_analyzer::session::{FIRST_OF_A_KIND, Session};
 use dicomtap_analyzer::text;
 use dicomtap_wire::{EngineConfig, Event, Severity};
 
@@ -99,6 +99,8 @@ struct Output {
     json: bool,
     detail: Option<u64>,
     detail_events: Vec<Event>,
+    /// Finding events of the detailed association per code.
+    detail_per_code: std::collections::BTreeMap<&'static str, u64>,
     detail_session: Option<Session>,
     events: Option<BufWriter<std::fs::File>>,
     out: BufWriter<std::io::Stdout>,
@@ -164,6 +166,14 @@ impl AnalysisSink for Output {
             }
         }
         if self.detail == Some(conn.id.0) && self.detail_events.len() < MAX_DETAIL_EVENTS {
+            // Findings of one code: the first few listed, the rest counted (as the session).
+            if let dicomtap_wire::EventKind::Finding(f) = &event.kind {
+                let n = self.detail_per_code.entry(f.code.id()).or_insert(0);
+                *n += 1;
+                if *n > FIRST_OF_A_KIND {
+                    return;
+                }
+            }
             self.detail_events.push(event.clone());
         }
     }
@@ -217,6 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         json: args.json,
         detail: args.detail,
         detail_events: Vec::new(),
+        detail_per_code: std::collections::BTreeMap::new(),
         detail_session: None,
         events,
         out: BufWriter::new(std::io::stdout()),
@@ -414,6 +425,18 @@ fn print_detail(out: &mut Output, id: u64) -> anyhow::Result<()> {
     if out.detail_events.len() >= MAX_DETAIL_EVENTS {
         lines.push(format!(
             "  ... only the first {MAX_DETAIL_EVENTS} events are shown"
+        ));
+    }
+    for (code, r) in &session.findings_repeated {
+        lines.push(format!(
+            "  ... and {} more {} findings of code {code}, not listed (the first {FIRST_OF_A_KIND} are)",
+            r.count, r.severity
+        ));
+    }
+    if session.findings_dropped > 0 {
+        lines.push(format!(
+            "  ... and {} more findings, not kept (too many codes)",
+            session.findings_dropped
         ));
     }
     lines.push(String::new());

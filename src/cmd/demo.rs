@@ -115,12 +115,12 @@ async fn demo(opts: DemoOptions, keep_running: bool, json: bool) -> anyhow::Resu
         );
         // In JSON mode standard output carries only the final report.
         if json {
-            eprint!("{text}");
+            say_err_inline!("{text}");
         } else {
             print!("{text}");
         }
         wait_for_stop().await?;
-        eprintln!("dicomtap demo: stopping (draining for up to 5 s)");
+        say_err!("dicomtap demo: stopping (draining for up to 5 s)");
     }
     Ok(session.finish().await?)
 }

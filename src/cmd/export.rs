@@ -51,7 +51,7 @@ impl Report {
                 .map_err(std::io::Error::other)
                 .and_then(|()| writeln!(self.out))
         } else {
-            writeln!(self.out, "{}", object_line(rec))
+            writeln!(self.out, "{}", text::escape_controls(&object_line(rec)))
         };
         if let Err(e) = r {
             self.error = Some(e);

@@ -81,7 +81,7 @@ fn quiet_library_panics() {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     quiet_library_panics();
     if a.inputs.len() > 1 && a.out_dir.is_none() {
-        eprintln!(
+        say_err!(
             "statement import: {} documents given; use --out-dir DIR to write one statement for each",
             a.inputs.len()
         );
@@ -98,13 +98,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         match convert(input, &mut names) {
             Ok(c) => done.push(c),
             Err(msg) => {
-                eprintln!("{}: {msg}", input.display());
+                say_err!("{}: {msg}", input.display());
                 failed += 1;
             }
         }
     }
     if failed > 0 {
-        eprintln!(
+        say_err!(
             "statement import: {failed} of {} document(s) could not be read; nothing written",
             a.inputs.len()
         );
@@ -118,7 +118,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     for c in &done {
         for t in &c.ae_titles {
             if let Some((_, other)) = seen.iter().find(|(x, _)| x == t) {
-                eprintln!(
+                say_err!(
                     "{}: warning: AE title {t} is also drafted for {other}; give one of them its real title before loading both",
                     c.input.display()
                 );
@@ -302,7 +302,7 @@ fn from_json(
         header.extend(imported.notes.iter().map(|n| format!("- {n}")));
     }
     for n in &imported.notes {
-        eprintln!("{}: note: {n}", input.display());
+        say_err!("{}: note: {n}", input.display());
     }
     let opts = write::WriteOptions { header, x: None };
     let toml = write::to_toml_with(&imported.statement, &opts);

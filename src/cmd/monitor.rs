@@ -280,7 +280,7 @@ fn follow_files(
                 source,
             }
         })?;
-        eprintln!("{name}: continuing with {}", next.display());
+        say_err!("{name}: continuing with {}", next.display());
         reader.switch_input(
             next.display().to_string(),
             Follow {
@@ -432,7 +432,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         health.abort();
         let left = rt.block_on(p.close(Duration::from_secs(5)));
         if left > 0 {
-            eprintln!("dicomtap: {left} fleet events left in the spool for the next start");
+            say_err!("dicomtap: {left} fleet events left in the spool for the next start");
         }
     }
     let _ = stop_tx.send(true);

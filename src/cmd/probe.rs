@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use dicomtap_analyzer::text::{escape_controls, escape_text};
 use dicomtap_endpoints::probe::{self, Check, ProbeConfig, Verdict, report};
 
 #[derive(clap::Args)]
@@ -303,17 +304,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!(msg);
     }
     if cfg.allow_writes && !plan.writes.is_empty() {
-        eprintln!("may write test data to {} ({}):", cfg.called_ae, cfg.target);
+        say_err!("may write test data to {} ({}):", cfg.called_ae, cfg.target);
         for l in &plan.writes {
-            eprintln!("  {l}");
+            say_err!("  {l}");
         }
-        eprintln!(
+        say_err!(
             "  every object: patient name and ID starting with {}, Study Description \"{}\", private creator \"{}\"",
             cfg.test_patient,
             probe::checks::TEST_STUDY_DESCRIPTION,
             dicomtap_endpoints::peers::iods::PRIVATE_CREATOR
         );
     }
+    // The report files are created before the probe runs: a path that cannot be written
+    // fails at once, not after minutes against the device.
+    let mut html = open_report(args.html.as_ref())?;
+    let mut junit = open_report(args.junit.as_ref())?;
     let progress = ProgressLine::start();
     if let Some(line) = &progress {
         let now = line.now.clone();
@@ -331,23 +336,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        out.write_all(report::to_text(&report, args.detail).as_bytes())?;
+        let text = report::to_text(&report, args.detail);
+        out.write_all(escape_text(&text).as_bytes())?;
     }
     out.flush()?;
-    if let Some(p) = &args.html {
-        let mut f =
-            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+    if let Some((f, p)) = html.as_mut() {
         f.write_all(report::to_html(&report, args.detail).as_bytes())
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
-    if let Some(p) = &args.junit {
-        let mut f =
-            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+    if let Some((f, p)) = junit.as_mut() {
         f.write_all(report::to_junit(&report, args.detail).as_bytes())
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
     if let Some(s) = &report.stopped {
-        eprintln!("dicomtap probe: {s}");
+        say_err!("dicomtap probe: {}", escape_controls(s));
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
     let failed =
@@ -385,11 +387,11 @@ impl ProgressLine {
                 std::thread::sleep(Duration::from_millis(500));
                 let Ok(g) = n.lock() else { break };
                 if !g.0.is_empty() {
-                    let line: String = g.0.chars().take(150).collect();
-                    eprint!("\r\x1b[2K{line} [{:.0} s]", g.1.elapsed().as_secs_f64());
+                    let line: String = escape_controls(&g.0).chars().take(150).collect();
+                    say_err_inline!("\r\x1b[2K{line} [{:.0} s]", g.1.elapsed().as_secs_f64());
                 }
             }
-            eprint!("\r\x1b[2K");
+            say_err_inline!("\r\x1b[2K");
         });
         Some(ProgressLine {
             now,
@@ -536,10 +538,9 @@ fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let mut html = open_report(args.html.as_ref())?;
     let m = matrix::run(plan, secs("timeout", args.timeout)?, tls);
-    if let Some(p) = &args.html {
-        let mut f =
-            super::create_private(p).with_context(|| format!("{}: cannot create", p.display()))?;
+    if let Some((f, p)) = html.as_mut() {
         f.write_all(m.to_html().as_bytes())
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
@@ -548,7 +549,10 @@ fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &m)?;
         writeln!(out)?;
     } else {
-        let t = m.table();
+        let mut t = m.table();
+        for c in t.rows.iter_mut().flatten() {
+            *c = escape_controls(c).into_owned();
+        }
         let cols = t.headers.len();
         let mut width = vec![0usize; cols];
         for row in std::iter::once(&t.headers).chain(&t.rows) {
@@ -565,10 +569,10 @@ fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             writeln!(out, "{}", line.join("  ").trim_end())?;
         }
         for s in &m.skipped {
-            writeln!(out, "skipped {s}")?;
+            writeln!(out, "skipped {}", escape_controls(&s.to_string()))?;
         }
         for p in m.problems() {
-            writeln!(out, "{p}")?;
+            writeln!(out, "{}", escape_controls(&p.to_string()))?;
         }
         let fails = m
             .cells
@@ -595,4 +599,14 @@ fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A report file created (owner-only) before the run, with its path for messages.
+fn open_report(path: Option<&PathBuf>) -> anyhow::Result<Option<(std::fs::File, &PathBuf)>> {
+    path.map(|p| {
+        super::create_private(p)
+            .map(|f| (f, p))
+            .with_context(|| format!("{}: cannot create", p.display()))
+    })
+    .transpose()
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use dicomtap_analyzer::text::escape_text;
 use dicomtap_endpoints::replay::{self, ReplayOptions};
 
 #[derive(clap::Args)]
@@ -133,7 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for r in &selected {
             replay::dry_run_text(r, &opts, &mut text);
         }
-        out.write_all(text.as_bytes())?;
+        out.write_all(escape_text(&text).as_bytes())?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut results = Vec::new();
@@ -142,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if !args.json {
             let mut text = String::new();
             replay::to_text(&res, &mut text);
-            out.write_all(text.as_bytes())?;
+            out.write_all(escape_text(&text).as_bytes())?;
             out.flush()?;
         }
         results.push(res);

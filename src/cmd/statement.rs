@@ -11,6 +11,7 @@ use dicomtap_analyzer::capture::{CaptureConfig, CaptureReader, DEFAULT_SERVER_PO
 use dicomtap_analyzer::statement::{
     self, Diagnostic, Role, Statement, diff, infer::Inference, write,
 };
+use dicomtap_analyzer::text::{escape_controls, escape_text};
 use dicomtap_wire::EngineConfig;
 
 use super::EXIT_USAGE;
@@ -141,7 +142,7 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 pub(super) fn print_diagnostics(d: &[Diagnostic]) {
     let mut err = std::io::stderr().lock();
     for x in d {
-        let _ = writeln!(err, "{x}");
+        let _ = writeln!(err, "{}", escape_controls(&x.to_string()));
     }
 }
 
@@ -190,7 +191,9 @@ fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             Err(e) => diags.extend(e.diagnostics()),
         }
     }
-    let dup = statement::load::check_unique_devices(&ok);
+    // Loaded together as one site would be: devices unique, AEs told apart.
+    let mut dup = statement::load::check_unique_devices(&ok);
+    dup.extend(statement::load::check_distinguishable_aes(&ok));
     let dup_files: Vec<PathBuf> = dup.iter().map(|d| d.file.clone()).collect();
     diags.extend(dup);
     let mut out = std::io::stdout().lock();
@@ -198,14 +201,14 @@ fn check(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|s| !s.path.as_ref().is_some_and(|p| dup_files.contains(p)))
     {
-        writeln!(out, "{}", summary(s))?;
+        writeln!(out, "{}", escape_controls(&summary(s)))?;
     }
     print_diagnostics(&diags);
     if diags.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
         let bad: std::collections::BTreeSet<&PathBuf> = diags.iter().map(|d| &d.file).collect();
-        eprintln!(
+        say_err!(
             "{} error(s) in {} of {} file(s)",
             diags.len(),
             bad.len(),
@@ -258,10 +261,13 @@ fn diff_cmd(
     if output.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
-    } else if output.detail {
-        out.write_all(diff::to_text(&report).as_bytes())?;
     } else {
-        out.write_all(diff::to_summary_text(&report).as_bytes())?;
+        let text = if output.detail {
+            diff::to_text(&report)
+        } else {
+            diff::to_summary_text(&report)
+        };
+        out.write_all(escape_text(&text).as_bytes())?;
     }
     if let Some(p) = html {
         let page = diff::to_html_with(&report, &diff_html_options(&statements, &files));
@@ -327,9 +333,18 @@ fn infer_cmd(
     }
     let inference = analysis.into_sink();
     if inference.associations() == 0 {
-        eprintln!(
-            "dicomtap: AE title {ae:?} is not the calling or called AE of any association in {}",
+        say_err!(
+            "dicomtap: AE title {} is not the calling or called AE of any association in {}",
+            escape_controls(&format!("\"{ae}\"")),
             sources.join(", ")
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    if let Some(problem) = statement::load::ae_title_problem(ae) {
+        say_err!(
+            "dicomtap: AE title {} of {} association(s) cannot be claimed by a statement: {problem}",
+            escape_controls(&format!("\"{ae}\"")),
+            inference.associations()
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
@@ -353,9 +368,9 @@ fn infer_cmd(
     let out = write::to_toml_with(&st, &opts);
     verify(&out, output.unwrap_or(Path::new("<infer>")))?;
     emit(&out, output)?;
-    eprintln!(
+    say_err!(
         "{}: {} association(s), {} capabilities",
-        ae,
+        escape_controls(ae),
         inference.associations(),
         st.ae.first().map_or(0, |a| a.capability.len())
     );

@@ -722,6 +722,11 @@ pub struct Proxy {
 /// Writes `toml` as `dir/name.toml` and starts `dicomtap proxy --config` with a recording
 /// in `dir/name-rec`, metrics on a free loopback port and a 2 s drain.
 pub fn start_proxy(dir: &Path, name: &str, toml: &str) -> Proxy {
+    start_proxy_draining(dir, name, toml, "2s")
+}
+
+/// [`start_proxy`] with this `--drain`.
+pub fn start_proxy_draining(dir: &Path, name: &str, toml: &str, drain: &str) -> Proxy {
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(&cfg, toml).unwrap();
     let rec = dir.join(format!("{name}-rec"));
@@ -736,7 +741,7 @@ pub fn start_proxy(dir: &Path, name: &str, toml: &str) -> Proxy {
             "--metrics",
             "127.0.0.1:0",
             "--drain",
-            "2s",
+            drain,
         ],
     );
     let mut proc = Proc::spawn(name, cmd, dir);

@@ -467,28 +467,42 @@ impl<'a> Ctx<'a> {
 
     /// The statement AE for a wire title and address: a title-and-address match first,
     /// then a title match of an AE without hosts, then a title match whose hosts do not
-    /// include the address (reported as ae-address-not-claimed).
-    fn match_party(&self, title: &str, addr: Option<SocketAddr>) -> Option<(Party, bool)> {
+    /// include the address (reported as ae-address-not-claimed). For the called AE
+    /// (`called`), an AE whose `port` is the server's wins over one claiming another port,
+    /// so that two acceptors of one title on one host are told apart by their ports.
+    fn match_party(
+        &self,
+        title: &str,
+        addr: Option<SocketAddr>,
+        called: bool,
+    ) -> Option<(Party, bool)> {
         let ip = addr.map(|a| a.ip());
-        let mut no_hosts = None;
-        let mut wrong_host = None;
+        // (port agrees, host rank: 2 listed, 1 no hosts, 0 not listed); the first best.
+        let mut best: Option<((bool, u8), Party)> = None;
         for (si, s) in self.st.iter().enumerate() {
             for (ai, a) in s.ae.iter().enumerate() {
                 if !ae_title_eq(&a.title, title) {
                     continue;
                 }
-                if a.hosts.is_empty() {
-                    no_hosts.get_or_insert((si, ai));
+                let port_ok = !called
+                    || match (a.port, addr) {
+                        (Some(p), Some(addr)) => p == addr.port(),
+                        _ => true,
+                    };
+                let host = if a.hosts.is_empty() {
+                    1
                 } else if a.matches_host(ip) {
-                    return Some(((si, ai), true));
+                    2
                 } else {
-                    wrong_host.get_or_insert((si, ai));
+                    0
+                };
+                let rank = (port_ok, host);
+                if best.is_none_or(|(r, _)| rank > r) {
+                    best = Some((rank, (si, ai)));
                 }
             }
         }
-        no_hosts
-            .map(|p| (p, true))
-            .or(wrong_host.map(|p| (p, false)))
+        best.map(|((_, host), p)| (p, host > 0))
     }
 
     // -----------------------------------------------------------------------------------
@@ -565,8 +579,8 @@ impl<'a> Ctx<'a> {
         c.lifecycle.requested();
         c.titles = [rq.calling_ae.clone(), rq.called_ae.clone()];
         c.max_length[Side::Requestor.index()] = rq.user_info.max_length;
-        let req = self.match_party(&rq.calling_ae, c.client);
-        let acc = self.match_party(&rq.called_ae, c.server);
+        let req = self.match_party(&rq.calling_ae, c.client, false);
+        let acc = self.match_party(&rq.called_ae, c.server, true);
         c.parties = [req.map(|m| m.0), acc.map(|m| m.0)];
         for p in c.parties.iter().flatten() {
             self.g.seen.insert(p.0);

@@ -24,12 +24,12 @@ pub struct Row {
     pub outcome: String,
     pub ending: String,
     pub accepted: usize,
-    pub proposed: usize,
+    pub proposed: u64,
     pub requests: u64,
     pub failures: u64,
     pub bytes: u64,
-    pub errors: usize,
-    pub warnings: usize,
+    pub errors: u64,
+    pub warnings: u64,
 }
 
 /// Upper bounds (milliseconds) of the latency histogram buckets.
@@ -107,16 +107,8 @@ impl Report {
         let called = s.acceptor.ae_title.clone().unwrap_or_else(|| "?".into());
         let requests: u64 = s.dimse.values().map(|c| c.requests).sum();
         let failures: u64 = s.dimse.values().map(|c| c.failure).sum();
-        let errors = s
-            .findings
-            .iter()
-            .filter(|f| f.finding.severity == Severity::Error)
-            .count();
-        let warnings = s
-            .findings
-            .iter()
-            .filter(|f| f.finding.severity == Severity::Warning)
-            .count();
+        let errors = s.findings_of(Severity::Error);
+        let warnings = s.findings_of(Severity::Warning);
         if self.rows.len() < MAX_ROWS {
             self.rows.push(Row {
                 id: s.id,
@@ -129,7 +121,7 @@ impl Report {
                 outcome: outcome_word(&s.outcome).to_string(),
                 ending: ending_word(&s.ending),
                 accepted: s.accepted_contexts(),
-                proposed: s.contexts.len(),
+                proposed: s.proposed_contexts(),
                 requests,
                 failures,
                 bytes: s.requestor.bytes + s.acceptor.bytes,

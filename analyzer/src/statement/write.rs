@@ -27,7 +27,8 @@ pub fn to_toml_with(s: &Statement, opts: &WriteOptions) -> String {
         if h.is_empty() {
             o.push_str("#\n");
         } else {
-            let _ = writeln!(o, "# {h}");
+            // A comment ends at the line's end: no newline nor other control in it.
+            let _ = writeln!(o, "# {}", crate::text::escape_controls(h));
         }
     }
     if !opts.header.is_empty() {
@@ -291,7 +292,10 @@ pub fn quote(s: &str) -> String {
             '\n' => o.push_str("\\n"),
             '\t' => o.push_str("\\t"),
             '\r' => o.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            // C0, DEL, C1 and the bidirectional controls: nothing a terminal acts on.
+            c if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
                 let _ = write!(o, "\\u{:04X}", c as u32);
             }
             c => o.push(c),

@@ -235,7 +235,7 @@ fn open(
     shared: &Shared,
 ) -> Option<Link> {
     let failed = |reason: String| {
-        tracing::warn!(%peer, %reason, "probe listener: TLS handshake failed");
+        tracing::warn!(%peer, reason = %dicomtap_analyzer::text::escape_controls(&reason), "probe listener: TLS handshake failed");
         if let Ok(mut g) = shared.handshake_failures.lock() {
             g.push(HandshakeFailed { peer, reason });
         }

@@ -9,6 +9,9 @@
 //!   logged with their evidence, the rest only counted;
 //! - `p_data` lines of PDUs smaller than [`SMALL_PDU`] bytes: the first
 //!   [`FIRST_OF_A_KIND`] are logged, the rest counted with their bytes;
+//! - the contexts of an A-ASSOCIATE-RQ or -AC line: the first [`MAX_LOGGED_CONTEXTS`]
+//!   (context ids are one byte; PS3.8 allows 128), the rest counted;
+//! - the PDVs of a `p_data` line: the first [`MAX_LOGGED_PDVS`], the rest counted;
 //! - all lines: at most [`BASE_LINES`] plus one per [`BYTES_PER_LINE`] bytes of traffic;
 //!   beyond that wire events are counted, not logged (the proxy's own notices, a handful
 //!   per association, always are).
@@ -21,10 +24,15 @@ use std::collections::BTreeMap;
 use dicomtap_wire::{Event, EventKind};
 use serde::Serialize;
 
-/// Findings of one kind, and small `p_data` lines, logged per association.
-pub const FIRST_OF_A_KIND: u64 = 10;
+/// Findings of one kind, and small `p_data` lines, logged per association (as many as
+/// `dicomtap analyze` keeps with their evidence).
+pub const FIRST_OF_A_KIND: u64 = dicomtap_analyzer::session::FIRST_OF_A_KIND;
 /// P-DATA PDUs shorter than this (header included) are "small".
 pub const SMALL_PDU: u32 = 1024;
+/// Contexts listed in an A-ASSOCIATE-RQ or -AC line.
+pub const MAX_LOGGED_CONTEXTS: usize = dicomtap_analyzer::session::MAX_CONTEXTS;
+/// PDVs listed in a `p_data` line (real PDUs carry one or two).
+pub const MAX_LOGGED_PDVS: usize = dicomtap_analyzer::text::MAX_LISTED_PDVS;
 /// Lines any association may log whatever its traffic.
 pub const BASE_LINES: u64 = 4096;
 /// One more line allowed per this many bytes of traffic (both directions).
@@ -40,13 +48,21 @@ pub struct Suppressed {
     pub small_p_data_bytes: u64,
     /// Other wire events not logged because the association's line budget was spent.
     pub over_budget: u64,
+    /// Presentation contexts (A-ASSOCIATE-RQ) and results (-AC) left out of their lines.
+    pub contexts_not_logged: u64,
+    /// PDVs left out of `p_data` lines.
+    pub pdvs_not_logged: u64,
     /// Lines this association logged.
     pub lines_logged: u64,
 }
 
 impl Suppressed {
     pub fn is_empty(&self) -> bool {
-        self.findings.is_empty() && self.small_p_data == 0 && self.over_budget == 0
+        self.findings.is_empty()
+            && self.small_p_data == 0
+            && self.over_budget == 0
+            && self.contexts_not_logged == 0
+            && self.pdvs_not_logged == 0
     }
 
     pub fn total(&self) -> u64 {
@@ -131,6 +147,25 @@ impl EventBudget {
         }
     }
 
+    /// `ev` as logged: an A-ASSOCIATE-RQ or -AC with its first [`MAX_LOGGED_CONTEXTS`]
+    /// contexts, a P-DATA-TF with its first [`MAX_LOGGED_PDVS`] PDVs (the rest counted in
+    /// the summary).
+    pub fn trim(&mut self, mut ev: Event) -> Event {
+        match &mut ev.kind {
+            EventKind::AssociateRq(rq) => {
+                self.out.contexts_not_logged += cut_to(&mut rq.contexts, MAX_LOGGED_CONTEXTS);
+            }
+            EventKind::AssociateAc(ac) => {
+                self.out.contexts_not_logged += cut_to(&mut ac.results, MAX_LOGGED_CONTEXTS);
+            }
+            EventKind::PData(p) => {
+                self.out.pdvs_not_logged += cut_to(&mut p.pdvs, MAX_LOGGED_PDVS);
+            }
+            _ => {}
+        }
+        ev
+    }
+
     fn line(&mut self) -> Result<(), Held> {
         if self.over() {
             self.out.over_budget += 1;
@@ -160,6 +195,13 @@ impl EventBudget {
     pub fn lines_logged(&self) -> u64 {
         self.out.lines_logged
     }
+}
+
+/// Truncates `v` to `max`; how many were removed.
+fn cut_to<T>(v: &mut Vec<T>, max: usize) -> u64 {
+    let n = v.len().saturating_sub(max);
+    v.truncate(max);
+    n as u64
 }
 
 #[cfg(test)]

@@ -26,10 +26,17 @@ impl State<'_> {
         self.finish(link);
         match ex.status() {
             Some(0) => Ok(ex.latency_us),
-            Some(s) => Err(format!(
-                "C-ECHO status {}",
-                status_text(s, field::C_ECHO_RSP)
-            )),
+            Some(s) => {
+                let comment = ex
+                    .last()
+                    .and_then(|m| m.command.error_comment.as_deref())
+                    .map(|c| format!(", error comment \"{}\"", c.trim_end()))
+                    .unwrap_or_default();
+                Err(format!(
+                    "C-ECHO status {}{comment}",
+                    status_text(s, field::C_ECHO_RSP)
+                ))
+            }
             None => Err("C-ECHO-RSP without status".into()),
         }
     }
