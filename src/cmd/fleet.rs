@@ -187,8 +187,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _ = stop_tx.send(true);
         match tokio::time::timeout(Duration::from_secs(10), consuming).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => eprintln!("dicomtap fleet: {e}"),
-            Ok(Err(_)) | Err(_) => eprintln!("dicomtap fleet: the consumer did not stop in time"),
+            Ok(Ok(Err(e))) => say_err!("dicomtap fleet: {e}"),
+            Ok(Err(_)) | Err(_) => say_err!("dicomtap fleet: the consumer did not stop in time"),
         }
         if let Some(s) = server {
             let _ = s.await;
