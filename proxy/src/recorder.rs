@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,10 @@ impl RecordWait {
 /// What is missing from the recording: chunks (and event lines) and forwarded bytes,
 /// counted where they are lost (the queue, a failed write) and exported as metrics.
 struct Losses {
+    /// A wait for room ran out: chunks are dropped without waiting until the recorder
+    /// has caught up to half its queue, so a stalled disk costs forwarding one wait, not
+    /// one per chunk.
+    behind: AtomicBool,
     chunks: AtomicU64,
     bytes: AtomicU64,
     chunks_total: prometheus::IntCounter,
@@ -133,6 +137,7 @@ struct Losses {
 impl Losses {
     fn new(metrics: &Metrics) -> Losses {
         Losses {
+            behind: AtomicBool::new(false),
             chunks: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             chunks_total: metrics.recorder_dropped_total.clone(),
@@ -158,20 +163,30 @@ pub struct RecorderHandle {
 
 impl RecorderHandle {
     /// Queues a chunk: when the queue is full, waits for room as configured
-    /// ([`RecordWait`]), then drops it and counts it (chunk and bytes). Returns whether it
-    /// was queued.
+    /// ([`RecordWait`]), then drops it and counts it (chunk and bytes). Once a wait ran
+    /// out, full queues drop at once until the recorder has caught up to half its queue.
+    /// Returns whether it was queued.
     pub async fn send(&self, msg: RecordMsg) -> bool {
+        if self.losses.behind.load(Ordering::Relaxed)
+            && 2 * self.tx.capacity() >= self.tx.max_capacity()
+        {
+            self.losses.behind.store(false, Ordering::Relaxed);
+        }
         let msg = match self.tx.try_send(msg) {
             Ok(()) => return true,
             Err(mpsc::error::TrySendError::Full(msg)) => msg,
             Err(mpsc::error::TrySendError::Closed(_)) => return false,
         };
         let permit = match self.wait {
+            RecordWait::Up(_) if self.losses.behind.load(Ordering::Relaxed) => None,
             RecordWait::Never => None,
             RecordWait::Forever => self.tx.reserve().await.ok(),
             RecordWait::Up(limit) => match tokio::time::timeout(limit, self.tx.reserve()).await {
                 Ok(permit) => permit.ok(),
-                Err(_) => None,
+                Err(_) => {
+                    self.losses.behind.store(true, Ordering::Relaxed);
+                    None
+                }
             },
         };
         match permit {
@@ -1481,11 +1496,17 @@ mod tests {
             "full for longer than the wait"
         );
         assert!(started.elapsed() >= Duration::from_millis(50));
+        // The recorder is behind: the next full queue drops at once.
+        let started = Instant::now();
+        assert!(!bounded.send(chunk(40)).await);
+        assert!(started.elapsed() < Duration::from_millis(50));
         assert!(!handle(RecordWait::Never).send(chunk(5)).await);
-        assert_eq!((bounded.dropped(), bounded.dropped_bytes()), (2, 305));
-        assert_eq!(metrics.recorder_dropped_total.get(), 2);
-        assert_eq!(metrics.recorder_dropped_bytes_total.get(), 305);
-        // Room within the wait: queued, nothing more dropped.
+        assert_eq!((bounded.dropped(), bounded.dropped_bytes()), (3, 345));
+        assert_eq!(metrics.recorder_dropped_total.get(), 3);
+        assert_eq!(metrics.recorder_dropped_bytes_total.get(), 345);
+        // Caught up (the queue emptied): waiting again, and room within the wait queues.
+        assert_eq!(rx.recv().await.map(|m| m.payload_len()), Some(10));
+        assert!(bounded.send(chunk(1)).await);
         let drain = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let first = rx.recv().await.map(|m| m.payload_len());
@@ -1495,9 +1516,9 @@ mod tests {
         assert!(bounded.send(chunk(7)).await);
         assert_eq!(
             drain.await.unwrap_or_else(|_| unreachable!()),
-            (Some(10), Some(7))
+            (Some(1), Some(7))
         );
-        assert_eq!(bounded.dropped_bytes(), 305);
+        assert_eq!(bounded.dropped_bytes(), 345);
     }
 
     #[test]
