@@ -709,13 +709,18 @@ impl Writer {
                 }
             }
             RecordMsg::Event(ev) => {
-                match serde_json::to_vec(&ev) {
-                    Ok(mut line) => {
-                        line.push(b'\n');
-                        self.log.buf().extend_from_slice(&line);
+                // Straight into the block buffer: no line of its own to allocate and copy.
+                let buf = self.log.buf();
+                let start = buf.len();
+                match serde_json::to_writer(&mut *buf, &ev) {
+                    Ok(()) => {
+                        buf.push(b'\n');
                         self.stats.events += 1;
                     }
-                    Err(e) => tracing::warn!("event log: {e}"),
+                    Err(e) => {
+                        buf.truncate(start);
+                        tracing::warn!("event log: {e}");
+                    }
                 }
                 if self.log.end_block() {
                     self.log.flush(true)?;
