@@ -494,6 +494,7 @@ struct Writer {
     ended: HashMap<u64, Conv>,
     /// The reserve file, while it exists.
     reserve: Option<PathBuf>,
+    event_head: EventHead,
 }
 
 impl Writer {
@@ -529,6 +530,7 @@ impl Writer {
             loss_counted: false,
             ended: HashMap::new(),
             reserve,
+            event_head: EventHead::default(),
         };
         w.publish_files();
         w.enforce_retention();
@@ -712,7 +714,7 @@ impl Writer {
                 // Straight into the block buffer: no line of its own to allocate and copy.
                 let buf = self.log.buf();
                 let start = buf.len();
-                match serde_json::to_writer(&mut *buf, &ev) {
+                match self.event_head.write(buf, &ev) {
                     Ok(()) => {
                         buf.push(b'\n');
                         self.stats.events += 1;
@@ -1070,6 +1072,54 @@ impl Writer {
         {
             tracing::warn!("recorder: removing {}: {e}", path.display());
         }
+    }
+}
+
+/// Writes event log lines. An event's line is `{"assoc":…,"client":…,"upstream":…`
+/// followed by the fields of its kind (`#[serde(flatten)]`); that head is the same for
+/// every event of an association (until its upstream is known), so it is serialised once
+/// and copied, and the kind is serialised on its own straight after it, without serde's
+/// flattening: the same bytes as `serde_json::to_writer(&event)`, for less work.
+#[derive(Default)]
+struct EventHead {
+    /// The last head written and what it was written for.
+    of: Option<(u64, SocketAddr, Option<SocketAddr>)>,
+    head: Vec<u8>,
+}
+
+impl EventHead {
+    fn write(&mut self, out: &mut Vec<u8>, ev: &ProxyEvent) -> serde_json::Result<()> {
+        let of = (ev.association, ev.client, ev.upstream);
+        if self.of != Some(of) {
+            self.head.clear();
+            self.head.extend_from_slice(b"{\"assoc\":");
+            serde_json::to_writer(&mut self.head, &ev.association)?;
+            self.head.extend_from_slice(b",\"client\":");
+            serde_json::to_writer(&mut self.head, &ev.client)?;
+            self.head.extend_from_slice(b",\"upstream\":");
+            serde_json::to_writer(&mut self.head, &ev.upstream)?;
+            self.of = Some(of);
+        }
+        let start = out.len();
+        out.extend_from_slice(&self.head);
+        let kind = out.len();
+        if let Err(e) = serde_json::to_writer(&mut *out, &ev.kind) {
+            out.truncate(start);
+            return Err(e);
+        }
+        // The kind is an object: its fields go on the event's.
+        if out.len() - kind == 2 {
+            out.truncate(kind);
+            out.push(b'}');
+        } else {
+            out[kind] = b',';
+        }
+        debug_assert_eq!(
+            String::from_utf8_lossy(&out[start..]),
+            serde_json::to_string(ev).unwrap_or_default(),
+            "the event log line differs from serde_json's"
+        );
+        Ok(())
     }
 }
 
@@ -1524,6 +1574,59 @@ mod tests {
             (Some(1), Some(7))
         );
         assert_eq!(bounded.dropped_bytes(), 345);
+    }
+
+    #[test]
+    fn event_lines_are_serde_jsons_bytes() {
+        use crate::server::{Notice, ProxyEventKind, ProxyNotice};
+        use dicomtap_wire::{Event, EventKind};
+        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
+        let up: SocketAddr = "[fd00::2]:104".parse().unwrap_or_else(|_| unreachable!());
+        let notice = |what| ProxyEventKind::Proxy(ProxyNotice { ts_us: 7, what });
+        let wire = |kind| {
+            ProxyEventKind::Wire(Event {
+                ts_us: 9,
+                from: Side::Acceptor,
+                offset: 42,
+                kind,
+            })
+        };
+        let kinds = [
+            notice(Notice::Accepted { listen: client }),
+            notice(Notice::UpstreamError {
+                kind: "refused".into(),
+                message: "a \"quoted\" \u{1b} message".into(),
+            }),
+            notice(Notice::Closed {
+                bytes_from_requestor: 1,
+                bytes_from_acceptor: u64::MAX,
+                duration_us: 0,
+                how: "closed".into(),
+            }),
+            wire(EventKind::ReleaseRq),
+            wire(EventKind::Gap { missing: 65_536 }),
+            wire(EventKind::StreamEnd {
+                how: StreamEnd::Reset,
+            }),
+        ];
+        let mut head = EventHead::default();
+        let mut out = Vec::new();
+        // Several associations and upstreams, interleaved: the head follows them.
+        for (n, kind) in kinds.into_iter().enumerate() {
+            let ev = ProxyEvent {
+                association: 1 + n as u64 % 2,
+                client,
+                upstream: (n % 3 != 0).then_some(up),
+                kind,
+            };
+            out.clear();
+            assert!(head.write(&mut out, &ev).is_ok());
+            let expected = serde_json::to_vec(&ev).unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected)
+            );
+        }
     }
 
     #[test]
