@@ -124,9 +124,14 @@ impl RecordWait {
 /// What is missing from the recording: chunks (and event lines) and forwarded bytes,
 /// counted where they are lost (the queue, a failed write) and exported as metrics.
 struct Losses {
-    /// A wait for room ran out: chunks are dropped without waiting until the recorder
-    /// has caught up to half its queue, so a stalled disk costs forwarding one wait, not
-    /// one per chunk.
+    /// The queue has been full since this (microseconds after `epoch`, plus one; 0: it
+    /// is not), with waits for room in between: forwarding waits at most `record_wait_ms`
+    /// in all from then on, not per chunk, so a disk that is slow but keeps going does
+    /// not pace the traffic at its own speed.
+    full_since: AtomicU64,
+    epoch: Instant,
+    /// That time ran out: chunks are dropped without waiting until the recorder has
+    /// caught up to half its queue.
     behind: AtomicBool,
     chunks: AtomicU64,
     bytes: AtomicU64,
@@ -137,6 +142,8 @@ struct Losses {
 impl Losses {
     fn new(metrics: &Metrics) -> Losses {
         Losses {
+            full_since: AtomicU64::new(0),
+            epoch: Instant::now(),
             behind: AtomicBool::new(false),
             chunks: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -163,14 +170,18 @@ pub struct RecorderHandle {
 
 impl RecorderHandle {
     /// Queues a chunk: when the queue is full, waits for room as configured
-    /// ([`RecordWait`]), then drops it and counts it (chunk and bytes). Once a wait ran
+    /// ([`RecordWait`]), then drops it and counts it (chunk and bytes). The wait is a
+    /// budget for the whole time the queue stays full, not one per chunk; once it ran
     /// out, full queues drop at once until the recorder has caught up to half its queue.
     /// Returns whether it was queued.
     pub async fn send(&self, msg: RecordMsg) -> bool {
-        if self.losses.behind.load(Ordering::Relaxed)
+        let l = &*self.losses;
+        if (l.behind.load(Ordering::Relaxed) || l.full_since.load(Ordering::Relaxed) != 0)
             && 2 * self.tx.capacity() >= self.tx.max_capacity()
         {
-            self.losses.behind.store(false, Ordering::Relaxed);
+            // Caught up: the next full queue is waited for again.
+            l.full_since.store(0, Ordering::Relaxed);
+            l.behind.store(false, Ordering::Relaxed);
         }
         let msg = match self.tx.try_send(msg) {
             Ok(()) => return true,
@@ -178,16 +189,29 @@ impl RecorderHandle {
             Err(mpsc::error::TrySendError::Closed(_)) => return false,
         };
         let permit = match self.wait {
-            RecordWait::Up(_) if self.losses.behind.load(Ordering::Relaxed) => None,
+            RecordWait::Up(_) if l.behind.load(Ordering::Relaxed) => None,
             RecordWait::Never => None,
             RecordWait::Forever => self.tx.reserve().await.ok(),
-            RecordWait::Up(limit) => match tokio::time::timeout(limit, self.tx.reserve()).await {
-                Ok(permit) => permit.ok(),
-                Err(_) => {
-                    self.losses.behind.store(true, Ordering::Relaxed);
-                    None
+            RecordWait::Up(limit) => {
+                let now = l.epoch.elapsed().as_micros() as u64 + 1;
+                let since = match l.full_since.compare_exchange(
+                    0,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => now,
+                    Err(since) => since,
+                };
+                let left = limit.saturating_sub(Duration::from_micros(now.saturating_sub(since)));
+                match tokio::time::timeout(left, self.tx.reserve()).await {
+                    Ok(permit) => permit.ok(),
+                    Err(_) => {
+                        l.behind.store(true, Ordering::Relaxed);
+                        None
+                    }
                 }
-            },
+            }
         };
         match permit {
             Some(permit) => {
@@ -1574,6 +1598,38 @@ mod tests {
             (Some(1), Some(7))
         );
         assert_eq!(bounded.dropped_bytes(), 345);
+    }
+
+    #[tokio::test]
+    async fn a_slow_recorder_does_not_pace_forwarding_beyond_the_wait() {
+        let metrics = Metrics::new(8).unwrap_or_else(|_| unreachable!());
+        let (tx, mut rx) = mpsc::channel(8);
+        let handle = RecorderHandle {
+            tx,
+            wait: RecordWait::Up(Duration::from_millis(50)),
+            losses: Arc::new(Losses::new(&metrics)),
+        };
+        // The recorder takes 10 ms per chunk: waiting for each would take a second.
+        let recorder = tokio::spawn(async move {
+            let mut n = 0;
+            while rx.recv().await.is_some() {
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            n
+        });
+        let started = Instant::now();
+        let mut queued = 0;
+        for _ in 0..100 {
+            queued += u64::from(handle.send(chunk(100)).await);
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        assert_eq!(queued + handle.dropped(), 100);
+        assert!(queued >= 8 + 4 && handle.dropped() > 0, "{queued} queued");
+        assert_eq!(handle.dropped_bytes(), 100 * handle.dropped());
+        drop(handle);
+        assert_eq!(recorder.await.unwrap_or_default(), queued);
     }
 
     #[test]
