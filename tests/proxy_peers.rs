@@ -13,18 +13,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::peers::storescp;
-use support::{Proc, free_port, have, http_get, printed_addr, wait_until};
+use support::{Proc, free_port, http_get, peers_available, printed_addr, wait_until};
 
 type R = Result<(), Box<dyn std::error::Error>>;
-
-fn peers_available(tools: &[&str]) -> bool {
-    let missing: Vec<&&str> = tools.iter().filter(|t| !have(t)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    eprintln!("SKIPPED: {missing:?} not installed (run scripts/install-test-peers.sh)");
-    false
-}
 
 struct Proxy {
     proc: Proc,

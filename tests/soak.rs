@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{LOCALHOST, Proc, command, free_port, temp_dir, wait_for_port, wait_until};
+use support::{LOCALHOST, Proc, Tmpfs, command, free_port, temp_dir, wait_for_port, wait_until};
 
 const DEFAULT_SECS: u64 = 75;
 const WORKERS: usize = 8;
@@ -50,55 +50,6 @@ const SAMPLES: [&str; 7] = [
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
-
-/// A tmpfs mounted on a directory, unmounted on drop (lazily if still busy).
-struct Tmpfs {
-    dir: PathBuf,
-    mounted: bool,
-}
-
-impl Tmpfs {
-    fn mount(dir: &Path, bytes: u64) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let mounted = support::is_root()
-            && Command::new("mount")
-                .args([
-                    "-t",
-                    "tmpfs",
-                    "-o",
-                    &format!("size={bytes},mode=0700"),
-                    "tmpfs",
-                ])
-                .arg(dir)
-                .status()
-                .is_ok_and(|s| s.success());
-        if !mounted {
-            eprintln!(
-                "soak: could not mount a tmpfs on {} (not root?): the full-disk fault is skipped",
-                dir.display()
-            );
-        }
-        Tmpfs {
-            dir: dir.to_path_buf(),
-            mounted,
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        if !self.mounted {
-            return;
-        }
-        let ok = Command::new("umount")
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-    }
-}
 
 fn proc_status_kb(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -128,6 +128,9 @@ pub struct PeerFacts {
     pub bytes: u64,
     pub pdus: u64,
     pub largest_pdu: u32,
+    /// Bytes this side sent that are missing from the capture (its gaps): not 0 when the
+    /// capture of the association is incomplete.
+    pub gap_bytes: u64,
 }
 
 /// One association.
@@ -435,9 +438,9 @@ impl SessionBuilder {
                     self.s.findings_dropped += 1;
                 }
             }
+            EventKind::Gap { missing } => self.peer(e.from).gap_bytes += missing,
             EventKind::DatasetPeek(_)
             | EventKind::DataFragment(_)
-            | EventKind::Gap { .. }
             | EventKind::Omitted { .. }
             | EventKind::Resync { .. } => {}
         }

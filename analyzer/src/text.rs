@@ -505,8 +505,14 @@ fn session_line_raw(s: &crate::session::Session) -> String {
             (e, w) => format!(" [{e} errors, {w} warnings]"),
         }
     };
+    let missing = s.requestor.gap_bytes + s.acceptor.gap_bytes;
+    let incomplete = if missing > 0 {
+        format!(" | capture incomplete: {} missing", bytes(missing))
+    } else {
+        String::new()
+    };
     format!(
-        "#{:<4} {} {} -> {} {} -> {} {}{}{} | {} {:.3} s, {}{}",
+        "#{:<4} {} {} -> {} {} -> {} {}{}{} | {} {:.3} s, {}{}{}",
         s.id,
         timestamp(s.first_ts_us),
         addr(s.client),
@@ -519,6 +525,7 @@ fn session_line_raw(s: &crate::session::Session) -> String {
         bytes(s.requestor.bytes + s.acceptor.bytes),
         s.duration_us() as f64 / 1e6,
         ending,
+        incomplete,
         findings
     )
 }

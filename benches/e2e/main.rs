@@ -270,9 +270,10 @@ fn table(results: &Value) -> (String, Vec<Value>) {
         for p in s["proxies"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 t,
-                "  {}: recorder dropped {}, analysis dropped {} B, recording {:.0} MB ({:.0} MB direct, {:.0} MB page cache), peak RSS {:.1} MiB",
+                "  {}: recorder dropped {} chunks ({} B), analysis dropped {} B, recording {:.0} MB ({:.0} MB direct, {:.0} MB page cache), peak RSS {:.1} MiB",
                 p["path"].as_str().unwrap_or(""),
                 p["recorder_dropped_total"],
+                p["recorder_dropped_bytes_total"],
                 p["analysis_dropped_bytes_total"],
                 f(&p["recording_bytes_on_disk"]) / 1e6,
                 f(&p["recorder_written_direct_bytes"]) / 1e6,

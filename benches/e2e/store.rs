@@ -156,7 +156,19 @@ pub fn start_dicomtap(
     payload: Option<&str>,
     extra: &[&str],
 ) -> anyhow::Result<Relay> {
+    start_dicomtap_env(ctx, upstream, payload, extra, &[])
+}
+
+/// [`start_dicomtap`] with `env` set for the proxy.
+pub fn start_dicomtap_env(
+    ctx: &Ctx,
+    upstream: SocketAddr,
+    payload: Option<&str>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<Relay> {
     let mut cmd = Command::new(&ctx.dicomtap);
+    cmd.envs(env.iter().copied());
     cmd.args(["proxy", "--listen", "127.0.0.1:0", "--upstream"])
         .arg(upstream.to_string())
         .args(["--metrics", "127.0.0.1:0", "--drain", "2s"])
@@ -246,7 +258,24 @@ pub fn run(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result
     }
     relays.push(start_dicomtap(ctx, scp, None, &[])?);
     relays.push(start_dicomtap(ctx, scp, Some("headers"), &[])?);
+    // The default: forwarding waits for room in the recorder's queue, at most 250 ms
+    // per chunk, then drops and counts.
     relays.push(start_dicomtap(ctx, scp, Some("full"), &[])?);
+    // Dropping at once when the queue is full (the default before the bounded wait).
+    let mut no_wait = start_dicomtap(ctx, scp, Some("full"), &["--record-wait", "0"])?;
+    no_wait.name = "dicomtap full --record-wait 0".into();
+    relays.push(no_wait);
+    // The default on a disk that stalls: the recorder takes 20 ms per chunk (a test
+    // hook), far behind the traffic. Forwarding must go on; the drops are counted.
+    let mut stalled = start_dicomtap_env(
+        ctx,
+        scp,
+        Some("full"),
+        &[],
+        &[("DICOMTAP_TEST_RECORDER_STALL_MS", "20")],
+    )?;
+    stalled.name = "dicomtap full, stalled disk".into();
+    relays.push(stalled);
     // The same with direct I/O, against the page cache of the default.
     let mut direct = start_dicomtap(ctx, scp, Some("full"), &["--direct-io"])?;
     direct.name = "dicomtap full --direct-io".into();
@@ -341,6 +370,7 @@ pub fn run(ctx: &Ctx, workloads: &[Workload], scp: SocketAddr) -> anyhow::Result
         proxies.push(json!({
             "path": r.name,
             "recorder_dropped_total": util::metric_sum(&text, "dicomtap_recorder_dropped_total"),
+            "recorder_dropped_bytes_total": util::metric_sum(&text, "dicomtap_recorder_dropped_bytes_total"),
             "recorder_written_direct_bytes": util::metric_sum(&text, "dicomtap_recorder_written_bytes_total{io=\"direct\"}"),
             "recorder_written_page_cache_bytes": util::metric_sum(&text, "dicomtap_recorder_written_bytes_total{io=\"page_cache\"}"),
             "analysis_dropped_bytes_total": util::metric_sum(&text, "dicomtap_analysis_dropped_bytes_total"),

@@ -322,8 +322,15 @@ pub struct RecordingConfig {
     /// client<->upstream conversation.
     #[serde(default)]
     pub both_legs: bool,
-    /// When the disk cannot keep up: `false` (default) drops chunks and counts them in
-    /// `dicomtap_recorder_dropped_total`; `true` slows forwarding down instead.
+    /// When the recorder's queue is full, forwarding waits for room at most this long
+    /// per chunk, milliseconds; then the chunk is dropped from the recording and counted
+    /// (`dicomtap_recorder_dropped_total`, `dicomtap_recorder_dropped_bytes_total`). `0`
+    /// never waits. Default 250: a short burst is recorded whole, a stalled disk cannot
+    /// hold forwarding up for longer than that per chunk.
+    #[serde(default = "default_record_wait_ms")]
+    pub record_wait_ms: u64,
+    /// When the disk cannot keep up: `true` slows forwarding down for as long as it
+    /// takes (`record_wait_ms` no longer applies), so nothing is dropped. Default `false`.
     #[serde(default)]
     pub backpressure: bool,
     /// Write the capture with direct I/O (`O_DIRECT`), bypassing the page cache: no
@@ -355,6 +362,7 @@ impl RecordingConfig {
             rotate_seconds: default_rotate_seconds(),
             keep_files: default_keep_files(),
             both_legs: false,
+            record_wait_ms: default_record_wait_ms(),
             backpressure: false,
             direct_io: default_direct_io(),
             queue_chunks: default_queue_chunks(),
@@ -375,6 +383,9 @@ fn default_keep_files() -> usize {
 }
 fn default_direct_io() -> bool {
     false
+}
+fn default_record_wait_ms() -> u64 {
+    250
 }
 fn default_queue_chunks() -> usize {
     4096

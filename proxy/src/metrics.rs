@@ -32,6 +32,8 @@ pub struct Metrics {
     pub presentation_contexts_total: IntCounterVec,
     pub upstream_errors_total: IntCounterVec,
     pub recorder_dropped_total: IntCounter,
+    /// Forwarded bytes missing from the recording (queue full, wait expired, failed writes).
+    pub recorder_dropped_bytes_total: IntCounter,
     /// Capture bytes written, by `io`: `direct` (O_DIRECT) or `page_cache`.
     pub recorder_written_bytes_total: IntCounterVec,
     pub analysis_dropped_bytes_total: IntCounter,
@@ -136,7 +138,11 @@ impl Metrics {
         )?;
         let recorder_dropped_total = IntCounter::new(
             "dicomtap_recorder_dropped_total",
-            "Chunks and events the recorder dropped because its queue was full.",
+            "Chunks and events missing from the recording: the queue stayed full for longer than the configured wait, or writing failed.",
+        )?;
+        let recorder_dropped_bytes_total = IntCounter::new(
+            "dicomtap_recorder_dropped_bytes_total",
+            "Forwarded bytes missing from the recording (queue full past the wait, or failed writes such as a full disk).",
         )?;
         let recorder_written_bytes_total = counter_vec(
             "dicomtap_recorder_written_bytes_total",
@@ -201,6 +207,7 @@ impl Metrics {
         registry.register(Box::new(presentation_contexts_total.clone()))?;
         registry.register(Box::new(upstream_errors_total.clone()))?;
         registry.register(Box::new(recorder_dropped_total.clone()))?;
+        registry.register(Box::new(recorder_dropped_bytes_total.clone()))?;
         registry.register(Box::new(recorder_written_bytes_total.clone()))?;
         registry.register(Box::new(analysis_dropped_bytes_total.clone()))?;
         registry.register(Box::new(protocol_findings_total.clone()))?;
@@ -219,6 +226,7 @@ impl Metrics {
             presentation_contexts_total,
             upstream_errors_total,
             recorder_dropped_total,
+            recorder_dropped_bytes_total,
             recorder_written_bytes_total,
             analysis_dropped_bytes_total,
             protocol_findings_total,
@@ -240,6 +248,8 @@ impl Metrics {
     pub fn passive(&self) -> Result<(), MetricsError> {
         self.registry
             .unregister(Box::new(self.recorder_dropped_total.clone()))?;
+        self.registry
+            .unregister(Box::new(self.recorder_dropped_bytes_total.clone()))?;
         self.registry
             .unregister(Box::new(self.recorder_written_bytes_total.clone()))?;
         self.registry

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,12 +69,13 @@ pub enum RecordMsg {
         bytes: Bytes,
         skipped_before: u64,
     },
-    /// `from`'s stream ended.
+    /// `from`'s stream ended, `skipped_before` bytes after the last `Data` dropped.
     End {
         assoc: u64,
         ts_us: u64,
         from: Side,
         how: StreamEnd,
+        skipped_before: u64,
     },
     /// One event log line.
     Event(Box<ProxyEvent>),
@@ -98,35 +99,131 @@ pub struct RecorderStats {
     pub files: Vec<PathBuf>,
 }
 
+/// How long forwarding may wait for room in the recorder's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordWait {
+    /// A full queue drops the chunk at once.
+    Never,
+    /// Wait at most this long per chunk, then drop it.
+    Up(Duration),
+    /// Backpressure: wait for as long as it takes.
+    Forever,
+}
+
+impl RecordWait {
+    /// What `config` asks for.
+    pub fn of(config: &RecordingConfig) -> RecordWait {
+        match (config.backpressure, config.record_wait_ms) {
+            (true, _) => RecordWait::Forever,
+            (false, 0) => RecordWait::Never,
+            (false, ms) => RecordWait::Up(Duration::from_millis(ms)),
+        }
+    }
+}
+
+/// What is missing from the recording: chunks (and event lines) and forwarded bytes,
+/// counted where they are lost (the queue, a failed write) and exported as metrics.
+struct Losses {
+    /// The queue has been full since this (microseconds after `epoch`, plus one; 0: it
+    /// is not), with waits for room in between: forwarding waits at most `record_wait_ms`
+    /// in all from then on, not per chunk, so a disk that is slow but keeps going does
+    /// not pace the traffic at its own speed.
+    full_since: AtomicU64,
+    epoch: Instant,
+    /// That time ran out: chunks are dropped without waiting until the recorder has
+    /// caught up to half its queue.
+    behind: AtomicBool,
+    chunks: AtomicU64,
+    bytes: AtomicU64,
+    chunks_total: prometheus::IntCounter,
+    bytes_total: prometheus::IntCounter,
+}
+
+impl Losses {
+    fn new(metrics: &Metrics) -> Losses {
+        Losses {
+            full_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+            behind: AtomicBool::new(false),
+            chunks: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            chunks_total: metrics.recorder_dropped_total.clone(),
+            bytes_total: metrics.recorder_dropped_bytes_total.clone(),
+        }
+    }
+
+    fn count(&self, chunks: u64, bytes: u64) {
+        self.chunks.fetch_add(chunks, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.chunks_total.inc_by(chunks);
+        self.bytes_total.inc_by(bytes);
+    }
+}
+
 /// The sending side, cloned into every association.
 #[derive(Clone)]
 pub struct RecorderHandle {
     tx: mpsc::Sender<RecordMsg>,
-    backpressure: bool,
-    metrics: Arc<Metrics>,
-    dropped: Arc<AtomicU64>,
+    wait: RecordWait,
+    losses: Arc<Losses>,
 }
 
 impl RecorderHandle {
-    /// Queues `msg`: waits for room when backpressure is configured, else drops it (and
-    /// counts) when the queue is full. Returns whether it was queued.
+    /// Queues a chunk: when the queue is full, waits for room as configured
+    /// ([`RecordWait`]), then drops it and counts it (chunk and bytes). The wait is a
+    /// budget for the whole time the queue stays full, not one per chunk; once it ran
+    /// out, full queues drop at once until the recorder has caught up to half its queue.
+    /// Returns whether it was queued.
     pub async fn send(&self, msg: RecordMsg) -> bool {
-        if self.backpressure {
-            return self.tx.send(msg).await.is_ok();
+        let l = &*self.losses;
+        if (l.behind.load(Ordering::Relaxed) || l.full_since.load(Ordering::Relaxed) != 0)
+            && 2 * self.tx.capacity() >= self.tx.max_capacity()
+        {
+            // Caught up: the next full queue is waited for again.
+            l.full_since.store(0, Ordering::Relaxed);
+            l.behind.store(false, Ordering::Relaxed);
         }
-        self.try_send(msg)
-    }
-
-    /// Queues `msg` if there is room; counts a drop otherwise.
-    pub fn try_send(&self, msg: RecordMsg) -> bool {
-        match self.tx.try_send(msg) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.metrics.recorder_dropped_total.inc();
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+        let msg = match self.tx.try_send(msg) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Full(msg)) => msg,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+        };
+        let permit = match self.wait {
+            RecordWait::Up(_) if l.behind.load(Ordering::Relaxed) => None,
+            RecordWait::Never => None,
+            RecordWait::Forever => self.tx.reserve().await.ok(),
+            RecordWait::Up(limit) => {
+                let now = l.epoch.elapsed().as_micros() as u64 + 1;
+                let since = match l.full_since.compare_exchange(
+                    0,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => now,
+                    Err(since) => since,
+                };
+                let left = limit.saturating_sub(Duration::from_micros(now.saturating_sub(since)));
+                match tokio::time::timeout(left, self.tx.reserve()).await {
+                    Ok(permit) => permit.ok(),
+                    Err(_) => {
+                        l.behind.store(true, Ordering::Relaxed);
+                        None
+                    }
+                }
+            }
+        };
+        match permit {
+            Some(permit) => {
+                permit.send(msg);
+                true
+            }
+            None => {
+                if !self.tx.is_closed() {
+                    self.losses.count(1, msg.payload_len());
+                }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 
@@ -136,9 +233,24 @@ impl RecorderHandle {
         self.tx.send(msg).await.is_ok()
     }
 
-    /// Chunks and events dropped so far.
+    /// Chunks and events missing from the recording so far.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.losses.chunks.load(Ordering::Relaxed)
+    }
+
+    /// Forwarded bytes missing from the recording so far.
+    pub fn dropped_bytes(&self) -> u64 {
+        self.losses.bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl RecordMsg {
+    /// The forwarded bytes the message carries.
+    fn payload_len(&self) -> u64 {
+        match self {
+            RecordMsg::Data { bytes, .. } => bytes.len() as u64,
+            _ => 0,
+        }
     }
 }
 
@@ -166,10 +278,10 @@ impl Recorder {
                 source,
             })?;
         let files = Arc::new(Mutex::new(Vec::new()));
-        let mut writer = Writer::new(config.clone(), files.clone(), &metrics)?;
+        let losses = Arc::new(Losses::new(&metrics));
+        let mut writer = Writer::new(config.clone(), files.clone(), &metrics, losses.clone())?;
         let (tx, mut rx) = mpsc::channel(config.queue_chunks.max(1));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let (thread_dropped, thread_metrics) = (dropped.clone(), metrics.clone());
+        let stall = test_stall();
         let thread = std::thread::Builder::new()
             .name("dicomtap-recorder".into())
             .spawn(move || {
@@ -185,16 +297,19 @@ impl Recorder {
                     if matches!(msg, RecordMsg::Close) {
                         break;
                     }
+                    if let Some(stall) = stall
+                        && matches!(msg, RecordMsg::Data { .. })
+                    {
+                        std::thread::sleep(stall);
+                    }
                     match writer.handle(msg) {
                         Ok(()) => failing = false,
                         Err(e) => {
-                            writer.stats.write_errors += 1;
-                            thread_dropped.fetch_add(1, Ordering::Relaxed);
-                            thread_metrics.recorder_dropped_total.inc();
+                            writer.failed();
                             let quiet = last_logged.is_some_and(|t| t.elapsed() < Duration::from_secs(10));
                             if !failing && !quiet {
                                 tracing::error!(
-                                    "recorder: {}; recorded data is dropped (and counted in dicomtap_recorder_dropped_total) until writing works again ({unlogged} failures since the last message)",
+                                    "recorder: {}; recorded data is dropped (and counted in dicomtap_recorder_dropped_total and dicomtap_recorder_dropped_bytes_total) until writing works again ({unlogged} failures since the last message)",
                                     with_cause(&e)
                                 );
                                 last_logged = Some(Instant::now());
@@ -227,9 +342,8 @@ impl Recorder {
         Ok(Recorder {
             handle: RecorderHandle {
                 tx,
-                backpressure: config.backpressure,
-                metrics,
-                dropped,
+                wait: RecordWait::of(&config),
+                losses,
             },
             files,
             thread: Some(thread),
@@ -258,6 +372,17 @@ impl Recorder {
             _ => Err(RecorderError::Thread),
         }
     }
+}
+
+/// Tests only (docs/testing.md): `DICOMTAP_TEST_RECORDER_STALL_MS` makes the writer
+/// thread wait that long before each chunk, a disk too slow for the traffic.
+fn test_stall() -> Option<Duration> {
+    let ms: u64 = std::env::var("DICOMTAP_TEST_RECORDER_STALL_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    tracing::warn!("recorder: stalled {ms} ms per chunk (DICOMTAP_TEST_RECORDER_STALL_MS)");
+    Some(Duration::from_millis(ms))
 }
 
 /// How the writer thread waits for messages. Waking a parked thread costs the sender a
@@ -327,7 +452,42 @@ struct Conv {
     /// Bytes of each direction left out on purpose (`headers` mode) since the last packet
     /// written: the next packet of that direction says so in its comment.
     omitted: [u64; 2],
+    /// Bytes of each direction missing from the capture (dropped from the queue, or lost
+    /// in a failed write) not yet noted in a packet written since: the next packet of
+    /// that direction says `lost=N`, or a marker at the end of the recording does.
+    lost: [u64; 2],
+    /// The flags each direction ended with (FIN or RST), to note a loss after its end.
+    end_flags: [u8; 2],
 }
+
+impl Conv {
+    /// `n` bytes of direction `i` were dropped before they reached the recorder.
+    fn skip(&mut self, i: usize, n: u64) {
+        // Whatever was dropped is lost to the framing too: keep everything from here.
+        // Bytes left out just before the loss become part of the hole.
+        self.framers[i] = Framer::new(None);
+        self.lost[i] += n + std::mem::take(&mut self.omitted[i]);
+        for leg in self.legs.iter_mut() {
+            leg.seq[i] = leg.seq[i].wrapping_add(n as u32);
+        }
+    }
+}
+
+/// Payload of one conversation's direction put into the capture's buffer since the last
+/// write known to have reached the file: what a failed write takes with it.
+#[derive(Debug, Clone, Copy)]
+struct Inflight {
+    assoc: u64,
+    dir: usize,
+    segments: u64,
+    bytes: u64,
+    /// `lost=N` notes among those packets: lost with them, to be noted again.
+    noted: u64,
+}
+
+/// Room kept free beside the recording, given up when the disk is full so that the end
+/// of the capture can still say what is missing from it.
+const RESERVE_BYTES: usize = 256 * 1024;
 
 struct Writer {
     config: RecordingConfig,
@@ -345,6 +505,20 @@ struct Writer {
     /// what of the current capture they already count.
     written_total: [prometheus::IntCounter; 2],
     counted: [u64; 2],
+    losses: Arc<Losses>,
+    /// Payload in the capture's buffer not yet known written, oldest first.
+    inflight: Vec<Inflight>,
+    /// What a failed write of the capture lost, accounted once the message is handled;
+    /// and that write's error.
+    failed_inflight: Vec<Inflight>,
+    pcap_error: Option<RecorderError>,
+    /// A failure whose loss was counted already (the thread counts the others).
+    loss_counted: bool,
+    /// Conversations that ended while some of their packets were not yet known written.
+    ended: HashMap<u64, Conv>,
+    /// The reserve file, while it exists.
+    reserve: Option<PathBuf>,
+    event_head: EventHead,
 }
 
 impl Writer {
@@ -352,8 +526,10 @@ impl Writer {
         config: RecordingConfig,
         files: Arc<Mutex<Vec<PathBuf>>>,
         metrics: &Metrics,
+        losses: Arc<Losses>,
     ) -> Result<Writer, RecorderError> {
         let (pcap, log) = open_pair(&config, 0)?;
+        let reserve = make_reserve(&config);
         let mut w = Writer {
             config,
             pcap,
@@ -371,6 +547,14 @@ impl Writer {
                     .with_label_values(&[io])
             }),
             counted: [0, 0],
+            losses,
+            inflight: Vec::new(),
+            failed_inflight: Vec::new(),
+            pcap_error: None,
+            loss_counted: false,
+            ended: HashMap::new(),
+            reserve,
+            event_head: EventHead::default(),
         };
         w.publish_files();
         w.enforce_retention();
@@ -393,7 +577,70 @@ impl Writer {
         }
     }
 
+    /// Handles one message. A failed write of the capture does not stop it halfway (the
+    /// sequence numbers must go on counting what was lost); its loss is accounted and
+    /// its error returned at the end.
     fn handle(&mut self, msg: RecordMsg) -> Result<(), RecorderError> {
+        let result = self.handle_msg(msg);
+        match self.take_pcap_failure() {
+            Some(e) => Err(e),
+            None => result,
+        }
+    }
+
+    /// A write of the capture failed: its loss goes back to the conversations it
+    /// belongs to (noted by their next packets) and into the counters.
+    fn take_pcap_failure(&mut self) -> Option<RecorderError> {
+        let e = self.pcap_error.take()?;
+        let (mut segments, mut bytes) = (0, 0);
+        for f in std::mem::take(&mut self.failed_inflight) {
+            segments += f.segments;
+            bytes += f.bytes;
+            let conv = match self.convs.get_mut(&f.assoc) {
+                Some(c) => Some(c),
+                None => self.ended.get_mut(&f.assoc),
+            };
+            if let Some(conv) = conv {
+                conv.lost[f.dir] += f.bytes + f.noted;
+            }
+        }
+        self.losses.count(segments.max(1), bytes);
+        self.loss_counted = true;
+        Some(e)
+    }
+
+    /// After a failed message: counts its loss unless that was done already.
+    fn failed(&mut self) {
+        self.stats.write_errors += 1;
+        if !std::mem::take(&mut self.loss_counted) {
+            self.losses.count(1, 0);
+        }
+    }
+
+    /// Payload going into the capture's buffer (`bytes`, one segment when not 0), and a
+    /// `lost=N` note among it.
+    fn track(&mut self, assoc: u64, dir: usize, bytes: u64, noted: u64) {
+        if bytes == 0 && noted == 0 {
+            return;
+        }
+        let segments = u64::from(bytes > 0);
+        match self.inflight.last_mut() {
+            Some(l) if l.assoc == assoc && l.dir == dir => {
+                l.segments += segments;
+                l.bytes += bytes;
+                l.noted += noted;
+            }
+            _ => self.inflight.push(Inflight {
+                assoc,
+                dir,
+                segments,
+                bytes,
+                noted,
+            }),
+        }
+    }
+
+    fn handle_msg(&mut self, msg: RecordMsg) -> Result<(), RecorderError> {
         self.maybe_rotate()?;
         match msg {
             RecordMsg::Open {
@@ -423,9 +670,11 @@ impl Writer {
                     ended: [false; 2],
                     comment: format!("dicomtap assoc={assoc}"),
                     omitted: [0; 2],
+                    lost: [0; 2],
+                    end_flags: [0; 2],
                 };
                 for leg in &conv.legs {
-                    self.handshake(ts_us, leg, &conv.comment)?;
+                    self.handshake(ts_us, leg, &conv.comment);
                 }
                 self.convs.insert(assoc, conv);
             }
@@ -441,18 +690,26 @@ impl Writer {
                 ts_us,
                 from,
                 how,
+                skipped_before,
             } => {
                 let Some(mut conv) = self.convs.remove(&assoc) else {
                     return Ok(());
                 };
                 let i = from.index();
+                if skipped_before > 0 {
+                    conv.skip(i, skipped_before);
+                }
                 if !conv.ended[i] {
                     conv.ended[i] = true;
                     let flags = match how {
                         StreamEnd::Close => FIN | ACK,
                         StreamEnd::Reset => RST | ACK,
                     };
-                    let comment = omitted_comment(&conv.comment, &mut conv.omitted[i]);
+                    conv.end_flags[i] = flags;
+                    let noted = conv.lost[i];
+                    let comment =
+                        note_comment(&conv.comment, &mut conv.omitted[i], &mut conv.lost[i]);
+                    self.track(assoc, i, 0, noted);
                     for leg in conv.legs.iter_mut() {
                         let seq = leg.seq[i];
                         let ack = leg.seq[1 - i];
@@ -465,22 +722,31 @@ impl Writer {
                             flags,
                             Bytes::new(),
                             &comment,
-                        )?;
+                        );
                         leg.seq[i] = seq.wrapping_add(1);
                     }
                 }
                 if !(conv.ended[0] && conv.ended[1]) && how == StreamEnd::Close {
                     self.convs.insert(assoc, conv);
+                } else {
+                    // Kept until its packets are known written: a failed write still
+                    // has a conversation to note its loss in.
+                    self.ended.insert(assoc, conv);
                 }
             }
             RecordMsg::Event(ev) => {
-                match serde_json::to_vec(&ev) {
-                    Ok(mut line) => {
-                        line.push(b'\n');
-                        self.log.buf().extend_from_slice(&line);
+                // Straight into the block buffer: no line of its own to allocate and copy.
+                let buf = self.log.buf();
+                let start = buf.len();
+                match self.event_head.write(buf, &ev) {
+                    Ok(()) => {
+                        buf.push(b'\n');
                         self.stats.events += 1;
                     }
-                    Err(e) => tracing::warn!("event log: {e}"),
+                    Err(e) => {
+                        buf.truncate(start);
+                        tracing::warn!("event log: {e}");
+                    }
                 }
                 if self.log.end_block() {
                     self.log.flush(true)?;
@@ -507,13 +773,7 @@ impl Writer {
         let mut spans = Vec::new();
         let mut pdus = Vec::new();
         if skipped > 0 {
-            // Whatever was dropped is lost to the framing too: keep everything from here.
-            // Bytes left out just before the loss become part of the hole.
-            conv.framers[i] = Framer::new(None);
-            conv.omitted[i] = 0;
-            for leg in conv.legs.iter_mut() {
-                leg.seq[i] = leg.seq[i].wrapping_add(skipped as u32);
-            }
+            conv.skip(i, skipped);
         }
         if self.config.payload == PayloadMode::Headers {
             conv.framers[i].scan(&bytes, &mut pdus, &mut spans);
@@ -531,12 +791,21 @@ impl Writer {
             if !span.keep {
                 conv.omitted[i] = conv.omitted[i].saturating_add(span.len as u64);
             }
-            // The first packet after bytes left out says how many (on every leg).
-            let first_comment = if span.keep && !part.is_empty() && conv.omitted[i] > 0 {
-                Some(omitted_comment(&conv.comment, &mut conv.omitted[i]))
-            } else {
-                None
-            };
+            // The first packet after bytes left out or lost says how many (on every leg).
+            let noted = conv.lost[i];
+            let first_comment =
+                if span.keep && !part.is_empty() && (conv.omitted[i] > 0 || conv.lost[i] > 0) {
+                    Some(note_comment(
+                        &conv.comment,
+                        &mut conv.omitted[i],
+                        &mut conv.lost[i],
+                    ))
+                } else {
+                    None
+                };
+            if first_comment.is_some() {
+                self.track(assoc, i, 0, noted);
+            }
             for li in 0..conv.legs.len() {
                 if span.keep {
                     let mut at = 0;
@@ -551,7 +820,10 @@ impl Writer {
                         let (seq, ack) = (leg.seq[i], leg.seq[1 - i]);
                         let (src, dst) = (leg.addr[i], leg.addr[1 - i]);
                         let len = seg.len() as u32;
-                        self.packet(ts_us, src, dst, seq, ack, PSH | ACK, seg, comment)?;
+                        if li == 0 {
+                            self.track(assoc, i, u64::from(len), 0);
+                        }
+                        self.packet(ts_us, src, dst, seq, ack, PSH | ACK, seg, comment);
                         conv.legs[li].seq[i] = seq.wrapping_add(len);
                     }
                 } else {
@@ -563,10 +835,10 @@ impl Writer {
         Ok(())
     }
 
-    fn handshake(&mut self, ts_us: u64, leg: &Leg, comment: &str) -> Result<(), RecorderError> {
+    fn handshake(&mut self, ts_us: u64, leg: &Leg, comment: &str) {
         let (c, s) = (leg.addr[0], leg.addr[1]);
         let (cs, ss) = (leg.seq[0].wrapping_sub(1), leg.seq[1].wrapping_sub(1));
-        self.packet(ts_us, c, s, cs, 0, SYN, Bytes::new(), comment)?;
+        self.packet(ts_us, c, s, cs, 0, SYN, Bytes::new(), comment);
         self.packet(
             ts_us,
             s,
@@ -576,7 +848,7 @@ impl Writer {
             SYN | ACK,
             Bytes::new(),
             comment,
-        )?;
+        );
         self.packet(
             ts_us,
             c,
@@ -586,9 +858,11 @@ impl Writer {
             ACK,
             Bytes::new(),
             comment,
-        )
+        );
     }
 
+    /// Appends one packet to the capture, writing the buffer out when it is full. A
+    /// failed write is kept for [`Writer::handle`] to account: the message goes on.
     #[allow(clippy::too_many_arguments)]
     fn packet(
         &mut self,
@@ -600,23 +874,48 @@ impl Writer {
         flags: u8,
         payload: Bytes,
         comment: &str,
-    ) -> Result<(), RecorderError> {
+    ) {
         let Some(pcap) = self.pcap.as_mut() else {
-            return Ok(());
+            return;
         };
         self.headers.clear();
         write_frame_headers(&mut self.headers, src, dst, seq, ack, flags, &payload);
         write_epb(pcap, ts_us, comment, &self.headers, payload);
         self.stats.packets += 1;
         if pcap.end_block() {
-            pcap.flush(false)?;
+            let _ = self.flush_pcap(false);
         }
-        Ok(())
+    }
+
+    /// Writes out the capture's buffer (`whole`: all of it, waiting for direct writes).
+    /// What it held is known written after a buffered write or a whole one; after a
+    /// failure it is lost, and the failure is kept for [`Writer::handle`].
+    fn flush_pcap(&mut self, whole: bool) -> Result<(), ()> {
+        let Some(pcap) = self.pcap.as_mut() else {
+            return Ok(());
+        };
+        let known_written = !pcap.is_direct() || (whole && pcap.pending() > 0);
+        match pcap.flush(whole) {
+            Ok(()) => {
+                if known_written {
+                    self.inflight.clear();
+                    self.ended.retain(|_, c| c.lost != [0, 0]);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failed_inflight.append(&mut self.inflight);
+                self.pcap_error.get_or_insert(e);
+                Err(())
+            }
+        }
     }
 
     fn flush(&mut self) -> Result<(), RecorderError> {
-        if let Some(p) = self.pcap.as_mut() {
-            p.flush(true)?;
+        if self.flush_pcap(true).is_err() {
+            // `handle` returns the failure; the event log is written still.
+            let _ = self.log.flush(true);
+            return Ok(());
         }
         self.count_written(false);
         self.log.flush(true)
@@ -648,7 +947,7 @@ impl Writer {
             .collect();
         for (legs, comment) in convs {
             for leg in &legs {
-                self.handshake(ts, leg, &comment)?;
+                self.handshake(ts, leg, &comment);
             }
         }
         self.publish_files();
@@ -711,7 +1010,34 @@ impl Writer {
     }
 
     fn finish(mut self) -> Result<RecorderStats, RecorderError> {
-        // Conversations still open are left without FIN: they did not end.
+        // Conversations still open are left without FIN: they did not end. What is
+        // missing from the capture and was not noted yet is noted at its end; when the
+        // disk is full, in the room the reserve file leaves.
+        let _ = self.flush_pcap(true);
+        if self.take_pcap_failure().is_some() {
+            self.failed();
+        }
+        for attempt in 0..2 {
+            if !self.note_losses() {
+                break;
+            }
+            if self.flush_pcap(true).is_ok() {
+                break;
+            }
+            if let Some(e) = self.take_pcap_failure() {
+                self.failed();
+                if attempt == 0 && self.reserve.is_some() {
+                    self.release_reserve();
+                } else {
+                    tracing::error!(
+                        "recorder: the capture cannot say what is missing from it: {}",
+                        with_cause(&e)
+                    );
+                    break;
+                }
+            }
+        }
+        self.release_reserve();
         for file in self.pcap.iter_mut().chain(std::iter::once(&mut self.log)) {
             if let Err(e) = file.close() {
                 tracing::error!(
@@ -725,6 +1051,127 @@ impl Writer {
         let mut stats = self.stats.clone();
         stats.files = self.all_files.clone();
         Ok(stats)
+    }
+}
+
+impl Writer {
+    /// Writes a packet noting `lost=N` for every direction whose loss no packet noted
+    /// yet: the conversation's next packet at its sequence number (the end again, for a
+    /// direction that ended). Tells whether there was any.
+    fn note_losses(&mut self) -> bool {
+        let mut convs: Vec<(u64, Conv)> = self.convs.drain().collect();
+        convs.extend(self.ended.drain());
+        convs.sort_by_key(|(assoc, _)| *assoc);
+        let mut any = false;
+        let ts = now_us();
+        for (assoc, conv) in convs.iter_mut() {
+            for i in 0..2 {
+                if conv.lost[i] == 0 {
+                    continue;
+                }
+                any = true;
+                let noted = conv.lost[i];
+                let comment = note_comment(&conv.comment, &mut 0, &mut conv.lost[i]);
+                self.track(*assoc, i, 0, noted);
+                let flags = if conv.ended[i] {
+                    conv.end_flags[i]
+                } else {
+                    ACK
+                };
+                for li in 0..conv.legs.len() {
+                    let leg = &conv.legs[li];
+                    let seq = leg.seq[i].wrapping_sub(u32::from(conv.ended[i]));
+                    let (src, dst, ack) = (leg.addr[i], leg.addr[1 - i], leg.seq[1 - i]);
+                    self.packet(ts, src, dst, seq, ack, flags, Bytes::new(), &comment);
+                }
+            }
+        }
+        self.convs.extend(convs);
+        any
+    }
+
+    fn release_reserve(&mut self) {
+        if let Some(path) = self.reserve.take()
+            && let Err(e) = std::fs::remove_file(&path)
+        {
+            tracing::warn!("recorder: removing {}: {e}", path.display());
+        }
+    }
+}
+
+/// Writes event log lines. An event's line is `{"assoc":…,"client":…,"upstream":…`
+/// followed by the fields of its kind (`#[serde(flatten)]`); that head is the same for
+/// every event of an association (until its upstream is known), so it is serialised once
+/// and copied, and the kind is serialised on its own straight after it, without serde's
+/// flattening: the same bytes as `serde_json::to_writer(&event)`, for less work.
+#[derive(Default)]
+struct EventHead {
+    /// The last head written and what it was written for.
+    of: Option<(u64, SocketAddr, Option<SocketAddr>)>,
+    head: Vec<u8>,
+}
+
+impl EventHead {
+    fn write(&mut self, out: &mut Vec<u8>, ev: &ProxyEvent) -> serde_json::Result<()> {
+        let of = (ev.association, ev.client, ev.upstream);
+        if self.of != Some(of) {
+            self.head.clear();
+            self.head.extend_from_slice(b"{\"assoc\":");
+            serde_json::to_writer(&mut self.head, &ev.association)?;
+            self.head.extend_from_slice(b",\"client\":");
+            serde_json::to_writer(&mut self.head, &ev.client)?;
+            self.head.extend_from_slice(b",\"upstream\":");
+            serde_json::to_writer(&mut self.head, &ev.upstream)?;
+            self.of = Some(of);
+        }
+        let start = out.len();
+        out.extend_from_slice(&self.head);
+        let kind = out.len();
+        if let Err(e) = serde_json::to_writer(&mut *out, &ev.kind) {
+            out.truncate(start);
+            return Err(e);
+        }
+        // The kind is an object: its fields go on the event's.
+        if out.len() - kind == 2 {
+            out.truncate(kind);
+            out.push(b'}');
+        } else {
+            out[kind] = b',';
+        }
+        debug_assert_eq!(
+            String::from_utf8_lossy(&out[start..]),
+            serde_json::to_string(ev).unwrap_or_default(),
+            "the event log line differs from serde_json's"
+        );
+        Ok(())
+    }
+}
+
+/// The reserve file beside the recording (hidden, owner-only, [`RESERVE_BYTES`] long);
+/// `None`, with a warning, when it cannot be written.
+fn make_reserve(config: &RecordingConfig) -> Option<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = config
+        .dir
+        .join(format!(".dicomtap-reserve-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&vec![0u8; RESERVE_BYTES]));
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            tracing::warn!(
+                "recorder: {}: {e}; with the disk full, the capture may not say what is missing from it",
+                path.display()
+            );
+            let _ = std::fs::remove_file(&path);
+            None
+        }
     }
 }
 
@@ -935,14 +1382,19 @@ fn pad4(out: &mut Vec<u8>) {
 
 /// The comment of a conversation's packet: with `omitted=N` when `N` bytes of its
 /// direction were left out on purpose just before it (`headers` mode), which the analyzer
-/// reads to tell them from capture loss. Resets the count.
-fn omitted_comment(base: &str, omitted: &mut u64) -> String {
-    let n = std::mem::take(omitted);
-    if n == 0 {
-        base.to_string()
-    } else {
-        format!("{base} omitted={n}")
+/// reads to tell them from capture loss, and `lost=M` when `M` bytes before those are
+/// missing from the capture (dropped by the recorder), which the analyzer reports as a
+/// gap. Resets both counts.
+fn note_comment(base: &str, omitted: &mut u64, lost: &mut u64) -> String {
+    let mut out = base.to_string();
+    let (omitted, lost) = (std::mem::take(omitted), std::mem::take(lost));
+    if omitted > 0 {
+        out.push_str(&format!(" omitted={omitted}"));
     }
+    if lost > 0 {
+        out.push_str(&format!(" lost={lost}"));
+    }
+    out
 }
 
 /// Section Header Block + one Ethernet Interface Description Block (microsecond stamps).
@@ -1095,6 +1547,155 @@ mod tests {
         assert_eq!(checksum(pseudo, tcp), 0);
     }
 
+    fn chunk(n: usize) -> RecordMsg {
+        RecordMsg::Data {
+            assoc: 1,
+            ts_us: 0,
+            from: Side::Requestor,
+            bytes: Bytes::from(vec![0u8; n]),
+            skipped_before: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_waited_for_up_to_the_bound_then_the_chunk_is_dropped_and_counted() {
+        let metrics = Metrics::new(8).unwrap_or_else(|_| unreachable!());
+        let (tx, mut rx) = mpsc::channel(1);
+        let losses = Arc::new(Losses::new(&metrics));
+        let handle = |wait| RecorderHandle {
+            tx: tx.clone(),
+            wait,
+            losses: losses.clone(),
+        };
+        let bounded = handle(RecordWait::Up(Duration::from_millis(50)));
+        assert!(bounded.send(chunk(10)).await, "room: queued at once");
+        let started = Instant::now();
+        assert!(
+            !bounded.send(chunk(300)).await,
+            "full for longer than the wait"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // The recorder is behind: the next full queue drops at once.
+        let started = Instant::now();
+        assert!(!bounded.send(chunk(40)).await);
+        assert!(started.elapsed() < Duration::from_millis(50));
+        assert!(!handle(RecordWait::Never).send(chunk(5)).await);
+        assert_eq!((bounded.dropped(), bounded.dropped_bytes()), (3, 345));
+        assert_eq!(metrics.recorder_dropped_total.get(), 3);
+        assert_eq!(metrics.recorder_dropped_bytes_total.get(), 345);
+        // Caught up (the queue emptied): waiting again, and room within the wait queues.
+        assert_eq!(rx.recv().await.map(|m| m.payload_len()), Some(10));
+        assert!(bounded.send(chunk(1)).await);
+        let drain = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let first = rx.recv().await.map(|m| m.payload_len());
+            let second = rx.recv().await.map(|m| m.payload_len());
+            (first, second)
+        });
+        assert!(bounded.send(chunk(7)).await);
+        assert_eq!(
+            drain.await.unwrap_or_else(|_| unreachable!()),
+            (Some(1), Some(7))
+        );
+        assert_eq!(bounded.dropped_bytes(), 345);
+    }
+
+    #[tokio::test]
+    async fn a_slow_recorder_does_not_pace_forwarding_beyond_the_wait() {
+        let metrics = Metrics::new(8).unwrap_or_else(|_| unreachable!());
+        let (tx, mut rx) = mpsc::channel(8);
+        let handle = RecorderHandle {
+            tx,
+            wait: RecordWait::Up(Duration::from_millis(50)),
+            losses: Arc::new(Losses::new(&metrics)),
+        };
+        // The recorder takes 10 ms per chunk: waiting for each would take a second.
+        let recorder = tokio::spawn(async move {
+            let mut n = 0;
+            while rx.recv().await.is_some() {
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            n
+        });
+        let started = Instant::now();
+        let mut queued = 0;
+        for _ in 0..100 {
+            queued += u64::from(handle.send(chunk(100)).await);
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        assert_eq!(queued + handle.dropped(), 100);
+        assert!(queued >= 8 + 4 && handle.dropped() > 0, "{queued} queued");
+        assert_eq!(handle.dropped_bytes(), 100 * handle.dropped());
+        drop(handle);
+        assert_eq!(recorder.await.unwrap_or_default(), queued);
+    }
+
+    #[test]
+    fn event_lines_are_serde_jsons_bytes() {
+        use crate::server::{Notice, ProxyEventKind, ProxyNotice};
+        use dicomtap_wire::{Event, EventKind};
+        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
+        let up: SocketAddr = "[fd00::2]:104".parse().unwrap_or_else(|_| unreachable!());
+        let notice = |what| ProxyEventKind::Proxy(ProxyNotice { ts_us: 7, what });
+        let wire = |kind| {
+            ProxyEventKind::Wire(Event {
+                ts_us: 9,
+                from: Side::Acceptor,
+                offset: 42,
+                kind,
+            })
+        };
+        let kinds = [
+            notice(Notice::Accepted { listen: client }),
+            notice(Notice::UpstreamError {
+                kind: "refused".into(),
+                message: "a \"quoted\" \u{1b} message".into(),
+            }),
+            notice(Notice::Closed {
+                bytes_from_requestor: 1,
+                bytes_from_acceptor: u64::MAX,
+                duration_us: 0,
+                how: "closed".into(),
+            }),
+            wire(EventKind::ReleaseRq),
+            wire(EventKind::Gap { missing: 65_536 }),
+            wire(EventKind::StreamEnd {
+                how: StreamEnd::Reset,
+            }),
+        ];
+        let mut head = EventHead::default();
+        let mut out = Vec::new();
+        // Several associations and upstreams, interleaved: the head follows them.
+        for (n, kind) in kinds.into_iter().enumerate() {
+            let ev = ProxyEvent {
+                association: 1 + n as u64 % 2,
+                client,
+                upstream: (n % 3 != 0).then_some(up),
+                kind,
+            };
+            out.clear();
+            assert!(head.write(&mut out, &ev).is_ok());
+            let expected = serde_json::to_vec(&ev).unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
+
+    #[test]
+    fn a_loss_is_noted_after_what_was_left_out_on_purpose() {
+        let (mut omitted, mut lost) = (12, 3400);
+        assert_eq!(
+            note_comment("dicomtap assoc=2", &mut omitted, &mut lost),
+            "dicomtap assoc=2 omitted=12 lost=3400"
+        );
+        assert_eq!((omitted, lost), (0, 0));
+        assert_eq!(note_comment("c", &mut 0, &mut 0), "c");
+    }
+
     #[test]
     fn batching_delivers_in_order_and_only_traffic_keeps_it_polling() {
         let (tx, mut rx) = mpsc::channel(8);
@@ -1107,6 +1708,7 @@ mod tests {
             ts_us: 0,
             from: Side::Requestor,
             how: StreamEnd::Close,
+            skipped_before: 0,
         };
         assert!(tx.try_send(event()).is_ok());
         assert!(tx.try_send(RecordMsg::Close).is_ok());

@@ -191,7 +191,9 @@ pub struct ProxySummary {
     /// phase: forwarding, connecting upstream, in a TLS handshake, waiting for the first
     /// PDU, or being answered with an A-ASSOCIATE-RJ.
     pub cut_at_drain: usize,
+    /// Chunks (and event lines) and forwarded bytes missing from the recording.
     pub recorder_dropped: u64,
+    pub recorder_dropped_bytes: u64,
     pub recording_files: Vec<PathBuf>,
 }
 
@@ -533,17 +535,17 @@ impl RunningProxy {
             bytes_from_requestors: self.shared.bytes[0].load(Ordering::Relaxed),
             bytes_from_acceptors: self.shared.bytes[1].load(Ordering::Relaxed),
             cut_at_drain: cut,
-            recorder_dropped: self
-                .shared
-                .recorder
-                .as_ref()
-                .map(|r| r.dropped())
-                .unwrap_or(0),
+            recorder_dropped: 0,
+            recorder_dropped_bytes: 0,
             recording_files: Vec::new(),
         };
         if let Some(rec) = self.recorder {
+            let handle = rec.handle();
             let stats = rec.close().await?;
             summary.recording_files = stats.files;
+            // After the close: its last writes may have failed too.
+            summary.recorder_dropped = handle.dropped();
+            summary.recorder_dropped_bytes = handle.dropped_bytes();
         }
         Ok(summary)
     }
@@ -896,6 +898,7 @@ impl Association {
                 ts_us,
                 from,
                 how,
+                skipped_before: self.rec_skip[from.index()].swap(0, Ordering::AcqRel),
             })
             .await;
         }

@@ -399,6 +399,12 @@ fn stats_line(name: &str, s: &CaptureStats) -> String {
             extra.push(format!("{n} {what}"));
         }
     }
+    if s.recorder_lost_bytes > 0 {
+        extra.push(format!(
+            "recording incomplete: {} bytes dropped by the recorder",
+            s.recorder_lost_bytes
+        ));
+    }
     format!(
         "{name}: {} packets, {} TCP connections{}{}",
         s.packets,

@@ -55,6 +55,10 @@ pub struct Args {
     /// Slow forwarding down rather than drop recording data when the disk lags.
     #[arg(long)]
     backpressure: bool,
+    /// How long forwarding may wait for room in the recorder's queue, per chunk, before
+    /// the chunk is dropped from the recording and counted, e.g. 250ms (0: never wait).
+    #[arg(long, value_name = "DURATION")]
+    record_wait: Option<String>,
     /// Write the capture with direct I/O (O_DIRECT) instead of through the page cache.
     #[arg(long)]
     direct_io: bool,
@@ -164,6 +168,9 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
         }
         rc.both_legs |= args.both_legs;
         rc.backpressure |= args.backpressure;
+        if let Some(w) = &args.record_wait {
+            rc.record_wait_ms = parse_duration(w).map_err(anyhow::Error::msg)?.as_millis() as u64;
+        }
         rc.direct_io |= args.direct_io;
         if let Some(b) = args.rotate_bytes {
             rc.rotate_bytes = b;
@@ -181,13 +188,14 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
     } else if args.payload.is_some()
         || args.both_legs
         || args.backpressure
+        || args.record_wait.is_some()
         || args.direct_io
         || args.rotate_bytes.is_some()
         || args.rotate_every.is_some()
         || args.keep_files.is_some()
     {
         bail!(
-            "--payload, --both-legs, --backpressure, --direct-io, --rotate-bytes, \
+            "--payload, --both-legs, --backpressure, --record-wait, --direct-io, --rotate-bytes, \
              --rotate-every and --keep-files need --record DIR"
         );
     }
@@ -318,6 +326,12 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
         summary.cut_at_drain,
         summary.recorder_dropped
     );
+    if summary.recorder_dropped > 0 || summary.recorder_dropped_bytes > 0 {
+        println!(
+            "dicomtap proxy: recording incomplete: {} chunks, {} bytes dropped",
+            summary.recorder_dropped, summary.recorder_dropped_bytes
+        );
+    }
     for f in &summary.recording_files {
         println!("dicomtap proxy: recorded {}", f.display());
     }

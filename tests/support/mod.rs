@@ -778,3 +778,64 @@ pub fn start_proxy_draining(dir: &Path, name: &str, toml: &str, drain: &str) -> 
         rec,
     }
 }
+
+/// A tmpfs mounted on a directory, unmounted on drop (lazily if still busy).
+pub struct Tmpfs {
+    pub dir: PathBuf,
+    /// False when mounting was not permitted: `dir` is a plain directory then.
+    pub mounted: bool,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes` on `dir` (root only); says so when it cannot.
+    pub fn mount(dir: &Path, bytes: u64) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = is_root()
+            && Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={bytes},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!(
+                "could not mount a tmpfs on {} (not root?): the full-disk part is skipped",
+                dir.display()
+            );
+        }
+        Tmpfs {
+            dir: dir.to_path_buf(),
+            mounted,
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        if !self.mounted {
+            return;
+        }
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
+}
+
+/// Whether every tool is installed; says which are not (the test then skips).
+pub fn peers_available(tools: &[&str]) -> bool {
+    let missing: Vec<&&str> = tools.iter().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    eprintln!("SKIPPED: {missing:?} not installed (run scripts/install-test-peers.sh)");
+    false
+}

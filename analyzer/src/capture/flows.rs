@@ -321,6 +321,7 @@ impl Reassembler {
         sink: &mut impl StreamSink,
     ) {
         let omitted_before = note.omitted_before;
+        let lost_before = note.lost_before;
         self.stats.tcp_segments += 1;
         self.now = self.now.max(ts_us);
         if self.now.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL_US {
@@ -441,7 +442,7 @@ impl Reassembler {
                 seg.payload,
                 seg.wire_len,
                 fin,
-                omitted_before,
+                [omitted_before, lost_before],
                 ts_us,
                 stats,
                 &mut ctx,

@@ -95,6 +95,8 @@ pub struct RecordingNote {
     pub assoc: Option<u64>,
     /// Bytes of the packet's direction left out on purpose just before it.
     pub omitted_before: u64,
+    /// Bytes of the packet's direction the recorder dropped before those (a gap).
+    pub lost_before: u64,
 }
 
 /// Receives reassembled streams. All calls for one connection share its [`ConnId`].
@@ -192,6 +194,9 @@ pub struct CaptureStats {
     /// Bytes a dicomtap recording says it left out on purpose (`payload = headers`):
     /// not loss, and not counted in `gaps`.
     pub omitted_bytes: u64,
+    /// Bytes a dicomtap recording says its recorder dropped (queue full, failed writes):
+    /// the recording is incomplete. They are among the `gaps` too.
+    pub recorder_lost_bytes: u64,
     pub connections: u64,
     pub connections_expired: u64,
     pub connections_evicted: u64,
@@ -270,6 +275,7 @@ impl<R: Read> CaptureReader<R> {
                         RecordingNote {
                             assoc: p.recorded_assoc,
                             omitted_before: p.omitted_before,
+                            lost_before: p.lost_before,
                         },
                         sink,
                     );

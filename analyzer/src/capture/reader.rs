@@ -45,6 +45,10 @@ pub struct Packet<'a> {
     /// before this packet (`payload = headers`: the packet's comment says `omitted=N`);
     /// 0 for anything else.
     pub omitted_before: u64,
+    /// Bytes of this packet's direction missing from a dicomtap recording just before
+    /// this packet (and before any `omitted_before`): the recorder dropped them (its
+    /// queue was full, or a write failed) and the comment says `lost=N`; 0 otherwise.
+    pub lost_before: u64,
     /// The proxy's association number, when this is a dicomtap recording's packet (its
     /// comment says `assoc=N`): the analyzer numbers the association as the proxy did.
     pub recorded_assoc: Option<u64>,
@@ -243,6 +247,7 @@ impl<R: Read> PacketReader<R> {
                     interface: 0,
                     orig_len: raw.orig_len,
                     omitted_before: 0,
+                    lost_before: 0,
                     recorded_assoc: None,
                     data,
                 }))
@@ -278,8 +283,7 @@ impl<R: Read> PacketReader<R> {
                     offset: block_offset,
                     reason: reason.to_string(),
                 };
-                let mut omitted_before = 0;
-                let mut recorded_assoc = None;
+                let mut note = RecorderNote::default();
                 let (iface, ts_raw, orig_len, data) = match raw.type_ {
                     PCAPNG_SHB => {
                         *big_endian = body.get(0..4) == Some(&[0x1A, 0x2B, 0x3C, 0x4D][..]);
@@ -308,7 +312,7 @@ impl<R: Read> PacketReader<R> {
                             bad("enhanced packet block captured length exceeds the block")
                         })?;
                         let options = body.get(20 + cap.next_multiple_of(4)..).unwrap_or(&[]);
-                        (recorded_assoc, omitted_before) = recorder_note(options, be);
+                        note = recorder_note(options, be);
                         (iface, Some(ts), orig, data)
                     }
                     PCAPNG_PB => {
@@ -363,8 +367,9 @@ impl<R: Read> PacketReader<R> {
                     link_type: info.link_type,
                     interface: iface,
                     orig_len,
-                    omitted_before,
-                    recorded_assoc,
+                    omitted_before: note.omitted,
+                    lost_before: note.lost,
+                    recorded_assoc: note.assoc,
                     data: scratch,
                 }));
             },
@@ -375,10 +380,19 @@ impl<R: Read> PacketReader<R> {
 /// Prefix of the packet comments a dicomtap recording writes.
 const RECORDER_COMMENT: &[u8] = b"dicomtap assoc=";
 
-/// The `assoc=N` and `omitted=N` of a dicomtap recorder's packet comment among pcapng
-/// `options`: the proxy's association number, and the bytes left out of the recording on
-/// purpose just before the packet (0 when none).
-fn recorder_note(mut options: &[u8], be: bool) -> (Option<u64>, u64) {
+/// What a dicomtap recorder's packet comment says.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct RecorderNote {
+    /// `assoc=N`: the proxy's association number.
+    assoc: Option<u64>,
+    /// `omitted=N`: bytes left out of the recording on purpose just before the packet.
+    omitted: u64,
+    /// `lost=N`: bytes missing from the recording before those (dropped by the recorder).
+    lost: u64,
+}
+
+/// The [`RecorderNote`] among pcapng `options` (all zero for other comments).
+fn recorder_note(mut options: &[u8], be: bool) -> RecorderNote {
     // Every option is at least 4 bytes, so this ends.
     while options.len() >= 4 {
         let code = u16_at(options, 0, be);
@@ -396,16 +410,20 @@ fn recorder_note(mut options: &[u8], be: bool) -> (Option<u64>, u64) {
                     .find_map(|w| w.strip_prefix(name))
                     .and_then(|n| n.parse::<u64>().ok())
             };
-            return (field("assoc="), field("omitted=").unwrap_or(0));
+            return RecorderNote {
+                assoc: field("assoc="),
+                omitted: field("omitted=").unwrap_or(0),
+                lost: field("lost=").unwrap_or(0),
+            };
         }
         options = options.get(4 + len.next_multiple_of(4)..).unwrap_or(&[]);
     }
-    (None, 0)
+    RecorderNote::default()
 }
 
 #[cfg(test)]
 fn recorder_omitted(options: &[u8], be: bool) -> u64 {
-    recorder_note(options, be).1
+    recorder_note(options, be).omitted
 }
 
 fn read_head<R: Read>(input: &mut R, buf: &mut [u8], name: &str) -> Result<(), CaptureError> {
@@ -562,7 +580,14 @@ mod tests {
         opts.extend(option(1, b"dicomtap assoc=3 omitted=12345"));
         opts.extend([0, 0, 0, 0]);
         assert_eq!(recorder_omitted(&opts, false), 12345);
-        assert_eq!(super::recorder_note(&opts, false), (Some(3), 12345));
+        let note = super::recorder_note(&opts, false);
+        assert_eq!((note.assoc, note.omitted, note.lost), (Some(3), 12345, 0));
+        let lost = super::recorder_note(&option(1, b"dicomtap assoc=4 omitted=7 lost=99"), false);
+        assert_eq!((lost.assoc, lost.omitted, lost.lost), (Some(4), 7, 99));
+        assert_eq!(
+            super::recorder_note(&option(1, b"note lost=5"), false).lost,
+            0
+        );
         assert_eq!(recorder_omitted(&option(1, b"dicomtap assoc=3"), false), 0);
         // Someone else's comment says nothing about the recording.
         assert_eq!(recorder_omitted(&option(1, b"note omitted=5"), false), 0);

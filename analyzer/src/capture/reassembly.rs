@@ -162,9 +162,10 @@ impl Half {
     }
 
     /// A segment's payload (`payload` captured of `wire_len` on the wire) at `data_seq`
-    /// (the SYN already accounted for), with or without FIN; `omitted_before` bytes just
-    /// before it were left out of the recording on purpose (a dicomtap recording's
-    /// `headers` mode says so in the packet's comment).
+    /// (the SYN already accounted for), with or without FIN. `[omitted, lost]`: a dicomtap
+    /// recording's packet comment says `omitted` bytes just before it were left out on
+    /// purpose (`headers` mode) and `lost` bytes before those were dropped by its recorder
+    /// (a gap, whether or not a later segment shows the hole).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn segment(
         &mut self,
@@ -172,7 +173,7 @@ impl Half {
         payload: &[u8],
         wire_len: u32,
         fin: bool,
-        omitted_before: u64,
+        [omitted_before, lost_before]: [u64; 2],
         now: u64,
         stats: &mut CaptureStats,
         out: &mut impl Emit,
@@ -193,6 +194,12 @@ impl Half {
         let omitted = omitted_before.min(MAX_AHEAD as u64) as i64;
         if omitted > 0 && start - omitted - next <= MAX_AHEAD {
             self.accept(start - omitted, Piece::Omitted(omitted as u64), stats, out);
+        }
+        let lost = lost_before.min(MAX_AHEAD as u64) as i64;
+        let lost_at = start - omitted - lost;
+        if lost > 0 && lost_at - next <= MAX_AHEAD && lost_at + lost > next {
+            stats.recorder_lost_bytes += (lost_at + lost - lost_at.max(next)) as u64;
+            self.accept(lost_at, Piece::Lost(lost as u64), stats, out);
         }
         if wire > 0 {
             if start + wire <= next {
