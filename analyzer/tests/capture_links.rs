@@ -43,18 +43,7 @@ fn segs(script: &Script) -> Vec<Seg> {
 #[test]
 fn every_link_type_over_ipv4_and_ipv6() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let links = [
-        Link::Ethernet,
-        Link::QinQ,
-        Link::Sll,
-        Link::Sll2,
-        Link::Raw,
-        Link::RawBsd,
-        Link::NullLe,
-        Link::NullBe,
-        Link::Loop,
-    ];
-    for link in links {
+    for link in Link::ALL {
         for v6 in [false, true] {
             let script = if v6 {
                 Script::new(3, 2000, 900).v6()

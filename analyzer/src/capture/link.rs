@@ -84,7 +84,7 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88A8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 /// Stacked VLAN tags beyond this are treated as malformed (guards against loops on junk).
-const MAX_VLAN_TAGS: usize = 8;
+pub const MAX_VLAN_TAGS: usize = 8;
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
@@ -304,17 +304,7 @@ fn tcp<'a>(
     let seq = be32(seg, 4).ok_or(Skip::Malformed("short TCP header"))?;
     let ack = be32(seg, 8).ok_or(Skip::Malformed("short TCP header"))?;
     let flags = seg[13];
-    let captured = &seg[doff..];
-    let (payload, wire_len) = match claimed {
-        Some(c) if c < doff => return Err(Skip::Malformed("IP length shorter than TCP header")),
-        Some(c) => {
-            let wire = c - doff;
-            // Trim Ethernet padding / trailers; keep a snapped payload as it is.
-            (&captured[..captured.len().min(wire)], wire)
-        }
-        None => (captured, captured.len()),
-    };
-    let wire_len = u32::try_from(wire_len).map_err(|_| Skip::Malformed("TCP payload too long"))?;
+    let (payload, wire_len) = tcp_payload(&seg[doff..], doff, claimed)?;
     Ok(TcpSegment {
         src: SocketAddr::new(src, sport),
         dst: SocketAddr::new(dst, dport),
@@ -324,4 +314,25 @@ fn tcp<'a>(
         payload,
         wire_len,
     })
+}
+
+/// The TCP payload as captured after a header of `doff` bytes, and its length on the wire,
+/// given `claimed`, the IP payload's length according to the IP header (if it says):
+/// Ethernet padding and trailers are trimmed, a snapped payload is kept as it is.
+#[inline]
+pub fn tcp_payload(
+    captured: &[u8],
+    doff: usize,
+    claimed: Option<usize>,
+) -> Result<(&[u8], u32), Skip> {
+    let (payload, wire_len) = match claimed {
+        Some(c) if c < doff => return Err(Skip::Malformed("IP length shorter than TCP header")),
+        Some(c) => {
+            let wire = c - doff;
+            (&captured[..captured.len().min(wire)], wire)
+        }
+        None => (captured, captured.len()),
+    };
+    let wire_len = u32::try_from(wire_len).map_err(|_| Skip::Malformed("TCP payload too long"))?;
+    Ok((payload, wire_len))
 }

@@ -263,6 +263,18 @@ pub enum Link {
 }
 
 impl Link {
+    pub const ALL: [Link; 9] = [
+        Link::Ethernet,
+        Link::QinQ,
+        Link::Sll,
+        Link::Sll2,
+        Link::Raw,
+        Link::RawBsd,
+        Link::NullLe,
+        Link::NullBe,
+        Link::Loop,
+    ];
+
     pub fn linktype(self) -> u32 {
         match self {
             Link::Ethernet | Link::QinQ => 1,
