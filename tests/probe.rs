@@ -1298,15 +1298,30 @@ fn probe_timeouts_dimse_as_claimed_by_dcmqrscp() {
     let (port, move_port) = (free_port(), free_port());
     let _qr = scene.dcmqrscp(port, 16, Some(move_port), &["--dimse-timeout", "3"]);
     let listen = format!("127.0.0.1:{move_port}");
-    let (code, report) = scene.probe_ae(
-        "probe-dcmqrscp-dimse",
-        ("DCMQRSCP", port),
-        Some(&acceptor_statement(
-            "DCMQRSCP",
-            "timeouts_s = { dimse = 3 }",
-        )),
-        &["--listen", &listen, "--timeouts-max", "6", "timeouts"],
-    );
+    let run = |name: &str| {
+        scene.probe_ae(
+            name,
+            ("DCMQRSCP", port),
+            Some(&acceptor_statement(
+                "DCMQRSCP",
+                "timeouts_s = { dimse = 3 }",
+            )),
+            &["--listen", &listen, "--timeouts-max", "6", "timeouts"],
+        )
+    };
+    let (mut code, mut report) = run("probe-dcmqrscp-dimse");
+    // dcmqrscp's forked child now and then aborts a half-received C-STORE at once on a
+    // loaded machine (seen in CI, never on a quiet one): the probe reports that truly,
+    // as "0.0 s, A-ABORT". Such a run is measured once more; the second must pass whole.
+    let immediate_abort = |report: &Value| {
+        table_rows(report, "timeouts").iter().any(|r| {
+            r[0].contains("sent in parts") && r[1] == "0.0 s" && r[2].starts_with("A-ABORT")
+        })
+    };
+    if immediate_abort(&report) {
+        println!("dcmqrscp aborted the half C-STORE at once; measuring again");
+        (code, report) = run("probe-dcmqrscp-dimse-again");
+    }
     assert_verdicts(&report, code, 0, &["timeouts"], "pass");
     let rows = table_rows(&report, "timeouts");
     for needle in ["sent in parts", "C-MOVE sub-operation"] {
