@@ -9,6 +9,15 @@ macro_rules! say_err {
     }};
 }
 
+/// `println!` that never panics: a standard output closed by its reader (`| head`, a
+/// supervisor that dropped the pipe) must not bring a running proxy down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// `eprint!` that never panics (see [`say_err!`]).
 macro_rules! say_err_inline {
     ($($arg:tt)*) => {{

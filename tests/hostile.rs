@@ -951,3 +951,47 @@ fn a_pdu_of_many_tiny_pdvs_is_not_listed_pdv_by_pdv() {
         out.stdout
     );
 }
+
+/// A proxy whose standard output was closed by its reader keeps serving, and stops
+/// cleanly on SIGTERM (the start-up and shutdown lines are simply not seen).
+#[test]
+fn proxy_with_a_closed_stdout_keeps_serving() {
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = upstream.local_addr().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dicomtap"))
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "off",
+            "--drain",
+            "1s",
+        ])
+        .args(["--upstream", &up.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    std::thread::sleep(Duration::from_millis(1500));
+    let early = child.try_wait().unwrap();
+    if early.is_none() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
+    let t0 = Instant::now();
+    let mut status = early;
+    while status.is_none() && t0.elapsed() < Duration::from_secs(20) {
+        status = child.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(early.is_none(), "the proxy ended on its own: {early:?}");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+}

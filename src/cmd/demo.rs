@@ -78,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the runtime")?;
     let report = runtime.block_on(demo(opts, args.keep_running, args.json))?;
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&report).context("serializing the report")?
         );

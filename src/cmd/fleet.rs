@@ -149,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let fleet_metrics =
             Arc::new(FleetMetrics::new(metrics.registry()).context("setting up metrics")?);
         let central = Central::open(&args.out, FleetState::new(&statements), fleet_metrics)?;
-        println!(
+        say!(
             "dicomtap fleet: {} events already in {}",
             central.state.total,
             args.out.join("events.jsonl").display()
@@ -161,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("{addr}: cannot listen for metrics"))?;
-                println!("dicomtap fleet: metrics on http://{}/metrics", listener.local_addr()?);
+                say!("dicomtap fleet: metrics on http://{}/metrics", listener.local_addr()?);
                 Some(tokio::spawn(dicomtap_proxy::metrics::serve(
                     listener,
                     metrics.clone(),
@@ -195,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let c = central.lock().await;
         let path = c.write_report()?;
-        println!(
+        say!(
             "dicomtap fleet: {} events from {} sites ({} duplicates dropped), {} findings; report {}",
             c.state.total,
             c.state.sites.len(),
@@ -268,7 +268,7 @@ impl FleetPublishing {
     ) -> anyhow::Result<FleetPublishing> {
         let config = PublisherConfig::from_table(table).map_err(anyhow::Error::msg)?;
         let id = self::identity(identity)?;
-        println!(
+        say!(
             "dicomtap: fleet events of {}/{} to {} ({}; spool {})",
             id.site,
             id.instance,
@@ -300,7 +300,7 @@ impl FleetPublishing {
         self.health.abort();
         let left = self.publisher.close(Duration::from_secs(5)).await;
         if left > 0 {
-            println!("dicomtap: {left} fleet events left in the spool for the next start");
+            say!("dicomtap: {left} fleet events left in the spool for the next start");
         }
     }
 }

@@ -328,7 +328,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         metrics.clone(),
         stop_rx,
     ));
-    println!("metrics: http://{bound}/metrics");
+    say!("metrics: http://{bound}/metrics");
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

@@ -277,13 +277,13 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
         _ => None,
     };
     for (addr, up) in proxy.listen_addrs().iter().zip(&upstreams) {
-        println!("dicomtap proxy: listening on {addr} -> {up}");
+        say!("dicomtap proxy: listening on {addr} -> {up}");
     }
     if let Some(m) = proxy.metrics_addr() {
-        println!("dicomtap proxy: metrics on http://{m}/metrics");
+        say!("dicomtap proxy: metrics on http://{m}/metrics");
     }
     for f in proxy.recording_files() {
-        println!("dicomtap proxy: recording to {}", f.display());
+        say!("dicomtap proxy: recording to {}", f.display());
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -302,15 +302,15 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
                 break;
             }
             _ = hup.recv() => match proxy.reload_tls() {
-                Ok(n) => println!("dicomtap proxy: SIGHUP: reloaded TLS of {n} listener(s)"),
+                Ok(n) => say!("dicomtap proxy: SIGHUP: reloaded TLS of {n} listener(s)"),
                 Err(e) => {
                     tracing::error!("SIGHUP: TLS reload failed, keeping the certificates in use: {e}");
-                    println!("dicomtap proxy: SIGHUP: TLS reload failed, keeping the certificates in use: {e}");
+                    say!("dicomtap proxy: SIGHUP: TLS reload failed, keeping the certificates in use: {e}");
                 }
             },
         }
     }
-    println!(
+    say!(
         "dicomtap proxy: shutting down, draining for up to {}s",
         drain.as_secs_f64()
     );
@@ -318,7 +318,7 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
     if let Some(f) = fleet {
         f.close().await;
     }
-    println!(
+    say!(
         "dicomtap proxy: {} associations, {} bytes from requestors, {} from acceptors, {} cut at drain, {} recorder drops",
         summary.associations,
         summary.bytes_from_requestors,
@@ -327,13 +327,14 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
         summary.recorder_dropped
     );
     if summary.recorder_dropped > 0 || summary.recorder_dropped_bytes > 0 {
-        println!(
+        say!(
             "dicomtap proxy: recording incomplete: {} chunks, {} bytes dropped",
-            summary.recorder_dropped, summary.recorder_dropped_bytes
+            summary.recorder_dropped,
+            summary.recorder_dropped_bytes
         );
     }
     for f in &summary.recording_files {
-        println!("dicomtap proxy: recorded {}", f.display());
+        say!("dicomtap proxy: recorded {}", f.display());
     }
     Ok(ExitCode::SUCCESS)
 }
