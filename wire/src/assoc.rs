@@ -117,6 +117,15 @@ pub struct UserInformation {
     pub unknown: Vec<UnknownItem>,
 }
 
+impl UserInformation {
+    /// The role selection sub-item for `sop_class`, if one was sent.
+    pub fn role_selection(&self, sop_class: &str) -> Option<&RoleSelection> {
+        self.role_selections
+            .iter()
+            .find(|r| r.sop_class == sop_class)
+    }
+}
+
 /// A-ASSOCIATE-RQ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AssociateRequest {

@@ -177,10 +177,7 @@ impl Inference {
                 self.max_contexts = self.max_contexts.max(rq.contexts.len());
                 let mut seen = BTreeSet::new();
                 for pc in &rq.contexts {
-                    let rs = u
-                        .role_selections
-                        .iter()
-                        .find(|r| r.sop_class == pc.abstract_syntax);
+                    let rs = u.role_selection(&pc.abstract_syntax);
                     let roles = match rs {
                         Some(r) => roles_of(Side::Requestor, r.scu, r.scp),
                         None => vec![Role::Scu],
@@ -287,10 +284,7 @@ impl Inference {
                 self.refused.insert(pc.abstract_syntax.clone());
                 continue;
             }
-            let rs = u
-                .role_selections
-                .iter()
-                .find(|x| x.sop_class == pc.abstract_syntax);
+            let rs = u.role_selection(&pc.abstract_syntax);
             if rs.is_some() {
                 self.role_selections_answered += 1;
             }

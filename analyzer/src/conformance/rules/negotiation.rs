@@ -119,11 +119,7 @@ pub(crate) fn context_proposed<'a>(
     pending: &mut Pending,
 ) -> Option<&'a Capability> {
     let sop = pc.abstract_syntax.as_str();
-    let rs = rq
-        .user_info
-        .role_selections
-        .iter()
-        .find(|r| r.sop_class == sop);
+    let rs = rq.user_info.role_selection(sop);
     let roles = match rs {
         Some(r) if r.scu || r.scp => selected_roles(r.scu, r.scp, Role::Scu),
         _ => vec![Role::Scu],
@@ -181,11 +177,7 @@ pub(crate) fn user_info_proposed(
             .filter(|cap| cap.sop_class.uid == *sop)
             .find_map(|cap| cap.role_selection);
         if let Some(cl) = claim
-            && !rq
-                .user_info
-                .role_selections
-                .iter()
-                .any(|r| r.sop_class == *sop)
+            && rq.user_info.role_selection(sop).is_none()
         {
             pending.push((
                 RuleId::RoleSelectionDiffers,
@@ -443,16 +435,8 @@ pub(crate) fn context_accepted<'a>(
     pending: &mut Pending,
 ) -> Option<&'a Capability> {
     let sop = pc.abstract_syntax.as_str();
-    let reply = ac
-        .user_info
-        .role_selections
-        .iter()
-        .find(|x| x.sop_class == sop);
-    let proposed_rs = rq
-        .user_info
-        .role_selections
-        .iter()
-        .any(|x| x.sop_class == sop);
+    let reply = ac.user_info.role_selection(sop);
+    let proposed_rs = rq.user_info.role_selection(sop).is_some();
     let roles = match reply {
         Some(x) if proposed_rs && (x.scu || x.scp) => selected_roles(x.scu, x.scp, Role::Scp),
         _ => vec![Role::Scp],
