@@ -27,7 +27,9 @@ use dicomtap_wire::event::{Event, EventKind};
 use dicomtap_wire::{Conversation, EngineConfig};
 use serde::Serialize;
 
-use crate::probe::link::{Incoming, Link, LinkError, ae_field, pdata};
+use dicomtap_wire::encode::{self, Pdv};
+
+use crate::probe::link::{Incoming, Link, LinkError};
 
 /// Errors of the replay.
 #[derive(Debug, thiserror::Error)]
@@ -402,12 +404,12 @@ pub fn rewrite_titles(rq: &mut [u8], calling: Option<&str>, called: Option<&str>
     if let Some(c) = called
         && let Some(f) = rq.get_mut(10..26)
     {
-        f.copy_from_slice(&ae_field(c));
+        f.copy_from_slice(&encode::ae_title(c));
     }
     if let Some(c) = calling
         && let Some(f) = rq.get_mut(26..42)
     {
-        f.copy_from_slice(&ae_field(c));
+        f.copy_from_slice(&encode::ae_title(c));
     }
 }
 
@@ -420,7 +422,7 @@ pub fn propose_recorded_syntaxes(rq: &[u8], original: &Summary) -> Option<Vec<u8
     if rq.len() < FIXED || rq[0] != 0x01 {
         return None;
     }
-    let mut out = rq[..FIXED].to_vec();
+    let mut out = rq[6..FIXED].to_vec();
     let mut pos = FIXED;
     // Each item is at least 4 bytes, so this ends.
     while pos < rq.len() {
@@ -463,9 +465,9 @@ pub fn propose_recorded_syntaxes(rq: &[u8], original: &Summary) -> Option<Vec<u8
             _ => out.extend_from_slice(item),
         }
     }
-    let len = u32::try_from(out.len() - 6).ok()?;
-    out[2..6].copy_from_slice(&len.to_be_bytes());
-    Some(out)
+    let mut pdu = Vec::with_capacity(out.len() + 6);
+    encode::pdu(&mut pdu, 0x01, &out).ok()?;
+    Some(pdu)
 }
 
 /// The contexts of the target's A-ASSOCIATE-AC the recorded data cannot be sent on, with
@@ -514,7 +516,7 @@ fn without_contexts(
     pdu: &[u8],
     blocked: &HashMap<u8, String>,
 ) -> (Option<Vec<u8>>, Vec<RemovedCommand>) {
-    let mut out = vec![0x04, 0, 0, 0, 0, 0];
+    let mut out = Vec::with_capacity(pdu.len());
     let mut removed = Vec::new();
     let mut changed = false;
     let mut command: HashMap<u8, Vec<u8>> = HashMap::new();
@@ -546,9 +548,10 @@ fn without_contexts(
     if !changed {
         return (None, removed);
     }
-    let len = (out.len() - 6) as u32;
-    out[2..6].copy_from_slice(&len.to_be_bytes());
-    (Some(out), removed)
+    // No longer than the recorded PDU, so its length fits.
+    let mut kept = Vec::with_capacity(out.len() + 6);
+    let framed = encode::pdu(&mut kept, 0x04, &out);
+    (framed.ok().map(|()| kept), removed)
 }
 
 /// Why an association cannot be replayed to `to`, if it cannot.
@@ -587,7 +590,16 @@ fn remap_response(pdu: &[u8], map: &HashMap<u16, u16>) -> Option<Vec<u8>> {
         return None;
     }
     cmd.responded_to = Some(new);
-    Some(pdata(pc, true, true, &encode_command(&cmd)))
+    let data = encode_command(&cmd);
+    let mut out = Vec::with_capacity(data.len() + 12);
+    let pdv = Pdv {
+        pc_id: pc,
+        command: true,
+        last: true,
+        data: &data,
+    };
+    encode::p_data(&mut out, &[pdv]).ok()?;
+    Some(out)
 }
 
 /// Replays one association (already checked with [`refusal`]).
@@ -1054,7 +1066,15 @@ mod tests {
         let mut cmd = dicomtap_wire::dimse::Command::new(0x8001);
         cmd.responded_to = Some(5);
         cmd.status = Some(dicomtap_wire::status::classify(0, 0x8001));
-        let pdu = pdata(3, true, true, &encode_command(&cmd));
+        let data = encode_command(&cmd);
+        let mut pdu = Vec::new();
+        let pdv = Pdv {
+            pc_id: 3,
+            command: true,
+            last: true,
+            data: &data,
+        };
+        encode::p_data(&mut pdu, &[pdv]).unwrap();
         let map: HashMap<u16, u16> = [(5, 9)].into_iter().collect();
         let out = remap_response(&pdu, &map).unwrap_or_default();
         let back = decode_command(out.get(12..).unwrap_or_default()).ok();

@@ -9,6 +9,7 @@
 pub mod assoc;
 pub mod charset;
 pub mod dimse;
+pub mod encode;
 pub mod engine;
 pub mod event;
 pub mod finding;

@@ -18,6 +18,23 @@ use std::io::Write;
 use dicom_encoding::{Codec, Endianness, TransferSyntax};
 use serde::Serialize;
 
+/// A P-DATA-TF holding `command` whole in one PDV on `pc_id` (command sets are small).
+/// The peers send through dicom-ul's association, which encodes its own `Pdu`s, so this
+/// is the one place they are built.
+pub(crate) fn command_pdu(
+    pc_id: u8,
+    command: &dimse::CommandSet,
+) -> Result<dicom_ul::pdu::Pdu, PeerError> {
+    Ok(dicom_ul::pdu::Pdu::PData {
+        data: vec![dicom_ul::pdu::PDataValue {
+            presentation_context_id: pc_id,
+            value_type: dicom_ul::pdu::PDataValueType::Command,
+            is_last: true,
+            data: command.encode()?,
+        }],
+    })
+}
+
 /// Verification SOP class (C-ECHO).
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 /// Implicit VR Little Endian (the default transfer syntax) and Explicit VR Little Endian.

@@ -473,7 +473,7 @@ fn handle_pdv(
                 }
                 _ => dimse::STATUS_UNRECOGNIZED_OPERATION,
             };
-            Ok(Some(response_pdu(
+            Ok(Some(super::command_pdu(
                 pdv.presentation_context_id,
                 &command.response(status),
             )?))
@@ -510,7 +510,7 @@ fn handle_pdv(
                     p.command.response(dimse::STATUS_UNRECOGNIZED_OPERATION),
                 )
             };
-            Ok(Some(response_pdu(pc_id, &rsp)?))
+            Ok(Some(super::command_pdu(pc_id, &rsp)?))
         }
     }
 }
@@ -614,15 +614,4 @@ fn file_stem(uid: &str) -> String {
     } else {
         s
     }
-}
-
-fn response_pdu(pc_id: u8, command: &CommandSet) -> Result<Pdu, PeerError> {
-    Ok(Pdu::PData {
-        data: vec![PDataValue {
-            presentation_context_id: pc_id,
-            value_type: PDataValueType::Command,
-            is_last: true,
-            data: command.encode()?,
-        }],
-    })
 }

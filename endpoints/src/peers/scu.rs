@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use dicom_ul::association::ClientAssociation;
 use dicom_ul::association::client::ClientAssociationOptions;
-use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+use dicom_ul::pdu::{PDataValueType, Pdu};
 use serde::Serialize;
 use std::io::Write;
 use std::net::TcpStream;
@@ -114,14 +114,7 @@ fn send_command(
     addr: SocketAddr,
 ) -> Result<(), PeerError> {
     assoc
-        .send(&Pdu::PData {
-            data: vec![PDataValue {
-                presentation_context_id: pc_id,
-                value_type: PDataValueType::Command,
-                is_last: true,
-                data: command.encode()?,
-            }],
-        })
+        .send(&super::command_pdu(pc_id, command)?)
         .map_err(|e| PeerError::association(addr, e))
 }
 

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 
-use dicomtap_wire::assoc::{Abort, AssociateAccept, AssociateReject, AssociateRequest};
+use dicomtap_wire::assoc::{
+    Abort, AssociateAccept, AssociateReject, AssociateRequest, ProposedContext, RoleSelection,
+};
 use dicomtap_wire::dimse::{Command, encode_command};
+use dicomtap_wire::encode::{self, EncodeError, Pdv};
 use dicomtap_wire::event::{Event, EventKind, Side};
 use dicomtap_wire::{Conversation, EngineConfig, StreamEnd};
 
-/// Application context name of DICOM (PS3.7 A.2.1).
-pub const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
 /// Implementation class UID dicomtap's probe announces.
 pub const IMPLEMENTATION_CLASS_UID: &str = "1.2.826.0.1.3680043.10.1471.1";
 /// Implementation version name dicomtap's probe announces.
@@ -57,6 +58,8 @@ pub enum LinkError {
     NoContext(String),
     #[error("TLS handshake with {addr}: {reason}")]
     Tls { addr: SocketAddr, reason: String },
+    #[error("encoding a PDU: {0}")]
+    Encode(#[from] EncodeError),
 }
 
 /// How to reach a TLS target: the rustls client configuration (built by
@@ -284,66 +287,27 @@ pub struct AssociateRqBuilder {
     pub extended_negotiation: Vec<(String, Vec<u8>)>,
 }
 
-/// Appends an item: type, reserved, 16-bit length, value.
-fn item(out: &mut Vec<u8>, item_type: u8, value: &[u8]) {
-    out.push(item_type);
-    out.push(0);
-    out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_be_bytes());
-    out.extend_from_slice(value);
-}
-
-/// A PDU: type, reserved, 32-bit length, body.
-pub fn pdu(pdu_type: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 6);
-    out.push(pdu_type);
-    out.push(0);
-    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(body);
-    out
-}
-
-/// An AE title field: 16 bytes, space padded (longer titles are cut).
-pub fn ae_field(title: &str) -> [u8; 16] {
-    let mut f = [b' '; 16];
-    for (d, s) in f.iter_mut().zip(title.bytes()) {
-        *d = s;
-    }
-    f
-}
-
+/// The user information the probe sends: its maximum length, implementation class and
+/// version, `roles` and `extended` negotiation.
 fn user_info(
     max_length: u32,
-    roles: &[(String, bool, bool)],
+    roles: Vec<RoleSelection>,
     extended: &[(String, Vec<u8>)],
-) -> Vec<u8> {
-    let mut ui = Vec::new();
-    item(&mut ui, 0x51, &max_length.to_be_bytes());
-    item(&mut ui, 0x52, IMPLEMENTATION_CLASS_UID.as_bytes());
-    for (uid, scu, scp) in roles {
-        let mut v = Vec::new();
-        v.extend_from_slice(&u16::try_from(uid.len()).unwrap_or(0).to_be_bytes());
-        v.extend_from_slice(uid.as_bytes());
-        v.push(u8::from(*scu));
-        v.push(u8::from(*scp));
-        item(&mut ui, 0x54, &v);
+) -> encode::UserInfo {
+    encode::UserInfo {
+        max_length: Some(max_length),
+        implementation_class_uid: Some(IMPLEMENTATION_CLASS_UID.to_string()),
+        implementation_version_name: Some(IMPLEMENTATION_VERSION_NAME.to_string()),
+        role_selections: roles,
+        extended_negotiation: extended
+            .iter()
+            .map(|(sop_class, info)| encode::ExtendedNegotiationItem {
+                sop_class: sop_class.clone(),
+                info: info.clone(),
+            })
+            .collect(),
+        ..encode::UserInfo::default()
     }
-    item(&mut ui, 0x55, IMPLEMENTATION_VERSION_NAME.as_bytes());
-    for (uid, info) in extended {
-        let mut v = Vec::new();
-        v.extend_from_slice(&u16::try_from(uid.len()).unwrap_or(0).to_be_bytes());
-        v.extend_from_slice(uid.as_bytes());
-        v.extend_from_slice(info);
-        item(&mut ui, 0x56, &v);
-    }
-    ui
-}
-
-fn fixed_part(out: &mut Vec<u8>, called: &str, calling: &str) {
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&ae_field(called));
-    out.extend_from_slice(&ae_field(calling));
-    out.extend_from_slice(&[0; 32]);
 }
 
 impl AssociateRqBuilder {
@@ -368,29 +332,29 @@ impl AssociateRqBuilder {
         ((i * 2 + 1) % 256) as u8
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(256 + self.contexts.len() * 64);
-        fixed_part(&mut body, &self.called_ae, &self.calling_ae);
-        item(&mut body, 0x10, APPLICATION_CONTEXT.as_bytes());
-        for (i, pc) in self.contexts.iter().enumerate() {
-            let mut v = vec![Self::id_of(i), 0, 0, 0];
-            item(&mut v, 0x30, pc.abstract_syntax.as_bytes());
-            for ts in &pc.transfer_syntaxes {
-                item(&mut v, 0x40, ts.as_bytes());
-            }
-            item(&mut body, 0x20, &v);
-        }
-        let roles: Vec<(String, bool, bool)> = self
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut rq = encode::AssociateRq::new(&self.calling_ae, &self.called_ae);
+        rq.contexts = self
+            .contexts
+            .iter()
+            .enumerate()
+            .map(|(i, pc)| ProposedContext {
+                id: Self::id_of(i),
+                abstract_syntax: pc.abstract_syntax.clone(),
+                transfer_syntaxes: pc.transfer_syntaxes.clone(),
+            })
+            .collect();
+        let roles = self
             .scp_roles
             .iter()
-            .map(|s| (s.clone(), true, true))
+            .map(|s| RoleSelection {
+                sop_class: s.clone(),
+                scu: true,
+                scp: true,
+            })
             .collect();
-        item(
-            &mut body,
-            0x50,
-            &user_info(self.max_length, &roles, &self.extended_negotiation),
-        );
-        pdu(0x01, &body)
+        rq.user_info = user_info(self.max_length, roles, &self.extended_negotiation);
+        rq.to_vec()
     }
 }
 
@@ -401,48 +365,28 @@ pub fn encode_accept(
     rq: &AssociateRequest,
     max_length: u32,
     choose: impl Fn(&str, &[String]) -> Option<String>,
-) -> Vec<u8> {
-    let mut body = Vec::new();
-    fixed_part(&mut body, &rq.called_ae, &rq.calling_ae);
-    item(&mut body, 0x10, APPLICATION_CONTEXT.as_bytes());
-    for pc in &rq.contexts {
-        let chosen = choose(&pc.abstract_syntax, &pc.transfer_syntaxes);
-        let result = if chosen.is_some() { 0 } else { 4 };
-        let ts = chosen
-            .or_else(|| pc.transfer_syntaxes.first().cloned())
-            .unwrap_or_default();
-        let mut v = vec![pc.id, 0, result, 0];
-        item(&mut v, 0x40, ts.as_bytes());
-        item(&mut body, 0x21, &v);
-    }
-    let roles: Vec<(String, bool, bool)> = rq
-        .user_info
-        .role_selections
+) -> Result<Vec<u8>, EncodeError> {
+    let mut ac = encode::AssociateAc::answering(rq);
+    ac.results = rq
+        .contexts
         .iter()
-        .map(|r| (r.sop_class.clone(), r.scu, r.scp))
+        .map(|pc| {
+            let chosen = choose(&pc.abstract_syntax, &pc.transfer_syntaxes);
+            let result = if chosen.is_some() { 0 } else { 4 };
+            // A rejection names the first proposed syntax, or an empty one.
+            let ts = chosen
+                .or_else(|| pc.transfer_syntaxes.first().cloned())
+                .unwrap_or_default();
+            encode::ContextAnswer {
+                id: pc.id,
+                result,
+                transfer_syntax: Some(ts),
+            }
+        })
         .collect();
-    item(&mut body, 0x50, &user_info(max_length, &roles, &[]));
-    pdu(0x02, &body)
+    ac.user_info = user_info(max_length, rq.user_info.role_selections.clone(), &[]);
+    ac.to_vec()
 }
-
-/// P-DATA-TF with one PDV.
-pub fn pdata(pc_id: u8, command: bool, last: bool, data: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(data.len() + 6);
-    body.extend_from_slice(
-        &u32::try_from(data.len() + 2)
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    body.push(pc_id);
-    body.push(u8::from(command) | (u8::from(last) << 1));
-    body.extend_from_slice(data);
-    pdu(0x04, &body)
-}
-
-pub const RELEASE_RQ: [u8; 10] = [0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0];
-pub const RELEASE_RP: [u8; 10] = [0x06, 0, 0, 0, 0, 4, 0, 0, 0, 0];
-/// A-ABORT by the service user, reason 0.
-pub const ABORT: [u8; 10] = [0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0];
 
 pub use dicomtap_proxy::recorder::now_us;
 
@@ -605,13 +549,13 @@ impl Link {
         id
     }
 
-    /// Largest PDV payload we may put in one P-DATA-TF to this peer.
-    fn max_fragment(&self) -> usize {
-        let max = match self.peer_max_length {
+    /// The maximum length our P-DATA-TF PDUs keep to: the peer's, within 70 bytes and
+    /// 1 MiB (no limit, or none given, is 1 MiB).
+    fn max_length(&self) -> u32 {
+        match self.peer_max_length {
             Some(0) | None => 1 << 20,
-            Some(m) => (m as usize).min(1 << 20),
-        };
-        max.saturating_sub(6).max(64)
+            Some(m) => m.clamp(70, 1 << 20),
+        }
     }
 
     /// Sends a command set and, when given, its data set, fragmented to the peer's max.
@@ -631,23 +575,41 @@ impl Link {
         Ok(())
     }
 
-    /// Sends data fragmented to `max` bytes per PDV (or the peer's limit).
+    /// Sends data fragmented to the peer's maximum length, one PDV per P-DATA-TF.
     pub fn send_fragments(
         &mut self,
         pc_id: u8,
         command: bool,
         data: &[u8],
     ) -> Result<(), LinkError> {
-        let max = self.max_fragment();
-        if data.is_empty() {
-            return self.send_raw(&pdata(pc_id, command, true, &[]));
-        }
-        let mut chunks = data.chunks(max).peekable();
-        while let Some(chunk) = chunks.next() {
-            let last = chunks.peek().is_none();
-            self.send_raw(&pdata(pc_id, command, last, chunk))?;
+        let mut pdu = Vec::new();
+        for pdv in encode::fragments(pc_id, command, data, self.max_length()) {
+            pdu.clear();
+            encode::p_data(&mut pdu, &[pdv])?;
+            self.send_raw(&pdu)?;
         }
         Ok(())
+    }
+
+    /// Sends one P-DATA-TF with one PDV, whatever its size.
+    pub fn send_pdv(
+        &mut self,
+        pc_id: u8,
+        command: bool,
+        last: bool,
+        data: &[u8],
+    ) -> Result<(), LinkError> {
+        let mut pdu = Vec::new();
+        encode::p_data(
+            &mut pdu,
+            &[Pdv {
+                pc_id,
+                command,
+                last,
+                data,
+            }],
+        )?;
+        self.send_raw(&pdu)
     }
 
     fn drain(&mut self) {
@@ -767,7 +729,7 @@ impl Link {
         rq: &AssociateRqBuilder,
         timeout: Duration,
     ) -> Result<AssociateAccept, LinkError> {
-        self.send_raw(&rq.encode())?;
+        self.send_raw(&rq.encode()?)?;
         let deadline = Instant::now() + timeout;
         match self.next(deadline, "A-ASSOCIATE-AC")? {
             Incoming::Accept(ac) => Ok(*ac),
@@ -858,7 +820,7 @@ impl Link {
 
     /// Releases the association (bounded wait for the A-RELEASE-RP), then closes.
     pub fn release(&mut self, timeout: Duration) -> Result<(), LinkError> {
-        self.send_raw(&RELEASE_RQ)?;
+        self.send_raw(&encode::RELEASE_RQ)?;
         let deadline = Instant::now() + timeout;
         loop {
             match self.next(deadline, "A-RELEASE-RP") {
@@ -877,9 +839,9 @@ impl Link {
         Ok(())
     }
 
-    /// Sends an A-ABORT and closes.
+    /// Sends an A-ABORT (service user, no reason) and closes.
     pub fn abort(&mut self) {
-        let _ = self.send_raw(&ABORT);
+        let _ = self.send_raw(&encode::abort(0, 0));
         self.shutdown_write();
     }
 }
@@ -928,7 +890,7 @@ mod tests {
                 &["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"],
             ));
         let mut conv = Conversation::new(EngineConfig::default());
-        conv.feed(Side::Requestor, 0, &rq.encode());
+        conv.feed(Side::Requestor, 0, &rq.encode().unwrap());
         let mut found = false;
         while let Some(e) = conv.poll() {
             if let EventKind::AssociateRq(r) = e.kind {
@@ -937,7 +899,7 @@ mod tests {
                 assert_eq!(r.contexts.len(), 2);
                 assert_eq!(r.contexts[1].id, 3);
                 assert_eq!(r.user_info.max_length, Some(65_536));
-                let ac = encode_accept(&r, 16_384, |_, ts| ts.first().cloned());
+                let ac = encode_accept(&r, 16_384, |_, ts| ts.first().cloned()).unwrap();
                 conv.feed(Side::Acceptor, 1, &ac);
                 found = true;
             }

@@ -21,7 +21,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::dataset::{EXPLICIT_LE, IMPLICIT_LE};
-use super::link::{Incoming, Link, Message, RELEASE_RP, TlsInfo, encode_accept};
+use super::link::{Incoming, Link, Message, TlsInfo, encode_accept};
+use dicomtap_wire::encode::RELEASE_RP;
 
 /// Longest TLS handshake the listener waits for before it closes the connection.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -311,7 +312,11 @@ fn serve(mut link: Link, shared: &Shared, stop: &AtomicBool) {
         match link.next(deadline, "a request") {
             Ok(Incoming::Request(rq)) => {
                 calling = rq.calling_ae.trim().to_string();
-                let ac = encode_accept(&rq, 65_536, choose);
+                let Ok(ac) = encode_accept(&rq, 65_536, choose) else {
+                    // The roles asked for do not fit one answer.
+                    link.abort();
+                    return;
+                };
                 if link.send_raw(&ac).is_err() {
                     return;
                 }

@@ -3,6 +3,7 @@
 //! the device's reaction (status, abort, close, silence).
 
 use super::*;
+use dicomtap_wire::encode::{self, Pdv};
 
 /// Explicit VR Little Endian element header with a 2-byte length.
 fn short_header(group: u16, element: u16, vr: &[u8; 2], len: u16) -> Vec<u8> {
@@ -254,7 +255,14 @@ impl State<'_> {
 
     pub(super) fn case_truncated(&self) -> Result<String, String> {
         let (mut link, pc) = self.echo_link()?;
-        let mut bytes = crate::probe::link::pdata(pc, true, true, &[0u8; 100]);
+        let mut bytes = Vec::new();
+        let pdv = Pdv {
+            pc_id: pc,
+            command: true,
+            last: true,
+            data: &[0u8; 100],
+        };
+        encode::p_data(&mut bytes, &[pdv]).map_err(|e| e.to_string())?;
         bytes.truncate(30);
         link.send_raw(&bytes).map_err(|e| e.to_string())?;
         link.shutdown_write();
@@ -265,7 +273,8 @@ impl State<'_> {
         let rq = self
             .builder()
             .context(Proposal::new(VERIFICATION, &[IMPLICIT_LE]))
-            .encode();
+            .encode()
+            .map_err(|e| e.to_string())?;
         let mut bytes = rq;
         // First item (application context) starts at 6 + 68; its length is at +2..+4.
         if let Some(l) = bytes.get_mut(76..78) {
@@ -285,8 +294,9 @@ impl State<'_> {
         body.push(pc);
         body.push(0x03);
         body.extend_from_slice(&[0u8; 14]);
-        link.send_raw(&crate::probe::link::pdu(0x04, &body))
-            .map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        encode::pdu(&mut bytes, 0x04, &body).map_err(|e| e.to_string())?;
+        link.send_raw(&bytes).map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
         Ok(r)
@@ -301,7 +311,7 @@ impl State<'_> {
         let mut cmd = request(field::C_ECHO_RQ, 1, VERIFICATION);
         cmd.error_comment = Some("A".repeat(max));
         let bytes = dicomtap_wire::dimse::encode_command(&cmd);
-        link.send_raw(&crate::probe::link::pdata(pc, true, true, &bytes))
+        link.send_pdv(pc, true, true, &bytes)
             .map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
@@ -310,8 +320,9 @@ impl State<'_> {
 
     pub(super) fn case_unknown_pdu(&self) -> Result<String, String> {
         let (mut link, _) = self.echo_link()?;
-        link.send_raw(&crate::probe::link::pdu(0x0A, &[0, 0, 0, 0]))
-            .map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        encode::pdu(&mut bytes, 0x0A, &[0, 0, 0, 0]).map_err(|e| e.to_string())?;
+        link.send_raw(&bytes).map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
         Ok(r)
@@ -327,7 +338,7 @@ impl State<'_> {
                 l.copy_from_slice(&0x0001_0000u32.to_le_bytes());
             }
         }
-        link.send_raw(&crate::probe::link::pdata(pc, true, true, &bytes))
+        link.send_pdv(pc, true, true, &bytes)
             .map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();
@@ -344,7 +355,7 @@ impl State<'_> {
                 v.copy_from_slice(b"ZZ");
             }
         }
-        link.send_raw(&crate::probe::link::pdata(pc, true, true, &bytes))
+        link.send_pdv(pc, true, true, &bytes)
             .map_err(|e| e.to_string())?;
         let r = Self::reaction(&mut link);
         link.abort();

@@ -22,7 +22,7 @@ fn wait_for_give_up(link: &mut Link, t: Instant, cap: Duration) -> Measured {
     loop {
         match link.next(t + cap, "release or close") {
             Ok(Incoming::ReleaseRq) => {
-                let _ = link.send_raw(&crate::probe::link::RELEASE_RP);
+                let _ = link.send_raw(&dicomtap_wire::encode::RELEASE_RP);
                 return Ok(Some((t.elapsed().as_secs_f64(), "A-RELEASE-RQ".into())));
             }
             Ok(i @ (Incoming::Abort(_) | Incoming::Closed(_))) => {
@@ -236,13 +236,13 @@ impl State<'_> {
             let bytes = dicomtap_wire::dimse::encode_command(&cmd);
             let half = obj.dataset.get(..obj.dataset.len() / 2).unwrap_or_default();
             link.send_fragments(pc, true, &bytes)
-                .and_then(|()| link.send_raw(&crate::probe::link::pdata(pc, false, false, half)))
+                .and_then(|()| link.send_pdv(pc, false, false, half))
         } else {
             // Only the first half of the command set, in a non-last fragment.
             let bytes =
                 dicomtap_wire::dimse::encode_command(&request(field::C_ECHO_RQ, id, VERIFICATION));
             let half = bytes.get(..bytes.len() / 2).unwrap_or_default();
-            link.send_raw(&crate::probe::link::pdata(pc, true, false, half))
+            link.send_pdv(pc, true, false, half)
         };
         if let Err(e) = sent {
             return Outcome::Measured(Err(e.to_string()));
