@@ -6,8 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// TLS and credentials for the bus; all optional (a loopback or lab bus needs none).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// TLS and credentials for the bus; all optional (a loopback or lab bus needs none). Its
+/// fields are also the security keys of `[fleet]` (docs/fleet.md), read straight into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct BusSecurity {
     /// CA certificate(s), PEM, that the server's certificate must chain to. Implies TLS.
     pub tls_ca: Option<PathBuf>,

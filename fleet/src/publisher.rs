@@ -71,9 +71,10 @@ impl PublisherConfig {
     }
 }
 
-/// `[fleet]` of the proxy's configuration file (docs/fleet.md).
+/// `[fleet]` of the proxy's configuration file (docs/fleet.md): these keys, and those of
+/// [`BusSecurity`]. serde's `deny_unknown_fields` does not work beside `flatten`, so what
+/// neither takes is collected in `unknown` and refused by [`PublisherConfig::from_table`].
 #[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FleetToml {
     /// NATS server URL(s).
     pub nats: String,
@@ -85,23 +86,12 @@ pub struct FleetToml {
     pub stream: Option<String>,
     #[serde(default)]
     pub create_stream: Option<bool>,
-    /// TLS and credentials: see [`BusSecurity`].
-    #[serde(default)]
-    pub tls: bool,
-    #[serde(default)]
-    pub tls_ca: Option<PathBuf>,
-    #[serde(default)]
-    pub tls_cert: Option<PathBuf>,
-    #[serde(default)]
-    pub tls_key: Option<PathBuf>,
-    #[serde(default)]
-    pub creds_file: Option<PathBuf>,
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
+    /// TLS and credentials.
+    #[serde(flatten)]
+    pub security: BusSecurity,
+    /// Keys neither of the above knows.
+    #[serde(flatten)]
+    pub unknown: toml::Table,
 }
 
 impl PublisherConfig {
@@ -110,6 +100,9 @@ impl PublisherConfig {
         let t: FleetToml = toml::Value::Table(table.clone())
             .try_into()
             .map_err(|e: toml::de::Error| format!("[fleet]: {}", e.message().trim()))?;
+        if let Some(key) = t.unknown.keys().next() {
+            return Err(format!("[fleet]: unknown field `{key}`"));
+        }
         let mut c = PublisherConfig::new(t.nats, t.spool_dir);
         if let Some(b) = t.spool_max_bytes {
             c.spool_max_bytes = b;
@@ -120,16 +113,7 @@ impl PublisherConfig {
         if let Some(b) = t.create_stream {
             c.create_stream = b;
         }
-        c.security = BusSecurity {
-            tls_ca: t.tls_ca,
-            tls_cert: t.tls_cert,
-            tls_key: t.tls_key,
-            tls: t.tls,
-            creds_file: t.creds_file,
-            token_file: t.token_file,
-            user: t.user,
-            password_file: t.password_file,
-        };
+        c.security = t.security;
         c.security.check().map_err(|e| format!("[fleet]: {e}"))?;
         Ok(c)
     }

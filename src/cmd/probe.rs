@@ -553,21 +553,9 @@ fn run_matrix(args: &Args, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         for c in t.rows.iter_mut().flatten() {
             *c = escape_controls(c).into_owned();
         }
-        let cols = t.headers.len();
-        let mut width = vec![0usize; cols];
-        for row in std::iter::once(&t.headers).chain(&t.rows) {
-            for (i, c) in row.iter().enumerate().take(cols) {
-                width[i] = width[i].max(c.chars().count());
-            }
-        }
-        for row in std::iter::once(&t.headers).chain(&t.rows) {
-            let line: Vec<String> = row
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c:<w$}", w = width.get(i).copied().unwrap_or(0)))
-                .collect();
-            writeln!(out, "{}", line.join("  ").trim_end())?;
-        }
+        let mut text = String::new();
+        report::table_text(&t, "", true, &mut text);
+        out.write_all(text.as_bytes())?;
         for s in &m.skipped {
             writeln!(out, "skipped {}", escape_controls(&s.to_string()))?;
         }

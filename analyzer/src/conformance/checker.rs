@@ -595,7 +595,15 @@ impl<'a> Ctx<'a> {
             let mut pending = Vec::new();
             negotiation::contexts_proposed(ae, rq, &mut pending);
             for pc in &rq.contexts {
-                let cap = negotiation::context_proposed(ae, s, rq, pc, &mut pending);
+                let cap = negotiation::context_capability(
+                    ae,
+                    s,
+                    Side::Requestor,
+                    rq,
+                    None,
+                    pc,
+                    &mut pending,
+                );
                 transfer_syntax::context_proposed(s, pc, cap, &mut pending);
             }
             negotiation::user_info_proposed(ae, s, rq, &mut pending);
@@ -652,7 +660,15 @@ impl<'a> Ctx<'a> {
                 negotiation::context_refused(ae, s, pc, r, &mut pending);
                 continue;
             }
-            let cap = negotiation::context_accepted(ae, s, &rq, ac, pc, &mut pending);
+            let cap = negotiation::context_capability(
+                ae,
+                s,
+                Side::Acceptor,
+                &rq,
+                Some(ac),
+                pc,
+                &mut pending,
+            );
             transfer_syntax::context_accepted(s, pc, r, cap, &mut pending);
         }
         negotiation::user_info_answered(ae, s, &rq, ac, &c.contexts, &mut pending);

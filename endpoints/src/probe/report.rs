@@ -34,7 +34,10 @@ fn written_lines(r: &ProbeReport) -> Vec<String> {
         .collect()
 }
 
-fn table_text(t: &Table, out: &mut String) {
+/// A table as aligned text, headers first, each line after `indent`, columns two spaces
+/// apart. `trim_end` drops what trails a line's last non-blank cell (the matrix on the
+/// terminal); the report keeps its lines as they are.
+pub fn table_text(t: &Table, indent: &str, trim_end: bool, out: &mut String) {
     let cols = t.headers.len();
     let mut width = vec![0usize; cols];
     for row in std::iter::once(&t.headers).chain(&t.rows) {
@@ -43,13 +46,18 @@ fn table_text(t: &Table, out: &mut String) {
         }
     }
     for row in std::iter::once(&t.headers).chain(&t.rows) {
-        out.push_str("    ");
+        let start = out.len();
+        out.push_str(indent);
         for (i, c) in row.iter().enumerate().take(cols) {
             let pad = width[i].saturating_sub(c.chars().count());
             out.push_str(c);
             if i + 1 < cols {
                 out.push_str(&" ".repeat(pad + 2));
             }
+        }
+        if trim_end {
+            let kept = out[start..].trim_end().len();
+            out.truncate(start + kept);
         }
         out.push('\n');
     }
@@ -86,7 +94,7 @@ pub fn to_text(r: &ProbeReport, detail: bool) -> String {
         if let Some(t) = shown(c, detail)
             && !t.rows.is_empty()
         {
-            table_text(t, &mut out);
+            table_text(t, "    ", false, &mut out);
             if !detail
                 && c.brief.is_some()
                 && c.table
@@ -252,7 +260,7 @@ pub fn to_junit(r: &ProbeReport, detail: bool) -> String {
             && !t.rows.is_empty()
         {
             let mut s = String::new();
-            table_text(t, &mut s);
+            table_text(t, "    ", false, &mut s);
             body.push('\n');
             body.push_str(&s);
         }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use dicomtap_wire::Severity::{Error, Warning};
+use dicomtap_wire::Side;
 use dicomtap_wire::assoc::{
     AssociateAccept, AssociateRequest, ContextResult, ProposedContext, UserInformation,
 };
@@ -109,22 +110,34 @@ pub(crate) fn contexts_proposed(ae: &Ae, rq: &AssociateRequest, pending: &mut Pe
     }
 }
 
-/// The requestor's capability for a proposed context: SCU, or the roles its role
-/// selection proposes.
-pub(crate) fn context_proposed<'a>(
+/// The capability `side` uses for context `pc`: the requestor is the SCU and the
+/// acceptor the SCP, unless role selection says otherwise — the requestor's proposal for
+/// the requestor, the acceptor's reply (`ac`) for the acceptor, and that only when the
+/// requestor proposed one. Each role without a claim is a finding.
+pub(crate) fn context_capability<'a>(
     ae: &'a Ae,
     s: Option<&Statement>,
+    side: Side,
     rq: &AssociateRequest,
+    ac: Option<&AssociateAccept>,
     pc: &ProposedContext,
     pending: &mut Pending,
 ) -> Option<&'a Capability> {
     let sop = pc.abstract_syntax.as_str();
-    let rs = rq.user_info.role_selection(sop);
-    let roles = match rs {
-        Some(r) if r.scu || r.scp => selected_roles(r.scu, r.scp, Role::Scu),
-        _ => vec![Role::Scu],
+    let proposed = rq.user_info.role_selection(sop);
+    let (selection, role, did) = match side {
+        Side::Requestor => (proposed, Role::Scu, "proposed"),
+        Side::Acceptor => (
+            proposed.and(ac.and_then(|ac| ac.user_info.role_selection(sop))),
+            Role::Scp,
+            "accepted",
+        ),
     };
-    claimed_capability(ae, s, sop, &roles, "proposed", pc.id, pending)
+    let roles = match selection {
+        Some(r) if r.scu || r.scp => selected_roles(r.scu, r.scp, role),
+        _ => vec![role],
+    };
+    claimed_capability(ae, s, sop, &roles, did, pc.id, pending)
 }
 
 /// Role selection, extended negotiation and the asynchronous operations window the
@@ -422,26 +435,6 @@ pub(crate) fn context_refused(
             ));
         }
     }
-}
-
-/// The acceptor's capability for an accepted context: SCP unless role selection made it
-/// the SCU.
-pub(crate) fn context_accepted<'a>(
-    ae: &'a Ae,
-    s: Option<&Statement>,
-    rq: &AssociateRequest,
-    ac: &AssociateAccept,
-    pc: &ProposedContext,
-    pending: &mut Pending,
-) -> Option<&'a Capability> {
-    let sop = pc.abstract_syntax.as_str();
-    let reply = ac.user_info.role_selection(sop);
-    let proposed_rs = rq.user_info.role_selection(sop).is_some();
-    let roles = match reply {
-        Some(x) if proposed_rs && (x.scu || x.scp) => selected_roles(x.scu, x.scp, Role::Scp),
-        _ => vec![Role::Scp],
-    };
-    claimed_capability(ae, s, sop, &roles, "accepted", pc.id, pending)
 }
 
 /// Role selection, extended negotiation and asynchronous operations window replies.
@@ -840,7 +833,15 @@ mod tests {
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].0, RuleId::TooManyContexts);
         // No capability at all: the proposed SCU role is not claimed.
-        let cap = context_proposed(&ae, None, &two, &two.contexts[0], &mut pending);
+        let cap = context_capability(
+            &ae,
+            None,
+            Side::Requestor,
+            &two,
+            None,
+            &two.contexts[0],
+            &mut pending,
+        );
         assert!(cap.is_none());
         assert_eq!(pending.len(), 2);
         assert_eq!(pending[1].0, RuleId::SopClassNotClaimed);
