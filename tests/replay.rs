@@ -122,13 +122,10 @@ fn statuses(summary: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn replay_reproduces_a_storescu_session_and_refuses_what_it_must() {
-    if !require(
+    let Some((_, data)) = require_peers(
         "replay_reproduces_a_storescu_session",
         &["storescp", "storescu", "dumpcap"],
-    ) {
-        return;
-    }
-    let Some((_, data)) = require_python("replay_reproduces_a_storescu_session") else {
+    ) else {
         return;
     };
     let dir = temp_dir("replay-storescp");
@@ -205,13 +202,10 @@ fn replay_reproduces_a_storescu_session_and_refuses_what_it_must() {
 
 #[test]
 fn replay_against_an_scp_without_the_sop_class_shows_the_difference() {
-    if !require(
+    let Some((py, data)) = require_peers(
         "replay_against_an_scp_without_the_sop_class",
         &["storescp", "storescu", "dumpcap"],
-    ) {
-        return;
-    }
-    let Some((py, data)) = require_python("replay_against_an_scp_without_the_sop_class") else {
+    ) else {
         return;
     };
     let dir = temp_dir("replay-ctonly");
@@ -264,13 +258,10 @@ fn replay_against_an_scp_without_the_sop_class_shows_the_difference() {
 
 #[test]
 fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
-    if !require(
+    let Some((_, data)) = require_peers(
         "replay_against_a_fresh_orthanc",
         &["storescp", "storescu", "dumpcap", "Orthanc"],
-    ) {
-        return;
-    }
-    let Some((_, data)) = require_python("replay_against_a_fresh_orthanc") else {
+    ) else {
         return;
     };
     let dir = temp_dir("replay-orthanc");
@@ -354,13 +345,10 @@ fn replay_against_a_fresh_orthanc_reproduces_the_statuses() {
 /// reason, and the uncompressed objects are stored; the target never aborts.
 #[test]
 fn replay_to_a_target_that_negotiates_differently_skips_what_it_cannot_take() {
-    if !require(
+    let Some((_, data)) = require_peers(
         "replay_negotiates_differently",
         &["storescp", "storescu", "dumpcap"],
-    ) {
-        return;
-    }
-    let Some((_, data)) = require_python("replay_negotiates_differently") else {
+    ) else {
         return;
     };
     let tmp = temp_dir("replay-renegotiate");

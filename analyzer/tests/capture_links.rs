@@ -7,37 +7,13 @@ mod capture_support;
 use std::io::Read;
 
 use capture_support::{
-    ACK, Link, Part, Recorder, Script, Seg, run, write_pcap, write_pcapng_two_ifaces,
+    ACK, Link, Recorder, Script, Seg, all_segments, assert_clean, run, write_pcap,
+    write_pcapng_two_ifaces,
 };
-use dicomtap_analyzer::capture::{
-    CaptureConfig, CaptureFormat, CaptureReader, CloseReason, Side, StreamEnd,
-};
-
-fn check(rec: &Recorder, script: &Script) {
-    let opens = rec.opens();
-    assert_eq!(opens.len(), 1);
-    let conn = &opens[0];
-    assert_eq!((conn.client, conn.server), (script.client, script.server));
-    assert_eq!(
-        rec.parts(conn.id, Side::Requestor),
-        vec![
-            Part::Data(script.c_data.clone()),
-            Part::End(StreamEnd::Close)
-        ]
-    );
-    assert_eq!(
-        rec.parts(conn.id, Side::Acceptor),
-        vec![
-            Part::Data(script.s_data.clone()),
-            Part::End(StreamEnd::Close)
-        ]
-    );
-    assert_eq!(rec.closes(), vec![(conn.id, CloseReason::Closed)]);
-}
+use dicomtap_analyzer::capture::{CaptureConfig, CaptureFormat, CaptureReader};
 
 fn segs(script: &Script) -> Vec<Seg> {
-    let (hs, data, fin) = script.segments(5, 200);
-    hs.into_iter().chain(data).chain(fin).collect()
+    all_segments(script, 5, 200)
 }
 
 #[test]
@@ -54,7 +30,7 @@ fn every_link_type_over_ipv4_and_ipv6() {
             write_pcap(&path, link, &segs(&script), 65535);
             let (rec, res) = run(&path, CaptureConfig::default());
             let stats = res.unwrap_or_else(|e| panic!("{link:?} v6={v6}: {e}"));
-            check(&rec, &script);
+            assert_clean(&rec, &script);
             assert_eq!(
                 stats.non_tcp_skipped + stats.malformed_skipped,
                 0,
@@ -75,7 +51,7 @@ fn pcapng_with_two_interfaces_and_resolutions() {
     assert_eq!(reader.format(), CaptureFormat::PcapNg);
     let (rec, res) = run(&path, CaptureConfig::default());
     res.expect("process");
-    check(&rec, &script);
+    assert_clean(&rec, &script);
     // Nanosecond and microsecond interfaces both come out in microseconds.
     assert_eq!(rec.opens()[0].first_ts_us, all[0].ts_us);
     let last_ts = rec
@@ -121,7 +97,7 @@ fn streams_from_a_slow_pipe() {
         let mut reader = CaptureReader::new("-", Trickle(bytes, 0, 1)).expect("header");
         let mut rec = Recorder::default();
         reader.process(&mut rec).expect("process");
-        check(&rec, &script);
+        assert_clean(&rec, &script);
     }
 }
 
@@ -164,7 +140,7 @@ fn non_tcp_and_fragments_are_counted_not_fatal() {
     std::fs::write(&path, file).expect("write");
     let (rec, res) = run(&path, CaptureConfig::default());
     let stats = res.expect("process");
-    check(&rec, &script);
+    assert_clean(&rec, &script);
     assert_eq!(stats.non_tcp_skipped, 2);
     assert_eq!(stats.fragments_skipped, 1);
     assert_eq!(stats.malformed_skipped, 1);

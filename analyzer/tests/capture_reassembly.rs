@@ -6,46 +6,13 @@
 mod capture_support;
 
 use capture_support::{
-    ACK, FIN, Link, PSH, Part, Prng, RST, Recorder, SYN, Script, Seg, retime, run, write_pcap,
+    ACK, FIN, Link, PSH, Part, Prng, RST, Recorder, SYN, Script, Seg, all_segments, assert_clean,
+    only_conn, process, retime, run, write_pcap,
 };
-use dicomtap_analyzer::capture::{
-    CaptureConfig, CloseReason, ConnectionInfo, RequestorBy, Side, StreamEnd,
-};
+use dicomtap_analyzer::capture::{CaptureConfig, CloseReason, RequestorBy, Side, StreamEnd};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
-}
-
-fn only_conn(rec: &Recorder) -> ConnectionInfo {
-    let opens = rec.opens();
-    assert_eq!(opens.len(), 1, "{:?}", opens);
-    opens[0].clone()
-}
-
-fn assert_clean(rec: &Recorder, script: &Script) {
-    let conn = only_conn(rec);
-    assert_eq!(conn.client, script.client);
-    assert_eq!(conn.server, script.server);
-    assert_eq!(
-        rec.parts(conn.id, Side::Requestor),
-        vec![
-            Part::Data(script.c_data.clone()),
-            Part::End(StreamEnd::Close)
-        ]
-    );
-    assert_eq!(
-        rec.parts(conn.id, Side::Acceptor),
-        vec![
-            Part::Data(script.s_data.clone()),
-            Part::End(StreamEnd::Close)
-        ]
-    );
-    assert_eq!(rec.closes(), vec![(conn.id, CloseReason::Closed)]);
-}
-
-fn all(script: &Script, seed: u64, seg_max: usize) -> Vec<Seg> {
-    let (hs, data, fin) = script.segments(seed, seg_max);
-    hs.into_iter().chain(data).chain(fin).collect()
 }
 
 #[test]
@@ -53,9 +20,7 @@ fn in_order() {
     let dir = tmp();
     let script = Script::new(1, 5000, 3000);
     let path = dir.path().join("in_order.pcap");
-    write_pcap(&path, Link::Ethernet, &all(&script, 2, 300), 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    let stats = res.expect("process");
+    let (rec, stats) = process(&path, &all_segments(&script, 2, 300));
     assert_clean(&rec, &script);
     assert_eq!(only_conn(&rec).requestor_known_by, RequestorBy::SynSeen);
     assert_eq!(
@@ -75,9 +40,7 @@ fn shuffled_data_and_fins() {
         let mut segs: Vec<Seg> = hs.into_iter().chain(tail).collect();
         retime(&mut segs);
         let path = dir.path().join(format!("shuffled_{seed}.pcap"));
-        write_pcap(&path, Link::Ethernet, &segs, 65535);
-        let (rec, res) = run(&path, CaptureConfig::default());
-        let stats = res.expect("process");
+        let (rec, stats) = process(&path, &segs);
         assert_clean(&rec, &script);
         assert!(stats.out_of_order > 0);
         assert_eq!(stats.gaps, 0);
@@ -104,9 +67,7 @@ fn duplicated_segments_are_delivered_once() {
     let mut segs: Vec<Seg> = hs.into_iter().chain(tail).chain(fin).collect();
     retime(&mut segs);
     let path = dir.path().join("dup.pcap");
-    write_pcap(&path, Link::Ethernet, &segs, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    let stats = res.expect("process");
+    let (rec, stats) = process(&path, &segs);
     assert_clean(&rec, &script);
     assert!(stats.retransmissions + stats.overlaps > 0);
     assert_eq!(stats.overlap_conflicts, 0);
@@ -162,14 +123,7 @@ fn overlapping_segments() {
     for seed in 1..10u64 {
         let script = Script::new(seed, 3000, 500);
         let path = dir.path().join(format!("overlap_{seed}.pcap"));
-        write_pcap(
-            &path,
-            Link::Ethernet,
-            &overlapping(&script, seed, false),
-            65535,
-        );
-        let (rec, res) = run(&path, CaptureConfig::default());
-        let stats = res.expect("process");
+        let (rec, stats) = process(&path, &overlapping(&script, seed, false));
         assert_clean(&rec, &script);
         assert!(stats.overlaps > 0);
         assert_eq!(stats.overlap_conflicts, 0);
@@ -188,9 +142,7 @@ fn conflicting_overlaps_keep_the_first_copy() {
     let mut all: Vec<Seg> = hs.into_iter().chain(segs).chain(fin).collect();
     retime(&mut all);
     let path = dir.path().join("conflict_inorder.pcap");
-    write_pcap(&path, Link::Ethernet, &all, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    res.expect("process");
+    let (rec, _) = process(&path, &all);
     assert_clean(&rec, &script);
 
     // Buffered: a later, different copy of buffered bytes is counted as a conflict.
@@ -219,9 +171,7 @@ fn conflicting_overlaps_keep_the_first_copy() {
         .collect();
     retime(&mut all);
     let path = dir.path().join("conflict_buffered.pcap");
-    write_pcap(&path, Link::Ethernet, &all, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    let stats = res.expect("process");
+    let (rec, stats) = process(&path, &all);
     assert_clean(&rec, &script);
     assert_eq!(stats.overlap_conflicts, 1);
 }
@@ -352,9 +302,7 @@ fn sequence_numbers_wrap() {
         let mut all: Vec<Seg> = hs.into_iter().chain(data).chain(fin).collect();
         retime(&mut all);
         let path = dir.path().join("wrap.pcap");
-        write_pcap(&path, Link::Ethernet, &all, 65535);
-        let (rec, res) = run(&path, CaptureConfig::default());
-        res.expect("process");
+        let (rec, _) = process(&path, &all);
         assert_clean(&rec, &script);
     }
 }
@@ -368,9 +316,7 @@ fn mid_connection_start_uses_the_associate_rq_then_ports() {
     let mut segs: Vec<Seg> = data.iter().cloned().chain(fin.iter().cloned()).collect();
     retime(&mut segs);
     let path = dir.path().join("mid_rq.pcap");
-    write_pcap(&path, Link::Ethernet, &segs, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    res.expect("process");
+    let (rec, _) = process(&path, &segs);
     let conn = only_conn(&rec);
     assert_eq!(conn.requestor_known_by, RequestorBy::AssociateRq);
     assert_clean(&rec, &script);
@@ -383,9 +329,7 @@ fn mid_connection_start_uses_the_associate_rq_then_ports() {
     let mut segs: Vec<Seg> = data[first_server..].iter().cloned().chain(fin).collect();
     retime(&mut segs);
     let path = dir.path().join("mid_port.pcap");
-    write_pcap(&path, Link::Ethernet, &segs, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    res.expect("process");
+    let (rec, _) = process(&path, &segs);
     let conn = only_conn(&rec);
     assert_eq!(conn.requestor_known_by, RequestorBy::PortHint);
     assert_eq!(conn.client, script.client);
@@ -424,9 +368,7 @@ fn reset_ends_the_sender_side_and_closes() {
     let mut all: Vec<Seg> = hs.into_iter().chain(data).chain([rst, stray]).collect();
     retime(&mut all);
     let path = dir.path().join("rst.pcap");
-    write_pcap(&path, Link::Ethernet, &all, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    let stats = res.expect("process");
+    let (rec, stats) = process(&path, &all);
     let conn = only_conn(&rec);
     assert_eq!(
         rec.parts(conn.id, Side::Acceptor),
@@ -474,9 +416,7 @@ fn gap_timeout_in_capture_time_and_ack_based_gaps() {
         payload: script.s_data[..10].to_vec(),
     });
     let path = dir.path().join("timeout.pcap");
-    write_pcap(&path, Link::Ethernet, &all, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    let stats = res.expect("process");
+    let (rec, stats) = process(&path, &all);
     let conn = only_conn(&rec);
     assert_eq!(
         rec.parts(conn.id, Side::Requestor),
@@ -514,9 +454,7 @@ fn gap_timeout_in_capture_time_and_ack_based_gaps() {
     all.push(seg(t0 + 100_000, 300, 10));
     all.push(seg(t0 + 300_000, 310, 10));
     let path = dir.path().join("acked.pcap");
-    write_pcap(&path, Link::Ethernet, &all, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    res.expect("process");
+    let (rec, _) = process(&path, &all);
     let gap_ts = rec
         .events
         .iter()
@@ -532,7 +470,7 @@ fn gap_timeout_in_capture_time_and_ack_based_gaps() {
 fn snapped_payloads_are_gaps() {
     let dir = tmp();
     let script = Script::new(51, 3000, 1000);
-    let segs = all(&script, 52, 300);
+    let segs = all_segments(&script, 52, 300);
     let path = dir.path().join("snap.pcap");
     // Ethernet 14 + IPv4 24 + TCP 32 = 70 header bytes: keep 30 payload bytes per frame.
     write_pcap(&path, Link::Ethernet, &segs, 100);
@@ -579,9 +517,7 @@ fn port_reuse_with_a_new_syn_is_a_new_connection() {
     all.extend(super_all(&b));
     retime(&mut all);
     let path = dir.path().join("reuse.pcap");
-    write_pcap(&path, Link::Ethernet, &all, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    res.expect("process");
+    let (rec, _) = process(&path, &all);
     let opens = rec.opens();
     assert_eq!(opens.len(), 2);
     assert_eq!(rec.bytes(opens[0].id, Side::Requestor), a.c_data);
@@ -596,7 +532,7 @@ fn port_reuse_with_a_new_syn_is_a_new_connection() {
 }
 
 fn super_all(s: &Script) -> Vec<Seg> {
-    all(s, 64, 100)
+    all_segments(s, 64, 100)
 }
 
 #[test]
@@ -643,9 +579,7 @@ fn many_interleaved_connections_and_idle_expiry() {
     late.ts_us += 3_600_000_000;
     all.push(late);
     let path = dir.path().join("many.pcap");
-    write_pcap(&path, Link::Ethernet, &all, 65535);
-    let (rec, res) = run(&path, CaptureConfig::default());
-    let stats = res.expect("process");
+    let (rec, stats) = process(&path, &all);
     let opens = rec.opens();
     assert_eq!(opens.len(), 21);
     for (i, s) in scripts.iter().enumerate() {

@@ -105,6 +105,15 @@ impl H {
         H::with(Checker::new(st))
     }
 
+    /// The CT modality and the PACS of [`MODALITY`] and [`PACS`], checked with `cfg`.
+    fn modality_and_pacs(cfg: CheckerConfig) -> H {
+        let st = vec![
+            statement::parse(MODALITY, Path::new("m.toml")).unwrap(),
+            statement::parse(PACS, Path::new("p.toml")).unwrap(),
+        ];
+        H::with(Checker::with_config(st, cfg))
+    }
+
     fn with(checker: Checker) -> H {
         H {
             checker,
@@ -1199,16 +1208,11 @@ fn a_report_just_after_the_wait_is_overdue_with_its_delay() {
 
 #[test]
 fn overdue_transactions_are_bounded_in_number_and_age() {
-    let st = vec![
-        statement::parse(MODALITY, Path::new("m.toml")).unwrap(),
-        statement::parse(PACS, Path::new("p.toml")).unwrap(),
-    ];
-    let cfg = CheckerConfig {
+    let mut h = H::modality_and_pacs(CheckerConfig {
         max_commitments: 3,
         commitment_memory_s: 120.0,
         ..CheckerConfig::default()
-    };
-    let mut h = H::with(Checker::with_config(st, cfg));
+    });
     h.good_assoc();
     for i in 0..10u16 {
         h.command(Side::Requestor, 3, n_action(i)).data(
@@ -1275,15 +1279,10 @@ fn pacs_sends(h: &mut H, id: u64, sets: &[(&str, &str)]) {
 
 #[test]
 fn private_creators_of_relayed_instances_are_not_the_relays() {
-    let st = vec![
-        statement::parse(MODALITY, Path::new("m.toml")).unwrap(),
-        statement::parse(PACS, Path::new("p.toml")).unwrap(),
-    ];
-    let cfg = CheckerConfig {
+    let mut h = H::modality_and_pacs(CheckerConfig {
         max_stores: 2,
         ..CheckerConfig::default()
-    };
-    let mut h = H::with(Checker::with_config(st, cfg));
+    });
     // The CT stores three instances with its documented private creator; the PACS
     // answers Success.
     h.good_assoc();
@@ -1328,16 +1327,11 @@ fn private_creators_of_relayed_instances_are_not_the_relays() {
 
 #[test]
 fn cross_association_memory_is_bounded() {
-    let st = vec![
-        statement::parse(MODALITY, Path::new("m.toml")).unwrap(),
-        statement::parse(PACS, Path::new("p.toml")).unwrap(),
-    ];
-    let cfg = CheckerConfig {
+    let mut h = H::modality_and_pacs(CheckerConfig {
         max_stores: 10,
         store_memory_s: 100.0,
         ..CheckerConfig::default()
-    };
-    let mut h = H::with(Checker::with_config(st, cfg));
+    });
     h.good_assoc();
     for i in 0..50u16 {
         let inst = format!("1.2.3.4.{i}");

@@ -1,4 +1,4 @@
-"""pynetdicom peer for the bundled-statement tests (tests/conformance_bundled.rs).
+"""pynetdicom peer for the bundled-statement tests (tests/conformance/bundled.rs).
 
   commit PORT CALLED LISTEN_PORT FILE...   "PYSCU": listens on LISTEN_PORT for the report
       (Storage Commitment Push Model in both roles), asks CALLED at PORT to commit the

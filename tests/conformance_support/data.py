@@ -1,5 +1,5 @@
 """pynetdicom/pydicom peers for the data and timing conformance tests
-(tests/conformance_data.rs).
+(tests/conformance/data/).
 
   mislabel SRC WRONG RIGHT        writes SRC's data set in Implicit VR Little Endian twice:
       WRONG with file meta saying Explicit VR Little Endian, RIGHT saying Implicit.

@@ -1,4 +1,4 @@
-"""pynetdicom peers for the negotiation conformance tests (tests/conformance_negotiation.rs).
+"""pynetdicom peers for the negotiation conformance tests (tests/conformance/negotiation/).
 
 Each command takes one JSON argument.
 

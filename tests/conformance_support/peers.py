@@ -1,4 +1,4 @@
-"""pynetdicom/pydicom peers for the conformance tests (tests/conformance_peers.rs).
+"""pynetdicom/pydicom peers for the conformance tests (tests/conformance/peers.rs).
 
   archive PORT STORE_STATUS_HEX REPORT_PORT   storage + storage commitment SCP "ARCHIVE":
       answers every C-STORE with STORE_STATUS; on N-ACTION Request Storage Commitment it

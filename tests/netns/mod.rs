@@ -1,5 +1,5 @@
-//! Helpers for the capture-based end-to-end tests (`tests/export.rs`,
-//! `tests/analyze_real_peers.rs`): a network namespace pair joined by a veth link at MTU
+//! Helpers for the capture-based end-to-end tests (`tests/analyze/export.rs`,
+//! `tests/analyze/real_peers.rs`): a network namespace pair joined by a veth link at MTU
 //! 1500 (so PDUs span many TCP segments), and deterministic capture rewriting (split
 //! segments, drop, swap, duplicate) to produce loss, reordering and duplication.
 //!

@@ -416,6 +416,25 @@ pub fn pydicom_data() -> Option<PydicomData> {
     .clone()
 }
 
+/// Runs the built `dicomtap` with `args` to its end and returns what it printed and its
+/// exit status (for commands that read files and exit on their own).
+pub fn dicomtap(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dicomtap"))
+        .args(args)
+        .output()
+        .expect("running the built dicomtap")
+}
+
+/// [`require`] the tools, then [`require_python`]: the python of the venv and pydicom's
+/// test data, or `None` (the test returns: skipped with a message, or failed by
+/// `require`'s rules).
+pub fn require_peers(test: &str, tools: &[&str]) -> Option<(PathBuf, PydicomData)> {
+    if !require(test, tools) {
+        return None;
+    }
+    require_python(test)
+}
+
 /// Like [`require`] for the venv with pynetdicom and pydicom.
 #[must_use]
 pub fn require_python(test: &str) -> Option<(PathBuf, PydicomData)> {

@@ -501,6 +501,50 @@ pub fn run(
     (rec, res)
 }
 
+/// Write `segs` as an Ethernet pcap (snap length 65535) at `path` and run it through the
+/// reader with the default configuration, which must process it without an error.
+pub fn process(path: &Path, segs: &[Seg]) -> (Recorder, dicomtap_analyzer::capture::CaptureStats) {
+    write_pcap(path, Link::Ethernet, segs, 65535);
+    let (rec, res) = run(path, dicomtap_analyzer::capture::CaptureConfig::default());
+    (rec, res.expect("process"))
+}
+
+/// The only connection the recorder saw.
+pub fn only_conn(rec: &Recorder) -> ConnectionInfo {
+    let opens = rec.opens();
+    assert_eq!(opens.len(), 1, "{:?}", opens);
+    opens[0].clone()
+}
+
+/// The recorder saw exactly the script's conversation: one connection between its client
+/// and server, each side's data whole then closed, the connection closed.
+pub fn assert_clean(rec: &Recorder, script: &Script) {
+    let conn = only_conn(rec);
+    assert_eq!(conn.client, script.client);
+    assert_eq!(conn.server, script.server);
+    assert_eq!(
+        rec.parts(conn.id, Side::Requestor),
+        vec![
+            Part::Data(script.c_data.clone()),
+            Part::End(StreamEnd::Close)
+        ]
+    );
+    assert_eq!(
+        rec.parts(conn.id, Side::Acceptor),
+        vec![
+            Part::Data(script.s_data.clone()),
+            Part::End(StreamEnd::Close)
+        ]
+    );
+    assert_eq!(rec.closes(), vec![(conn.id, CloseReason::Closed)]);
+}
+
+/// The script's handshake, data and FIN segments in order.
+pub fn all_segments(script: &Script, seed: u64, seg_max: usize) -> Vec<Seg> {
+    let (hs, data, fin) = script.segments(seed, seg_max);
+    hs.into_iter().chain(data).chain(fin).collect()
+}
+
 /// Renumber timestamps so the list is in capture order again after reordering.
 pub fn retime(segs: &mut [Seg]) {
     let base = 1_700_000_000_000_000u64;
