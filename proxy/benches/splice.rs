@@ -70,7 +70,7 @@ impl Workload {
     }
     fn bytes(self) -> u64 {
         match self {
-            Workload::Large(n) => n as u64,
+            Workload::Large(n) => n as u64 + 1,
             Workload::Small(n) => (n * (OBJECT + 128)) as u64,
             Workload::Echo(n) => (n * 200) as u64,
         }
