@@ -228,17 +228,10 @@ impl RecorderHandle {
         }
     }
 
-    /// Queues a message from off the forwarding path. An event line waits for room like
-    /// a chunk ([`RecorderHandle::send`]: the same budget for the time the queue stays
-    /// full, then dropped and counted), so a stalled disk cannot hold up the analysis
-    /// task, whose queue would overflow behind it and leave traffic unanalysed.
-    /// Connection bookkeeping (`Open`, `End`) waits for room for as long as it takes: the
-    /// capture's conversations depend on it, and there are two per association.
+    /// Queues `msg`, waiting for room (for events and connection bookkeeping, which are
+    /// never on the forwarding path).
     pub async fn send_wait(&self, msg: RecordMsg) -> bool {
-        match msg {
-            RecordMsg::Event(_) => self.send(msg).await,
-            _ => self.tx.send(msg).await.is_ok(),
-        }
+        self.tx.send(msg).await.is_ok()
     }
 
     /// Chunks and events missing from the recording so far.
@@ -1639,72 +1632,6 @@ mod tests {
         assert_eq!(handle.dropped_bytes(), 100 * handle.dropped());
         drop(handle);
         assert_eq!(recorder.await.unwrap_or_default(), queued);
-    }
-
-    fn event_msg() -> RecordMsg {
-        let client: SocketAddr = "127.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
-        RecordMsg::Event(Box::new(ProxyEvent {
-            association: 1,
-            client,
-            upstream: None,
-            kind: crate::server::ProxyEventKind::Wire(dicomtap_wire::Event {
-                ts_us: 0,
-                from: Side::Requestor,
-                offset: 0,
-                kind: dicomtap_wire::EventKind::ReleaseRq,
-            }),
-        }))
-    }
-
-    #[tokio::test]
-    async fn event_lines_wait_for_room_within_the_budget_bookkeeping_waits_for_as_long_as_it_takes()
-    {
-        let metrics = Metrics::new(8).unwrap_or_else(|_| unreachable!());
-        let (tx, mut rx) = mpsc::channel(1);
-        let handle = RecorderHandle {
-            tx,
-            wait: RecordWait::Up(Duration::from_millis(50)),
-            losses: Arc::new(Losses::new(&metrics)),
-        };
-        assert!(handle.send_wait(event_msg()).await, "room: queued at once");
-        // The queue stays full (a stalled disk): the line waits out the budget, then is
-        // dropped and counted as one message, no forwarded bytes.
-        let started = Instant::now();
-        assert!(!handle.send_wait(event_msg()).await);
-        let waited = started.elapsed();
-        assert!(
-            waited >= Duration::from_millis(50) && waited < Duration::from_secs(5),
-            "{waited:?}"
-        );
-        assert_eq!((handle.dropped(), handle.dropped_bytes()), (1, 0));
-        assert_eq!(metrics.recorder_dropped_total.get(), 1);
-        // Behind: the next line is dropped at once, as a chunk would be.
-        let started = Instant::now();
-        assert!(!handle.send_wait(event_msg()).await);
-        assert!(started.elapsed() < Duration::from_millis(50));
-        assert_eq!(handle.dropped(), 2);
-        // An association's end is never dropped: it waits until there is room.
-        let drain = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let first = rx.recv().await;
-            let second = rx.recv().await;
-            (
-                matches!(first, Some(RecordMsg::Event(_))),
-                matches!(second, Some(RecordMsg::End { .. })),
-            )
-        });
-        let started = Instant::now();
-        let end = RecordMsg::End {
-            assoc: 1,
-            ts_us: 0,
-            from: Side::Acceptor,
-            how: StreamEnd::Close,
-            skipped_before: 0,
-        };
-        assert!(handle.send_wait(end).await);
-        assert!(started.elapsed() >= Duration::from_millis(200));
-        assert_eq!(drain.await.unwrap_or_else(|_| unreachable!()), (true, true));
-        assert_eq!(handle.dropped(), 2, "bookkeeping is not counted as lost");
     }
 
     #[test]
