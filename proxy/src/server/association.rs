@@ -91,7 +91,7 @@ impl Association {
     ) -> Association {
         let (tx, rx) = mpsc::channel(shared.limits.analysis_queue_chunks.max(1));
         shared.analyses.fetch_add(1, Ordering::AcqRel);
-        tokio::spawn(analyse(id, client, shared.clone(), rx));
+        tokio::spawn(analyse(id, client, listen, shared.clone(), rx));
         let bytes_metric = [Side::Requestor, Side::Acceptor].map(|side| {
             shared
                 .metrics

@@ -10,6 +10,7 @@
 mod analysis;
 mod association;
 mod budget;
+mod checking;
 mod chunks;
 mod forward;
 pub mod framing;
@@ -88,9 +89,9 @@ struct Shared {
     /// The fleet publisher's queue: gets what the recorder gets, waited for likewise.
     tap: Option<EventTap>,
     engine: EngineConfig,
-    /// Conformance rules, shared by all associations (Storage Commitment and simultaneous
-    /// associations span several).
-    checker: Option<Mutex<Checker>>,
+    /// Conformance rules, one task for all associations (Storage Commitment and
+    /// simultaneous associations span several).
+    checker: Option<checking::CheckerHandle>,
     next_id: AtomicU64,
     active: AtomicUsize,
     /// Connections being turned away (limit rejects): bounded too.
@@ -236,7 +237,7 @@ impl RunningProxy {
                     .map_err(|e| ProxyError::Statements(format!("{}: {e}", dir.display())))?;
                 let mut checker = Checker::new(statements);
                 checker.set_source("live");
-                Some(Mutex::new(checker))
+                Some(checker)
             }
             None => None,
         };
@@ -253,7 +254,7 @@ impl RunningProxy {
             recorder: recorder.as_ref().map(|r| r.handle()),
             tap: config.event_tap.clone(),
             engine,
-            checker,
+            checker: checker.map(checking::CheckerHandle::start),
             next_id: AtomicU64::new(1),
             active: AtomicUsize::new(0),
             rejecting: AtomicUsize::new(0),
