@@ -498,3 +498,61 @@ fn is_pdu(e: &Event) -> bool {
             | K::PData(_)
     )
 }
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+    use crate::capture::{ConnId, RequestorBy};
+
+    /// Takes only the events of one kind, counting what it looked at.
+    struct Picky {
+        looked: usize,
+        taken: Vec<Event>,
+    }
+
+    impl ConnectionSink for Picky {
+        fn look(&mut self, _conn: &ConnectionInfo, event: &Event) -> bool {
+            self.looked += 1;
+            matches!(event.kind, dicomtap_wire::EventKind::Abort(_))
+        }
+        fn take(&mut self, _conn: &ConnectionInfo, event: Event) {
+            self.taken.push(event);
+        }
+    }
+
+    #[test]
+    fn the_session_sees_every_event_and_the_sink_takes_what_it_asks_for() {
+        let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        let info = ConnectionInfo {
+            id: ConnId(3),
+            client: addr(1000),
+            server: addr(104),
+            first_ts_us: 0,
+            requestor_known_by: RequestorBy::SynSeen,
+        };
+        let mut c = ConnectionAnalysis::new(EngineConfig::default(), info);
+        c.set_server(addr(11112));
+        // A-RELEASE-RQ, then A-ABORT, then the stream's end.
+        c.feed(Side::Requestor, 1, &[0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+        c.feed(Side::Requestor, 2, &[0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+        c.end(Side::Requestor, 3, StreamEnd::Close);
+        let mut sink = Picky {
+            looked: 0,
+            taken: Vec::new(),
+        };
+        c.drain(&mut sink);
+        assert!(sink.looked >= 3, "looked at {}", sink.looked);
+        assert_eq!(sink.taken.len(), 1);
+        assert!(matches!(
+            sink.taken[0].kind,
+            dicomtap_wire::EventKind::Abort(_)
+        ));
+        let (info, session) = c.finish();
+        assert_eq!(info.server, addr(11112));
+        let session = session.unwrap_or_else(|| panic!("a session was kept"));
+        assert_eq!(session.server, Some(addr(11112)));
+        assert_eq!(session.last_ts_us, 3);
+        let without = ConnectionAnalysis::new(EngineConfig::default(), info).without_session();
+        assert!(without.finish().1.is_none());
+    }
+}

@@ -474,3 +474,36 @@ pub(super) fn conformance_event(shared: &Shared, finding: ConformanceFinding) ->
         finding,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicomtap_wire::EventKind;
+
+    fn ev(ts_us: u64, kind: EventKind) -> Event {
+        Event {
+            ts_us,
+            from: Side::Requestor,
+            offset: 0,
+            kind,
+        }
+    }
+
+    #[test]
+    fn events_the_rules_skip_still_move_the_checker_clock_once() {
+        let mut c = Checks {
+            items: Vec::new(),
+            commit: CommitFragments::default(),
+            first: true,
+            last_ts: 0,
+        };
+        // The first event goes whatever it is: the checker learns of the association.
+        assert!(c.wants(&ev(5, EventKind::Gap { missing: 1 })));
+        assert!(c.wants(&ev(10, EventKind::ReleaseRq)));
+        assert!(!c.wants(&ev(10, EventKind::Gap { missing: 1 })));
+        assert!(c.items.is_empty(), "no later time: no clock move");
+        assert!(!c.wants(&ev(20, EventKind::Resync { skipped: 1 })));
+        assert!(!c.wants(&ev(15, EventKind::Resync { skipped: 1 })));
+        assert!(matches!(c.items.as_slice(), [Checked::Clock(20)]));
+    }
+}

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use dicomtap_analyzer::capture::ConnectionInfo;
 use dicomtap_analyzer::conformance::{Checker, ConformanceFinding};
 use dicomtap_analyzer::session::Session;
+use dicomtap_wire::dimse::field;
 use dicomtap_wire::{Event, EventKind, Side};
 use tokio::sync::mpsc;
 
@@ -168,8 +169,10 @@ impl CommitFragments {
                 let cmd = &c.command;
                 let class = cmd.sop_class();
                 let key = (ev.from, c.pc_id);
-                if matches!(cmd.command, "N-ACTION-RQ" | "N-EVENT-REPORT-RQ")
-                    && cmd.has_dataset
+                if matches!(
+                    cmd.command_field,
+                    field::N_ACTION_RQ | field::N_EVENT_REPORT_RQ
+                ) && cmd.has_dataset
                     && class == Some(STORAGE_COMMITMENT_PUSH_MODEL)
                     && !self.open.contains(&key)
                 {
@@ -190,5 +193,82 @@ impl CommitFragments {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicomtap_analyzer::conformance::commit::STORAGE_COMMITMENT_PUSH_MODEL;
+    use dicomtap_wire::dimse::Command;
+    use dicomtap_wire::event::{CommandEvent, DataFragment};
+
+    fn ev(from: Side, kind: EventKind) -> Event {
+        Event {
+            ts_us: 0,
+            from,
+            offset: 0,
+            kind,
+        }
+    }
+
+    fn command(field: u16, class: &str) -> EventKind {
+        EventKind::Command(CommandEvent {
+            pc_id: 1,
+            abstract_syntax: None,
+            command: Command {
+                command_field: field,
+                requested_sop_class: Some(class.to_string()),
+                has_dataset: true,
+                ..Command::default()
+            },
+            latency_us: None,
+        })
+    }
+
+    fn fragment(last: bool) -> EventKind {
+        EventKind::DataFragment(DataFragment {
+            pc_id: 1,
+            bytes: vec![0; 4],
+            last,
+        })
+    }
+
+    #[test]
+    fn only_storage_commitment_fragments_are_wanted_until_their_last() {
+        let mut c = CommitFragments::default();
+        let store = command(field::C_STORE_RQ, "1.2.840.10008.5.1.4.1.1.2");
+        assert!(!c.wanted(&ev(Side::Requestor, store)));
+        assert!(!c.wanted(&ev(Side::Requestor, fragment(false))));
+        let action = command(field::N_ACTION_RQ, STORAGE_COMMITMENT_PUSH_MODEL);
+        assert!(!c.wanted(&ev(Side::Requestor, action)));
+        // The other side's fragments on the same context are not that data set.
+        assert!(!c.wanted(&ev(Side::Acceptor, fragment(false))));
+        assert!(c.wanted(&ev(Side::Requestor, fragment(false))));
+        assert!(c.wanted(&ev(Side::Requestor, fragment(true))));
+        assert!(
+            !c.wanted(&ev(Side::Requestor, fragment(false))),
+            "closed by its last"
+        );
+    }
+
+    #[test]
+    fn the_rules_read_every_kind_but_findings_gaps_resyncs_and_data() {
+        assert!(rules_read(&ev(Side::Requestor, EventKind::ReleaseRq)));
+        assert!(rules_read(&ev(
+            Side::Acceptor,
+            EventKind::StreamEnd {
+                how: dicomtap_wire::StreamEnd::Close
+            }
+        )));
+        assert!(!rules_read(&ev(
+            Side::Requestor,
+            EventKind::Gap { missing: 3 }
+        )));
+        assert!(!rules_read(&ev(
+            Side::Requestor,
+            EventKind::Resync { skipped: 3 }
+        )));
+        assert!(!rules_read(&ev(Side::Requestor, fragment(true))));
     }
 }
