@@ -331,15 +331,20 @@ pub(super) async fn analyse(
         route: (Route::None, false),
     };
     loop {
-        let msg = tokio::select! {
-            biased;
-            Some(findings) = next_findings(&mut findings_rx) => {
-                live.subscribed = shared.events.receiver_count() > 0;
-                live.findings(findings);
-                live.flush(conn.info()).await;
-                continue;
+        // Without statements there are no findings to wait for: no `select!` per message.
+        let msg = if findings_rx.is_none() {
+            rx.recv().await
+        } else {
+            tokio::select! {
+                biased;
+                Some(findings) = next_findings(&mut findings_rx) => {
+                    live.subscribed = shared.events.receiver_count() > 0;
+                    live.findings(findings);
+                    live.flush(conn.info()).await;
+                    continue;
+                }
+                msg = rx.recv() => msg,
             }
-            msg = rx.recv() => msg,
         };
         let Some(msg) = msg else { break };
         live.subscribed = shared.events.receiver_count() > 0;
