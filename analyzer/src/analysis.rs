@@ -1,8 +1,11 @@
-//! Drives one wire engine per captured connection and folds its events into sessions.
-//! Sessions are handed out as their connections close, so memory holds only the open
-//! ones, whatever the capture's size.
+//! Drives one wire engine per connection and folds its events into sessions.
+//! [`ConnectionAnalysis`] is one connection's loop, driven by the capture [`Analysis`]
+//! (which keeps the open connections of a capture) and by the live proxy alike. Sessions
+//! are handed out as their connections close, so memory holds only the open ones,
+//! whatever the capture's size.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use dicomtap_wire::{Conversation, EngineConfig, Event, Side, StreamEnd};
 
@@ -19,10 +22,105 @@ pub trait AnalysisSink {
     fn session(&mut self, conn: &ConnectionInfo, session: Session);
 }
 
-struct Open {
+/// What [`ConnectionAnalysis::drain`] hands the engine's events to, one by one.
+pub trait ConnectionSink {
+    /// Looks at the next event in place, after the session has folded it in; returns
+    /// whether to [`take`](ConnectionSink::take) it (else it is dropped unmoved).
+    fn look(&mut self, conn: &ConnectionInfo, event: &Event) -> bool;
+    /// The event [`look`](ConnectionSink::look) asked for.
+    fn take(&mut self, conn: &ConnectionInfo, event: Event);
+}
+
+/// One connection's analysis: its wire engine, fed both directions, and the session its
+/// events fold into.
+pub struct ConnectionAnalysis {
     info: ConnectionInfo,
     conv: Conversation,
-    session: SessionBuilder,
+    /// `None` when no one reads the session (the live proxy without statements).
+    session: Option<SessionBuilder>,
+}
+
+impl ConnectionAnalysis {
+    pub fn new(engine: EngineConfig, info: ConnectionInfo) -> Self {
+        let session = SessionBuilder::new(info.id.0, Some(info.client), Some(info.server));
+        ConnectionAnalysis {
+            info,
+            conv: Conversation::new(engine),
+            session: Some(session),
+        }
+    }
+
+    /// Without a session: only the events are wanted.
+    pub fn without_session(mut self) -> Self {
+        self.session = None;
+        self
+    }
+
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// The acceptor's real address, once known (a proxy learns it when it connects).
+    pub fn set_server(&mut self, server: SocketAddr) {
+        self.info.server = server;
+        if let Some(s) = self.session.as_mut() {
+            s.set_server(server);
+        }
+    }
+
+    /// The engine, e.g. to resynchronise a stream whose start was not seen.
+    pub fn conversation_mut(&mut self) -> &mut Conversation {
+        &mut self.conv
+    }
+
+    pub fn session(&self) -> Option<&SessionBuilder> {
+        self.session.as_ref()
+    }
+
+    pub fn session_mut(&mut self) -> Option<&mut SessionBuilder> {
+        self.session.as_mut()
+    }
+
+    pub fn feed(&mut self, from: Side, ts_us: u64, bytes: &[u8]) {
+        self.conv.feed(from, ts_us, bytes);
+    }
+
+    pub fn gap(&mut self, from: Side, ts_us: u64, missing: u64) {
+        self.conv.gap(from, ts_us, missing);
+    }
+
+    pub fn omitted(&mut self, from: Side, ts_us: u64, n: u64) {
+        self.conv.omitted(from, ts_us, n);
+    }
+
+    pub fn end(&mut self, from: Side, ts_us: u64, how: StreamEnd) {
+        self.conv.end(from, ts_us, how);
+    }
+
+    /// Hands every event ready to the session, then to `sink`.
+    pub fn drain(&mut self, sink: &mut impl ConnectionSink) {
+        while let Some(ev) = self.conv.peek_event() {
+            if let Some(s) = self.session.as_mut() {
+                s.observe(ev);
+            }
+            if sink.look(&self.info, ev) {
+                if let Some(ev) = self.conv.poll() {
+                    sink.take(&self.info, ev);
+                }
+            } else {
+                self.conv.skip();
+            }
+        }
+    }
+
+    /// The connection and its finished session (`None` without one).
+    pub fn finish(self) -> (ConnectionInfo, Option<Session>) {
+        (self.info, self.session.map(SessionBuilder::finish))
+    }
+}
+
+struct Open {
+    conn: ConnectionAnalysis,
     /// A PDU was decoded: this connection carries DICOM.
     dicom: bool,
     /// The requestor's first bytes were looked at.
@@ -126,19 +224,59 @@ impl<S: AnalysisSink> Analysis<S> {
         let Some(o) = self.open.get_mut(&conn) else {
             return;
         };
-        while let Some(e) = o.conv.poll() {
-            o.session.observe(&e);
-            if !o.dicom && is_pdu(&e) {
-                o.dicom = true;
-                for held in std::mem::take(&mut o.held) {
-                    self.out.event(&o.info, &held);
-                }
+        let mut sink = Holding {
+            out: &mut self.out,
+            dicom: &mut o.dicom,
+            held: &mut o.held,
+        };
+        o.conn.drain(&mut sink);
+    }
+}
+
+/// Passes events on once the connection is known to carry DICOM, holding them until then.
+struct Holding<'a, S> {
+    out: &'a mut S,
+    dicom: &'a mut bool,
+    held: &'a mut Vec<Event>,
+}
+
+impl<S: AnalysisSink> ConnectionSink for Holding<'_, S> {
+    fn look(&mut self, _conn: &ConnectionInfo, _event: &Event) -> bool {
+        true
+    }
+
+    fn take(&mut self, conn: &ConnectionInfo, e: Event) {
+        if !*self.dicom && is_pdu(&e) {
+            *self.dicom = true;
+            for held in std::mem::take(self.held) {
+                self.out.event(conn, &held);
             }
-            if o.dicom || o.held.len() >= MAX_HELD {
-                self.out.event(&o.info, &e);
-            } else {
-                o.held.push(e);
-            }
+        }
+        if *self.dicom || self.held.len() >= MAX_HELD {
+            self.out.event(conn, &e);
+        } else {
+            self.held.push(e);
+        }
+    }
+}
+
+impl Open {
+    /// The connection is TLS (its bytes are not decoded).
+    fn encrypted(&self) -> bool {
+        self.conn
+            .session()
+            .is_some_and(|s| s.session().encrypted.is_some())
+    }
+
+    fn count_bytes(&mut self, from: Side, n: u64, ts_us: u64) {
+        if let Some(s) = self.conn.session_mut() {
+            s.bytes(from, n, ts_us);
+        }
+    }
+
+    fn set_encrypted(&mut self, what: String) {
+        if let Some(s) = self.conn.session_mut() {
+            s.set_encrypted(what);
         }
     }
 }
@@ -159,19 +297,17 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
         }
         self.max_id = self.max_id.max(info.id.0);
         self.id_offset = self.max_id;
-        let mut conv = Conversation::new(self.engine.clone());
-        if info.requestor_known_by != RequestorBy::SynSeen {
+        let resync = info.requestor_known_by != RequestorBy::SynSeen;
+        let mut analysis = ConnectionAnalysis::new(self.engine.clone(), info);
+        if resync {
             // The capture may have started mid-stream: find the first PDU boundary.
-            conv.resynchronize(Side::Requestor);
-            conv.resynchronize(Side::Acceptor);
+            analysis.conversation_mut().resynchronize(Side::Requestor);
+            analysis.conversation_mut().resynchronize(Side::Acceptor);
         }
-        let session = SessionBuilder::new(info.id.0, Some(info.client), Some(info.server));
         self.open.insert(
             conn.id,
             Open {
-                info,
-                conv,
-                session,
+                conn: analysis,
                 dicom: false,
                 classified: false,
                 probe: Vec::new(),
@@ -184,7 +320,7 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
 
     fn on_data(&mut self, conn: ConnId, from: Side, ts_us: u64, data: &[u8]) {
         if let Some(o) = self.open.get_mut(&conn) {
-            o.session.bytes(from, data.len() as u64, ts_us);
+            o.count_bytes(from, data.len() as u64, ts_us);
             if from == Side::Requestor && !o.classified {
                 o.probe.extend_from_slice(data);
                 if o.probe.len() < PROBE_LEN {
@@ -192,11 +328,11 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
                 }
                 let probe = std::mem::take(&mut o.probe);
                 classify(o, &probe, &self.server_ports);
-                if o.session.session().encrypted.is_none() {
-                    o.conv.feed(from, ts_us, &probe);
+                if !o.encrypted() {
+                    o.conn.feed(from, ts_us, &probe);
                 }
-            } else if o.session.session().encrypted.is_none() {
-                o.conv.feed(from, ts_us, data);
+            } else if !o.encrypted() {
+                o.conn.feed(from, ts_us, data);
             } else if from == Side::Acceptor
                 && !o.tls_read
                 && o.server_hello.len() < MAX_SERVER_HELLO
@@ -205,7 +341,7 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
                 let take = data.len().min(MAX_SERVER_HELLO - o.server_hello.len());
                 o.server_hello.extend_from_slice(&data[..take]);
                 if let Some(chosen) = tls_server_hello(&o.server_hello) {
-                    o.session.set_encrypted(chosen);
+                    o.set_encrypted(chosen);
                     o.tls_read = true;
                     o.server_hello = Vec::new();
                 }
@@ -219,9 +355,9 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
             if from == Side::Requestor && !o.classified {
                 let probe = std::mem::take(&mut o.probe);
                 classify(o, &probe, &self.server_ports);
-                o.conv.feed(from, ts_us, &probe);
+                o.conn.feed(from, ts_us, &probe);
             }
-            o.conv.gap(from, ts_us, missing);
+            o.conn.gap(from, ts_us, missing);
         }
         self.drain(conn);
     }
@@ -229,9 +365,9 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
     fn on_omitted(&mut self, conn: ConnId, from: Side, ts_us: u64, n: u64) {
         if let Some(o) = self.open.get_mut(&conn) {
             // They were on the wire: the association's byte counts include them.
-            o.session.bytes(from, n, ts_us);
-            if o.classified && o.session.session().encrypted.is_none() {
-                o.conv.omitted(from, ts_us, n);
+            o.count_bytes(from, n, ts_us);
+            if o.classified && !o.encrypted() {
+                o.conn.omitted(from, ts_us, n);
             }
         }
         self.drain(conn);
@@ -242,9 +378,9 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
             if from == Side::Requestor && !o.classified {
                 let probe = std::mem::take(&mut o.probe);
                 classify(o, &probe, &self.server_ports);
-                o.conv.feed(from, ts_us, &probe);
+                o.conn.feed(from, ts_us, &probe);
             }
-            o.conv.end(from, ts_us, how);
+            o.conn.end(from, ts_us, how);
         }
         self.drain(conn);
     }
@@ -261,8 +397,9 @@ impl<S: AnalysisSink> StreamSink for Analysis<S> {
                 self.non_dicom += 1;
                 return;
             }
-            let session = o.session.finish();
-            self.out.session(&o.info, session);
+            if let (info, Some(session)) = o.conn.finish() {
+                self.out.session(&info, session);
+            }
         }
     }
 }
@@ -337,13 +474,13 @@ const PROBE_LEN: usize = 11;
 fn classify(o: &mut Open, first: &[u8], server_ports: &[u16]) {
     o.classified = true;
     if let Some(tls) = tls_client_hello(first) {
-        if server_ports.contains(&o.info.server.port()) {
+        if server_ports.contains(&o.conn.info().server.port()) {
             o.dicom = true;
         }
-        o.session.set_encrypted(tls);
+        o.set_encrypted(tls);
     } else if !crate::capture::looks_like_associate_rq(first) {
-        o.conv.resynchronize(Side::Requestor);
-        o.conv.resynchronize(Side::Acceptor);
+        o.conn.conversation_mut().resynchronize(Side::Requestor);
+        o.conn.conversation_mut().resynchronize(Side::Acceptor);
     }
 }
 
@@ -360,4 +497,62 @@ fn is_pdu(e: &Event) -> bool {
             | K::Abort(_)
             | K::PData(_)
     )
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+    use crate::capture::{ConnId, RequestorBy};
+
+    /// Takes only the events of one kind, counting what it looked at.
+    struct Picky {
+        looked: usize,
+        taken: Vec<Event>,
+    }
+
+    impl ConnectionSink for Picky {
+        fn look(&mut self, _conn: &ConnectionInfo, event: &Event) -> bool {
+            self.looked += 1;
+            matches!(event.kind, dicomtap_wire::EventKind::Abort(_))
+        }
+        fn take(&mut self, _conn: &ConnectionInfo, event: Event) {
+            self.taken.push(event);
+        }
+    }
+
+    #[test]
+    fn the_session_sees_every_event_and_the_sink_takes_what_it_asks_for() {
+        let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        let info = ConnectionInfo {
+            id: ConnId(3),
+            client: addr(1000),
+            server: addr(104),
+            first_ts_us: 0,
+            requestor_known_by: RequestorBy::SynSeen,
+        };
+        let mut c = ConnectionAnalysis::new(EngineConfig::default(), info);
+        c.set_server(addr(11112));
+        // A-RELEASE-RQ, then A-ABORT, then the stream's end.
+        c.feed(Side::Requestor, 1, &[0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+        c.feed(Side::Requestor, 2, &[0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0]);
+        c.end(Side::Requestor, 3, StreamEnd::Close);
+        let mut sink = Picky {
+            looked: 0,
+            taken: Vec::new(),
+        };
+        c.drain(&mut sink);
+        assert!(sink.looked >= 3, "looked at {}", sink.looked);
+        assert_eq!(sink.taken.len(), 1);
+        assert!(matches!(
+            sink.taken[0].kind,
+            dicomtap_wire::EventKind::Abort(_)
+        ));
+        let (info, session) = c.finish();
+        assert_eq!(info.server, addr(11112));
+        let session = session.unwrap_or_else(|| panic!("a session was kept"));
+        assert_eq!(session.server, Some(addr(11112)));
+        assert_eq!(session.last_ts_us, 3);
+        let without = ConnectionAnalysis::new(EngineConfig::default(), info).without_session();
+        assert!(without.finish().1.is_none());
+    }
 }

@@ -286,6 +286,11 @@ impl SessionBuilder {
         }
     }
 
+    /// The acceptor's address, once known (the proxy learns it when it connects upstream).
+    pub fn set_server(&mut self, server: SocketAddr) {
+        self.s.server = Some(server);
+    }
+
     /// Marks the connection as encrypted (TLS), with what was recognised.
     pub fn set_encrypted(&mut self, what: String) {
         self.s.encrypted = Some(what);

@@ -62,7 +62,7 @@ pub struct ProxyConfig {
 }
 
 /// The queue behind [`ProxyConfig::event_tap`].
-pub type EventTap = tokio::sync::mpsc::Sender<crate::server::ProxyEvent>;
+pub type EventTap = tokio::sync::mpsc::Sender<crate::events::ProxyEvent>;
 
 /// `[identity]` (docs/fleet.md).
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod config;
+pub mod events;
 pub mod metrics;
 pub mod recorder;
 pub mod server;

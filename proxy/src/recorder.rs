@@ -22,8 +22,8 @@ use dicomtap_wire::{Side, StreamEnd};
 use tokio::sync::mpsc;
 
 use crate::config::{PayloadMode, RecordingConfig};
+use crate::events::ProxyEvent;
 use crate::metrics::Metrics;
-use crate::server::ProxyEvent;
 use crate::server::framing::{Framer, Span};
 
 mod direct;
@@ -1636,7 +1636,7 @@ mod tests {
 
     #[test]
     fn event_lines_are_serde_jsons_bytes() {
-        use crate::server::{Notice, ProxyEventKind, ProxyNotice};
+        use crate::events::{Notice, ProxyEventKind, ProxyNotice};
         use dicomtap_wire::{Event, EventKind};
         let client: SocketAddr = "127.0.0.1:40000".parse().unwrap_or_else(|_| unreachable!());
         let up: SocketAddr = "[fd00::2]:104".parse().unwrap_or_else(|_| unreachable!());

@@ -790,8 +790,8 @@ fn describe(leg: Leg, err: &rustls::Error) -> (&'static str, String) {
 }
 
 /// The event-log notice of a completed handshake.
-pub fn established_notice(leg: Leg, f: &TlsFacts) -> crate::server::Notice {
-    crate::server::Notice::TlsEstablished {
+pub fn established_notice(leg: Leg, f: &TlsFacts) -> crate::events::Notice {
+    crate::events::Notice::TlsEstablished {
         leg: leg.as_str().to_string(),
         version: f.version.clone(),
         cipher_suite: f.cipher_suite.clone(),
@@ -803,8 +803,8 @@ pub fn established_notice(leg: Leg, f: &TlsFacts) -> crate::server::Notice {
 }
 
 /// The event-log notice of a failed handshake.
-pub fn failed_notice(f: &HandshakeFailure) -> crate::server::Notice {
-    crate::server::Notice::TlsHandshakeFailed {
+pub fn failed_notice(f: &HandshakeFailure) -> crate::events::Notice {
+    crate::events::Notice::TlsHandshakeFailed {
         leg: f.leg.as_str().to_string(),
         result: f.result.to_string(),
         reason: f.reason.clone(),

@@ -211,6 +211,9 @@ pub struct Conversation {
     outstanding: SmallKeyMap<(Side, u16), (u64, u16)>,
     assemblies: SmallKeyMap<(Side, u8), Assembly>,
     reported_contexts: HashSet<(Side, u8), SmallKeys>,
+    /// PDU headers read and not yet drained (type byte, length with the header), when
+    /// asked for by [`Conversation::keep_pdu_headers`].
+    pdu_headers: Option<Vec<(u8, u64)>>,
 }
 
 /// The engine's maps are keyed by sides, presentation context IDs and message IDs, and
@@ -285,6 +288,24 @@ impl Conversation {
             outstanding: SmallKeyMap::default(),
             assemblies: SmallKeyMap::default(),
             reported_contexts: HashSet::default(),
+            pdu_headers: None,
+        }
+    }
+
+    /// Keeps the type and length of every PDU header read from now on, for
+    /// [`Conversation::drain_pdu_headers`]: a caller counting PDUs (the proxy's metrics)
+    /// gets them from the engine's framing instead of framing the stream once more.
+    pub fn keep_pdu_headers(&mut self) {
+        self.pdu_headers.get_or_insert_with(Vec::new);
+    }
+
+    /// Calls `f(type byte, length including the 6-byte header)` for each PDU header read
+    /// since the last call, in order (both directions), and forgets them.
+    pub fn drain_pdu_headers(&mut self, mut f: impl FnMut(u8, u64)) {
+        if let Some(headers) = self.pdu_headers.as_mut() {
+            for (t, len) in headers.drain(..) {
+                f(t, len);
+            }
         }
     }
 
@@ -784,6 +805,9 @@ impl Conversation {
     }
 
     fn begin_pdu(&mut self, from: Side, ts: u64, header: PduHeader, start: u64) -> DirState {
+        if let Some(headers) = self.pdu_headers.as_mut() {
+            headers.push((header.raw_type, u64::from(header.length) + 6));
+        }
         if header.reserved != 0 {
             self.finding(
                 from,
@@ -1641,5 +1665,31 @@ fn guess_encoding(buf: &[u8]) -> Encoding {
     match buf.get(4..6) {
         Some(vr) if vr.iter().all(u8::is_ascii_uppercase) => Encoding::ExplicitVrLittleEndian,
         _ => Encoding::ImplicitVrLittleEndian,
+    }
+}
+
+#[cfg(test)]
+mod pdu_header_tests {
+    use super::*;
+
+    #[test]
+    fn kept_pdu_headers_are_each_pdu_once_whatever_the_chunking() {
+        let release = [0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0];
+        let abort = [0x07, 0, 0, 0, 0, 4, 0, 0, 2, 0];
+        let mut c = Conversation::new(EngineConfig::default());
+        // Nothing is kept before it is asked for.
+        c.feed(Side::Requestor, 1, &release);
+        let mut seen = Vec::new();
+        c.drain_pdu_headers(|t, len| seen.push((t, len)));
+        assert!(seen.is_empty());
+        c.keep_pdu_headers();
+        for b in release.iter().chain(&abort) {
+            c.feed(Side::Acceptor, 2, std::slice::from_ref(b));
+        }
+        c.drain_pdu_headers(|t, len| seen.push((t, len)));
+        assert_eq!(seen, [(0x05, 10), (0x07, 10)]);
+        seen.clear();
+        c.drain_pdu_headers(|t, len| seen.push((t, len)));
+        assert!(seen.is_empty(), "drained once");
     }
 }

@@ -280,6 +280,18 @@ impl Checker {
         cx.event(c, e);
     }
 
+    /// Moves the clock to `ts_us` (if later) as an event of that time would, for a caller
+    /// that does not hand over the events no rule reads.
+    pub fn advance_clock(&mut self, ts_us: u64) {
+        let mut cx = Ctx {
+            st: &self.st,
+            cfg: &self.cfg,
+            g: &mut self.g,
+            out: &mut self.out,
+        };
+        cx.advance(ts_us);
+    }
+
     /// The association of `conn` ended (its session is complete).
     pub fn end_association(&mut self, conn: &ConnectionInfo, session: &Session) {
         let id = conn.id.0;

@@ -22,7 +22,8 @@
 use std::collections::BTreeMap;
 
 use dicomtap_wire::{Event, EventKind};
-use serde::Serialize;
+
+pub use crate::events::Suppressed;
 
 /// Findings of one kind, and small `p_data` lines, logged per association (as many as
 /// `dicomtap analyze` keeps with their evidence).
@@ -37,38 +38,6 @@ pub const MAX_LOGGED_PDVS: usize = dicomtap_analyzer::text::MAX_LISTED_PDVS;
 pub const BASE_LINES: u64 = 4096;
 /// One more line allowed per this many bytes of traffic (both directions).
 pub const BYTES_PER_LINE: u64 = 256;
-
-/// What one association's `events_suppressed` line says.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Suppressed {
-    /// Findings not logged beyond the first of their kind: kind -> count.
-    pub findings: BTreeMap<String, u64>,
-    /// Small `p_data` lines not logged, and the PDU bytes they stood for.
-    pub small_p_data: u64,
-    pub small_p_data_bytes: u64,
-    /// Other wire events not logged because the association's line budget was spent.
-    pub over_budget: u64,
-    /// Presentation contexts (A-ASSOCIATE-RQ) and results (-AC) left out of their lines.
-    pub contexts_not_logged: u64,
-    /// PDVs left out of `p_data` lines.
-    pub pdvs_not_logged: u64,
-    /// Lines this association logged.
-    pub lines_logged: u64,
-}
-
-impl Suppressed {
-    pub fn is_empty(&self) -> bool {
-        self.findings.is_empty()
-            && self.small_p_data == 0
-            && self.over_budget == 0
-            && self.contexts_not_logged == 0
-            && self.pdvs_not_logged == 0
-    }
-
-    pub fn total(&self) -> u64 {
-        self.findings.values().sum::<u64>() + self.small_p_data + self.over_budget
-    }
-}
 
 /// Why a line was held back (the metric's `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
