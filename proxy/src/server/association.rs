@@ -422,7 +422,7 @@ pub(super) async fn reject(
         assoc.closed("client sent nothing");
         return;
     }
-    let rj = framing::associate_rj(result, source, reason);
+    let rj = dicomtap_wire::encode::associate_rj(result, source, reason);
     assoc.notice(Notice::ProxyReject {
         result,
         source,

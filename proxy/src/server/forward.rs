@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::association::Association;
 use super::chunks::ChunkPool;
-use super::framing::{self, PduFramer};
+use super::framing::PduFramer;
 use super::kinds::UpstreamErrorKind;
 use crate::events::Notice;
 use crate::recorder::now_us;
@@ -227,7 +227,7 @@ pub(super) async fn forward(assoc: &Association, client: Conn, upstream: Conn, p
             }
         }
     };
-    let abort = framing::abort(2, 0);
+    let abort = dicomtap_wire::encode::abort(2, 0);
     match stop {
         Stop::Done => assoc.closed("closed"),
         Stop::Failed(side, how) => {

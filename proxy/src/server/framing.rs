@@ -295,16 +295,6 @@ fn push(spans: &mut Vec<Span>, len: usize, keep: bool) {
     spans.push(Span { len, keep });
 }
 
-/// A-ASSOCIATE-RJ (PS3.8 9.3.4).
-pub fn associate_rj(result: u8, source: u8, reason: u8) -> [u8; 10] {
-    [0x03, 0, 0, 0, 0, 4, 0, result, source, reason]
-}
-
-/// A-ABORT (PS3.8 9.3.8).
-pub fn abort(source: u8, reason: u8) -> [u8; 10] {
-    [0x07, 0, 0, 0, 0, 4, 0, 0, source, reason]
-}
-
 /// The called AE title of a complete A-ASSOCIATE-RQ PDU (bytes 10..26, spaces trimmed).
 pub fn called_ae(pdu: &[u8]) -> Option<String> {
     if pdu.first() != Some(&0x01) {
@@ -318,6 +308,7 @@ pub fn called_ae(pdu: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dicomtap_wire::encode::abort;
 
     fn pdata(items: &[(u8, u8, &[u8])]) -> Vec<u8> {
         let mut body = Vec::new();
