@@ -490,12 +490,18 @@ struct Inflight {
 /// of the capture can still say what is missing from it.
 const RESERVE_BYTES: usize = 256 * 1024;
 
+/// How long a rotation that could not open its files waits before it is tried again.
+const ROTATE_RETRY: Duration = Duration::from_secs(1);
+
 struct Writer {
     config: RecordingConfig,
     pcap: Option<BlockFile>,
     log: BlockFile,
     opened_at: Instant,
     seq_no: u64,
+    /// After a rotation that could not open its files (a full disk), the next attempt
+    /// waits until then: a retry per message would be a file system call per chunk.
+    rotate_after: Option<Instant>,
     /// Boxed: a conversation holds two framers of 2 KiB each, and it is taken out of the
     /// map and put back for every chunk (the packets it writes borrow the writer).
     convs: HashMap<u64, Box<Conv>>,
@@ -539,6 +545,7 @@ impl Writer {
             log,
             opened_at: Instant::now(),
             seq_no: 0,
+            rotate_after: None,
             convs: HashMap::new(),
             files,
             stats: RecorderStats::default(),
@@ -929,12 +936,20 @@ impl Writer {
         let too_big = size >= self.config.rotate_bytes;
         let too_old = self.config.rotate_seconds > 0
             && self.opened_at.elapsed() >= Duration::from_secs(self.config.rotate_seconds);
-        if !(too_big || too_old) {
+        if !(too_big || too_old) || self.rotate_after.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
         self.flush()?;
+        let (pcap, log) = match open_pair(&self.config, self.seq_no + 1) {
+            Ok(pair) => pair,
+            Err(e) => {
+                // The current files go on; open_pair left nothing behind.
+                self.rotate_after = Some(Instant::now() + ROTATE_RETRY);
+                return Err(e);
+            }
+        };
+        self.rotate_after = None;
         self.seq_no += 1;
-        let (pcap, log) = open_pair(&self.config, self.seq_no)?;
         self.count_written(true);
         self.counted = [0, 0];
         self.pcap = pcap;
@@ -1198,16 +1213,31 @@ fn open_pair(
         } else {
             WriteMode::Buffered
         };
-        let mut f = BlockFile::create(config.dir.join(format!("{stem}.pcapng")), mode)?;
+        let path = config.dir.join(format!("{stem}.pcapng"));
+        let mut f = BlockFile::create(path.clone(), mode)?;
         write_shb_idb(f.buf(), config);
-        f.flush(true)?;
-        Some(f)
+        if let Err(e) = f.flush(true) {
+            // A capture without its header is no capture: not left behind (full disk).
+            drop(f);
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        Some((f, path))
     };
-    let log = BlockFile::create(
+    let log = match BlockFile::create(
         config.dir.join(format!("{stem}.jsonl")),
         WriteMode::Buffered,
-    )?;
-    Ok((pcap, log))
+    ) {
+        Ok(log) => log,
+        Err(e) => {
+            if let Some((f, path)) = pcap {
+                drop(f);
+                let _ = std::fs::remove_file(&path);
+            }
+            return Err(e);
+        }
+    };
+    Ok((pcap.map(|(f, _)| f), log))
 }
 
 fn new_leg(assoc: u64, leg: u64, a: SocketAddr, b: SocketAddr) -> Leg {
