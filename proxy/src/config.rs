@@ -43,6 +43,10 @@ pub struct ProxyConfig {
     /// File holding the bearer token (surrounding whitespace ignored).
     #[serde(default)]
     pub metrics_token_file: Option<PathBuf>,
+    /// `[metrics_tls]`: serve the metrics endpoint over TLS only, with a client
+    /// certificate required when `client_ca` is set (docs/tls.md). Reloaded on SIGHUP.
+    #[serde(default)]
+    pub metrics_tls: Option<crate::tls::ServerTlsConfig>,
     /// Directory of device statements: the conformance rules run live on the traffic.
     #[serde(default)]
     pub statements: Option<std::path::PathBuf>,
@@ -126,6 +130,7 @@ impl Default for ProxyConfig {
             metrics: MetricsConfig::default(),
             metrics_token: None,
             metrics_token_file: None,
+            metrics_tls: None,
             statements: None,
             identity: IdentityConfig::default(),
             fleet: None,

@@ -18,7 +18,7 @@ use prometheus::{
 pub mod http;
 pub mod openmetrics;
 
-pub use http::{serve, serve_with_token};
+pub use http::{Guard, serve, serve_guarded};
 
 /// Every metric of the proxy, registered in its own [`Registry`].
 pub struct Metrics {
@@ -165,7 +165,7 @@ impl Metrics {
         )?;
         let tls_handshakes_total = counter_vec(
             "dicomtap_tls_handshakes_total",
-            "TLS handshakes by leg (client, upstream) and result (ok, no_certificate, bad_certificate, expired_certificate, unknown_ca, not_tls, protocol, timeout, closed, other).",
+            "TLS handshakes by leg (client, upstream, metrics: scrapers of the metrics endpoint) and result (ok, no_certificate, bad_certificate, expired_certificate, unknown_ca, not_tls, protocol, timeout, closed, other).",
             &["leg", "result"],
         )?;
         let access_denied_total = counter_vec(

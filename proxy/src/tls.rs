@@ -127,18 +127,45 @@ impl TryFrom<RawServerTls> for ServerTlsConfig {
         if client_auth != ClientAuth::Off && raw.client_ca.is_none() {
             return Err("client_auth = \"required\" or \"optional\" needs `client_ca`".into());
         }
-        let cipher_suites = raw.cipher_suites.unwrap_or_else(default_cipher_suites);
-        let config = ServerTlsConfig {
+        Ok(ServerTlsConfig {
+            cipher_suites: checked_suites(&raw.versions, raw.cipher_suites)?,
             cert: raw.cert,
             key: raw.key,
             client_ca: raw.client_ca,
             client_auth,
             versions: raw.versions,
-            cipher_suites,
-        };
-        provider(&config.versions, &config.cipher_suites)?;
-        Ok(config)
+        })
     }
+}
+
+impl ServerTlsConfig {
+    /// The configuration of `cert`, `key` and, when given, `client_ca` (then a client
+    /// certificate is required), with the BCP 195 versions and cipher suites: what the
+    /// command line's flags make.
+    pub fn new(
+        cert: PathBuf,
+        key: PathBuf,
+        client_ca: Option<PathBuf>,
+    ) -> Result<ServerTlsConfig, String> {
+        ServerTlsConfig::try_from(RawServerTls {
+            cert,
+            key,
+            client_ca,
+            client_auth: None,
+            versions: default_versions(),
+            cipher_suites: None,
+        })
+    }
+}
+
+/// `suites` (default [`DEFAULT_CIPHER_SUITES`]) once checked against `versions`.
+fn checked_suites(
+    versions: &[TlsVersion],
+    suites: Option<Vec<String>>,
+) -> Result<Vec<String>, String> {
+    let suites = suites.unwrap_or_else(default_cipher_suites);
+    provider(versions, &suites)?;
+    Ok(suites)
 }
 
 /// `[listener.upstream_tls]`: the proxy originates TLS to the upstream of this listener.
@@ -180,17 +207,14 @@ impl TryFrom<RawClientTls> for ClientTlsConfig {
             ServerName::try_from(name.clone())
                 .map_err(|_| format!("server_name {name:?} is not a DNS name or IP address"))?;
         }
-        let cipher_suites = raw.cipher_suites.unwrap_or_else(default_cipher_suites);
-        let config = ClientTlsConfig {
+        Ok(ClientTlsConfig {
+            cipher_suites: checked_suites(&raw.versions, raw.cipher_suites)?,
             ca: raw.ca,
             cert: raw.cert,
             key: raw.key,
             server_name: raw.server_name,
             versions: raw.versions,
-            cipher_suites,
-        };
-        provider(&config.versions, &config.cipher_suites)?;
-        Ok(config)
+        })
     }
 }
 
@@ -331,8 +355,13 @@ fn versions_of(v: &[TlsVersion]) -> Vec<&'static SupportedProtocolVersion> {
 
 /// Builds the server side of a listener from its files.
 pub fn build_server_config(c: &ServerTlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config(c, "[listener.tls]")
+}
+
+/// [`build_server_config`] for the table `table` (named in the errors).
+fn server_config(c: &ServerTlsConfig, table: &str) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(provider(&c.versions, &c.cipher_suites).map_err(TlsError::Config)?);
-    let what = |w: &str| format!("[listener.tls] {w}");
+    let what = |w: &str| format!("{table} {w}");
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions_of(&c.versions))
         .map_err(|error| TlsError::Rustls {
@@ -361,7 +390,7 @@ pub fn build_server_config(c: &ServerTlsConfig) -> Result<Arc<rustls::ServerConf
     let config = builder
         .with_single_cert(certs, key)
         .map_err(|error| TlsError::Rustls {
-            what: format!("{} / {}", c.cert.display(), c.key.display()),
+            what: what(&format!("{} / {}", c.cert.display(), c.key.display())),
             error,
         })?;
     Ok(Arc::new(config))
@@ -398,6 +427,9 @@ struct Swappable<C, R> {
     current: RwLock<Arc<R>>,
 }
 
+/// The table a terminating configuration comes from, named in its errors.
+const LISTENER_TLS: &str = "[listener.tls]";
+
 impl<C, R> Swappable<C, R> {
     fn get(&self) -> Arc<R> {
         match self.current.read() {
@@ -415,10 +447,24 @@ impl<C, R> Swappable<C, R> {
 }
 
 /// The TLS of one listener: what it terminates, what it originates. Plain legs are `None`.
-#[derive(Default)]
+/// The metrics endpoint's TLS is one too ([`ListenerTls::metrics`]): it terminates only.
 pub struct ListenerTls {
     server: Option<Swappable<ServerTlsConfig, rustls::ServerConfig>>,
     client: Option<Swappable<ClientTlsConfig, rustls::ClientConfig>>,
+    /// The table of `server` (errors name it) and the leg its handshakes count as.
+    table: &'static str,
+    leg: Leg,
+}
+
+impl Default for ListenerTls {
+    fn default() -> Self {
+        ListenerTls {
+            server: None,
+            client: None,
+            table: LISTENER_TLS,
+            leg: Leg::Client,
+        }
+    }
 }
 
 /// New rustls configurations read from the files, not yet in use.
@@ -436,7 +482,7 @@ impl ListenerTls {
         Ok(ListenerTls {
             server: match server {
                 Some(c) => Some(Swappable {
-                    current: RwLock::new(build_server_config(c)?),
+                    current: RwLock::new(server_config(c, LISTENER_TLS)?),
                     config: c.clone(),
                 }),
                 None => None,
@@ -448,6 +494,22 @@ impl ListenerTls {
                 }),
                 None => None,
             },
+            ..ListenerTls::default()
+        })
+    }
+
+    /// The TLS of the metrics endpoint (`[metrics_tls]`): its handshakes count as
+    /// `leg="metrics"`, its errors name `[metrics_tls]`.
+    pub fn metrics(c: &ServerTlsConfig) -> Result<ListenerTls, TlsError> {
+        const TABLE: &str = "[metrics_tls]";
+        Ok(ListenerTls {
+            server: Some(Swappable {
+                current: RwLock::new(server_config(c, TABLE)?),
+                config: c.clone(),
+            }),
+            client: None,
+            table: TABLE,
+            leg: Leg::Metrics,
         })
     }
 
@@ -465,7 +527,7 @@ impl ListenerTls {
     pub fn prepare(&self) -> Result<Prepared, TlsError> {
         Ok(Prepared {
             server: match &self.server {
-                Some(s) => Some(build_server_config(&s.config)?),
+                Some(s) => Some(server_config(&s.config, self.table)?),
                 None => None,
             },
             client: match &self.client {
@@ -487,7 +549,8 @@ impl ListenerTls {
     }
 
     /// The client leg: a TLS handshake as server when this listener terminates TLS, else
-    /// the plain stream. Counts `dicomtap_tls_handshakes_total{leg="client"}`.
+    /// the plain stream. Counts `dicomtap_tls_handshakes_total{leg="client"}` (or
+    /// `leg="metrics"` on the metrics endpoint).
     pub async fn accept(
         &self,
         tcp: TcpStream,
@@ -497,16 +560,17 @@ impl ListenerTls {
         let Some(server) = &self.server else {
             return Ok((Conn::Plain(tcp), None));
         };
+        let leg = self.leg;
         let acceptor = tokio_rustls::TlsAcceptor::from(server.get());
         let result = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-            Err(_) => Err(HandshakeFailure::timeout(Leg::Client, timeout)),
-            Ok(Err(e)) => Err(HandshakeFailure::from_io(Leg::Client, &e)),
+            Err(_) => Err(HandshakeFailure::timeout(leg, timeout)),
+            Ok(Err(e)) => Err(HandshakeFailure::from_io(leg, &e)),
             Ok(Ok(s)) => {
                 let facts = TlsFacts::of(s.get_ref().1, s.get_ref().1.server_name());
                 Ok((Conn::Server(Box::new(s)), Some(facts)))
             }
         };
-        count(metrics, Leg::Client, &result);
+        count(metrics, leg, &result);
         result
     }
 
@@ -576,6 +640,8 @@ pub enum Leg {
     Client,
     /// Proxy to upstream.
     Upstream,
+    /// A scraper to the metrics endpoint.
+    Metrics,
 }
 
 impl Leg {
@@ -583,6 +649,16 @@ impl Leg {
         match self {
             Leg::Client => "client",
             Leg::Upstream => "upstream",
+            Leg::Metrics => "metrics",
+        }
+    }
+
+    /// The peer on this leg, in words.
+    fn peer(self) -> &'static str {
+        match self {
+            Leg::Client => "client",
+            Leg::Upstream => "upstream",
+            Leg::Metrics => "scraper",
         }
     }
 }
@@ -672,9 +748,18 @@ impl HandshakeFailure {
 /// output ("invalid peer certificate: Other(OtherError(UnsupportedCertVersion))"); those
 /// are named here, with what to do about the common ones.
 pub fn rustls_error_text(e: &rustls::Error) -> String {
-    use rustls::{CertificateError as C, Error as E};
-    let E::InvalidCertificate(C::Other(other)) = e else {
-        return e.to_string();
+    use rustls::{CertificateError as C, Error as E, InconsistentKeys as K};
+    let other = match e {
+        E::InvalidCertificate(C::Other(other)) => other,
+        E::InconsistentKeys(K::KeyMismatch) => {
+            return "the private key does not belong to the certificate (the first \
+                    certificate of the file must be the one issued for this key)"
+                .to_string();
+        }
+        E::InconsistentKeys(_) => {
+            return "cannot check that the private key belongs to the certificate".to_string();
+        }
+        _ => return e.to_string(),
     };
     // The verifier's error: its name, e.g. "UnsupportedCertVersion", or a sentence.
     let name = other.0.to_string();
@@ -718,10 +803,7 @@ fn camel_to_words(name: &str) -> String {
 fn describe(leg: Leg, err: &rustls::Error) -> (&'static str, String) {
     use rustls::{CertificateError as C, Error as E};
     let e = rustls_error_text(err);
-    let peer = match leg {
-        Leg::Client => "client",
-        Leg::Upstream => "upstream",
-    };
+    let peer = leg.peer();
     match err {
         E::NoCertificatesPresented => (
             "no_certificate",
@@ -743,6 +825,7 @@ fn describe(leg: Leg, err: &rustls::Error) -> (&'static str, String) {
                     match leg {
                         Leg::Client => "tls.client_ca",
                         Leg::Upstream => "upstream_tls.ca",
+                        Leg::Metrics => "metrics_tls.client_ca",
                     }
                 ),
             ),
@@ -1172,6 +1255,18 @@ mod tests {
         );
         let (_, reason) = describe(Leg::Upstream, &err);
         assert!(!reason.contains("Other("), "{reason}");
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_explained_in_words() {
+        for why in [
+            rustls::InconsistentKeys::KeyMismatch,
+            rustls::InconsistentKeys::Unknown,
+        ] {
+            let text = rustls_error_text(&rustls::Error::InconsistentKeys(why));
+            assert!(text.contains("private key"), "{text}");
+            assert!(!text.contains("Key") && !text.contains("Unknown"), "{text}");
+        }
     }
 
     #[test]

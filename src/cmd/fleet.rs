@@ -51,6 +51,8 @@ pub struct Args {
     /// Where to serve the fleet metrics, or "off".
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:9466")]
     metrics: String,
+    #[command(flatten)]
+    metrics_tls: super::proxy::MetricsTlsArgs,
     /// How often the report is rewritten.
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     report_every: String,
@@ -139,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report_every = parse_duration(&args.report_every).map_err(anyhow::Error::msg)?;
     let metrics_addr =
         dicomtap_proxy::config::parse_optional_addr(&args.metrics).map_err(anyhow::Error::msg)?;
+    let tls = args.metrics_tls.load()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -161,11 +164,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("{addr}: cannot listen for metrics"))?;
-                say!("dicomtap fleet: metrics on http://{}/metrics", listener.local_addr()?);
-                Some(tokio::spawn(dicomtap_proxy::metrics::serve(
+                say!(
+                    "dicomtap fleet: metrics on {}://{}/metrics",
+                    super::proxy::scheme(tls.is_some()),
+                    listener.local_addr()?
+                );
+                let guard = dicomtap_proxy::metrics::Guard { token: None, tls };
+                Some(tokio::spawn(dicomtap_proxy::metrics::serve_guarded(
                     listener,
                     metrics.clone(),
                     stop_rx.clone(),
+                    guard,
                 )))
             }
             None => None,

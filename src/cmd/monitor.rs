@@ -28,6 +28,8 @@ pub struct Args {
     /// Where to serve /metrics and /healthz.
     #[arg(long, default_value = "127.0.0.1:9465")]
     metrics: SocketAddr,
+    #[command(flatten)]
+    metrics_tls: super::proxy::MetricsTlsArgs,
     /// Stop at the end of the file instead of waiting for more (for a finished capture).
     #[arg(long)]
     no_follow: bool,
@@ -308,6 +310,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // counters with known label values exist at zero from the start.
     metrics.passive().context("setting up metrics")?;
     metrics.zero_known_series();
+    let tls = args.metrics_tls.load()?;
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let publishing = match (&args.fleet_nats, &args.fleet_spool) {
         (Some(nats), Some(spool)) => {
@@ -323,12 +326,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot listen for metrics", args.metrics))?;
     let bound = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = rt.spawn(dicomtap_proxy::metrics::serve(
+    let scheme = super::proxy::scheme(tls.is_some());
+    let guard = dicomtap_proxy::metrics::Guard { token: None, tls };
+    let server = rt.spawn(dicomtap_proxy::metrics::serve_guarded(
         listener,
         metrics.clone(),
         stop_rx,
+        guard,
     ));
-    say!("metrics: http://{bound}/metrics");
+    say!("metrics: {scheme}://{bound}/metrics");
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

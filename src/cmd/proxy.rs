@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,6 +12,7 @@ use dicomtap_proxy::config::{
     parse_optional_addr,
 };
 use dicomtap_proxy::server::RunningProxy;
+use dicomtap_proxy::tls::{ClientAuth, ListenerTls, ServerTlsConfig};
 
 #[derive(clap::Args)]
 #[command(
@@ -74,6 +76,8 @@ pub struct Args {
     /// Metrics endpoint address, or "off" (default 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR|off")]
     metrics: Option<String>,
+    #[command(flatten)]
+    metrics_tls: MetricsTlsArgs,
     /// Cap on concurrent associations.
     #[arg(long, value_name = "N")]
     max_associations: Option<usize>,
@@ -109,6 +113,85 @@ pub struct Args {
     fleet_spool: Option<PathBuf>,
     #[command(flatten)]
     bus: super::fleet::BusArgs,
+}
+
+/// TLS for the metrics endpoint from the command line: the same flags on `dicomtap
+/// proxy`, `monitor` and `fleet` (docs/tls.md). The paths are boxed to keep the
+/// subcommands' arguments small.
+#[derive(clap::Args)]
+pub struct MetricsTlsArgs {
+    /// Serve /metrics and /healthz over HTTPS only, with this certificate chain (PEM,
+    /// leaf first; with --metrics-tls-key).
+    #[arg(long, value_name = "FILE", value_parser = boxed_path())]
+    metrics_tls_cert: Option<Box<PathBuf>>,
+    /// The private key of --metrics-tls-cert (PEM).
+    #[arg(long, value_name = "FILE", value_parser = boxed_path())]
+    metrics_tls_key: Option<Box<PathBuf>>,
+    /// Require scrapers to present a client certificate signed by a CA of this file (PEM).
+    #[arg(long, value_name = "FILE", value_parser = boxed_path())]
+    metrics_tls_client_ca: Option<Box<PathBuf>>,
+}
+
+fn boxed_path() -> impl clap::builder::TypedValueParser<Value = Box<PathBuf>> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PathBufValueParser::new().map(Box::new)
+}
+
+impl MetricsTlsArgs {
+    /// Applies the flags to `table` (`[metrics_tls]` of the file, if any): they replace
+    /// its files, a client CA requires client certificates, the rest of the table stays.
+    pub fn apply(&self, table: &mut Option<ServerTlsConfig>) -> anyhow::Result<()> {
+        let flags = [
+            &self.metrics_tls_cert,
+            &self.metrics_tls_key,
+            &self.metrics_tls_client_ca,
+        ];
+        if flags.iter().all(|f| f.is_none()) {
+            return Ok(());
+        }
+        let base = table.take();
+        let cert = self.metrics_tls_cert.as_deref().cloned();
+        let key = self.metrics_tls_key.as_deref().cloned();
+        let client_ca = self.metrics_tls_client_ca.as_deref().cloned();
+        *table = Some(match base {
+            Some(b) => ServerTlsConfig {
+                cert: cert.unwrap_or(b.cert),
+                key: key.unwrap_or(b.key),
+                client_auth: match client_ca {
+                    Some(_) => ClientAuth::Required,
+                    None => b.client_auth,
+                },
+                client_ca: client_ca.or(b.client_ca),
+                ..b
+            },
+            None => {
+                let (Some(cert), Some(key)) = (cert, key) else {
+                    bail!("--metrics-tls-cert and --metrics-tls-key go together");
+                };
+                ServerTlsConfig::new(cert, key, client_ca).map_err(anyhow::Error::msg)?
+            }
+        });
+        Ok(())
+    }
+
+    /// The endpoint's TLS for `dicomtap monitor` and `dicomtap fleet`, which have no
+    /// configuration file: its files are read now (an unusable one is named in the error).
+    pub fn load(&self) -> anyhow::Result<Option<Arc<ListenerTls>>> {
+        let mut table = None;
+        self.apply(&mut table)?;
+        match table {
+            Some(c) => match ListenerTls::metrics(&c) {
+                Ok(t) => Ok(Some(Arc::new(t))),
+                Err(e) => bail!("TLS: {e}"),
+            },
+            None => Ok(None),
+        }
+    }
+}
+
+/// `http` or `https`, for the start-up line naming the metrics address.
+pub fn scheme(tls: bool) -> &'static str {
+    if tls { "https" } else { "http" }
 }
 
 fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
@@ -202,6 +285,7 @@ fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
     if let Some(m) = &args.metrics {
         config.metrics_listen = parse_optional_addr(m).map_err(anyhow::Error::msg)?;
     }
+    args.metrics_tls.apply(&mut config.metrics_tls)?;
     if let Some(n) = args.max_associations {
         config.limits.max_associations = n;
     }
@@ -261,6 +345,7 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
         .collect();
     let fleet = config.fleet.clone();
     let identity = config.identity.clone();
+    let metrics_tls = config.metrics_tls.is_some();
     let tap = fleet.as_ref().map(|_| {
         let (tx, rx) = tokio::sync::mpsc::channel(super::fleet::TAP_QUEUE);
         config.event_tap = Some(tx);
@@ -280,7 +365,10 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
         say!("dicomtap proxy: listening on {addr} -> {up}");
     }
     if let Some(m) = proxy.metrics_addr() {
-        say!("dicomtap proxy: metrics on http://{m}/metrics");
+        say!(
+            "dicomtap proxy: metrics on {}://{m}/metrics",
+            scheme(metrics_tls)
+        );
     }
     for f in proxy.recording_files() {
         say!("dicomtap proxy: recording to {}", f.display());
@@ -302,6 +390,7 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
                 break;
             }
             _ = hup.recv() => match proxy.reload_tls() {
+                Ok(n) if metrics_tls => say!("dicomtap proxy: SIGHUP: reloaded TLS of {n} listener(s) and of the metrics endpoint"),
                 Ok(n) => say!("dicomtap proxy: SIGHUP: reloaded TLS of {n} listener(s)"),
                 Err(e) => {
                     tracing::error!("SIGHUP: TLS reload failed, keeping the certificates in use: {e}");

@@ -60,6 +60,50 @@ fn promtool_accepts_config_and_rules() {
     );
 }
 
+/// The HTTPS example (mutual TLS and the token): promtool accepts it once the files it
+/// names are beside it, and it scrapes what the proxy's `[metrics_tls]` serves.
+#[test]
+fn promtool_accepts_the_https_scrape_example() {
+    if !require("promtool_accepts_the_https_scrape_example", &["promtool"]) {
+        return;
+    }
+    let tmp = temp_dir("deploy-promtool-https");
+    let example = deploy_dir().join("prometheus/prometheus-https.yml");
+    let copy = tmp.path().join("prometheus-https.yml");
+    std::fs::copy(&example, &copy).unwrap();
+    let check = || {
+        run(
+            "promtool-https",
+            cmd("promtool", &["check", "config", copy.to_str().unwrap()]),
+            tmp.path(),
+        )
+    };
+    // promtool looks for the files relative to the configuration.
+    let (ok, out) = check();
+    assert!(!ok, "promtool accepted missing TLS files:\n{out}");
+    let files = tmp.path().join("dicomtap-tls");
+    std::fs::create_dir_all(&files).unwrap();
+    for f in ["ca.pem", "scraper.pem", "scraper.key", "metrics-token"] {
+        std::fs::write(files.join(f), "").unwrap();
+    }
+    let (ok, out) = check();
+    assert!(ok, "promtool check config failed:\n{out}");
+    let config = yaml(&example);
+    let job = arr(&config, "/scrape_configs")
+        .iter()
+        .find(|j| j["job_name"] == "dicomtap")
+        .expect("a scrape job named dicomtap (the alerts use job=\"dicomtap\")")
+        .clone();
+    assert_eq!(str_at(&job, "/scheme"), "https");
+    for key in ["ca_file", "cert_file", "key_file"] {
+        assert!(
+            job["tls_config"][key].is_string(),
+            "tls_config.{key}: a client certificate for [metrics_tls] client_ca"
+        );
+    }
+    assert_eq!(str_at(&job, "/authorization/type"), "Bearer");
+}
+
 #[test]
 fn alert_rules_fire_as_intended() {
     if !require("alert_rules_fire_as_intended", &["promtool"]) {

@@ -1,5 +1,6 @@
 //! `dicomtap monitor` and its reports (docs/monitor.md): the HTML report in a headless
-//! browser, metrics from a capture of real peers, the alert rules and dashboard.
+//! browser, metrics from a capture of real peers, the alert rules and dashboard, the
+//! metrics over TLS.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -7,6 +8,7 @@
 mod support;
 
 mod deploy;
+mod metrics_tls;
 mod report;
 
 /// `dicomtap monitor INPUT FLAG --metrics 127.0.0.1:PORT` on a free port (FLAG is

@@ -1,10 +1,11 @@
 //! The `/metrics` and `/healthz` endpoint, on hyper: HTTP/1.1 with keep-alive, GET and
 //! HEAD, the Prometheus text format or OpenMetrics as the scraper's `Accept` prefers,
-//! gzip when accepted, and an optional bearer token (docs/access-control.md).
+//! gzip when accepted, an optional bearer token (docs/access-control.md) and optional TLS,
+//! with client certificates if asked for (`[metrics_tls]`, docs/tls.md).
 //!
 //! Bounded like the rest of the proxy: at most [`MAX_CONNECTIONS`] scrapers at once, a
-//! request head must arrive within [`HEAD_TIMEOUT`], a connection lasts at most
-//! [`CONNECTION_LIFETIME`] (a scraper simply connects again).
+//! TLS handshake and then a request head must each arrive within [`HEAD_TIMEOUT`], a
+//! connection lasts at most [`CONNECTION_LIFETIME`] (a scraper simply connects again).
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -22,10 +23,12 @@ use tokio::sync::{Semaphore, watch};
 
 use super::Metrics;
 use super::openmetrics;
+use crate::tls::{Conn, ListenerTls};
 
 /// Scrapers served at once; further connections are closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
-/// Time for a request head (also between requests of a kept-alive connection).
+/// Time for a TLS handshake, and for a request head (also between requests of a
+/// kept-alive connection).
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest life of one connection.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
@@ -34,18 +37,29 @@ const GZIP_FROM: usize = 1024;
 
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Serves `GET /metrics` and `GET /healthz` on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) {
-    serve_with_token(listener, metrics, stop, None).await
+/// What a scraper must bring: a bearer token, TLS (with a client certificate when its
+/// configuration asks for one). The default is neither.
+#[derive(Clone, Default)]
+pub struct Guard {
+    /// Answer 401 to any request without `Authorization: Bearer <token>`.
+    pub token: Option<Arc<str>>,
+    /// Speak TLS only ([`ListenerTls::metrics`]); its certificates reload with
+    /// [`ListenerTls::prepare`] and [`ListenerTls::install`].
+    pub tls: Option<Arc<ListenerTls>>,
 }
 
-/// [`serve`], answering 401 to any request without `Authorization: Bearer <token>` when a
-/// token is given.
-pub async fn serve_with_token(
+/// Serves `GET /metrics` and `GET /healthz` on `listener` until `stop` turns true.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) {
+    serve_guarded(listener, metrics, stop, Guard::default()).await
+}
+
+/// [`serve`], with the token and TLS of `guard`. A failed TLS handshake is logged and
+/// counted (`dicomtap_tls_handshakes_total{leg="metrics"}`) and ends that connection only.
+pub async fn serve_guarded(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
-    token: Option<Arc<str>>,
+    guard: Guard,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -58,9 +72,22 @@ pub async fn serve_with_token(
                         continue;
                     };
                     let metrics = metrics.clone();
-                    let token = token.clone();
+                    let Guard { token, tls } = guard.clone();
                     let mut stop = stop.clone();
                     tokio::spawn(async move {
+                        let stream = match tls {
+                            None => Conn::Plain(stream),
+                            Some(tls) => tokio::select! {
+                                r = tls.accept(stream, HEAD_TIMEOUT, &metrics) => match r {
+                                    Ok((conn, _)) => conn,
+                                    Err(f) => {
+                                        tracing::warn!("metrics: TLS handshake with {peer} failed: {}", f.reason);
+                                        return;
+                                    }
+                                },
+                                _ = stop.changed() => return,
+                            },
+                        };
                         let service = hyper::service::service_fn(move |req| {
                             let response = respond(&req, &metrics, token.as_deref());
                             async move { Ok::<_, Infallible>(response) }

@@ -189,28 +189,17 @@ mod tests {
         r.register(Box::new(h.clone())).unwrap();
         h.with_label_values(&["echo"]).observe(0.7);
         let text = encode(&r.gather());
-        assert!(text.contains("# TYPE dicomtap_x counter\n"), "{text}");
-        assert!(
-            text.contains("# HELP dicomtap_x Things \\\"counted\\\".\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("dicomtap_x_total{kind=\"a\\\"b\"} 3\n"),
-            "{text}"
-        );
-        assert!(text.contains("dicomtap_open 2\n"), "{text}");
-        assert!(
-            text.contains("dicomtap_seconds_bucket{op=\"echo\",le=\"0.5\"} 0\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("dicomtap_seconds_bucket{op=\"echo\",le=\"+Inf\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("dicomtap_seconds_count{op=\"echo\"} 1\n"),
-            "{text}"
-        );
+        for line in [
+            "# TYPE dicomtap_x counter\n",
+            "# HELP dicomtap_x Things \\\"counted\\\".\n",
+            "dicomtap_x_total{kind=\"a\\\"b\"} 3\n",
+            "dicomtap_open 2\n",
+            "dicomtap_seconds_bucket{op=\"echo\",le=\"0.5\"} 0\n",
+            "dicomtap_seconds_bucket{op=\"echo\",le=\"+Inf\"} 1\n",
+            "dicomtap_seconds_count{op=\"echo\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
         assert!(text.ends_with("# EOF\n"));
     }
 }

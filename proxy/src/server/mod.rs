@@ -178,6 +178,8 @@ pub struct RunningProxy {
     recorder: Option<Recorder>,
     /// Per listener, in configuration order: its TLS (reloaded by [`RunningProxy::reload_tls`]).
     tls: Vec<Arc<ListenerTls>>,
+    /// The metrics endpoint's TLS, reloaded with the listeners'.
+    metrics_tls: Option<Arc<ListenerTls>>,
 }
 
 impl RunningProxy {
@@ -194,6 +196,12 @@ impl RunningProxy {
             .map(|l| ListenerTls::load(l.tls.as_ref(), l.upstream_tls.as_ref()).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ProxyError::Tls)?;
+        let metrics_tls = config
+            .metrics_tls
+            .as_ref()
+            .map(ListenerTls::metrics)
+            .transpose();
+        let metrics_tls = metrics_tls.map_err(ProxyError::Tls)?.map(Arc::new);
         let metrics_token = crate::access::load_metrics_token(
             config.metrics_token.as_deref(),
             config.metrics_token_file.as_deref(),
@@ -284,15 +292,22 @@ impl RunningProxy {
             )));
         }
         let metrics_task = metrics_listener.map(|l| {
-            tracing::info!(
-                "metrics on http://{}/metrics",
-                metrics_addr.map(|a| a.to_string()).unwrap_or_default()
-            );
-            tokio::spawn(crate::metrics::serve_with_token(
+            let scheme = if metrics_tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let addr = metrics_addr.map(|a| a.to_string()).unwrap_or_default();
+            tracing::info!("metrics on {scheme}://{addr}/metrics");
+            let guard = crate::metrics::Guard {
+                token: metrics_token.clone(),
+                tls: metrics_tls.clone(),
+            };
+            tokio::spawn(crate::metrics::serve_guarded(
                 l,
                 metrics.clone(),
                 stop_rx.clone(),
-                metrics_token.clone(),
+                guard,
             ))
         });
         Ok(RunningProxy {
@@ -304,26 +319,25 @@ impl RunningProxy {
             metrics_task,
             recorder,
             tls,
+            metrics_tls,
         })
     }
 
     /// Re-reads every TLS certificate, key and trust store (SIGHUP) and uses them for the
     /// handshakes from now on; open connections keep theirs. All or nothing: when a file
-    /// cannot be used, the error is returned and the configurations in use stay. Returns
-    /// the number of listeners with TLS.
+    /// cannot be used, the error is returned and the configurations in use stay. The
+    /// metrics endpoint's TLS reloads with them. Returns the number of listeners with TLS.
     pub fn reload_tls(&self) -> Result<usize, ProxyError> {
-        let prepared = self
-            .tls
+        let all: Vec<&Arc<ListenerTls>> = self.tls.iter().chain(&self.metrics_tls).collect();
+        let prepared = all
             .iter()
             .map(|t| t.prepare())
             .collect::<Result<Vec<_>, _>>()
             .map_err(ProxyError::Tls)?;
-        let mut n = 0;
-        for (t, p) in self.tls.iter().zip(prepared) {
-            n += usize::from(t.is_active());
+        for (t, p) in all.iter().zip(prepared) {
             t.install(p);
         }
-        Ok(n)
+        Ok(self.tls.iter().filter(|t| t.is_active()).count())
     }
 
     /// The bound listener addresses, in configuration order (real ports when 0 was asked).
