@@ -427,3 +427,54 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicomtap_proxy::tls::TlsVersion;
+
+    fn flags(cert: Option<&str>, key: Option<&str>, ca: Option<&str>) -> MetricsTlsArgs {
+        let boxed = |p: Option<&str>| p.map(|p| Box::new(PathBuf::from(p)));
+        MetricsTlsArgs {
+            metrics_tls_cert: boxed(cert),
+            metrics_tls_key: boxed(key),
+            metrics_tls_client_ca: boxed(ca),
+        }
+    }
+
+    #[test]
+    fn metrics_tls_flags_make_or_amend_the_table() {
+        // No flag: the file's table (or none) stays.
+        let mut table = None;
+        assert!(flags(None, None, None).apply(&mut table).is_ok());
+        assert!(table.is_none());
+        // One of cert and key alone, without a table to complete it, is refused.
+        let e = flags(Some("c.pem"), None, None).apply(&mut table);
+        assert!(e.is_err_and(|e| e.to_string().contains("--metrics-tls-key")));
+        // Both: BCP 195 defaults, no client certificates.
+        assert!(
+            flags(Some("c.pem"), Some("k.pem"), None)
+                .apply(&mut table)
+                .is_ok()
+        );
+        let t = table.clone().map(|t| (t.cert, t.client_auth, t.versions));
+        let both = vec![TlsVersion::Tls12, TlsVersion::Tls13];
+        assert_eq!(t, Some(("c.pem".into(), ClientAuth::Off, both)));
+        // The file's table narrowed to TLS 1.3; a client CA flag requires certificates
+        // and keeps the rest.
+        if let Some(t) = table.as_mut() {
+            t.versions = vec![TlsVersion::Tls13];
+        }
+        assert!(flags(None, None, Some("ca.pem")).apply(&mut table).is_ok());
+        let t = table.map(|t| (t.cert, t.client_ca, t.client_auth, t.versions));
+        assert_eq!(
+            t,
+            Some((
+                "c.pem".into(),
+                Some("ca.pem".into()),
+                ClientAuth::Required,
+                vec![TlsVersion::Tls13]
+            ))
+        );
+    }
+}
