@@ -355,7 +355,7 @@ fn versions_of(v: &[TlsVersion]) -> Vec<&'static SupportedProtocolVersion> {
 
 /// Builds the server side of a listener from its files.
 pub fn build_server_config(c: &ServerTlsConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    server_config(c, "[listener.tls]")
+    server_config(c, Leg::Client.table())
 }
 
 /// [`build_server_config`] for the table `table` (named in the errors).
@@ -427,9 +427,6 @@ struct Swappable<C, R> {
     current: RwLock<Arc<R>>,
 }
 
-/// The table a terminating configuration comes from, named in its errors.
-const LISTENER_TLS: &str = "[listener.tls]";
-
 impl<C, R> Swappable<C, R> {
     fn get(&self) -> Arc<R> {
         match self.current.read() {
@@ -451,8 +448,8 @@ impl<C, R> Swappable<C, R> {
 pub struct ListenerTls {
     server: Option<Swappable<ServerTlsConfig, rustls::ServerConfig>>,
     client: Option<Swappable<ClientTlsConfig, rustls::ClientConfig>>,
-    /// The table of `server` (errors name it) and the leg its handshakes count as.
-    table: &'static str,
+    /// The leg `server`'s handshakes count as (`Client`, or `Metrics`); its table is named
+    /// in the errors of a reload.
     leg: Leg,
 }
 
@@ -461,10 +458,20 @@ impl Default for ListenerTls {
         ListenerTls {
             server: None,
             client: None,
-            table: LISTENER_TLS,
             leg: Leg::Client,
         }
     }
+}
+
+/// The terminating side of `leg` from `c`, its files read now.
+fn terminating(
+    c: &ServerTlsConfig,
+    leg: Leg,
+) -> Result<Swappable<ServerTlsConfig, rustls::ServerConfig>, TlsError> {
+    Ok(Swappable {
+        current: RwLock::new(server_config(c, leg.table())?),
+        config: c.clone(),
+    })
 }
 
 /// New rustls configurations read from the files, not yet in use.
@@ -480,13 +487,7 @@ impl ListenerTls {
         client: Option<&ClientTlsConfig>,
     ) -> Result<ListenerTls, TlsError> {
         Ok(ListenerTls {
-            server: match server {
-                Some(c) => Some(Swappable {
-                    current: RwLock::new(server_config(c, LISTENER_TLS)?),
-                    config: c.clone(),
-                }),
-                None => None,
-            },
+            server: server.map(|c| terminating(c, Leg::Client)).transpose()?,
             client: match client {
                 Some(c) => Some(Swappable {
                     current: RwLock::new(build_client_config(c)?),
@@ -501,14 +502,9 @@ impl ListenerTls {
     /// The TLS of the metrics endpoint (`[metrics_tls]`): its handshakes count as
     /// `leg="metrics"`, its errors name `[metrics_tls]`.
     pub fn metrics(c: &ServerTlsConfig) -> Result<ListenerTls, TlsError> {
-        const TABLE: &str = "[metrics_tls]";
         Ok(ListenerTls {
-            server: Some(Swappable {
-                current: RwLock::new(server_config(c, TABLE)?),
-                config: c.clone(),
-            }),
+            server: Some(terminating(c, Leg::Metrics)?),
             client: None,
-            table: TABLE,
             leg: Leg::Metrics,
         })
     }
@@ -527,7 +523,7 @@ impl ListenerTls {
     pub fn prepare(&self) -> Result<Prepared, TlsError> {
         Ok(Prepared {
             server: match &self.server {
-                Some(s) => Some(server_config(&s.config, self.table)?),
+                Some(s) => Some(server_config(&s.config, self.leg.table())?),
                 None => None,
             },
             client: match &self.client {
@@ -650,6 +646,15 @@ impl Leg {
             Leg::Client => "client",
             Leg::Upstream => "upstream",
             Leg::Metrics => "metrics",
+        }
+    }
+
+    /// The configuration table of this leg's TLS, as errors name it.
+    fn table(self) -> &'static str {
+        match self {
+            Leg::Client => "[listener.tls]",
+            Leg::Upstream => "[listener.upstream_tls]",
+            Leg::Metrics => "[metrics_tls]",
         }
     }
 

@@ -166,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("{addr}: cannot listen for metrics"))?;
                 say!(
                     "dicomtap fleet: metrics on {}://{}/metrics",
-                    super::proxy::scheme(tls.is_some()),
+                    dicomtap_proxy::metrics::http::scheme(tls.is_some()),
                     listener.local_addr()?
                 );
                 let guard = dicomtap_proxy::metrics::Guard { token: None, tls };

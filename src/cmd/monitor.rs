@@ -326,7 +326,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("{}: cannot listen for metrics", args.metrics))?;
     let bound = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let scheme = super::proxy::scheme(tls.is_some());
+    let scheme = dicomtap_proxy::metrics::http::scheme(tls.is_some());
     let guard = dicomtap_proxy::metrics::Guard { token: None, tls };
     let server = rt.spawn(dicomtap_proxy::metrics::serve_guarded(
         listener,

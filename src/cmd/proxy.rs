@@ -189,11 +189,6 @@ impl MetricsTlsArgs {
     }
 }
 
-/// `http` or `https`, for the start-up line naming the metrics address.
-pub fn scheme(tls: bool) -> &'static str {
-    if tls { "https" } else { "http" }
-}
-
 fn build_config(args: &Args) -> anyhow::Result<ProxyConfig> {
     let mut config = match &args.config {
         Some(path) => ProxyConfig::from_toml_file(path)?,
@@ -367,7 +362,7 @@ async fn serve(mut config: ProxyConfig, drain: Duration) -> anyhow::Result<ExitC
     if let Some(m) = proxy.metrics_addr() {
         say!(
             "dicomtap proxy: metrics on {}://{m}/metrics",
-            scheme(metrics_tls)
+            dicomtap_proxy::metrics::http::scheme(metrics_tls)
         );
     }
     for f in proxy.recording_files() {

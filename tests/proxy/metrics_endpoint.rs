@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::pki::Pki;
-use support::{Proc, command, free_port, require, start_proxy, temp_dir, wait_until};
+use support::{Proc, command, free_port, printed_addr, require, start_proxy, temp_dir, wait_until};
 
 /// curl, silent but for errors, bounded to 10 s.
 fn curl_output(args: &[&str]) -> Output {
@@ -174,16 +174,17 @@ fn start_https_proxy(dir: &Path, name: &str, toml: &str, args: &[&str]) -> (Proc
     ];
     all.extend_from_slice(args);
     let mut proc = Proc::spawn(name, command(env!("CARGO_BIN_EXE_dicomtap"), &all), dir);
-    let line = "dicomtap proxy: metrics on https://";
+    let line = "dicomtap proxy: metrics on ";
     let up = wait_until(Duration::from_secs(20), || {
-        proc.stdout().contains(line) || proc.try_wait().is_some()
+        proc.stdout().contains(&format!("{line}https://")) || proc.try_wait().is_some()
     });
     assert!(up && proc.try_wait().is_none(), "{}", proc.output());
     let port = proc
         .stdout()
         .lines()
         .find_map(|l| l.strip_prefix(line))
-        .and_then(|rest| rest.split('/').next()?.rsplit(':').next()?.parse().ok())
+        .and_then(printed_addr)
+        .map(|a| a.port())
         .expect("the metrics port");
     (proc, port)
 }

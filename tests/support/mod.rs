@@ -716,11 +716,12 @@ pub fn http_get_status_body(port: u16, path: &str, token: Option<&str>) -> (Stri
 // dicomtap proxy
 
 /// The address a `dicomtap proxy` start-up line begins with, after its prefix:
-/// `ADDR -> UPSTREAM` (after "listening on ") or `http://ADDR/metrics` (after "metrics on ").
+/// `ADDR -> UPSTREAM` (after "listening on ") or `http://ADDR/metrics` or
+/// `https://ADDR/metrics` (after "metrics on ").
 pub fn printed_addr(rest: &str) -> Option<SocketAddr> {
-    rest.split_whitespace()
-        .next()?
-        .trim_start_matches("http://")
+    let addr = rest.split_whitespace().next()?;
+    let addr = addr.strip_prefix("https://").unwrap_or(addr);
+    addr.trim_start_matches("http://")
         .split('/')
         .next()?
         .parse()
@@ -773,15 +774,7 @@ pub fn start_proxy_draining(dir: &Path, name: &str, toml: &str, drain: &str) -> 
         "proxy did not start\n{}",
         proc.output()
     );
-    let port_of = |rest: &str| -> u16 {
-        let addr = rest.split_whitespace().next().unwrap();
-        let addr = addr
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap();
-        addr.rsplit(':').next().unwrap().parse().unwrap()
-    };
+    let port_of = |rest: &str| -> u16 { printed_addr(rest).expect("an address").port() };
     Proxy {
         ports: out
             .lines()

@@ -48,6 +48,11 @@ pub struct Guard {
     pub tls: Option<Arc<ListenerTls>>,
 }
 
+/// `http` or `https`: the scheme of the endpoint's address, with or without TLS.
+pub fn scheme(tls: bool) -> &'static str {
+    if tls { "https" } else { "http" }
+}
+
 /// Serves `GET /metrics` and `GET /healthz` on `listener` until `stop` turns true.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: watch::Receiver<bool>) {
     serve_guarded(listener, metrics, stop, Guard::default()).await

@@ -200,8 +200,9 @@ impl RunningProxy {
             .metrics_tls
             .as_ref()
             .map(ListenerTls::metrics)
-            .transpose();
-        let metrics_tls = metrics_tls.map_err(ProxyError::Tls)?.map(Arc::new);
+            .transpose()
+            .map_err(ProxyError::Tls)?
+            .map(Arc::new);
         let metrics_token = crate::access::load_metrics_token(
             config.metrics_token.as_deref(),
             config.metrics_token_file.as_deref(),
@@ -292,11 +293,7 @@ impl RunningProxy {
             )));
         }
         let metrics_task = metrics_listener.map(|l| {
-            let scheme = if metrics_tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
+            let scheme = crate::metrics::http::scheme(metrics_tls.is_some());
             let addr = metrics_addr.map(|a| a.to_string()).unwrap_or_default();
             tracing::info!("metrics on {scheme}://{addr}/metrics");
             let guard = crate::metrics::Guard {
